@@ -1,0 +1,301 @@
+//! The API listener: socket lifecycle, framing, limits and timeouts.
+//!
+//! It knows nothing of what a request does; that is the [`Handler`]'s business. Denial-of-service
+//! protection lives here: a bounded number of connections, a bounded request size and an idle
+//! timeout per connection, so a stuck or hostile client cannot hold meshd's resources.
+
+use std::future::Future;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::stat::{umask, Mode};
+use nix::unistd::Uid;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{watch, Semaphore};
+
+use super::proto::{parse_request, ApiError, ErrorKind, Request, Response, MAX_REQUEST_BYTES};
+
+/// How long a connection may sit idle between requests before it is closed.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections served at once; further clients wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 64;
+
+/// Answers API requests. Implemented by the daemon; tests use small fakes.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, request: Request) -> impl Future<Output = Response> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("cannot create socket directory {path}: {source}")]
+    Directory { path: PathBuf, source: io::Error },
+    #[error("another meshd is already serving {path}")]
+    InUse { path: PathBuf },
+    #[error("{path} exists and is not a socket; refusing to replace it")]
+    NotASocket { path: PathBuf },
+    #[error("cannot bind API socket {path}: {source}")]
+    Bind { path: PathBuf, source: io::Error },
+}
+
+/// A bound API socket; the socket file is removed when this is dropped.
+#[derive(Debug)]
+pub struct ApiServer {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl ApiServer {
+    /// Binds `path` with mode 0600. A stale socket (nobody listening) is replaced; a live one is
+    /// an error, so two agents never fight over one socket.
+    pub fn bind(path: &Path) -> Result<ApiServer, BindError> {
+        let path = path.to_path_buf();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|source| BindError::Directory {
+                    path: dir.to_path_buf(),
+                    source,
+                })?;
+        }
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if !meta.file_type().is_socket() => {
+                return Err(BindError::NotASocket { path })
+            }
+            Ok(_) => {
+                if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+                    return Err(BindError::InUse { path });
+                }
+                std::fs::remove_file(&path).map_err(|source| BindError::Bind {
+                    path: path.clone(),
+                    source,
+                })?;
+            }
+            Err(_) => {}
+        }
+        // The socket file takes its mode from the umask at bind time; setting it first means the
+        // socket is never reachable by others, not even between bind and chmod.
+        let old_mask = umask(Mode::from_bits_truncate(0o177));
+        let bound = UnixListener::bind(&path);
+        umask(old_mask);
+        let listener = bound.map_err(|source| BindError::Bind {
+            path: path.clone(),
+            source,
+        })?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(
+            |source| BindError::Bind {
+                path: path.clone(),
+                source,
+            },
+        )?;
+        Ok(ApiServer { listener, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Serves until `shutdown` becomes true. Connections in progress finish their current request.
+    pub async fn serve<H: Handler>(self, handler: Arc<H>, mut shutdown: watch::Receiver<bool>) {
+        let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        loop {
+            let permit = tokio::select! {
+                permit = permits.clone().acquire_owned() => permit.expect("never closed"),
+                _ = stopped(&mut shutdown) => break,
+            };
+            let stream = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        tracing::warn!(%error, "API accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = stopped(&mut shutdown) => break,
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                if let Err(error) = serve_connection(stream, &*handler).await {
+                    tracing::debug!(%error, "API connection ended with an error");
+                }
+                drop(permit);
+            });
+        }
+    }
+}
+
+impl Drop for ApiServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Serves one connection: requests in, responses out, until EOF, timeout or a framing error.
+async fn serve_connection<H: Handler>(stream: UnixStream, handler: &H) -> io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let peer_uid = write.as_ref().peer_cred().map(|cred| cred.uid());
+    // The socket's mode already keeps others out; checking the peer too means a wrongly
+    // permissive mode (or an inherited descriptor) still does not open the API.
+    let allowed = matches!(peer_uid, Ok(uid) if uid == 0 || uid == Uid::effective().as_raw());
+    let mut reader = BufReader::new(read);
+    let mut line = Vec::with_capacity(256);
+    loop {
+        line.clear();
+        let limit = (MAX_REQUEST_BYTES + 1) as u64;
+        let read = tokio::time::timeout(
+            IDLE_TIMEOUT,
+            (&mut reader).take(limit).read_until(b'\n', &mut line),
+        )
+        .await;
+        let n = match read {
+            Ok(result) => result?,
+            Err(_) => return Ok(()), // idle: close quietly
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        let complete = line.last() == Some(&b'\n');
+        if !complete && line.len() > MAX_REQUEST_BYTES {
+            let error = ApiError::new(
+                ErrorKind::TooLarge,
+                format!("requests are limited to {MAX_REQUEST_BYTES} bytes"),
+            );
+            send(&mut write, &Response::Error(error)).await?;
+            return Ok(());
+        }
+        let response = if !allowed {
+            Response::Error(ApiError::new(
+                ErrorKind::Forbidden,
+                "the meshd API is for root only",
+            ))
+        } else {
+            match parse_request(trim_newline(&line)) {
+                Ok(request) => handler.handle(request).await,
+                Err(error) => Response::Error(error),
+            }
+        };
+        send(&mut write, &response).await?;
+        if !allowed || !complete {
+            return Ok(());
+        }
+    }
+}
+
+/// Resolves once the shutdown flag is true (or its sender is gone).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    loop {
+        let stop = *shutdown.borrow_and_update();
+        if stop || shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn trim_newline(line: &[u8]) -> &[u8] {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+async fn send(write: &mut tokio::net::unix::OwnedWriteHalf, response: &Response) -> io::Result<()> {
+    let mut bytes = serde_json::to_vec(response).map_err(io::Error::other)?;
+    bytes.push(b'\n');
+    write.write_all(&bytes).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::proto::Reply;
+    use tokio::io::AsyncBufReadExt;
+
+    /// Answers every request with a fixed token, so the tests see the framing only.
+    struct Fixed;
+
+    impl Handler for Fixed {
+        async fn handle(&self, _request: Request) -> Response {
+            Response::Ok(Reply::JoinToken {
+                token: "fixed".into(),
+            })
+        }
+    }
+
+    fn socket_path(tag: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("meshd-api-{tag}-{}.sock", std::process::id()))
+    }
+
+    async fn exchange(path: &Path, input: &[u8]) -> Vec<String> {
+        let mut stream = UnixStream::connect(path).await.unwrap();
+        stream.write_all(input).await.unwrap();
+        stream.shutdown().await.unwrap();
+        let mut lines = BufReader::new(stream).lines();
+        let mut out = Vec::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            out.push(line);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn serves_requests_and_survives_bad_ones() {
+        let path = socket_path("serve");
+        let server = ApiServer::bind(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(server.serve(Arc::new(Fixed), stop_rx));
+
+        let replies = exchange(
+            &path,
+            b"{\"op\":\"node_ls\"}\nnot json\n{\"op\":\"join_token\"}\n",
+        )
+        .await;
+        assert_eq!(replies.len(), 3, "{replies:?}");
+        assert!(replies[0].contains("fixed"));
+        assert!(replies[1].contains("bad_request"));
+        assert!(replies[2].contains("fixed"));
+
+        let mut huge = vec![b' '; MAX_REQUEST_BYTES + 10];
+        huge.push(b'\n');
+        let replies = exchange(&path, &huge).await;
+        assert_eq!(replies.len(), 1);
+        assert!(replies[0].contains("too_large"), "{replies:?}");
+
+        // Still serving after all of that.
+        let replies = exchange(&path, b"{\"op\":\"node_ls\"}").await;
+        assert!(replies[0].contains("fixed"));
+
+        stop.send(true).unwrap();
+        task.await.unwrap();
+        assert!(!path.exists(), "socket file removed on shutdown");
+    }
+
+    #[tokio::test]
+    async fn a_live_socket_is_not_taken_over() {
+        let path = socket_path("live");
+        let _first = ApiServer::bind(&path).unwrap();
+        assert!(matches!(
+            ApiServer::bind(&path),
+            Err(BindError::InUse { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_stale_socket_is_replaced_and_a_file_is_not() {
+        let path = socket_path("stale");
+        drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+        let server = ApiServer::bind(&path).unwrap();
+        drop(server);
+        std::fs::write(&path, b"not a socket").unwrap();
+        assert!(matches!(
+            ApiServer::bind(&path),
+            Err(BindError::NotASocket { .. })
+        ));
+        std::fs::remove_file(&path).unwrap();
+    }
+}

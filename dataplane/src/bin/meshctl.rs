@@ -1,0 +1,32 @@
+//! `meshctl`: talks to the local meshd over its API socket. See `meshctl --help`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use meshd::api::client;
+use meshd::api::proto::Request;
+use meshd::cli::args::{Command, CtlArgs, NodeCommand};
+use meshd::cli::render::render;
+
+fn main() -> ExitCode {
+    let args = CtlArgs::parse();
+    let request = match args.command {
+        Command::JoinToken { rotate } => Request::JoinToken { rotate },
+        Command::Node {
+            command: NodeCommand::Ls,
+        } => Request::NodeLs {},
+    };
+    match client::call(&args.socket, &request) {
+        Ok(reply) => {
+            let mut stdout = std::io::stdout().lock();
+            // A closed pipe (`meshctl node ls | head -1`) is not an error worth a message.
+            let _ = stdout.write_all(render(&reply, args.format).as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("meshctl: error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! `meshd`: the node agent. See `meshd --help` and the README.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use meshd::config::{Config, DaemonArgs};
+
+fn main() -> ExitCode {
+    let args = DaemonArgs::parse();
+    let config = match Config::from_args(args) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("meshd: error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    meshd::logging::init(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("meshd: error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(meshd::daemon::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // `{:#}` prints the whole context chain on one line.
+            eprintln!("meshd: error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Rendering replies: aligned tables like `docker node ls`, or JSON.
+
+use crate::api::proto::{NodeInfo, Reply};
+
+use super::args::Format;
+
+/// Renders a reply in the requested format; the returned text ends with a newline.
+pub fn render(reply: &Reply, format: Format) -> String {
+    match format {
+        Format::Json => {
+            // The payload only, without the protocol's envelope: a list is a JSON array.
+            let value = match reply {
+                Reply::Nodes(nodes) => serde_json::to_value(nodes),
+                Reply::JoinToken { token } => Ok(serde_json::json!({ "token": token })),
+            };
+            let mut text = value
+                .and_then(|v| serde_json::to_string_pretty(&v))
+                .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+            text.push('\n');
+            text
+        }
+        Format::Table => match reply {
+            Reply::Nodes(nodes) => nodes_table(nodes),
+            // Just the token, so `TOKEN=$(meshctl join-token)` works.
+            Reply::JoinToken { token } => format!("{token}\n"),
+        },
+    }
+}
+
+fn nodes_table(nodes: &[NodeInfo]) -> String {
+    let rows = nodes
+        .iter()
+        .map(|node| {
+            let id = if node.is_self {
+                format!("{} *", node.id.short())
+            } else {
+                node.id.short()
+            };
+            vec![
+                id,
+                node.name.clone(),
+                node.address.to_string(),
+                node.status.to_string(),
+                node.availability.to_string(),
+            ]
+        })
+        .collect::<Vec<_>>();
+    table(&["ID", "NAME", "ADDRESS", "STATUS", "AVAILABILITY"], &rows)
+}
+
+/// Left-aligned columns separated by three spaces; the last column is not padded.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header_row: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    for row in std::iter::once(&header_row).chain(rows) {
+        let last = row.len().saturating_sub(1);
+        for (i, cell) in row.iter().enumerate() {
+            out.push_str(cell);
+            if i < last {
+                let pad = widths[i] - cell.chars().count() + 3;
+                out.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::proto::{Availability, NodeStatus};
+    use crate::identity::NodeId;
+
+    #[test]
+    fn tables_align() {
+        let out = table(
+            &["A", "LONGER"],
+            &[
+                vec!["xyz".into(), "1".into()],
+                vec!["q".into(), "22".into()],
+            ],
+        );
+        assert_eq!(out, "A     LONGER\nxyz   1\nq     22\n");
+    }
+
+    #[test]
+    fn node_rows_mark_self_and_json_is_an_array() {
+        let node = NodeInfo {
+            id: NodeId::from_bytes([0x12; 16]),
+            name: "n1".into(),
+            address: "10.0.0.1".parse().unwrap(),
+            status: NodeStatus::Alive,
+            availability: Availability::Active,
+            is_self: true,
+        };
+        let reply = Reply::Nodes(vec![node]);
+        let text = render(&reply, Format::Table);
+        let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(
+            row,
+            ["121212121212", "*", "n1", "10.0.0.1", "alive", "active"],
+            "{text}"
+        );
+        let json: serde_json::Value = serde_json::from_str(&render(&reply, Format::Json)).unwrap();
+        assert_eq!(json[0]["status"], "alive");
+        assert_eq!(json[0]["id"], "12".repeat(16));
+    }
+}

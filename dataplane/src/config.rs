@@ -1,0 +1,242 @@
+//! meshd's command line, parsed and validated into a [`Config`] before anything touches the
+//! kernel, the state directory or a socket.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+use crate::api::DEFAULT_SOCKET;
+use crate::cluster_identity::{JoinToken, ParseTokenError};
+
+/// The gossip port (UDP + TCP), as in Docker Swarm.
+pub const DEFAULT_GOSSIP_PORT: u16 = 7946;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "meshd",
+    version,
+    about = "The meshd node agent: overlay networks, service discovery and a routing mesh for network namespaces",
+    long_about = None
+)]
+pub struct DaemonArgs {
+    /// Directory for the node's identity and cluster secrets (created with mode 0700)
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// This node's underlay address; must be assigned to an interface in this network namespace
+    #[arg(long, value_name = "IP")]
+    pub advertise_addr: IpAddr,
+    /// Gossip port (UDP and TCP)
+    #[arg(long, value_name = "PORT", default_value_t = DEFAULT_GOSSIP_PORT, value_parser = clap::value_parser!(u16).range(1..))]
+    pub listen_port: u16,
+    /// Address of a cluster member to join (default port: 7946)
+    #[arg(long, value_name = "IP[:PORT]", requires = "token")]
+    pub join: Option<String>,
+    /// Join token printed by `meshctl join-token` on a member
+    #[arg(long, value_name = "TOKEN", requires = "join")]
+    pub token: Option<String>,
+    /// Path of the local API socket
+    #[arg(long, value_name = "PATH", env = "MESHD_SOCKET", default_value = DEFAULT_SOCKET)]
+    pub socket: PathBuf,
+    /// Name shown in `node ls` (default: the host name)
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// Log format
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub state_dir: PathBuf,
+    pub advertise_addr: IpAddr,
+    pub listen_port: u16,
+    pub join: Option<(SocketAddr, JoinToken)>,
+    pub socket: PathBuf,
+    pub node_name: String,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("--advertise-addr {0} cannot be advertised (unspecified, multicast or broadcast)")]
+    BadAdvertise(IpAddr),
+    #[error("--join {0:?} is not an IP address or IP:PORT")]
+    BadJoin(String),
+    #[error("--token: {0}")]
+    BadToken(ParseTokenError),
+    #[error("--node-name {0:?}: use 1 to 63 letters, digits, '.', '-' or '_'")]
+    BadNodeName(String),
+    #[error("--state-dir must not be empty")]
+    EmptyStateDir,
+    #[error("joining an existing cluster (--join) needs the gossip layer, which this build does not have yet")]
+    JoinUnsupported,
+}
+
+impl Config {
+    pub fn from_args(args: DaemonArgs) -> Result<Config, ConfigError> {
+        let advertise = args.advertise_addr;
+        let unusable = advertise.is_unspecified()
+            || advertise.is_multicast()
+            || matches!(advertise, IpAddr::V4(v4) if v4.is_broadcast());
+        if unusable {
+            return Err(ConfigError::BadAdvertise(advertise));
+        }
+        if args.state_dir.as_os_str().is_empty() {
+            return Err(ConfigError::EmptyStateDir);
+        }
+        let join = match (args.join, args.token) {
+            (Some(join), Some(token)) => {
+                let addr = parse_join(&join, DEFAULT_GOSSIP_PORT)?;
+                let token = token.parse().map_err(ConfigError::BadToken)?;
+                Some((addr, token))
+            }
+            // clap's `requires` makes one without the other a usage error before we get here.
+            _ => None,
+        };
+        let node_name = match args.node_name {
+            Some(name) => name,
+            None => hostname(),
+        };
+        if !valid_node_name(&node_name) {
+            return Err(ConfigError::BadNodeName(node_name));
+        }
+        if join.is_some() {
+            return Err(ConfigError::JoinUnsupported);
+        }
+        Ok(Config {
+            state_dir: args.state_dir,
+            advertise_addr: advertise,
+            listen_port: args.listen_port,
+            join,
+            socket: args.socket,
+            node_name,
+            log_format: args.log_format,
+        })
+    }
+}
+
+/// `IP` or `IP:PORT` (IPv6 with a port as `[IP]:PORT`).
+fn parse_join(text: &str, default_port: u16) -> Result<SocketAddr, ConfigError> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        if addr.port() != 0 {
+            return Ok(addr);
+        }
+    } else if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, default_port));
+    }
+    Err(ConfigError::BadJoin(text.chars().take(100).collect()))
+}
+
+fn valid_node_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|name| name.into_string().ok())
+        .filter(|name| valid_node_name(name))
+        .unwrap_or_else(|| "node".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Result<Config, String> {
+        let mut argv = vec![
+            "meshd",
+            "--state-dir",
+            "/tmp/x",
+            "--advertise-addr",
+            "10.1.0.1",
+        ];
+        argv.extend_from_slice(extra);
+        let args = DaemonArgs::try_parse_from(argv).map_err(|e| e.to_string())?;
+        Config::from_args(args).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults() {
+        let config = parse(&["--node-name", "n1"]).unwrap();
+        assert_eq!(config.listen_port, 7946);
+        assert_eq!(config.node_name, "n1");
+        assert!(config.join.is_none());
+    }
+
+    #[test]
+    fn refuses_bad_values() {
+        assert!(parse(&["--listen-port", "0"])
+            .unwrap_err()
+            .contains("--listen-port"));
+        assert!(parse(&["--listen-port", "70000"])
+            .unwrap_err()
+            .contains("--listen-port"));
+        assert!(parse(&["--node-name", "a b"])
+            .unwrap_err()
+            .contains("--node-name"));
+        assert!(parse(&["--node-name", ""])
+            .unwrap_err()
+            .contains("--node-name"));
+        assert!(parse(&["--join", "10.1.0.2"])
+            .unwrap_err()
+            .contains("--token"));
+        assert!(parse(&["--token", "x"]).unwrap_err().contains("--join"));
+        assert!(parse(&["--bogus"]).unwrap_err().contains("--bogus"));
+        let err = parse(&["--join", "nowhere", "--token", "MESHTKN-1-x-y"]).unwrap_err();
+        assert!(err.contains("--join \"nowhere\""), "{err}");
+        let err = parse(&["--join", "10.1.0.2", "--token", "garbage"]).unwrap_err();
+        assert!(err.contains("--token: not a meshd join token"), "{err}");
+    }
+
+    #[test]
+    fn refuses_unusable_advertise_addresses() {
+        for addr in ["0.0.0.0", "255.255.255.255", "224.0.0.1", "::"] {
+            let args = DaemonArgs::try_parse_from([
+                "meshd",
+                "--state-dir",
+                "/x",
+                "--advertise-addr",
+                addr,
+            ])
+            .unwrap();
+            assert!(
+                matches!(Config::from_args(args), Err(ConfigError::BadAdvertise(_))),
+                "{addr}"
+            );
+        }
+    }
+
+    #[test]
+    fn join_forms() {
+        assert_eq!(
+            parse_join("10.0.0.1", 7946).unwrap(),
+            "10.0.0.1:7946".parse().unwrap()
+        );
+        assert_eq!(
+            parse_join("10.0.0.1:8000", 7946).unwrap(),
+            "10.0.0.1:8000".parse().unwrap()
+        );
+        assert_eq!(
+            parse_join("[fd00::1]:8000", 7946).unwrap(),
+            "[fd00::1]:8000".parse().unwrap()
+        );
+        assert_eq!(
+            parse_join("fd00::1", 7946).unwrap(),
+            "[fd00::1]:7946".parse().unwrap()
+        );
+        assert!(parse_join("10.0.0.1:0", 7946).is_err());
+        assert!(parse_join("host:1", 7946).is_err());
+    }
+}

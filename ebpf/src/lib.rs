@@ -1,0 +1,37 @@
+//! meshd's eBPF programs and the Rust side of their ABI.
+//!
+//! The programs are C (`ebpf/*.bpf.c`, one concern per header under `ebpf/include/`), compiled by
+//! clang in this crate's build script and embedded here, so the agent binary carries exactly the
+//! objects it was built with. Map key and value types are declared once in `include/abi/*.h` and
+//! mirrored as `#[repr(C)]` structs in this crate; `tests/layout.rs` keeps the two in step.
+//!
+//! Unsafe code: only the `aya::Pod` impls, which promise aya that a type is plain old data
+//! (every bit pattern valid, no padding the kernel could leave undefined).
+
+#![deny(unsafe_code)]
+
+pub mod verdict;
+
+/// One compiled eBPF object: its file name under `target/bpf/` and its bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Object {
+    pub name: &'static str,
+    pub bytes: &'static [u8],
+}
+
+/// Programs attached to the host side of each container veth (`veth.bpf.c`).
+pub const VETH: Object = Object {
+    name: "veth.bpf.o",
+    bytes: aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/veth.bpf.o")),
+};
+
+/// Every object this crate ships; the verifier test loads each of them.
+pub const OBJECTS: &[Object] = &[VETH];
+
+/// Program names inside [`VETH`].
+pub mod veth {
+    /// tc ingress of the host-side veth: traffic the container sends.
+    pub const FROM_CONTAINER: &str = "veth_from_container";
+    /// tc egress of the host-side veth: traffic delivered to the container.
+    pub const TO_CONTAINER: &str = "veth_to_container";
+}

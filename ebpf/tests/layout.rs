@@ -1,0 +1,132 @@
+//! Keeps the Rust mirrors in step with the C headers they mirror.
+//!
+//! Compiles a small C program against `include/abi/*.h` with the host compiler; it prints the size
+//! of every struct, the offset of every field and the value of every enumerator, and each is
+//! compared with what Rust says. A field added on one side only fails here, not in the kernel.
+
+use std::collections::HashMap;
+use std::mem::{offset_of, size_of};
+use std::path::PathBuf;
+use std::process::Command;
+
+use meshd_ebpf::verdict::{Direction, Reason, VerdictCounter, VerdictKey};
+
+/// Runs the C probe and returns its `name value` lines as a map.
+fn c_facts(probe_body: &str) -> HashMap<String, u64> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("meshd-layout-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("probe.c");
+    let exe = dir.join("probe");
+    let program = format!(
+        "#include <stdio.h>\n#include <stddef.h>\n#include \"abi/verdict.h\"\n\
+         #define SIZE(t) printf(\"sizeof %s %zu\\n\", #t, sizeof(struct t))\n\
+         #define OFF(t, f) printf(\"offsetof %s.%s %zu\\n\", #t, #f, offsetof(struct t, f))\n\
+         #define ENUM(e) printf(\"enum %s %d\\n\", #e, (int)(e))\n\
+         int main(void) {{\n{probe_body}\nreturn 0;\n}}\n"
+    );
+    std::fs::write(&src, program).unwrap();
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let status = Command::new(&cc)
+        .arg("-I")
+        .arg(manifest.join("include"))
+        .arg(&src)
+        .arg("-o")
+        .arg(&exe)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run the host C compiler `{cc}`: {e}"));
+    assert!(status.success(), "the C layout probe did not compile");
+    let output = Command::new(&exe).output().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let (name, value) = line.rsplit_once(' ').unwrap();
+            (name.to_string(), value.parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn verdict_types_match_the_header() {
+    let facts = c_facts(&format!(
+        "SIZE(md_verdict_key); OFF(md_verdict_key, ifindex); OFF(md_verdict_key, reason);\n\
+         OFF(md_verdict_key, dir); OFF(md_verdict_key, pad);\n\
+         SIZE(md_verdict_val); OFF(md_verdict_val, packets); OFF(md_verdict_val, bytes);\n{}",
+        header_enumerators("abi/verdict.h")
+            .iter()
+            .map(|name| format!("ENUM({name});"))
+            .collect::<String>()
+    ));
+    let rust: HashMap<&str, usize> = HashMap::from([
+        ("sizeof md_verdict_key", size_of::<VerdictKey>()),
+        (
+            "offsetof md_verdict_key.ifindex",
+            offset_of!(VerdictKey, ifindex),
+        ),
+        (
+            "offsetof md_verdict_key.reason",
+            offset_of!(VerdictKey, reason),
+        ),
+        ("offsetof md_verdict_key.dir", offset_of!(VerdictKey, dir)),
+        ("offsetof md_verdict_key.pad", offset_of!(VerdictKey, pad)),
+        ("sizeof md_verdict_val", size_of::<VerdictCounter>()),
+        (
+            "offsetof md_verdict_val.packets",
+            offset_of!(VerdictCounter, packets),
+        ),
+        (
+            "offsetof md_verdict_val.bytes",
+            offset_of!(VerdictCounter, bytes),
+        ),
+    ]);
+    for (name, rust_value) in &rust {
+        assert_eq!(
+            facts.get(*name).copied(),
+            Some(*rust_value as u64),
+            "{name}"
+        );
+    }
+
+    for reason in Reason::KNOWN {
+        let name = format!("enum {}", reason.c_name().unwrap());
+        assert_eq!(
+            facts.get(&name).copied(),
+            Some(u64::from(reason.code())),
+            "{name}"
+        );
+    }
+    for dir in Direction::KNOWN {
+        let name = format!("enum {}", dir.c_name().unwrap());
+        assert_eq!(
+            facts.get(&name).copied(),
+            Some(u64::from(dir.code())),
+            "{name}"
+        );
+    }
+    // Every enumerator of the header is known to Rust: nothing added on the C side only.
+    let known: Vec<&str> = Reason::KNOWN
+        .iter()
+        .filter_map(|r| r.c_name())
+        .chain(Direction::KNOWN.iter().filter_map(|d| d.c_name()))
+        .collect();
+    for name in header_enumerators("abi/verdict.h") {
+        assert!(known.contains(&name.as_str()), "{name} has no Rust mirror");
+    }
+}
+
+/// The enumerators (`MD_X = N,` lines) declared in a header under `include/`.
+fn header_enumerators(header: &str) -> Vec<String> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("include")
+        .join(header);
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter_map(|line| {
+            let (name, _) = line.trim().split_once(" = ")?;
+            name.starts_with("MD_").then(|| name.to_string())
+        })
+        .collect()
+}

@@ -47,6 +47,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tracing::info!(fingerprint = %cluster.fingerprint(), "created a new cluster");
     }
 
+    // Claim the socket before touching the kernel: a second meshd pointed at a live socket stops
+    // here, having created nothing. Requests wait in the backlog until serving starts below.
+    let server = ApiServer::bind(&config.socket)?;
+
     let bpffs_root = PathBuf::from(bpffs::ROOT);
     if bpffs::ensure_mounted(&bpffs_root)? {
         tracing::info!(path = %bpffs_root.display(), "mounted bpffs");
@@ -56,9 +60,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let datapath = Datapath::load(&pin_dir)?;
     tracing::info!(pins = %pin_dir.display(), "eBPF programs loaded and verified");
 
-    let server = ApiServer::bind(&config.socket)?;
     tracing::info!(socket = %server.path().display(), "API listening");
-
     let agent = Arc::new(Agent {
         node_id,
         config: config.clone(),

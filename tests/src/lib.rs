@@ -1,1 +1,26 @@
+//! The integration-test harness: a cluster of real `meshd` processes, each in its own network
+//! namespace, joined by an underlay bridge, with container namespaces and real clients.
+//!
+//! Everything a test creates is owned by a guard that removes it on drop, also when the test
+//! panics: processes are stopped, namespaces (and with them every link inside) deleted, pinned
+//! maps and state directories removed. Names carry a per-test prefix so tests run in parallel.
+//! A test killed outright (SIGKILL) cannot clean up; `.ci/run` sweeps namespaces named `mt*`
+//! before it starts.
 
+pub mod binaries;
+pub mod cluster;
+pub mod command;
+pub mod names;
+pub mod netns;
+pub mod process;
+
+pub use cluster::{Cluster, Container, Node};
+pub use netns::Netns;
+
+/// Integration tests need root (namespaces, bpffs). Fail loudly rather than skip: a skipped
+/// test proves nothing.
+pub fn require_root() {
+    if !nix::unistd::Uid::effective().is_root() {
+        panic!("integration tests need root (network namespaces, eBPF): run them with sudo");
+    }
+}

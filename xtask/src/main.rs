@@ -1,1 +1,64 @@
-fn main() {}
+//! `cargo xtask`: project tasks that are not a plain cargo build.
+//!
+//! - `build-ebpf`: compile every `ebpf/*.bpf.c` into `target/bpf/*.bpf.o` (with BTF), exactly as
+//!   the `meshd-ebpf` build script does for the objects embedded in meshd.
+
+#[path = "../../ebpf/compile.rs"]
+mod compile;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask <task>
+
+tasks:
+  build-ebpf    compile ebpf/*.bpf.c into target/bpf/ (clang-19 -O2 -g -target bpf)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("build-ebpf") => build_ebpf(),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => Err(format!("unknown task {other:?}\n\n{USAGE}")),
+        None => Err(USAGE.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+fn build_ebpf() -> Result<(), String> {
+    let src = workspace_root().join("ebpf");
+    let out = target_dir().join("bpf");
+    let objects = compile::compile_all(&src, &out, std::env::consts::ARCH)?;
+    for object in &objects {
+        let bytes =
+            std::fs::read(object).map_err(|e| format!("cannot read {}: {e}", object.display()))?;
+        // The section name table holds ".BTF" when clang emitted type information (-g).
+        if !bytes.windows(5).any(|w| w == b".BTF\0") {
+            return Err(format!("{} has no BTF section", object.display()));
+        }
+        println!("{} ({} bytes, BTF)", object.display(), bytes.len());
+    }
+    Ok(())
+}

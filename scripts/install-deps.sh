@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what meshd's build, tests and demo need on a Debian machine (run as root).
+# Idempotent: packages already present are not reinstalled.
+set -euo pipefail
+
+packages=(
+  # eBPF build: clang with the BPF target, llvm tools, libbpf's headers, bpftool to inspect.
+  clang-19 llvm-19 libbpf-dev bpftool
+  # Host C compiler for the map-layout test; kernel UAPI headers.
+  gcc libc6-dev linux-libc-dev
+  # Namespaces, links and the real clients the tests drive.
+  iproute2 util-linux iputils-ping curl dnsutils iperf3 nftables tcpdump procps
+)
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: run as root (apt-get, network namespaces, bpffs)" >&2
+  exit 1
+fi
+
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "install-deps: cargo not found: install a Rust toolchain (rustup, Rust 1.85 or newer) first" >&2
+  exit 1
+fi
+
+# meshd mounts bpffs itself when it is missing; mounting here too lets bpftool see pins at once.
+if ! mount | grep -q ' on /sys/fs/bpf type bpf'; then
+  mount -t bpf bpf /sys/fs/bpf
+fi

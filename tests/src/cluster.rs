@@ -1,0 +1,352 @@
+//! A test cluster: an underlay bridge in its own namespace, node namespaces wired to it, a real
+//! `meshd` in each node namespace, and container namespaces wired to nodes.
+//!
+//! ```text
+//!   [ <prefix>-ul: br0 ] --u1-- eth0 [ <prefix>-n1: meshd ] --vc0-- eth0 [ <prefix>-c0 ]
+//!                        --u2-- eth0 [ <prefix>-n2: meshd ]
+//! ```
+//!
+//! meshd runs under `nsenter --net`, which switches the network namespace only. (`ip netns exec`
+//! would also give it a private mount namespace without the machine's bpffs, so its pins would
+//! vanish with the process, and an agent restart could not find them.)
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::binaries;
+use crate::command::{describe_failure, stdout, try_run};
+use crate::names::unique_prefix;
+use crate::netns::Netns;
+use crate::process::Process;
+
+/// Underlay subnet: node i (from 1) is 10.77.0.i/24. Each test has its own underlay namespace,
+/// so every test can use the same addresses.
+pub const UNDERLAY_PREFIX_LEN: u8 = 24;
+
+pub fn node_underlay_addr(index: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 77, 0, index as u8)
+}
+
+/// How long a node may take to answer its API after start.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Cluster {
+    prefix: String,
+    work_dir: PathBuf,
+    containers: Vec<Container>,
+    nodes: Vec<Node>,
+    underlay: Option<Netns>,
+}
+
+impl Cluster {
+    /// Builds the underlay and `nodes` node namespaces; meshd is not started yet.
+    pub fn new(tag: &str, nodes: usize) -> Cluster {
+        crate::require_root();
+        let prefix = unique_prefix(tag);
+        let work_dir = std::env::temp_dir().join("meshd-tests").join(&prefix);
+        std::fs::create_dir_all(&work_dir).expect("create work dir");
+        let mut cluster = Cluster {
+            prefix: prefix.clone(),
+            work_dir,
+            containers: Vec::new(),
+            nodes: Vec::new(),
+            underlay: None,
+        };
+
+        let underlay = Netns::new(&format!("{prefix}-ul"));
+        underlay.ip(["link", "add", "br0", "type", "bridge"]);
+        underlay.ip(["link", "set", "br0", "up"]);
+        cluster.underlay = Some(underlay);
+        for index in 1..=nodes {
+            cluster.add_node(index);
+        }
+        cluster
+    }
+
+    fn add_node(&mut self, index: usize) {
+        let underlay = self.underlay.as_ref().expect("underlay exists");
+        let ns = Netns::new(&format!("{}-n{index}", self.prefix));
+        let uplink = format!("u{index}");
+        underlay.ip([
+            "link",
+            "add",
+            &uplink,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            ns.name(),
+        ]);
+        underlay.ip(["link", "set", &uplink, "master", "br0", "up"]);
+        let addr = node_underlay_addr(index);
+        ns.ip([
+            "addr",
+            "add",
+            &format!("{addr}/{UNDERLAY_PREFIX_LEN}"),
+            "dev",
+            "eth0",
+        ]);
+        ns.ip(["link", "set", "eth0", "up"]);
+        let dir = self.work_dir.join(format!("n{index}"));
+        std::fs::create_dir_all(&dir).expect("create node dir");
+        self.nodes.push(Node {
+            name: format!("n{index}"),
+            addr,
+            state_dir: dir.join("state"),
+            socket: dir.join("meshd.sock"),
+            log: dir.join("meshd.log"),
+            daemon: None,
+            ns,
+        });
+    }
+
+    /// Starts meshd on every node and waits until each answers.
+    pub fn start_all(&mut self) {
+        for node in &mut self.nodes {
+            node.start();
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    pub fn work_dir(&self) -> &Path {
+        &self.work_dir
+    }
+
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// Node `index`, counted from 1 like the names (`n1`, `n2`, ...).
+    pub fn node(&self, index: usize) -> &Node {
+        &self.nodes[index - 1]
+    }
+
+    pub fn node_mut(&mut self, index: usize) -> &mut Node {
+        &mut self.nodes[index - 1]
+    }
+
+    /// A container namespace wired to node `node` by a plain veth pair with point-to-point
+    /// addresses and a default route through the node (no meshd attach involved). Returns its
+    /// index in [`containers`](Self::containers).
+    pub fn add_plain_container(&mut self, node: usize) -> usize {
+        let index = self.containers.len();
+        let node_ns = &self.nodes[node - 1].ns;
+        let ns = Netns::new(&format!("{}-c{index}", self.prefix));
+        let host_ifname = format!("vc{index}");
+        node_ns.ip([
+            "link",
+            "add",
+            &host_ifname,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            ns.name(),
+        ]);
+        let host_addr = Ipv4Addr::new(10, 201, index as u8, 1);
+        let addr = Ipv4Addr::new(10, 201, index as u8, 2);
+        node_ns.ip([
+            "addr",
+            "add",
+            &format!("{host_addr}/30"),
+            "dev",
+            &host_ifname,
+        ]);
+        node_ns.ip(["link", "set", &host_ifname, "up"]);
+        ns.ip(["addr", "add", &format!("{addr}/30"), "dev", "eth0"]);
+        ns.ip(["link", "set", "eth0", "up"]);
+        ns.ip(["route", "add", "default", "via", &host_addr.to_string()]);
+        self.containers.push(Container {
+            ns,
+            addr,
+            host_addr,
+            host_ifname,
+            node,
+        });
+        index
+    }
+
+    pub fn containers(&self) -> &[Container] {
+        &self.containers
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Order matters: containers, then nodes (their processes, pins and namespaces), then the
+        // underlay; a namespace still used by a process would linger.
+        self.containers.clear();
+        self.nodes.clear();
+        self.underlay = None;
+        let _ = std::fs::remove_dir_all(&self.work_dir);
+    }
+}
+
+/// A node namespace and (when started) its meshd.
+pub struct Node {
+    pub name: String,
+    pub addr: Ipv4Addr,
+    pub ns: Netns,
+    state_dir: PathBuf,
+    socket: PathBuf,
+    log: PathBuf,
+    daemon: Option<Process>,
+}
+
+impl Node {
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
+    }
+
+    /// The arguments every start passes; tests add more through [`start_with`](Self::start_with).
+    pub fn base_args(&self) -> Vec<String> {
+        vec![
+            "--state-dir".into(),
+            self.state_dir.display().to_string(),
+            "--advertise-addr".into(),
+            self.addr.to_string(),
+            "--socket".into(),
+            self.socket.display().to_string(),
+            "--node-name".into(),
+            self.name.clone(),
+        ]
+    }
+
+    /// A `Command` that runs meshd inside this node's network namespace.
+    pub fn meshd_command<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net={}", self.ns.path()))
+            .arg(binaries::meshd())
+            .args(args);
+        cmd
+    }
+
+    /// Starts meshd and waits until its API answers.
+    pub fn start(&mut self) {
+        let args = self.base_args();
+        self.start_with(&args);
+    }
+
+    pub fn start_with<S: AsRef<std::ffi::OsStr>>(&mut self, args: &[S]) {
+        assert!(self.daemon.is_none(), "{} is already running", self.name);
+        let what = format!("meshd on {}", self.name);
+        self.daemon = Some(Process::spawn(self.meshd_command(args), &self.log, &what));
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if self.meshctl(&["node", "ls"]).status.success() {
+                return;
+            }
+            if let Some(status) = self.daemon.as_mut().and_then(|d| d.try_wait()) {
+                self.daemon = None;
+                panic!("{what} exited during start ({status}):\n{}", self.log());
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{what} did not answer within {START_TIMEOUT:?}:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM: a restart from the cluster's point of view, not a leave.
+    pub fn stop(&mut self) -> Option<ExitStatus> {
+        self.daemon.take().and_then(|mut d| d.stop())
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill(&mut self) -> Option<ExitStatus> {
+        self.daemon.take().and_then(|mut d| d.kill())
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match self.daemon.as_mut() {
+            Some(d) => d.try_wait().is_none(),
+            None => false,
+        }
+    }
+
+    /// Runs meshctl against this node's socket.
+    pub fn meshctl<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Output {
+        let mut all: Vec<std::ffi::OsString> = vec!["--socket".into(), self.socket.clone().into()];
+        all.extend(args.iter().map(|a| a.as_ref().to_os_string()));
+        try_run(binaries::meshctl().to_str().expect("utf-8 path"), all)
+    }
+
+    /// Runs meshctl and returns its stdout; panics (with meshd's log) if it fails.
+    pub fn meshctl_ok<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> String {
+        let output = self.meshctl(args);
+        if !output.status.success() {
+            panic!(
+                "{}\nmeshd log:\n{}",
+                describe_failure("meshctl", &output),
+                self.log()
+            );
+        }
+        stdout(&output)
+    }
+
+    /// `meshctl --format json node ls`, parsed.
+    pub fn nodes_json(&self) -> Vec<Value> {
+        let text = self.meshctl_ok(&["--format", "json", "node", "ls"]);
+        match serde_json::from_str(&text) {
+            Ok(Value::Array(nodes)) => nodes,
+            other => panic!("node ls --format json is not an array: {other:?}\n{text}"),
+        }
+    }
+
+    /// The node ID meshd persisted in its state directory.
+    pub fn node_id(&self) -> Option<String> {
+        let text = std::fs::read_to_string(self.state_dir.join("node.json")).ok()?;
+        let value: Value = serde_json::from_str(&text).ok()?;
+        value["id"].as_str().map(str::to_string)
+    }
+
+    /// This node's pin directory on bpffs.
+    pub fn pin_dir(&self) -> Option<PathBuf> {
+        self.node_id()
+            .map(|id| PathBuf::from("/sys/fs/bpf/meshd").join(id))
+    }
+
+    /// meshd's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(pins) = self.pin_dir() {
+            let _ = std::fs::remove_dir_all(pins);
+        }
+    }
+}
+
+/// A container namespace wired to a node.
+pub struct Container {
+    pub ns: Netns,
+    pub addr: Ipv4Addr,
+    /// The node-side address of a plain veth (the container's gateway).
+    pub host_addr: Ipv4Addr,
+    /// Name of the host-side veth in the node's namespace.
+    pub host_ifname: String,
+    /// Index of the node (from 1).
+    pub node: usize,
+}

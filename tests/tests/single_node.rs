@@ -1,0 +1,100 @@
+//! One node: it starts, lists itself, keeps its identity and token across restarts.
+
+use meshd_tests::command::stdout;
+use meshd_tests::Cluster;
+
+#[test]
+fn a_node_lists_itself_alive_in_table_and_json() {
+    let mut cluster = Cluster::new("nodels", 1);
+    cluster.start_all();
+    let node = cluster.node(1);
+
+    let table = node.meshctl_ok(&["node", "ls"]);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 2, "{table}");
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(header, ["ID", "NAME", "ADDRESS", "STATUS", "AVAILABILITY"]);
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    let id = node.node_id().expect("node.json written");
+    assert_eq!(
+        row,
+        [&id[..12], "*", "n1", "10.77.0.1", "alive", "active"],
+        "{table}"
+    );
+
+    let nodes = node.nodes_json();
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0]["id"], id.as_str());
+    assert_eq!(nodes[0]["name"], "n1");
+    assert_eq!(nodes[0]["address"], "10.77.0.1");
+    assert_eq!(nodes[0]["status"], "alive");
+    assert_eq!(nodes[0]["availability"], "active");
+    assert_eq!(nodes[0]["self"], true);
+}
+
+#[test]
+fn a_restart_keeps_the_node_id_the_token_and_the_pins() {
+    let mut cluster = Cluster::new("restart", 1);
+    cluster.start_all();
+    let node = cluster.node_mut(1);
+    let id = node.nodes_json()[0]["id"].as_str().unwrap().to_string();
+    let token = node.meshctl_ok(&["join-token"]);
+    assert!(token.starts_with("MESHTKN-1-"), "{token}");
+    let pins = node.pin_dir().unwrap();
+    assert!(
+        pins.join("md_verdict_v1").exists(),
+        "verdict map pinned under {}",
+        pins.display()
+    );
+
+    let status = node.stop().expect("meshd was running");
+    assert!(status.success(), "SIGTERM is a clean stop: {status}");
+    assert!(!node.socket().exists(), "socket removed on stop");
+    assert!(pins.join("md_verdict_v1").exists(), "pins survive a stop");
+
+    node.start();
+    assert_eq!(node.nodes_json()[0]["id"], id.as_str());
+    assert_eq!(node.meshctl_ok(&["join-token"]), token);
+}
+
+#[test]
+fn join_token_rotation_persists() {
+    let mut cluster = Cluster::new("rotate", 1);
+    cluster.start_all();
+    let node = cluster.node_mut(1);
+    let before = node.meshctl_ok(&["join-token"]);
+    let rotated = node.meshctl_ok(&["join-token", "--rotate"]);
+    assert_ne!(before, rotated);
+    // Same cluster: the fingerprint part stays, the secret changes.
+    assert_eq!(before.split('-').nth(2), rotated.split('-').nth(2));
+    assert_eq!(node.meshctl_ok(&["join-token"]), rotated);
+
+    let json = stdout(&node.meshctl(&["--format", "json", "join-token"]));
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value["token"].as_str().unwrap(), rotated.trim());
+
+    node.stop();
+    node.start();
+    assert_eq!(node.meshctl_ok(&["join-token"]), rotated);
+}
+
+#[test]
+fn nodes_in_separate_namespaces_run_side_by_side() {
+    let mut cluster = Cluster::new("sidebyside", 3);
+    cluster.start_all();
+    let ids: Vec<String> = cluster
+        .nodes()
+        .iter()
+        .map(|n| n.node_id().unwrap())
+        .collect();
+    for (i, node) in cluster.nodes().iter().enumerate() {
+        let nodes = node.nodes_json();
+        assert_eq!(nodes[0]["id"], ids[i].as_str());
+        assert_eq!(nodes[0]["address"], format!("10.77.0.{}", i + 1));
+        assert!(node.pin_dir().unwrap().exists());
+    }
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 3, "every node has its own ID");
+}

@@ -46,10 +46,7 @@ pub fn sources(src_dir: &Path) -> Result<Vec<PathBuf>, String> {
 
 /// The object file name for a source: `veth.bpf.c` -> `veth.bpf.o`.
 pub fn object_name(source: &Path) -> String {
-    let file = source
-        .file_name()
-        .and_then(|f| f.to_str())
-        .unwrap_or("unknown.bpf.c");
+    let file = source.file_name().and_then(|f| f.to_str()).unwrap_or("unknown.bpf.c");
     format!("{}.o", file.trim_end_matches(".c"))
 }
 
@@ -70,20 +67,12 @@ fn multiarch_include(target_arch: &str) -> Option<String> {
 /// Compiles every source in `src_dir` into `out_dir`; returns the objects written.
 ///
 /// `-g` is what makes clang emit BTF, which the BTF-defined maps and the loader rely on.
-pub fn compile_all(
-    src_dir: &Path,
-    out_dir: &Path,
-    target_arch: &str,
-) -> Result<Vec<PathBuf>, String> {
+pub fn compile_all(src_dir: &Path, out_dir: &Path, target_arch: &str) -> Result<Vec<PathBuf>, String> {
     let clang = find_clang()?;
-    std::fs::create_dir_all(out_dir)
-        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    std::fs::create_dir_all(out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
     let include = src_dir.join("include");
-    if !Path::new("/usr/include/bpf/bpf_helpers.h").exists() && std::env::var_os("CLANG").is_none()
-    {
-        return Err(format!(
-            "bpf/bpf_helpers.h not found: install it with `apt-get install {APT_PACKAGES}`"
-        ));
+    if !Path::new("/usr/include/bpf/bpf_helpers.h").exists() && std::env::var_os("CLANG").is_none() {
+        return Err(format!("bpf/bpf_helpers.h not found: install it with `apt-get install {APT_PACKAGES}`"));
     }
     let mut objects = Vec::new();
     for source in sources(src_dir)? {
@@ -97,9 +86,7 @@ pub fn compile_all(
             cmd.arg("-idirafter").arg(dir);
         }
         cmd.arg("-c").arg(&source).arg("-o").arg(&object);
-        let output = cmd
-            .output()
-            .map_err(|e| format!("cannot run {}: {e}", clang.display()))?;
+        let output = cmd.output().map_err(|e| format!("cannot run {}: {e}", clang.display()))?;
         if !output.status.success() {
             return Err(format!(
                 "clang failed on {}:\n{}",

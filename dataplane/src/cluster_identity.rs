@@ -6,8 +6,8 @@
 //! - the secret (32 bytes, hex) is what admits a new node. `join-token --rotate` replaces it:
 //!   future joins need the new token, members already in the cluster are not affected.
 //!
-//! The first node of a cluster (started without `--join`) creates both and keeps them in
-//! `cluster.json` in its state directory.
+//! The first node of a cluster (started without `--join`) creates both; the join secret is then
+//! replicated state (any member can admit a node), see `state::cluster::ClusterSecrets`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,9 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::hex;
-use crate::state_dir::{StateDir, StateDirError};
 
-const CLUSTER_FILE: &str = "cluster.json";
 const TOKEN_PREFIX: &str = "MESHTKN";
 const TOKEN_VERSION: &str = "1";
 
@@ -44,18 +42,27 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Hex in JSON (the state directory); 32 raw bytes in binary formats (always inside encryption).
 impl Serialize for Secret {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&hex::encode(&self.0))
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&hex::encode(&self.0))
+        } else {
+            self.0.serialize(serializer)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        hex::decode_array(&text)
-            .map(Secret)
-            .ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))
+        if deserializer.is_human_readable() {
+            let text = String::deserialize(deserializer)?;
+            hex::decode_array(&text)
+                .map(Secret)
+                .ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))
+        } else {
+            <[u8; 32]>::deserialize(deserializer).map(Secret)
+        }
     }
 }
 
@@ -69,60 +76,15 @@ impl fmt::Display for Fingerprint {
     }
 }
 
-/// What `cluster.json` holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ClusterIdentity {
-    /// Random, fixed for the life of the cluster.
-    pub cluster_id: Secret,
-    /// Admits new nodes; rotated by `join-token --rotate`.
-    pub join_secret: Secret,
-}
-
-impl ClusterIdentity {
-    /// A brand-new cluster.
-    pub fn create() -> Result<ClusterIdentity, getrandom::Error> {
-        Ok(ClusterIdentity {
-            cluster_id: Secret::random()?,
-            join_secret: Secret::random()?,
-        })
-    }
-
-    /// Loads the identity from the state directory, creating a new cluster on first start.
-    pub fn load_or_create(state: &StateDir) -> Result<(ClusterIdentity, bool), StateDirError> {
-        if let Some(identity) = state.read_json(CLUSTER_FILE)? {
-            return Ok((identity, false));
-        }
-        let identity = ClusterIdentity::create().map_err(StateDirError::Random)?;
-        identity.save(state)?;
-        Ok((identity, true))
-    }
-
-    pub fn save(&self, state: &StateDir) -> Result<(), StateDirError> {
-        state.write_json(CLUSTER_FILE, self)
-    }
-
-    /// Replaces the join secret; the caller saves.
-    pub fn rotate(&mut self) -> Result<(), getrandom::Error> {
-        self.join_secret = Secret::random()?;
-        Ok(())
-    }
-
-    pub fn fingerprint(&self) -> Fingerprint {
-        let digest = Sha256::new()
-            .chain_update(b"meshd cluster fingerprint v1")
-            .chain_update(self.cluster_id.as_bytes())
-            .finalize();
-        let mut out = [0u8; 16];
-        out.copy_from_slice(&digest[..16]);
-        Fingerprint(out)
-    }
-
-    pub fn join_token(&self) -> JoinToken {
-        JoinToken {
-            fingerprint: self.fingerprint(),
-            secret: self.join_secret.clone(),
-        }
-    }
+/// The fingerprint of a cluster, derived from its ID.
+pub fn fingerprint(cluster_id: &Secret) -> Fingerprint {
+    let digest = Sha256::new()
+        .chain_update(b"meshd cluster fingerprint v1")
+        .chain_update(cluster_id.as_bytes())
+        .finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    Fingerprint(out)
 }
 
 /// A parsed join token.
@@ -130,6 +92,12 @@ impl ClusterIdentity {
 pub struct JoinToken {
     pub fingerprint: Fingerprint,
     pub secret: Secret,
+}
+
+impl JoinToken {
+    pub fn new(cluster_id: &Secret, join_secret: &Secret) -> JoinToken {
+        JoinToken { fingerprint: fingerprint(cluster_id), secret: join_secret.clone() }
+    }
 }
 
 impl fmt::Display for JoinToken {
@@ -160,13 +128,9 @@ impl FromStr for JoinToken {
 
     fn from_str(text: &str) -> Result<JoinToken, ParseTokenError> {
         let mut parts = text.trim().split('-');
-        let (Some(prefix), Some(version), Some(fingerprint), Some(secret), None) = (
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-            parts.next(),
-        ) else {
+        let (Some(prefix), Some(version), Some(fingerprint), Some(secret), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err(ParseTokenError::Shape);
         };
         if prefix != TOKEN_PREFIX {
@@ -175,16 +139,10 @@ impl FromStr for JoinToken {
         if version != TOKEN_VERSION {
             return Err(ParseTokenError::Version(version.chars().take(16).collect()));
         }
-        let fingerprint = hex::decode_array(fingerprint)
-            .map(Fingerprint)
-            .ok_or(ParseTokenError::Fingerprint)?;
-        let secret = hex::decode_array(secret)
-            .map(Secret)
-            .ok_or(ParseTokenError::Secret)?;
-        Ok(JoinToken {
-            fingerprint,
-            secret,
-        })
+        let fingerprint =
+            hex::decode_array(fingerprint).map(Fingerprint).ok_or(ParseTokenError::Fingerprint)?;
+        let secret = hex::decode_array(secret).map(Secret).ok_or(ParseTokenError::Secret)?;
+        Ok(JoinToken { fingerprint, secret })
     }
 }
 
@@ -192,39 +150,36 @@ impl FromStr for JoinToken {
 mod tests {
     use super::*;
 
+    fn token() -> JoinToken {
+        JoinToken::new(&Secret::random().unwrap(), &Secret::random().unwrap())
+    }
+
     #[test]
     fn token_round_trips() {
-        let identity = ClusterIdentity::create().unwrap();
-        let token = identity.join_token();
+        let token = token();
         let text = token.to_string();
         assert!(text.starts_with("MESHTKN-1-"));
         assert_eq!(text.parse::<JoinToken>().unwrap(), token);
     }
 
     #[test]
-    fn rotation_changes_the_secret_not_the_fingerprint() {
-        let mut identity = ClusterIdentity::create().unwrap();
-        let before = identity.join_token();
-        identity.rotate().unwrap();
-        let after = identity.join_token();
-        assert_eq!(before.fingerprint, after.fingerprint);
-        assert_ne!(before.secret, after.secret);
+    fn the_fingerprint_follows_the_cluster_not_the_secret() {
+        let cluster = Secret::random().unwrap();
+        let a = JoinToken::new(&cluster, &Secret::random().unwrap());
+        let b = JoinToken::new(&cluster, &Secret::random().unwrap());
+        assert_eq!(a.fingerprint, b.fingerprint);
+        assert_ne!(a.secret, b.secret);
+        assert_ne!(a.fingerprint, JoinToken::new(&Secret::random().unwrap(), &a.secret).fingerprint);
     }
 
     #[test]
     fn malformed_tokens_are_refused() {
-        let good = ClusterIdentity::create().unwrap().join_token().to_string();
+        let good = token().to_string();
         let fp = &good[10..42];
         let secret = &good[43..];
         assert_eq!("".parse::<JoinToken>(), Err(ParseTokenError::Shape));
-        assert_eq!(
-            "SWMTKN-1-a-b".parse::<JoinToken>(),
-            Err(ParseTokenError::Shape)
-        );
-        assert_eq!(
-            format!("{good}-x").parse::<JoinToken>(),
-            Err(ParseTokenError::Shape)
-        );
+        assert_eq!("SWMTKN-1-a-b".parse::<JoinToken>(), Err(ParseTokenError::Shape));
+        assert_eq!(format!("{good}-x").parse::<JoinToken>(), Err(ParseTokenError::Shape));
         assert_eq!(
             format!("MESHTKN-2-{fp}-{secret}").parse::<JoinToken>(),
             Err(ParseTokenError::Version("2".into()))
@@ -241,8 +196,7 @@ mod tests {
 
     #[test]
     fn debug_hides_secrets() {
-        let identity = ClusterIdentity::create().unwrap();
-        let shown = format!("{identity:?}");
-        assert!(!shown.contains(&hex::encode(identity.join_secret.as_bytes())));
+        let secret = Secret::random().unwrap();
+        assert!(!format!("{secret:?}").contains(&hex::encode(secret.as_bytes())));
     }
 }

@@ -3,11 +3,14 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
 use crate::api::DEFAULT_SOCKET;
 use crate::cluster_identity::{JoinToken, ParseTokenError};
+use crate::gossip::config::parse_duration;
+use crate::gossip::GossipConfig;
 
 /// The gossip port (UDP + TCP), as in Docker Swarm.
 pub const DEFAULT_GOSSIP_PORT: u16 = 7946;
@@ -44,6 +47,21 @@ pub struct DaemonArgs {
     /// Log format
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
+    /// How often this node probes a random member (SWIM)
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
+    pub gossip_probe_interval: Duration,
+    /// How long a probe may take before indirect probes are tried
+    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = parse_duration)]
+    pub gossip_probe_timeout: Duration,
+    /// How long a member stays suspect before it is declared down
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub gossip_suspect_timeout: Duration,
+    /// How often a full state exchange (push-pull over TCP) runs with a random member
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub gossip_push_pull_interval: Duration,
+    /// How long departed and dead nodes, and deleted entries, are remembered
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+    pub gossip_reap_after: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -62,6 +80,7 @@ pub struct Config {
     pub socket: PathBuf,
     pub node_name: String,
     pub log_format: LogFormat,
+    pub gossip: GossipConfig,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -76,8 +95,8 @@ pub enum ConfigError {
     BadNodeName(String),
     #[error("--state-dir must not be empty")]
     EmptyStateDir,
-    #[error("joining an existing cluster (--join) needs the gossip layer, which this build does not have yet")]
-    JoinUnsupported,
+    #[error("--gossip-probe-timeout must be shorter than --gossip-probe-interval")]
+    ProbeTimeout,
 }
 
 impl Config {
@@ -108,9 +127,17 @@ impl Config {
         if !valid_node_name(&node_name) {
             return Err(ConfigError::BadNodeName(node_name));
         }
-        if join.is_some() {
-            return Err(ConfigError::JoinUnsupported);
+        if args.gossip_probe_timeout >= args.gossip_probe_interval {
+            return Err(ConfigError::ProbeTimeout);
         }
+        let gossip = GossipConfig {
+            probe_interval: args.gossip_probe_interval,
+            probe_timeout: args.gossip_probe_timeout,
+            suspect_timeout: args.gossip_suspect_timeout,
+            push_pull_interval: args.gossip_push_pull_interval,
+            reap_after: args.gossip_reap_after,
+            ..GossipConfig::default()
+        };
         Ok(Config {
             state_dir: args.state_dir,
             advertise_addr: advertise,
@@ -119,6 +146,7 @@ impl Config {
             socket: args.socket,
             node_name,
             log_format: args.log_format,
+            gossip,
         })
     }
 }
@@ -137,9 +165,7 @@ fn parse_join(text: &str, default_port: u16) -> Result<SocketAddr, ConfigError> 
 
 fn valid_node_name(name: &str) -> bool {
     (1..=63).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
 }
 
 fn hostname() -> String {
@@ -155,13 +181,7 @@ mod tests {
     use super::*;
 
     fn parse(extra: &[&str]) -> Result<Config, String> {
-        let mut argv = vec![
-            "meshd",
-            "--state-dir",
-            "/tmp/x",
-            "--advertise-addr",
-            "10.1.0.1",
-        ];
+        let mut argv = vec!["meshd", "--state-dir", "/tmp/x", "--advertise-addr", "10.1.0.1"];
         argv.extend_from_slice(extra);
         let args = DaemonArgs::try_parse_from(argv).map_err(|e| e.to_string())?;
         Config::from_args(args).map_err(|e| e.to_string())
@@ -177,65 +197,40 @@ mod tests {
 
     #[test]
     fn refuses_bad_values() {
-        assert!(parse(&["--listen-port", "0"])
-            .unwrap_err()
-            .contains("--listen-port"));
-        assert!(parse(&["--listen-port", "70000"])
-            .unwrap_err()
-            .contains("--listen-port"));
-        assert!(parse(&["--node-name", "a b"])
-            .unwrap_err()
-            .contains("--node-name"));
-        assert!(parse(&["--node-name", ""])
-            .unwrap_err()
-            .contains("--node-name"));
-        assert!(parse(&["--join", "10.1.0.2"])
-            .unwrap_err()
-            .contains("--token"));
+        assert!(parse(&["--listen-port", "0"]).unwrap_err().contains("--listen-port"));
+        assert!(parse(&["--listen-port", "70000"]).unwrap_err().contains("--listen-port"));
+        assert!(parse(&["--node-name", "a b"]).unwrap_err().contains("--node-name"));
+        assert!(parse(&["--node-name", ""]).unwrap_err().contains("--node-name"));
+        assert!(parse(&["--join", "10.1.0.2"]).unwrap_err().contains("--token"));
         assert!(parse(&["--token", "x"]).unwrap_err().contains("--join"));
         assert!(parse(&["--bogus"]).unwrap_err().contains("--bogus"));
         let err = parse(&["--join", "nowhere", "--token", "MESHTKN-1-x-y"]).unwrap_err();
         assert!(err.contains("--join \"nowhere\""), "{err}");
         let err = parse(&["--join", "10.1.0.2", "--token", "garbage"]).unwrap_err();
         assert!(err.contains("--token: not a meshd join token"), "{err}");
+        let err =
+            parse(&["--gossip-probe-interval", "100ms", "--gossip-probe-timeout", "200ms"]).unwrap_err();
+        assert!(err.contains("shorter"), "{err}");
+        assert!(parse(&["--gossip-suspect-timeout", "soon"])
+            .unwrap_err()
+            .contains("--gossip-suspect-timeout"));
     }
 
     #[test]
     fn refuses_unusable_advertise_addresses() {
         for addr in ["0.0.0.0", "255.255.255.255", "224.0.0.1", "::"] {
-            let args = DaemonArgs::try_parse_from([
-                "meshd",
-                "--state-dir",
-                "/x",
-                "--advertise-addr",
-                addr,
-            ])
-            .unwrap();
-            assert!(
-                matches!(Config::from_args(args), Err(ConfigError::BadAdvertise(_))),
-                "{addr}"
-            );
+            let args =
+                DaemonArgs::try_parse_from(["meshd", "--state-dir", "/x", "--advertise-addr", addr]).unwrap();
+            assert!(matches!(Config::from_args(args), Err(ConfigError::BadAdvertise(_))), "{addr}");
         }
     }
 
     #[test]
     fn join_forms() {
-        assert_eq!(
-            parse_join("10.0.0.1", 7946).unwrap(),
-            "10.0.0.1:7946".parse().unwrap()
-        );
-        assert_eq!(
-            parse_join("10.0.0.1:8000", 7946).unwrap(),
-            "10.0.0.1:8000".parse().unwrap()
-        );
-        assert_eq!(
-            parse_join("[fd00::1]:8000", 7946).unwrap(),
-            "[fd00::1]:8000".parse().unwrap()
-        );
-        assert_eq!(
-            parse_join("fd00::1", 7946).unwrap(),
-            "[fd00::1]:7946".parse().unwrap()
-        );
+        assert_eq!(parse_join("10.0.0.1", 7946).unwrap(), "10.0.0.1:7946".parse().unwrap());
+        assert_eq!(parse_join("10.0.0.1:8000", 7946).unwrap(), "10.0.0.1:8000".parse().unwrap());
+        assert_eq!(parse_join("[fd00::1]:8000", 7946).unwrap(), "[fd00::1]:8000".parse().unwrap());
+        assert_eq!(parse_join("fd00::1", 7946).unwrap(), "[fd00::1]:7946".parse().unwrap());
         assert!(parse_join("10.0.0.1:0", 7946).is_err());
         assert!(parse_join("host:1", 7946).is_err());
     }

@@ -2,39 +2,37 @@
 //! kernel's state alone.
 //!
 //! Start-up checks everything that can be wrong with the configuration before it creates
-//! anything: the advertise address must be local, the state directory usable and free. Only then
-//! are bpffs, the eBPF objects and the API socket touched.
+//! anything: the advertise address must be local, the state directory usable and free, the API
+//! socket not served by another meshd. Only then are bpffs, the eBPF objects and the gossip
+//! sockets touched, and the cluster created, joined or rejoined.
 //!
-//! SIGTERM and SIGINT are a restart, not a leave: the socket is removed, but pinned maps (and,
-//! later, attached programs, links and routes) stay, so traffic never notices the agent going
-//! away and coming back.
+//! SIGTERM and SIGINT are a restart, not a leave: the gossip state is saved, the socket removed,
+//! and pinned maps (later: attached programs, links, routes) stay, so traffic never notices the
+//! agent going away and coming back. `meshctl leave` is the way out of a cluster.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
-use crate::api::proto::{
-    ApiError, Availability, ErrorKind, NodeInfo, NodeStatus, Reply, Request, Response,
-};
+use crate::api::proto::{ApiError, Counter, ErrorKind, Reply, Request, Response};
 use crate::api::server::{ApiServer, Handler};
 use crate::bpf::{bpffs, Datapath};
-use crate::cluster_identity::ClusterIdentity;
 use crate::config::Config;
-use crate::identity::NodeId;
+use crate::gossip::agent::{Exit, StartParams};
+use crate::gossip::{self, GossipHandle};
 use crate::netlink::addresses::local_addresses;
 use crate::state_dir::StateDir;
 
-/// Runs meshd until SIGTERM or SIGINT.
+/// Runs meshd until SIGTERM or SIGINT, or until it leaves its cluster.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     check_advertise_is_local(config.advertise_addr).await?;
 
-    let state = StateDir::open(&config.state_dir)?;
+    let state = Arc::new(StateDir::open(&config.state_dir)?);
     let (node_id, new_node) = state.node_id()?;
-    let (cluster, new_cluster) = ClusterIdentity::load_or_create(&state)?;
     tracing::info!(
         node = %node_id,
         name = %config.node_name,
@@ -43,9 +41,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         new_node,
         "node identity"
     );
-    if new_cluster {
-        tracing::info!(fingerprint = %cluster.fingerprint(), "created a new cluster");
-    }
 
     // Claim the socket before touching the kernel: a second meshd pointed at a live socket stops
     // here, having created nothing. Requests wait in the backlog until serving starts below.
@@ -60,36 +55,46 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let datapath = Datapath::load(&pin_dir)?;
     tracing::info!(pins = %pin_dir.display(), "eBPF programs loaded and verified");
 
-    tracing::info!(socket = %server.path().display(), "API listening");
-    let agent = Arc::new(Agent {
+    let (gossip, mut gossip_task) = gossip::start(StartParams {
+        config: config.gossip.clone(),
         node_id,
-        config: config.clone(),
-        state,
-        cluster: Mutex::new(cluster),
-        _datapath: datapath,
-    });
+        name: config.node_name.clone(),
+        advertise: SocketAddr::new(config.advertise_addr, config.listen_port),
+        join: config.join.clone(),
+        state_dir: state.clone(),
+    })
+    .await?;
+    tracing::info!(port = config.listen_port, "gossip running");
+
+    tracing::info!(socket = %server.path().display(), "API listening");
+    let agent = Arc::new(Agent { gossip: gossip.clone(), _datapath: datapath });
     let (stop, stop_rx) = watch::channel(false);
     let api = tokio::spawn(server.serve(agent, stop_rx));
 
-    wait_for_stop_signal().await?;
-    tracing::info!("stopping; kernel state (pinned maps, attached programs) is left in place");
+    tokio::select! {
+        signal = wait_for_stop_signal() => {
+            signal?;
+            tracing::info!("stopping for a restart; kernel state (pinned maps, attached programs) is left in place");
+            gossip.stop().await;
+            let _ = (&mut gossip_task).await;
+        }
+        exit = &mut gossip_task => match exit.context("gossip task failed")? {
+            Exit::Left => tracing::info!("left the cluster; exiting"),
+            Exit::Stopped => tracing::info!("gossip stopped"),
+        },
+    }
     let _ = stop.send(true);
     api.await.context("API task failed")?;
     Ok(())
 }
 
 async fn check_advertise_is_local(addr: IpAddr) -> anyhow::Result<()> {
-    let local = local_addresses()
-        .await
-        .context("cannot list this namespace's addresses over rtnetlink")?;
+    let local = local_addresses().await.context("cannot list this namespace's addresses over rtnetlink")?;
     if local.contains(&addr) {
         return Ok(());
     }
-    let mut shown: Vec<String> = local
-        .iter()
-        .filter(|ip| !ip.is_loopback())
-        .map(|ip| ip.to_string())
-        .collect();
+    let mut shown: Vec<String> =
+        local.iter().filter(|ip| !ip.is_loopback()).map(|ip| ip.to_string()).collect();
     if shown.is_empty() {
         shown.push("none but loopback".into());
     }
@@ -111,57 +116,52 @@ async fn wait_for_stop_signal() -> anyhow::Result<()> {
 
 /// What the API handler needs of the running node.
 struct Agent {
-    node_id: NodeId,
-    config: Config,
-    state: StateDir,
-    cluster: Mutex<ClusterIdentity>,
+    gossip: GossipHandle,
     /// Held so the loaded programs and maps live as long as the agent.
     _datapath: Datapath,
-}
-
-impl Agent {
-    fn nodes(&self) -> Vec<NodeInfo> {
-        // Until gossip arrives, the cluster is this node.
-        vec![NodeInfo {
-            id: self.node_id,
-            name: self.config.node_name.clone(),
-            address: self.config.advertise_addr,
-            status: NodeStatus::Alive,
-            availability: Availability::Active,
-            is_self: true,
-        }]
-    }
-
-    fn join_token(&self, rotate: bool) -> Result<Reply, ApiError> {
-        let internal =
-            |e: &dyn std::fmt::Display| ApiError::new(ErrorKind::Internal, e.to_string());
-        let mut cluster = self
-            .cluster
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if rotate {
-            // Rotate a copy and save it first: if saving fails, the old token stays valid everywhere.
-            let mut rotated = cluster.clone();
-            rotated.rotate().map_err(|e| internal(&e))?;
-            rotated.save(&self.state).map_err(|e| internal(&e))?;
-            *cluster = rotated;
-            tracing::info!("join token rotated");
-        }
-        Ok(Reply::JoinToken {
-            token: cluster.join_token().to_string(),
-        })
-    }
 }
 
 impl Handler for Agent {
     async fn handle(&self, request: Request) -> Response {
         let result = match request {
-            Request::NodeLs {} => Ok(Reply::Nodes(self.nodes())),
-            Request::JoinToken { rotate } => self.join_token(rotate),
+            Request::NodeLs {} => Ok(Reply::Nodes(self.gossip.snapshot().nodes())),
+            Request::JoinToken { rotate: false } => self
+                .gossip
+                .snapshot()
+                .join_token()
+                .map(|token| Reply::JoinToken { token: token.to_string() })
+                .ok_or_else(|| internal("the cluster has no join secret")),
+            Request::JoinToken { rotate: true } => self
+                .gossip
+                .rotate_join_token()
+                .await
+                .map(|token| Reply::JoinToken { token: token.to_string() })
+                .map_err(internal),
+            Request::NodeUpdate { node, availability } => self
+                .gossip
+                .set_availability(node, availability)
+                .await
+                .map(|id| Reply::NodeUpdated { id })
+                .map_err(|message| ApiError::new(ErrorKind::NotFound, message)),
+            Request::Leave {} => self.gossip.leave().await.map(|()| Reply::Left {}).map_err(internal),
+            Request::Stats {} => Ok(Reply::Stats {
+                gossip: self
+                    .gossip
+                    .stats()
+                    .snapshot()
+                    .rows()
+                    .into_iter()
+                    .map(|(name, value)| Counter { name: name.to_string(), value })
+                    .collect(),
+            }),
         };
         match result {
             Ok(reply) => Response::Ok(reply),
             Err(error) => Response::Error(error),
         }
     }
+}
+
+fn internal(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorKind::Internal, message)
 }

@@ -65,17 +65,11 @@ impl StateDir {
                 .recursive(true)
                 .mode(0o700)
                 .create(&path)
-                .map_err(|source| StateDirError::Create {
-                    path: path.clone(),
-                    source,
-                })?,
+                .map_err(|source| StateDirError::Create { path: path.clone(), source })?,
             Err(source) => return Err(StateDirError::Unreadable { path, source }),
         }
         // Listing proves the directory can be read at all before anything is written to it.
-        fs::read_dir(&path).map_err(|source| StateDirError::Unreadable {
-            path: path.clone(),
-            source,
-        })?;
+        fs::read_dir(&path).map_err(|source| StateDirError::Unreadable { path: path.clone(), source })?;
 
         let lock_path = path.join(LOCK_FILE);
         let file = OpenOptions::new()
@@ -84,18 +78,12 @@ impl StateDir {
             .write(true)
             .mode(0o600)
             .open(&lock_path)
-            .map_err(|source| StateDirError::Lock {
-                path: path.clone(),
-                source,
-            })?;
+            .map_err(|source| StateDirError::Lock { path: path.clone(), source })?;
         let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, errno)| {
             if errno == nix::errno::Errno::EWOULDBLOCK {
                 StateDirError::InUse { path: path.clone() }
             } else {
-                StateDirError::Lock {
-                    path: path.clone(),
-                    source: errno.into(),
-                }
+                StateDirError::Lock { path: path.clone(), source: errno.into() }
             }
         })?;
         Ok(StateDir { path, _lock: lock })
@@ -126,10 +114,17 @@ impl StateDir {
         };
         serde_json::from_str(&text)
             .map(Some)
-            .map_err(|e| StateDirError::Corrupt {
-                path,
-                reason: e.to_string(),
-            })
+            .map_err(|e| StateDirError::Corrupt { path, reason: e.to_string() })
+    }
+
+    /// Removes `name` if it exists.
+    pub fn remove(&self, name: &str) -> Result<(), StateDirError> {
+        let path = self.path.join(name);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StateDirError::Write { path, source }),
+        }
     }
 
     /// Writes `value` as JSON to `name` atomically, mode 0600.
@@ -139,12 +134,8 @@ impl StateDir {
         let write = || -> io::Result<()> {
             let mut text = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
             text.push(b'\n');
-            let mut file = OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .mode(0o600)
-                .open(&tmp)?;
+            let mut file =
+                OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&tmp)?;
             file.write_all(&text)?;
             file.sync_all()?;
             fs::rename(&tmp, &path)?;

@@ -54,56 +54,29 @@ fn verdict_types_match_the_header() {
         "SIZE(md_verdict_key); OFF(md_verdict_key, ifindex); OFF(md_verdict_key, reason);\n\
          OFF(md_verdict_key, dir); OFF(md_verdict_key, pad);\n\
          SIZE(md_verdict_val); OFF(md_verdict_val, packets); OFF(md_verdict_val, bytes);\n{}",
-        header_enumerators("abi/verdict.h")
-            .iter()
-            .map(|name| format!("ENUM({name});"))
-            .collect::<String>()
+        header_enumerators("abi/verdict.h").iter().map(|name| format!("ENUM({name});")).collect::<String>()
     ));
     let rust: HashMap<&str, usize> = HashMap::from([
         ("sizeof md_verdict_key", size_of::<VerdictKey>()),
-        (
-            "offsetof md_verdict_key.ifindex",
-            offset_of!(VerdictKey, ifindex),
-        ),
-        (
-            "offsetof md_verdict_key.reason",
-            offset_of!(VerdictKey, reason),
-        ),
+        ("offsetof md_verdict_key.ifindex", offset_of!(VerdictKey, ifindex)),
+        ("offsetof md_verdict_key.reason", offset_of!(VerdictKey, reason)),
         ("offsetof md_verdict_key.dir", offset_of!(VerdictKey, dir)),
         ("offsetof md_verdict_key.pad", offset_of!(VerdictKey, pad)),
         ("sizeof md_verdict_val", size_of::<VerdictCounter>()),
-        (
-            "offsetof md_verdict_val.packets",
-            offset_of!(VerdictCounter, packets),
-        ),
-        (
-            "offsetof md_verdict_val.bytes",
-            offset_of!(VerdictCounter, bytes),
-        ),
+        ("offsetof md_verdict_val.packets", offset_of!(VerdictCounter, packets)),
+        ("offsetof md_verdict_val.bytes", offset_of!(VerdictCounter, bytes)),
     ]);
     for (name, rust_value) in &rust {
-        assert_eq!(
-            facts.get(*name).copied(),
-            Some(*rust_value as u64),
-            "{name}"
-        );
+        assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
     }
 
     for reason in Reason::KNOWN {
         let name = format!("enum {}", reason.c_name().unwrap());
-        assert_eq!(
-            facts.get(&name).copied(),
-            Some(u64::from(reason.code())),
-            "{name}"
-        );
+        assert_eq!(facts.get(&name).copied(), Some(u64::from(reason.code())), "{name}");
     }
     for dir in Direction::KNOWN {
         let name = format!("enum {}", dir.c_name().unwrap());
-        assert_eq!(
-            facts.get(&name).copied(),
-            Some(u64::from(dir.code())),
-            "{name}"
-        );
+        assert_eq!(facts.get(&name).copied(), Some(u64::from(dir.code())), "{name}");
     }
     // Every enumerator of the header is known to Rust: nothing added on the C side only.
     let known: Vec<&str> = Reason::KNOWN
@@ -118,9 +91,7 @@ fn verdict_types_match_the_header() {
 
 /// The enumerators (`MD_X = N,` lines) declared in a header under `include/`.
 fn header_enumerators(header: &str) -> Vec<String> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("include")
-        .join(header);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("include").join(header);
     std::fs::read_to_string(path)
         .unwrap()
         .lines()

@@ -71,27 +71,10 @@ impl Cluster {
         let underlay = self.underlay.as_ref().expect("underlay exists");
         let ns = Netns::new(&format!("{}-n{index}", self.prefix));
         let uplink = format!("u{index}");
-        underlay.ip([
-            "link",
-            "add",
-            &uplink,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            ns.name(),
-        ]);
+        underlay.ip(["link", "add", &uplink, "type", "veth", "peer", "name", "eth0", "netns", ns.name()]);
         underlay.ip(["link", "set", &uplink, "master", "br0", "up"]);
         let addr = node_underlay_addr(index);
-        ns.ip([
-            "addr",
-            "add",
-            &format!("{addr}/{UNDERLAY_PREFIX_LEN}"),
-            "dev",
-            "eth0",
-        ]);
+        ns.ip(["addr", "add", &format!("{addr}/{UNDERLAY_PREFIX_LEN}"), "dev", "eth0"]);
         ns.ip(["link", "set", "eth0", "up"]);
         let dir = self.work_dir.join(format!("n{index}"));
         std::fs::create_dir_all(&dir).expect("create node dir");
@@ -106,10 +89,69 @@ impl Cluster {
         });
     }
 
-    /// Starts meshd on every node and waits until each answers.
+    /// Starts meshd on every node as a cluster of its own and waits until each answers.
     pub fn start_all(&mut self) {
         for node in &mut self.nodes {
             node.start();
+        }
+    }
+
+    /// Forms one cluster: n1 creates it, every other node joins through n1 with its token.
+    /// Returns once every node lists every node alive.
+    pub fn form(&mut self) {
+        self.form_with(&[] as &[&str]);
+    }
+
+    /// [`form`](Self::form) with extra meshd arguments for every node (e.g. gossip timings).
+    pub fn form_with<S: AsRef<std::ffi::OsStr>>(&mut self, extra: &[S]) {
+        let extra: Vec<std::ffi::OsString> = extra.iter().map(|a| a.as_ref().to_os_string()).collect();
+        let mut args: Vec<std::ffi::OsString> =
+            self.nodes[0].base_args().into_iter().map(Into::into).collect();
+        args.extend(extra.iter().cloned());
+        self.nodes[0].start_with(&args);
+        let token = self.nodes[0].meshctl_ok(&["join-token"]).trim().to_string();
+        let seed = self.nodes[0].addr.to_string();
+        for node in self.nodes.iter_mut().skip(1) {
+            let mut args: Vec<std::ffi::OsString> = node.base_args().into_iter().map(Into::into).collect();
+            args.extend(["--join".into(), seed.clone().into(), "--token".into(), token.clone().into()]);
+            args.extend(extra.iter().cloned());
+            node.start_with(&args);
+        }
+        let expected = self.nodes.len();
+        self.wait_for("every node to list every node alive", Duration::from_secs(30), |cluster| {
+            cluster.nodes.iter().all(|n| n.count_status("alive") == expected)
+        });
+    }
+
+    /// Polls `condition` every 50 ms until it holds; panics (with every node's view and log
+    /// tail) after `timeout`. Returns how long it took.
+    pub fn wait_for(&self, what: &str, timeout: Duration, condition: impl Fn(&Cluster) -> bool) -> Duration {
+        let start = Instant::now();
+        loop {
+            if condition(self) {
+                return start.elapsed();
+            }
+            if start.elapsed() > timeout {
+                let mut report = format!("timed out after {timeout:?} waiting for {what}\n");
+                for node in &self.nodes {
+                    let view = node.meshctl(&["node", "ls"]);
+                    report.push_str(&format!(
+                        "--- {} sees:\n{}{}",
+                        node.name,
+                        stdout(&view),
+                        crate::command::stderr(&view)
+                    ));
+                    let log = node.log();
+                    let tail: Vec<&str> = log.lines().rev().take(15).collect();
+                    report.push_str(&format!(
+                        "--- {} log tail:\n{}\n",
+                        node.name,
+                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                    ));
+                }
+                panic!("{report}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -142,38 +184,15 @@ impl Cluster {
         let node_ns = &self.nodes[node - 1].ns;
         let ns = Netns::new(&format!("{}-c{index}", self.prefix));
         let host_ifname = format!("vc{index}");
-        node_ns.ip([
-            "link",
-            "add",
-            &host_ifname,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            ns.name(),
-        ]);
+        node_ns.ip(["link", "add", &host_ifname, "type", "veth", "peer", "name", "eth0", "netns", ns.name()]);
         let host_addr = Ipv4Addr::new(10, 201, index as u8, 1);
         let addr = Ipv4Addr::new(10, 201, index as u8, 2);
-        node_ns.ip([
-            "addr",
-            "add",
-            &format!("{host_addr}/30"),
-            "dev",
-            &host_ifname,
-        ]);
+        node_ns.ip(["addr", "add", &format!("{host_addr}/30"), "dev", &host_ifname]);
         node_ns.ip(["link", "set", &host_ifname, "up"]);
         ns.ip(["addr", "add", &format!("{addr}/30"), "dev", "eth0"]);
         ns.ip(["link", "set", "eth0", "up"]);
         ns.ip(["route", "add", "default", "via", &host_addr.to_string()]);
-        self.containers.push(Container {
-            ns,
-            addr,
-            host_addr,
-            host_ifname,
-            node,
-        });
+        self.containers.push(Container { ns, addr, host_addr, host_ifname, node });
         index
     }
 
@@ -230,9 +249,7 @@ impl Node {
     /// A `Command` that runs meshd inside this node's network namespace.
     pub fn meshd_command<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
         let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net={}", self.ns.path()))
-            .arg(binaries::meshd())
-            .args(args);
+        cmd.arg(format!("--net={}", self.ns.path())).arg(binaries::meshd()).args(args);
         cmd
     }
 
@@ -256,10 +273,7 @@ impl Node {
                 panic!("{what} exited during start ({status}):\n{}", self.log());
             }
             if Instant::now() > deadline {
-                panic!(
-                    "{what} did not answer within {START_TIMEOUT:?}:\n{}",
-                    self.log()
-                );
+                panic!("{what} did not answer within {START_TIMEOUT:?}:\n{}", self.log());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -293,11 +307,7 @@ impl Node {
     pub fn meshctl_ok<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> String {
         let output = self.meshctl(args);
         if !output.status.success() {
-            panic!(
-                "{}\nmeshd log:\n{}",
-                describe_failure("meshctl", &output),
-                self.log()
-            );
+            panic!("{}\nmeshd log:\n{}", describe_failure("meshctl", &output), self.log());
         }
         stdout(&output)
     }
@@ -311,6 +321,34 @@ impl Node {
         }
     }
 
+    /// `name -> status` as this node sees the cluster; empty if meshd does not answer.
+    pub fn statuses(&self) -> std::collections::BTreeMap<String, String> {
+        let output = self.meshctl(&["--format", "json", "node", "ls"]);
+        if !output.status.success() {
+            return Default::default();
+        }
+        let nodes: Vec<Value> = serde_json::from_str(&stdout(&output)).unwrap_or_default();
+        nodes
+            .iter()
+            .map(|n| {
+                (
+                    n["name"].as_str().unwrap_or("?").to_string(),
+                    n["status"].as_str().unwrap_or("?").to_string(),
+                )
+            })
+            .collect()
+    }
+
+    /// How many nodes this node sees with `status`.
+    pub fn count_status(&self, status: &str) -> usize {
+        self.statuses().values().filter(|s| *s == status).count()
+    }
+
+    /// The status this node sees for node `name`.
+    pub fn status_of(&self, name: &str) -> Option<String> {
+        self.statuses().get(name).cloned()
+    }
+
     /// The node ID meshd persisted in its state directory.
     pub fn node_id(&self) -> Option<String> {
         let text = std::fs::read_to_string(self.state_dir.join("node.json")).ok()?;
@@ -320,8 +358,7 @@ impl Node {
 
     /// This node's pin directory on bpffs.
     pub fn pin_dir(&self) -> Option<PathBuf> {
-        self.node_id()
-            .map(|id| PathBuf::from("/sys/fs/bpf/meshd").join(id))
+        self.node_id().map(|id| PathBuf::from("/sys/fs/bpf/meshd").join(id))
     }
 
     /// meshd's log so far.

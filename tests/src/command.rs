@@ -22,18 +22,10 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    let args: Vec<_> = args
-        .into_iter()
-        .map(|a| a.as_ref().to_os_string())
-        .collect();
-    Command::new(program)
-        .args(&args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run {program} {args:?}: {e} (is it installed? see scripts/install-deps.sh)"
-            )
-        })
+    let args: Vec<_> = args.into_iter().map(|a| a.as_ref().to_os_string()).collect();
+    Command::new(program).args(&args).output().unwrap_or_else(|e| {
+        panic!("cannot run {program} {args:?}: {e} (is it installed? see scripts/install-deps.sh)")
+    })
 }
 
 pub fn describe_failure(what: &str, output: &Output) -> String {

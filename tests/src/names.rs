@@ -13,10 +13,6 @@ pub const SWEEP_PREFIX: &str = "mt";
 /// A fresh prefix for one test (or one demo run).
 pub fn unique_prefix(tag: &str) -> String {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let tag: String = tag
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .take(12)
-        .collect();
+    let tag: String = tag.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect();
     format!("{SWEEP_PREFIX}{:x}{n:x}-{tag}", std::process::id())
 }

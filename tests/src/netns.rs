@@ -18,9 +18,7 @@ impl Netns {
     /// Creates the namespace and brings its loopback up.
     pub fn new(name: &str) -> Netns {
         run("ip", ["netns", "add", name]);
-        let ns = Netns {
-            name: name.to_string(),
-        };
+        let ns = Netns { name: name.to_string() };
         ns.ip(["link", "set", "lo", "up"]);
         ns
     }
@@ -50,12 +48,8 @@ impl Netns {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut all: Vec<std::ffi::OsString> = vec![
-            "netns".into(),
-            "exec".into(),
-            self.name.clone().into(),
-            program.into(),
-        ];
+        let mut all: Vec<std::ffi::OsString> =
+            vec!["netns".into(), "exec".into(), self.name.clone().into(), program.into()];
         all.extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
         try_run("ip", all)
     }

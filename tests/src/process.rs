@@ -17,20 +17,11 @@ pub struct Process {
 impl Process {
     /// Spawns `command` with stdout and stderr appended to `log`.
     pub fn spawn(mut command: Command, log: &Path, what: &str) -> Process {
-        let out = File::options()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("open log");
+        let out = File::options().create(true).append(true).open(log).expect("open log");
         let err = out.try_clone().expect("clone log");
         command.stdin(Stdio::null()).stdout(out).stderr(err);
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-        Process {
-            child: Some(child),
-            what: what.to_string(),
-        }
+        let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        Process { child: Some(child), what: what.to_string() }
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -39,9 +30,7 @@ impl Process {
 
     /// Returns the exit status if the process has ended.
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
-        self.child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Sends `signal` and waits up to `timeout` for the process to end; SIGKILL after that.
@@ -58,10 +47,7 @@ impl Process {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        eprintln!(
-            "warning: {} did not stop on {signal:?}; killing it",
-            self.what
-        );
+        eprintln!("warning: {} did not stop on {signal:?}; killing it", self.what);
         let _ = child.kill();
         child.wait().ok()
     }

@@ -11,16 +11,11 @@ use meshd_tests::Cluster;
 
 /// Runs meshd in node 1's namespace with `args` and expects it to refuse to start.
 fn meshd_refuses(cluster: &Cluster, args: &[String]) -> String {
-    let output = cluster
-        .node(1)
-        .meshd_command(args)
-        .output()
-        .expect("run meshd");
+    let output = cluster.node(1).meshd_command(args).output().expect("run meshd");
     assert!(!output.status.success(), "meshd accepted {args:?}");
     let err = stderr(&output);
     assert!(
-        err.lines()
-            .any(|l| l.starts_with("meshd: error:") || l.starts_with("error:")),
+        err.lines().any(|l| l.starts_with("meshd: error:") || l.starts_with("error:")),
         "no clear error line: {err}"
     );
     err
@@ -45,24 +40,12 @@ fn meshd_refuses_bad_configuration_and_creates_nothing() {
     let cluster = Cluster::new("badcfg", 1);
     let state_dir = cluster.node(1).state_dir().to_path_buf();
 
-    let err = meshd_refuses(
-        &cluster,
-        &with_args(&cluster, &[("--advertise-addr", "10.77.0.99")]),
-    );
-    assert!(
-        err.contains("--advertise-addr 10.77.0.99 is not assigned to any interface"),
-        "{err}"
-    );
-    assert!(
-        err.contains("10.77.0.1"),
-        "lists the addresses that are local: {err}"
-    );
+    let err = meshd_refuses(&cluster, &with_args(&cluster, &[("--advertise-addr", "10.77.0.99")]));
+    assert!(err.contains("--advertise-addr 10.77.0.99 is not assigned to any interface"), "{err}");
+    assert!(err.contains("10.77.0.1"), "lists the addresses that are local: {err}");
     assert!(!state_dir.exists(), "no state dir for a refused start");
 
-    let err = meshd_refuses(
-        &cluster,
-        &with_args(&cluster, &[("--advertise-addr", "not-an-ip")]),
-    );
+    let err = meshd_refuses(&cluster, &with_args(&cluster, &[("--advertise-addr", "not-an-ip")]));
     assert!(err.contains("--advertise-addr"), "{err}");
 
     let err = meshd_refuses(&cluster, &with_args(&cluster, &[("--listen-port", "0")]));
@@ -71,10 +54,8 @@ fn meshd_refuses_bad_configuration_and_creates_nothing() {
     let err = meshd_refuses(&cluster, &with_args(&cluster, &[("--no-such-flag", "1")]));
     assert!(err.contains("--no-such-flag"), "{err}");
 
-    let err = meshd_refuses(
-        &cluster,
-        &with_args(&cluster, &[("--join", "10.77.0.2"), ("--token", "garbage")]),
-    );
+    let err =
+        meshd_refuses(&cluster, &with_args(&cluster, &[("--join", "10.77.0.2"), ("--token", "garbage")]));
     assert!(err.contains("not a meshd join token"), "{err}");
 
     let err = meshd_refuses(&cluster, &with_args(&cluster, &[("--join", "10.77.0.2")]));
@@ -89,34 +70,19 @@ fn meshd_refuses_an_unusable_state_dir() {
     let cluster = Cluster::new("badstate", 1);
     let file = cluster.work_dir().join("a-file");
     std::fs::write(&file, "x").unwrap();
-    let err = meshd_refuses(
-        &cluster,
-        &with_args(&cluster, &[("--state-dir", file.to_str().unwrap())]),
-    );
+    let err = meshd_refuses(&cluster, &with_args(&cluster, &[("--state-dir", file.to_str().unwrap())]));
     assert!(err.contains("is not a directory"), "{err}");
 
     let below_file = file.join("state");
-    let err = meshd_refuses(
-        &cluster,
-        &with_args(&cluster, &[("--state-dir", below_file.to_str().unwrap())]),
-    );
-    assert!(
-        err.contains("state directory") && err.contains("Not a directory"),
-        "{err}"
-    );
+    let err = meshd_refuses(&cluster, &with_args(&cluster, &[("--state-dir", below_file.to_str().unwrap())]));
+    assert!(err.contains("state directory") && err.contains("Not a directory"), "{err}");
 
     let corrupt = cluster.work_dir().join("corrupt");
     std::fs::create_dir_all(&corrupt).unwrap();
     std::fs::write(corrupt.join("node.json"), "{ this is not json").unwrap();
-    let err = meshd_refuses(
-        &cluster,
-        &with_args(&cluster, &[("--state-dir", corrupt.to_str().unwrap())]),
-    );
+    let err = meshd_refuses(&cluster, &with_args(&cluster, &[("--state-dir", corrupt.to_str().unwrap())]));
     assert!(err.contains("node.json is corrupt"), "{err}");
-    assert_eq!(
-        std::fs::read_to_string(corrupt.join("node.json")).unwrap(),
-        "{ this is not json"
-    );
+    assert_eq!(std::fs::read_to_string(corrupt.join("node.json")).unwrap(), "{ this is not json");
 }
 
 #[test]
@@ -128,10 +94,8 @@ fn a_second_meshd_on_the_same_state_dir_or_socket_is_refused() {
     assert!(err.contains("in use by another meshd"), "{err}");
 
     let other_state = cluster.work_dir().join("other-state");
-    let err = meshd_refuses(
-        &cluster,
-        &with_args(&cluster, &[("--state-dir", other_state.to_str().unwrap())]),
-    );
+    let err =
+        meshd_refuses(&cluster, &with_args(&cluster, &[("--state-dir", other_state.to_str().unwrap())]));
     assert!(err.contains("another meshd is already serving"), "{err}");
     // The first one is untouched.
     assert_eq!(cluster.node(1).nodes_json().len(), 1);
@@ -145,16 +109,10 @@ fn meshctl_gives_clear_errors() {
     let meshctl = meshctl.to_str().unwrap();
 
     // No meshd yet.
-    let out = try_run(
-        meshctl,
-        ["--socket", node_socket.to_str().unwrap(), "node", "ls"],
-    );
+    let out = try_run(meshctl, ["--socket", node_socket.to_str().unwrap(), "node", "ls"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(
-        err.starts_with("meshctl: error: cannot reach meshd at"),
-        "{err}"
-    );
+    assert!(err.starts_with("meshctl: error: cannot reach meshd at"), "{err}");
     assert_eq!(err.lines().count(), 1, "one line: {err}");
 
     cluster.start_all();
@@ -175,27 +133,17 @@ fn meshctl_gives_clear_errors() {
         );
     }
     // Help exists for every verb.
-    for args in [
-        &["--help"][..],
-        &["node", "--help"],
-        &["node", "ls", "--help"],
-        &["join-token", "--help"],
-    ] {
+    for args in [&["--help"][..], &["node", "--help"], &["node", "ls", "--help"], &["join-token", "--help"]] {
         let out = node.meshctl(args);
         assert!(out.status.success(), "{args:?}");
-        assert!(
-            String::from_utf8_lossy(&out.stdout).contains("Usage:"),
-            "{args:?}"
-        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage:"), "{args:?}");
     }
 }
 
 /// Sends raw bytes to the API and returns every response line.
 fn raw_exchange(socket: &std::path::Path, bytes: &[u8]) -> Vec<String> {
     let mut stream = UnixStream::connect(socket).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     // A large request may be cut off by the server mid-write; that is the point.
     let _ = stream.write_all(bytes);
     let _ = stream.shutdown(std::net::Shutdown::Write);
@@ -218,15 +166,9 @@ fn the_api_rejects_malformed_requests_and_keeps_serving() {
 
     let cases: &[(&[u8], &str)] = &[
         (b"{not json\n", "malformed request"),
-        (
-            b"{\"op\":\"format_disk\"}\n",
-            "unknown variant `format_disk`",
-        ),
+        (b"{\"op\":\"format_disk\"}\n", "unknown variant `format_disk`"),
         (b"{\"op\":\"node_ls\",\"x\":1}\n", "unknown field `x`"),
-        (
-            b"{\"op\":\"join_token\",\"rotate\":\"please\"}\n",
-            "invalid type",
-        ),
+        (b"{\"op\":\"join_token\",\"rotate\":\"please\"}\n", "invalid type"),
         (b"\xff\xfe\xfd\n", "malformed request"),
         (b"[]\n", "malformed request"),
     ];
@@ -235,13 +177,7 @@ fn the_api_rejects_malformed_requests_and_keeps_serving() {
         assert_eq!(replies.len(), 1, "{replies:?}");
         let reply: serde_json::Value = serde_json::from_str(&replies[0]).unwrap();
         assert_eq!(reply["error"]["kind"], "bad_request", "{reply}");
-        assert!(
-            reply["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains(expected),
-            "{reply}"
-        );
+        assert!(reply["error"]["message"].as_str().unwrap().contains(expected), "{reply}");
     }
 
     // 1 MiB without a newline: refused as too large, connection closed.
@@ -260,11 +196,7 @@ fn the_api_rejects_malformed_requests_and_keeps_serving() {
     // Still alive and correct; a bad request changed nothing.
     let token_before = node.meshctl_ok(&["join-token"]);
     let replies = raw_exchange(socket, b"{\"op\":\"node_ls\"}\n{\"op\":\"join_token\"}\n");
-    assert_eq!(
-        replies.len(),
-        2,
-        "two requests on one connection: {replies:?}"
-    );
+    assert_eq!(replies.len(), 2, "two requests on one connection: {replies:?}");
     assert!(replies[0].starts_with("{\"ok\":{\"nodes\":"), "{replies:?}");
     assert!(replies[1].contains(token_before.trim()), "{replies:?}");
     assert_eq!(node.nodes_json()[0]["status"], "alive");
@@ -272,9 +204,7 @@ fn the_api_rejects_malformed_requests_and_keeps_serving() {
     let mut buf = String::new();
     let mut stream = UnixStream::connect(socket).unwrap();
     stream.write_all(b"{\"op\":\"node_ls\"}\n").unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let _ = BufReader::new(&mut stream).read_line(&mut buf);
     assert!(buf.contains("alive"));
 }
@@ -284,14 +214,8 @@ fn the_socket_is_private() {
     use std::os::unix::fs::PermissionsExt;
     let mut cluster = Cluster::new("sockmode", 1);
     cluster.start_all();
-    let mode = std::fs::metadata(cluster.node(1).socket())
-        .unwrap()
-        .permissions()
-        .mode();
+    let mode = std::fs::metadata(cluster.node(1).socket()).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
-    let state_mode = std::fs::metadata(cluster.node(1).state_dir())
-        .unwrap()
-        .permissions()
-        .mode();
+    let state_mode = std::fs::metadata(cluster.node(1).state_dir()).unwrap().permissions().mode();
     assert_eq!(state_mode & 0o777, 0o700);
 }

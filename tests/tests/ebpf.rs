@@ -35,13 +35,9 @@ fn every_object_passes_the_verifier_in_a_namespace() {
     let ns = Netns::new(&unique_prefix("verifier"));
     let dir = pins.0.clone();
     // Datapath::load loads every program of every object; an error carries the verifier log.
-    let result =
-        ns.run_inside(move || Datapath::load(&dir).map(|_| ()).map_err(|e| format!("{e}")));
+    let result = ns.run_inside(move || Datapath::load(&dir).map(|_| ()).map_err(|e| format!("{e}")));
     result.expect("the kernel accepts every program");
-    assert!(
-        pins.0.join(meshd_ebpf::verdict::MAP_NAME).exists(),
-        "verdict map pinned"
-    );
+    assert!(pins.0.join(meshd_ebpf::verdict::MAP_NAME).exists(), "verdict map pinned");
     assert!(!meshd_ebpf::OBJECTS.is_empty());
 }
 
@@ -64,18 +60,8 @@ fn the_veth_programs_count_real_packets() {
         (datapath, attachment, ifindex)
     });
 
-    let ping = container.ns.exec(
-        "ping",
-        [
-            "-c",
-            "5",
-            "-i",
-            "0.2",
-            "-W",
-            "2",
-            &container.host_addr.to_string(),
-        ],
-    );
+    let ping =
+        container.ns.exec("ping", ["-c", "5", "-i", "0.2", "-W", "2", &container.host_addr.to_string()]);
     assert!(ping.status.success(), "{}", describe_failure("ping", &ping));
 
     let counters = datapath.verdicts().expect("read counters");
@@ -101,22 +87,14 @@ fn the_veth_programs_count_real_packets() {
 
     // A second load with the same pins sees the same counters: the map was reused, not recreated.
     let dir = pins.0.clone();
-    let reloaded = node_ns.run_inside(move || {
-        Datapath::load(&dir)
-            .expect("reload")
-            .verdicts()
-            .expect("read")
-    });
+    let reloaded =
+        node_ns.run_inside(move || Datapath::load(&dir).expect("reload").verdicts().expect("read"));
     let again = reloaded
         .iter()
         .filter(|(k, _)| k.ifindex == ifindex && k.dir == Direction::FromContainer.code())
         .map(|(_, v)| v.packets)
         .sum::<u64>();
-    assert!(
-        again >= from.packets,
-        "pinned counters survive a reload: {again} < {}",
-        from.packets
-    );
+    assert!(again >= from.packets, "pinned counters survive a reload: {again} < {}", from.packets);
 
     datapath.detach_veth(attachment).expect("detach");
 }
@@ -136,27 +114,10 @@ fn detached_programs_stop_counting() {
         datapath
     });
     // Link-up chatter (IPv6 DAD, MLD) may have been counted while attached; only growth counts.
-    let total = || -> u64 {
-        datapath
-            .verdicts()
-            .expect("read")
-            .values()
-            .map(|v| v.packets)
-            .sum()
-    };
+    let total = || -> u64 { datapath.verdicts().expect("read").values().map(|v| v.packets).sum() };
     let before = total();
-    let ping = container.ns.exec(
-        "ping",
-        [
-            "-c",
-            "3",
-            "-i",
-            "0.2",
-            "-W",
-            "2",
-            &container.host_addr.to_string(),
-        ],
-    );
+    let ping =
+        container.ns.exec("ping", ["-c", "3", "-i", "0.2", "-W", "2", &container.host_addr.to_string()]);
     assert!(ping.status.success(), "{}", describe_failure("ping", &ping));
     assert_eq!(total(), before, "nothing counted after detach");
 }

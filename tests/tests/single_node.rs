@@ -16,11 +16,7 @@ fn a_node_lists_itself_alive_in_table_and_json() {
     assert_eq!(header, ["ID", "NAME", "ADDRESS", "STATUS", "AVAILABILITY"]);
     let row: Vec<&str> = lines[1].split_whitespace().collect();
     let id = node.node_id().expect("node.json written");
-    assert_eq!(
-        row,
-        [&id[..12], "*", "n1", "10.77.0.1", "alive", "active"],
-        "{table}"
-    );
+    assert_eq!(row, [&id[..12], "*", "n1", "10.77.0.1", "alive", "active"], "{table}");
 
     let nodes = node.nodes_json();
     assert_eq!(nodes.len(), 1);
@@ -41,11 +37,7 @@ fn a_restart_keeps_the_node_id_the_token_and_the_pins() {
     let token = node.meshctl_ok(&["join-token"]);
     assert!(token.starts_with("MESHTKN-1-"), "{token}");
     let pins = node.pin_dir().unwrap();
-    assert!(
-        pins.join("md_verdict_v1").exists(),
-        "verdict map pinned under {}",
-        pins.display()
-    );
+    assert!(pins.join("md_verdict_v1").exists(), "verdict map pinned under {}", pins.display());
 
     let status = node.stop().expect("meshd was running");
     assert!(status.success(), "SIGTERM is a clean stop: {status}");
@@ -82,11 +74,7 @@ fn join_token_rotation_persists() {
 fn nodes_in_separate_namespaces_run_side_by_side() {
     let mut cluster = Cluster::new("sidebyside", 3);
     cluster.start_all();
-    let ids: Vec<String> = cluster
-        .nodes()
-        .iter()
-        .map(|n| n.node_id().unwrap())
-        .collect();
+    let ids: Vec<String> = cluster.nodes().iter().map(|n| n.node_id().unwrap()).collect();
     for (i, node) in cluster.nodes().iter().enumerate() {
         let nodes = node.nodes_json();
         assert_eq!(nodes[0]["id"], ids[i].as_str());

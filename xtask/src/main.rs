@@ -35,16 +35,11 @@ fn main() -> ExitCode {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace_root().join("target"))
 }
 
 fn build_ebpf() -> Result<(), String> {
@@ -52,8 +47,7 @@ fn build_ebpf() -> Result<(), String> {
     let out = target_dir().join("bpf");
     let objects = compile::compile_all(&src, &out, std::env::consts::ARCH)?;
     for object in &objects {
-        let bytes =
-            std::fs::read(object).map_err(|e| format!("cannot read {}: {e}", object.display()))?;
+        let bytes = std::fs::read(object).map_err(|e| format!("cannot read {}: {e}", object.display()))?;
         // The section name table holds ".BTF" when clang emitted type information (-g).
         if !bytes.windows(5).any(|w| w == b".BTF\0") {
             return Err(format!("{} has no BTF section", object.display()));

@@ -11,9 +11,7 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error(
-        "cannot reach meshd at {path}: {source} (is meshd running? set --socket or MESHD_SOCKET)"
-    )]
+    #[error("cannot reach meshd at {path}: {source} (is meshd running? set --socket or MESHD_SOCKET)")]
     Connect { path: PathBuf, source: io::Error },
     #[error("lost the connection to meshd at {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
@@ -25,14 +23,9 @@ pub enum ClientError {
 
 /// Sends one request to the meshd at `socket` and returns its reply.
 pub fn call(socket: &Path, request: &Request) -> Result<Reply, ClientError> {
-    let io_err = |source| ClientError::Io {
-        path: socket.to_path_buf(),
-        source,
-    };
-    let mut stream = UnixStream::connect(socket).map_err(|source| ClientError::Connect {
-        path: socket.to_path_buf(),
-        source,
-    })?;
+    let io_err = |source| ClientError::Io { path: socket.to_path_buf(), source };
+    let mut stream = UnixStream::connect(socket)
+        .map_err(|source| ClientError::Connect { path: socket.to_path_buf(), source })?;
     stream.set_read_timeout(Some(TIMEOUT)).map_err(io_err)?;
     stream.set_write_timeout(Some(TIMEOUT)).map_err(io_err)?;
 
@@ -44,9 +37,7 @@ pub fn call(socket: &Path, request: &Request) -> Result<Reply, ClientError> {
     let mut response = Vec::new();
     reader.read_until(b'\n', &mut response).map_err(io_err)?;
     if response.is_empty() {
-        return Err(ClientError::Protocol(
-            "meshd closed the connection without answering".into(),
-        ));
+        return Err(ClientError::Protocol("meshd closed the connection without answering".into()));
     }
     match serde_json::from_slice::<Response>(&response) {
         Ok(Response::Ok(reply)) => Ok(reply),

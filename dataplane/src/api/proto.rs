@@ -28,6 +28,12 @@ pub enum Request {
         #[serde(default)]
         rotate: bool,
     },
+    /// Sets a node's availability (replicated); `node` is a name or an ID prefix.
+    NodeUpdate { node: String, availability: Availability },
+    /// This node leaves the cluster on purpose; meshd exits afterwards.
+    Leave {},
+    /// Counters of the gossip layer.
+    Stats {},
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +48,16 @@ pub enum Response {
 pub enum Reply {
     Nodes(Vec<NodeInfo>),
     JoinToken { token: String },
+    NodeUpdated { id: NodeId },
+    Left {},
+    Stats { gossip: Vec<Counter> },
+}
+
+/// One named counter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counter {
+    pub name: String,
+    pub value: u64,
 }
 
 /// One row of `node ls`.
@@ -66,7 +82,7 @@ pub enum NodeStatus {
     Left,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Availability {
     Active,
@@ -89,16 +105,15 @@ pub enum ErrorKind {
     TooLarge,
     /// The caller is not allowed to use the API.
     Forbidden,
+    /// The request names something that does not exist.
+    NotFound,
     /// meshd failed while carrying out a valid request.
     Internal,
 }
 
 impl ApiError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> ApiError {
-        ApiError {
-            kind,
-            message: message.into(),
-        }
+        ApiError { kind, message: message.into() }
     }
 }
 
@@ -108,6 +123,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::BadRequest => "bad request",
             ErrorKind::TooLarge => "request too large",
             ErrorKind::Forbidden => "forbidden",
+            ErrorKind::NotFound => "not found",
             ErrorKind::Internal => "internal error",
         })
     }
@@ -145,14 +161,8 @@ mod tests {
 
     #[test]
     fn requests_parse() {
-        assert_eq!(
-            parse_request(br#"{"op":"node_ls"}"#).unwrap(),
-            Request::NodeLs {}
-        );
-        assert_eq!(
-            parse_request(br#"{"op":"join_token"}"#).unwrap(),
-            Request::JoinToken { rotate: false }
-        );
+        assert_eq!(parse_request(br#"{"op":"node_ls"}"#).unwrap(), Request::NodeLs {});
+        assert_eq!(parse_request(br#"{"op":"join_token"}"#).unwrap(), Request::JoinToken { rotate: false });
         assert_eq!(
             parse_request(br#"{"op":"join_token","rotate":true}"#).unwrap(),
             Request::JoinToken { rotate: true }
@@ -164,10 +174,7 @@ mod tests {
         let cases: &[(&[u8], &str)] = &[
             (b"", "EOF"),
             (b"{not json", "key must be a string"),
-            (
-                br#"{"op":"launch_missiles"}"#,
-                "unknown variant `launch_missiles`",
-            ),
+            (br#"{"op":"launch_missiles"}"#, "unknown variant `launch_missiles`"),
             (br#"{"rotate":true}"#, "missing field `op`"),
             (br#"{"op":"join_token","rotate":"yes"}"#, "invalid type"),
             (br#"{"op":"node_ls","extra":1}"#, "unknown field `extra`"),
@@ -177,22 +184,14 @@ mod tests {
         for (line, expected) in cases {
             let err = parse_request(line).unwrap_err();
             assert_eq!(err.kind, ErrorKind::BadRequest);
-            assert!(
-                err.message.contains(expected),
-                "{:?}: {}",
-                String::from_utf8_lossy(line),
-                err.message
-            );
+            assert!(err.message.contains(expected), "{:?}: {}", String::from_utf8_lossy(line), err.message);
         }
     }
 
     #[test]
     fn responses_have_a_stable_shape() {
         let ok = Response::Ok(Reply::JoinToken { token: "t".into() });
-        assert_eq!(
-            serde_json::to_string(&ok).unwrap(),
-            r#"{"ok":{"join_token":{"token":"t"}}}"#
-        );
+        assert_eq!(serde_json::to_string(&ok).unwrap(), r#"{"ok":{"join_token":{"token":"t"}}}"#);
         let err = Response::Error(ApiError::new(ErrorKind::BadRequest, "nope"));
         assert_eq!(
             serde_json::to_string(&err).unwrap(),

@@ -58,23 +58,16 @@ impl ApiServer {
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
-                .map_err(|source| BindError::Directory {
-                    path: dir.to_path_buf(),
-                    source,
-                })?;
+                .map_err(|source| BindError::Directory { path: dir.to_path_buf(), source })?;
         }
         match std::fs::symlink_metadata(&path) {
-            Ok(meta) if !meta.file_type().is_socket() => {
-                return Err(BindError::NotASocket { path })
-            }
+            Ok(meta) if !meta.file_type().is_socket() => return Err(BindError::NotASocket { path }),
             Ok(_) => {
                 if std::os::unix::net::UnixStream::connect(&path).is_ok() {
                     return Err(BindError::InUse { path });
                 }
-                std::fs::remove_file(&path).map_err(|source| BindError::Bind {
-                    path: path.clone(),
-                    source,
-                })?;
+                std::fs::remove_file(&path)
+                    .map_err(|source| BindError::Bind { path: path.clone(), source })?;
             }
             Err(_) => {}
         }
@@ -83,16 +76,9 @@ impl ApiServer {
         let old_mask = umask(Mode::from_bits_truncate(0o177));
         let bound = UnixListener::bind(&path);
         umask(old_mask);
-        let listener = bound.map_err(|source| BindError::Bind {
-            path: path.clone(),
-            source,
-        })?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(
-            |source| BindError::Bind {
-                path: path.clone(),
-                source,
-            },
-        )?;
+        let listener = bound.map_err(|source| BindError::Bind { path: path.clone(), source })?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|source| BindError::Bind { path: path.clone(), source })?;
         Ok(ApiServer { listener, path })
     }
 
@@ -148,11 +134,8 @@ async fn serve_connection<H: Handler>(stream: UnixStream, handler: &H) -> io::Re
     loop {
         line.clear();
         let limit = (MAX_REQUEST_BYTES + 1) as u64;
-        let read = tokio::time::timeout(
-            IDLE_TIMEOUT,
-            (&mut reader).take(limit).read_until(b'\n', &mut line),
-        )
-        .await;
+        let read =
+            tokio::time::timeout(IDLE_TIMEOUT, (&mut reader).take(limit).read_until(b'\n', &mut line)).await;
         let n = match read {
             Ok(result) => result?,
             Err(_) => return Ok(()), // idle: close quietly
@@ -170,10 +153,7 @@ async fn serve_connection<H: Handler>(stream: UnixStream, handler: &H) -> io::Re
             return Ok(());
         }
         let response = if !allowed {
-            Response::Error(ApiError::new(
-                ErrorKind::Forbidden,
-                "the meshd API is for root only",
-            ))
+            Response::Error(ApiError::new(ErrorKind::Forbidden, "the meshd API is for root only"))
         } else {
             match parse_request(trim_newline(&line)) {
                 Ok(request) => handler.handle(request).await,
@@ -219,9 +199,7 @@ mod tests {
 
     impl Handler for Fixed {
         async fn handle(&self, _request: Request) -> Response {
-            Response::Ok(Reply::JoinToken {
-                token: "fixed".into(),
-            })
+            Response::Ok(Reply::JoinToken { token: "fixed".into() })
         }
     }
 
@@ -250,11 +228,7 @@ mod tests {
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(server.serve(Arc::new(Fixed), stop_rx));
 
-        let replies = exchange(
-            &path,
-            b"{\"op\":\"node_ls\"}\nnot json\n{\"op\":\"join_token\"}\n",
-        )
-        .await;
+        let replies = exchange(&path, b"{\"op\":\"node_ls\"}\nnot json\n{\"op\":\"join_token\"}\n").await;
         assert_eq!(replies.len(), 3, "{replies:?}");
         assert!(replies[0].contains("fixed"));
         assert!(replies[1].contains("bad_request"));
@@ -279,10 +253,7 @@ mod tests {
     async fn a_live_socket_is_not_taken_over() {
         let path = socket_path("live");
         let _first = ApiServer::bind(&path).unwrap();
-        assert!(matches!(
-            ApiServer::bind(&path),
-            Err(BindError::InUse { .. })
-        ));
+        assert!(matches!(ApiServer::bind(&path), Err(BindError::InUse { .. })));
     }
 
     #[tokio::test]
@@ -292,10 +263,7 @@ mod tests {
         let server = ApiServer::bind(&path).unwrap();
         drop(server);
         std::fs::write(&path, b"not a socket").unwrap();
-        assert!(matches!(
-            ApiServer::bind(&path),
-            Err(BindError::NotASocket { .. })
-        ));
+        assert!(matches!(ApiServer::bind(&path), Err(BindError::NotASocket { .. })));
         std::fs::remove_file(&path).unwrap();
     }
 }

@@ -13,9 +13,12 @@ fn main() -> ExitCode {
     let args = CtlArgs::parse();
     let request = match args.command {
         Command::JoinToken { rotate } => Request::JoinToken { rotate },
-        Command::Node {
-            command: NodeCommand::Ls,
-        } => Request::NodeLs {},
+        Command::Node { command: NodeCommand::Ls } => Request::NodeLs {},
+        Command::Node { command: NodeCommand::Update { availability, node } } => {
+            Request::NodeUpdate { node, availability }
+        }
+        Command::Leave => Request::Leave {},
+        Command::Stats => Request::Stats {},
     };
     match client::call(&args.socket, &request) {
         Ok(reply) => {

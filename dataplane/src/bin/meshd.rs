@@ -15,10 +15,7 @@ fn main() -> ExitCode {
         }
     };
     meshd::logging::init(config.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("meshd: error: cannot start the async runtime: {error}");

@@ -20,10 +20,7 @@ const BPF_FS_MAGIC: FsType = FsType(0xcafe_4a11);
 
 /// Mounts bpffs at `root` unless one is mounted there already. Returns true if it mounted one.
 pub fn ensure_mounted(root: &Path) -> Result<bool, BpfError> {
-    let err = |source: nix::Error| BpfError::Bpffs {
-        path: root.to_path_buf(),
-        source: source.into(),
-    };
+    let err = |source: nix::Error| BpfError::Bpffs { path: root.to_path_buf(), source: source.into() };
     if statfs(root).map_err(err)?.filesystem_type() == BPF_FS_MAGIC {
         return Ok(false);
     }
@@ -49,8 +46,5 @@ pub fn create_pin_dir(dir: &Path) -> Result<(), BpfError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|source| BpfError::PinDir {
-            path: dir.to_path_buf(),
-            source,
-        })
+        .map_err(|source| BpfError::PinDir { path: dir.to_path_buf(), source })
 }

@@ -11,35 +11,15 @@ pub enum BpfError {
     #[error("cannot create pin directory {path}: {source}")]
     PinDir { path: PathBuf, source: io::Error },
     #[error("cannot load eBPF object {object}: {source}")]
-    Object {
-        object: &'static str,
-        source: Box<aya::EbpfError>,
-    },
+    Object { object: &'static str, source: Box<aya::EbpfError> },
     #[error("eBPF object {object} has no program {program}")]
-    MissingProgram {
-        object: &'static str,
-        program: &'static str,
-    },
+    MissingProgram { object: &'static str, program: &'static str },
     #[error("eBPF object {object} has no map {map}")]
-    MissingMap {
-        object: &'static str,
-        map: &'static str,
-    },
+    MissingMap { object: &'static str, map: &'static str },
     #[error("the kernel refused program {program} of {object}: {source}")]
-    Program {
-        object: &'static str,
-        program: &'static str,
-        source: Box<aya::programs::ProgramError>,
-    },
+    Program { object: &'static str, program: &'static str, source: Box<aya::programs::ProgramError> },
     #[error("cannot attach {program} to {interface}: {source}")]
-    Attach {
-        program: &'static str,
-        interface: String,
-        source: Box<aya::programs::ProgramError>,
-    },
+    Attach { program: &'static str, interface: String, source: Box<aya::programs::ProgramError> },
     #[error("map {map}: {source}")]
-    Map {
-        map: &'static str,
-        source: Box<aya::maps::MapError>,
-    },
+    Map { map: &'static str, source: Box<aya::maps::MapError> },
 }

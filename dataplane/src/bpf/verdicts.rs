@@ -9,10 +9,7 @@ use super::BpfError;
 
 /// Sums every CPU's slot of every key. Keys come back sorted (by interface, reason, direction).
 pub fn read(map: &Map) -> Result<BTreeMap<VerdictKey, VerdictCounter>, BpfError> {
-    let map_err = |source| BpfError::Map {
-        map: MAP_NAME,
-        source: Box::new(source),
-    };
+    let map_err = |source| BpfError::Map { map: MAP_NAME, source: Box::new(source) };
     let counters: PerCpuHashMap<&MapData, VerdictKey, VerdictCounter> =
         PerCpuHashMap::try_from(map).map_err(map_err)?;
     let mut out = BTreeMap::new();

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::api::proto::Availability;
 use crate::api::DEFAULT_SOCKET;
 
 #[derive(Debug, Parser)]
@@ -34,11 +35,16 @@ pub enum Command {
         #[arg(long)]
         rotate: bool,
     },
-    /// Inspect the cluster's nodes
+    /// Inspect and manage the cluster's nodes
     Node {
         #[command(subcommand)]
         command: NodeCommand,
     },
+    /// Leave the cluster on purpose: other nodes show this one as left and drop its endpoints;
+    /// meshd then exits (SIGTERM is a restart, not a leave)
+    Leave,
+    /// Show counters: gossip traffic and what was dropped, and why
+    Stats,
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,4 +52,12 @@ pub enum NodeCommand {
     /// List nodes: ID, NAME, ADDRESS, STATUS, AVAILABILITY
     #[command(visible_alias = "list")]
     Ls,
+    /// Change a node's availability: `drain` takes its tasks out of load balancing
+    Update {
+        /// New availability
+        #[arg(long, value_enum)]
+        availability: Availability,
+        /// Node name or ID (prefix)
+        node: String,
+    },
 }

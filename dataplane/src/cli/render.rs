@@ -12,6 +12,9 @@ pub fn render(reply: &Reply, format: Format) -> String {
             let value = match reply {
                 Reply::Nodes(nodes) => serde_json::to_value(nodes),
                 Reply::JoinToken { token } => Ok(serde_json::json!({ "token": token })),
+                Reply::NodeUpdated { id } => Ok(serde_json::json!({ "id": id })),
+                Reply::Left {} => Ok(serde_json::json!({ "left": true })),
+                Reply::Stats { gossip } => Ok(serde_json::json!({ "gossip": gossip })),
             };
             let mut text = value
                 .and_then(|v| serde_json::to_string_pretty(&v))
@@ -23,6 +26,15 @@ pub fn render(reply: &Reply, format: Format) -> String {
             Reply::Nodes(nodes) => nodes_table(nodes),
             // Just the token, so `TOKEN=$(meshctl join-token)` works.
             Reply::JoinToken { token } => format!("{token}\n"),
+            Reply::NodeUpdated { id } => format!("{id}\n"),
+            Reply::Left {} => "left the cluster\n".to_string(),
+            Reply::Stats { gossip } => {
+                let rows: Vec<Vec<String>> = gossip
+                    .iter()
+                    .map(|c| vec!["gossip".to_string(), c.name.clone(), c.value.to_string()])
+                    .collect();
+                table(&["AREA", "COUNTER", "VALUE"], &rows)
+            }
         },
     }
 }
@@ -31,11 +43,7 @@ fn nodes_table(nodes: &[NodeInfo]) -> String {
     let rows = nodes
         .iter()
         .map(|node| {
-            let id = if node.is_self {
-                format!("{} *", node.id.short())
-            } else {
-                node.id.short()
-            };
+            let id = if node.is_self { format!("{} *", node.id.short()) } else { node.id.short() };
             vec![
                 id,
                 node.name.clone(),
@@ -80,13 +88,7 @@ mod tests {
 
     #[test]
     fn tables_align() {
-        let out = table(
-            &["A", "LONGER"],
-            &[
-                vec!["xyz".into(), "1".into()],
-                vec!["q".into(), "22".into()],
-            ],
-        );
+        let out = table(&["A", "LONGER"], &[vec!["xyz".into(), "1".into()], vec!["q".into(), "22".into()]]);
         assert_eq!(out, "A     LONGER\nxyz   1\nq     22\n");
     }
 
@@ -103,11 +105,7 @@ mod tests {
         let reply = Reply::Nodes(vec![node]);
         let text = render(&reply, Format::Table);
         let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
-        assert_eq!(
-            row,
-            ["121212121212", "*", "n1", "10.0.0.1", "alive", "active"],
-            "{text}"
-        );
+        assert_eq!(row, ["121212121212", "*", "n1", "10.0.0.1", "alive", "active"], "{text}");
         let json: serde_json::Value = serde_json::from_str(&render(&reply, Format::Json)).unwrap();
         assert_eq!(json[0]["status"], "alive");
         assert_eq!(json[0]["id"], "12".repeat(16));

@@ -25,27 +25,16 @@ fn shell(prompt: &str, output: &str) {
 fn main() {
     let hold = std::env::args().any(|a| a == "--hold");
 
-    say(&format!(
-        "Building an underlay bridge and {NODES} node namespaces"
-    ));
+    say(&format!("Building an underlay bridge and {NODES} node namespaces"));
     let mut cluster = Cluster::new("demo", NODES);
     for node in cluster.nodes() {
-        println!(
-            "  {}  netns {}  underlay address {}",
-            node.name,
-            node.ns.name(),
-            node.addr
-        );
+        println!("  {}  netns {}  underlay address {}", node.name, node.ns.name(), node.addr);
     }
 
     say("Starting one meshd per node (each loads and verifies its eBPF programs, pins its maps)");
     cluster.start_all();
     for node in cluster.nodes() {
-        println!(
-            "  {}: meshd running, API at {}",
-            node.name,
-            node.socket().display()
-        );
+        println!("  {}: meshd running, API at {}", node.name, node.socket().display());
     }
 
     for node in cluster.nodes() {
@@ -53,20 +42,13 @@ fn main() {
         shell("meshctl node ls", &node.meshctl_ok(&["node", "ls"]));
     }
     say("The join token of n1's cluster (a node will pass it to `meshd --join n1 --token ...`)");
-    shell(
-        "meshctl join-token",
-        &cluster.node(1).meshctl_ok(&["join-token"]),
-    );
-    println!(
-        "(Gossip membership is the next milestone: until then each node is a cluster of one.)"
-    );
+    shell("meshctl join-token", &cluster.node(1).meshctl_ok(&["join-token"]));
+    println!("(Gossip membership is the next milestone: until then each node is a cluster of one.)");
 
     say("A container on n1, wired by a veth pair, with meshd's container-veth programs attached");
     let c = cluster.add_plain_container(1);
     let container = &cluster.containers()[c];
-    let pin_dir = PathBuf::from(bpffs::ROOT)
-        .join("meshd-demo")
-        .join(cluster.prefix());
+    let pin_dir = PathBuf::from(bpffs::ROOT).join("meshd-demo").join(cluster.prefix());
     bpffs::create_pin_dir(&pin_dir).expect("pin dir");
     let ifname = container.host_ifname.clone();
     let dir = pin_dir.clone();
@@ -75,19 +57,12 @@ fn main() {
         let attachment = datapath.attach_veth(&ifname).expect("attach");
         (datapath, attachment)
     });
-    let ping = container.ns.exec(
-        "ping",
-        ["-c", "5", "-i", "0.2", &container.host_addr.to_string()],
-    );
+    let ping = container.ns.exec("ping", ["-c", "5", "-i", "0.2", &container.host_addr.to_string()]);
     if !ping.status.success() {
         panic!("{}", describe_failure("ping", &ping));
     }
     shell(
-        &format!(
-            "ip netns exec {} ping -c 5 {}",
-            container.ns.name(),
-            container.host_addr
-        ),
+        &format!("ip netns exec {} ping -c 5 {}", container.ns.name(), container.host_addr),
         &String::from_utf8_lossy(&ping.stdout),
     );
 
@@ -105,20 +80,11 @@ fn main() {
             ]
         })
         .collect();
-    print!(
-        "{}",
-        table(
-            &["IFINDEX", "DIRECTION", "VERDICT", "PACKETS", "BYTES"],
-            &rows
-        )
-    );
+    print!("{}", table(&["IFINDEX", "DIRECTION", "VERDICT", "PACKETS", "BYTES"], &rows));
 
     if hold {
         say("Holding the cluster up; press Ctrl-C to clean up");
-        println!(
-            "  try: meshctl --socket {} node ls",
-            cluster.node(1).socket().display()
-        );
+        println!("  try: meshctl --socket {} node ls", cluster.node(1).socket().display());
         println!("       ip netns list | grep {}", cluster.prefix());
         // Blocked only now: meshd (already started) must not inherit a blocked SIGTERM, and
         // Ctrl-C must end this wait rather than kill the demo before its guards clean up.

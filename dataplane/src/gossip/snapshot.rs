@@ -1,0 +1,74 @@
+//! The immutable view of the cluster that the gossip agent publishes after every change.
+
+use std::collections::BTreeMap;
+
+use crate::api::proto::{NodeInfo, NodeStatus};
+use crate::cluster_identity::{JoinToken, Secret};
+use crate::identity::NodeId;
+use crate::state::cluster::Liveness;
+use crate::state::ClusterState;
+
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub self_id: NodeId,
+    pub cluster_id: Secret,
+    pub state: ClusterState,
+    /// Membership's view of every node it knows; absent means down (not heard of since start).
+    pub liveness: BTreeMap<NodeId, Liveness>,
+}
+
+impl Snapshot {
+    pub fn liveness_of(&self, node: &NodeId) -> Liveness {
+        if self.state.has_left(node) {
+            return Liveness::Left;
+        }
+        self.liveness.get(node).copied().unwrap_or(Liveness::Down)
+    }
+
+    /// `node ls`: every node the state knows, sorted by name then ID.
+    pub fn nodes(&self) -> Vec<NodeInfo> {
+        let mut nodes: Vec<NodeInfo> = self
+            .state
+            .nodes
+            .live()
+            .map(|(id, record)| NodeInfo {
+                id: *id,
+                name: record.name.clone(),
+                address: record.gossip_addr.ip(),
+                status: match self.liveness_of(id) {
+                    Liveness::Alive => NodeStatus::Alive,
+                    Liveness::Suspect => NodeStatus::Suspect,
+                    Liveness::Down => NodeStatus::Down,
+                    Liveness::Left => NodeStatus::Left,
+                },
+                availability: self.state.availability_of(id),
+                is_self: *id == self.self_id,
+            })
+            .collect();
+        nodes.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
+        nodes
+    }
+
+    /// The current join token (the cluster's fingerprint and its current join secret).
+    pub fn join_token(&self) -> Option<JoinToken> {
+        self.state.secrets.get(&()).map(|s| JoinToken::new(&self.cluster_id, &s.join_secret))
+    }
+
+    /// Finds a node by full ID, unique ID prefix, or unique name.
+    pub fn resolve_node(&self, query: &str) -> Result<NodeId, String> {
+        let candidates: Vec<NodeId> = self
+            .state
+            .nodes
+            .live()
+            .filter(|(id, record)| {
+                record.name == query || id.to_string().starts_with(&query.to_ascii_lowercase())
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        match candidates.as_slice() {
+            [one] => Ok(*one),
+            [] => Err(format!("no node {query:?} (give a name or an ID prefix from `node ls`)")),
+            many => Err(format!("{query:?} matches {} nodes; give more of the ID", many.len())),
+        }
+    }
+}

@@ -1,0 +1,407 @@
+//! The tables meshd replicates, and the deltas that change them.
+//!
+//! | table | key | written by | merge |
+//! |---|---|---|---|
+//! | nodes | node ID | that node only | LWW |
+//! | availability | node ID | any node (`node update`) | LWW |
+//! | secrets | (one register) | any node (`join-token --rotate`) | LWW |
+//! | endpoints | (owner node, endpoint ID) | the owner only | LWW; hidden while the owner is down, removed when it leaves |
+//!
+//! Networks and services (cluster-scoped, LWW) join this list with the features that use them.
+//!
+//! Ownership is enforced on merge: a delta for a node-owned entry must be versioned by that node,
+//! so one member cannot forge another's endpoints or identity.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::table::{Applied, Entry, Table};
+use super::version::Version;
+use crate::api::proto::Availability;
+use crate::cluster_identity::Secret;
+use crate::identity::NodeId;
+
+/// What a node says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub name: String,
+    /// Underlay address and gossip port.
+    pub gossip_addr: SocketAddr,
+    /// Set by the node itself just before it leaves the cluster on purpose.
+    pub left: bool,
+}
+
+/// The cluster's shared secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterSecrets {
+    /// Admits new nodes (the secret half of the join token).
+    pub join_secret: Secret,
+    /// Gossip encryption keys, primary first; older ones still decrypt during a rotation.
+    pub gossip_keys: Vec<Secret>,
+}
+
+/// A namespace attached to a network on its owner node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointRecord {
+    pub network: String,
+    pub address: Ipv4Addr,
+    pub service: Option<String>,
+    pub task: Option<String>,
+}
+
+/// One versioned write to one table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delta {
+    pub version: Version,
+    pub change: Change,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    Node { id: NodeId, record: Option<NodeRecord> },
+    Availability { id: NodeId, value: Option<Availability> },
+    Secrets { value: Option<ClusterSecrets> },
+    Endpoint { owner: NodeId, id: String, record: Option<EndpointRecord> },
+}
+
+/// Identifies the entry a delta writes; a newer delta for the same key supersedes an older one
+/// still waiting to be gossiped.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum DeltaKey {
+    Node(NodeId),
+    Availability(NodeId),
+    Secrets,
+    Endpoint(NodeId, String),
+}
+
+impl Delta {
+    pub fn key(&self) -> DeltaKey {
+        match &self.change {
+            Change::Node { id, .. } => DeltaKey::Node(*id),
+            Change::Availability { id, .. } => DeltaKey::Availability(*id),
+            Change::Secrets { .. } => DeltaKey::Secrets,
+            Change::Endpoint { owner, id, .. } => DeltaKey::Endpoint(*owner, id.clone()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeltaError {
+    #[error("delta for an entry owned by {owner} was written by {writer}")]
+    NotOwner { owner: NodeId, writer: NodeId },
+    #[error("endpoint {id} of {owner} predates that node's departure")]
+    OwnerLeft { owner: NodeId, id: String },
+}
+
+/// Liveness of a node as membership sees it; decides what of its entries is visible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    Alive,
+    Suspect,
+    Down,
+    Left,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ClusterState {
+    pub nodes: Table<NodeId, NodeRecord>,
+    pub availability: Table<NodeId, Availability>,
+    pub secrets: Table<(), ClusterSecrets>,
+    pub endpoints: Table<(NodeId, String), EndpointRecord>,
+}
+
+impl ClusterState {
+    /// Merges one delta. Idempotent and order-independent (see [`Table`]).
+    pub fn apply(&mut self, delta: Delta, now: Instant) -> Result<Applied, DeltaError> {
+        let Delta { version, change } = delta;
+        match change {
+            Change::Node { id, record } => {
+                check_owner(id, &version)?;
+                let leaving = record.as_ref().is_some_and(|r| r.left);
+                let applied = self.nodes.apply(id, Entry { version, value: record }, now);
+                if applied == Applied::Newer && leaving {
+                    // Leaving on purpose takes the node's endpoints with it, at once.
+                    self.forget_endpoints_of(&id);
+                }
+                Ok(applied)
+            }
+            Change::Availability { id, value } => {
+                Ok(self.availability.apply(id, Entry { version, value }, now))
+            }
+            Change::Secrets { value } => Ok(self.secrets.apply((), Entry { version, value }, now)),
+            Change::Endpoint { owner, id, record } => {
+                check_owner(owner, &version)?;
+                if let Some(node) = self.nodes.entry(&owner) {
+                    if node.value.as_ref().is_some_and(|r| r.left) && node.version > version {
+                        return Err(DeltaError::OwnerLeft { owner, id });
+                    }
+                }
+                Ok(self.endpoints.apply((owner, id), Entry { version, value: record }, now))
+            }
+        }
+    }
+
+    /// Every entry (tombstones included) as deltas: what a push-pull exchange carries.
+    pub fn dump(&self) -> Vec<Delta> {
+        let mut out = Vec::with_capacity(
+            self.nodes.len() + self.availability.len() + self.secrets.len() + self.endpoints.len(),
+        );
+        for (id, e) in self.nodes.entries() {
+            out.push(Delta { version: e.version, change: Change::Node { id: *id, record: e.value.clone() } });
+        }
+        for (id, e) in self.availability.entries() {
+            out.push(Delta { version: e.version, change: Change::Availability { id: *id, value: e.value } });
+        }
+        for (_, e) in self.secrets.entries() {
+            out.push(Delta { version: e.version, change: Change::Secrets { value: e.value.clone() } });
+        }
+        for ((owner, id), e) in self.endpoints.entries() {
+            out.push(Delta {
+                version: e.version,
+                change: Change::Endpoint { owner: *owner, id: id.clone(), record: e.value.clone() },
+            });
+        }
+        out
+    }
+
+    /// The newest version anywhere in the state (to seed the Lamport clock after a load).
+    pub fn max_version(&self) -> Option<Version> {
+        self.dump().into_iter().map(|d| d.version).max()
+    }
+
+    /// Endpoints whose owner is alive or suspect. A down owner's endpoints are hidden, not
+    /// deleted: when the owner comes back they are visible again with no write needed (the
+    /// failure mode of moby#53141 was deleting them on a short disconnect).
+    pub fn visible_endpoints<'a>(
+        &'a self,
+        liveness: impl Fn(&NodeId) -> Liveness + 'a,
+    ) -> impl Iterator<Item = (&'a (NodeId, String), &'a EndpointRecord)> + 'a {
+        self.endpoints
+            .live()
+            .filter(move |((owner, _), _)| matches!(liveness(owner), Liveness::Alive | Liveness::Suspect))
+    }
+
+    /// Whether `node` has announced that it left on purpose.
+    pub fn has_left(&self, node: &NodeId) -> bool {
+        self.nodes.get(node).is_some_and(|r| r.left)
+    }
+
+    /// The node's availability (active unless someone drained it).
+    pub fn availability_of(&self, node: &NodeId) -> Availability {
+        self.availability.get(node).copied().unwrap_or(Availability::Active)
+    }
+
+    /// Reaps tombstones older than `after`, and nodes that left more than `after` ago together
+    /// with everything they owned.
+    pub fn reap(&mut self, now: Instant, after: Duration) -> usize {
+        let mut reaped = self.nodes.reap(now, after)
+            + self.availability.reap(now, after)
+            + self.endpoints.reap(now, after);
+        reaped += self.secrets.reap(now, after);
+        reaped
+    }
+
+    /// Removes every trace of `node` (its record, availability and endpoints). Used when a node
+    /// that left, or has been down past the reap delay, is forgotten.
+    pub fn forget_node(&mut self, node: &NodeId) {
+        self.nodes.forget(node);
+        self.availability.forget(node);
+        self.forget_endpoints_of(node);
+    }
+
+    fn forget_endpoints_of(&mut self, node: &NodeId) {
+        let keys: Vec<(NodeId, String)> = self
+            .endpoints
+            .entries()
+            .filter(|((owner, _), _)| owner == node)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            self.endpoints.forget(&key);
+        }
+    }
+}
+
+fn check_owner(owner: NodeId, version: &Version) -> Result<(), DeltaError> {
+    if version.node == owner {
+        Ok(())
+    } else {
+        Err(DeltaError::NotOwner { owner, writer: version.node })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> NodeId {
+        NodeId::from_bytes([n; 16])
+    }
+
+    fn v(lamport: u64, node: u8) -> Version {
+        Version { lamport, node: id(node) }
+    }
+
+    fn node_delta(n: u8, lamport: u64, left: bool) -> Delta {
+        Delta {
+            version: v(lamport, n),
+            change: Change::Node {
+                id: id(n),
+                record: Some(NodeRecord {
+                    name: format!("n{n}"),
+                    gossip_addr: format!("10.0.0.{n}:7946").parse().unwrap(),
+                    left,
+                }),
+            },
+        }
+    }
+
+    fn endpoint_delta(owner: u8, lamport: u64, name: &str, present: bool) -> Delta {
+        Delta {
+            version: v(lamport, owner),
+            change: Change::Endpoint {
+                owner: id(owner),
+                id: name.to_string(),
+                record: present.then(|| EndpointRecord {
+                    network: "front".into(),
+                    address: Ipv4Addr::new(10, 9, 0, owner),
+                    service: Some("web".into()),
+                    task: Some(name.into()),
+                }),
+            },
+        }
+    }
+
+    #[test]
+    fn availability_is_last_writer_wins_across_writers() {
+        let now = Instant::now();
+        let mut state = ClusterState::default();
+        let drain = Delta {
+            version: v(10, 2),
+            change: Change::Availability { id: id(1), value: Some(Availability::Drain) },
+        };
+        let active = Delta {
+            version: v(9, 3),
+            change: Change::Availability { id: id(1), value: Some(Availability::Active) },
+        };
+        state.apply(drain.clone(), now).unwrap();
+        assert_eq!(state.apply(active, now).unwrap(), Applied::Stale);
+        assert_eq!(state.apply(drain, now).unwrap(), Applied::Duplicate);
+        assert_eq!(state.availability_of(&id(1)), Availability::Drain);
+        assert_eq!(state.availability_of(&id(7)), Availability::Active, "default");
+    }
+
+    #[test]
+    fn owned_entries_must_be_written_by_their_owner() {
+        let now = Instant::now();
+        let mut state = ClusterState::default();
+        let mut forged = endpoint_delta(1, 5, "t1", true);
+        forged.version.node = id(2);
+        assert!(matches!(state.apply(forged, now), Err(DeltaError::NotOwner { .. })));
+        let mut forged_node = node_delta(1, 5, false);
+        forged_node.version.node = id(3);
+        assert!(matches!(state.apply(forged_node, now), Err(DeltaError::NotOwner { .. })));
+        assert!(state.endpoints.is_empty() && state.nodes.is_empty(), "nothing changed");
+    }
+
+    #[test]
+    fn a_down_owners_endpoints_are_hidden_then_restored() {
+        let now = Instant::now();
+        let mut state = ClusterState::default();
+        state.apply(node_delta(1, 1, false), now).unwrap();
+        state.apply(endpoint_delta(1, 2, "t1", true), now).unwrap();
+        state.apply(endpoint_delta(2, 2, "t2", true), now).unwrap();
+
+        let visible =
+            |state: &ClusterState, down: Option<u8>| -> Vec<String> {
+                state
+                    .visible_endpoints(move |n| {
+                        if Some(*n) == down.map(id) {
+                            Liveness::Down
+                        } else {
+                            Liveness::Alive
+                        }
+                    })
+                    .map(|((_, name), _)| name.clone())
+                    .collect()
+            };
+        assert_eq!(visible(&state, None), ["t1", "t2"]);
+        assert_eq!(visible(&state, Some(1)), ["t2"], "hidden while down");
+        assert_eq!(state.endpoints.len(), 2, "but kept");
+        assert_eq!(visible(&state, None), ["t1", "t2"], "back with no new write");
+    }
+
+    #[test]
+    fn leaving_takes_the_endpoints_and_stale_ones_do_not_return() {
+        let now = Instant::now();
+        let mut state = ClusterState::default();
+        state.apply(node_delta(1, 1, false), now).unwrap();
+        state.apply(endpoint_delta(1, 2, "t1", true), now).unwrap();
+        state.apply(node_delta(1, 3, true), now).unwrap();
+        assert!(state.has_left(&id(1)));
+        assert!(state.endpoints.is_empty());
+        // The endpoint's delta arrives again late (gossip retransmission): refused.
+        assert!(matches!(
+            state.apply(endpoint_delta(1, 2, "t1", true), now),
+            Err(DeltaError::OwnerLeft { .. })
+        ));
+        assert!(state.endpoints.is_empty());
+        // The same node joins again later: its new writes are welcome.
+        state.apply(node_delta(1, 10, false), now).unwrap();
+        state.apply(endpoint_delta(1, 11, "t9", true), now).unwrap();
+        assert_eq!(state.endpoints.len(), 1);
+    }
+
+    #[test]
+    fn dump_and_reapply_in_any_order_converges() {
+        let now = Instant::now();
+        let deltas = [
+            node_delta(1, 1, false),
+            node_delta(2, 1, false),
+            endpoint_delta(1, 2, "a", true),
+            endpoint_delta(1, 3, "a", false),
+            endpoint_delta(2, 4, "b", true),
+            Delta {
+                version: v(5, 2),
+                change: Change::Availability { id: id(1), value: Some(Availability::Drain) },
+            },
+        ];
+        let mut forward = ClusterState::default();
+        for d in deltas.iter().cloned() {
+            let _ = forward.apply(d, now);
+        }
+        let mut backward = ClusterState::default();
+        for d in deltas.iter().rev().cloned() {
+            let _ = backward.apply(d, now);
+        }
+        // Twice, for duplicates.
+        for d in deltas.iter().cloned() {
+            let _ = backward.apply(d, now);
+        }
+        assert_eq!(forward.dump(), backward.dump());
+
+        let mut copy = ClusterState::default();
+        for d in forward.dump() {
+            copy.apply(d, now).unwrap();
+        }
+        assert_eq!(copy.dump(), forward.dump());
+        assert_eq!(forward.max_version(), Some(v(5, 2)));
+    }
+
+    #[test]
+    fn tombstones_are_reaped_and_forgetting_a_node_removes_all_of_it() {
+        let start = Instant::now();
+        let mut state = ClusterState::default();
+        state.apply(node_delta(1, 1, false), start).unwrap();
+        state.apply(endpoint_delta(1, 2, "a", true), start).unwrap();
+        state.apply(endpoint_delta(1, 3, "a", false), start).unwrap();
+        state.apply(endpoint_delta(1, 4, "b", true), start).unwrap();
+        assert_eq!(state.reap(start + Duration::from_secs(1), Duration::from_secs(60)), 0);
+        assert_eq!(state.reap(start + Duration::from_secs(61), Duration::from_secs(60)), 1);
+        assert_eq!(state.endpoints.len(), 1);
+        state.forget_node(&id(1));
+        assert!(state.nodes.is_empty() && state.endpoints.is_empty());
+    }
+}

@@ -38,6 +38,7 @@ pub struct Cluster {
     prefix: String,
     work_dir: PathBuf,
     containers: Vec<Container>,
+    clients: Vec<UnderlayClient>,
     nodes: Vec<Node>,
     underlay: Option<Netns>,
 }
@@ -53,6 +54,7 @@ impl Cluster {
             prefix: prefix.clone(),
             work_dir,
             containers: Vec::new(),
+            clients: Vec::new(),
             nodes: Vec::new(),
             underlay: None,
         };
@@ -199,6 +201,38 @@ impl Cluster {
     pub fn containers(&self) -> &[Container] {
         &self.containers
     }
+
+    /// The underlay bridge's namespace (for captures with tcpdump on `br0`).
+    pub fn underlay(&self) -> &Netns {
+        self.underlay.as_ref().expect("underlay exists")
+    }
+
+    /// A host on the underlay that is not a node (a client, or an attacker): its own namespace
+    /// on the bridge with address 10.77.0.(200 + n). Returns its index in
+    /// [`clients`](Self::clients).
+    pub fn add_underlay_client(&mut self) -> usize {
+        let index = self.clients.len();
+        let underlay = self.underlay.as_ref().expect("underlay exists");
+        let ns = Netns::new(&format!("{}-x{index}", self.prefix));
+        let uplink = format!("x{index}");
+        underlay.ip(["link", "add", &uplink, "type", "veth", "peer", "name", "eth0", "netns", ns.name()]);
+        underlay.ip(["link", "set", &uplink, "master", "br0", "up"]);
+        let addr = Ipv4Addr::new(10, 77, 0, 200 + index as u8);
+        ns.ip(["addr", "add", &format!("{addr}/{UNDERLAY_PREFIX_LEN}"), "dev", "eth0"]);
+        ns.ip(["link", "set", "eth0", "up"]);
+        self.clients.push(UnderlayClient { ns, addr });
+        index
+    }
+
+    pub fn clients(&self) -> &[UnderlayClient] {
+        &self.clients
+    }
+}
+
+/// A host on the underlay that is not a node.
+pub struct UnderlayClient {
+    pub ns: Netns,
+    pub addr: Ipv4Addr,
 }
 
 impl Drop for Cluster {
@@ -206,6 +240,7 @@ impl Drop for Cluster {
         // Order matters: containers, then nodes (their processes, pins and namespaces), then the
         // underlay; a namespace still used by a process would linger.
         self.containers.clear();
+        self.clients.clear();
         self.nodes.clear();
         self.underlay = None;
         let _ = std::fs::remove_dir_all(&self.work_dir);

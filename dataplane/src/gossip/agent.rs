@@ -216,6 +216,8 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
     let own_record = {
         let mut guard = lock(&shared);
         let version = guard.clock.tick(node_id);
+        // Back after a leave: carry the departure forward so what we owned before stays gone.
+        let departed = guard.state.departure(&node_id);
         // Everyone the saved state knows is a peer to announce to after a restart.
         for (id, record) in guard.state.nodes.live() {
             if *id != node_id && !record.left && !seeds.iter().any(|s| s.node == *id) {
@@ -226,7 +228,12 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
             version,
             change: Change::Node {
                 id: node_id,
-                record: Some(NodeRecord { name: name.clone(), gossip_addr: advertise, left: false }),
+                record: Some(NodeRecord {
+                    name: name.clone(),
+                    gossip_addr: advertise,
+                    left: false,
+                    departed,
+                }),
             },
         }
     };

@@ -31,6 +31,10 @@ pub struct NodeRecord {
     pub gossip_addr: SocketAddr,
     /// Set by the node itself just before it leaves the cluster on purpose.
     pub left: bool,
+    /// When a node joins again after leaving, the version of its last departure: everything it
+    /// owned from before that stays gone, whatever order the deltas arrive in.
+    #[serde(default)]
+    pub departed: Option<Version>,
 }
 
 /// The cluster's shared secrets.
@@ -119,11 +123,13 @@ impl ClusterState {
         match change {
             Change::Node { id, record } => {
                 check_owner(id, &version)?;
-                let leaving = record.as_ref().is_some_and(|r| r.left);
                 let applied = self.nodes.apply(id, Entry { version, value: record }, now);
-                if applied == Applied::Newer && leaving {
-                    // Leaving on purpose takes the node's endpoints with it, at once.
-                    self.forget_endpoints_of(&id);
+                if applied == Applied::Newer {
+                    if let Some(departed) = self.departure(&id) {
+                        // Leaving on purpose takes the node's endpoints with it, at once: every
+                        // one written before the departure.
+                        self.forget_endpoints_of(&id, Some(departed));
+                    }
                 }
                 Ok(applied)
             }
@@ -133,10 +139,8 @@ impl ClusterState {
             Change::Secrets { value } => Ok(self.secrets.apply((), Entry { version, value }, now)),
             Change::Endpoint { owner, id, record } => {
                 check_owner(owner, &version)?;
-                if let Some(node) = self.nodes.entry(&owner) {
-                    if node.value.as_ref().is_some_and(|r| r.left) && node.version > version {
-                        return Err(DeltaError::OwnerLeft { owner, id });
-                    }
+                if self.departure(&owner).is_some_and(|departed| departed > version) {
+                    return Err(DeltaError::OwnerLeft { owner, id });
                 }
                 Ok(self.endpoints.apply((owner, id), Entry { version, value: record }, now))
             }
@@ -183,6 +187,18 @@ impl ClusterState {
             .filter(move |((owner, _), _)| matches!(liveness(owner), Liveness::Alive | Liveness::Suspect))
     }
 
+    /// The version of `node`'s last departure, if it ever left: its current record if that says
+    /// it left, or the departure a later record carries forward.
+    pub fn departure(&self, node: &NodeId) -> Option<Version> {
+        let entry = self.nodes.entry(node)?;
+        let record = entry.value.as_ref()?;
+        if record.left {
+            Some(entry.version)
+        } else {
+            record.departed
+        }
+    }
+
     /// Whether `node` has announced that it left on purpose.
     pub fn has_left(&self, node: &NodeId) -> bool {
         self.nodes.get(node).is_some_and(|r| r.left)
@@ -208,14 +224,15 @@ impl ClusterState {
     pub fn forget_node(&mut self, node: &NodeId) {
         self.nodes.forget(node);
         self.availability.forget(node);
-        self.forget_endpoints_of(node);
+        self.forget_endpoints_of(node, None);
     }
 
-    fn forget_endpoints_of(&mut self, node: &NodeId) {
+    /// Forgets `node`'s endpoints, or only those older than `before`.
+    fn forget_endpoints_of(&mut self, node: &NodeId, before: Option<Version>) {
         let keys: Vec<(NodeId, String)> = self
             .endpoints
             .entries()
-            .filter(|((owner, _), _)| owner == node)
+            .filter(|((owner, _), e)| owner == node && before.is_none_or(|v| e.version < v))
             .map(|(k, _)| k.clone())
             .collect();
         for key in keys {
@@ -253,6 +270,7 @@ mod tests {
                     name: format!("n{n}"),
                     gossip_addr: format!("10.0.0.{n}:7946").parse().unwrap(),
                     left,
+                    departed: None,
                 }),
             },
         }
@@ -348,9 +366,17 @@ mod tests {
             Err(DeltaError::OwnerLeft { .. })
         ));
         assert!(state.endpoints.is_empty());
-        // The same node joins again later: its new writes are welcome.
-        state.apply(node_delta(1, 10, false), now).unwrap();
+        // The same node joins again later: its new writes are welcome, the old ones stay gone.
+        let mut rejoin = node_delta(1, 10, false);
+        if let Change::Node { record: Some(record), .. } = &mut rejoin.change {
+            record.departed = Some(v(3, 1));
+        }
+        state.apply(rejoin, now).unwrap();
         state.apply(endpoint_delta(1, 11, "t9", true), now).unwrap();
+        assert!(matches!(
+            state.apply(endpoint_delta(1, 2, "t1", true), now),
+            Err(DeltaError::OwnerLeft { .. })
+        ));
         assert_eq!(state.endpoints.len(), 1);
     }
 

@@ -31,6 +31,22 @@ pub fn node_underlay_addr(index: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 77, 0, index as u8)
 }
 
+/// The kernel's ARP table is one table for every namespace on the machine, with a global limit
+/// (gc_thresh3, 1024 by default). A cluster of n nodes on one machine needs about n^2 entries, so
+/// from about 30 nodes ARP starts failing ("neighbor table overflow"). Real nodes are separate
+/// machines; only single-machine clusters need this, and it only ever raises the limits.
+fn ensure_neighbour_capacity(nodes: usize) {
+    let needed = (nodes * nodes * 2).max(1024);
+    for (name, value) in [("gc_thresh1", needed / 4), ("gc_thresh2", needed / 2), ("gc_thresh3", needed)] {
+        let path = format!("/proc/sys/net/ipv4/neigh/default/{name}");
+        let current: usize =
+            std::fs::read_to_string(&path).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+        if current < value {
+            let _ = std::fs::write(&path, value.to_string());
+        }
+    }
+}
+
 /// How long a node may take to answer its API after start.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -47,6 +63,7 @@ impl Cluster {
     /// Builds the underlay and `nodes` node namespaces; meshd is not started yet.
     pub fn new(tag: &str, nodes: usize) -> Cluster {
         crate::require_root();
+        ensure_neighbour_capacity(nodes);
         let prefix = unique_prefix(tag);
         let work_dir = std::env::temp_dir().join("meshd-tests").join(&prefix);
         std::fs::create_dir_all(&work_dir).expect("create work dir");
@@ -322,6 +339,11 @@ impl Node {
     /// SIGKILL: a crash.
     pub fn kill(&mut self) -> Option<ExitStatus> {
         self.daemon.take().and_then(|mut d| d.kill())
+    }
+
+    /// meshd's process ID (nsenter execs it, so this is meshd itself).
+    pub fn pid(&self) -> Option<u32> {
+        self.daemon.as_ref().and_then(|d| d.pid())
     }
 
     pub fn is_running(&mut self) -> bool {

@@ -2,6 +2,8 @@
 //!
 //! - `build-ebpf`: compile every `ebpf/*.bpf.c` into `target/bpf/*.bpf.o` (with BTF), exactly as
 //!   the `meshd-ebpf` build script does for the objects embedded in meshd.
+//! - `bench <suite>...`: build everything in release mode and run the benchmark suites
+//!   (`tests/src/bin/bench/`), which print their figures as Markdown tables. Needs root.
 
 #[path = "../../ebpf/compile.rs"]
 mod compile;
@@ -12,12 +14,14 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  build-ebpf    compile ebpf/*.bpf.c into target/bpf/ (clang-19 -O2 -g -target bpf)";
+  build-ebpf              compile ebpf/*.bpf.c into target/bpf/ (clang-19 -O2 -g -target bpf)
+  bench [--quick] SUITE   release build, then run a benchmark suite (gossip, gossip-sim); root";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("build-ebpf") => build_ebpf(),
+        Some("bench") => bench(&args[1..]),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -55,4 +59,26 @@ fn build_ebpf() -> Result<(), String> {
         println!("{} ({} bytes, BTF)", object.display(), bytes.len());
     }
     Ok(())
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(&cargo)
+        .args(["build", "--release", "--workspace", "--bins", "--locked"])
+        .current_dir(workspace_root())
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err("the release build failed".into());
+    }
+    let bench = target_dir().join("release").join("bench");
+    let status = std::process::Command::new(&bench)
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", bench.display()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the benchmark failed ({status})"))
+    }
 }

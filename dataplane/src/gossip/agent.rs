@@ -176,7 +176,7 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
         (None, Some((addr, token))) => {
             let ring = Keyring::new(Purpose::Join, std::slice::from_ref(&token.secret));
             let request = TcpMessage::JoinRequest { member: identity.clone(), name: name.clone() };
-            let reply = tcp::exchange(*addr, &ring, &guard, &request).await.map_err(StartError::Join)?;
+            let reply = join_with_retries(*addr, &ring, &guard, &request).await?;
             let TcpMessage::JoinAccept { cluster_id, state, members } = reply else {
                 return Err(StartError::Protocol { addr: *addr });
             };
@@ -304,6 +304,33 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
         exit
     });
     Ok((handle, task))
+}
+
+/// Sends the join request, retrying with jittered exponential backoff while the seed cannot be
+/// reached (it may be starting, or busy); a refusal (wrong token) or a bad answer is final.
+async fn join_with_retries(
+    addr: SocketAddr,
+    ring: &Keyring,
+    guard: &SharedGuard,
+    request: &TcpMessage,
+) -> Result<TcpMessage, StartError> {
+    const ATTEMPTS: u32 = 6;
+    let mut delay = Duration::from_millis(200);
+    for attempt in 1..=ATTEMPTS {
+        match tcp::exchange(addr, ring, guard, request).await {
+            Ok(reply) => return Ok(reply),
+            Err(error @ (ExchangeError::Connect { .. } | ExchangeError::Wire { .. }))
+                if attempt < ATTEMPTS =>
+            {
+                let jitter = Duration::from_millis(u64::from(rand::random::<u16>() % 200));
+                tracing::warn!(%error, attempt, "cannot reach the seed yet; retrying");
+                tokio::time::sleep(delay + jitter).await;
+                delay *= 2;
+            }
+            Err(error) => return Err(StartError::Join(error)),
+        }
+    }
+    unreachable!("the last attempt returns")
 }
 
 /// The keyrings the current secrets give.
@@ -481,7 +508,6 @@ impl Agent {
                 let result = self.resolve_node(&node).inspect(|&id| {
                     let delta = self.local_delta(Change::Availability { id, value: Some(availability) });
                     self.broadcast_delta(&delta);
-                    tracing::info!(node = %id, %availability, "availability changed");
                 });
                 let _ = reply.send(result);
             }
@@ -737,6 +763,7 @@ impl Agent {
         self.published_liveness = liveness.clone();
         let snapshot =
             Snapshot { self_id: self.node_id, cluster_id: self.cluster_id.clone(), state, liveness };
+        log_changes(&self.snapshot_tx.borrow(), &snapshot);
         self.snapshot_tx.send_replace(Arc::new(snapshot));
         // Written at the next housekeeping tick: at most one write a second however busy gossip is.
         self.needs_persist = true;
@@ -747,6 +774,22 @@ impl Agent {
         match persist::save_state(&self.state_dir, &file) {
             Ok(()) => self.needs_persist = false,
             Err(error) => tracing::warn!(%error, "cannot save the cluster state"),
+        }
+    }
+}
+
+/// Logs what an operator (or a benchmark reading the logs) wants to see change: a node turning
+/// suspect, and availability changes, on every node that learns of them. Up and down are logged
+/// where foca reports them.
+fn log_changes(before: &Snapshot, after: &Snapshot) {
+    for (id, live) in &after.liveness {
+        if *live == Liveness::Suspect && before.liveness.get(id) != Some(&Liveness::Suspect) {
+            tracing::info!(node = %id, "member suspect");
+        }
+    }
+    for (id, availability) in after.state.availability.live() {
+        if before.state.availability_of(id) != *availability {
+            tracing::info!(node = %id, %availability, "availability changed");
         }
     }
 }

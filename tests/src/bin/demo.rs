@@ -3,6 +3,7 @@
 //! or Ctrl-C so it can be explored with `ip netns`, `meshctl --socket ...` and `bpftool`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use meshd::bpf::{bpffs, Datapath};
 use meshd::cli::render::table;
@@ -31,19 +32,44 @@ fn main() {
         println!("  {}  netns {}  underlay address {}", node.name, node.ns.name(), node.addr);
     }
 
-    say("Starting one meshd per node (each loads and verifies its eBPF programs, pins its maps)");
-    cluster.start_all();
-    for node in cluster.nodes() {
-        println!("  {}: meshd running, API at {}", node.name, node.socket().display());
+    say("n1 starts a cluster; n2 and n3 join it with n1's join token (gossip on UDP/TCP 7946, encrypted)");
+    cluster.form();
+    let token = cluster.node(1).meshctl_ok(&["join-token"]);
+    shell("meshctl join-token        # on n1", &token);
+    for node in cluster.nodes().iter().skip(1) {
+        println!(
+            "$ meshd --state-dir ... --advertise-addr {} --join 10.77.0.1 --token MESHTKN-1-...   # on {}",
+            node.addr, node.name
+        );
     }
+    say("Every node sees the same cluster");
+    shell("meshctl node ls           # on n2", &cluster.node(2).meshctl_ok(&["node", "ls"]));
 
-    for node in cluster.nodes() {
-        say(&format!("On {}", node.name));
-        shell("meshctl node ls", &node.meshctl_ok(&["node", "ls"]));
-    }
-    say("The join token of n1's cluster (a node will pass it to `meshd --join n1 --token ...`)");
-    shell("meshctl join-token", &cluster.node(1).meshctl_ok(&["join-token"]));
-    println!("(Gossip membership is the next milestone: until then each node is a cluster of one.)");
+    say("Drain n3 from n1; the change reaches every node");
+    cluster.node(1).meshctl_ok(&["node", "update", "--availability", "drain", "n3"]);
+    cluster.wait_for("the drain everywhere", Duration::from_secs(10), |c| {
+        c.nodes()
+            .iter()
+            .all(|n| n.nodes_json().iter().any(|x| x["name"] == "n3" && x["availability"] == "drain"))
+    });
+    println!("$ meshctl node update --availability drain n3   # on n1");
+    shell("meshctl node ls           # on n2", &cluster.node(2).meshctl_ok(&["node", "ls"]));
+    cluster.node(1).meshctl_ok(&["node", "update", "--availability", "active", "n3"]);
+
+    say("kill -9 the meshd of n2: the others notice");
+    cluster.node_mut(2).kill();
+    let took = cluster.wait_for("n2 down on n1 and n3", Duration::from_secs(15), |c| {
+        c.node(1).status_of("n2").as_deref() == Some("down")
+            && c.node(3).status_of("n2").as_deref() == Some("down")
+    });
+    shell("meshctl node ls           # on n1", &cluster.node(1).meshctl_ok(&["node", "ls"]));
+    println!("(detected in {:.1} s)", took.as_secs_f64());
+    say("Start it again (same state directory, no join flags): it rejoins with the same ID");
+    cluster.node_mut(2).start();
+    cluster.wait_for("n2 back", Duration::from_secs(15), |c| {
+        c.nodes().iter().all(|n| n.count_status("alive") == NODES)
+    });
+    shell("meshctl node ls           # on n3", &cluster.node(3).meshctl_ok(&["node", "ls"]));
 
     say("A container on n1, wired by a veth pair, with meshd's container-veth programs attached");
     let c = cluster.add_plain_container(1);
@@ -81,6 +107,9 @@ fn main() {
         })
         .collect();
     print!("{}", table(&["IFINDEX", "DIRECTION", "VERDICT", "PACKETS", "BYTES"], &rows));
+
+    say("Gossip counters on n1 (what was received, sent, and dropped and why)");
+    shell("meshctl stats             # on n1", &cluster.node(1).meshctl_ok(&["stats"]));
 
     if hold {
         say("Holding the cluster up; press Ctrl-C to clean up");

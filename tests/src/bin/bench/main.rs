@@ -1,0 +1,37 @@
+//! Benchmarks, run by `cargo xtask bench <suite>` (release build, as root). Each suite measures
+//! meshd side by side with a baseline in the same run and prints a table of figures and ratios;
+//! `docs/benchmarks.md` records them. Nothing here asserts a speed: benchmarks report, tests check.
+//!
+//! Suites:
+//! - `gossip`: failure detection (5 and 20 nodes, both cores saturated), convergence of a change
+//!   (5, 20, 50 nodes), an in-process simulation of 1,000 nodes, and the idle cost of one meshd
+//!   in a 50-node cluster. Baseline: the same meshd with memberlist's LAN timings.
+//!
+//! `--quick` runs smaller sizes and fewer trials (a smoke run of the benchmark code itself).
+
+mod gossip;
+mod logs;
+mod sim;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let suites: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with("--")).collect();
+    if suites.is_empty() {
+        eprintln!("usage: bench [--quick] gossip|gossip-sim");
+        std::process::exit(2);
+    }
+    for suite in suites {
+        match suite {
+            "gossip" => {
+                gossip::run(quick);
+                sim::run(quick);
+            }
+            "gossip-sim" => sim::run(quick),
+            other => {
+                eprintln!("bench: unknown suite {other:?} (known: gossip, gossip-sim)");
+                std::process::exit(2);
+            }
+        }
+    }
+}

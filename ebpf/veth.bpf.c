@@ -2,21 +2,114 @@
 /*
  * Programs on the host side of a container's veth pair.
  *
- * from_container runs at tc ingress of the host-side veth: everything the container sends.
- * to_container runs at tc egress of the host-side veth: everything delivered to the container
- * through the node's stack.
+ * from_container (tc ingress of the host-side veth) sees everything the container sends and
+ * decides where it goes:
+ *   ARP request          -> answered here with the veth's own MAC (no flooding, no learning)
+ *   IPv4 to an endpoint  -> same network: straight into the target container on this node
+ *                           (redirect_peer), or into the VXLAN device with the tunnel key of the
+ *                           target's node and network; another network: dropped (isolation)
+ *   IPv4 elsewhere       -> outside the network's subnet: up the node's stack (masquerade);
+ *                           inside it with no endpoint: dropped
+ *   anything else        -> dropped (IPv6 is not supported yet)
+ * A veth not in md_ifaces_v1 (not attached by meshd) passes through untouched.
  *
- * For now both count the packet and let it continue; ARP answers, service load balancing and the
- * overlay redirect grow here, each one a new verdict reason.
+ * to_container (tc egress of the host-side veth) sees what the node's stack delivers to the
+ * container (replies to masqueraded traffic) and counts it.
  */
 #include "lib/common.h"
+#include "lib/eth.h"
+#include "lib/endpoint.h"
 #include "lib/verdict.h"
+
+#define DIR MD_DIR_FROM_CONTAINER
+
+/* Answers an ARP request from the container for any address but its own, with this veth's MAC,
+ * sending the reply back out of the same veth (into the container). */
+md_inline int answer_arp(struct __sk_buff *skb, struct ethhdr *eth, const struct md_iface *iface)
+{
+	struct md_arp *arp = parse_arp(skb, eth);
+	__u8 target[4];
+	__u32 target_ip;
+
+	if (!arp)
+		return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
+	if (arp->oper != bpf_htons(MD_ARP_REQUEST) || arp->ptype != bpf_htons(ETH_P_IP) || arp->plen != 4 ||
+	    arp->hlen != ETH_ALEN)
+		return drop(skb, DIR, MD_REASON_DROP_ARP);
+	__builtin_memcpy(&target_ip, arp->tpa, 4);
+	/* Duplicate address detection for its own address: nobody else has it, stay silent. */
+	if (target_ip == iface->ip)
+		return drop(skb, DIR, MD_REASON_DROP_ARP);
+
+	__builtin_memcpy(target, arp->tpa, 4);
+	arp->oper = bpf_htons(MD_ARP_REPLY);
+	__builtin_memcpy(arp->tha, arp->sha, ETH_ALEN);
+	__builtin_memcpy(arp->tpa, arp->spa, 4);
+	__builtin_memcpy(arp->sha, iface->mac, ETH_ALEN);
+	__builtin_memcpy(arp->spa, target, 4);
+	set_macs(eth, iface->mac, arp->tha);
+
+	count_verdict(skb, DIR, MD_REASON_ARP_REPLY);
+	return bpf_redirect(skb->ifindex, 0);
+}
+
+/* Sends the packet to a remote endpoint's node through the VXLAN device. */
+md_inline int to_tunnel(struct __sk_buff *skb, const struct md_endpoint *ep)
+{
+	struct bpf_tunnel_key key = {};
+	__u32 vxlan = vxlan_ifindex();
+
+	if (!vxlan)
+		return drop(skb, DIR, MD_REASON_DROP_NO_VXLAN);
+	key.remote_ipv4 = bpf_ntohl(ep->node_ip);
+	key.tunnel_id = ep->vni;
+	key.tunnel_ttl = 64;
+	/* The inner packet carries its own checksums; a zero UDP checksum saves computing one. */
+	if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX) < 0)
+		return drop(skb, DIR, MD_REASON_DROP_NO_VXLAN);
+	count_verdict(skb, DIR, MD_REASON_FORWARD_TUNNEL);
+	return bpf_redirect(vxlan, 0);
+}
 
 SEC("classifier")
 int veth_from_container(struct __sk_buff *skb)
 {
-	count_verdict(skb, MD_DIR_FROM_CONTAINER, MD_REASON_PASS_STACK);
-	return TC_ACT_OK;
+	struct md_iface *iface = lookup_iface(skb->ifindex);
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	struct md_endpoint *ep;
+
+	if (!iface) {
+		count_verdict(skb, DIR, MD_REASON_PASS_STACK);
+		return TC_ACT_OK;
+	}
+	eth = parse_eth(skb);
+	if (!eth)
+		return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
+	if (eth->h_proto == bpf_htons(ETH_P_ARP))
+		return answer_arp(skb, eth, iface);
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return drop(skb, DIR, MD_REASON_DROP_UNSUPPORTED_L3);
+	ip = parse_ipv4(skb, eth);
+	if (!ip)
+		return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
+
+	ep = lookup_endpoint(ip->daddr);
+	if (!ep) {
+		if (in_subnet(ip->daddr, iface->subnet, iface->mask))
+			return drop(skb, DIR, MD_REASON_DROP_NO_ENDPOINT);
+		/* Outside the overlay: the node routes (and masquerades) it. */
+		count_verdict(skb, DIR, MD_REASON_PASS_STACK);
+		return TC_ACT_OK;
+	}
+	if (ep->vni != iface->vni)
+		return drop(skb, DIR, MD_REASON_DROP_NETWORK_MISMATCH);
+	if (!(ep->flags & MD_EP_LOCAL))
+		return to_tunnel(skb, ep);
+
+	set_macs(eth, iface->mac, ep->mac);
+	count_verdict(skb, DIR, MD_REASON_FORWARD_LOCAL);
+	return bpf_redirect_peer(ep->ifindex, 0);
 }
 
 SEC("classifier")

@@ -18,13 +18,14 @@ use anyhow::{bail, Context};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
-use crate::api::proto::{ApiError, Counter, ErrorKind, Reply, Request, Response};
+use crate::api::proto::{ApiError, Counter, DatapathCounter, ErrorKind, Reply, Request, Response};
 use crate::api::server::{ApiServer, Handler};
 use crate::bpf::{bpffs, Datapath};
 use crate::config::Config;
 use crate::gossip::agent::{Exit, StartParams};
 use crate::gossip::{self, GossipHandle};
 use crate::netlink::addresses::local_addresses;
+use crate::overlay::manager::{Overlay, OverlayError};
 use crate::state_dir::StateDir;
 
 /// Runs meshd until SIGTERM or SIGINT, or until it leaves its cluster.
@@ -65,9 +66,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     })
     .await?;
     tracing::info!(port = config.listen_port, "gossip running");
+    let overlay =
+        Overlay::start(datapath, gossip.clone(), node_id, state.clone(), config.advertise_addr).await?;
 
     tracing::info!(socket = %server.path().display(), "API listening");
-    let agent = Arc::new(Agent { gossip: gossip.clone(), _datapath: datapath });
+    let agent = Arc::new(Agent { gossip: gossip.clone(), overlay });
     let (stop, stop_rx) = watch::channel(false);
     let api = tokio::spawn(server.serve(agent, stop_rx));
 
@@ -117,8 +120,8 @@ async fn wait_for_stop_signal() -> anyhow::Result<()> {
 /// What the API handler needs of the running node.
 struct Agent {
     gossip: GossipHandle,
-    /// Held so the loaded programs and maps live as long as the agent.
-    _datapath: Datapath,
+    /// Owns the loaded programs and maps for as long as the agent runs.
+    overlay: Arc<Overlay>,
 }
 
 impl Handler for Agent {
@@ -144,22 +147,74 @@ impl Handler for Agent {
                 .map(|id| Reply::NodeUpdated { id })
                 .map_err(|message| ApiError::new(ErrorKind::NotFound, message)),
             Request::Leave {} => self.gossip.leave().await.map(|()| Reply::Left {}).map_err(internal),
-            Request::Stats {} => Ok(Reply::Stats {
-                gossip: self
-                    .gossip
-                    .stats()
-                    .snapshot()
-                    .rows()
-                    .into_iter()
-                    .map(|(name, value)| Counter { name: name.to_string(), value })
-                    .collect(),
-            }),
+            Request::Stats {} => match self.overlay.counters().await {
+                Ok(rows) => Ok(Reply::Stats {
+                    gossip: self
+                        .gossip
+                        .stats()
+                        .snapshot()
+                        .rows()
+                        .into_iter()
+                        .map(|(name, value)| Counter { name: name.to_string(), value })
+                        .collect(),
+                    datapath: rows
+                        .into_iter()
+                        .map(|(interface, direction, verdict, packets, bytes)| DatapathCounter {
+                            interface,
+                            direction,
+                            verdict,
+                            packets,
+                            bytes,
+                        })
+                        .collect(),
+                }),
+                Err(error) => Err(overlay_error(error)),
+            },
+            Request::NetworkCreate { name, subnet } => self
+                .overlay
+                .network_create(&name, &subnet)
+                .await
+                .map(|n| Reply::Networks(vec![n]))
+                .map_err(overlay_error),
+            Request::NetworkLs {} => Ok(Reply::Networks(self.overlay.networks())),
+            Request::NetworkRm { name } => {
+                self.overlay.network_rm(&name).await.map(|()| Reply::Removed {}).map_err(overlay_error)
+            }
+            Request::Attach { netns, network, service, name } => self
+                .overlay
+                .attach(&netns, &network, service, name)
+                .await
+                .map(|(address, interface)| Reply::Attached { address, interface })
+                .map_err(overlay_error),
+            Request::Detach { netns, network } => self
+                .overlay
+                .detach(&netns, network.as_deref())
+                .await
+                .map(|count| Reply::Detached { count })
+                .map_err(overlay_error),
         };
         match result {
             Ok(reply) => Response::Ok(reply),
             Err(error) => Response::Error(error),
         }
     }
+}
+
+fn overlay_error(error: OverlayError) -> ApiError {
+    use crate::overlay::network::NetworkError as N;
+    let kind = match &error {
+        OverlayError::Network(N::NotFound(_)) | OverlayError::NotAttached(..) | OverlayError::Netns(..) => {
+            ErrorKind::NotFound
+        }
+        OverlayError::Network(
+            N::Exists(_) | N::Overlap { .. } | N::VniCollision { .. } | N::InUse { .. },
+        )
+        | OverlayError::AlreadyAttached(..)
+        | OverlayError::Exhausted(_) => ErrorKind::Conflict,
+        OverlayError::Network(_) => ErrorKind::BadRequest,
+        OverlayError::Kernel(_) | OverlayError::Gossip(_) => ErrorKind::Internal,
+    };
+    ApiError::new(kind, error.to_string())
 }
 
 fn internal(message: impl Into<String>) -> ApiError {

@@ -17,5 +17,6 @@ pub mod hex;
 pub mod identity;
 pub mod logging;
 pub mod netlink;
+pub mod overlay;
 pub mod state;
 pub mod state_dir;

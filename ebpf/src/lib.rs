@@ -10,6 +10,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod endpoint;
 pub mod verdict;
 
 /// One compiled eBPF object: its file name under `target/bpf/` and its bytes.
@@ -25,8 +26,20 @@ pub const VETH: Object = Object {
     bytes: aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/veth.bpf.o")),
 };
 
+/// The program on the node's VXLAN device (`vxlan.bpf.c`).
+pub const VXLAN: Object = Object {
+    name: "vxlan.bpf.o",
+    bytes: aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vxlan.bpf.o")),
+};
+
 /// Every object this crate ships; the verifier test loads each of them.
-pub const OBJECTS: &[Object] = &[VETH];
+pub const OBJECTS: &[Object] = &[VETH, VXLAN];
+
+/// Program names inside [`VXLAN`].
+pub mod vxlan {
+    /// tc ingress of the VXLAN device: traffic from other nodes.
+    pub const INGRESS: &str = "vxlan_ingress";
+}
 
 /// Program names inside [`VETH`].
 pub mod veth {

@@ -47,34 +47,84 @@ unsafe impl aya::Pod for VerdictCounter {}
 pub enum Reason {
     /// Handed to the kernel stack unchanged.
     PassStack,
+    /// Redirected to an endpoint on this node.
+    ForwardLocal,
+    /// Sent to the endpoint's node through the VXLAN device.
+    ForwardTunnel,
+    /// An ARP request answered by the program.
+    ArpReply,
+    /// Received from the tunnel, delivered to a local endpoint.
+    DeliverTunnel,
+    DropMalformed,
+    DropUnsupportedL3,
+    DropNoEndpoint,
+    DropNetworkMismatch,
+    DropVniMismatch,
+    DropNoTunnelKey,
+    DropNoVxlan,
+    DropArp,
     /// A code this build does not know (a newer program wrote it); kept so nothing is hidden.
     Unknown(u16),
 }
 
 impl Reason {
     /// Every known reason, for tests and for listing.
-    pub const KNOWN: &'static [Reason] = &[Reason::PassStack];
+    pub const KNOWN: &'static [Reason] = &[
+        Reason::PassStack,
+        Reason::ForwardLocal,
+        Reason::ForwardTunnel,
+        Reason::ArpReply,
+        Reason::DeliverTunnel,
+        Reason::DropMalformed,
+        Reason::DropUnsupportedL3,
+        Reason::DropNoEndpoint,
+        Reason::DropNetworkMismatch,
+        Reason::DropVniMismatch,
+        Reason::DropNoTunnelKey,
+        Reason::DropNoVxlan,
+        Reason::DropArp,
+    ];
+
+    /// (code, C enumerator, name shown to people) of every known reason: the one table both
+    /// directions of conversion and the layout test read.
+    const TABLE: &'static [(u16, &'static str, &'static str)] = &[
+        (1, "MD_REASON_PASS_STACK", "pass-stack"),
+        (2, "MD_REASON_FORWARD_LOCAL", "forward-local"),
+        (3, "MD_REASON_FORWARD_TUNNEL", "forward-tunnel"),
+        (4, "MD_REASON_ARP_REPLY", "arp-reply"),
+        (5, "MD_REASON_DELIVER_TUNNEL", "deliver-tunnel"),
+        (128, "MD_REASON_DROP_MALFORMED", "drop-malformed"),
+        (129, "MD_REASON_DROP_UNSUPPORTED_L3", "drop-unsupported-l3"),
+        (130, "MD_REASON_DROP_NO_ENDPOINT", "drop-no-endpoint"),
+        (131, "MD_REASON_DROP_NETWORK_MISMATCH", "drop-network-mismatch"),
+        (132, "MD_REASON_DROP_VNI_MISMATCH", "drop-vni-mismatch"),
+        (133, "MD_REASON_DROP_NO_TUNNEL_KEY", "drop-no-tunnel-key"),
+        (134, "MD_REASON_DROP_NO_VXLAN", "drop-no-vxlan"),
+        (135, "MD_REASON_DROP_ARP", "drop-arp"),
+    ];
+
+    fn index(self) -> Option<usize> {
+        Reason::KNOWN.iter().position(|r| *r == self)
+    }
 
     pub fn from_code(code: u16) -> Reason {
-        match code {
-            1 => Reason::PassStack,
-            other => Reason::Unknown(other),
-        }
+        Reason::TABLE
+            .iter()
+            .position(|(c, _, _)| *c == code)
+            .map(|i| Reason::KNOWN[i])
+            .unwrap_or(Reason::Unknown(code))
     }
 
     pub fn code(self) -> u16 {
         match self {
-            Reason::PassStack => 1,
             Reason::Unknown(code) => code,
+            known => Reason::TABLE[known.index().expect("known")].0,
         }
     }
 
     /// The C enumerator name, as in the header (used by the layout test).
     pub fn c_name(self) -> Option<&'static str> {
-        match self {
-            Reason::PassStack => Some("MD_REASON_PASS_STACK"),
-            Reason::Unknown(_) => None,
-        }
+        self.index().map(|i| Reason::TABLE[i].1)
     }
 
     /// Codes from 128 on are drops.
@@ -85,9 +135,9 @@ impl Reason {
 
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Reason::PassStack => f.write_str("pass-stack"),
-            Reason::Unknown(code) => write!(f, "unknown({code})"),
+        match self.index() {
+            Some(i) => f.write_str(Reason::TABLE[i].2),
+            None => write!(f, "unknown({})", self.code()),
         }
     }
 }
@@ -97,16 +147,19 @@ impl fmt::Display for Reason {
 pub enum Direction {
     FromContainer,
     ToContainer,
+    FromTunnel,
     Unknown(u8),
 }
 
 impl Direction {
-    pub const KNOWN: &'static [Direction] = &[Direction::FromContainer, Direction::ToContainer];
+    pub const KNOWN: &'static [Direction] =
+        &[Direction::FromContainer, Direction::ToContainer, Direction::FromTunnel];
 
     pub fn from_code(code: u8) -> Direction {
         match code {
             0 => Direction::FromContainer,
             1 => Direction::ToContainer,
+            2 => Direction::FromTunnel,
             other => Direction::Unknown(other),
         }
     }
@@ -115,6 +168,7 @@ impl Direction {
         match self {
             Direction::FromContainer => 0,
             Direction::ToContainer => 1,
+            Direction::FromTunnel => 2,
             Direction::Unknown(code) => code,
         }
     }
@@ -123,6 +177,7 @@ impl Direction {
         match self {
             Direction::FromContainer => Some("MD_DIR_FROM_CONTAINER"),
             Direction::ToContainer => Some("MD_DIR_TO_CONTAINER"),
+            Direction::FromTunnel => Some("MD_DIR_FROM_TUNNEL"),
             Direction::Unknown(_) => None,
         }
     }
@@ -133,6 +188,7 @@ impl fmt::Display for Direction {
         match self {
             Direction::FromContainer => f.write_str("from-container"),
             Direction::ToContainer => f.write_str("to-container"),
+            Direction::FromTunnel => f.write_str("from-tunnel"),
             Direction::Unknown(code) => write!(f, "unknown({code})"),
         }
     }
@@ -149,6 +205,8 @@ mod tests {
         }
         assert_eq!(Reason::from_code(999), Reason::Unknown(999));
         assert_eq!(Reason::Unknown(999).to_string(), "unknown(999)");
+        assert_eq!(Reason::KNOWN.len(), Reason::TABLE.len());
+        assert!(Reason::DropArp.is_drop() && !Reason::ArpReply.is_drop());
     }
 
     #[test]

@@ -9,17 +9,20 @@ use std::mem::{offset_of, size_of};
 use std::path::PathBuf;
 use std::process::Command;
 
+use meshd_ebpf::endpoint::{Config, Endpoint, Iface, FLAG_LOCAL};
 use meshd_ebpf::verdict::{Direction, Reason, VerdictCounter, VerdictKey};
 
 /// Runs the C probe and returns its `name value` lines as a map.
 fn c_facts(probe_body: &str) -> HashMap<String, u64> {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let dir = std::env::temp_dir().join(format!("meshd-layout-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("meshd-layout-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let src = dir.join("probe.c");
     let exe = dir.join("probe");
     let program = format!(
-        "#include <stdio.h>\n#include <stddef.h>\n#include \"abi/verdict.h\"\n\
+        "#include <stdio.h>\n#include <stddef.h>\n#include \"abi/verdict.h\"\n#include \"abi/endpoint.h\"\n\
          #define SIZE(t) printf(\"sizeof %s %zu\\n\", #t, sizeof(struct t))\n\
          #define OFF(t, f) printf(\"offsetof %s.%s %zu\\n\", #t, #f, offsetof(struct t, f))\n\
          #define ENUM(e) printf(\"enum %s %d\\n\", #e, (int)(e))\n\
@@ -100,4 +103,40 @@ fn header_enumerators(header: &str) -> Vec<String> {
             name.starts_with("MD_").then(|| name.to_string())
         })
         .collect()
+}
+
+#[test]
+fn endpoint_types_match_the_header() {
+    let facts = c_facts(
+        "SIZE(md_endpoint); OFF(md_endpoint, vni); OFF(md_endpoint, node_ip); OFF(md_endpoint, ifindex);\n\
+         OFF(md_endpoint, mac); OFF(md_endpoint, flags); OFF(md_endpoint, pad);\n\
+         SIZE(md_iface); OFF(md_iface, vni); OFF(md_iface, ip); OFF(md_iface, subnet); OFF(md_iface, mask);\n\
+         OFF(md_iface, mac); OFF(md_iface, pad);\n\
+         SIZE(md_config); OFF(md_config, vxlan_ifindex); OFF(md_config, pad);\n\
+         ENUM(MD_EP_LOCAL);",
+    );
+    let rust: HashMap<&str, usize> = HashMap::from([
+        ("sizeof md_endpoint", size_of::<Endpoint>()),
+        ("offsetof md_endpoint.vni", offset_of!(Endpoint, vni)),
+        ("offsetof md_endpoint.node_ip", offset_of!(Endpoint, node_ip)),
+        ("offsetof md_endpoint.ifindex", offset_of!(Endpoint, ifindex)),
+        ("offsetof md_endpoint.mac", offset_of!(Endpoint, mac)),
+        ("offsetof md_endpoint.flags", offset_of!(Endpoint, flags)),
+        ("offsetof md_endpoint.pad", offset_of!(Endpoint, pad)),
+        ("sizeof md_iface", size_of::<Iface>()),
+        ("offsetof md_iface.vni", offset_of!(Iface, vni)),
+        ("offsetof md_iface.ip", offset_of!(Iface, ip)),
+        ("offsetof md_iface.subnet", offset_of!(Iface, subnet)),
+        ("offsetof md_iface.mask", offset_of!(Iface, mask)),
+        ("offsetof md_iface.mac", offset_of!(Iface, mac)),
+        ("offsetof md_iface.pad", offset_of!(Iface, pad)),
+        ("sizeof md_config", size_of::<Config>()),
+        ("offsetof md_config.vxlan_ifindex", offset_of!(Config, vxlan_ifindex)),
+        ("offsetof md_config.pad", offset_of!(Config, pad)),
+        ("enum MD_EP_LOCAL", usize::from(FLAG_LOCAL)),
+    ]);
+    for (name, rust_value) in &rust {
+        assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
+    }
+    assert_eq!(header_enumerators("abi/endpoint.h"), ["MD_EP_LOCAL"]);
 }

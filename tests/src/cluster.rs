@@ -54,6 +54,7 @@ pub struct Cluster {
     prefix: String,
     work_dir: PathBuf,
     containers: Vec<Container>,
+    namespaces: Vec<Netns>,
     clients: Vec<UnderlayClient>,
     nodes: Vec<Node>,
     underlay: Option<Netns>,
@@ -71,6 +72,7 @@ impl Cluster {
             prefix: prefix.clone(),
             work_dir,
             containers: Vec::new(),
+            namespaces: Vec::new(),
             clients: Vec::new(),
             nodes: Vec::new(),
             underlay: None,
@@ -219,6 +221,19 @@ impl Cluster {
         &self.containers
     }
 
+    /// An empty namespace (loopback up), to be attached with `meshctl attach`. Returns its name.
+    pub fn add_namespace(&mut self, tag: &str) -> String {
+        let ns = Netns::new(&format!("{}-{tag}", self.prefix));
+        let name = ns.name().to_string();
+        self.namespaces.push(ns);
+        name
+    }
+
+    /// A namespace made by [`add_namespace`](Self::add_namespace), by name.
+    pub fn namespace(&self, name: &str) -> &Netns {
+        self.namespaces.iter().find(|n| n.name() == name).expect("a namespace of this cluster")
+    }
+
     /// The underlay bridge's namespace (for captures with tcpdump on `br0`).
     pub fn underlay(&self) -> &Netns {
         self.underlay.as_ref().expect("underlay exists")
@@ -257,6 +272,7 @@ impl Drop for Cluster {
         // Order matters: containers, then nodes (their processes, pins and namespaces), then the
         // underlay; a namespace still used by a process would linger.
         self.containers.clear();
+        self.namespaces.clear();
         self.clients.clear();
         self.nodes.clear();
         self.underlay = None;

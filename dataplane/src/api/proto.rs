@@ -29,11 +29,37 @@ pub enum Request {
         rotate: bool,
     },
     /// Sets a node's availability (replicated); `node` is a name or an ID prefix.
-    NodeUpdate { node: String, availability: Availability },
+    NodeUpdate {
+        node: String,
+        availability: Availability,
+    },
     /// This node leaves the cluster on purpose; meshd exits afterwards.
     Leave {},
-    /// Counters of the gossip layer.
+    /// Counters of the gossip layer and the datapath.
     Stats {},
+    NetworkCreate {
+        name: String,
+        subnet: String,
+    },
+    NetworkLs {},
+    NetworkRm {
+        name: String,
+    },
+    /// Attaches a namespace (`NAME` under /run/netns, or a path) to a network.
+    Attach {
+        netns: String,
+        network: String,
+        #[serde(default)]
+        service: Option<String>,
+        #[serde(default)]
+        name: Option<String>,
+    },
+    /// Detaches a namespace from one network, or from all.
+    Detach {
+        netns: String,
+        #[serde(default)]
+        network: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,7 +76,21 @@ pub enum Reply {
     JoinToken { token: String },
     NodeUpdated { id: NodeId },
     Left {},
-    Stats { gossip: Vec<Counter> },
+    Stats { gossip: Vec<Counter>, datapath: Vec<DatapathCounter> },
+    Networks(Vec<crate::overlay::manager::NetworkInfo>),
+    Removed {},
+    Attached { address: std::net::Ipv4Addr, interface: String },
+    Detached { count: usize },
+}
+
+/// One verdict counter of the eBPF programs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatapathCounter {
+    pub interface: String,
+    pub direction: String,
+    pub verdict: String,
+    pub packets: u64,
+    pub bytes: u64,
 }
 
 /// One named counter.
@@ -107,6 +147,8 @@ pub enum ErrorKind {
     Forbidden,
     /// The request names something that does not exist.
     NotFound,
+    /// The request conflicts with the current state (exists already, in use, overlaps).
+    Conflict,
     /// meshd failed while carrying out a valid request.
     Internal,
 }
@@ -124,6 +166,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::TooLarge => "request too large",
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::NotFound => "not found",
+            ErrorKind::Conflict => "conflict",
             ErrorKind::Internal => "internal error",
         })
     }

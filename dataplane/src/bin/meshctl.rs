@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use meshd::api::client;
 use meshd::api::proto::Request;
-use meshd::cli::args::{Command, CtlArgs, NodeCommand};
+use meshd::cli::args::{Command, CtlArgs, NetworkCommand, NodeCommand};
 use meshd::cli::render::render;
 
 fn main() -> ExitCode {
@@ -19,6 +19,15 @@ fn main() -> ExitCode {
         }
         Command::Leave => Request::Leave {},
         Command::Stats => Request::Stats {},
+        Command::Network { command: NetworkCommand::Create { name, subnet } } => {
+            Request::NetworkCreate { name, subnet }
+        }
+        Command::Network { command: NetworkCommand::Ls } => Request::NetworkLs {},
+        Command::Network { command: NetworkCommand::Rm { name } } => Request::NetworkRm { name },
+        Command::Attach { netns, network, service, name } => {
+            Request::Attach { netns, network, service, name }
+        }
+        Command::Detach { netns, network } => Request::Detach { netns, network },
     };
     match client::call(&args.socket, &request) {
         Ok(reply) => {

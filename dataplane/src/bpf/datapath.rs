@@ -4,11 +4,14 @@
 //! already exists aya reuses it instead of creating a new map, which is how counters and (later)
 //! forwarding state survive an agent restart.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use aya::maps::{Array, HashMap as AyaHashMap, MapData};
 
 use aya::programs::{SchedClassifier, TcAttachType};
 use aya::{Ebpf, EbpfLoader};
-use meshd_ebpf::{verdict, veth, Object, VETH};
+use meshd_ebpf::{endpoint, verdict, veth, vxlan, Object, VETH, VXLAN};
 
 use super::BpfError;
 
@@ -16,6 +19,7 @@ use super::BpfError;
 #[derive(Debug)]
 pub struct Datapath {
     veth: Ebpf,
+    vxlan: Ebpf,
     pin_dir: PathBuf,
 }
 
@@ -31,7 +35,14 @@ impl Datapath {
                 source: Box::new(source),
             })?;
         }
-        Ok(Datapath { veth, pin_dir: pin_dir.to_path_buf() })
+        // Loaded second: its maps are the pinned ones the veth object created.
+        let mut vxlan = load_object(&VXLAN, pin_dir)?;
+        classifier(&mut vxlan, &VXLAN, vxlan::INGRESS)?.load().map_err(|source| BpfError::Program {
+            object: VXLAN.name,
+            program: vxlan::INGRESS,
+            source: Box::new(source),
+        })?;
+        Ok(Datapath { veth, vxlan, pin_dir: pin_dir.to_path_buf() })
     }
 
     pub fn pin_dir(&self) -> &Path {
@@ -67,6 +78,60 @@ impl Datapath {
             })?;
         }
         Ok(())
+    }
+
+    /// Attaches the tunnel program to tc ingress of the VXLAN device; kept while `self` lives.
+    pub fn attach_vxlan(&mut self, ifname: &str) -> Result<(), BpfError> {
+        let prog = classifier(&mut self.vxlan, &VXLAN, vxlan::INGRESS)?;
+        prog.attach(ifname, TcAttachType::Ingress).map_err(|source| BpfError::Attach {
+            program: vxlan::INGRESS,
+            interface: ifname.to_string(),
+            source: Box::new(source),
+        })?;
+        Ok(())
+    }
+
+    /// Writes the node-wide settings map.
+    pub fn set_config(&mut self, config: endpoint::Config) -> Result<(), BpfError> {
+        let map_err = |source| BpfError::Map { map: endpoint::CONFIG_MAP, source: Box::new(source) };
+        let map = self
+            .veth
+            .map_mut(endpoint::CONFIG_MAP)
+            .ok_or(BpfError::MissingMap { object: VETH.name, map: endpoint::CONFIG_MAP })?;
+        let mut array: Array<&mut MapData, endpoint::Config> = Array::try_from(map).map_err(map_err)?;
+        array.set(0, config, 0).map_err(map_err)
+    }
+
+    /// Replaces the contents of a forwarding map with `desired`, writing only the differences.
+    fn sync_map<V: aya::Pod + PartialEq + Copy>(
+        &mut self,
+        name: &'static str,
+        desired: &BTreeMap<u32, V>,
+    ) -> Result<(usize, usize), BpfError> {
+        let map_err = |source| BpfError::Map { map: name, source: Box::new(source) };
+        let map = self.veth.map_mut(name).ok_or(BpfError::MissingMap { object: VETH.name, map: name })?;
+        let mut hash: AyaHashMap<&mut MapData, u32, V> = AyaHashMap::try_from(map).map_err(map_err)?;
+        let current: BTreeMap<u32, V> = hash.iter().filter_map(Result::ok).collect();
+        let (upserts, deletes) = crate::overlay::reconcile::diff(&current, desired);
+        for (key, value) in &upserts {
+            hash.insert(key, value, 0).map_err(map_err)?;
+        }
+        for key in &deletes {
+            // Already gone is what we wanted.
+            let _ = hash.remove(key);
+        }
+        Ok((upserts.len(), deletes.len()))
+    }
+
+    /// Brings md_endpoints_v1 and md_ifaces_v1 to `desired`. Returns (written, deleted).
+    pub fn sync_forwarding(
+        &mut self,
+        desired: &crate::overlay::reconcile::Desired,
+    ) -> Result<(usize, usize), BpfError> {
+        // Interfaces first: a local endpoint is only useful once its veth is known.
+        let (w1, d1) = self.sync_map(endpoint::IFACES_MAP, &desired.ifaces)?;
+        let (w2, d2) = self.sync_map(endpoint::ENDPOINTS_MAP, &desired.endpoints)?;
+        Ok((w1 + w2, d1 + d2))
     }
 
     /// Packets and bytes per (interface, reason, direction), summed over CPUs.

@@ -43,8 +43,51 @@ pub enum Command {
     /// Leave the cluster on purpose: other nodes show this one as left and drop its endpoints;
     /// meshd then exits (SIGTERM is a restart, not a leave)
     Leave,
-    /// Show counters: gossip traffic and what was dropped, and why
+    /// Show counters: gossip traffic, eBPF verdicts, and what was dropped, and why
     Stats,
+    /// Manage overlay networks
+    Network {
+        #[command(subcommand)]
+        command: NetworkCommand,
+    },
+    /// Attach a network namespace to a network; prints its address
+    Attach {
+        /// Namespace name (under /run/netns) or path
+        #[arg(long, value_name = "NAME|PATH")]
+        netns: String,
+        /// Network to attach to
+        #[arg(long, value_name = "NET")]
+        network: String,
+        /// Make this endpoint a task of this service
+        #[arg(long, value_name = "SVC")]
+        service: Option<String>,
+        /// Task name (resolvable by DNS once that arrives)
+        #[arg(long, value_name = "TASK")]
+        name: Option<String>,
+    },
+    /// Detach a network namespace from a network (or from all)
+    Detach {
+        #[arg(long, value_name = "NAME|PATH")]
+        netns: String,
+        #[arg(long, value_name = "NET")]
+        network: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NetworkCommand {
+    /// Create an overlay network (replicated cluster-wide)
+    Create {
+        name: String,
+        /// IPv4 subnet, e.g. 10.10.0.0/24 (/8 to /28)
+        #[arg(long, value_name = "CIDR")]
+        subnet: String,
+    },
+    /// List networks: NAME, SUBNET, VNI, GATEWAY, ENDPOINTS
+    #[command(visible_alias = "list")]
+    Ls,
+    /// Remove a network (refused while endpoints are attached)
+    Rm { name: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -14,7 +14,15 @@ pub fn render(reply: &Reply, format: Format) -> String {
                 Reply::JoinToken { token } => Ok(serde_json::json!({ "token": token })),
                 Reply::NodeUpdated { id } => Ok(serde_json::json!({ "id": id })),
                 Reply::Left {} => Ok(serde_json::json!({ "left": true })),
-                Reply::Stats { gossip } => Ok(serde_json::json!({ "gossip": gossip })),
+                Reply::Stats { gossip, datapath } => {
+                    Ok(serde_json::json!({ "gossip": gossip, "datapath": datapath }))
+                }
+                Reply::Networks(networks) => serde_json::to_value(networks),
+                Reply::Removed {} => Ok(serde_json::json!({ "removed": true })),
+                Reply::Attached { address, interface } => {
+                    Ok(serde_json::json!({ "address": address, "interface": interface }))
+                }
+                Reply::Detached { count } => Ok(serde_json::json!({ "detached": count })),
             };
             let mut text = value
                 .and_then(|v| serde_json::to_string_pretty(&v))
@@ -28,13 +36,48 @@ pub fn render(reply: &Reply, format: Format) -> String {
             Reply::JoinToken { token } => format!("{token}\n"),
             Reply::NodeUpdated { id } => format!("{id}\n"),
             Reply::Left {} => "left the cluster\n".to_string(),
-            Reply::Stats { gossip } => {
+            Reply::Stats { gossip, datapath } => {
                 let rows: Vec<Vec<String>> = gossip
                     .iter()
                     .map(|c| vec!["gossip".to_string(), c.name.clone(), c.value.to_string()])
                     .collect();
-                table(&["AREA", "COUNTER", "VALUE"], &rows)
+                let mut out = table(&["AREA", "COUNTER", "VALUE"], &rows);
+                if !datapath.is_empty() {
+                    let rows: Vec<Vec<String>> = datapath
+                        .iter()
+                        .map(|c| {
+                            vec![
+                                c.interface.clone(),
+                                c.direction.clone(),
+                                c.verdict.clone(),
+                                c.packets.to_string(),
+                                c.bytes.to_string(),
+                            ]
+                        })
+                        .collect();
+                    out.push('\n');
+                    out.push_str(&table(&["INTERFACE", "DIRECTION", "VERDICT", "PACKETS", "BYTES"], &rows));
+                }
+                out
             }
+            Reply::Networks(networks) => {
+                let rows: Vec<Vec<String>> = networks
+                    .iter()
+                    .map(|n| {
+                        vec![
+                            n.name.clone(),
+                            n.subnet.clone(),
+                            n.vni.to_string(),
+                            n.gateway.to_string(),
+                            n.endpoints.to_string(),
+                        ]
+                    })
+                    .collect();
+                table(&["NAME", "SUBNET", "VNI", "GATEWAY", "ENDPOINTS"], &rows)
+            }
+            Reply::Removed {} => String::new(),
+            Reply::Attached { address, .. } => format!("{address}\n"),
+            Reply::Detached { count } => format!("detached from {count} network(s)\n"),
         },
     }
 }

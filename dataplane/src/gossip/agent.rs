@@ -90,6 +90,11 @@ enum Command {
     Leave {
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// Local writes (already validated by the caller), versioned here and gossiped.
+    Write {
+        changes: Vec<Change>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     Stop,
 }
 
@@ -122,6 +127,12 @@ impl GossipHandle {
 
     pub async fn rotate_join_token(&self) -> Result<JoinToken, String> {
         self.ask(|reply| Command::RotateJoinToken { reply }).await
+    }
+
+    /// Applies local changes to the cluster state and spreads them. Returns once they are in the
+    /// local state (and in the next snapshot).
+    pub async fn write(&self, changes: Vec<Change>) -> Result<(), String> {
+        self.ask(|reply| Command::Write { changes, reply }).await
     }
 
     pub async fn leave(&self) -> Result<(), String> {
@@ -514,6 +525,15 @@ impl Agent {
             Command::RotateJoinToken { reply } => {
                 let result = self.rotate_join_secret();
                 let _ = reply.send(result);
+            }
+            Command::Write { changes, reply } => {
+                for change in changes {
+                    let delta = self.local_delta(change);
+                    self.broadcast_delta(&delta);
+                }
+                // Publish now, so the caller's next read of the snapshot sees its own write.
+                self.publish_if_changed();
+                let _ = reply.send(Ok(()));
             }
             Command::Leave { .. } | Command::Stop => unreachable!("handled in run"),
         }

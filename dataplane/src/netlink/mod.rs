@@ -2,3 +2,4 @@
 //! node's network namespace. Everything goes through the `rtnetlink` crate, never `ip` commands.
 
 pub mod addresses;
+pub mod links;

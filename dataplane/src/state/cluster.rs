@@ -6,8 +6,10 @@
 //! | availability | node ID | any node (`node update`) | LWW |
 //! | secrets | (one register) | any node (`join-token --rotate`) | LWW |
 //! | endpoints | (owner node, endpoint ID) | the owner only | LWW; hidden while the owner is down, removed when it leaves |
+//! | networks | name | any node (`network create/rm`) | LWW |
+//! | address blocks | (network, block) | the claiming node | LWW; see `overlay::ipam` |
 //!
-//! Networks and services (cluster-scoped, LWW) join this list with the features that use them.
+//! Services (cluster-scoped, LWW) join this list with the feature that uses them.
 //!
 //! Ownership is enforced on merge: a delta for a node-owned entry must be versioned by that node,
 //! so one member cannot forge another's endpoints or identity.
@@ -55,6 +57,21 @@ pub struct EndpointRecord {
     pub task: Option<String>,
 }
 
+/// An overlay network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkRecord {
+    pub subnet: ipnet::Ipv4Net,
+    /// VXLAN network identifier, derived from the name (see `overlay::network`).
+    pub vni: u32,
+}
+
+/// A node's claim on a block of a network's addresses; it hands out addresses from its own
+/// blocks only, so two nodes never pick the same address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockClaim {
+    pub owner: NodeId,
+}
+
 /// One versioned write to one table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delta {
@@ -68,6 +85,8 @@ pub enum Change {
     Availability { id: NodeId, value: Option<Availability> },
     Secrets { value: Option<ClusterSecrets> },
     Endpoint { owner: NodeId, id: String, record: Option<EndpointRecord> },
+    Network { name: String, record: Option<NetworkRecord> },
+    Block { network: String, index: u32, claim: Option<BlockClaim> },
 }
 
 /// Identifies the entry a delta writes; a newer delta for the same key supersedes an older one
@@ -78,6 +97,8 @@ pub enum DeltaKey {
     Availability(NodeId),
     Secrets,
     Endpoint(NodeId, String),
+    Network(String),
+    Block(String, u32),
 }
 
 impl Delta {
@@ -87,6 +108,8 @@ impl Delta {
             Change::Availability { id, .. } => DeltaKey::Availability(*id),
             Change::Secrets { .. } => DeltaKey::Secrets,
             Change::Endpoint { owner, id, .. } => DeltaKey::Endpoint(*owner, id.clone()),
+            Change::Network { name, .. } => DeltaKey::Network(name.clone()),
+            Change::Block { network, index, .. } => DeltaKey::Block(network.clone(), *index),
         }
     }
 }
@@ -114,6 +137,8 @@ pub struct ClusterState {
     pub availability: Table<NodeId, Availability>,
     pub secrets: Table<(), ClusterSecrets>,
     pub endpoints: Table<(NodeId, String), EndpointRecord>,
+    pub networks: Table<String, NetworkRecord>,
+    pub blocks: Table<(String, u32), BlockClaim>,
 }
 
 impl ClusterState {
@@ -144,13 +169,29 @@ impl ClusterState {
                 }
                 Ok(self.endpoints.apply((owner, id), Entry { version, value: record }, now))
             }
+            Change::Network { name, record } => {
+                Ok(self.networks.apply(name, Entry { version, value: record }, now))
+            }
+            Change::Block { network, index, claim } => {
+                // A claim is written by the node it names; a release (tombstone) by anyone
+                // (the claimer, or a node cleaning up after a departed one).
+                if let Some(claim) = &claim {
+                    check_owner(claim.owner, &version)?;
+                }
+                Ok(self.blocks.apply((network, index), Entry { version, value: claim }, now))
+            }
         }
     }
 
     /// Every entry (tombstones included) as deltas: what a push-pull exchange carries.
     pub fn dump(&self) -> Vec<Delta> {
         let mut out = Vec::with_capacity(
-            self.nodes.len() + self.availability.len() + self.secrets.len() + self.endpoints.len(),
+            self.nodes.len()
+                + self.availability.len()
+                + self.secrets.len()
+                + self.endpoints.len()
+                + self.networks.len()
+                + self.blocks.len(),
         );
         for (id, e) in self.nodes.entries() {
             out.push(Delta { version: e.version, change: Change::Node { id: *id, record: e.value.clone() } });
@@ -165,6 +206,18 @@ impl ClusterState {
             out.push(Delta {
                 version: e.version,
                 change: Change::Endpoint { owner: *owner, id: id.clone(), record: e.value.clone() },
+            });
+        }
+        for (name, e) in self.networks.entries() {
+            out.push(Delta {
+                version: e.version,
+                change: Change::Network { name: name.clone(), record: e.value.clone() },
+            });
+        }
+        for ((network, index), e) in self.blocks.entries() {
+            out.push(Delta {
+                version: e.version,
+                change: Change::Block { network: network.clone(), index: *index, claim: e.value.clone() },
             });
         }
         out
@@ -215,7 +268,8 @@ impl ClusterState {
         let mut reaped = self.nodes.reap(now, after)
             + self.availability.reap(now, after)
             + self.endpoints.reap(now, after);
-        reaped += self.secrets.reap(now, after);
+        reaped +=
+            self.secrets.reap(now, after) + self.networks.reap(now, after) + self.blocks.reap(now, after);
         reaped
     }
 
@@ -225,6 +279,11 @@ impl ClusterState {
         self.nodes.forget(node);
         self.availability.forget(node);
         self.forget_endpoints_of(node, None);
+        let blocks: Vec<(String, u32)> =
+            self.blocks.live().filter(|(_, claim)| claim.owner == *node).map(|(k, _)| k.clone()).collect();
+        for key in blocks {
+            self.blocks.forget(&key);
+        }
     }
 
     /// Forgets `node`'s endpoints, or only those older than `before`.

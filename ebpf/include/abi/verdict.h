@@ -20,13 +20,27 @@
  */
 enum md_reason {
 	/* 0 is never counted: a zeroed key is a bug, not a reason. */
-	MD_REASON_PASS_STACK = 1, /* handed to the kernel stack unchanged */
+	MD_REASON_PASS_STACK = 1,     /* handed to the kernel stack unchanged */
+	MD_REASON_FORWARD_LOCAL = 2,  /* redirected to an endpoint on this node */
+	MD_REASON_FORWARD_TUNNEL = 3, /* sent to the endpoint's node through the VXLAN device */
+	MD_REASON_ARP_REPLY = 4,      /* an ARP request answered by the program */
+	MD_REASON_DELIVER_TUNNEL = 5, /* received from the tunnel, delivered to a local endpoint */
+
+	MD_REASON_DROP_MALFORMED = 128,        /* too short to parse */
+	MD_REASON_DROP_UNSUPPORTED_L3 = 129,   /* neither IPv4 nor ARP (IPv6 is not supported yet) */
+	MD_REASON_DROP_NO_ENDPOINT = 130,      /* to an address of the network with no endpoint */
+	MD_REASON_DROP_NETWORK_MISMATCH = 131, /* to an endpoint of another network: isolation */
+	MD_REASON_DROP_VNI_MISMATCH = 132,     /* tunnel VNI is not the destination's network */
+	MD_REASON_DROP_NO_TUNNEL_KEY = 133,    /* no tunnel metadata on the VXLAN device */
+	MD_REASON_DROP_NO_VXLAN = 134,         /* remote endpoint, but no VXLAN device configured */
+	MD_REASON_DROP_ARP = 135,              /* ARP that is not a request we answer */
 };
 
 /* Which way the packet was going, seen from the container. */
 enum md_dir {
 	MD_DIR_FROM_CONTAINER = 0, /* tc ingress on the host side of a container veth */
 	MD_DIR_TO_CONTAINER = 1,   /* tc egress on the host side of a container veth */
+	MD_DIR_FROM_TUNNEL = 2,    /* tc ingress on the node's VXLAN device */
 };
 
 /* Key of md_verdict_v1. Explicit padding: the whole key is hashed, so no byte may be left undefined. */

@@ -46,4 +46,11 @@ md_inline void count_verdict(const struct __sk_buff *skb, enum md_dir dir, enum 
 	bpf_map_update_elem(&md_verdict_v1, &key, &first, BPF_NOEXIST);
 }
 
+/* Counts a drop and returns the verdict that drops the packet. */
+md_inline int drop(const struct __sk_buff *skb, enum md_dir dir, enum md_reason reason)
+{
+	count_verdict(skb, dir, reason);
+	return TC_ACT_SHOT;
+}
+
 #endif /* MESHD_LIB_VERDICT_H */

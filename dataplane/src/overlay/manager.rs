@@ -1,0 +1,388 @@
+//! The overlay operations behind the API (network create/ls/rm, attach, detach), serialised by
+//! one lock so two requests on a node never race, and the loop that keeps the forwarding maps
+//! equal to what the cluster state says.
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rtnetlink::Handle;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use super::attach::{self, AttachSpec};
+use super::ipam::{self, Plan};
+use super::network::{self, NetworkError};
+use super::reconcile::{self, LocalAttachment};
+use super::vxlan;
+use crate::bpf::{BpfError, Datapath};
+use crate::gossip::{GossipHandle, Snapshot};
+use crate::identity::NodeId;
+use crate::state::cluster::{BlockClaim, EndpointRecord};
+use crate::state::Change;
+use crate::state_dir::StateDir;
+
+const ATTACHMENTS_FILE: &str = "attachments.json";
+/// How long a fresh block claim must stand before its addresses are used: longer than gossip
+/// takes to reach every node (docs/benchmarks.md), so a concurrent claim is seen and settled.
+const CLAIM_SETTLE: Duration = Duration::from_millis(1500);
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct AttachmentsFile {
+    attachments: Vec<LocalAttachment>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OverlayError {
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    #[error("network namespace {0}: {1}")]
+    Netns(String, String),
+    #[error("{0} is already attached to network {1:?}")]
+    AlreadyAttached(String, String),
+    #[error("{0} is not attached{1}")]
+    NotAttached(String, String),
+    #[error("network {0:?} has no free address left on this node or in free blocks")]
+    Exhausted(String),
+    #[error("kernel: {0}")]
+    Kernel(String),
+    #[error("cluster state: {0}")]
+    Gossip(String),
+}
+
+impl From<BpfError> for OverlayError {
+    fn from(e: BpfError) -> Self {
+        OverlayError::Kernel(e.to_string())
+    }
+}
+
+impl From<crate::netlink::links::LinkError> for OverlayError {
+    fn from(e: crate::netlink::links::LinkError) -> Self {
+        OverlayError::Kernel(e.to_string())
+    }
+}
+
+/// One row of `network ls`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkInfo {
+    pub name: String,
+    pub subnet: String,
+    pub vni: u32,
+    pub gateway: Ipv4Addr,
+    pub endpoints: usize,
+}
+
+struct Inner {
+    datapath: Datapath,
+    attachments: Vec<LocalAttachment>,
+    masqueraded: Vec<ipnet::Ipv4Net>,
+}
+
+pub struct Overlay {
+    inner: Mutex<Inner>,
+    node: Handle,
+    gossip: GossipHandle,
+    node_id: NodeId,
+    state_dir: Arc<StateDir>,
+    mtu: u32,
+}
+
+impl Overlay {
+    /// Sets up the node (VXLAN device, forwarding) and starts the reconcile loop.
+    pub async fn start(
+        mut datapath: Datapath,
+        gossip: GossipHandle,
+        node_id: NodeId,
+        state_dir: Arc<StateDir>,
+        advertise: std::net::IpAddr,
+    ) -> anyhow::Result<Arc<Overlay>> {
+        let (connection, node, _) = rtnetlink::new_connection()?;
+        tokio::spawn(connection);
+        let mtu = vxlan::underlay_mtu(&node, advertise).await? - vxlan::OVERHEAD;
+        let vxlan_ifindex = vxlan::ensure_device(&node).await?;
+        datapath.attach_vxlan(vxlan::DEVICE)?;
+        datapath.set_config(meshd_ebpf::endpoint::Config { vxlan_ifindex, pad: 0 })?;
+        vxlan::enable_forwarding().map_err(|e| anyhow::anyhow!("cannot enable IPv4 forwarding: {e}"))?;
+
+        // Attachments from before a restart: the veths are still there; attach the programs again.
+        let saved: AttachmentsFile = state_dir.read_json(ATTACHMENTS_FILE)?.unwrap_or_default();
+        let mut attachments = Vec::new();
+        for mut attachment in saved.attachments {
+            match crate::netlink::links::find(&node, &attachment.host_ifname).await? {
+                Some(link) => {
+                    attachment.host_ifindex = link.header.index;
+                    datapath.attach_veth(&attachment.host_ifname)?;
+                    attachments.push(attachment);
+                }
+                None => {
+                    tracing::warn!(ifname = %attachment.host_ifname, "attached veth is gone; dropping it")
+                }
+            }
+        }
+        tracing::info!(mtu, attachments = attachments.len(), "overlay ready");
+
+        let overlay = Arc::new(Overlay {
+            inner: Mutex::new(Inner { datapath, attachments, masqueraded: Vec::new() }),
+            node,
+            gossip,
+            node_id,
+            state_dir,
+            mtu,
+        });
+        overlay.save().await;
+        let looped = overlay.clone();
+        tokio::spawn(async move { looped.reconcile_loop().await });
+        Ok(overlay)
+    }
+
+    async fn reconcile_loop(self: Arc<Self>) {
+        let mut snapshots = self.gossip.subscribe();
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                changed = snapshots.changed() => if changed.is_err() { return },
+                _ = tick.tick() => {}
+            }
+            if let Err(error) = self.reconcile().await {
+                tracing::warn!(%error, "overlay reconcile failed; retrying");
+            }
+        }
+    }
+
+    /// Brings the maps (and masquerade rules) in line with the latest snapshot.
+    pub async fn reconcile(&self) -> Result<(), OverlayError> {
+        let snapshot = self.gossip.snapshot();
+        let mut inner = self.inner.lock().await;
+        let desired = reconcile::desired(&snapshot, &inner.attachments);
+        let (written, deleted) = inner.datapath.sync_forwarding(&desired)?;
+        if written + deleted > 0 {
+            tracing::debug!(written, deleted, "forwarding maps updated");
+        }
+        let mut subnets: Vec<ipnet::Ipv4Net> =
+            snapshot.state.networks.live().map(|(_, n)| n.subnet).collect();
+        subnets.sort();
+        if subnets != inner.masqueraded {
+            vxlan::apply_masquerade(&subnets).map_err(|e| OverlayError::Kernel(e.to_string()))?;
+            inner.masqueraded = subnets;
+        }
+        Ok(())
+    }
+
+    pub async fn network_create(&self, name: &str, subnet: &str) -> Result<NetworkInfo, OverlayError> {
+        let _serial = self.inner.lock().await;
+        let record = network::plan_create(&self.gossip.snapshot().state, name, subnet)?;
+        self.gossip
+            .write(vec![Change::Network { name: name.to_string(), record: Some(record) }])
+            .await
+            .map_err(OverlayError::Gossip)?;
+        drop(_serial);
+        self.networks()
+            .into_iter()
+            .find(|n| n.name == name)
+            .ok_or_else(|| OverlayError::Gossip("lost".into()))
+    }
+
+    pub async fn network_rm(&self, name: &str) -> Result<(), OverlayError> {
+        let _serial = self.inner.lock().await;
+        network::plan_remove(&self.gossip.snapshot().state, name)?;
+        self.gossip
+            .write(vec![Change::Network { name: name.to_string(), record: None }])
+            .await
+            .map_err(OverlayError::Gossip)
+    }
+
+    pub fn networks(&self) -> Vec<NetworkInfo> {
+        let snapshot = self.gossip.snapshot();
+        snapshot
+            .state
+            .networks
+            .live()
+            .map(|(name, record)| NetworkInfo {
+                name: name.clone(),
+                subnet: record.subnet.to_string(),
+                vni: record.vni,
+                gateway: ipam::gateway(&record.subnet),
+                endpoints: snapshot.state.endpoints.live().filter(|(_, e)| &e.network == name).count(),
+            })
+            .collect()
+    }
+
+    /// Attaches the namespace at `netns` to `network`; returns its address and interface name.
+    pub async fn attach(
+        &self,
+        netns: &str,
+        network_name: &str,
+        service: Option<String>,
+        task: Option<String>,
+    ) -> Result<(Ipv4Addr, String), OverlayError> {
+        let path = resolve_netns(netns)?;
+        let mut inner = self.inner.lock().await;
+        if let Some(existing) =
+            inner.attachments.iter().find(|a| same_file(&a.netns, &path) && a.network == network_name)
+        {
+            return Err(OverlayError::AlreadyAttached(netns.to_string(), existing.network.clone()));
+        }
+        let record = self
+            .gossip
+            .snapshot()
+            .state
+            .networks
+            .get(&network_name.to_string())
+            .cloned()
+            .ok_or_else(|| NetworkError::NotFound(network_name.to_string()))?;
+        let address = self.allocate(network_name, &record.subnet, &inner.attachments).await?;
+
+        let id = random_id();
+        let spec = AttachSpec {
+            netns: path.clone(),
+            host_ifname: format!("md{}", &id[..8]),
+            address,
+            prefix_len: record.subnet.prefix_len(),
+            gateway: ipam::gateway(&record.subnet),
+            mtu: self.mtu,
+        };
+        let attached = attach::attach(&self.node, &spec).await?;
+        if let Err(error) = inner.datapath.attach_veth(&spec.host_ifname) {
+            let _ = attach::detach(&self.node, &spec.host_ifname).await;
+            return Err(error.into());
+        }
+        let attachment = LocalAttachment {
+            id: id.clone(),
+            netns: path,
+            network: network_name.to_string(),
+            address,
+            host_ifname: spec.host_ifname.clone(),
+            host_ifindex: attached.host_ifindex,
+            host_mac: attached.host_mac,
+            container_ifname: attached.container_ifname.clone(),
+            container_mac: attached.container_mac,
+        };
+        inner.attachments.push(attachment);
+        let endpoint = EndpointRecord { network: network_name.to_string(), address, service, task };
+        let written = self
+            .gossip
+            .write(vec![Change::Endpoint { owner: self.node_id, id, record: Some(endpoint) }])
+            .await;
+        save(&self.state_dir, &inner.attachments);
+        drop(inner);
+        written.map_err(OverlayError::Gossip)?;
+        self.reconcile().await?;
+        tracing::info!(%address, network = network_name, netns, "attached");
+        Ok((address, attached.container_ifname))
+    }
+
+    /// Finds a free address, claiming (and settling) a new block when this node has none free.
+    async fn allocate(
+        &self,
+        network: &str,
+        subnet: &ipnet::Ipv4Net,
+        attachments: &[LocalAttachment],
+    ) -> Result<Ipv4Addr, OverlayError> {
+        let pending: HashSet<Ipv4Addr> = attachments.iter().map(|a| a.address).collect();
+        for _ in 0..5 {
+            let snapshot = self.gossip.snapshot();
+            match ipam::plan(&snapshot.state, self.node_id, network, subnet, &pending, rand::random()) {
+                Plan::Use(address) => return Ok(address),
+                Plan::Exhausted => return Err(OverlayError::Exhausted(network.to_string())),
+                Plan::Claim(index) => {
+                    let claim = Change::Block {
+                        network: network.to_string(),
+                        index,
+                        claim: Some(BlockClaim { owner: self.node_id }),
+                    };
+                    self.gossip.write(vec![claim]).await.map_err(OverlayError::Gossip)?;
+                    tokio::time::sleep(CLAIM_SETTLE).await;
+                    // If another node's claim won, the next plan simply picks another block.
+                }
+            }
+        }
+        Err(OverlayError::Exhausted(network.to_string()))
+    }
+
+    /// Detaches the namespace from `network`, or from every network. Returns how many.
+    pub async fn detach(&self, netns: &str, network: Option<&str>) -> Result<usize, OverlayError> {
+        let path = resolve_netns(netns)?;
+        let mut inner = self.inner.lock().await;
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut inner.attachments)
+            .into_iter()
+            .partition(|a| same_file(&a.netns, &path) && network.is_none_or(|n| n == a.network));
+        inner.attachments = kept;
+        if gone.is_empty() {
+            let which = network.map(|n| format!(" to network {n:?}")).unwrap_or_default();
+            return Err(OverlayError::NotAttached(netns.to_string(), which));
+        }
+        let mut changes = Vec::new();
+        for attachment in &gone {
+            attach::detach(&self.node, &attachment.host_ifname).await?;
+            changes.push(Change::Endpoint { owner: self.node_id, id: attachment.id.clone(), record: None });
+        }
+        save(&self.state_dir, &inner.attachments);
+        drop(inner);
+        self.gossip.write(changes).await.map_err(OverlayError::Gossip)?;
+        self.reconcile().await?;
+        tracing::info!(netns, count = gone.len(), "detached");
+        Ok(gone.len())
+    }
+
+    /// Verdict counters, summed over CPUs, by interface name where known.
+    pub async fn counters(&self) -> Result<Vec<(String, String, String, u64, u64)>, OverlayError> {
+        let inner = self.inner.lock().await;
+        let counters = inner.datapath.verdicts()?;
+        let names: std::collections::HashMap<u32, String> =
+            inner.attachments.iter().map(|a| (a.host_ifindex, a.host_ifname.clone())).collect();
+        Ok(counters
+            .iter()
+            .map(|(key, value)| {
+                (
+                    names.get(&key.ifindex).cloned().unwrap_or_else(|| format!("if{}", key.ifindex)),
+                    meshd_ebpf::verdict::Direction::from_code(key.dir).to_string(),
+                    meshd_ebpf::verdict::Reason::from_code(key.reason).to_string(),
+                    value.packets,
+                    value.bytes,
+                )
+            })
+            .collect())
+    }
+
+    async fn save(&self) {
+        save(&self.state_dir, &self.inner.lock().await.attachments);
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.gossip.snapshot()
+    }
+}
+
+fn save(state_dir: &StateDir, attachments: &[LocalAttachment]) {
+    let file = AttachmentsFile { attachments: attachments.to_vec() };
+    if let Err(error) = state_dir.write_json(ATTACHMENTS_FILE, &file) {
+        tracing::warn!(%error, "cannot save attachments");
+    }
+}
+
+/// `NAME` means `/run/netns/NAME`; anything with a slash is a path. It must exist.
+fn resolve_netns(netns: &str) -> Result<PathBuf, OverlayError> {
+    if netns.is_empty() {
+        return Err(OverlayError::Netns(netns.into(), "empty name".into()));
+    }
+    let path = if netns.contains('/') { PathBuf::from(netns) } else { Path::new("/run/netns").join(netns) };
+    std::fs::metadata(&path).map_err(|e| OverlayError::Netns(path.display().to_string(), e.to_string()))?;
+    Ok(path)
+}
+
+/// Whether two paths name the same namespace (same device and inode), whatever the spelling.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => a == b,
+    }
+}
+
+fn random_id() -> String {
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).expect("the OS random source failed");
+    crate::hex::encode(&bytes)
+}

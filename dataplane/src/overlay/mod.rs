@@ -1,0 +1,15 @@
+//! Overlay networks: what a network is, who may use which addresses, attaching namespaces, and
+//! turning the cluster state into the forwarding maps.
+//!
+//! - [`network`]: names, subnets and VNIs, validated before anything is written.
+//! - [`ipam`]: per-node address blocks claimed through the cluster state.
+//! - [`reconcile`]: the desired contents of the forwarding maps (pure) and the diff applied.
+//! - [`attach`]: veth pairs, addresses and routes in the node's and the container's namespace.
+//! - [`manager`]: the API-facing operations, serialised, and the reconcile loop.
+
+pub mod attach;
+pub mod ipam;
+pub mod manager;
+pub mod network;
+pub mod reconcile;
+pub mod vxlan;

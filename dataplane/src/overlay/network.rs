@@ -1,0 +1,173 @@
+//! Network names, subnets and VNIs.
+//!
+//! The VNI is derived from the name (FNV-1a, folded into 4096..2^24): two nodes creating
+//! networks at the same moment never pick the same VNI the way "lowest free number" would, and a
+//! network re-created under the same name gets the same VNI everywhere. A hash collision with an
+//! existing network is refused at creation, like an overlapping subnet or a duplicate name.
+
+use std::str::FromStr;
+
+use ipnet::Ipv4Net;
+
+use crate::state::cluster::NetworkRecord;
+use crate::state::ClusterState;
+
+/// VNIs below this are left to other VXLAN users on the same hosts.
+pub const VNI_BASE: u32 = 4096;
+const VNI_SPACE: u32 = (1 << 24) - VNI_BASE;
+
+/// Smallest and largest prefix a network may have: at least one address block of 16.
+pub const MIN_PREFIX: u8 = 8;
+pub const MAX_PREFIX: u8 = 28;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetworkError {
+    #[error("invalid network name {0:?}: use 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit")]
+    Name(String),
+    #[error("invalid subnet {0:?}: expected an IPv4 CIDR such as 10.10.0.0/24")]
+    Subnet(String),
+    #[error("subnet {given} has host bits set; did you mean {network}?")]
+    HostBits { given: String, network: Ipv4Net },
+    #[error("subnet {0} must have a prefix between /{MIN_PREFIX} and /{MAX_PREFIX}")]
+    Prefix(Ipv4Net),
+    #[error("a network named {0:?} already exists")]
+    Exists(String),
+    #[error("subnet {subnet} overlaps network {other:?} ({other_subnet})")]
+    Overlap { subnet: Ipv4Net, other: String, other_subnet: Ipv4Net },
+    #[error("network {name:?} would get VNI {vni}, already used by {other:?}; choose another name")]
+    VniCollision { name: String, vni: u32, other: String },
+    #[error("no network named {0:?}")]
+    NotFound(String),
+    #[error("network {name:?} still has {count} attached endpoint(s); detach them first")]
+    InUse { name: String, count: usize },
+}
+
+pub fn validate_name(name: &str) -> Result<(), NetworkError> {
+    let ok = (1..=64).contains(&name.len())
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(NetworkError::Name(name.chars().take(80).collect()))
+    }
+}
+
+pub fn parse_subnet(text: &str) -> Result<Ipv4Net, NetworkError> {
+    let net =
+        Ipv4Net::from_str(text.trim()).map_err(|_| NetworkError::Subnet(text.chars().take(80).collect()))?;
+    if net.trunc() != net {
+        return Err(NetworkError::HostBits { given: text.to_string(), network: net.trunc() });
+    }
+    if !(MIN_PREFIX..=MAX_PREFIX).contains(&net.prefix_len()) {
+        return Err(NetworkError::Prefix(net));
+    }
+    Ok(net)
+}
+
+pub fn vni_for(name: &str) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in name.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    VNI_BASE + hash % VNI_SPACE
+}
+
+/// Validates a new network against the state; returns its record.
+pub fn plan_create(state: &ClusterState, name: &str, subnet: &str) -> Result<NetworkRecord, NetworkError> {
+    validate_name(name)?;
+    let subnet = parse_subnet(subnet)?;
+    if state.networks.get(&name.to_string()).is_some() {
+        return Err(NetworkError::Exists(name.to_string()));
+    }
+    let vni = vni_for(name);
+    for (other, record) in state.networks.live() {
+        if record.subnet.contains(&subnet.network()) || subnet.contains(&record.subnet.network()) {
+            return Err(NetworkError::Overlap { subnet, other: other.clone(), other_subnet: record.subnet });
+        }
+        if record.vni == vni {
+            return Err(NetworkError::VniCollision { name: name.to_string(), vni, other: other.clone() });
+        }
+    }
+    Ok(NetworkRecord { subnet, vni })
+}
+
+/// Checks that a network exists and has no endpoints left, anywhere.
+pub fn plan_remove(state: &ClusterState, name: &str) -> Result<(), NetworkError> {
+    if state.networks.get(&name.to_string()).is_none() {
+        return Err(NetworkError::NotFound(name.to_string()));
+    }
+    let count = state.endpoints.live().filter(|(_, e)| e.network == name).count();
+    if count > 0 {
+        return Err(NetworkError::InUse { name: name.to_string(), count });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::identity::NodeId;
+    use crate::state::{Change, Delta, Version};
+
+    fn with_network(name: &str, subnet: &str) -> ClusterState {
+        let mut state = ClusterState::default();
+        let record = plan_create(&state, name, subnet).unwrap();
+        let version = Version { lamport: 1, node: NodeId::from_bytes([1; 16]) };
+        state
+            .apply(
+                Delta { version, change: Change::Network { name: name.into(), record: Some(record) } },
+                Instant::now(),
+            )
+            .unwrap();
+        state
+    }
+
+    #[test]
+    fn names_and_subnets_are_validated() {
+        let state = ClusterState::default();
+        assert!(matches!(plan_create(&state, "", "10.0.0.0/24"), Err(NetworkError::Name(_))));
+        assert!(matches!(plan_create(&state, "-x", "10.0.0.0/24"), Err(NetworkError::Name(_))));
+        assert!(matches!(plan_create(&state, "a b", "10.0.0.0/24"), Err(NetworkError::Name(_))));
+        assert!(matches!(plan_create(&state, "ok", "10.0.0.0"), Err(NetworkError::Subnet(_))));
+        assert!(matches!(plan_create(&state, "ok", "300.0.0.0/24"), Err(NetworkError::Subnet(_))));
+        assert!(matches!(plan_create(&state, "ok", "fd00::/64"), Err(NetworkError::Subnet(_))));
+        let err = plan_create(&state, "ok", "10.0.0.5/24").unwrap_err();
+        assert_eq!(err.to_string(), "subnet 10.0.0.5/24 has host bits set; did you mean 10.0.0.0/24?");
+        assert!(matches!(plan_create(&state, "ok", "10.0.0.0/30"), Err(NetworkError::Prefix(_))));
+        assert!(matches!(plan_create(&state, "ok", "10.0.0.0/4"), Err(NetworkError::Prefix(_))));
+        assert_eq!(
+            plan_create(&state, "front-end.v2", "10.0.0.0/24").unwrap().subnet.to_string(),
+            "10.0.0.0/24"
+        );
+    }
+
+    #[test]
+    fn duplicates_and_overlaps_are_refused() {
+        let state = with_network("front", "10.10.0.0/16");
+        assert_eq!(plan_create(&state, "front", "10.20.0.0/24"), Err(NetworkError::Exists("front".into())));
+        assert!(matches!(plan_create(&state, "inner", "10.10.5.0/24"), Err(NetworkError::Overlap { .. })));
+        assert!(matches!(plan_create(&state, "outer", "10.0.0.0/8"), Err(NetworkError::Overlap { .. })));
+        assert!(plan_create(&state, "back", "10.11.0.0/16").is_ok());
+    }
+
+    #[test]
+    fn vnis_are_stable_and_in_range() {
+        assert_eq!(vni_for("front"), vni_for("front"));
+        assert_ne!(vni_for("front"), vni_for("back"));
+        for name in ["a", "front", "x".repeat(64).as_str()] {
+            let vni = vni_for(name);
+            assert!((VNI_BASE..1 << 24).contains(&vni), "{vni}");
+        }
+    }
+
+    #[test]
+    fn removal_needs_an_empty_existing_network() {
+        let state = with_network("front", "10.10.0.0/24");
+        assert_eq!(plan_remove(&state, "nope"), Err(NetworkError::NotFound("nope".into())));
+        assert_eq!(plan_remove(&state, "front"), Ok(()));
+    }
+}

@@ -1,0 +1,185 @@
+//! From cluster state and local facts to the forwarding maps: a pure function computes what the
+//! maps should hold, a diff says what to change, and only that is written. Run after every new
+//! snapshot and after every attach or detach; running it twice changes nothing.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use meshd_ebpf::endpoint::{ip_key, Endpoint, Iface, FLAG_LOCAL};
+use serde::{Deserialize, Serialize};
+
+use crate::gossip::Snapshot;
+
+/// A namespace this node attached: everything the maps need that the cluster state does not say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalAttachment {
+    /// Endpoint ID in the cluster state.
+    pub id: String,
+    pub netns: std::path::PathBuf,
+    pub network: String,
+    pub address: Ipv4Addr,
+    pub host_ifname: String,
+    pub host_ifindex: u32,
+    pub host_mac: [u8; 6],
+    pub container_ifname: String,
+    pub container_mac: [u8; 6],
+}
+
+/// What md_endpoints_v1 (by address) and md_ifaces_v1 (by ifindex) should hold.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Desired {
+    pub endpoints: BTreeMap<u32, Endpoint>,
+    pub ifaces: BTreeMap<u32, Iface>,
+}
+
+pub fn desired(snapshot: &Snapshot, local: &[LocalAttachment]) -> Desired {
+    let state = &snapshot.state;
+    let mut out = Desired::default();
+    for ((owner, id), record) in state.endpoints.live() {
+        let Some(network) = state.networks.get(&record.network) else { continue };
+        let endpoint = if *owner == snapshot.self_id {
+            let Some(attachment) = local.iter().find(|a| &a.id == id) else { continue };
+            Endpoint {
+                vni: network.vni,
+                node_ip: 0,
+                ifindex: attachment.host_ifindex,
+                mac: attachment.container_mac,
+                flags: FLAG_LOCAL,
+                pad: 0,
+            }
+        } else {
+            // A node that is only down keeps its entries (harmless, and nothing is lost if it
+            // comes back); one that left has no endpoints left in the state.
+            let Some(node) = state.nodes.get(owner) else { continue };
+            let IpAddr::V4(node_ip) = node.gossip_addr.ip() else { continue };
+            Endpoint { vni: network.vni, node_ip: ip_key(node_ip), ifindex: 0, mac: [0; 6], flags: 0, pad: 0 }
+        };
+        out.endpoints.insert(ip_key(record.address), endpoint);
+    }
+    for attachment in local {
+        let Some(network) = state.networks.get(&attachment.network) else { continue };
+        out.ifaces.insert(
+            attachment.host_ifindex,
+            Iface {
+                vni: network.vni,
+                ip: ip_key(attachment.address),
+                subnet: ip_key(network.subnet.network()),
+                mask: ip_key(network.subnet.netmask()),
+                mac: attachment.host_mac,
+                pad: [0; 2],
+            },
+        );
+    }
+    out
+}
+
+/// The writes that turn `current` into `desired`: entries to insert or overwrite, keys to delete.
+pub fn diff<K: Ord + Copy, V: PartialEq + Copy>(
+    current: &BTreeMap<K, V>,
+    desired: &BTreeMap<K, V>,
+) -> (Vec<(K, V)>, Vec<K>) {
+    let upserts = desired.iter().filter(|(k, v)| current.get(k) != Some(v)).map(|(k, v)| (*k, *v)).collect();
+    let deletes = current.keys().filter(|k| !desired.contains_key(k)).copied().collect();
+    (upserts, deletes)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::identity::NodeId;
+    use crate::state::cluster::{EndpointRecord, NetworkRecord, NodeRecord};
+    use crate::state::{Change, ClusterState, Delta, Version};
+
+    fn id(n: u8) -> NodeId {
+        NodeId::from_bytes([n; 16])
+    }
+
+    fn apply(state: &mut ClusterState, writer: u8, lamport: u64, change: Change) {
+        state
+            .apply(Delta { version: Version { lamport, node: id(writer) }, change }, Instant::now())
+            .unwrap();
+    }
+
+    fn snapshot() -> Snapshot {
+        let mut state = ClusterState::default();
+        for n in [1u8, 2] {
+            let record = NodeRecord {
+                name: format!("n{n}"),
+                gossip_addr: format!("192.0.2.{n}:7946").parse().unwrap(),
+                left: false,
+                departed: None,
+            };
+            apply(&mut state, n, 1, Change::Node { id: id(n), record: Some(record) });
+        }
+        let front = NetworkRecord { subnet: "10.1.0.0/24".parse().unwrap(), vni: 5000 };
+        apply(&mut state, 1, 2, Change::Network { name: "front".into(), record: Some(front) });
+        for (owner, name, last) in [(1u8, "a", 2u8), (2, "b", 3), (2, "c", 4)] {
+            let record = EndpointRecord {
+                network: if name == "c" { "gone".into() } else { "front".into() },
+                address: Ipv4Addr::new(10, 1, 0, last),
+                service: None,
+                task: None,
+            };
+            apply(
+                &mut state,
+                owner,
+                3,
+                Change::Endpoint { owner: id(owner), id: name.into(), record: Some(record) },
+            );
+        }
+        Snapshot {
+            self_id: id(1),
+            cluster_id: serde_json::from_str(&format!("\"{}\"", "00".repeat(32))).unwrap(),
+            state,
+            liveness: BTreeMap::new(),
+        }
+    }
+
+    fn local() -> Vec<LocalAttachment> {
+        vec![LocalAttachment {
+            id: "a".into(),
+            netns: "/run/netns/x".into(),
+            network: "front".into(),
+            address: Ipv4Addr::new(10, 1, 0, 2),
+            host_ifname: "mdaaaa".into(),
+            host_ifindex: 7,
+            host_mac: [2, 0, 0, 0, 0, 7],
+            container_ifname: "eth0".into(),
+            container_mac: [2, 0, 0, 0, 0, 8],
+        }]
+    }
+
+    #[test]
+    fn local_and_remote_endpoints_and_ifaces() {
+        let desired = desired(&snapshot(), &local());
+        let a = desired.endpoints[&ip_key(Ipv4Addr::new(10, 1, 0, 2))];
+        assert_eq!((a.flags, a.ifindex, a.mac, a.vni), (FLAG_LOCAL, 7, [2, 0, 0, 0, 0, 8], 5000));
+        let b = desired.endpoints[&ip_key(Ipv4Addr::new(10, 1, 0, 3))];
+        assert_eq!((b.flags, b.node_ip, b.vni), (0, ip_key(Ipv4Addr::new(192, 0, 2, 2)), 5000));
+        assert_eq!(desired.endpoints.len(), 2, "an endpoint of an unknown network is left out");
+        let iface = desired.ifaces[&7];
+        assert_eq!(iface.subnet, ip_key(Ipv4Addr::new(10, 1, 0, 0)));
+        assert_eq!(iface.mask, ip_key(Ipv4Addr::new(255, 255, 255, 0)));
+        assert_eq!(iface.mac, [2, 0, 0, 0, 0, 7]);
+    }
+
+    #[test]
+    fn own_endpoints_without_a_local_attachment_are_not_forwarded_to() {
+        let desired = desired(&snapshot(), &[]);
+        assert!(!desired.endpoints.contains_key(&ip_key(Ipv4Addr::new(10, 1, 0, 2))));
+        assert!(desired.ifaces.is_empty());
+    }
+
+    #[test]
+    fn diff_writes_only_what_changed_and_is_idempotent() {
+        let current = BTreeMap::from([(1u32, 10u32), (2, 20), (3, 30)]);
+        let desired = BTreeMap::from([(1u32, 10u32), (2, 21), (4, 40)]);
+        let (upserts, deletes) = diff(&current, &desired);
+        assert_eq!(upserts, [(2, 21), (4, 40)]);
+        assert_eq!(deletes, [3]);
+        assert_eq!(diff(&desired, &desired), (vec![], vec![]));
+    }
+}

@@ -1,0 +1,89 @@
+//! The node's one VXLAN device, in collect-metadata ("external") mode on UDP 4789, and the
+//! node-level settings the overlay needs: forwarding on, and masquerade of overlay traffic that
+//! leaves for the underlay (like docker_gwbridge).
+
+use std::net::IpAddr;
+
+use futures::TryStreamExt;
+use netlink_packet_route::address::AddressAttribute;
+use netlink_packet_route::link::LinkAttribute;
+use rtnetlink::{Handle, LinkUnspec, LinkVxlan};
+
+use crate::netlink::links::{self, netlink_err, LinkError};
+
+pub const DEVICE: &str = "md-vxlan";
+pub const PORT: u16 = 4789;
+/// VXLAN over IPv4 adds 50 bytes (outer Ethernet is not counted in the MTU: IP 20 + UDP 8 +
+/// VXLAN 8 + inner Ethernet 14).
+pub const OVERHEAD: u32 = 50;
+
+/// Creates the VXLAN device if it is missing (an existing one is reused: restarts keep it) and
+/// brings it up. Returns its ifindex.
+pub async fn ensure_device(handle: &Handle) -> Result<u32, LinkError> {
+    if links::find(handle, DEVICE).await?.is_none() {
+        let device = LinkVxlan::new(DEVICE, 0).collect_metadata(true).port(PORT).learning(false).build();
+        handle.link().add(device).execute().await.map_err(netlink_err("create vxlan", DEVICE))?;
+    }
+    let link = links::find(handle, DEVICE).await?.ok_or_else(|| LinkError::Missing(DEVICE.to_string()))?;
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(link.header.index).up().build())
+        .execute()
+        .await
+        .map_err(netlink_err("bring up", DEVICE))?;
+    Ok(link.header.index)
+}
+
+/// The MTU of the interface that holds `addr` (the underlay), 1500 if it cannot be found.
+pub async fn underlay_mtu(handle: &Handle, addr: IpAddr) -> Result<u32, LinkError> {
+    let mut addresses = handle.address().get().execute();
+    let mut index = None;
+    while let Some(message) = addresses.try_next().await.map_err(netlink_err("list addresses", "*"))? {
+        let matches = message
+            .attributes
+            .iter()
+            .any(|a| matches!(a, AddressAttribute::Local(ip) | AddressAttribute::Address(ip) if *ip == addr));
+        if matches {
+            index = Some(message.header.index);
+        }
+    }
+    let Some(index) = index else { return Ok(1500) };
+    let mut found = handle.link().get().match_index(index).execute();
+    let link = found.try_next().await.map_err(netlink_err("get", index.to_string()))?;
+    Ok(link
+        .and_then(|l| {
+            l.attributes.iter().find_map(|a| if let LinkAttribute::Mtu(m) = a { Some(*m) } else { None })
+        })
+        .unwrap_or(1500))
+}
+
+/// Turns on IPv4 forwarding in this namespace (containers reach the underlay through the node).
+pub fn enable_forwarding() -> std::io::Result<()> {
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
+}
+
+/// Replaces meshd's nftables table: masquerade traffic from overlay subnets leaving for
+/// anywhere that is not an overlay subnet. Applied atomically by `nft -f`.
+pub fn apply_masquerade(subnets: &[ipnet::Ipv4Net]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut rules = String::from("table ip meshd {}\ndelete table ip meshd\n");
+    if !subnets.is_empty() {
+        let set = subnets.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
+        rules.push_str(&format!(
+            "table ip meshd {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    \
+             ip saddr {{ {set} }} ip daddr != {{ {set} }} masquerade\n  }}\n}}\n"
+        ));
+    }
+    let mut child = std::process::Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    child.stdin.take().expect("piped").write_all(rules.as_bytes())?;
+    let output = child.wait_with_output()?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!("nft: {}", String::from_utf8_lossy(&output.stderr).trim())))
+    }
+}

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Overlay forwarding state: where every endpoint is, and what every attached veth belongs to.
+ * Written by the agent's reconciler, read by the programs. Mirrored in Rust by
+ * meshd_ebpf::endpoint; tests/layout.rs checks sizes, offsets and enumerators.
+ *
+ * Addresses are in network byte order, as they appear in packets.
+ */
+#ifndef MESHD_ABI_ENDPOINT_H
+#define MESHD_ABI_ENDPOINT_H
+
+#include <linux/types.h>
+
+enum md_endpoint_flags {
+	MD_EP_LOCAL = 1, /* the endpoint is on this node: deliver to ifindex */
+};
+
+/* Value of md_endpoints_v1, keyed by the endpoint's IPv4 address (__u32, network order). Overlay
+ * subnets never overlap, so the address alone identifies the endpoint cluster-wide. */
+struct md_endpoint {
+	__u32 vni;     /* the endpoint's network */
+	__u32 node_ip; /* underlay address of the node hosting it (remote endpoints) */
+	__u32 ifindex; /* host side of its veth (local endpoints) */
+	__u8 mac[6];   /* its eth0 MAC (local endpoints) */
+	__u8 flags;    /* enum md_endpoint_flags */
+	__u8 pad;      /* always 0 */
+};
+
+/* Value of md_ifaces_v1, keyed by the ifindex (__u32) of the host side of an attached veth. */
+struct md_iface {
+	__u32 vni;    /* the network this veth is attached to */
+	__u32 ip;     /* the endpoint's own address */
+	__u32 subnet; /* the network's address */
+	__u32 mask;   /* the network's netmask */
+	__u8 mac[6];  /* this host-side veth's MAC: the answer to every ARP request from the container */
+	__u8 pad[2];  /* always 0 */
+};
+
+/* Value of md_config_v1 (an array of one): node-wide settings. */
+struct md_config {
+	__u32 vxlan_ifindex; /* the node's collect-metadata VXLAN device; 0 until it exists */
+	__u32 pad;           /* always 0 */
+};
+
+#endif /* MESHD_ABI_ENDPOINT_H */

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The overlay forwarding maps (types in abi/endpoint.h). All pinned by name under the node's
+ * bpffs directory, shared by every program of the node, and kept across agent restarts. */
+#ifndef MESHD_LIB_ENDPOINT_H
+#define MESHD_LIB_ENDPOINT_H
+
+#include "common.h"
+#include "../abi/endpoint.h"
+
+/* Every endpoint of every network the node knows, local and remote. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, struct md_endpoint);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} md_endpoints_v1 SEC(".maps");
+
+/* Every attached veth of this node, by the ifindex of its host side. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct md_iface);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} md_ifaces_v1 SEC(".maps");
+
+/* Node-wide settings (one entry). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct md_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} md_config_v1 SEC(".maps");
+
+md_inline struct md_endpoint *lookup_endpoint(__u32 ip)
+{
+	return bpf_map_lookup_elem(&md_endpoints_v1, &ip);
+}
+
+md_inline struct md_iface *lookup_iface(__u32 ifindex)
+{
+	return bpf_map_lookup_elem(&md_ifaces_v1, &ifindex);
+}
+
+md_inline __u32 vxlan_ifindex(void)
+{
+	__u32 zero = 0;
+	struct md_config *config = bpf_map_lookup_elem(&md_config_v1, &zero);
+
+	return config ? config->vxlan_ifindex : 0;
+}
+
+#endif /* MESHD_LIB_ENDPOINT_H */

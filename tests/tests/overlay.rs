@@ -1,0 +1,165 @@
+//! Overlay networks with real meshd processes and real clients: networks replicated, namespaces
+//! attached on different nodes talking over VXLAN with eBPF forwarding, isolation between
+//! networks, detach, and the VXLAN packets on the underlay.
+
+use std::time::Duration;
+
+use meshd_tests::command::{describe_failure, stderr, stdout};
+use meshd_tests::{Cluster, Node};
+
+fn attach(node: &Node, ns: &str, network: &str) -> String {
+    node.meshctl_ok(&["attach", "--netns", ns, "--network", network]).trim().to_string()
+}
+
+fn ping(cluster: &Cluster, from: &str, to: &str) -> bool {
+    let out = cluster.namespace(from).exec("ping", ["-c", "2", "-i", "0.2", "-W", "2", to]);
+    if !out.status.success() {
+        eprintln!("{}", describe_failure(&format!("ping {from} -> {to}"), &out));
+    }
+    out.status.success()
+}
+
+fn wait_network_everywhere(cluster: &Cluster, name: &str) {
+    cluster.wait_for("the network on every node", Duration::from_secs(10), |c| {
+        c.nodes().iter().all(|n| n.meshctl_ok(&["network", "ls"]).contains(name))
+    });
+}
+
+#[test]
+fn namespaces_on_different_nodes_talk_and_networks_are_isolated() {
+    let mut cluster = Cluster::new("overlay", 3);
+    cluster.form();
+    cluster.node(1).meshctl_ok(&["network", "create", "front", "--subnet", "10.10.0.0/24"]);
+    cluster.node(2).meshctl_ok(&["network", "create", "back", "--subnet", "10.20.0.0/24"]);
+    wait_network_everywhere(&cluster, "front");
+    wait_network_everywhere(&cluster, "back");
+
+    let a = cluster.add_namespace("a");
+    let b = cluster.add_namespace("b");
+    let c = cluster.add_namespace("c");
+    let d = cluster.add_namespace("d");
+    let ip_a = attach(cluster.node(1), &a, "front");
+    let ip_b = attach(cluster.node(2), &b, "front");
+    let ip_c = attach(cluster.node(1), &c, "front");
+    let ip_d = attach(cluster.node(3), &d, "back");
+    assert!(ip_a.starts_with("10.10.0.") && ip_b.starts_with("10.10.0.") && ip_d.starts_with("10.20.0."));
+    let ips = [&ip_a, &ip_b, &ip_c];
+    assert_eq!(ips.iter().collect::<std::collections::BTreeSet<_>>().len(), 3, "distinct addresses");
+
+    // The container side looks like Docker's: eth0, the overlay MTU, a default route.
+    let link = cluster.namespace(&a).exec("ip", ["-o", "link", "show", "eth0"]);
+    assert!(stdout(&link).contains("mtu 1450"), "{}", stdout(&link));
+    let route = cluster.namespace(&a).exec("ip", ["route", "show", "default"]);
+    assert!(stdout(&route).contains("via 10.10.0.1 dev eth0"), "{}", stdout(&route));
+
+    cluster.wait_for("remote endpoints in the maps", Duration::from_secs(10), |cl| ping(cl, &a, &ip_b));
+    assert!(ping(&cluster, &a, &ip_b), "across nodes");
+    assert!(ping(&cluster, &b, &ip_a), "back");
+    assert!(ping(&cluster, &a, &ip_c), "same node");
+    assert!(!ping(&cluster, &a, &ip_d), "another network is unreachable");
+    assert!(!ping(&cluster, &d, &ip_b), "and the other way");
+
+    // TCP and UDP across nodes, with sockets opened inside the namespaces.
+    let server = cluster.namespace(&b).run_inside(move || {
+        let tcp = std::net::TcpListener::bind("0.0.0.0:7000").unwrap();
+        let udp = std::net::UdpSocket::bind("0.0.0.0:7001").unwrap();
+        (tcp, udp)
+    });
+    let target = ip_b.clone();
+    let echo = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (tcp, udp) = server;
+        let (mut stream, _) = tcp.accept().unwrap();
+        let mut buf = [0u8; 5];
+        stream.read_exact(&mut buf).unwrap();
+        stream.write_all(&buf).unwrap();
+        let mut dgram = [0u8; 64];
+        udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let (n, from) = udp.recv_from(&mut dgram).unwrap();
+        udp.send_to(&dgram[..n], from).unwrap();
+    });
+    let (tcp_reply, udp_reply) = cluster.namespace(&a).run_inside(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect((target.as_str(), 7000)).unwrap();
+        stream.write_all(b"hello").unwrap();
+        let mut buf = [0u8; 5];
+        stream.read_exact(&mut buf).unwrap();
+        let udp = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        udp.send_to(b"datagram", (target.as_str(), 7001)).unwrap();
+        let mut dgram = [0u8; 64];
+        let n = udp.recv(&mut dgram).unwrap();
+        (buf.to_vec(), dgram[..n].to_vec())
+    });
+    echo.join().unwrap();
+    assert_eq!(tcp_reply, b"hello");
+    assert_eq!(udp_reply, b"datagram");
+
+    // A 1400-byte packet with DF set crosses the overlay (MTU 1450).
+    let big = cluster.namespace(&a).exec("ping", ["-c", "2", "-M", "do", "-s", "1372", "-W", "2", &ip_b]);
+    assert!(big.status.success(), "{}", describe_failure("ping -M do -s 1372", &big));
+
+    // Counters saw the decisions.
+    let stats = cluster.node(1).meshctl_ok(&["stats"]);
+    assert!(stats.contains("forward-tunnel") && stats.contains("arp-reply"), "{stats}");
+    let stats = cluster.node(3).meshctl_ok(&["stats"]);
+    assert!(
+        stats.contains("drop-network-mismatch")
+            || stats.contains("drop-vni-mismatch")
+            || stats.contains("drop-no-endpoint"),
+        "{stats}"
+    );
+
+    // Detach: unreachable, and the address comes back.
+    cluster.node(2).meshctl_ok(&["detach", "--netns", &b]);
+    cluster.wait_for("b gone from n1's maps", Duration::from_secs(10), |cl| !ping(cl, &a, &ip_b));
+    let e = cluster.add_namespace("e");
+    let ip_e = attach(cluster.node(2), &e, "front");
+    assert_eq!(ip_e, ip_b, "the freed address is handed out again by its block's owner");
+    cluster.wait_for("e reachable", Duration::from_secs(10), |cl| ping(cl, &a, &ip_e));
+}
+
+#[test]
+fn network_commands_validate_and_replicate() {
+    let mut cluster = Cluster::new("netcmd", 2);
+    cluster.form();
+    let n1 = cluster.node(1);
+    n1.meshctl_ok(&["network", "create", "front", "--subnet", "10.30.0.0/24"]);
+    for (args, expected) in [
+        (&["network", "create", "front", "--subnet", "10.31.0.0/24"][..], "already exists"),
+        (&["network", "create", "other", "--subnet", "10.30.0.128/25"], "overlaps network \"front\""),
+        (&["network", "create", "bad", "--subnet", "10.32.0.0"], "invalid subnet"),
+        (&["network", "create", "bad", "--subnet", "10.32.0.1/24"], "has host bits set"),
+        (&["network", "create", "bad name", "--subnet", "10.33.0.0/24"], "invalid network name"),
+        (&["network", "rm", "nope"], "no network named"),
+        (&["attach", "--netns", "no-such-ns", "--network", "front"], "no-such-ns"),
+        (&["attach", "--netns", "/proc/self/ns/net", "--network", "nope"], "no network named"),
+    ] {
+        let out = n1.meshctl(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
+    }
+    wait_network_everywhere(&cluster, "front");
+    let ls = cluster.node(2).meshctl_ok(&["--format", "json", "network", "ls"]);
+    let nets: serde_json::Value = serde_json::from_str(&ls).unwrap();
+    assert_eq!(nets[0]["name"], "front");
+    assert_eq!(nets[0]["subnet"], "10.30.0.0/24");
+    assert_eq!(nets[0]["gateway"], "10.30.0.1");
+
+    // In use: refused; empty: removed everywhere.
+    let ns = cluster.add_namespace("x");
+    attach(cluster.node(2), &ns, "front");
+    cluster.wait_for("the endpoint on n1", Duration::from_secs(10), |c| {
+        c.node(1).meshctl_ok(&["--format", "json", "network", "ls"]).contains("\"endpoints\": 1")
+    });
+    let out = cluster.node(1).meshctl(&["network", "rm", "front"]);
+    assert!(stderr(&out).contains("still has 1 attached endpoint"), "{}", stderr(&out));
+    cluster.node(2).meshctl_ok(&["detach", "--netns", &ns]);
+    cluster.wait_for("the detach on n1", Duration::from_secs(10), |c| {
+        c.node(1).meshctl_ok(&["--format", "json", "network", "ls"]).contains("\"endpoints\": 0")
+    });
+    cluster.node(1).meshctl_ok(&["network", "rm", "front"]);
+    cluster.wait_for("removed on n2", Duration::from_secs(10), |c| {
+        !c.node(2).meshctl_ok(&["network", "ls"]).contains("front")
+    });
+}

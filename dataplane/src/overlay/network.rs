@@ -138,7 +138,7 @@ mod tests {
         let err = plan_create(&state, "ok", "10.0.0.5/24").unwrap_err();
         assert_eq!(err.to_string(), "subnet 10.0.0.5/24 has host bits set; did you mean 10.0.0.0/24?");
         assert!(matches!(plan_create(&state, "ok", "10.0.0.0/30"), Err(NetworkError::Prefix(_))));
-        assert!(matches!(plan_create(&state, "ok", "10.0.0.0/4"), Err(NetworkError::Prefix(_))));
+        assert!(matches!(plan_create(&state, "ok", "0.0.0.0/4"), Err(NetworkError::Prefix(_))));
         assert_eq!(
             plan_create(&state, "front-end.v2", "10.0.0.0/24").unwrap().subnet.to_string(),
             "10.0.0.0/24"

@@ -5,6 +5,7 @@
  * from_container (tc ingress of the host-side veth) sees everything the container sends and
  * decides where it goes:
  *   ARP request          -> answered here with the veth's own MAC (no flooding, no learning)
+ *   ARP reply            -> to the node's stack (it asked, to deliver routed replies)
  *   IPv4 to an endpoint  -> same network: straight into the target container on this node
  *                           (redirect_peer), or into the VXLAN device with the tunnel key of the
  *                           target's node and network; another network: dropped (isolation)
@@ -33,8 +34,15 @@ md_inline int answer_arp(struct __sk_buff *skb, struct ethhdr *eth, const struct
 
 	if (!arp)
 		return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
-	if (arp->oper != bpf_htons(MD_ARP_REQUEST) || arp->ptype != bpf_htons(ETH_P_IP) || arp->plen != 4 ||
-	    arp->hlen != ETH_ALEN)
+	if (arp->ptype != bpf_htons(ETH_P_IP) || arp->plen != 4 || arp->hlen != ETH_ALEN)
+		return drop(skb, DIR, MD_REASON_DROP_ARP);
+	/* The container answering the node's own ARP request (for traffic the node routes back
+	 * to it, such as replies to masqueraded connections): that is for the node's stack. */
+	if (arp->oper == bpf_htons(MD_ARP_REPLY)) {
+		count_verdict(skb, DIR, MD_REASON_PASS_STACK);
+		return TC_ACT_OK;
+	}
+	if (arp->oper != bpf_htons(MD_ARP_REQUEST))
 		return drop(skb, DIR, MD_REASON_DROP_ARP);
 	__builtin_memcpy(&target_ip, arp->tpa, 4);
 	/* Duplicate address detection for its own address: nobody else has it, stay silent. */

@@ -114,6 +114,8 @@ fn detached_programs_stop_counting() {
         datapath
     });
     // Link-up chatter (IPv6 DAD, MLD) may have been counted while attached; only growth counts.
+    // Releasing an unpinned link is deferred work in the kernel: give it a moment.
+    std::thread::sleep(std::time::Duration::from_millis(300));
     let total = || -> u64 { datapath.verdicts().expect("read").values().map(|v| v.packets).sum() };
     let before = total();
     let ping =

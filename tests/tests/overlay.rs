@@ -163,3 +163,129 @@ fn network_commands_validate_and_replicate() {
         !c.node(2).meshctl_ok(&["network", "ls"]).contains("front")
     });
 }
+
+/// Sends a ping every 10 ms for `count` pings; returns the number lost.
+fn lost_pings(cluster: &Cluster, from: &str, to: &str, count: u32) -> u32 {
+    let out =
+        cluster.namespace(from).exec("ping", ["-q", "-i", "0.01", "-W", "1", "-c", &count.to_string(), to]);
+    let text = stdout(&out);
+    let received = text
+        .split(',')
+        .find(|part| part.contains("received"))
+        .and_then(|part| part.split_whitespace().next())
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or(0);
+    count - received
+}
+
+#[test]
+fn restarting_meshd_loses_no_packet_and_tunnels_use_udp_4789() {
+    let mut cluster = Cluster::new("restartdp", 2);
+    cluster.form();
+    cluster.node(1).meshctl_ok(&["network", "create", "front", "--subnet", "10.40.0.0/24"]);
+    wait_network_everywhere(&cluster, "front");
+    let a = cluster.add_namespace("a");
+    let b = cluster.add_namespace("b");
+    attach(cluster.node(1), &a, "front");
+    let ip_b = attach(cluster.node(2), &b, "front");
+    cluster.wait_for("a reaches b", Duration::from_secs(10), |cl| ping(cl, &a, &ip_b));
+
+    // The tunnel on the wire: VXLAN on UDP 4789 between the nodes' underlay addresses.
+    let capture = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            cluster.underlay().name(),
+            "timeout",
+            "5",
+            "tcpdump",
+            "-n",
+            "-i",
+            "br0",
+            "-c",
+            "2",
+        ])
+        .args(["udp", "port", "4789"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(ping(&cluster, &a, &ip_b));
+    let captured = String::from_utf8_lossy(&capture.wait_with_output().unwrap().stdout).into_owned();
+    assert!(
+        captured.contains("10.77.0.1") && captured.contains(".4789") && captured.contains("VXLAN"),
+        "{captured}"
+    );
+
+    // Restart both agents while a ping runs every 10 ms: not one may be lost.
+    let pinger = {
+        let ns = a.clone();
+        let to = ip_b.clone();
+        std::thread::spawn(move || {
+            let out = std::process::Command::new("ip")
+                .args(["netns", "exec", &ns, "ping", "-q", "-i", "0.01", "-W", "1", "-c", "400", &to])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    for i in [1, 2] {
+        cluster.node_mut(i).stop();
+        std::thread::sleep(Duration::from_millis(300));
+        cluster.node_mut(i).start();
+    }
+    let summary = pinger.join().unwrap();
+    assert!(summary.contains(" 0% packet loss"), "{summary}");
+    assert_eq!(lost_pings(&cluster, &a, &ip_b, 50), 0, "still forwarding after the restarts");
+}
+
+#[test]
+fn concurrent_attaches_never_collide_and_leavers_take_their_endpoints() {
+    let mut cluster = Cluster::new("concurrent", 3);
+    cluster.form();
+    cluster.node(1).meshctl_ok(&["network", "create", "front", "--subnet", "10.50.0.0/24"]);
+    wait_network_everywhere(&cluster, "front");
+    let names: Vec<String> = (0..9).map(|i| cluster.add_namespace(&format!("c{i}"))).collect();
+    let sockets: Vec<std::path::PathBuf> = cluster.nodes().iter().map(|n| n.socket().to_path_buf()).collect();
+    let meshctl = meshd_tests::binaries::meshctl();
+    let handles: Vec<_> = names
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| {
+            let (socket, ns, meshctl) = (sockets[i % 3].clone(), ns.clone(), meshctl.clone());
+            std::thread::spawn(move || {
+                let out = std::process::Command::new(meshctl)
+                    .arg("--socket")
+                    .arg(socket)
+                    .args(["attach", "--netns", &ns, "--network", "front"])
+                    .output()
+                    .unwrap();
+                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                String::from_utf8_lossy(&out.stdout).trim().to_string()
+            })
+        })
+        .collect();
+    let addresses: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let unique: std::collections::BTreeSet<&String> = addresses.iter().collect();
+    assert_eq!(unique.len(), addresses.len(), "no address handed out twice: {addresses:?}");
+
+    // Every namespace reaches every other (n1's first to all).
+    cluster.wait_for("full mesh", Duration::from_secs(15), |cl| {
+        addresses.iter().skip(1).all(|ip| lost_pings(cl, &names[0], ip, 2) == 0)
+    });
+
+    // Masquerade: a namespace reaches a host on the underlay through its node.
+    let client = cluster.add_underlay_client();
+    let outside = cluster.clients()[client].addr.to_string();
+    assert!(ping(&cluster, &names[0], &outside), "overlay -> underlay through the node");
+
+    // n3 leaves: its endpoints leave every other node's maps.
+    let n3_address = addresses[2].clone();
+    cluster.node(3).meshctl_ok(&["leave"]);
+    cluster.wait_for("n3's endpoints gone from n1", Duration::from_secs(10), |c| {
+        c.node(1).meshctl_ok(&["--format", "json", "network", "ls"]).contains("\"endpoints\": 6")
+    });
+    assert!(!ping(&cluster, &names[0], &n3_address), "a departed node's endpoint is unreachable");
+}

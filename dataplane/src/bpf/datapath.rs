@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use aya::maps::{Array, HashMap as AyaHashMap, MapData};
 
-use aya::programs::{SchedClassifier, TcAttachType};
+use aya::programs::links::{FdLink, LinkOrder, PinnedLink};
+use aya::programs::tc::{SchedClassifierLink, TcAttachOptions};
+use aya::programs::{ProgramError, SchedClassifier, TcAttachType};
 use aya::{Ebpf, EbpfLoader};
 use meshd_ebpf::{endpoint, verdict, veth, vxlan, Object, VETH, VXLAN};
 
@@ -51,44 +53,48 @@ impl Datapath {
 
     /// Attaches the container-veth programs to the host side of a container's veth pair: tc
     /// ingress sees what the container sends, tc egress what it receives through the stack.
-    /// The programs stay attached while the returned value (and this `Datapath`) live.
+    ///
+    /// The TCX links are pinned under the node's pin directory, so they outlive this process: an
+    /// agent restart finds them and swaps in its freshly loaded programs atomically
+    /// (`bpf_link_update`); traffic never runs without a program.
     pub fn attach_veth(&mut self, host_ifname: &str) -> Result<VethAttachment, BpfError> {
-        let mut links = Vec::with_capacity(2);
-        for (program, side) in
-            [(veth::FROM_CONTAINER, TcAttachType::Ingress), (veth::TO_CONTAINER, TcAttachType::Egress)]
-        {
-            let prog = classifier(&mut self.veth, &VETH, program)?;
-            let link = prog.attach(host_ifname, side).map_err(|source| BpfError::Attach {
-                program,
-                interface: host_ifname.to_string(),
-                source: Box::new(source),
-            })?;
-            links.push((program, link));
+        let mut pins = Vec::with_capacity(2);
+        for (program, side, suffix) in [
+            (veth::FROM_CONTAINER, TcAttachType::Ingress, "ingress"),
+            (veth::TO_CONTAINER, TcAttachType::Egress, "egress"),
+        ] {
+            let pin = self.link_pin(host_ifname, suffix);
+            attach_pinned(&mut self.veth, &VETH, program, host_ifname, side, &pin)?;
+            pins.push(pin);
         }
-        Ok(VethAttachment { interface: host_ifname.to_string(), links })
+        Ok(VethAttachment { pins })
     }
 
-    /// Detaches what [`attach_veth`](Self::attach_veth) attached.
+    /// Detaches what [`attach_veth`](Self::attach_veth) attached (removing the pins releases
+    /// the links).
     pub fn detach_veth(&mut self, attachment: VethAttachment) -> Result<(), BpfError> {
-        for (program, link) in attachment.links {
-            classifier(&mut self.veth, &VETH, program)?.detach(link).map_err(|source| BpfError::Attach {
-                program,
-                interface: attachment.interface.clone(),
-                source: Box::new(source),
-            })?;
+        for pin in attachment.pins {
+            remove_pin(&pin)?;
         }
         Ok(())
     }
 
-    /// Attaches the tunnel program to tc ingress of the VXLAN device; kept while `self` lives.
-    pub fn attach_vxlan(&mut self, ifname: &str) -> Result<(), BpfError> {
-        let prog = classifier(&mut self.vxlan, &VXLAN, vxlan::INGRESS)?;
-        prog.attach(ifname, TcAttachType::Ingress).map_err(|source| BpfError::Attach {
-            program: vxlan::INGRESS,
-            interface: ifname.to_string(),
-            source: Box::new(source),
-        })?;
+    /// Removes the link pins of an interface that is gone (or going).
+    pub fn forget_links(&mut self, ifname: &str) -> Result<(), BpfError> {
+        for suffix in ["ingress", "egress"] {
+            remove_pin(&self.link_pin(ifname, suffix))?;
+        }
         Ok(())
+    }
+
+    /// Attaches the tunnel program to tc ingress of the VXLAN device, pinned like the veth links.
+    pub fn attach_vxlan(&mut self, ifname: &str) -> Result<(), BpfError> {
+        let pin = self.link_pin(ifname, "ingress");
+        attach_pinned(&mut self.vxlan, &VXLAN, vxlan::INGRESS, ifname, TcAttachType::Ingress, &pin)
+    }
+
+    fn link_pin(&self, ifname: &str, suffix: &str) -> PathBuf {
+        self.pin_dir.join("links").join(format!("{ifname}-{suffix}"))
     }
 
     /// Writes the node-wide settings map.
@@ -146,11 +152,57 @@ impl Datapath {
     }
 }
 
-/// Programs attached by [`Datapath::attach_veth`].
+/// Programs attached by [`Datapath::attach_veth`]: the pins that hold their links.
 #[derive(Debug)]
 pub struct VethAttachment {
-    interface: String,
-    links: Vec<(&'static str, aya::programs::tc::SchedClassifierLinkId)>,
+    pins: Vec<PathBuf>,
+}
+
+/// Attaches `program` to `ifname` through a TCX link pinned at `pin`: a link pinned by an earlier
+/// run is updated in place to this run's program; otherwise a new link is made and pinned.
+fn attach_pinned(
+    ebpf: &mut Ebpf,
+    object: &Object,
+    program: &'static str,
+    ifname: &str,
+    side: TcAttachType,
+    pin: &Path,
+) -> Result<(), BpfError> {
+    let attach_err = |source: ProgramError| BpfError::Attach {
+        program,
+        interface: ifname.to_string(),
+        source: Box::new(source),
+    };
+    let link_err =
+        |source| BpfError::Link { program, interface: ifname.to_string(), source: Box::new(source) };
+    let prog = classifier(ebpf, object, program)?;
+    if let Ok(pinned) = PinnedLink::from_pin(pin) {
+        let link = SchedClassifierLink::try_from(FdLink::from(pinned)).map_err(link_err)?;
+        prog.attach_to_link(link).map_err(attach_err)?;
+        return Ok(());
+    }
+    if let Some(dir) = pin.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| BpfError::PinDir { path: dir.to_path_buf(), source })?;
+    }
+    let id = prog
+        .attach_with_options(ifname, side, TcAttachOptions::TcxOrder(LinkOrder::default()))
+        .map_err(attach_err)?;
+    let link = prog.take_link(id).map_err(attach_err)?;
+    let fd_link = FdLink::try_from(link).map_err(link_err)?;
+    fd_link.pin(pin).map_err(|e| BpfError::PinDir {
+        path: pin.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    Ok(())
+}
+
+fn remove_pin(pin: &Path) -> Result<(), BpfError> {
+    match std::fs::remove_file(pin) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(BpfError::PinDir { path: pin.to_path_buf(), source }),
+    }
 }
 
 fn load_object(object: &Object, pin_dir: &Path) -> Result<Ebpf, BpfError> {

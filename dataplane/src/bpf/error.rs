@@ -20,6 +20,8 @@ pub enum BpfError {
     Program { object: &'static str, program: &'static str, source: Box<aya::programs::ProgramError> },
     #[error("cannot attach {program} to {interface}: {source}")]
     Attach { program: &'static str, interface: String, source: Box<aya::programs::ProgramError> },
+    #[error("pinned link of {program} on {interface}: {source}")]
+    Link { program: &'static str, interface: String, source: Box<aya::programs::links::LinkError> },
     #[error("map {map}: {source}")]
     Map { map: &'static str, source: Box<aya::maps::MapError> },
 }

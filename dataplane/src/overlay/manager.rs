@@ -246,6 +246,7 @@ impl Overlay {
         };
         let attached = attach::attach(&self.node, &spec).await?;
         if let Err(error) = inner.datapath.attach_veth(&spec.host_ifname) {
+            let _ = inner.datapath.forget_links(&spec.host_ifname);
             let _ = attach::detach(&self.node, &spec.host_ifname).await;
             return Err(error.into());
         }
@@ -316,6 +317,7 @@ impl Overlay {
         }
         let mut changes = Vec::new();
         for attachment in &gone {
+            inner.datapath.forget_links(&attachment.host_ifname)?;
             attach::detach(&self.node, &attachment.host_ifname).await?;
             changes.push(Change::Endpoint { owner: self.node_id, id: attachment.id.clone(), record: None });
         }

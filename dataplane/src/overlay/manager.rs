@@ -88,6 +88,7 @@ pub struct Overlay {
     node_id: NodeId,
     state_dir: Arc<StateDir>,
     mtu: u32,
+    vxlan_ifindex: u32,
 }
 
 impl Overlay {
@@ -131,6 +132,7 @@ impl Overlay {
             node_id,
             state_dir,
             mtu,
+            vxlan_ifindex,
         });
         overlay.save().await;
         let looped = overlay.clone();
@@ -333,8 +335,9 @@ impl Overlay {
     pub async fn counters(&self) -> Result<Vec<(String, String, String, u64, u64)>, OverlayError> {
         let inner = self.inner.lock().await;
         let counters = inner.datapath.verdicts()?;
-        let names: std::collections::HashMap<u32, String> =
+        let mut names: std::collections::HashMap<u32, String> =
             inner.attachments.iter().map(|a| (a.host_ifindex, a.host_ifname.clone())).collect();
+        names.insert(self.vxlan_ifindex, vxlan::DEVICE.to_string());
         Ok(counters
             .iter()
             .map(|(key, value)| {

@@ -2,12 +2,8 @@
 //! clients. Run by `scripts/demo.sh` (see the README). `--hold` keeps everything up until Enter
 //! or Ctrl-C so it can be explored with `ip netns`, `meshctl --socket ...` and `bpftool`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use meshd::bpf::{bpffs, Datapath};
-use meshd::cli::render::table;
-use meshd_ebpf::verdict::{Direction, Reason};
 use meshd_tests::command::describe_failure;
 use meshd_tests::Cluster;
 use nix::sys::signal::{SigSet, Signal};
@@ -21,6 +17,11 @@ fn say(text: &str) {
 fn shell(prompt: &str, output: &str) {
     println!("$ {prompt}");
     print!("{output}");
+}
+
+/// The datapath table of `meshctl stats` (after the gossip counters).
+fn datapath_part(stats: &str) -> String {
+    stats.split("\n\n").nth(1).unwrap_or("").to_string()
 }
 
 fn main() {
@@ -71,45 +72,48 @@ fn main() {
     });
     shell("meshctl node ls           # on n3", &cluster.node(3).meshctl_ok(&["node", "ls"]));
 
-    say("A container on n1, wired by a veth pair, with meshd's container-veth programs attached");
-    let c = cluster.add_plain_container(1);
-    let container = &cluster.containers()[c];
-    let pin_dir = PathBuf::from(bpffs::ROOT).join("meshd-demo").join(cluster.prefix());
-    bpffs::create_pin_dir(&pin_dir).expect("pin dir");
-    let ifname = container.host_ifname.clone();
-    let dir = pin_dir.clone();
-    let (datapath, attachment) = cluster.node(1).ns.run_inside(move || {
-        let mut datapath = Datapath::load(&dir).expect("load eBPF");
-        let attachment = datapath.attach_veth(&ifname).expect("attach");
-        (datapath, attachment)
+    say("An overlay network, and two containers (network namespaces) on different nodes");
+    cluster.node(1).meshctl_ok(&["network", "create", "front", "--subnet", "10.10.0.0/24"]);
+    println!("$ meshctl network create front --subnet 10.10.0.0/24   # on n1");
+    cluster.wait_for("the network everywhere", Duration::from_secs(10), |c| {
+        c.nodes().iter().all(|n| n.meshctl_ok(&["network", "ls"]).contains("front"))
     });
-    let ping = container.ns.exec("ping", ["-c", "5", "-i", "0.2", &container.host_addr.to_string()]);
+    shell("meshctl network ls        # on n3", &cluster.node(3).meshctl_ok(&["network", "ls"]));
+    let web = cluster.add_namespace("web");
+    let client = cluster.add_namespace("client");
+    let web_ip = cluster.node(3).meshctl_ok(&["attach", "--netns", &web, "--network", "front"]);
+    shell(&format!("meshctl attach --netns {web} --network front   # on n3"), &web_ip);
+    let client_ip = cluster.node(1).meshctl_ok(&["attach", "--netns", &client, "--network", "front"]);
+    shell(&format!("meshctl attach --netns {client} --network front   # on n1"), &client_ip);
+    let web_ip = web_ip.trim().to_string();
+    cluster.wait_for("the overlay path", Duration::from_secs(10), |c| {
+        c.namespace(&client).exec("ping", ["-c", "1", "-W", "1", &web_ip]).status.success()
+    });
+    let ping = cluster.namespace(&client).exec("ping", ["-c", "3", "-i", "0.2", &web_ip]);
     if !ping.status.success() {
         panic!("{}", describe_failure("ping", &ping));
     }
     shell(
-        &format!("ip netns exec {} ping -c 5 {}", container.ns.name(), container.host_addr),
+        &format!("ip netns exec {client} ping -c 3 {web_ip}   # n1 -> n3 over VXLAN, forwarded in eBPF"),
         &String::from_utf8_lossy(&ping.stdout),
     );
 
-    say("What the eBPF programs counted (per interface, direction and verdict)");
-    let counters = datapath.verdicts().expect("read counters");
-    let rows: Vec<Vec<String>> = counters
-        .iter()
-        .map(|(key, value)| {
-            vec![
-                key.ifindex.to_string(),
-                Direction::from_code(key.dir).to_string(),
-                Reason::from_code(key.reason).to_string(),
-                value.packets.to_string(),
-                value.bytes.to_string(),
-            ]
-        })
-        .collect();
-    print!("{}", table(&["IFINDEX", "DIRECTION", "VERDICT", "PACKETS", "BYTES"], &rows));
+    say("What the eBPF programs decided on n1 and n3 (per interface, direction and verdict)");
+    shell(
+        "meshctl stats             # on n1 (datapath part)",
+        &datapath_part(&cluster.node(1).meshctl_ok(&["stats"])),
+    );
+    shell(
+        "meshctl stats             # on n3 (datapath part)",
+        &datapath_part(&cluster.node(3).meshctl_ok(&["stats"])),
+    );
 
     say("Gossip counters on n1 (what was received, sent, and dropped and why)");
-    shell("meshctl stats             # on n1", &cluster.node(1).meshctl_ok(&["stats"]));
+    let stats = cluster.node(1).meshctl_ok(&["stats"]);
+    shell(
+        "meshctl stats             # on n1 (gossip part)",
+        &format!("{}\n", stats.split("\n\n").next().unwrap_or("")),
+    );
 
     if hold {
         say("Holding the cluster up; press Ctrl-C to clean up");
@@ -125,10 +129,6 @@ fn main() {
     }
 
     say("Cleaning up: stopping meshd, deleting namespaces and pins");
-    let mut datapath = datapath;
-    let _ = datapath.detach_veth(attachment);
-    drop(datapath);
-    let _ = std::fs::remove_dir_all(&pin_dir);
     drop(cluster);
     println!("done");
 }

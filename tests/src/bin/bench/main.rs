@@ -7,10 +7,14 @@
 //!   (5, 20, 50 nodes), an in-process simulation of 1,000 nodes, and the idle cost of one meshd
 //!   in a 50-node cluster. Baseline: the same meshd with memberlist's LAN timings.
 //!
+//! - `overlay`: TCP throughput and latency container to container across nodes: plain underlay,
+//!   a Docker-style kernel overlay (bridge + VXLAN), meshd.
+//!
 //! `--quick` runs smaller sizes and fewer trials (a smoke run of the benchmark code itself).
 
 mod gossip;
 mod logs;
+mod overlay;
 mod sim;
 
 fn main() {
@@ -18,7 +22,7 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let suites: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with("--")).collect();
     if suites.is_empty() {
-        eprintln!("usage: bench [--quick] gossip|gossip-sim");
+        eprintln!("usage: bench [--quick] gossip|gossip-sim|overlay");
         std::process::exit(2);
     }
     for suite in suites {
@@ -28,8 +32,9 @@ fn main() {
                 sim::run(quick);
             }
             "gossip-sim" => sim::run(quick),
+            "overlay" => overlay::run_suite(quick),
             other => {
-                eprintln!("bench: unknown suite {other:?} (known: gossip, gossip-sim)");
+                eprintln!("bench: unknown suite {other:?} (known: gossip, gossip-sim, overlay)");
                 std::process::exit(2);
             }
         }

@@ -6,6 +6,7 @@
  * decides where it goes:
  *   ARP request          -> answered here with the veth's own MAC (no flooding, no learning)
  *   ARP reply            -> to the node's stack (it asked, to deliver routed replies)
+ *   IPv4 to a VIP        -> destination rewritten to a backend (Maglev, tracked), then as below
  *   IPv4 to an endpoint  -> same network: straight into the target container on this node
  *                           (redirect_peer), or into the VXLAN device with the tunnel key of the
  *                           target's node and network; another network: dropped (isolation)
@@ -20,6 +21,7 @@
 #include "lib/common.h"
 #include "lib/eth.h"
 #include "lib/endpoint.h"
+#include "lib/lb.h"
 #include "lib/verdict.h"
 
 #define DIR MD_DIR_FROM_CONTAINER
@@ -102,6 +104,25 @@ int veth_from_container(struct __sk_buff *skb)
 	if (!ip)
 		return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
 
+	switch (lb_to_vip(skb, ip)) {
+	case LB_NOT_A_VIP:
+		break;
+	case LB_DONE:
+		count_verdict(skb, DIR, MD_REASON_LB_DNAT);
+		/* The rewrite invalidated the packet pointers. */
+		eth = parse_eth(skb);
+		if (!eth)
+			return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
+		ip = parse_ipv4(skb, eth);
+		if (!ip)
+			return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
+		break;
+	case LB_NO_BACKEND:
+		return drop(skb, DIR, MD_REASON_DROP_NO_BACKEND);
+	default:
+		return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
+	}
+
 	ep = lookup_endpoint(ip->daddr);
 	if (!ep) {
 		if (in_subnet(ip->daddr, iface->subnet, iface->mask))
@@ -115,6 +136,20 @@ int veth_from_container(struct __sk_buff *skb)
 	if (!(ep->flags & MD_EP_LOCAL))
 		return to_tunnel(skb, ep);
 
+	/* A local backend answering a local client of its VIP: the source becomes the VIP again. */
+	switch (lb_from_backend(skb, ip)) {
+	case 0:
+		break;
+	case 1:
+		count_verdict(skb, DIR, MD_REASON_LB_RNAT);
+		/* The rewrite invalidated the packet pointers. */
+		eth = parse_eth(skb);
+		if (!eth)
+			return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
+		break;
+	default:
+		return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
+	}
 	set_macs(eth, iface->mac, ep->mac);
 	count_verdict(skb, DIR, MD_REASON_FORWARD_LOCAL);
 	return bpf_redirect_peer(ep->ifindex, 0);

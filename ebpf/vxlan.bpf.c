@@ -10,6 +10,7 @@
 #include "lib/common.h"
 #include "lib/eth.h"
 #include "lib/endpoint.h"
+#include "lib/lb.h"
 #include "lib/verdict.h"
 
 #define DIR MD_DIR_FROM_TUNNEL
@@ -45,6 +46,20 @@ int vxlan_ingress(struct __sk_buff *skb)
 	if (!iface)
 		return drop(skb, DIR, MD_REASON_DROP_NO_ENDPOINT);
 
+	/* A remote backend's reply to a flow balanced on this node: the source becomes the VIP. */
+	switch (lb_from_backend(skb, ip)) {
+	case 0:
+		break;
+	case 1:
+		count_verdict(skb, DIR, MD_REASON_LB_RNAT);
+		/* The rewrite invalidated the packet pointers. */
+		eth = parse_eth(skb);
+		if (!eth)
+			return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
+		break;
+	default:
+		return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
+	}
 	set_macs(eth, iface->mac, ep->mac);
 	count_verdict(skb, DIR, MD_REASON_DELIVER_TUNNEL);
 	return bpf_redirect_peer(ifindex, 0);

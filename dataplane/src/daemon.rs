@@ -186,6 +186,19 @@ impl Handler for Agent {
                 .await
                 .map(|(address, interface)| Reply::Attached { address, interface })
                 .map_err(overlay_error),
+            Request::ServiceCreate { name, network, publish, endpoint_mode } => self
+                .overlay
+                .service_create(&name, &network, endpoint_mode, &publish)
+                .await
+                .map(|s| Reply::Services(vec![s]))
+                .map_err(overlay_error),
+            Request::ServiceLs {} => Ok(Reply::Services(self.overlay.services())),
+            Request::ServicePs { name } => {
+                self.overlay.service_ps(&name).map(Reply::Tasks).map_err(overlay_error)
+            }
+            Request::ServiceRm { name } => {
+                self.overlay.service_rm(&name).await.map(|()| Reply::Removed {}).map_err(overlay_error)
+            }
             Request::Detach { netns, network } => self
                 .overlay
                 .detach(&netns, network.as_deref())
@@ -202,6 +215,7 @@ impl Handler for Agent {
 
 fn overlay_error(error: OverlayError) -> ApiError {
     use crate::overlay::network::NetworkError as N;
+    use crate::overlay::service::ServiceError as S;
     let kind = match &error {
         OverlayError::Network(N::NotFound(_)) | OverlayError::NotAttached(..) | OverlayError::Netns(..) => {
             ErrorKind::NotFound
@@ -212,6 +226,9 @@ fn overlay_error(error: OverlayError) -> ApiError {
         | OverlayError::AlreadyAttached(..)
         | OverlayError::Exhausted(_) => ErrorKind::Conflict,
         OverlayError::Network(_) => ErrorKind::BadRequest,
+        OverlayError::Service(S::NotFound(_) | S::NoNetwork(_)) => ErrorKind::NotFound,
+        OverlayError::Service(S::Exists(_) | S::WrongNetwork { .. }) => ErrorKind::Conflict,
+        OverlayError::Service(_) => ErrorKind::BadRequest,
         OverlayError::Kernel(_) | OverlayError::Gossip(_) => ErrorKind::Internal,
     };
     ApiError::new(kind, error.to_string())

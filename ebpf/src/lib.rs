@@ -11,6 +11,7 @@
 #![deny(unsafe_code)]
 
 pub mod endpoint;
+pub mod lb;
 pub mod verdict;
 
 /// One compiled eBPF object: its file name under `target/bpf/` and its bytes.

@@ -55,6 +55,10 @@ pub enum Reason {
     ArpReply,
     /// Received from the tunnel, delivered to a local endpoint.
     DeliverTunnel,
+    /// To a service VIP: destination rewritten to a backend.
+    LbDnat,
+    /// A backend's reply: source rewritten back to the VIP.
+    LbRnat,
     DropMalformed,
     DropUnsupportedL3,
     DropNoEndpoint,
@@ -63,6 +67,7 @@ pub enum Reason {
     DropNoTunnelKey,
     DropNoVxlan,
     DropArp,
+    DropNoBackend,
     /// A code this build does not know (a newer program wrote it); kept so nothing is hidden.
     Unknown(u16),
 }
@@ -75,6 +80,8 @@ impl Reason {
         Reason::ForwardTunnel,
         Reason::ArpReply,
         Reason::DeliverTunnel,
+        Reason::LbDnat,
+        Reason::LbRnat,
         Reason::DropMalformed,
         Reason::DropUnsupportedL3,
         Reason::DropNoEndpoint,
@@ -83,6 +90,7 @@ impl Reason {
         Reason::DropNoTunnelKey,
         Reason::DropNoVxlan,
         Reason::DropArp,
+        Reason::DropNoBackend,
     ];
 
     /// (code, C enumerator, name shown to people) of every known reason: the one table both
@@ -93,6 +101,8 @@ impl Reason {
         (3, "MD_REASON_FORWARD_TUNNEL", "forward-tunnel"),
         (4, "MD_REASON_ARP_REPLY", "arp-reply"),
         (5, "MD_REASON_DELIVER_TUNNEL", "deliver-tunnel"),
+        (6, "MD_REASON_LB_DNAT", "lb-dnat"),
+        (7, "MD_REASON_LB_RNAT", "lb-rnat"),
         (128, "MD_REASON_DROP_MALFORMED", "drop-malformed"),
         (129, "MD_REASON_DROP_UNSUPPORTED_L3", "drop-unsupported-l3"),
         (130, "MD_REASON_DROP_NO_ENDPOINT", "drop-no-endpoint"),
@@ -101,6 +111,7 @@ impl Reason {
         (133, "MD_REASON_DROP_NO_TUNNEL_KEY", "drop-no-tunnel-key"),
         (134, "MD_REASON_DROP_NO_VXLAN", "drop-no-vxlan"),
         (135, "MD_REASON_DROP_ARP", "drop-arp"),
+        (136, "MD_REASON_DROP_NO_BACKEND", "drop-no-backend"),
     ];
 
     fn index(self) -> Option<usize> {

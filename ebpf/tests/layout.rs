@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use meshd_ebpf::endpoint::{Config, Endpoint, Iface, FLAG_LOCAL};
+use meshd_ebpf::lb::{CtKey, CtVal, MaglevKey, RnatKey, RnatVal, Service};
 use meshd_ebpf::verdict::{Direction, Reason, VerdictCounter, VerdictKey};
 
 /// Runs the C probe and returns its `name value` lines as a map.
@@ -22,7 +23,7 @@ fn c_facts(probe_body: &str) -> HashMap<String, u64> {
     let src = dir.join("probe.c");
     let exe = dir.join("probe");
     let program = format!(
-        "#include <stdio.h>\n#include <stddef.h>\n#include \"abi/verdict.h\"\n#include \"abi/endpoint.h\"\n\
+        "#include <stdio.h>\n#include <stddef.h>\n#include \"abi/verdict.h\"\n#include \"abi/endpoint.h\"\n#include \"abi/lb.h\"\n\
          #define SIZE(t) printf(\"sizeof %s %zu\\n\", #t, sizeof(struct t))\n\
          #define OFF(t, f) printf(\"offsetof %s.%s %zu\\n\", #t, #f, offsetof(struct t, f))\n\
          #define ENUM(e) printf(\"enum %s %d\\n\", #e, (int)(e))\n\
@@ -139,4 +140,49 @@ fn endpoint_types_match_the_header() {
         assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
     }
     assert_eq!(header_enumerators("abi/endpoint.h"), ["MD_EP_LOCAL"]);
+}
+
+#[test]
+fn lb_types_match_the_header() {
+    let facts = c_facts(
+        "SIZE(md_service); OFF(md_service, id); OFF(md_service, table_size);\n\
+         SIZE(md_maglev_key); OFF(md_maglev_key, id); OFF(md_maglev_key, slot);\n\
+         SIZE(md_ct_key); OFF(md_ct_key, client_ip); OFF(md_ct_key, vip); OFF(md_ct_key, client_port);\n\
+         OFF(md_ct_key, port); OFF(md_ct_key, proto); OFF(md_ct_key, pad);\n\
+         SIZE(md_ct_val); OFF(md_ct_val, backend_ip); OFF(md_ct_val, pad);\n\
+         SIZE(md_rnat_key); OFF(md_rnat_key, backend_ip); OFF(md_rnat_key, client_ip); OFF(md_rnat_key, port);\n\
+         OFF(md_rnat_key, client_port); OFF(md_rnat_key, proto); OFF(md_rnat_key, pad);\n\
+         SIZE(md_rnat_val); OFF(md_rnat_val, vip); OFF(md_rnat_val, pad);",
+    );
+    let rust: HashMap<&str, usize> = HashMap::from([
+        ("sizeof md_service", size_of::<Service>()),
+        ("offsetof md_service.id", offset_of!(Service, id)),
+        ("offsetof md_service.table_size", offset_of!(Service, table_size)),
+        ("sizeof md_maglev_key", size_of::<MaglevKey>()),
+        ("offsetof md_maglev_key.id", offset_of!(MaglevKey, id)),
+        ("offsetof md_maglev_key.slot", offset_of!(MaglevKey, slot)),
+        ("sizeof md_ct_key", size_of::<CtKey>()),
+        ("offsetof md_ct_key.client_ip", offset_of!(CtKey, client_ip)),
+        ("offsetof md_ct_key.vip", offset_of!(CtKey, vip)),
+        ("offsetof md_ct_key.client_port", offset_of!(CtKey, client_port)),
+        ("offsetof md_ct_key.port", offset_of!(CtKey, port)),
+        ("offsetof md_ct_key.proto", offset_of!(CtKey, proto)),
+        ("offsetof md_ct_key.pad", offset_of!(CtKey, pad)),
+        ("sizeof md_ct_val", size_of::<CtVal>()),
+        ("offsetof md_ct_val.backend_ip", offset_of!(CtVal, backend_ip)),
+        ("offsetof md_ct_val.pad", offset_of!(CtVal, pad)),
+        ("sizeof md_rnat_key", size_of::<RnatKey>()),
+        ("offsetof md_rnat_key.backend_ip", offset_of!(RnatKey, backend_ip)),
+        ("offsetof md_rnat_key.client_ip", offset_of!(RnatKey, client_ip)),
+        ("offsetof md_rnat_key.port", offset_of!(RnatKey, port)),
+        ("offsetof md_rnat_key.client_port", offset_of!(RnatKey, client_port)),
+        ("offsetof md_rnat_key.proto", offset_of!(RnatKey, proto)),
+        ("offsetof md_rnat_key.pad", offset_of!(RnatKey, pad)),
+        ("sizeof md_rnat_val", size_of::<RnatVal>()),
+        ("offsetof md_rnat_val.vip", offset_of!(RnatVal, vip)),
+        ("offsetof md_rnat_val.pad", offset_of!(RnatVal, pad)),
+    ]);
+    for (name, rust_value) in &rust {
+        assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
+    }
 }

@@ -10,6 +10,7 @@
 pub mod binaries;
 pub mod cluster;
 pub mod command;
+pub mod http;
 pub mod names;
 pub mod netns;
 pub mod process;

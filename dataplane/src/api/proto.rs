@@ -54,6 +54,20 @@ pub enum Request {
         #[serde(default)]
         name: Option<String>,
     },
+    ServiceCreate {
+        name: String,
+        network: String,
+        #[serde(default)]
+        publish: Vec<String>,
+        endpoint_mode: crate::state::cluster::EndpointMode,
+    },
+    ServiceLs {},
+    ServicePs {
+        name: String,
+    },
+    ServiceRm {
+        name: String,
+    },
     /// Detaches a namespace from one network, or from all.
     Detach {
         netns: String,
@@ -81,6 +95,8 @@ pub enum Reply {
     Removed {},
     Attached { address: std::net::Ipv4Addr, interface: String },
     Detached { count: usize },
+    Services(Vec<crate::overlay::manager::ServiceInfo>),
+    Tasks(Vec<crate::overlay::manager::TaskInfo>),
 }
 
 /// One verdict counter of the eBPF programs.

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use meshd::api::client;
 use meshd::api::proto::Request;
-use meshd::cli::args::{Command, CtlArgs, NetworkCommand, NodeCommand};
+use meshd::cli::args::{Command, CtlArgs, NetworkCommand, NodeCommand, ServiceCommand};
 use meshd::cli::render::render;
 
 fn main() -> ExitCode {
@@ -28,6 +28,12 @@ fn main() -> ExitCode {
             Request::Attach { netns, network, service, name }
         }
         Command::Detach { netns, network } => Request::Detach { netns, network },
+        Command::Service { command: ServiceCommand::Create { name, network, publish, endpoint_mode } } => {
+            Request::ServiceCreate { name, network, publish, endpoint_mode }
+        }
+        Command::Service { command: ServiceCommand::Ls } => Request::ServiceLs {},
+        Command::Service { command: ServiceCommand::Ps { name } } => Request::ServicePs { name },
+        Command::Service { command: ServiceCommand::Rm { name } } => Request::ServiceRm { name },
     };
     match client::call(&args.socket, &request) {
         Ok(reply) => {

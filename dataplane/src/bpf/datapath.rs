@@ -13,7 +13,7 @@ use aya::programs::links::{FdLink, LinkOrder, PinnedLink};
 use aya::programs::tc::{SchedClassifierLink, TcAttachOptions};
 use aya::programs::{ProgramError, SchedClassifier, TcAttachType};
 use aya::{Ebpf, EbpfLoader};
-use meshd_ebpf::{endpoint, verdict, veth, vxlan, Object, VETH, VXLAN};
+use meshd_ebpf::{endpoint, lb, verdict, veth, vxlan, Object, VETH, VXLAN};
 
 use super::BpfError;
 
@@ -109,15 +109,15 @@ impl Datapath {
     }
 
     /// Replaces the contents of a forwarding map with `desired`, writing only the differences.
-    fn sync_map<V: aya::Pod + PartialEq + Copy>(
+    fn sync_map<K: aya::Pod + Ord + Copy, V: aya::Pod + PartialEq + Copy>(
         &mut self,
         name: &'static str,
-        desired: &BTreeMap<u32, V>,
+        desired: &BTreeMap<K, V>,
     ) -> Result<(usize, usize), BpfError> {
         let map_err = |source| BpfError::Map { map: name, source: Box::new(source) };
         let map = self.veth.map_mut(name).ok_or(BpfError::MissingMap { object: VETH.name, map: name })?;
-        let mut hash: AyaHashMap<&mut MapData, u32, V> = AyaHashMap::try_from(map).map_err(map_err)?;
-        let current: BTreeMap<u32, V> = hash.iter().filter_map(Result::ok).collect();
+        let mut hash: AyaHashMap<&mut MapData, K, V> = AyaHashMap::try_from(map).map_err(map_err)?;
+        let current: BTreeMap<K, V> = hash.iter().filter_map(Result::ok).collect();
         let (upserts, deletes) = crate::overlay::reconcile::diff(&current, desired);
         for (key, value) in &upserts {
             hash.insert(key, value, 0).map_err(map_err)?;
@@ -137,7 +137,10 @@ impl Datapath {
         // Interfaces first: a local endpoint is only useful once its veth is known.
         let (w1, d1) = self.sync_map(endpoint::IFACES_MAP, &desired.ifaces)?;
         let (w2, d2) = self.sync_map(endpoint::ENDPOINTS_MAP, &desired.endpoints)?;
-        Ok((w1 + w2, d1 + d2))
+        // Tables before the services that point at them.
+        let (w3, d3) = self.sync_map(lb::MAGLEV_MAP, &desired.maglev)?;
+        let (w4, d4) = self.sync_map(lb::SERVICES_MAP, &desired.services)?;
+        Ok((w1 + w2 + w3 + w4, d1 + d2 + d3 + d4))
     }
 
     /// Packets and bytes per (interface, reason, direction), summed over CPUs.

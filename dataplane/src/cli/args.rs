@@ -50,6 +50,11 @@ pub enum Command {
         #[command(subcommand)]
         command: NetworkCommand,
     },
+    /// Manage services (VIPs balanced in eBPF over their tasks)
+    Service {
+        #[command(subcommand)]
+        command: ServiceCommand,
+    },
     /// Attach a network namespace to a network; prints its address
     Attach {
         /// Namespace name (under /run/netns) or path
@@ -72,6 +77,28 @@ pub enum Command {
         #[arg(long, value_name = "NET")]
         network: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Create a service on a network (vip mode: gets a VIP from the network's subnet)
+    Create {
+        name: String,
+        #[arg(long, value_name = "NET")]
+        network: String,
+        /// PUBLISHED:TARGET[/tcp|/udp] (arrives with the routing mesh)
+        #[arg(long, value_name = "PUBLISHED:TARGET")]
+        publish: Vec<String>,
+        #[arg(long, value_enum, default_value_t = crate::state::cluster::EndpointMode::Vip)]
+        endpoint_mode: crate::state::cluster::EndpointMode,
+    },
+    /// List services: NAME, NETWORK, MODE, VIP, BACKENDS (healthy/all)
+    #[command(visible_alias = "list")]
+    Ls,
+    /// List a service's tasks: TASK, ADDRESS, NODE, STATE
+    Ps { name: String },
+    /// Remove a service (its tasks stay attached to the network)
+    Rm { name: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -23,6 +23,8 @@ pub fn render(reply: &Reply, format: Format) -> String {
                     Ok(serde_json::json!({ "address": address, "interface": interface }))
                 }
                 Reply::Detached { count } => Ok(serde_json::json!({ "detached": count })),
+                Reply::Services(services) => serde_json::to_value(services),
+                Reply::Tasks(tasks) => serde_json::to_value(tasks),
             };
             let mut text = value
                 .and_then(|v| serde_json::to_string_pretty(&v))
@@ -78,6 +80,28 @@ pub fn render(reply: &Reply, format: Format) -> String {
             Reply::Removed {} => String::new(),
             Reply::Attached { address, .. } => format!("{address}\n"),
             Reply::Detached { count } => format!("detached from {count} network(s)\n"),
+            Reply::Services(services) => {
+                let rows: Vec<Vec<String>> = services
+                    .iter()
+                    .map(|s| {
+                        vec![
+                            s.name.clone(),
+                            s.network.clone(),
+                            s.mode.to_string(),
+                            s.vip.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+                            format!("{}/{}", s.healthy, s.tasks),
+                        ]
+                    })
+                    .collect();
+                table(&["NAME", "NETWORK", "MODE", "VIP", "BACKENDS"], &rows)
+            }
+            Reply::Tasks(tasks) => {
+                let rows: Vec<Vec<String>> = tasks
+                    .iter()
+                    .map(|t| vec![t.task.clone(), t.address.to_string(), t.node.clone(), t.state.clone()])
+                    .collect();
+                table(&["TASK", "ADDRESS", "NODE", "STATE"], &rows)
+            }
         },
     }
 }

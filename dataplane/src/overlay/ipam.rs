@@ -68,6 +68,7 @@ pub fn plan(
         .live()
         .filter(|(_, e)| e.network == network)
         .map(|(_, e)| e.address)
+        .chain(state.services.live().filter(|(_, s)| s.network == network).filter_map(|(_, s)| s.vip))
         .chain(pending.iter().copied())
         .collect();
     let mut own: Vec<u32> = state

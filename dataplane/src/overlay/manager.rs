@@ -17,11 +17,12 @@ use super::attach::{self, AttachSpec};
 use super::ipam::{self, Plan};
 use super::network::{self, NetworkError};
 use super::reconcile::{self, LocalAttachment};
+use super::service::{self, ServiceError};
 use super::vxlan;
 use crate::bpf::{BpfError, Datapath};
 use crate::gossip::{GossipHandle, Snapshot};
 use crate::identity::NodeId;
-use crate::state::cluster::{BlockClaim, EndpointRecord};
+use crate::state::cluster::{BlockClaim, EndpointMode, EndpointRecord, Liveness, ServiceRecord};
 use crate::state::Change;
 use crate::state_dir::StateDir;
 
@@ -39,6 +40,8 @@ struct AttachmentsFile {
 pub enum OverlayError {
     #[error(transparent)]
     Network(#[from] NetworkError),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
     #[error("network namespace {0}: {1}")]
     Netns(String, String),
     #[error("{0} is already attached to network {1:?}")]
@@ -63,6 +66,28 @@ impl From<crate::netlink::links::LinkError> for OverlayError {
     fn from(e: crate::netlink::links::LinkError) -> Self {
         OverlayError::Kernel(e.to_string())
     }
+}
+
+/// One row of `service ls`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    pub name: String,
+    pub network: String,
+    pub mode: EndpointMode,
+    pub vip: Option<Ipv4Addr>,
+    /// Healthy backends (tasks on live, active nodes) / all tasks.
+    pub healthy: usize,
+    pub tasks: usize,
+}
+
+/// One row of `service ps`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskInfo {
+    pub task: String,
+    pub address: Ipv4Addr,
+    pub node: String,
+    /// running (receives new flows), or why not: node-down, node-drained.
+    pub state: String,
 }
 
 /// One row of `network ls`.
@@ -212,6 +237,102 @@ impl Overlay {
             .collect()
     }
 
+    pub async fn service_create(
+        &self,
+        name: &str,
+        network_name: &str,
+        mode: EndpointMode,
+        publish: &[String],
+    ) -> Result<ServiceInfo, OverlayError> {
+        let inner = self.inner.lock().await;
+        let snapshot = self.gossip.snapshot();
+        service::plan_create(&snapshot.state, name, network_name, mode, publish)?;
+        let vip = match mode {
+            EndpointMode::Dnsrr => None,
+            EndpointMode::Vip => {
+                let record =
+                    snapshot.state.networks.get(&network_name.to_string()).cloned().expect("checked");
+                Some(self.allocate(network_name, &record.subnet, &inner.attachments).await?)
+            }
+        };
+        let record = ServiceRecord { network: network_name.to_string(), mode, vip };
+        self.gossip
+            .write(vec![Change::Service { name: name.to_string(), record: Some(record) }])
+            .await
+            .map_err(OverlayError::Gossip)?;
+        drop(inner);
+        self.reconcile().await?;
+        self.services()
+            .into_iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| OverlayError::Gossip("lost".into()))
+    }
+
+    pub async fn service_rm(&self, name: &str) -> Result<(), OverlayError> {
+        let _serial = self.inner.lock().await;
+        if self.gossip.snapshot().state.services.get(&name.to_string()).is_none() {
+            return Err(ServiceError::NotFound(name.to_string()).into());
+        }
+        self.gossip
+            .write(vec![Change::Service { name: name.to_string(), record: None }])
+            .await
+            .map_err(OverlayError::Gossip)
+    }
+
+    pub fn services(&self) -> Vec<ServiceInfo> {
+        let snapshot = self.gossip.snapshot();
+        snapshot
+            .state
+            .services
+            .live()
+            .map(|(name, record)| ServiceInfo {
+                name: name.clone(),
+                network: record.network.clone(),
+                mode: record.mode,
+                vip: record.vip,
+                healthy: reconcile::backends(&snapshot, name).len(),
+                tasks: snapshot
+                    .state
+                    .endpoints
+                    .live()
+                    .filter(|(_, e)| e.service.as_deref() == Some(name))
+                    .count(),
+            })
+            .collect()
+    }
+
+    pub fn service_ps(&self, name: &str) -> Result<Vec<TaskInfo>, OverlayError> {
+        let snapshot = self.gossip.snapshot();
+        if snapshot.state.services.get(&name.to_string()).is_none() {
+            return Err(ServiceError::NotFound(name.to_string()).into());
+        }
+        let mut tasks: Vec<TaskInfo> = snapshot
+            .state
+            .endpoints
+            .live()
+            .filter(|(_, e)| e.service.as_deref() == Some(name))
+            .map(|((owner, id), e)| {
+                let node =
+                    snapshot.state.nodes.get(owner).map(|n| n.name.clone()).unwrap_or_else(|| owner.short());
+                let state = match snapshot.liveness_of(owner) {
+                    Liveness::Down | Liveness::Left => "node-down",
+                    _ if snapshot.state.availability_of(owner) == crate::api::proto::Availability::Drain => {
+                        "node-drained"
+                    }
+                    _ => "running",
+                };
+                TaskInfo {
+                    task: e.task.clone().unwrap_or_else(|| id.clone()),
+                    address: e.address,
+                    node,
+                    state: state.to_string(),
+                }
+            })
+            .collect();
+        tasks.sort_by(|a, b| a.task.cmp(&b.task));
+        Ok(tasks)
+    }
+
     /// Attaches the namespace at `netns` to `network`; returns its address and interface name.
     pub async fn attach(
         &self,
@@ -227,14 +348,16 @@ impl Overlay {
         {
             return Err(OverlayError::AlreadyAttached(netns.to_string(), existing.network.clone()));
         }
-        let record = self
-            .gossip
-            .snapshot()
+        let snapshot = self.gossip.snapshot();
+        let record = snapshot
             .state
             .networks
             .get(&network_name.to_string())
             .cloned()
             .ok_or_else(|| NetworkError::NotFound(network_name.to_string()))?;
+        if let Some(service) = &service {
+            service::check_task(&snapshot.state, service, network_name)?;
+        }
         let address = self.allocate(network_name, &record.subnet, &inner.attachments).await?;
 
         let id = random_id();

@@ -6,6 +6,11 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use meshd_ebpf::endpoint::{ip_key, Endpoint, Iface, FLAG_LOCAL};
+use meshd_ebpf::lb::{MaglevKey, Service};
+
+use super::maglev;
+use crate::api::proto::Availability;
+use crate::state::cluster::{EndpointMode, Liveness};
 use serde::{Deserialize, Serialize};
 
 use crate::gossip::Snapshot;
@@ -25,11 +30,44 @@ pub struct LocalAttachment {
     pub container_mac: [u8; 6],
 }
 
-/// What md_endpoints_v1 (by address) and md_ifaces_v1 (by ifindex) should hold.
+/// What md_endpoints_v1 (by address), md_ifaces_v1 (by ifindex), md_services_v1 (by VIP) and
+/// md_maglev_v1 should hold.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Desired {
     pub endpoints: BTreeMap<u32, Endpoint>,
     pub ifaces: BTreeMap<u32, Iface>,
+    pub services: BTreeMap<u32, Service>,
+    pub maglev: BTreeMap<MaglevKey, u32>,
+}
+
+/// A service's id in the maps: stable across nodes and restarts (a hash of its name).
+pub fn service_id(name: &str) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in name.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash
+}
+
+/// The healthy backends of service `name`, sorted: its tasks on its network whose node is alive
+/// (or only suspect) and not drained.
+pub fn backends(snapshot: &Snapshot, name: &str) -> Vec<Ipv4Addr> {
+    let state = &snapshot.state;
+    let Some(service) = state.services.get(&name.to_string()) else { return Vec::new() };
+    let mut out: Vec<Ipv4Addr> = state
+        .endpoints
+        .live()
+        .filter(|((owner, _), e)| {
+            e.service.as_deref() == Some(name)
+                && e.network == service.network
+                && matches!(snapshot.liveness_of(owner), Liveness::Alive | Liveness::Suspect)
+                && state.availability_of(owner) == Availability::Active
+        })
+        .map(|(_, e)| e.address)
+        .collect();
+    out.sort();
+    out
 }
 
 pub fn desired(snapshot: &Snapshot, local: &[LocalAttachment]) -> Desired {
@@ -55,6 +93,16 @@ pub fn desired(snapshot: &Snapshot, local: &[LocalAttachment]) -> Desired {
             Endpoint { vni: network.vni, node_ip: ip_key(node_ip), ifindex: 0, mac: [0; 6], flags: 0, pad: 0 }
         };
         out.endpoints.insert(ip_key(record.address), endpoint);
+    }
+    for (name, service) in state.services.live() {
+        let (Some(vip), EndpointMode::Vip) = (service.vip, service.mode) else { continue };
+        let id = service_id(name);
+        let backends = backends(snapshot, name);
+        let size = if backends.is_empty() { 0 } else { maglev::table_size(backends.len()) };
+        out.services.insert(ip_key(vip), Service { id, table_size: size });
+        for (slot, backend) in maglev::build(&backends, size).into_iter().enumerate() {
+            out.maglev.insert(MaglevKey { id, slot: slot as u32 }, ip_key(backends[backend as usize]));
+        }
     }
     for attachment in local {
         let Some(network) = state.networks.get(&attachment.network) else { continue };

@@ -72,6 +72,31 @@ pub struct BlockClaim {
     pub owner: NodeId,
 }
 
+/// How a service is reached: through a VIP balanced in eBPF, or by DNS round robin over its tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointMode {
+    Vip,
+    Dnsrr,
+}
+
+impl std::fmt::Display for EndpointMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EndpointMode::Vip => "vip",
+            EndpointMode::Dnsrr => "dnsrr",
+        })
+    }
+}
+
+/// A service: a name, a network, and (in vip mode) a virtual address on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRecord {
+    pub network: String,
+    pub mode: EndpointMode,
+    pub vip: Option<Ipv4Addr>,
+}
+
 /// One versioned write to one table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delta {
@@ -87,6 +112,7 @@ pub enum Change {
     Endpoint { owner: NodeId, id: String, record: Option<EndpointRecord> },
     Network { name: String, record: Option<NetworkRecord> },
     Block { network: String, index: u32, claim: Option<BlockClaim> },
+    Service { name: String, record: Option<ServiceRecord> },
 }
 
 /// Identifies the entry a delta writes; a newer delta for the same key supersedes an older one
@@ -99,6 +125,7 @@ pub enum DeltaKey {
     Endpoint(NodeId, String),
     Network(String),
     Block(String, u32),
+    Service(String),
 }
 
 impl Delta {
@@ -110,6 +137,7 @@ impl Delta {
             Change::Endpoint { owner, id, .. } => DeltaKey::Endpoint(*owner, id.clone()),
             Change::Network { name, .. } => DeltaKey::Network(name.clone()),
             Change::Block { network, index, .. } => DeltaKey::Block(network.clone(), *index),
+            Change::Service { name, .. } => DeltaKey::Service(name.clone()),
         }
     }
 }
@@ -139,6 +167,7 @@ pub struct ClusterState {
     pub endpoints: Table<(NodeId, String), EndpointRecord>,
     pub networks: Table<String, NetworkRecord>,
     pub blocks: Table<(String, u32), BlockClaim>,
+    pub services: Table<String, ServiceRecord>,
 }
 
 impl ClusterState {
@@ -180,6 +209,9 @@ impl ClusterState {
                 }
                 Ok(self.blocks.apply((network, index), Entry { version, value: claim }, now))
             }
+            Change::Service { name, record } => {
+                Ok(self.services.apply(name, Entry { version, value: record }, now))
+            }
         }
     }
 
@@ -191,7 +223,8 @@ impl ClusterState {
                 + self.secrets.len()
                 + self.endpoints.len()
                 + self.networks.len()
-                + self.blocks.len(),
+                + self.blocks.len()
+                + self.services.len(),
         );
         for (id, e) in self.nodes.entries() {
             out.push(Delta { version: e.version, change: Change::Node { id: *id, record: e.value.clone() } });
@@ -218,6 +251,12 @@ impl ClusterState {
             out.push(Delta {
                 version: e.version,
                 change: Change::Block { network: network.clone(), index: *index, claim: e.value.clone() },
+            });
+        }
+        for (name, e) in self.services.entries() {
+            out.push(Delta {
+                version: e.version,
+                change: Change::Service { name: name.clone(), record: e.value.clone() },
             });
         }
         out
@@ -270,6 +309,7 @@ impl ClusterState {
             + self.endpoints.reap(now, after);
         reaped +=
             self.secrets.reap(now, after) + self.networks.reap(now, after) + self.blocks.reap(now, after);
+        reaped += self.services.reap(now, after);
         reaped
     }
 

@@ -25,6 +25,8 @@ enum md_reason {
 	MD_REASON_FORWARD_TUNNEL = 3, /* sent to the endpoint's node through the VXLAN device */
 	MD_REASON_ARP_REPLY = 4,      /* an ARP request answered by the program */
 	MD_REASON_DELIVER_TUNNEL = 5, /* received from the tunnel, delivered to a local endpoint */
+	MD_REASON_LB_DNAT = 6,        /* to a service VIP: destination rewritten to a backend */
+	MD_REASON_LB_RNAT = 7,        /* a backend's reply: source rewritten back to the VIP */
 
 	MD_REASON_DROP_MALFORMED = 128,        /* too short to parse */
 	MD_REASON_DROP_UNSUPPORTED_L3 = 129,   /* neither IPv4 nor ARP (IPv6 is not supported yet) */
@@ -34,6 +36,7 @@ enum md_reason {
 	MD_REASON_DROP_NO_TUNNEL_KEY = 133,    /* no tunnel metadata on the VXLAN device */
 	MD_REASON_DROP_NO_VXLAN = 134,         /* remote endpoint, but no VXLAN device configured */
 	MD_REASON_DROP_ARP = 135,              /* ARP that is not a request we answer */
+	MD_REASON_DROP_NO_BACKEND = 136,       /* to a service VIP with no healthy backend */
 };
 
 /* Which way the packet was going, seen from the container. */

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Service load balancing: VIPs, their Maglev tables, and the connection tracking that pins a
+ * flow to its backend and translates replies back. Mirrored by meshd_ebpf::lb; tests/layout.rs
+ * checks the layout. Addresses and ports are in network byte order.
+ *
+ * Like Swarm's IPVS service, a VIP balances every TCP and UDP port: the destination address is
+ * rewritten, the port kept.
+ */
+#ifndef MESHD_ABI_LB_H
+#define MESHD_ABI_LB_H
+
+#include <linux/types.h>
+
+/* Value of md_services_v1, keyed by the VIP (__u32). */
+struct md_service {
+	__u32 id;         /* stable service id: the first key half of md_maglev_v1 */
+	__u32 table_size; /* Maglev table size M (prime); 0 when there is no backend */
+};
+
+/* Key of md_maglev_v1: slot `slot` of service `id`'s Maglev table; value: backend address. */
+struct md_maglev_key {
+	__u32 id;
+	__u32 slot;
+};
+
+/* Key of md_ct_v1: one client flow to a VIP. */
+struct md_ct_key {
+	__u32 client_ip;
+	__u32 vip;
+	__u16 client_port;
+	__u16 port;
+	__u8 proto;
+	__u8 pad[3]; /* always 0 */
+};
+
+/* Value of md_ct_v1: the backend the flow is pinned to. */
+struct md_ct_val {
+	__u32 backend_ip;
+	__u32 pad; /* always 0 */
+};
+
+/* Key of md_rnat_v1: a backend's reply to a client, as it leaves the backend. */
+struct md_rnat_key {
+	__u32 backend_ip;
+	__u32 client_ip;
+	__u16 port;        /* the service port (the reply's source port) */
+	__u16 client_port; /* the reply's destination port */
+	__u8 proto;
+	__u8 pad[3]; /* always 0 */
+};
+
+/* Value of md_rnat_v1: the VIP to put back as the reply's source. */
+struct md_rnat_val {
+	__u32 vip;
+	__u32 pad; /* always 0 */
+};
+
+#endif /* MESHD_ABI_LB_H */

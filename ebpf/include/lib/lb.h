@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Service VIPs: Maglev selection, connection tracking and the address rewrites (with checksum
+ * fix-ups) in both directions. Types in abi/lb.h.
+ */
+#ifndef MESHD_LIB_LB_H
+#define MESHD_LIB_LB_H
+
+#include <linux/in.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <stddef.h>
+#include "common.h"
+#include "eth.h"
+#include "../abi/lb.h"
+
+/* Every VIP of every service in vip mode. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct md_service);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} md_services_v1 SEC(".maps");
+
+/* Maglev tables of all services (M slots each). Not preallocated: sized for many services, it
+ * only costs memory for the slots in use. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 20);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct md_maglev_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} md_maglev_v1 SEC(".maps");
+
+/* Flows to VIPs, pinned to their backend. LRU: idle flows age out under pressure only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct md_ct_key);
+	__type(value, struct md_ct_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} md_ct_v1 SEC(".maps");
+
+/* Reverse translation of replies. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct md_rnat_key);
+	__type(value, struct md_rnat_val);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} md_rnat_v1 SEC(".maps");
+
+#define IP_CSUM_OFF (sizeof(struct ethhdr) + offsetof(struct iphdr, check))
+#define IP_SRC_OFF (sizeof(struct ethhdr) + offsetof(struct iphdr, saddr))
+#define IP_DST_OFF (sizeof(struct ethhdr) + offsetof(struct iphdr, daddr))
+
+/* The L4 ports and checksum offset of a TCP or UDP packet without IP options. */
+struct l4 {
+	__u16 sport;
+	__u16 dport;
+	__u32 csum_off;
+	__u8 proto;
+};
+
+/* Fills `out` for TCP and UDP; returns 0, or -1 for anything else (or options, or too short). */
+md_inline int parse_l4(struct __sk_buff *skb, struct iphdr *ip, struct l4 *out)
+{
+	void *end = (void *)(long)skb->data_end;
+	__u32 l4_off = sizeof(struct ethhdr) + sizeof(struct iphdr);
+
+	if (ip->ihl != 5)
+		return -1;
+	if (ip->protocol == IPPROTO_TCP) {
+		struct tcphdr *tcp = (void *)(ip + 1);
+
+		if ((void *)(tcp + 1) > end)
+			return -1;
+		out->sport = tcp->source;
+		out->dport = tcp->dest;
+		out->csum_off = l4_off + offsetof(struct tcphdr, check);
+	} else if (ip->protocol == IPPROTO_UDP) {
+		struct udphdr *udp = (void *)(ip + 1);
+
+		if ((void *)(udp + 1) > end)
+			return -1;
+		out->sport = udp->source;
+		out->dport = udp->dest;
+		out->csum_off = l4_off + offsetof(struct udphdr, check);
+	} else {
+		return -1;
+	}
+	out->proto = ip->protocol;
+	return 0;
+}
+
+/* Rewrites the IPv4 address at `addr_off` from `old` to `new`, fixing the IP and L4 checksums
+ * (the L4 checksum covers the address through the pseudo-header; a zero UDP checksum stays
+ * zero). Packet pointers are invalid afterwards. Returns 0 or a negative error. */
+md_inline int rewrite_addr(struct __sk_buff *skb, const struct l4 *l4, __u32 addr_off, __u32 old, __u32 new)
+{
+	__u64 flags = BPF_F_PSEUDO_HDR | sizeof(new);
+
+	if (l4->proto == IPPROTO_UDP)
+		flags |= BPF_F_MARK_MANGLED_0;
+	if (bpf_l4_csum_replace(skb, l4->csum_off, old, new, flags) < 0)
+		return -1;
+	if (bpf_l3_csum_replace(skb, IP_CSUM_OFF, old, new, sizeof(new)) < 0)
+		return -1;
+	return bpf_skb_store_bytes(skb, addr_off, &new, sizeof(new), 0);
+}
+
+/* Result of lb_to_vip(). */
+enum lb_result {
+	LB_NOT_A_VIP = 0, /* nothing done */
+	LB_DONE = 1,      /* destination rewritten to a backend; re-parse the packet */
+	LB_NO_BACKEND = 2,
+	LB_ERROR = 3,
+};
+
+/*
+ * If the packet goes to a service VIP, picks its backend (the tracked one for a known flow,
+ * else Maglev on the flow hash) and rewrites the destination to it, remembering how to
+ * translate the replies back.
+ */
+md_inline enum lb_result lb_to_vip(struct __sk_buff *skb, struct iphdr *ip)
+{
+	struct md_service *svc = bpf_map_lookup_elem(&md_services_v1, &ip->daddr);
+	struct md_ct_key ct = {};
+	struct md_ct_val *tracked;
+	struct md_ct_val pinned = {};
+	struct md_rnat_key rk = {};
+	struct md_rnat_val rv = {};
+	struct l4 l4 = {};
+	__u32 vip, client;
+
+	if (!svc)
+		return LB_NOT_A_VIP;
+	if (parse_l4(skb, ip, &l4) < 0)
+		return LB_NOT_A_VIP;
+	vip = ip->daddr;
+	client = ip->saddr;
+	ct.client_ip = client;
+	ct.vip = vip;
+	ct.client_port = l4.sport;
+	ct.port = l4.dport;
+	ct.proto = l4.proto;
+
+	tracked = bpf_map_lookup_elem(&md_ct_v1, &ct);
+	if (tracked) {
+		pinned.backend_ip = tracked->backend_ip;
+	} else {
+		struct md_maglev_key slot = {};
+		__u32 *backend;
+
+		if (svc->table_size == 0)
+			return LB_NO_BACKEND;
+		slot.id = svc->id;
+		slot.slot = bpf_get_hash_recalc(skb) % svc->table_size;
+		backend = bpf_map_lookup_elem(&md_maglev_v1, &slot);
+		if (!backend)
+			return LB_NO_BACKEND;
+		pinned.backend_ip = *backend;
+		/* Fail closed: a flow that cannot be tracked would lose its replies. */
+		if (bpf_map_update_elem(&md_ct_v1, &ct, &pinned, BPF_ANY) < 0)
+			return LB_ERROR;
+	}
+	rk.backend_ip = pinned.backend_ip;
+	rk.client_ip = client;
+	rk.port = l4.dport;
+	rk.client_port = l4.sport;
+	rk.proto = l4.proto;
+	rv.vip = vip;
+	if (bpf_map_update_elem(&md_rnat_v1, &rk, &rv, BPF_ANY) < 0)
+		return LB_ERROR;
+	if (rewrite_addr(skb, &l4, IP_DST_OFF, vip, pinned.backend_ip) < 0)
+		return LB_ERROR;
+	return LB_DONE;
+}
+
+/*
+ * If the packet is a backend's reply to a flow that was balanced on this node, rewrites its
+ * source back to the VIP. Returns 1 if it did (re-parse the packet), 0 if not, -1 on error.
+ */
+md_inline int lb_from_backend(struct __sk_buff *skb, struct iphdr *ip)
+{
+	struct md_rnat_key rk = {};
+	struct md_rnat_val *rv;
+	struct l4 l4 = {};
+
+	if (parse_l4(skb, ip, &l4) < 0)
+		return 0;
+	rk.backend_ip = ip->saddr;
+	rk.client_ip = ip->daddr;
+	rk.port = l4.sport;
+	rk.client_port = l4.dport;
+	rk.proto = l4.proto;
+	rv = bpf_map_lookup_elem(&md_rnat_v1, &rk);
+	if (!rv)
+		return 0;
+	if (rewrite_addr(skb, &l4, IP_SRC_OFF, rk.backend_ip, rv->vip) < 0)
+		return -1;
+	return 1;
+}
+
+#endif /* MESHD_LIB_LB_H */

@@ -1,0 +1,76 @@
+//! Rust mirror of `include/abi/lb.h`: service VIPs, Maglev tables, connection tracking.
+
+pub const SERVICES_MAP: &str = "md_services_v1";
+pub const MAGLEV_MAP: &str = "md_maglev_v1";
+pub const CT_MAP: &str = "md_ct_v1";
+pub const RNAT_MAP: &str = "md_rnat_v1";
+
+/// Mirrors `struct md_service`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Service {
+    pub id: u32,
+    pub table_size: u32,
+}
+
+/// Mirrors `struct md_maglev_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct MaglevKey {
+    pub id: u32,
+    pub slot: u32,
+}
+
+/// Mirrors `struct md_ct_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct CtKey {
+    pub client_ip: u32,
+    pub vip: u32,
+    pub client_port: u16,
+    pub port: u16,
+    pub proto: u8,
+    pub pad: [u8; 3],
+}
+
+/// Mirrors `struct md_ct_val`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CtVal {
+    pub backend_ip: u32,
+    pub pad: u32,
+}
+
+/// Mirrors `struct md_rnat_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct RnatKey {
+    pub backend_ip: u32,
+    pub client_ip: u32,
+    pub port: u16,
+    pub client_port: u16,
+    pub proto: u8,
+    pub pad: [u8; 3],
+}
+
+/// Mirrors `struct md_rnat_val`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RnatVal {
+    pub vip: u32,
+    pub pad: u32,
+}
+
+// SAFETY: repr(C), integers and byte arrays only, explicit padding: every bit pattern is valid.
+#[allow(unsafe_code)]
+unsafe impl aya::Pod for Service {}
+#[allow(unsafe_code)]
+unsafe impl aya::Pod for MaglevKey {}
+#[allow(unsafe_code)]
+unsafe impl aya::Pod for CtKey {}
+#[allow(unsafe_code)]
+unsafe impl aya::Pod for CtVal {}
+#[allow(unsafe_code)]
+unsafe impl aya::Pod for RnatKey {}
+#[allow(unsafe_code)]
+unsafe impl aya::Pod for RnatVal {}

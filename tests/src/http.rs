@@ -1,0 +1,73 @@
+//! A tiny HTTP/1.1 server for tests, listening inside a namespace and answering every request
+//! with its own name: which backend answered is then visible to a real client (curl). Keeps
+//! connections open between requests (keep-alive), and stops when dropped.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::netns::Netns;
+
+pub struct NamedServer {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl NamedServer {
+    /// Listens on 0.0.0.0:`port` inside `ns` and answers with `name`.
+    pub fn start(ns: &Netns, port: u16, name: &str) -> NamedServer {
+        let listener = ns.run_inside(move || TcpListener::bind(("0.0.0.0", port)).expect("bind"));
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, name) = (stop.clone(), name.to_string());
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let name = name.clone();
+                        let flag = flag.clone();
+                        std::thread::spawn(move || serve(stream, &name, &flag));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                }
+            }
+        });
+        NamedServer { stop, thread: Some(thread) }
+    }
+}
+
+fn serve(stream: TcpStream, name: &str, stop: &AtomicBool) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut writer = stream.try_clone().expect("clone");
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    while !stop.load(Ordering::Relaxed) {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) => return,
+            Ok(_) if line == "\r\n" => {
+                let body = format!("{name}\n");
+                let reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                if writer.write_all(reply.as_bytes()).is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+impl Drop for NamedServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

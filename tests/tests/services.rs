@@ -1,0 +1,174 @@
+//! Services: a VIP balanced in eBPF (Maglev + connection tracking) over tasks on several nodes,
+//! with real HTTP clients (curl) and servers in namespaces.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use meshd_tests::command::{stderr, stdout};
+use meshd_tests::http::NamedServer;
+use meshd_tests::Cluster;
+
+/// `count` curl requests (a new connection each) from namespace `from` to `url`: answer counts.
+fn spread(cluster: &Cluster, from: &str, url: &str, count: usize) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
+    for _ in 0..count {
+        let out = cluster.namespace(from).exec("curl", ["-s", "--max-time", "3", url]);
+        let body = if out.status.success() { stdout(&out).trim().to_string() } else { "FAILED".to_string() };
+        *seen.entry(body).or_insert(0) += 1;
+    }
+    seen
+}
+
+#[test]
+fn a_vip_balances_over_tasks_on_every_node_and_follows_their_health() {
+    let mut cluster = Cluster::new("svcvip", 3);
+    cluster.form();
+    cluster.node(1).meshctl_ok(&["network", "create", "front", "--subnet", "10.70.0.0/24"]);
+    cluster.node(1).meshctl_ok(&["network", "create", "back", "--subnet", "10.71.0.0/24"]);
+    cluster.wait_for("networks everywhere", Duration::from_secs(10), |c| {
+        c.nodes().iter().all(|n| n.meshctl_ok(&["network", "ls"]).contains("back"))
+    });
+    let created =
+        cluster.node(2).meshctl_ok(&["--format", "json", "service", "create", "web", "--network", "front"]);
+    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+    let vip = created[0]["vip"].as_str().unwrap().to_string();
+    assert!(vip.starts_with("10.70.0."), "{vip}");
+    cluster.wait_for("the service everywhere", Duration::from_secs(10), |c| {
+        c.nodes().iter().all(|n| n.meshctl_ok(&["service", "ls"]).contains("web"))
+    });
+
+    let mut servers = Vec::new();
+    for i in 1..=3 {
+        let ns = cluster.add_namespace(&format!("web{i}"));
+        let task = format!("web.{i}");
+        cluster.node(i).meshctl_ok(&[
+            "attach",
+            "--netns",
+            &ns,
+            "--network",
+            "front",
+            "--service",
+            "web",
+            "--name",
+            &task,
+        ]);
+        servers.push(NamedServer::start(cluster.namespace(&ns), 8080, &task));
+    }
+    let client = cluster.add_namespace("client");
+    let client_ip = cluster.node(1).meshctl_ok(&["attach", "--netns", &client, "--network", "front"]);
+    assert_ne!(client_ip.trim(), vip, "a VIP never collides with a task address");
+    let url = format!("http://{vip}:8080/");
+    cluster.wait_for("3 healthy backends on n1", Duration::from_secs(10), |c| {
+        c.node(1).meshctl_ok(&["service", "ls"]).contains("3/3")
+    });
+
+    // Every backend answers through the VIP, from any node's client.
+    let seen = spread(&cluster, &client, &url, 40);
+    assert_eq!(seen.keys().cloned().collect::<Vec<_>>(), ["web.1", "web.2", "web.3"], "{seen:?}");
+
+    // A task on another network is not a way in: the VIP is unreachable from `back`.
+    let outsider = cluster.add_namespace("outsider");
+    cluster.node(3).meshctl_ok(&["attach", "--netns", &outsider, "--network", "back"]);
+    let out = cluster.namespace(&outsider).exec("curl", ["-s", "--max-time", "2", &url]);
+    assert!(!out.status.success(), "the VIP answered from another network: {}", stdout(&out));
+
+    // An open connection keeps its backend through a drain of that backend's node.
+    let (first, mut stream) = cluster.namespace(&client).run_inside({
+        let vip = vip.clone();
+        move || {
+            let mut stream = std::net::TcpStream::connect((vip.as_str(), 8080)).unwrap();
+            let answer = request(&mut stream);
+            (answer, stream)
+        }
+    });
+    let node_of = |task: &str| task.trim_start_matches("web.").parse::<usize>().unwrap();
+    let drained = node_of(&first);
+    cluster.node(1).meshctl_ok(&["node", "update", "--availability", "drain", &format!("n{drained}")]);
+    cluster.wait_for("the drain in n1's tables", Duration::from_secs(10), |c| {
+        c.node(1).meshctl_ok(&["service", "ls"]).contains("2/3")
+    });
+    assert_eq!(request(&mut stream), first, "the open connection stays on its backend");
+    let seen = spread(&cluster, &client, &url, 30);
+    assert!(
+        !seen.contains_key(&first) && !seen.contains_key("FAILED"),
+        "new flows avoid the drained node: {seen:?}"
+    );
+    let ps = cluster.node(1).meshctl_ok(&["service", "ps", "web"]);
+    assert!(ps.contains("node-drained") && ps.contains("running"), "{ps}");
+
+    // A dead node's task leaves every table within the detection time.
+    cluster.node(1).meshctl_ok(&["node", "update", "--availability", "active", &format!("n{drained}")]);
+    cluster.node_mut(3).kill();
+    cluster.wait_for("n3's task out of n1's tables", Duration::from_secs(10), |c| {
+        c.node(1).meshctl_ok(&["service", "ps", "web"]).contains("node-down")
+    });
+    let seen = spread(&cluster, &client, &url, 30);
+    assert!(!seen.contains_key("web.3") && !seen.contains_key("FAILED"), "{seen:?}");
+
+    let counters = cluster.node(1).meshctl_ok(&["stats"]);
+    assert!(counters.contains("lb-dnat") && counters.contains("lb-rnat"), "{counters}");
+    drop(servers);
+}
+
+/// One HTTP request on an open connection; returns the body.
+fn request(stream: &mut std::net::TcpStream) -> String {
+    use std::io::{Read, Write};
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: web\r\n\r\n").unwrap();
+    let mut buf = vec![0u8; 512];
+    let n = stream.read(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    text.split("\r\n\r\n").nth(1).unwrap_or("").trim().to_string()
+}
+
+#[test]
+fn service_commands_validate() {
+    let mut cluster = Cluster::new("svccmd", 1);
+    cluster.form();
+    let n1 = cluster.node(1);
+    n1.meshctl_ok(&["network", "create", "front", "--subnet", "10.72.0.0/24"]);
+    n1.meshctl_ok(&["service", "create", "web", "--network", "front"]);
+    let dns = n1.meshctl_ok(&[
+        "--format",
+        "json",
+        "service",
+        "create",
+        "db",
+        "--network",
+        "front",
+        "--endpoint-mode",
+        "dnsrr",
+    ]);
+    assert!(dns.contains("\"vip\": null"), "{dns}");
+    for (args, expected) in [
+        (&["service", "create", "web", "--network", "front"][..], "already exists"),
+        (&["service", "create", "api", "--network", "nope"], "no network named"),
+        (&["service", "create", "bad name", "--network", "front"], "invalid service name"),
+        (
+            &[
+                "service",
+                "create",
+                "api",
+                "--network",
+                "front",
+                "--endpoint-mode",
+                "dnsrr",
+                "--publish",
+                "80:80",
+            ],
+            "dnsrr mode",
+        ),
+        (&["service", "create", "api", "--network", "front", "--publish", "80:80"], "routing mesh"),
+        (&["service", "ps", "nope"], "no service named"),
+        (&["service", "rm", "nope"], "no service named"),
+    ] {
+        let out = n1.meshctl(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
+    }
+    let ns = cluster.add_namespace("t");
+    let out = cluster.node(1).meshctl(&["attach", "--netns", &ns, "--network", "front", "--service", "nope"]);
+    assert!(stderr(&out).contains("no service named"), "{}", stderr(&out));
+    cluster.node(1).meshctl_ok(&["service", "rm", "web"]);
+    assert!(!cluster.node(1).meshctl_ok(&["service", "ls"]).contains("web"));
+}

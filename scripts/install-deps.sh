@@ -10,6 +10,8 @@ packages=(
   gcc libc6-dev linux-libc-dev
   # Namespaces, links and the real clients the tests drive.
   iproute2 util-linux iputils-ping curl dnsutils iperf3 nftables tcpdump procps
+  # Real servers and load generators for the benchmarks.
+  nginx-light wrk
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -26,6 +28,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The nginx package starts a host-wide nginx; the benchmarks run their own in namespaces.
+  if printf '%s\n' "${missing[@]}" | grep -q '^nginx'; then
+    systemctl disable --now nginx >/dev/null 2>&1 || service nginx stop >/dev/null 2>&1 || true
+  fi
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

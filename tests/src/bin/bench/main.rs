@@ -10,10 +10,13 @@
 //! - `overlay`: TCP throughput and latency container to container across nodes: plain underlay,
 //!   a Docker-style kernel overlay (bridge + VXLAN), meshd.
 //!
+//! - `mesh`: wrk against nginx straight to a backend and through a service VIP.
+//!
 //! `--quick` runs smaller sizes and fewer trials (a smoke run of the benchmark code itself).
 
 mod gossip;
 mod logs;
+mod mesh;
 mod overlay;
 mod sim;
 
@@ -22,7 +25,7 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let suites: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with("--")).collect();
     if suites.is_empty() {
-        eprintln!("usage: bench [--quick] gossip|gossip-sim|overlay");
+        eprintln!("usage: bench [--quick] gossip|gossip-sim|overlay|mesh");
         std::process::exit(2);
     }
     for suite in suites {
@@ -33,8 +36,9 @@ fn main() {
             }
             "gossip-sim" => sim::run(quick),
             "overlay" => overlay::run_suite(quick),
+            "mesh" => mesh::run_suite(quick),
             other => {
-                eprintln!("bench: unknown suite {other:?} (known: gossip, gossip-sim, overlay)");
+                eprintln!("bench: unknown suite {other:?} (known: gossip, gossip-sim, overlay, mesh)");
                 std::process::exit(2);
             }
         }

@@ -10,8 +10,8 @@ packages=(
   gcc libc6-dev linux-libc-dev
   # Namespaces, links and the real clients the tests drive.
   iproute2 util-linux iputils-ping curl dnsutils iperf3 nftables tcpdump procps
-  # Real servers and load generators for the benchmarks.
-  nginx-light wrk
+  # Real servers and load generators for the tests and benchmarks.
+  nginx-light wrk dnsmasq-base
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -21,4 +21,5 @@ if [ -d "$tmp" ]; then
   rm -rf "$tmp"
 fi
 rm -rf /sys/fs/bpf/meshd-tests /sys/fs/bpf/meshd-demo
+rm -rf /etc/netns/mt[0-9a-f]*-* 2>/dev/null
 exit 0

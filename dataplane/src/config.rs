@@ -59,6 +59,12 @@ pub struct DaemonArgs {
     /// How often a full state exchange (push-pull over TCP) runs with a random member
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub gossip_push_pull_interval: Duration,
+    /// Upstream resolvers for names the embedded DNS does not answer itself
+    #[arg(long, value_name = "PATH", default_value = "/etc/resolv.conf")]
+    pub resolv_conf: PathBuf,
+    /// TTL of the embedded DNS's own answers, in seconds (short: clients never hold stale ones)
+    #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=3600))]
+    pub dns_ttl: u32,
     /// How long departed and dead nodes, and deleted entries, are remembered
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
     pub gossip_reap_after: Duration,
@@ -81,6 +87,7 @@ pub struct Config {
     pub node_name: String,
     pub log_format: LogFormat,
     pub gossip: GossipConfig,
+    pub dns: crate::overlay::manager::DnsSettings,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -147,6 +154,7 @@ impl Config {
             node_name,
             log_format: args.log_format,
             gossip,
+            dns: crate::overlay::manager::DnsSettings { resolv_conf: args.resolv_conf, ttl: args.dns_ttl },
         })
     }
 }

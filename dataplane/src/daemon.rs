@@ -66,8 +66,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     })
     .await?;
     tracing::info!(port = config.listen_port, "gossip running");
-    let overlay =
-        Overlay::start(datapath, gossip.clone(), node_id, state.clone(), config.advertise_addr).await?;
+    let overlay = Overlay::start(
+        datapath,
+        gossip.clone(),
+        node_id,
+        state.clone(),
+        config.advertise_addr,
+        config.dns.clone(),
+    )
+    .await?;
 
     tracing::info!(socket = %server.path().display(), "API listening");
     let agent = Arc::new(Agent { gossip: gossip.clone(), overlay });

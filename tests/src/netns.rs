@@ -72,6 +72,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        // meshd writes /etc/netns/NAME/resolv.conf when it attaches a named namespace; a test
+        // that tears down without detaching leaves it behind otherwise.
+        let _ = std::fs::remove_dir_all(format!("/etc/netns/{}", self.name));
         let out = try_run("ip", ["netns", "del", &self.name]);
         if !out.status.success() {
             eprintln!(

@@ -108,6 +108,7 @@ struct Inner {
 
 pub struct Overlay {
     inner: Mutex<Inner>,
+    discovery: super::discovery::Discovery,
     node: Handle,
     gossip: GossipHandle,
     node_id: NodeId,
@@ -124,6 +125,7 @@ impl Overlay {
         node_id: NodeId,
         state_dir: Arc<StateDir>,
         advertise: std::net::IpAddr,
+        dns: DnsSettings,
     ) -> anyhow::Result<Arc<Overlay>> {
         let (connection, node, _) = rtnetlink::new_connection()?;
         tokio::spawn(connection);
@@ -150,8 +152,16 @@ impl Overlay {
         }
         tracing::info!(mtu, attachments = attachments.len(), "overlay ready");
 
+        let discovery = super::discovery::Discovery::new(dns.resolv_conf, dns.ttl);
+        discovery.update(&gossip.snapshot());
+        for (netns, networks) in scopes(&attachments) {
+            if let Err(error) = discovery.serve(&netns, networks).await {
+                tracing::warn!(%error, netns = %netns.display(), "cannot serve DNS in the namespace");
+            }
+        }
         let overlay = Arc::new(Overlay {
             inner: Mutex::new(Inner { datapath, attachments, masqueraded: Vec::new() }),
+            discovery,
             node,
             gossip,
             node_id,
@@ -179,9 +189,10 @@ impl Overlay {
         }
     }
 
-    /// Brings the maps (and masquerade rules) in line with the latest snapshot.
+    /// Brings the maps (and masquerade rules, and DNS names) in line with the latest snapshot.
     pub async fn reconcile(&self) -> Result<(), OverlayError> {
         let snapshot = self.gossip.snapshot();
+        self.discovery.update(&snapshot);
         let mut inner = self.inner.lock().await;
         let desired = reconcile::desired(&snapshot, &inner.attachments);
         let (written, deleted) = inner.datapath.sync_forwarding(&desired)?;
@@ -396,6 +407,7 @@ impl Overlay {
         drop(inner);
         written.map_err(OverlayError::Gossip)?;
         self.reconcile().await?;
+        self.serve_dns(&spec.netns).await;
         tracing::info!(%address, network = network_name, netns, "attached");
         Ok((address, attached.container_ifname))
     }
@@ -450,6 +462,7 @@ impl Overlay {
         drop(inner);
         self.gossip.write(changes).await.map_err(OverlayError::Gossip)?;
         self.reconcile().await?;
+        self.serve_dns(&path).await;
         tracing::info!(netns, count = gone.len(), "detached");
         Ok(gone.len())
     }
@@ -475,6 +488,22 @@ impl Overlay {
             .collect())
     }
 
+    /// Serves DNS in `netns` for the networks it is attached to now (none: stops serving).
+    async fn serve_dns(&self, netns: &Path) {
+        let networks: Vec<String> = {
+            let inner = self.inner.lock().await;
+            inner
+                .attachments
+                .iter()
+                .filter(|a| same_file(&a.netns, netns))
+                .map(|a| a.network.clone())
+                .collect()
+        };
+        if let Err(error) = self.discovery.serve(netns, networks).await {
+            tracing::warn!(%error, netns = %netns.display(), "cannot serve DNS in the namespace");
+        }
+    }
+
     async fn save(&self) {
         save(&self.state_dir, &self.inner.lock().await.attachments);
     }
@@ -482,6 +511,25 @@ impl Overlay {
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.gossip.snapshot()
     }
+}
+
+/// Where the embedded DNS takes its upstreams from, and how long its answers live.
+#[derive(Debug, Clone)]
+pub struct DnsSettings {
+    pub resolv_conf: PathBuf,
+    pub ttl: u32,
+}
+
+/// Every attached namespace with the networks it is on.
+fn scopes(attachments: &[LocalAttachment]) -> Vec<(PathBuf, Vec<String>)> {
+    let mut out: Vec<(PathBuf, Vec<String>)> = Vec::new();
+    for a in attachments {
+        match out.iter_mut().find(|(ns, _)| same_file(ns, &a.netns)) {
+            Some((_, networks)) => networks.push(a.network.clone()),
+            None => out.push((a.netns.clone(), vec![a.network.clone()])),
+        }
+    }
+    out
 }
 
 fn save(state_dir: &StateDir, attachments: &[LocalAttachment]) {

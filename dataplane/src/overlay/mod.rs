@@ -6,9 +6,11 @@
 //! - [`service`]: service names, modes and VIPs; [`maglev`]: the consistent-hash tables.
 //! - [`reconcile`]: the desired contents of the forwarding maps (pure) and the diff applied.
 //! - [`attach`]: veth pairs, addresses and routes in the node's and the container's namespace.
+//! - [`discovery`]: the embedded DNS of every attached namespace, fed from the state.
 //! - [`manager`]: the API-facing operations, serialised, and the reconcile loop.
 
 pub mod attach;
+pub mod discovery;
 pub mod ipam;
 pub mod maglev;
 pub mod manager;

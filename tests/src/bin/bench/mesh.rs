@@ -70,8 +70,10 @@ pub fn run_suite(quick: bool) {
     cluster.wait_for("the network on n2", Duration::from_secs(10), |c| {
         c.node(2).meshctl_ok(&["network", "ls"]).contains("bench")
     });
-    let created = cluster.node(1).meshctl_ok(&["--format", "json", "service", "create", "web", "--network", "bench"]);
-    let vip = serde_json::from_str::<serde_json::Value>(&created).unwrap()[0]["vip"].as_str().unwrap().to_string();
+    let created =
+        cluster.node(1).meshctl_ok(&["--format", "json", "service", "create", "web", "--network", "bench"]);
+    let vip =
+        serde_json::from_str::<serde_json::Value>(&created).unwrap()[0]["vip"].as_str().unwrap().to_string();
     cluster.wait_for("the service on n2", Duration::from_secs(10), |c| {
         c.node(2).meshctl_ok(&["service", "ls"]).contains("web")
     });
@@ -85,15 +87,27 @@ pub fn run_suite(quick: bool) {
     cluster.node(1).meshctl_ok(&["attach", "--netns", &client, "--network", "bench"]);
     let _nginx = Nginx::start(&backend, cluster.work_dir().join("nginx"));
     cluster.wait_for("the VIP answers", Duration::from_secs(15), |c| {
-        c.namespace(&client).exec("curl", ["-s", "--max-time", "2", &format!("http://{vip}/")]).status.success()
+        c.namespace(&client)
+            .exec("curl", ["-s", "--max-time", "2", &format!("http://{vip}/")])
+            .status
+            .success()
     });
 
     println!("\n## Service load balancing: wrk (1 thread, 32 connections, {secs} s) against nginx on another node\n");
     println!("| path | keep-alive req/s | ratio | new connection per request req/s | ratio |");
     println!("|---|---|---|---|---|");
-    let direct = (wrk(&client, &format!("http://{backend_ip}/"), secs, false), wrk(&client, &format!("http://{backend_ip}/"), secs, true));
-    let via_vip = (wrk(&client, &format!("http://{vip}/"), secs, false), wrk(&client, &format!("http://{vip}/"), secs, true));
-    for (name, (keep, close)) in [("(a) container to backend directly", direct), ("(b) through the service VIP (eBPF Maglev + conntrack)", via_vip)] {
+    let direct = (
+        wrk(&client, &format!("http://{backend_ip}/"), secs, false),
+        wrk(&client, &format!("http://{backend_ip}/"), secs, true),
+    );
+    let via_vip = (
+        wrk(&client, &format!("http://{vip}/"), secs, false),
+        wrk(&client, &format!("http://{vip}/"), secs, true),
+    );
+    for (name, (keep, close)) in [
+        ("(a) container to backend directly", direct),
+        ("(b) through the service VIP (eBPF Maglev + conntrack)", via_vip),
+    ] {
         println!("| {name} | {keep:.0} | {:.2} | {close:.0} | {:.2} |", keep / direct.0, close / direct.1);
     }
     println!("\n(c) published port and (d) the Swarm-style nftables mesh are not built yet: the routing mesh is still to come.");

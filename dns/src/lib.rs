@@ -1,0 +1,21 @@
+//! meshd's embedded DNS: what every attached namespace asks at 127.0.0.11.
+//!
+//! Three layers, as in hickory-dns itself:
+//! - [`registry`]: the names (pure data, rebuilt from the cluster state, swapped atomically);
+//! - [`handler`]: answers one request from the registry, scoped to the asking namespace's
+//!   networks, or hands it to the [`forward`]er; it knows nothing of sockets;
+//! - [`listener`]: UDP and TCP sockets on 127.0.0.11:53 inside a namespace, served by
+//!   hickory-server with per-connection timeouts.
+//!
+//! No unsafe code.
+
+#![forbid(unsafe_code)]
+
+pub mod forward;
+pub mod handler;
+pub mod listener;
+pub mod registry;
+
+pub use forward::Forwarder;
+pub use handler::MeshHandler;
+pub use registry::{Lookup, Registry};

@@ -11,7 +11,7 @@ packages=(
   # Namespaces, links and the real clients the tests drive.
   iproute2 util-linux iputils-ping curl dnsutils iperf3 nftables tcpdump procps
   # Real servers and load generators for the tests and benchmarks.
-  nginx-light wrk dnsmasq-base
+  nginx-light wrk dnsmasq-base dnsperf unbound
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -28,10 +28,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # The nginx package starts a host-wide nginx; the benchmarks run their own in namespaces.
-  if printf '%s\n' "${missing[@]}" | grep -q '^nginx'; then
-    systemctl disable --now nginx >/dev/null 2>&1 || service nginx stop >/dev/null 2>&1 || true
-  fi
+  # The nginx and unbound packages start host-wide daemons; the tests and benchmarks run their
+  # own in namespaces.
+  for daemon in nginx unbound; do
+    if printf '%s\n' "${missing[@]}" | grep -q "^$daemon"; then
+      systemctl disable --now "$daemon" >/dev/null 2>&1 || service "$daemon" stop >/dev/null 2>&1 || true
+    fi
+  done
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -12,8 +12,11 @@
 //!
 //! - `mesh`: wrk against nginx straight to a backend and through a service VIP.
 //!
+//! - `dns`: dnsperf against the embedded DNS, unbound and dnsmasq serving the same record.
+//!
 //! `--quick` runs smaller sizes and fewer trials (a smoke run of the benchmark code itself).
 
+mod dns;
 mod gossip;
 mod logs;
 mod mesh;
@@ -25,7 +28,7 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let suites: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with("--")).collect();
     if suites.is_empty() {
-        eprintln!("usage: bench [--quick] gossip|gossip-sim|overlay|mesh");
+        eprintln!("usage: bench [--quick] gossip|gossip-sim|overlay|mesh|dns");
         std::process::exit(2);
     }
     for suite in suites {
@@ -37,8 +40,9 @@ fn main() {
             "gossip-sim" => sim::run(quick),
             "overlay" => overlay::run_suite(quick),
             "mesh" => mesh::run_suite(quick),
+            "dns" => dns::run_suite(quick),
             other => {
-                eprintln!("bench: unknown suite {other:?} (known: gossip, gossip-sim, overlay, mesh)");
+                eprintln!("bench: unknown suite {other:?} (known: gossip, gossip-sim, overlay, mesh, dns)");
                 std::process::exit(2);
             }
         }

@@ -32,18 +32,22 @@ pub async fn listen(netns: &Path, handler: MeshHandler) -> io::Result<Listener> 
 
 pub async fn listen_on(netns: &Path, addr: SocketAddr, handler: MeshHandler) -> io::Result<Listener> {
     let file = File::open(netns)?;
+    // One UDP socket per core, sharing the port (SO_REUSEPORT): the kernel spreads queries over
+    // them and hickory-server runs one receive loop per socket, so all cores answer.
+    let sockets = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
     let (udp, tcp) = std::thread::spawn(move || -> io::Result<_> {
         setns(&file)?;
-        let udp = std::net::UdpSocket::bind(addr)?;
+        let udp = (0..sockets).map(|_| reuseport_udp(addr)).collect::<io::Result<Vec<_>>>()?;
         let tcp = std::net::TcpListener::bind(addr)?;
-        udp.set_nonblocking(true)?;
         tcp.set_nonblocking(true)?;
         Ok((udp, tcp))
     })
     .join()
     .map_err(|_| io::Error::other("namespace thread panicked"))??;
     let mut server = Server::new(handler);
-    server.register_socket(tokio::net::UdpSocket::from_std(udp)?);
+    for socket in udp {
+        server.register_socket(tokio::net::UdpSocket::from_std(socket)?);
+    }
     server.register_listener(tokio::net::TcpListener::from_std(tcp)?, TCP_TIMEOUT, 65_535);
     Ok(Listener { server: Some(server) })
 }
@@ -63,6 +67,15 @@ impl Drop for Listener {
             server.shutdown_token().cancel();
         }
     }
+}
+
+fn reuseport_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
 }
 
 /// Enters the network namespace of `file` on the calling thread (nix's safe wrapper).

@@ -51,7 +51,8 @@ pub fn run_suite(quick: bool) {
     let n1 = cluster.node(1);
     n1.meshctl_ok(&["network", "create", "bench", "--subnet", "10.62.0.0/24"]);
     let created = n1.meshctl_ok(&["--format", "json", "service", "create", "web", "--network", "bench"]);
-    let vip = serde_json::from_str::<serde_json::Value>(&created).unwrap()[0]["vip"].as_str().unwrap().to_string();
+    let vip =
+        serde_json::from_str::<serde_json::Value>(&created).unwrap()[0]["vip"].as_str().unwrap().to_string();
     let client = cluster.add_namespace("client");
     cluster.node(1).meshctl_ok(&["attach", "--netns", &client, "--network", "bench"]);
 
@@ -72,15 +73,25 @@ pub fn run_suite(quick: bool) {
     let _unbound = spawn(&client, &["unbound", "-d", "-c", unbound_conf.to_str().unwrap()]);
     let _dnsmasq = spawn(
         &client,
-        &["dnsmasq", "--no-daemon", "--no-resolv", "--no-hosts", "--listen-address=127.0.0.12", "--bind-interfaces",
-          &format!("--host-record=web,{vip}"), "--cache-size=1000"],
+        &[
+            "dnsmasq",
+            "--no-daemon",
+            "--no-resolv",
+            "--no-hosts",
+            "--listen-address=127.0.0.12",
+            "--bind-interfaces",
+            &format!("--host-record=web,{vip}"),
+            "--cache-size=1000",
+        ],
     );
 
     println!("\n## DNS: dnsperf (4 clients, {secs} s) from an attached namespace, one A record\n");
     println!("| server | queries/s | ratio to unbound |");
     println!("|---|---|---|");
     let unbound = dnsperf(&client, "127.0.0.13", &queries, secs);
-    for (name, server) in [("unbound", "127.0.0.13"), ("dnsmasq", "127.0.0.12"), ("meshd embedded DNS", "127.0.0.11")] {
+    for (name, server) in
+        [("unbound", "127.0.0.13"), ("dnsmasq", "127.0.0.12"), ("meshd embedded DNS", "127.0.0.11")]
+    {
         let qps = if server == "127.0.0.13" { unbound } else { dnsperf(&client, server, &queries, secs) };
         println!("| {name} | {qps:.0} | {:.2} |", qps / unbound.max(1.0));
     }
@@ -89,7 +100,10 @@ pub fn run_suite(quick: bool) {
     let task = cluster.add_namespace("task");
     cluster.node(1).meshctl_ok(&["attach", "--netns", &task, "--network", "bench", "--name", "fresh"]);
     let lookup = || {
-        let out = Command::new("ip").args(["netns", "exec", &client, "dig", "+short", "+time=1", "+tries=1", "fresh"]).output().unwrap();
+        let out = Command::new("ip")
+            .args(["netns", "exec", &client, "dig", "+short", "+time=1", "+tries=1", "fresh"])
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     while lookup().is_empty() {

@@ -68,6 +68,10 @@ impl Cluster {
         let prefix = unique_prefix(tag);
         let work_dir = std::env::temp_dir().join("meshd-tests").join(&prefix);
         std::fs::create_dir_all(&work_dir).expect("create work dir");
+        // The nodes' DNS upstreams: none, so nothing a test does is ever forwarded off the
+        // machine. A test that wants an upstream writes its own namespaced resolver here.
+        std::fs::write(work_dir.join("resolv.conf"), "# meshd tests: no upstream resolver\n")
+            .expect("resolv.conf");
         let mut cluster = Cluster {
             prefix: prefix.clone(),
             work_dir,
@@ -100,6 +104,7 @@ impl Cluster {
         let dir = self.work_dir.join(format!("n{index}"));
         std::fs::create_dir_all(&dir).expect("create node dir");
         self.nodes.push(Node {
+            resolv_conf: self.work_dir.join("resolv.conf"),
             name: format!("n{index}"),
             addr,
             state_dir: dir.join("state"),
@@ -288,6 +293,7 @@ pub struct Node {
     state_dir: PathBuf,
     socket: PathBuf,
     log: PathBuf,
+    resolv_conf: PathBuf,
     daemon: Option<Process>,
 }
 
@@ -311,6 +317,8 @@ impl Node {
             self.socket.display().to_string(),
             "--node-name".into(),
             self.name.clone(),
+            "--resolv-conf".into(),
+            self.resolv_conf.display().to_string(),
         ]
     }
 

@@ -108,6 +108,46 @@ fn main() {
         &datapath_part(&cluster.node(3).meshctl_ok(&["stats"])),
     );
 
+    say("A service: a VIP balanced in eBPF over tasks on two nodes, found by name at 127.0.0.11");
+    cluster.node(1).meshctl_ok(&["service", "create", "web", "--network", "front"]);
+    println!("$ meshctl service create web --network front   # on n1");
+    cluster.wait_for("the service everywhere", Duration::from_secs(10), |c| {
+        c.nodes().iter().all(|n| n.meshctl_ok(&["service", "ls"]).contains("web"))
+    });
+    let mut servers = Vec::new();
+    for node in [2, 3] {
+        let task = format!("web.{}", node - 1);
+        let ns = cluster.add_namespace(&format!("web{}", node - 1));
+        cluster.node(node).meshctl_ok(&[
+            "attach",
+            "--netns",
+            &ns,
+            "--network",
+            "front",
+            "--service",
+            "web",
+            "--name",
+            &task,
+        ]);
+        println!("$ meshctl attach --netns {ns} --network front --service web --name {task}   # on n{node}");
+        servers.push(meshd_tests::http::NamedServer::start(cluster.namespace(&ns), 80, &task));
+    }
+    cluster.wait_for("both tasks healthy on n1", Duration::from_secs(10), |c| {
+        c.node(1).meshctl_ok(&["service", "ls"]).contains("2/2")
+    });
+    shell("meshctl service ls        # on n1", &cluster.node(1).meshctl_ok(&["service", "ls"]));
+    shell("meshctl service ps web    # on n1", &cluster.node(1).meshctl_ok(&["service", "ps", "web"]));
+    let dig = cluster.namespace(&client).exec("dig", ["+short", "web"]);
+    shell(&format!("ip netns exec {client} dig +short web"), &String::from_utf8_lossy(&dig.stdout));
+    let dig = cluster.namespace(&client).exec("dig", ["+short", "tasks.web"]);
+    shell(&format!("ip netns exec {client} dig +short tasks.web"), &String::from_utf8_lossy(&dig.stdout));
+    println!("$ for i in 1 2 3 4 5 6; do ip netns exec {client} curl -s http://web/; done");
+    for _ in 0..6 {
+        let out = cluster.namespace(&client).exec("curl", ["-s", "--max-time", "3", "http://web/"]);
+        print!("{}", String::from_utf8_lossy(&out.stdout));
+    }
+    drop(servers);
+
     say("Gossip counters on n1 (what was received, sent, and dropped and why)");
     let stats = cluster.node(1).meshctl_ok(&["stats"]);
     shell(

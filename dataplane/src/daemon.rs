@@ -187,9 +187,9 @@ impl Handler for Agent {
             Request::NetworkRm { name } => {
                 self.overlay.network_rm(&name).await.map(|()| Reply::Removed {}).map_err(overlay_error)
             }
-            Request::Attach { netns, network, service, name } => self
+            Request::Attach { netns, network, service, name, no_resolv_conf } => self
                 .overlay
-                .attach(&netns, &network, service, name)
+                .attach(&netns, &network, service, name, !no_resolv_conf)
                 .await
                 .map(|(address, interface)| Reply::Attached { address, interface })
                 .map_err(overlay_error),

@@ -17,7 +17,8 @@ impl Drop for Dnsmasq {
 }
 
 fn dig(ns: &Netns, args: &[&str]) -> String {
-    let mut all = vec!["+time=2", "+tries=1"];
+    // Explicitly at the embedded DNS: not every namespace here has a resolv.conf pointing at it.
+    let mut all = vec!["@127.0.0.11", "+time=2", "+tries=1"];
     all.extend_from_slice(args);
     stdout(&ns.exec("dig", all))
 }
@@ -106,7 +107,9 @@ fn names_scoping_forwarding_tcp_and_freshness() {
     let client = cluster.add_namespace("client");
     cluster.node(3).meshctl_ok(&["attach", "--netns", &client, "--network", "front"]);
     let outsider = cluster.add_namespace("outsider");
-    cluster.node(3).meshctl_ok(&["attach", "--netns", &outsider, "--network", "back"]);
+    cluster.node(3).meshctl_ok(&["attach", "--netns", &outsider, "--network", "back", "--no-resolv-conf"]);
+    assert!(!std::path::Path::new(&format!("/etc/netns/{outsider}/resolv.conf")).exists(), "told not to");
+    assert!(std::path::Path::new(&format!("/etc/netns/{client}/resolv.conf")).exists());
     let ip_of = |task: &str| addresses.iter().find(|(t, _, _)| *t == task).unwrap().1.clone();
     let c = cluster.namespace(&client);
     cluster.wait_for("every task known to n3", Duration::from_secs(10), |_| short(c, "tasks.api").len() == 2);

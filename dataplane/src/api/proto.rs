@@ -53,6 +53,9 @@ pub enum Request {
         service: Option<String>,
         #[serde(default)]
         name: Option<String>,
+        /// Do not write /etc/netns/NAME/resolv.conf.
+        #[serde(default)]
+        no_resolv_conf: bool,
     },
     ServiceCreate {
         name: String,

@@ -24,8 +24,8 @@ fn main() -> ExitCode {
         }
         Command::Network { command: NetworkCommand::Ls } => Request::NetworkLs {},
         Command::Network { command: NetworkCommand::Rm { name } } => Request::NetworkRm { name },
-        Command::Attach { netns, network, service, name } => {
-            Request::Attach { netns, network, service, name }
+        Command::Attach { netns, network, service, name, no_resolv_conf } => {
+            Request::Attach { netns, network, service, name, no_resolv_conf }
         }
         Command::Detach { netns, network } => Request::Detach { netns, network },
         Command::Service { command: ServiceCommand::Create { name, network, publish, endpoint_mode } } => {

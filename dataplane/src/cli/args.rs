@@ -66,9 +66,12 @@ pub enum Command {
         /// Make this endpoint a task of this service
         #[arg(long, value_name = "SVC")]
         service: Option<String>,
-        /// Task name (resolvable by DNS once that arrives)
+        /// Task name (resolvable by DNS as TASK and TASK.NET)
         #[arg(long, value_name = "TASK")]
         name: Option<String>,
+        /// Do not write /etc/netns/NAME/resolv.conf (the DNS at 127.0.0.11 still answers)
+        #[arg(long)]
+        no_resolv_conf: bool,
     },
     /// Detach a network namespace from a network (or from all)
     Detach {

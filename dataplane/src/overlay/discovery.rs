@@ -62,8 +62,9 @@ impl Discovery {
         }
     }
 
-    /// Serves the namespace at `netns` (if not yet) with `networks` as its scope.
-    pub async fn serve(&self, netns: &Path, networks: Vec<String>) -> std::io::Result<()> {
+    /// Serves the namespace at `netns` (if not yet) with `networks` as its scope; writes its
+    /// resolv.conf when `resolv_conf` says so.
+    pub async fn serve(&self, netns: &Path, networks: Vec<String>, resolv_conf: bool) -> std::io::Result<()> {
         let mut served = self.served.lock().await;
         if networks.is_empty() {
             if let Some(gone) = served.remove(netns) {
@@ -87,7 +88,7 @@ impl Discovery {
             ttl: self.ttl,
         };
         let listener = listener::listen(netns, handler).await?;
-        let resolv_conf = write_resolv_conf(netns);
+        let resolv_conf = if resolv_conf { write_resolv_conf(netns) } else { None };
         served.insert(netns.to_path_buf(), Served { listener, scope, resolv_conf });
         Ok(())
     }
@@ -129,8 +130,9 @@ pub fn build(snapshot: &Snapshot) -> Registry {
             registry.add_reverse(&endpoint.network, endpoint.address, task);
         }
     }
+    let by_service = reconcile::all_backends(snapshot);
     for (name, service) in state.services.live() {
-        let backends = reconcile::backends(snapshot, name);
+        let backends = by_service.get(name).cloned().unwrap_or_default();
         for address in &backends {
             registry.add(&service.network, &format!("tasks.{name}"), *address);
         }

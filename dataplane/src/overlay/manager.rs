@@ -154,8 +154,8 @@ impl Overlay {
 
         let discovery = super::discovery::Discovery::new(dns.resolv_conf, dns.ttl);
         discovery.update(&gossip.snapshot());
-        for (netns, networks) in scopes(&attachments) {
-            if let Err(error) = discovery.serve(&netns, networks).await {
+        for (netns, networks, resolv_conf) in scopes(&attachments) {
+            if let Err(error) = discovery.serve(&netns, networks, resolv_conf).await {
                 tracing::warn!(%error, netns = %netns.display(), "cannot serve DNS in the namespace");
             }
         }
@@ -351,6 +351,7 @@ impl Overlay {
         network_name: &str,
         service: Option<String>,
         task: Option<String>,
+        resolv_conf: bool,
     ) -> Result<(Ipv4Addr, String), OverlayError> {
         let path = resolve_netns(netns)?;
         let mut inner = self.inner.lock().await;
@@ -396,6 +397,7 @@ impl Overlay {
             host_mac: attached.host_mac,
             container_ifname: attached.container_ifname.clone(),
             container_mac: attached.container_mac,
+            resolv_conf,
         };
         inner.attachments.push(attachment);
         let endpoint = EndpointRecord { network: network_name.to_string(), address, service, task };
@@ -490,16 +492,13 @@ impl Overlay {
 
     /// Serves DNS in `netns` for the networks it is attached to now (none: stops serving).
     async fn serve_dns(&self, netns: &Path) {
-        let networks: Vec<String> = {
+        let (networks, resolv_conf) = {
             let inner = self.inner.lock().await;
-            inner
-                .attachments
-                .iter()
-                .filter(|a| same_file(&a.netns, netns))
-                .map(|a| a.network.clone())
-                .collect()
+            let mine: Vec<&LocalAttachment> =
+                inner.attachments.iter().filter(|a| same_file(&a.netns, netns)).collect();
+            (mine.iter().map(|a| a.network.clone()).collect::<Vec<_>>(), mine.iter().all(|a| a.resolv_conf))
         };
-        if let Err(error) = self.discovery.serve(netns, networks).await {
+        if let Err(error) = self.discovery.serve(netns, networks, resolv_conf).await {
             tracing::warn!(%error, netns = %netns.display(), "cannot serve DNS in the namespace");
         }
     }
@@ -520,13 +519,16 @@ pub struct DnsSettings {
     pub ttl: u32,
 }
 
-/// Every attached namespace with the networks it is on.
-fn scopes(attachments: &[LocalAttachment]) -> Vec<(PathBuf, Vec<String>)> {
-    let mut out: Vec<(PathBuf, Vec<String>)> = Vec::new();
+/// Every attached namespace with the networks it is on, and whether it wants a resolv.conf.
+fn scopes(attachments: &[LocalAttachment]) -> Vec<(PathBuf, Vec<String>, bool)> {
+    let mut out: Vec<(PathBuf, Vec<String>, bool)> = Vec::new();
     for a in attachments {
-        match out.iter_mut().find(|(ns, _)| same_file(ns, &a.netns)) {
-            Some((_, networks)) => networks.push(a.network.clone()),
-            None => out.push((a.netns.clone(), vec![a.network.clone()])),
+        match out.iter_mut().find(|(ns, _, _)| same_file(ns, &a.netns)) {
+            Some((_, networks, resolv)) => {
+                networks.push(a.network.clone());
+                *resolv &= a.resolv_conf;
+            }
+            None => out.push((a.netns.clone(), vec![a.network.clone()], a.resolv_conf)),
         }
     }
     out

@@ -28,6 +28,13 @@ pub struct LocalAttachment {
     pub host_mac: [u8; 6],
     pub container_ifname: String,
     pub container_mac: [u8; 6],
+    /// Whether meshd wrote /etc/netns/NAME/resolv.conf for this namespace.
+    #[serde(default = "yes")]
+    pub resolv_conf: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// What md_endpoints_v1 (by address), md_ifaces_v1 (by ifindex), md_services_v1 (by VIP) and
@@ -48,6 +55,33 @@ pub fn service_id(name: &str) -> u32 {
         hash = hash.wrapping_mul(0x0100_0193);
     }
     hash
+}
+
+/// The healthy backends of every service, sorted, in one pass over the endpoints (per-service
+/// scans would cost services x endpoints on every snapshot).
+pub fn all_backends(snapshot: &Snapshot) -> std::collections::HashMap<String, Vec<Ipv4Addr>> {
+    let state = &snapshot.state;
+    let mut out: std::collections::HashMap<String, Vec<Ipv4Addr>> = std::collections::HashMap::new();
+    let mut healthy_owner: std::collections::HashMap<crate::identity::NodeId, bool> =
+        std::collections::HashMap::new();
+    for ((owner, _), e) in state.endpoints.live() {
+        let Some(service_name) = e.service.as_deref() else { continue };
+        let Some(service) = state.services.get(&service_name.to_string()) else { continue };
+        if e.network != service.network {
+            continue;
+        }
+        let healthy = *healthy_owner.entry(*owner).or_insert_with(|| {
+            matches!(snapshot.liveness_of(owner), Liveness::Alive | Liveness::Suspect)
+                && state.availability_of(owner) == Availability::Active
+        });
+        if healthy {
+            out.entry(service_name.to_string()).or_default().push(e.address);
+        }
+    }
+    for list in out.values_mut() {
+        list.sort();
+    }
+    out
 }
 
 /// The healthy backends of service `name`, sorted: its tasks on its network whose node is alive
@@ -94,10 +128,11 @@ pub fn desired(snapshot: &Snapshot, local: &[LocalAttachment]) -> Desired {
         };
         out.endpoints.insert(ip_key(record.address), endpoint);
     }
+    let mut by_service = all_backends(snapshot);
     for (name, service) in state.services.live() {
         let (Some(vip), EndpointMode::Vip) = (service.vip, service.mode) else { continue };
         let id = service_id(name);
-        let backends = backends(snapshot, name);
+        let backends = by_service.remove(name).unwrap_or_default();
         let size = if backends.is_empty() { 0 } else { maglev::table_size(backends.len()) };
         out.services.insert(ip_key(vip), Service { id, table_size: size });
         for (slot, backend) in maglev::build(&backends, size).into_iter().enumerate() {
@@ -197,6 +232,7 @@ mod tests {
             host_mac: [2, 0, 0, 0, 0, 7],
             container_ifname: "eth0".into(),
             container_mac: [2, 0, 0, 0, 0, 8],
+            resolv_conf: true,
         }]
     }
 

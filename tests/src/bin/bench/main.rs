@@ -16,6 +16,7 @@
 //!
 //! `--quick` runs smaller sizes and fewer trials (a smoke run of the benchmark code itself).
 
+mod alloc;
 mod dns;
 mod gossip;
 mod logs;

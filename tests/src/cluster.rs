@@ -149,6 +149,14 @@ impl Cluster {
         });
     }
 
+    /// Waits until `meshctl ARGS` prints `needle` on every node (a network, a service, ...).
+    pub fn wait_listed(&self, args: &[&str], needle: &str) {
+        let what = format!("`{}` to show {needle:?} on every node", args.join(" "));
+        self.wait_for(&what, Duration::from_secs(10), |c| {
+            c.nodes().iter().all(|n| n.meshctl_ok(args).contains(needle))
+        });
+    }
+
     /// Polls `condition` every 50 ms until it holds; panics (with every node's view and log
     /// tail) after `timeout`. Returns how long it took.
     pub fn wait_for(&self, what: &str, timeout: Duration, condition: impl Fn(&Cluster) -> bool) -> Duration {
@@ -428,6 +436,17 @@ impl Node {
     /// The status this node sees for node `name`.
     pub fn status_of(&self, name: &str) -> Option<String> {
         self.statuses().get(name).cloned()
+    }
+
+    /// A gossip counter of `meshctl stats` on this node.
+    pub fn gossip_stat(&self, counter: &str) -> u64 {
+        let json: Value =
+            serde_json::from_str(&self.meshctl_ok(&["--format", "json", "stats"])).expect("stats JSON");
+        json["gossip"]
+            .as_array()
+            .and_then(|all| all.iter().find(|c| c["name"] == counter))
+            .and_then(|c| c["value"].as_u64())
+            .unwrap_or_else(|| panic!("no gossip counter {counter}"))
     }
 
     /// The node ID meshd persisted in its state directory.

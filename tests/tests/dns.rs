@@ -63,9 +63,7 @@ fn names_scoping_forwarding_tcp_and_freshness() {
     let n1 = cluster.node(1);
     n1.meshctl_ok(&["network", "create", "front", "--subnet", "10.80.0.0/24"]);
     n1.meshctl_ok(&["network", "create", "back", "--subnet", "10.81.0.0/24"]);
-    cluster.wait_for("networks everywhere", Duration::from_secs(10), |c| {
-        c.nodes().iter().all(|n| n.meshctl_ok(&["network", "ls"]).contains("back"))
-    });
+    cluster.wait_listed(&["network", "ls"], "back");
     let web =
         cluster.node(1).meshctl_ok(&["--format", "json", "service", "create", "web", "--network", "front"]);
     let vip =
@@ -79,9 +77,7 @@ fn names_scoping_forwarding_tcp_and_freshness() {
         "--endpoint-mode",
         "dnsrr",
     ]);
-    cluster.wait_for("services everywhere", Duration::from_secs(10), |c| {
-        c.nodes().iter().all(|n| n.meshctl_ok(&["service", "ls"]).contains("api"))
-    });
+    cluster.wait_listed(&["service", "ls"], "api");
     let mut addresses = Vec::new();
     for (node, service, task) in
         [(1, "web", "web.1"), (2, "web", "web.2"), (2, "api", "api.1"), (3, "api", "api.2")]

@@ -12,18 +12,6 @@ fn view(node: &Node) -> BTreeMap<String, String> {
     node.statuses()
 }
 
-fn stat(node: &Node, counter: &str) -> u64 {
-    let json: serde_json::Value =
-        serde_json::from_str(&node.meshctl_ok(&["--format", "json", "stats"])).unwrap();
-    json["gossip"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == counter)
-        .and_then(|c| c["value"].as_u64())
-        .unwrap_or_else(|| panic!("no counter {counter}"))
-}
-
 #[test]
 fn five_nodes_form_a_cluster_and_all_list_five_alive() {
     let mut cluster = Cluster::new("form5", 5);
@@ -64,7 +52,7 @@ fn a_wrong_or_rotated_token_is_not_admitted() {
     let err = stderr(&out);
     assert!(err.contains("cannot join the cluster") && err.contains("token is wrong"), "{err}");
     assert_eq!(cluster.node(1).statuses().len(), 1, "not admitted");
-    assert!(stat(cluster.node(1), "joins_refused") >= 1);
+    assert!(cluster.node(1).gossip_stat("joins_refused") >= 1);
 
     // Rotation: the old token stops working, the new one admits, members are undisturbed.
     let rotated = cluster.node(1).meshctl_ok(&["join-token", "--rotate"]).trim().to_string();

@@ -7,19 +7,7 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use meshd_tests::{Cluster, Node};
-
-fn stat(node: &Node, counter: &str) -> u64 {
-    let json: serde_json::Value =
-        serde_json::from_str(&node.meshctl_ok(&["--format", "json", "stats"])).unwrap();
-    json["gossip"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == counter)
-        .and_then(|c| c["value"].as_u64())
-        .unwrap()
-}
+use meshd_tests::Cluster;
 
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
 fn noise(seed: u64, len: usize) -> Vec<u8> {
@@ -83,7 +71,7 @@ fn garbage_forgeries_and_replays_change_nothing() {
     };
     let before: Vec<_> = cluster.nodes().iter().map(|n| n.nodes_json()).collect();
     let n1 = cluster.node(victim);
-    let base = |name| stat(n1, name);
+    let base = |name| n1.gossip_stat(name);
     let (truncated, unknown, oversized, forged, replayed, rejected) = (
         base("dropped_truncated"),
         base("dropped_unknown_key"),
@@ -139,14 +127,14 @@ fn garbage_forgeries_and_replays_change_nothing() {
     // Let the drops be processed.
     cluster.wait_for("the drops to be counted", Duration::from_secs(15), |c| {
         let n1 = c.node(victim);
-        stat(n1, "tcp_rejected") >= rejected + 3 && stat(n1, "dropped_forged") >= forged + 2
+        n1.gossip_stat("tcp_rejected") >= rejected + 3 && n1.gossip_stat("dropped_forged") >= forged + 2
     });
     let n1 = cluster.node(victim);
     assert!(replays > 0);
-    assert!(stat(n1, "dropped_truncated") > truncated, "truncated counted");
-    assert!(stat(n1, "dropped_unknown_key") > unknown, "unknown key counted");
-    assert!(stat(n1, "dropped_oversized") >= oversized + 3, "oversized counted");
-    assert!(stat(n1, "dropped_replayed") >= replayed + replays, "replays counted");
+    assert!(n1.gossip_stat("dropped_truncated") > truncated, "truncated counted");
+    assert!(n1.gossip_stat("dropped_unknown_key") > unknown, "unknown key counted");
+    assert!(n1.gossip_stat("dropped_oversized") >= oversized + 3, "oversized counted");
+    assert!(n1.gossip_stat("dropped_replayed") >= replayed + replays, "replays counted");
 
     // Everyone still running, and the view is what it was.
     for (node, before) in cluster.nodes().iter().zip(before) {

@@ -20,9 +20,7 @@ fn ping(cluster: &Cluster, from: &str, to: &str) -> bool {
 }
 
 fn wait_network_everywhere(cluster: &Cluster, name: &str) {
-    cluster.wait_for("the network on every node", Duration::from_secs(10), |c| {
-        c.nodes().iter().all(|n| n.meshctl_ok(&["network", "ls"]).contains(name))
-    });
+    cluster.wait_listed(&["network", "ls"], name);
 }
 
 #[test]

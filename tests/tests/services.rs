@@ -25,17 +25,13 @@ fn a_vip_balances_over_tasks_on_every_node_and_follows_their_health() {
     cluster.form();
     cluster.node(1).meshctl_ok(&["network", "create", "front", "--subnet", "10.70.0.0/24"]);
     cluster.node(1).meshctl_ok(&["network", "create", "back", "--subnet", "10.71.0.0/24"]);
-    cluster.wait_for("networks everywhere", Duration::from_secs(10), |c| {
-        c.nodes().iter().all(|n| n.meshctl_ok(&["network", "ls"]).contains("back"))
-    });
+    cluster.wait_listed(&["network", "ls"], "back");
     let created =
         cluster.node(2).meshctl_ok(&["--format", "json", "service", "create", "web", "--network", "front"]);
     let created: serde_json::Value = serde_json::from_str(&created).unwrap();
     let vip = created[0]["vip"].as_str().unwrap().to_string();
     assert!(vip.starts_with("10.70.0."), "{vip}");
-    cluster.wait_for("the service everywhere", Duration::from_secs(10), |c| {
-        c.nodes().iter().all(|n| n.meshctl_ok(&["service", "ls"]).contains("web"))
-    });
+    cluster.wait_listed(&["service", "ls"], "web");
 
     let mut servers = Vec::new();
     for i in 1..=3 {

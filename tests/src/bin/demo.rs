@@ -75,9 +75,7 @@ fn main() {
     say("An overlay network, and two containers (network namespaces) on different nodes");
     cluster.node(1).meshctl_ok(&["network", "create", "front", "--subnet", "10.10.0.0/24"]);
     println!("$ meshctl network create front --subnet 10.10.0.0/24   # on n1");
-    cluster.wait_for("the network everywhere", Duration::from_secs(10), |c| {
-        c.nodes().iter().all(|n| n.meshctl_ok(&["network", "ls"]).contains("front"))
-    });
+    cluster.wait_listed(&["network", "ls"], "front");
     shell("meshctl network ls        # on n3", &cluster.node(3).meshctl_ok(&["network", "ls"]));
     let web = cluster.add_namespace("web");
     let client = cluster.add_namespace("client");
@@ -111,9 +109,7 @@ fn main() {
     say("A service: a VIP balanced in eBPF over tasks on two nodes, found by name at 127.0.0.11");
     cluster.node(1).meshctl_ok(&["service", "create", "web", "--network", "front"]);
     println!("$ meshctl service create web --network front   # on n1");
-    cluster.wait_for("the service everywhere", Duration::from_secs(10), |c| {
-        c.nodes().iter().all(|n| n.meshctl_ok(&["service", "ls"]).contains("web"))
-    });
+    cluster.wait_listed(&["service", "ls"], "web");
     let mut servers = Vec::new();
     for node in [2, 3] {
         let task = format!("web.{}", node - 1);

@@ -200,6 +200,9 @@ impl Handler for Agent {
                 .map(|s| Reply::Services(vec![s]))
                 .map_err(overlay_error),
             Request::ServiceLs {} => Ok(Reply::Services(self.overlay.services())),
+            Request::ServiceInspect { name } => {
+                self.overlay.service_inspect(&name).await.map(Reply::Inspect).map_err(overlay_error)
+            }
             Request::ServicePs { name } => {
                 self.overlay.service_ps(&name).map(Reply::Tasks).map_err(overlay_error)
             }

@@ -62,6 +62,22 @@ fn a_vip_balances_over_tasks_on_every_node_and_follows_their_health() {
     let seen = spread(&cluster, &client, &url, 40);
     assert_eq!(seen.keys().cloned().collect::<Vec<_>>(), ["web.1", "web.2", "web.3"], "{seen:?}");
 
+    // The kernel's view of the VIP on the client's node: three backends sharing the Maglev table
+    // about equally, and the flows just made, tracked.
+    let inspect = cluster.node(1).meshctl_ok(&["--format", "json", "service", "inspect", "web"]);
+    let inspect: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    let backends = inspect["backends"].as_array().unwrap();
+    assert_eq!(backends.len(), 3, "{inspect}");
+    assert!(inspect["table_size"].as_u64().unwrap() >= 300);
+    for backend in backends {
+        let share = backend["share"].as_f64().unwrap();
+        assert!((share - 1.0 / 3.0).abs() < 0.02, "{inspect}");
+    }
+    let flows: u64 = backends.iter().map(|b| b["flows"].as_u64().unwrap()).sum();
+    assert!(flows >= 1, "{inspect}");
+    let table = cluster.node(1).meshctl_ok(&["service", "inspect", "web"]);
+    assert!(table.contains("BACKEND") && table.contains(&vip), "{table}");
+
     // A task on another network is not a way in: the VIP is unreachable from `back`.
     let outsider = cluster.add_namespace("outsider");
     cluster.node(3).meshctl_ok(&["attach", "--netns", &outsider, "--network", "back"]);

@@ -68,6 +68,10 @@ pub enum Request {
     ServicePs {
         name: String,
     },
+    /// The VIP's load balancing as this node's kernel maps hold it.
+    ServiceInspect {
+        name: String,
+    },
     ServiceRm {
         name: String,
     },
@@ -79,14 +83,14 @@ pub enum Request {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Response {
     Ok(Reply),
     Error(ApiError),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reply {
     Nodes(Vec<NodeInfo>),
@@ -100,6 +104,7 @@ pub enum Reply {
     Detached { count: usize },
     Services(Vec<crate::overlay::manager::ServiceInfo>),
     Tasks(Vec<crate::overlay::manager::TaskInfo>),
+    Inspect(crate::overlay::manager::ServiceInspect),
 }
 
 /// One verdict counter of the eBPF programs.

@@ -33,6 +33,7 @@ fn main() -> ExitCode {
         }
         Command::Service { command: ServiceCommand::Ls } => Request::ServiceLs {},
         Command::Service { command: ServiceCommand::Ps { name } } => Request::ServicePs { name },
+        Command::Service { command: ServiceCommand::Inspect { name } } => Request::ServiceInspect { name },
         Command::Service { command: ServiceCommand::Rm { name } } => Request::ServiceRm { name },
     };
     match client::call(&args.socket, &request) {

@@ -143,6 +143,34 @@ impl Datapath {
         Ok((w1 + w2 + w3 + w4, d1 + d2 + d3 + d4))
     }
 
+    /// What the kernel holds for one VIP, read back from the maps (not from the cluster state):
+    /// its table size, each backend's Maglev slots, and each backend's tracked flows.
+    pub fn lb_view(&self, vip: u32) -> Result<LbView, BpfError> {
+        let map = |name: &'static str| {
+            self.veth.map(name).ok_or(BpfError::MissingMap { object: VETH.name, map: name })
+        };
+        let err = |name: &'static str| move |source| BpfError::Map { map: name, source: Box::new(source) };
+        let services: AyaHashMap<&MapData, u32, lb::Service> =
+            AyaHashMap::try_from(map(lb::SERVICES_MAP)?).map_err(err(lb::SERVICES_MAP))?;
+        let Ok(service) = services.get(&vip, 0) else { return Ok(LbView::default()) };
+        let mut view = LbView { table_size: service.table_size, ..LbView::default() };
+        let maglev: AyaHashMap<&MapData, lb::MaglevKey, u32> =
+            AyaHashMap::try_from(map(lb::MAGLEV_MAP)?).map_err(err(lb::MAGLEV_MAP))?;
+        for (key, backend) in maglev.iter().filter_map(Result::ok) {
+            if key.id == service.id {
+                *view.slots.entry(backend).or_insert(0) += 1;
+            }
+        }
+        let ct: AyaHashMap<&MapData, lb::CtKey, lb::CtVal> =
+            AyaHashMap::try_from(map(lb::CT_MAP)?).map_err(err(lb::CT_MAP))?;
+        for (key, value) in ct.iter().filter_map(Result::ok) {
+            if key.vip == vip {
+                *view.flows.entry(value.backend_ip).or_insert(0) += 1;
+            }
+        }
+        Ok(view)
+    }
+
     /// Packets and bytes per (interface, reason, direction), summed over CPUs.
     pub fn verdicts(
         &self,
@@ -153,6 +181,16 @@ impl Datapath {
             .ok_or(BpfError::MissingMap { object: VETH.name, map: verdict::MAP_NAME })?;
         super::verdicts::read(map)
     }
+}
+
+/// One VIP as the kernel's maps hold it (addresses in map byte order).
+#[derive(Debug, Default, Clone)]
+pub struct LbView {
+    pub table_size: u32,
+    /// Backend -> Maglev slots it owns.
+    pub slots: BTreeMap<u32, u32>,
+    /// Backend -> flows tracked to it on this node.
+    pub flows: BTreeMap<u32, u32>,
 }
 
 /// Programs attached by [`Datapath::attach_veth`]: the pins that hold their links.

@@ -7,5 +7,5 @@ pub mod datapath;
 pub mod error;
 pub mod verdicts;
 
-pub use datapath::{Datapath, VethAttachment};
+pub use datapath::{Datapath, LbView, VethAttachment};
 pub use error::BpfError;

@@ -100,6 +100,9 @@ pub enum ServiceCommand {
     Ls,
     /// List a service's tasks: TASK, ADDRESS, NODE, STATE
     Ps { name: String },
+    /// Show the VIP's load balancing as this node's kernel holds it: Maglev slots and tracked
+    /// flows per backend
+    Inspect { name: String },
     /// Remove a service (its tasks stay attached to the network)
     Rm { name: String },
 }

@@ -25,6 +25,7 @@ pub fn render(reply: &Reply, format: Format) -> String {
                 Reply::Detached { count } => Ok(serde_json::json!({ "detached": count })),
                 Reply::Services(services) => serde_json::to_value(services),
                 Reply::Tasks(tasks) => serde_json::to_value(tasks),
+                Reply::Inspect(inspect) => serde_json::to_value(inspect),
             };
             let mut text = value
                 .and_then(|v| serde_json::to_string_pretty(&v))
@@ -94,6 +95,27 @@ pub fn render(reply: &Reply, format: Format) -> String {
                     })
                     .collect();
                 table(&["NAME", "NETWORK", "MODE", "VIP", "BACKENDS"], &rows)
+            }
+            Reply::Inspect(inspect) => {
+                let vip = inspect.vip.map(|v| v.to_string()).unwrap_or_else(|| "- (dnsrr)".into());
+                let mut out = format!(
+                    "service {}  VIP {}  Maglev table {} slots\n",
+                    inspect.name, vip, inspect.table_size
+                );
+                let rows: Vec<Vec<String>> = inspect
+                    .backends
+                    .iter()
+                    .map(|b| {
+                        vec![
+                            b.address.to_string(),
+                            b.slots.to_string(),
+                            format!("{:.1} %", b.share * 100.0),
+                            b.flows.to_string(),
+                        ]
+                    })
+                    .collect();
+                out.push_str(&table(&["BACKEND", "SLOTS", "SHARE", "FLOWS"], &rows));
+                out
             }
             Reply::Tasks(tasks) => {
                 let rows: Vec<Vec<String>> = tasks

@@ -90,6 +90,26 @@ pub struct TaskInfo {
     pub state: String,
 }
 
+/// `service inspect`: one VIP as this node's kernel maps hold it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceInspect {
+    pub name: String,
+    pub vip: Option<Ipv4Addr>,
+    /// Maglev table size (0: no healthy backend).
+    pub table_size: u32,
+    pub backends: Vec<BackendView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendView {
+    pub address: Ipv4Addr,
+    /// Maglev slots owned, and their share of the table.
+    pub slots: u32,
+    pub share: f64,
+    /// Flows tracked to this backend on this node.
+    pub flows: u32,
+}
+
 /// One row of `network ls`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkInfo {
@@ -342,6 +362,46 @@ impl Overlay {
             .collect();
         tasks.sort_by(|a, b| a.task.cmp(&b.task));
         Ok(tasks)
+    }
+
+    /// The VIP's load-balancing state as this node's kernel maps hold it.
+    pub async fn service_inspect(&self, name: &str) -> Result<ServiceInspect, OverlayError> {
+        let snapshot = self.gossip.snapshot();
+        let record = snapshot
+            .state
+            .services
+            .get(&name.to_string())
+            .cloned()
+            .ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+        let Some(vip) = record.vip else {
+            return Ok(ServiceInspect {
+                name: name.to_string(),
+                vip: None,
+                table_size: 0,
+                backends: Vec::new(),
+            });
+        };
+        let view = self.inner.lock().await.datapath.lb_view(meshd_ebpf::endpoint::ip_key(vip))?;
+        let mut keys: Vec<u32> = view.slots.keys().chain(view.flows.keys()).copied().collect();
+        keys.sort();
+        keys.dedup();
+        let backends = keys
+            .into_iter()
+            .map(|key| {
+                let slots = view.slots.get(&key).copied().unwrap_or(0);
+                BackendView {
+                    address: meshd_ebpf::endpoint::ip_from_key(key),
+                    slots,
+                    share: if view.table_size == 0 {
+                        0.0
+                    } else {
+                        f64::from(slots) / f64::from(view.table_size)
+                    },
+                    flows: view.flows.get(&key).copied().unwrap_or(0),
+                }
+            })
+            .collect();
+        Ok(ServiceInspect { name: name.to_string(), vip: Some(vip), table_size: view.table_size, backends })
     }
 
     /// Attaches the namespace at `netns` to `network`; returns its address and interface name.

@@ -65,6 +65,11 @@ pub struct DaemonArgs {
     /// TTL of the embedded DNS's own answers, in seconds (short: clients never hold stale ones)
     #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=3600))]
     pub dns_ttl: u32,
+    /// How long an idle load-balanced flow keeps its backend; after that it is balanced afresh
+    /// (Maglev gives the same backend while the backends are unchanged, so idle connections
+    /// survive, unlike IPVS's 900 s timeout)
+    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = parse_duration)]
+    pub lb_idle_timeout: Duration,
     /// How long departed and dead nodes, and deleted entries, are remembered
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
     pub gossip_reap_after: Duration,
@@ -87,7 +92,7 @@ pub struct Config {
     pub node_name: String,
     pub log_format: LogFormat,
     pub gossip: GossipConfig,
-    pub dns: crate::overlay::manager::DnsSettings,
+    pub dns: crate::overlay::manager::OverlaySettings,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -154,7 +159,11 @@ impl Config {
             node_name,
             log_format: args.log_format,
             gossip,
-            dns: crate::overlay::manager::DnsSettings { resolv_conf: args.resolv_conf, ttl: args.dns_ttl },
+            dns: crate::overlay::manager::OverlaySettings {
+                resolv_conf: args.resolv_conf,
+                ttl: args.dns_ttl,
+                lb_idle_timeout: args.lb_idle_timeout,
+            },
         })
     }
 }

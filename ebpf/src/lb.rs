@@ -2,7 +2,10 @@
 
 pub const SERVICES_MAP: &str = "md_services_v1";
 pub const MAGLEV_MAP: &str = "md_maglev_v1";
-pub const CT_MAP: &str = "md_ct_v1";
+pub const CT_MAP: &str = "md_ct_v2";
+
+/// `MD_CT_FIN`: the client sent FIN; the entry expires soon after.
+pub const CT_FIN: u32 = 1;
 pub const RNAT_MAP: &str = "md_rnat_v1";
 
 /// Mirrors `struct md_service`.
@@ -38,7 +41,9 @@ pub struct CtKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CtVal {
     pub backend_ip: u32,
-    pub pad: u32,
+    pub flags: u32,
+    /// `bpf_ktime_get_ns()` of the last packet.
+    pub last_seen: u64,
 }
 
 /// Mirrors `struct md_rnat_key`.

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use meshd_ebpf::endpoint::{Config, Endpoint, Iface, FLAG_LOCAL};
-use meshd_ebpf::lb::{CtKey, CtVal, MaglevKey, RnatKey, RnatVal, Service};
+use meshd_ebpf::lb::{CtKey, CtVal, MaglevKey, RnatKey, RnatVal, Service, CT_FIN};
 use meshd_ebpf::verdict::{Direction, Reason, VerdictCounter, VerdictKey};
 
 /// Runs the C probe and returns its `name value` lines as a map.
@@ -113,7 +113,7 @@ fn endpoint_types_match_the_header() {
          OFF(md_endpoint, mac); OFF(md_endpoint, flags); OFF(md_endpoint, pad);\n\
          SIZE(md_iface); OFF(md_iface, vni); OFF(md_iface, ip); OFF(md_iface, subnet); OFF(md_iface, mask);\n\
          OFF(md_iface, mac); OFF(md_iface, pad);\n\
-         SIZE(md_config); OFF(md_config, vxlan_ifindex); OFF(md_config, pad);\n\
+         SIZE(md_config); OFF(md_config, vxlan_ifindex); OFF(md_config, pad); OFF(md_config, ct_idle_ns);\n\
          ENUM(MD_EP_LOCAL);",
     );
     let rust: HashMap<&str, usize> = HashMap::from([
@@ -134,6 +134,7 @@ fn endpoint_types_match_the_header() {
         ("sizeof md_config", size_of::<Config>()),
         ("offsetof md_config.vxlan_ifindex", offset_of!(Config, vxlan_ifindex)),
         ("offsetof md_config.pad", offset_of!(Config, pad)),
+        ("offsetof md_config.ct_idle_ns", offset_of!(Config, ct_idle_ns)),
         ("enum MD_EP_LOCAL", usize::from(FLAG_LOCAL)),
     ]);
     for (name, rust_value) in &rust {
@@ -149,10 +150,11 @@ fn lb_types_match_the_header() {
          SIZE(md_maglev_key); OFF(md_maglev_key, id); OFF(md_maglev_key, slot);\n\
          SIZE(md_ct_key); OFF(md_ct_key, client_ip); OFF(md_ct_key, vip); OFF(md_ct_key, client_port);\n\
          OFF(md_ct_key, port); OFF(md_ct_key, proto); OFF(md_ct_key, pad);\n\
-         SIZE(md_ct_val); OFF(md_ct_val, backend_ip); OFF(md_ct_val, pad);\n\
+         SIZE(md_ct_val); OFF(md_ct_val, backend_ip); OFF(md_ct_val, flags); OFF(md_ct_val, last_seen);\n\
          SIZE(md_rnat_key); OFF(md_rnat_key, backend_ip); OFF(md_rnat_key, client_ip); OFF(md_rnat_key, port);\n\
          OFF(md_rnat_key, client_port); OFF(md_rnat_key, proto); OFF(md_rnat_key, pad);\n\
-         SIZE(md_rnat_val); OFF(md_rnat_val, vip); OFF(md_rnat_val, pad);",
+         SIZE(md_rnat_val); OFF(md_rnat_val, vip); OFF(md_rnat_val, pad);\n\
+         ENUM(MD_CT_FIN);",
     );
     let rust: HashMap<&str, usize> = HashMap::from([
         ("sizeof md_service", size_of::<Service>()),
@@ -170,7 +172,8 @@ fn lb_types_match_the_header() {
         ("offsetof md_ct_key.pad", offset_of!(CtKey, pad)),
         ("sizeof md_ct_val", size_of::<CtVal>()),
         ("offsetof md_ct_val.backend_ip", offset_of!(CtVal, backend_ip)),
-        ("offsetof md_ct_val.pad", offset_of!(CtVal, pad)),
+        ("offsetof md_ct_val.flags", offset_of!(CtVal, flags)),
+        ("offsetof md_ct_val.last_seen", offset_of!(CtVal, last_seen)),
         ("sizeof md_rnat_key", size_of::<RnatKey>()),
         ("offsetof md_rnat_key.backend_ip", offset_of!(RnatKey, backend_ip)),
         ("offsetof md_rnat_key.client_ip", offset_of!(RnatKey, client_ip)),
@@ -181,8 +184,10 @@ fn lb_types_match_the_header() {
         ("sizeof md_rnat_val", size_of::<RnatVal>()),
         ("offsetof md_rnat_val.vip", offset_of!(RnatVal, vip)),
         ("offsetof md_rnat_val.pad", offset_of!(RnatVal, pad)),
+        ("enum MD_CT_FIN", CT_FIN as usize),
     ]);
     for (name, rust_value) in &rust {
         assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
     }
+    assert_eq!(header_enumerators("abi/lb.h"), ["MD_CT_FIN"]);
 }

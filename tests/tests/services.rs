@@ -184,3 +184,47 @@ fn service_commands_validate() {
     cluster.node(1).meshctl_ok(&["service", "rm", "web"]);
     assert!(!cluster.node(1).meshctl_ok(&["service", "ls"]).contains("web"));
 }
+
+#[test]
+fn an_idle_connection_outlives_the_conntrack_timeout() {
+    // Swarm's IPVS drops idle connections after 900 s (moby#31208). Here a flow idle past the
+    // timeout is balanced afresh, and Maglev picks the same backend while the set is unchanged.
+    let mut cluster = Cluster::new("svcidle", 2);
+    cluster.form_with(&["--lb-idle-timeout", "1s"]);
+    cluster.node(1).meshctl_ok(&["network", "create", "front", "--subnet", "10.73.0.0/24"]);
+    let created =
+        cluster.node(1).meshctl_ok(&["--format", "json", "service", "create", "web", "--network", "front"]);
+    let vip =
+        serde_json::from_str::<serde_json::Value>(&created).unwrap()[0]["vip"].as_str().unwrap().to_string();
+    cluster.wait_listed(&["service", "ls"], "web");
+    let mut servers = Vec::new();
+    for i in 1..=2 {
+        let ns = cluster.add_namespace(&format!("web{i}"));
+        let task = format!("web.{i}");
+        cluster.node(i).meshctl_ok(&[
+            "attach",
+            "--netns",
+            &ns,
+            "--network",
+            "front",
+            "--service",
+            "web",
+            "--name",
+            &task,
+        ]);
+        servers.push(NamedServer::start(cluster.namespace(&ns), 8080, &task));
+    }
+    let client = cluster.add_namespace("client");
+    cluster.node(1).meshctl_ok(&["attach", "--netns", &client, "--network", "front"]);
+    cluster.wait_for("2 healthy backends", Duration::from_secs(10), |c| {
+        c.node(1).meshctl_ok(&["service", "ls"]).contains("2/2")
+    });
+    let (first, mut stream) = cluster.namespace(&client).run_inside(move || {
+        let mut stream = std::net::TcpStream::connect((vip.as_str(), 8080)).unwrap();
+        let answer = request(&mut stream);
+        (answer, stream)
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(request(&mut stream), first, "the idle connection still reaches its backend");
+    drop(servers);
+}

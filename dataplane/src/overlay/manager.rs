@@ -145,14 +145,18 @@ impl Overlay {
         node_id: NodeId,
         state_dir: Arc<StateDir>,
         advertise: std::net::IpAddr,
-        dns: DnsSettings,
+        dns: OverlaySettings,
     ) -> anyhow::Result<Arc<Overlay>> {
         let (connection, node, _) = rtnetlink::new_connection()?;
         tokio::spawn(connection);
         let mtu = vxlan::underlay_mtu(&node, advertise).await? - vxlan::OVERHEAD;
         let vxlan_ifindex = vxlan::ensure_device(&node).await?;
         datapath.attach_vxlan(vxlan::DEVICE)?;
-        datapath.set_config(meshd_ebpf::endpoint::Config { vxlan_ifindex, pad: 0 })?;
+        datapath.set_config(meshd_ebpf::endpoint::Config {
+            vxlan_ifindex,
+            pad: 0,
+            ct_idle_ns: dns.lb_idle_timeout.as_nanos().min(u128::from(u64::MAX)) as u64,
+        })?;
         vxlan::enable_forwarding().map_err(|e| anyhow::anyhow!("cannot enable IPv4 forwarding: {e}"))?;
 
         // Attachments from before a restart: the veths are still there; attach the programs again.
@@ -572,11 +576,13 @@ impl Overlay {
     }
 }
 
-/// Where the embedded DNS takes its upstreams from, and how long its answers live.
+/// Settings of the overlay's services: where the embedded DNS takes its upstreams from, how
+/// long its answers live, and how long an idle load-balanced flow keeps its backend.
 #[derive(Debug, Clone)]
-pub struct DnsSettings {
+pub struct OverlaySettings {
     pub resolv_conf: PathBuf,
     pub ttl: u32,
+    pub lb_idle_timeout: Duration,
 }
 
 /// Every attached namespace with the networks it is on, and whether it wants a resolv.conf.

@@ -24,7 +24,7 @@ struct md_maglev_key {
 	__u32 slot;
 };
 
-/* Key of md_ct_v1: one client flow to a VIP. */
+/* Key of md_ct_v2: one client flow to a VIP. */
 struct md_ct_key {
 	__u32 client_ip;
 	__u32 vip;
@@ -34,10 +34,15 @@ struct md_ct_key {
 	__u8 pad[3]; /* always 0 */
 };
 
-/* Value of md_ct_v1: the backend the flow is pinned to. */
+enum md_ct_flags {
+	MD_CT_FIN = 1, /* the client sent FIN: the entry expires soon after */
+};
+
+/* Value of md_ct_v2: the backend the flow is pinned to, and when it was last used. */
 struct md_ct_val {
 	__u32 backend_ip;
-	__u32 pad; /* always 0 */
+	__u32 flags;     /* enum md_ct_flags */
+	__u64 last_seen; /* bpf_ktime_get_ns() of the last packet (updated at most once a second) */
 };
 
 /* Key of md_rnat_v1: a backend's reply to a client, as it leaves the backend. */

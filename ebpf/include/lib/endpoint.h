@@ -32,7 +32,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct md_config);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} md_config_v1 SEC(".maps");
+} md_config_v2 SEC(".maps");
 
 md_inline struct md_endpoint *lookup_endpoint(__u32 ip)
 {
@@ -44,10 +44,16 @@ md_inline struct md_iface *lookup_iface(__u32 ifindex)
 	return bpf_map_lookup_elem(&md_ifaces_v1, &ifindex);
 }
 
-md_inline __u32 vxlan_ifindex(void)
+md_inline struct md_config *node_config(void)
 {
 	__u32 zero = 0;
-	struct md_config *config = bpf_map_lookup_elem(&md_config_v1, &zero);
+
+	return bpf_map_lookup_elem(&md_config_v2, &zero);
+}
+
+md_inline __u32 vxlan_ifindex(void)
+{
+	struct md_config *config = node_config();
 
 	return config ? config->vxlan_ifindex : 0;
 }

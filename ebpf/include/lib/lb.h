@@ -11,6 +11,7 @@
 #include <linux/udp.h>
 #include <stddef.h>
 #include "common.h"
+#include "endpoint.h"
 #include "eth.h"
 #include "../abi/lb.h"
 
@@ -41,7 +42,7 @@ struct {
 	__type(key, struct md_ct_key);
 	__type(value, struct md_ct_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} md_ct_v1 SEC(".maps");
+} md_ct_v2 SEC(".maps");
 
 /* Reverse translation of replies. */
 struct {
@@ -56,13 +57,21 @@ struct {
 #define IP_SRC_OFF (sizeof(struct ethhdr) + offsetof(struct iphdr, saddr))
 #define IP_DST_OFF (sizeof(struct ethhdr) + offsetof(struct iphdr, daddr))
 
-/* The L4 ports and checksum offset of a TCP or UDP packet without IP options. */
+/* The L4 ports, TCP flags and checksum offset of a TCP or UDP packet without IP options. */
 struct l4 {
 	__u16 sport;
 	__u16 dport;
 	__u32 csum_off;
 	__u8 proto;
+	__u8 syn; /* a TCP SYN without ACK: a new connection */
+	__u8 fin;
+	__u8 rst;
 };
+
+/* A FIN'd flow is forgotten this long after its last packet. */
+#define CT_FIN_GRACE_NS (10ULL * 1000000000ULL)
+/* last_seen is refreshed at most this often (a map write per packet would cost). */
+#define CT_REFRESH_NS (1000000000ULL)
 
 /* Fills `out` for TCP and UDP; returns 0, or -1 for anything else (or options, or too short). */
 md_inline int parse_l4(struct __sk_buff *skb, struct iphdr *ip, struct l4 *out)
@@ -80,6 +89,9 @@ md_inline int parse_l4(struct __sk_buff *skb, struct iphdr *ip, struct l4 *out)
 		out->sport = tcp->source;
 		out->dport = tcp->dest;
 		out->csum_off = l4_off + offsetof(struct tcphdr, check);
+		out->syn = tcp->syn && !tcp->ack;
+		out->fin = tcp->fin;
+		out->rst = tcp->rst;
 	} else if (ip->protocol == IPPROTO_UDP) {
 		struct udphdr *udp = (void *)(ip + 1);
 
@@ -119,10 +131,27 @@ enum lb_result {
 	LB_ERROR = 3,
 };
 
+/* Whether a tracked flow still holds: not idle past the node's timeout, not long after a FIN,
+ * and not a new connection reusing the tuple (a SYN is always balanced afresh; for an unchanged
+ * set of backends Maglev picks the same one anyway). */
+md_inline int ct_live(const struct md_ct_val *ct, const struct l4 *l4, __u64 now)
+{
+	struct md_config *config = node_config();
+	__u64 idle = now - ct->last_seen;
+
+	if (l4->syn)
+		return 0;
+	if ((ct->flags & MD_CT_FIN) && idle > CT_FIN_GRACE_NS)
+		return 0;
+	if (config && config->ct_idle_ns && idle > config->ct_idle_ns)
+		return 0;
+	return 1;
+}
+
 /*
- * If the packet goes to a service VIP, picks its backend (the tracked one for a known flow,
+ * If the packet goes to a service VIP, picks its backend (the tracked one for a live flow,
  * else Maglev on the flow hash) and rewrites the destination to it, remembering how to
- * translate the replies back.
+ * translate the replies back. A client RST forgets the flow; a FIN lets it expire soon.
  */
 md_inline enum lb_result lb_to_vip(struct __sk_buff *skb, struct iphdr *ip)
 {
@@ -134,6 +163,7 @@ md_inline enum lb_result lb_to_vip(struct __sk_buff *skb, struct iphdr *ip)
 	struct md_rnat_val rv = {};
 	struct l4 l4 = {};
 	__u32 vip, client;
+	__u64 now;
 
 	if (!svc)
 		return LB_NOT_A_VIP;
@@ -147,9 +177,18 @@ md_inline enum lb_result lb_to_vip(struct __sk_buff *skb, struct iphdr *ip)
 	ct.port = l4.dport;
 	ct.proto = l4.proto;
 
-	tracked = bpf_map_lookup_elem(&md_ct_v1, &ct);
-	if (tracked) {
+	now = bpf_ktime_get_ns();
+	tracked = bpf_map_lookup_elem(&md_ct_v2, &ct);
+	if (tracked && ct_live(tracked, &l4, now)) {
 		pinned.backend_ip = tracked->backend_ip;
+		if (l4.rst) {
+			bpf_map_delete_elem(&md_ct_v2, &ct);
+		} else {
+			if (l4.fin)
+				tracked->flags |= MD_CT_FIN;
+			if (now - tracked->last_seen > CT_REFRESH_NS || l4.fin)
+				tracked->last_seen = now;
+		}
 	} else {
 		struct md_maglev_key slot = {};
 		__u32 *backend;
@@ -162,8 +201,9 @@ md_inline enum lb_result lb_to_vip(struct __sk_buff *skb, struct iphdr *ip)
 		if (!backend)
 			return LB_NO_BACKEND;
 		pinned.backend_ip = *backend;
+		pinned.last_seen = now;
 		/* Fail closed: a flow that cannot be tracked would lose its replies. */
-		if (bpf_map_update_elem(&md_ct_v1, &ct, &pinned, BPF_ANY) < 0)
+		if (bpf_map_update_elem(&md_ct_v2, &ct, &pinned, BPF_ANY) < 0)
 			return LB_ERROR;
 	}
 	rk.backend_ip = pinned.backend_ip;

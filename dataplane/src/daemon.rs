@@ -209,9 +209,9 @@ impl Handler for Agent {
             Request::ServiceRm { name } => {
                 self.overlay.service_rm(&name).await.map(|()| Reply::Removed {}).map_err(overlay_error)
             }
-            Request::Detach { netns, network } => self
+            Request::Detach { netns, network, grace_ms } => self
                 .overlay
-                .detach(&netns, network.as_deref())
+                .detach(&netns, network.as_deref(), std::time::Duration::from_millis(grace_ms))
                 .await
                 .map(|count| Reply::Detached { count })
                 .map_err(overlay_error),

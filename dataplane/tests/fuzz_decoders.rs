@@ -117,6 +117,7 @@ fn arb_delta() -> impl Strategy<Value = Delta> {
                         address: Ipv4Addr::new(10, 1, n, e),
                         service: None,
                         task: None,
+                        terminating: false,
                     }),
                 },
             }

@@ -228,3 +228,71 @@ fn an_idle_connection_outlives_the_conntrack_timeout() {
     assert_eq!(request(&mut stream), first, "the idle connection still reaches its backend");
     drop(servers);
 }
+
+#[test]
+fn a_detach_with_grace_lets_open_connections_finish() {
+    let mut cluster = Cluster::new("svcgrace", 2);
+    cluster.form();
+    cluster.node(1).meshctl_ok(&["network", "create", "front", "--subnet", "10.74.0.0/24"]);
+    let created =
+        cluster.node(1).meshctl_ok(&["--format", "json", "service", "create", "web", "--network", "front"]);
+    let vip =
+        serde_json::from_str::<serde_json::Value>(&created).unwrap()[0]["vip"].as_str().unwrap().to_string();
+    cluster.wait_listed(&["service", "ls"], "web");
+    let mut servers = Vec::new();
+    let mut namespaces = Vec::new();
+    for i in 1..=2 {
+        let ns = cluster.add_namespace(&format!("web{i}"));
+        let task = format!("web.{i}");
+        cluster.node(i).meshctl_ok(&[
+            "attach",
+            "--netns",
+            &ns,
+            "--network",
+            "front",
+            "--service",
+            "web",
+            "--name",
+            &task,
+        ]);
+        servers.push(NamedServer::start(cluster.namespace(&ns), 8080, &task));
+        namespaces.push(ns);
+    }
+    let client = cluster.add_namespace("client");
+    cluster.node(1).meshctl_ok(&["attach", "--netns", &client, "--network", "front"]);
+    cluster.wait_for("2 healthy backends", Duration::from_secs(10), |c| {
+        c.node(1).meshctl_ok(&["service", "ls"]).contains("2/2")
+    });
+    let target = vip.clone();
+    let (first, mut stream) = cluster.namespace(&client).run_inside(move || {
+        let mut stream = std::net::TcpStream::connect((target.as_str(), 8080)).unwrap();
+        let answer = request(&mut stream);
+        (answer, stream)
+    });
+    let leaving: usize = first.trim_start_matches("web.").parse().unwrap();
+    let (socket, ns) = (cluster.node(leaving).socket().to_path_buf(), namespaces[leaving - 1].clone());
+    let detach = std::thread::spawn(move || {
+        std::process::Command::new(meshd_tests::binaries::meshctl())
+            .arg("--socket")
+            .arg(socket)
+            .args(["detach", "--netns", &ns, "--grace", "4s"])
+            .output()
+            .unwrap()
+    });
+    cluster.wait_for("the task terminating on n1", Duration::from_secs(3), |c| {
+        c.node(1).meshctl_ok(&["service", "ls"]).contains("1/2")
+    });
+    let url = format!("http://{vip}:8080/");
+    let seen = spread(&cluster, &client, &url, 10);
+    assert!(
+        !seen.contains_key(&first) && !seen.contains_key("FAILED"),
+        "no new flows to a terminating task: {seen:?}"
+    );
+    assert_eq!(request(&mut stream), first, "the open connection finishes on its backend");
+    let out = detach.join().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    cluster.wait_for("the task gone", Duration::from_secs(5), |c| {
+        !c.node(1).meshctl_ok(&["service", "ps", "web"]).contains(&first)
+    });
+    drop(servers);
+}

@@ -23,10 +23,15 @@ pub enum ClientError {
 
 /// Sends one request to the meshd at `socket` and returns its reply.
 pub fn call(socket: &Path, request: &Request) -> Result<Reply, ClientError> {
+    call_waiting(socket, request, Duration::ZERO)
+}
+
+/// [`call`] for a request that takes `extra` longer than usual to answer.
+pub fn call_waiting(socket: &Path, request: &Request, extra: Duration) -> Result<Reply, ClientError> {
     let io_err = |source| ClientError::Io { path: socket.to_path_buf(), source };
     let mut stream = UnixStream::connect(socket)
         .map_err(|source| ClientError::Connect { path: socket.to_path_buf(), source })?;
-    stream.set_read_timeout(Some(TIMEOUT)).map_err(io_err)?;
+    stream.set_read_timeout(Some(TIMEOUT + extra)).map_err(io_err)?;
     stream.set_write_timeout(Some(TIMEOUT)).map_err(io_err)?;
 
     let mut line = serde_json::to_vec(request).map_err(|e| ClientError::Protocol(e.to_string()))?;

@@ -80,6 +80,9 @@ pub enum Request {
         netns: String,
         #[serde(default)]
         network: Option<String>,
+        /// Milliseconds the tasks stay terminating before they go (0: at once).
+        #[serde(default)]
+        grace_ms: u64,
     },
 }
 

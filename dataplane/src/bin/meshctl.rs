@@ -27,7 +27,9 @@ fn main() -> ExitCode {
         Command::Attach { netns, network, service, name, no_resolv_conf } => {
             Request::Attach { netns, network, service, name, no_resolv_conf }
         }
-        Command::Detach { netns, network } => Request::Detach { netns, network },
+        Command::Detach { netns, network, grace } => {
+            Request::Detach { netns, network, grace_ms: grace.map_or(0, |g| g.as_millis() as u64) }
+        }
         Command::Service { command: ServiceCommand::Create { name, network, publish, endpoint_mode } } => {
             Request::ServiceCreate { name, network, publish, endpoint_mode }
         }
@@ -36,7 +38,12 @@ fn main() -> ExitCode {
         Command::Service { command: ServiceCommand::Inspect { name } } => Request::ServiceInspect { name },
         Command::Service { command: ServiceCommand::Rm { name } } => Request::ServiceRm { name },
     };
-    match client::call(&args.socket, &request) {
+    // A detach with a grace period answers when the period is over.
+    let wait = match &request {
+        Request::Detach { grace_ms, .. } => std::time::Duration::from_millis(*grace_ms),
+        _ => std::time::Duration::ZERO,
+    };
+    match client::call_waiting(&args.socket, &request, wait) {
         Ok(reply) => {
             let mut stdout = std::io::stdout().lock();
             // A closed pipe (`meshctl node ls | head -1`) is not an error worth a message.

@@ -79,6 +79,9 @@ pub enum Command {
         netns: String,
         #[arg(long, value_name = "NET")]
         network: Option<String>,
+        /// Keep the tasks terminating this long first: no new flows, open ones finish
+        #[arg(long, value_name = "DURATION", value_parser = crate::gossip::config::parse_duration)]
+        grace: Option<std::time::Duration>,
     },
 }
 

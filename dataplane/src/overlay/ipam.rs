@@ -170,6 +170,7 @@ mod tests {
             address: Ipv4Addr::new(10, 1, 0, 65),
             service: None,
             task: None,
+            terminating: false,
         };
         let delta = Delta {
             version: Version { lamport: 7, node: id(1) },

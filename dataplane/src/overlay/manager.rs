@@ -464,7 +464,8 @@ impl Overlay {
             resolv_conf,
         };
         inner.attachments.push(attachment);
-        let endpoint = EndpointRecord { network: network_name.to_string(), address, service, task };
+        let endpoint =
+            EndpointRecord { network: network_name.to_string(), address, service, task, terminating: false };
         let written = self
             .gossip
             .write(vec![Change::Endpoint { owner: self.node_id, id, record: Some(endpoint) }])
@@ -506,9 +507,23 @@ impl Overlay {
         Err(OverlayError::Exhausted(network.to_string()))
     }
 
-    /// Detaches the namespace from `network`, or from every network. Returns how many.
-    pub async fn detach(&self, netns: &str, network: Option<&str>) -> Result<usize, OverlayError> {
+    /// Detaches the namespace from `network`, or from every network. Returns how many. With a
+    /// grace period, its tasks are first marked terminating (no new flows, open ones continue,
+    /// service names stop returning them) and removed when the grace period ends.
+    pub async fn detach(
+        &self,
+        netns: &str,
+        network: Option<&str>,
+        grace: Duration,
+    ) -> Result<usize, OverlayError> {
         let path = resolve_netns(netns)?;
+        if !grace.is_zero() {
+            let marked = self.mark_terminating(&path, network).await?;
+            if marked > 0 {
+                tracing::info!(netns, grace = ?grace, "tasks terminating");
+                tokio::time::sleep(grace).await;
+            }
+        }
         let mut inner = self.inner.lock().await;
         let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut inner.attachments)
             .into_iter()
@@ -531,6 +546,34 @@ impl Overlay {
         self.serve_dns(&path).await;
         tracing::info!(netns, count = gone.len(), "detached");
         Ok(gone.len())
+    }
+
+    /// Marks the endpoints of `netns` (on `network`, or all) terminating. Returns how many.
+    async fn mark_terminating(&self, netns: &Path, network: Option<&str>) -> Result<usize, OverlayError> {
+        let ids: Vec<String> = {
+            let inner = self.inner.lock().await;
+            inner
+                .attachments
+                .iter()
+                .filter(|a| same_file(&a.netns, netns) && network.is_none_or(|n| n == a.network))
+                .map(|a| a.id.clone())
+                .collect()
+        };
+        let snapshot = self.gossip.snapshot();
+        let changes: Vec<Change> = ids
+            .into_iter()
+            .filter_map(|id| {
+                let mut record = snapshot.state.endpoints.get(&(self.node_id, id.clone()))?.clone();
+                record.terminating = true;
+                Some(Change::Endpoint { owner: self.node_id, id, record: Some(record) })
+            })
+            .collect();
+        let count = changes.len();
+        if count > 0 {
+            self.gossip.write(changes).await.map_err(OverlayError::Gossip)?;
+            self.reconcile().await?;
+        }
+        Ok(count)
     }
 
     /// Verdict counters, summed over CPUs, by interface name where known.

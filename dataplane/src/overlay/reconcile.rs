@@ -58,7 +58,8 @@ pub fn service_id(name: &str) -> u32 {
 }
 
 /// The healthy backends of every service, sorted, in one pass over the endpoints (per-service
-/// scans would cost services x endpoints on every snapshot).
+/// scans would cost services x endpoints on every snapshot). Terminating tasks are not backends:
+/// they finish their open flows but get no new ones.
 pub fn all_backends(snapshot: &Snapshot) -> std::collections::HashMap<String, Vec<Ipv4Addr>> {
     let state = &snapshot.state;
     let mut out: std::collections::HashMap<String, Vec<Ipv4Addr>> = std::collections::HashMap::new();
@@ -67,7 +68,7 @@ pub fn all_backends(snapshot: &Snapshot) -> std::collections::HashMap<String, Ve
     for ((owner, _), e) in state.endpoints.live() {
         let Some(service_name) = e.service.as_deref() else { continue };
         let Some(service) = state.services.get(&service_name.to_string()) else { continue };
-        if e.network != service.network {
+        if e.network != service.network || e.terminating {
             continue;
         }
         let healthy = *healthy_owner.entry(*owner).or_insert_with(|| {
@@ -95,6 +96,7 @@ pub fn backends(snapshot: &Snapshot, name: &str) -> Vec<Ipv4Addr> {
         .filter(|((owner, _), e)| {
             e.service.as_deref() == Some(name)
                 && e.network == service.network
+                && !e.terminating
                 && matches!(snapshot.liveness_of(owner), Liveness::Alive | Liveness::Suspect)
                 && state.availability_of(owner) == Availability::Active
         })
@@ -205,6 +207,7 @@ mod tests {
                 address: Ipv4Addr::new(10, 1, 0, last),
                 service: None,
                 task: None,
+                terminating: false,
             };
             apply(
                 &mut state,

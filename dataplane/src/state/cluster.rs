@@ -55,6 +55,9 @@ pub struct EndpointRecord {
     pub address: Ipv4Addr,
     pub service: Option<String>,
     pub task: Option<String>,
+    /// Being detached with a grace period: no new flows, open ones continue until it goes.
+    #[serde(default)]
+    pub terminating: bool,
 }
 
 /// An overlay network.
@@ -386,6 +389,7 @@ mod tests {
                     address: Ipv4Addr::new(10, 9, 0, owner),
                     service: Some("web".into()),
                     task: Some(name.into()),
+                    terminating: false,
                 }),
             },
         }

@@ -160,6 +160,7 @@ pub fn registry_memory() {
                 address: std::net::Ipv4Addr::from(0x0a00_0000 + s * 4 + t),
                 service: Some(format!("svc{s}")),
                 task: Some(format!("svc{s}.{t}")),
+                terminating: false,
             };
             apply(
                 &mut state,

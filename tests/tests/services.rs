@@ -185,55 +185,27 @@ fn service_commands_validate() {
     assert!(!cluster.node(1).meshctl_ok(&["service", "ls"]).contains("web"));
 }
 
-#[test]
-fn an_idle_connection_outlives_the_conntrack_timeout() {
-    // Swarm's IPVS drops idle connections after 900 s (moby#31208). Here a flow idle past the
-    // timeout is balanced afresh, and Maglev picks the same backend while the set is unchanged.
-    let mut cluster = Cluster::new("svcidle", 2);
-    cluster.form_with(&["--lb-idle-timeout", "1s"]);
-    cluster.node(1).meshctl_ok(&["network", "create", "front", "--subnet", "10.73.0.0/24"]);
-    let created =
-        cluster.node(1).meshctl_ok(&["--format", "json", "service", "create", "web", "--network", "front"]);
-    let vip =
-        serde_json::from_str::<serde_json::Value>(&created).unwrap()[0]["vip"].as_str().unwrap().to_string();
-    cluster.wait_listed(&["service", "ls"], "web");
-    let mut servers = Vec::new();
-    for i in 1..=2 {
-        let ns = cluster.add_namespace(&format!("web{i}"));
-        let task = format!("web.{i}");
-        cluster.node(i).meshctl_ok(&[
-            "attach",
-            "--netns",
-            &ns,
-            "--network",
-            "front",
-            "--service",
-            "web",
-            "--name",
-            &task,
-        ]);
-        servers.push(NamedServer::start(cluster.namespace(&ns), 8080, &task));
-    }
-    let client = cluster.add_namespace("client");
-    cluster.node(1).meshctl_ok(&["attach", "--netns", &client, "--network", "front"]);
-    cluster.wait_for("2 healthy backends", Duration::from_secs(10), |c| {
-        c.node(1).meshctl_ok(&["service", "ls"]).contains("2/2")
-    });
-    let (first, mut stream) = cluster.namespace(&client).run_inside(move || {
-        let mut stream = std::net::TcpStream::connect((vip.as_str(), 8080)).unwrap();
-        let answer = request(&mut stream);
-        (answer, stream)
-    });
-    std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(request(&mut stream), first, "the idle connection still reaches its backend");
-    drop(servers);
+/// Two nodes, network `front` (10.`subnet_octet`.0.0/24), service `web` with one task per
+/// node (`web.1` on n1, `web.2` on n2) each answering HTTP on 8080 with its name, and a client on
+/// n1; returns once n1 balances over both.
+struct TwoBackends {
+    cluster: Cluster,
+    vip: String,
+    namespaces: Vec<String>,
+    client: String,
+    _servers: Vec<NamedServer>,
 }
 
-#[test]
-fn a_detach_with_grace_lets_open_connections_finish() {
-    let mut cluster = Cluster::new("svcgrace", 2);
-    cluster.form();
-    cluster.node(1).meshctl_ok(&["network", "create", "front", "--subnet", "10.74.0.0/24"]);
+fn two_backends(tag: &str, subnet_octet: u8, extra: &[&str]) -> TwoBackends {
+    let mut cluster = Cluster::new(tag, 2);
+    cluster.form_with(extra);
+    cluster.node(1).meshctl_ok(&[
+        "network",
+        "create",
+        "front",
+        "--subnet",
+        &format!("10.{subnet_octet}.0.0/24"),
+    ]);
     let created =
         cluster.node(1).meshctl_ok(&["--format", "json", "service", "create", "web", "--network", "front"]);
     let vip =
@@ -263,6 +235,27 @@ fn a_detach_with_grace_lets_open_connections_finish() {
     cluster.wait_for("2 healthy backends", Duration::from_secs(10), |c| {
         c.node(1).meshctl_ok(&["service", "ls"]).contains("2/2")
     });
+    TwoBackends { cluster, vip, namespaces, client, _servers: servers }
+}
+
+#[test]
+fn an_idle_connection_outlives_the_conntrack_timeout() {
+    // Swarm's IPVS drops idle connections after 900 s (moby#31208). Here a flow idle past the
+    // timeout is balanced afresh, and Maglev picks the same backend while the set is unchanged.
+    let TwoBackends { cluster, vip, client, _servers, .. } =
+        two_backends("svcidle", 73, &["--lb-idle-timeout", "1s"]);
+    let (first, mut stream) = cluster.namespace(&client).run_inside(move || {
+        let mut stream = std::net::TcpStream::connect((vip.as_str(), 8080)).unwrap();
+        let answer = request(&mut stream);
+        (answer, stream)
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(request(&mut stream), first, "the idle connection still reaches its backend");
+}
+
+#[test]
+fn a_detach_with_grace_lets_open_connections_finish() {
+    let TwoBackends { cluster, vip, namespaces, client, _servers } = two_backends("svcgrace", 74, &[]);
     let target = vip.clone();
     let (first, mut stream) = cluster.namespace(&client).run_inside(move || {
         let mut stream = std::net::TcpStream::connect((target.as_str(), 8080)).unwrap();
@@ -294,5 +287,4 @@ fn a_detach_with_grace_lets_open_connections_finish() {
     cluster.wait_for("the task gone", Duration::from_secs(5), |c| {
         !c.node(1).meshctl_ok(&["service", "ps", "web"]).contains(&first)
     });
-    drop(servers);
 }

@@ -288,3 +288,97 @@ fn a_detach_with_grace_lets_open_connections_finish() {
         !c.node(1).meshctl_ok(&["service", "ps", "web"]).contains(&first)
     });
 }
+
+/// Runs wrk (new connection per request) against `url` from `ns` for `secs`; returns
+/// (requests, errors) where errors counts socket errors and non-2xx answers.
+fn wrk_errors(ns: &str, url: &str, secs: u32) -> (u64, u64) {
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "wrk",
+            "-t1",
+            "-c8",
+            &format!("-d{secs}s"),
+            "-H",
+            "Connection: close",
+            url,
+        ])
+        .output()
+        .expect("wrk (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let requests = text
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let mut errors = 0;
+    for line in text.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("Socket errors:") {
+            errors +=
+                rest.split(',').filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok()).sum::<u64>();
+        }
+        if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            errors += rest.trim().parse::<u64>().unwrap_or(0);
+        }
+    }
+    (requests, errors)
+}
+
+#[test]
+fn rolling_replacement_and_agent_restarts_under_load_lose_no_request() {
+    let TwoBackends { mut cluster, vip, namespaces, client, _servers } = two_backends("svcroll", 75, &[]);
+    let url = format!("http://{vip}:8080/");
+
+    // Replace both tasks while wrk runs: new ones first, then the old ones leave with a grace
+    // period (no new flows; every request here is a new connection).
+    let load = {
+        let (client, url) = (client.clone(), url.clone());
+        std::thread::spawn(move || wrk_errors(&client, &url, 8))
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let mut new_servers = Vec::new();
+    for i in 1..=2 {
+        let ns = cluster.add_namespace(&format!("new{i}"));
+        let task = format!("web.new{i}");
+        cluster.node(i).meshctl_ok(&[
+            "attach",
+            "--netns",
+            &ns,
+            "--network",
+            "front",
+            "--service",
+            "web",
+            "--name",
+            &task,
+        ]);
+        new_servers.push(NamedServer::start(cluster.namespace(&ns), 8080, &task));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    for (i, ns) in namespaces.iter().enumerate() {
+        cluster.node(i + 1).meshctl_ok(&["detach", "--netns", ns, "--grace", "2s"]);
+    }
+    let (requests, errors) = load.join().unwrap();
+    assert!(requests > 100, "wrk ran: {requests}");
+    assert_eq!(errors, 0, "{errors} of {requests} requests failed during the rolling replacement");
+    let ps = cluster.node(1).meshctl_ok(&["service", "ps", "web"]);
+    assert!(ps.contains("web.new1") && ps.contains("web.new2") && !ps.contains("web.1 "), "{ps}");
+
+    // Restart both agents while wrk runs: the datapath does not notice.
+    let load = {
+        let (client, url) = (client.clone(), url.clone());
+        std::thread::spawn(move || wrk_errors(&client, &url, 6))
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    for i in [1, 2] {
+        cluster.node_mut(i).stop();
+        cluster.node_mut(i).start();
+    }
+    let (requests, errors) = load.join().unwrap();
+    assert!(requests > 100, "wrk ran: {requests}");
+    assert_eq!(errors, 0, "{errors} of {requests} requests failed during the agent restarts");
+    drop(new_servers);
+}

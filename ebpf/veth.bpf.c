@@ -10,6 +10,8 @@
  *   IPv4 to an endpoint  -> same network: straight into the target container on this node
  *                           (redirect_peer), or into the VXLAN device with the tunnel key of the
  *                           target's node and network; another network: dropped (isolation)
+ *   a published flow's reply -> back to the client from the published address (this node was
+ *                           the ingress), or through the tunnel to the ingress node
  *   IPv4 elsewhere       -> outside the network's subnet: up the node's stack (masquerade);
  *                           inside it with no endpoint: dropped
  *   anything else        -> dropped (IPv6 is not supported yet)
@@ -22,6 +24,8 @@
 #include "lib/eth.h"
 #include "lib/endpoint.h"
 #include "lib/lb.h"
+#include "lib/mesh.h"
+#include "lib/tunnel.h"
 #include "lib/verdict.h"
 
 #define DIR MD_DIR_FROM_CONTAINER
@@ -66,19 +70,12 @@ md_inline int answer_arp(struct __sk_buff *skb, struct ethhdr *eth, const struct
 /* Sends the packet to a remote endpoint's node through the VXLAN device. */
 md_inline int to_tunnel(struct __sk_buff *skb, const struct md_endpoint *ep)
 {
-	struct bpf_tunnel_key key = {};
-	__u32 vxlan = vxlan_ifindex();
+	int verdict = tunnel_redirect(skb, ep->node_ip, ep->vni);
 
-	if (!vxlan)
-		return drop(skb, DIR, MD_REASON_DROP_NO_VXLAN);
-	key.remote_ipv4 = bpf_ntohl(ep->node_ip);
-	key.tunnel_id = ep->vni;
-	key.tunnel_ttl = 64;
-	/* The inner packet carries its own checksums; a zero UDP checksum saves computing one. */
-	if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX) < 0)
+	if (verdict < 0)
 		return drop(skb, DIR, MD_REASON_DROP_NO_VXLAN);
 	count_verdict(skb, DIR, MD_REASON_FORWARD_TUNNEL);
-	return bpf_redirect(vxlan, 0);
+	return verdict;
 }
 
 SEC("classifier")
@@ -125,6 +122,11 @@ int veth_from_container(struct __sk_buff *skb)
 
 	ep = lookup_endpoint(ip->daddr);
 	if (!ep) {
+		/* A backend's reply to a client of a published port (or of the node itself). */
+		int verdict;
+
+		if (mesh_reply(skb, ip, DIR, &verdict) || mesh_return(skb, ip, DIR, &verdict))
+			return verdict;
 		if (in_subnet(ip->daddr, iface->subnet, iface->mask))
 			return drop(skb, DIR, MD_REASON_DROP_NO_ENDPOINT);
 		/* Outside the overlay: the node routes (and masquerades) it. */

@@ -5,15 +5,41 @@
  *
  * The tunnel's VNI must be the network of the destination endpoint, and that endpoint must be on
  * this node; then the packet goes straight into the container (redirect_peer) with its MACs set
- * as if it came from the container's gateway. Everything else is dropped and counted.
+ * as if it came from the container's gateway. A packet to an address outside the overlay is a
+ * reply of the routing mesh (lib/mesh.h) or for the node itself. Everything else is dropped and
+ * counted.
+ *
+ * vxlan_to_tunnel (tc egress of the same device) gives packets that the node's own stack routes
+ * into the overlay (the node's clients of a published port) the tunnel key of their endpoint.
  */
+#include <linux/if_packet.h>
 #include "lib/common.h"
 #include "lib/eth.h"
 #include "lib/endpoint.h"
 #include "lib/lb.h"
+#include "lib/mesh.h"
 #include "lib/verdict.h"
 
 #define DIR MD_DIR_FROM_TUNNEL
+
+/* A packet out of the tunnel to an address outside the overlay: a remote backend's reply to a
+ * published flow that entered here (back to the client), or to the node's own client. */
+md_inline int to_outside(struct __sk_buff *skb, struct iphdr *ip)
+{
+	int verdict;
+	__u32 daddr;
+
+	if (mesh_reply(skb, ip, DIR, &verdict))
+		return verdict;
+	daddr = ip->daddr;
+	if (daddr != node_ip())
+		return drop(skb, DIR, MD_REASON_DROP_NO_ENDPOINT);
+	/* The inner frame is addressed to the other node's veth MAC: make the stack take it. */
+	if (bpf_skb_change_type(skb, PACKET_HOST) < 0)
+		return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
+	count_verdict(skb, DIR, MD_REASON_TO_NODE);
+	return TC_ACT_OK;
+}
 
 SEC("classifier")
 int vxlan_ingress(struct __sk_buff *skb)
@@ -37,7 +63,9 @@ int vxlan_ingress(struct __sk_buff *skb)
 		return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
 
 	ep = lookup_endpoint(ip->daddr);
-	if (!ep || !(ep->flags & MD_EP_LOCAL))
+	if (!ep)
+		return to_outside(skb, ip);
+	if (!(ep->flags & MD_EP_LOCAL))
 		return drop(skb, DIR, MD_REASON_DROP_NO_ENDPOINT);
 	if (ep->vni != key.tunnel_id)
 		return drop(skb, DIR, MD_REASON_DROP_VNI_MISMATCH);
@@ -45,6 +73,11 @@ int vxlan_ingress(struct __sk_buff *skb)
 	iface = lookup_iface(ifindex);
 	if (!iface)
 		return drop(skb, DIR, MD_REASON_DROP_NO_ENDPOINT);
+
+	/* A client from outside the overlay (a published port on another node, or that node's own
+	 * client): remember where the replies go back to. */
+	if (!lookup_endpoint(ip->saddr))
+		mesh_learn_return(skb, ip, &key);
 
 	/* A remote backend's reply to a flow balanced on this node: the source becomes the VIP. */
 	switch (lb_from_backend(skb, ip)) {
@@ -63,6 +96,36 @@ int vxlan_ingress(struct __sk_buff *skb)
 	set_macs(eth, iface->mac, ep->mac);
 	count_verdict(skb, DIR, MD_REASON_DELIVER_TUNNEL);
 	return bpf_redirect_peer(ifindex, 0);
+}
+
+SEC("classifier")
+int vxlan_to_tunnel(struct __sk_buff *skb)
+{
+	struct bpf_tunnel_key key = {};
+	struct md_endpoint *ep;
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	int verdict;
+
+	/* Redirected here by the other programs, with the key already set. */
+	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) == 0)
+		return TC_ACT_OK;
+	eth = parse_eth(skb);
+	if (!eth)
+		return drop(skb, MD_DIR_TO_TUNNEL, MD_REASON_DROP_MALFORMED);
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return drop(skb, MD_DIR_TO_TUNNEL, MD_REASON_DROP_UNSUPPORTED_L3);
+	ip = parse_ipv4(skb, eth);
+	if (!ip)
+		return drop(skb, MD_DIR_TO_TUNNEL, MD_REASON_DROP_MALFORMED);
+	ep = lookup_endpoint(ip->daddr);
+	if (!ep || (ep->flags & MD_EP_LOCAL))
+		return drop(skb, MD_DIR_TO_TUNNEL, MD_REASON_DROP_NO_ENDPOINT);
+	verdict = tunnel_set_key(skb, ep->node_ip, ep->vni);
+	if (verdict < 0)
+		return drop(skb, MD_DIR_TO_TUNNEL, MD_REASON_DROP_NO_VXLAN);
+	count_verdict(skb, MD_DIR_TO_TUNNEL, MD_REASON_FROM_NODE);
+	return TC_ACT_OK;
 }
 
 char _license[] SEC("license") = "GPL";

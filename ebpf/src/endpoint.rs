@@ -7,7 +7,7 @@ pub const ENDPOINTS_MAP: &str = "md_endpoints_v1";
 /// Every attached veth of the node, keyed by the host side's ifindex.
 pub const IFACES_MAP: &str = "md_ifaces_v1";
 /// Node-wide settings, an array of one.
-pub const CONFIG_MAP: &str = "md_config_v2";
+pub const CONFIG_MAP: &str = "md_config_v3";
 
 /// `MD_EP_LOCAL`: the endpoint is on this node.
 pub const FLAG_LOCAL: u8 = 1;
@@ -43,9 +43,12 @@ pub struct Iface {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Config {
     pub vxlan_ifindex: u32,
-    pub pad: u32,
+    /// The node's underlay address ([`ip_key`]).
+    pub node_ip: u32,
     /// A tracked flow idle for longer is balanced afresh; 0: never.
     pub ct_idle_ns: u64,
+    /// The node's network namespace cookie: the socket programs act only inside it.
+    pub netns_cookie: u64,
 }
 
 // SAFETY: repr(C), integers and byte arrays only, explicit padding: every bit pattern is valid.

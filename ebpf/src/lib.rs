@@ -12,6 +12,7 @@
 
 pub mod endpoint;
 pub mod lb;
+pub mod mesh;
 pub mod verdict;
 
 /// One compiled eBPF object: its file name under `target/bpf/` and its bytes.
@@ -33,13 +34,42 @@ pub const VXLAN: Object = Object {
     bytes: aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vxlan.bpf.o")),
 };
 
+/// The routing mesh's front door on the node's underlay interface (`underlay.bpf.c`).
+pub const UNDERLAY: Object = Object {
+    name: "underlay.bpf.o",
+    bytes: aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/underlay.bpf.o")),
+};
+
+/// Published ports for the node's own sockets, on the cgroup v2 root (`sock.bpf.c`).
+pub const SOCK: Object = Object {
+    name: "sock.bpf.o",
+    bytes: aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sock.bpf.o")),
+};
+
 /// Every object this crate ships; the verifier test loads each of them.
-pub const OBJECTS: &[Object] = &[VETH, VXLAN];
+pub const OBJECTS: &[Object] = &[VETH, VXLAN, UNDERLAY, SOCK];
+
+/// Program names inside [`UNDERLAY`].
+pub mod underlay {
+    /// tc ingress of the underlay interface: published ports.
+    pub const INGRESS: &str = "underlay_ingress";
+}
+
+/// Program names inside [`SOCK`], with the cgroup hook each one is for.
+pub mod sock {
+    pub const CONNECT4: &str = "sock_connect4";
+    pub const SENDMSG4: &str = "sock_sendmsg4";
+    pub const RECVMSG4: &str = "sock_recvmsg4";
+    pub const GETPEERNAME4: &str = "sock_getpeername4";
+    pub const ALL: &[&str] = &[CONNECT4, SENDMSG4, RECVMSG4, GETPEERNAME4];
+}
 
 /// Program names inside [`VXLAN`].
 pub mod vxlan {
     /// tc ingress of the VXLAN device: traffic from other nodes.
     pub const INGRESS: &str = "vxlan_ingress";
+    /// tc egress of the VXLAN device: the node's own packets into the overlay.
+    pub const TO_TUNNEL: &str = "vxlan_to_tunnel";
 }
 
 /// Program names inside [`VETH`].

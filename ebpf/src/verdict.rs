@@ -59,6 +59,16 @@ pub enum Reason {
     LbDnat,
     /// A backend's reply: source rewritten back to the VIP.
     LbRnat,
+    /// To a published port: destination rewritten to a backend.
+    MeshDnat,
+    /// A published flow's reply: source set back, sent to the client.
+    MeshReply,
+    /// A published flow's reply: tunnelled back to its ingress node.
+    MeshReturn,
+    /// From the tunnel to the node's own stack.
+    ToNode,
+    /// From the node's stack into the tunnel.
+    FromNode,
     DropMalformed,
     DropUnsupportedL3,
     DropNoEndpoint,
@@ -68,6 +78,7 @@ pub enum Reason {
     DropNoVxlan,
     DropArp,
     DropNoBackend,
+    DropCtFull,
     /// A code this build does not know (a newer program wrote it); kept so nothing is hidden.
     Unknown(u16),
 }
@@ -82,6 +93,11 @@ impl Reason {
         Reason::DeliverTunnel,
         Reason::LbDnat,
         Reason::LbRnat,
+        Reason::MeshDnat,
+        Reason::MeshReply,
+        Reason::MeshReturn,
+        Reason::ToNode,
+        Reason::FromNode,
         Reason::DropMalformed,
         Reason::DropUnsupportedL3,
         Reason::DropNoEndpoint,
@@ -91,6 +107,7 @@ impl Reason {
         Reason::DropNoVxlan,
         Reason::DropArp,
         Reason::DropNoBackend,
+        Reason::DropCtFull,
     ];
 
     /// (code, C enumerator, name shown to people) of every known reason: the one table both
@@ -103,6 +120,11 @@ impl Reason {
         (5, "MD_REASON_DELIVER_TUNNEL", "deliver-tunnel"),
         (6, "MD_REASON_LB_DNAT", "lb-dnat"),
         (7, "MD_REASON_LB_RNAT", "lb-rnat"),
+        (8, "MD_REASON_MESH_DNAT", "mesh-dnat"),
+        (9, "MD_REASON_MESH_REPLY", "mesh-reply"),
+        (10, "MD_REASON_MESH_RETURN", "mesh-return"),
+        (11, "MD_REASON_TO_NODE", "to-node"),
+        (12, "MD_REASON_FROM_NODE", "from-node"),
         (128, "MD_REASON_DROP_MALFORMED", "drop-malformed"),
         (129, "MD_REASON_DROP_UNSUPPORTED_L3", "drop-unsupported-l3"),
         (130, "MD_REASON_DROP_NO_ENDPOINT", "drop-no-endpoint"),
@@ -112,6 +134,7 @@ impl Reason {
         (134, "MD_REASON_DROP_NO_VXLAN", "drop-no-vxlan"),
         (135, "MD_REASON_DROP_ARP", "drop-arp"),
         (136, "MD_REASON_DROP_NO_BACKEND", "drop-no-backend"),
+        (137, "MD_REASON_DROP_CT_FULL", "drop-ct-full"),
     ];
 
     fn index(self) -> Option<usize> {
@@ -159,18 +182,27 @@ pub enum Direction {
     FromContainer,
     ToContainer,
     FromTunnel,
+    FromUnderlay,
+    ToTunnel,
     Unknown(u8),
 }
 
 impl Direction {
-    pub const KNOWN: &'static [Direction] =
-        &[Direction::FromContainer, Direction::ToContainer, Direction::FromTunnel];
+    pub const KNOWN: &'static [Direction] = &[
+        Direction::FromContainer,
+        Direction::ToContainer,
+        Direction::FromTunnel,
+        Direction::FromUnderlay,
+        Direction::ToTunnel,
+    ];
 
     pub fn from_code(code: u8) -> Direction {
         match code {
             0 => Direction::FromContainer,
             1 => Direction::ToContainer,
             2 => Direction::FromTunnel,
+            3 => Direction::FromUnderlay,
+            4 => Direction::ToTunnel,
             other => Direction::Unknown(other),
         }
     }
@@ -180,6 +212,8 @@ impl Direction {
             Direction::FromContainer => 0,
             Direction::ToContainer => 1,
             Direction::FromTunnel => 2,
+            Direction::FromUnderlay => 3,
+            Direction::ToTunnel => 4,
             Direction::Unknown(code) => code,
         }
     }
@@ -189,6 +223,8 @@ impl Direction {
             Direction::FromContainer => Some("MD_DIR_FROM_CONTAINER"),
             Direction::ToContainer => Some("MD_DIR_TO_CONTAINER"),
             Direction::FromTunnel => Some("MD_DIR_FROM_TUNNEL"),
+            Direction::FromUnderlay => Some("MD_DIR_FROM_UNDERLAY"),
+            Direction::ToTunnel => Some("MD_DIR_TO_TUNNEL"),
             Direction::Unknown(_) => None,
         }
     }
@@ -200,6 +236,8 @@ impl fmt::Display for Direction {
             Direction::FromContainer => f.write_str("from-container"),
             Direction::ToContainer => f.write_str("to-container"),
             Direction::FromTunnel => f.write_str("from-tunnel"),
+            Direction::FromUnderlay => f.write_str("from-underlay"),
+            Direction::ToTunnel => f.write_str("to-tunnel"),
             Direction::Unknown(code) => write!(f, "unknown({code})"),
         }
     }

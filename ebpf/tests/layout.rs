@@ -11,6 +11,7 @@ use std::process::Command;
 
 use meshd_ebpf::endpoint::{Config, Endpoint, Iface, FLAG_LOCAL};
 use meshd_ebpf::lb::{CtKey, CtVal, MaglevKey, RnatKey, RnatVal, Service, CT_FIN};
+use meshd_ebpf::mesh::{Frontend, FrontendKey, MeshNat, MeshReturn, SockKey, SockNat};
 use meshd_ebpf::verdict::{Direction, Reason, VerdictCounter, VerdictKey};
 
 /// Runs the C probe and returns its `name value` lines as a map.
@@ -23,7 +24,7 @@ fn c_facts(probe_body: &str) -> HashMap<String, u64> {
     let src = dir.join("probe.c");
     let exe = dir.join("probe");
     let program = format!(
-        "#include <stdio.h>\n#include <stddef.h>\n#include \"abi/verdict.h\"\n#include \"abi/endpoint.h\"\n#include \"abi/lb.h\"\n\
+        "#include <stdio.h>\n#include <stddef.h>\n#include \"abi/verdict.h\"\n#include \"abi/endpoint.h\"\n#include \"abi/lb.h\"\n#include \"abi/mesh.h\"\n\
          #define SIZE(t) printf(\"sizeof %s %zu\\n\", #t, sizeof(struct t))\n\
          #define OFF(t, f) printf(\"offsetof %s.%s %zu\\n\", #t, #f, offsetof(struct t, f))\n\
          #define ENUM(e) printf(\"enum %s %d\\n\", #e, (int)(e))\n\
@@ -113,7 +114,8 @@ fn endpoint_types_match_the_header() {
          OFF(md_endpoint, mac); OFF(md_endpoint, flags); OFF(md_endpoint, pad);\n\
          SIZE(md_iface); OFF(md_iface, vni); OFF(md_iface, ip); OFF(md_iface, subnet); OFF(md_iface, mask);\n\
          OFF(md_iface, mac); OFF(md_iface, pad);\n\
-         SIZE(md_config); OFF(md_config, vxlan_ifindex); OFF(md_config, pad); OFF(md_config, ct_idle_ns);\n\
+         SIZE(md_config); OFF(md_config, vxlan_ifindex); OFF(md_config, node_ip); OFF(md_config, ct_idle_ns);\n\
+         OFF(md_config, netns_cookie);\n\
          ENUM(MD_EP_LOCAL);",
     );
     let rust: HashMap<&str, usize> = HashMap::from([
@@ -133,8 +135,9 @@ fn endpoint_types_match_the_header() {
         ("offsetof md_iface.pad", offset_of!(Iface, pad)),
         ("sizeof md_config", size_of::<Config>()),
         ("offsetof md_config.vxlan_ifindex", offset_of!(Config, vxlan_ifindex)),
-        ("offsetof md_config.pad", offset_of!(Config, pad)),
+        ("offsetof md_config.node_ip", offset_of!(Config, node_ip)),
         ("offsetof md_config.ct_idle_ns", offset_of!(Config, ct_idle_ns)),
+        ("offsetof md_config.netns_cookie", offset_of!(Config, netns_cookie)),
         ("enum MD_EP_LOCAL", usize::from(FLAG_LOCAL)),
     ]);
     for (name, rust_value) in &rust {
@@ -190,4 +193,51 @@ fn lb_types_match_the_header() {
         assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
     }
     assert_eq!(header_enumerators("abi/lb.h"), ["MD_CT_FIN"]);
+}
+
+#[test]
+fn mesh_types_match_the_header() {
+    let facts = c_facts(
+        "SIZE(md_frontend_key); OFF(md_frontend_key, addr); OFF(md_frontend_key, port);\n\
+         OFF(md_frontend_key, proto); OFF(md_frontend_key, pad);\n\
+         SIZE(md_frontend); OFF(md_frontend, vip); OFF(md_frontend, target_port); OFF(md_frontend, pad);\n\
+         SIZE(md_mesh_nat); OFF(md_mesh_nat, addr); OFF(md_mesh_nat, ifindex); OFF(md_mesh_nat, port);\n\
+         OFF(md_mesh_nat, pad);\n\
+         SIZE(md_mesh_return); OFF(md_mesh_return, node_ip); OFF(md_mesh_return, vni);\n\
+         SIZE(md_sock_key); OFF(md_sock_key, cookie); OFF(md_sock_key, backend_ip);\n\
+         OFF(md_sock_key, backend_port); OFF(md_sock_key, pad);\n\
+         SIZE(md_sock_nat); OFF(md_sock_nat, addr); OFF(md_sock_nat, port); OFF(md_sock_nat, pad);",
+    );
+    let rust: HashMap<&str, usize> = HashMap::from([
+        ("sizeof md_frontend_key", size_of::<FrontendKey>()),
+        ("offsetof md_frontend_key.addr", offset_of!(FrontendKey, addr)),
+        ("offsetof md_frontend_key.port", offset_of!(FrontendKey, port)),
+        ("offsetof md_frontend_key.proto", offset_of!(FrontendKey, proto)),
+        ("offsetof md_frontend_key.pad", offset_of!(FrontendKey, pad)),
+        ("sizeof md_frontend", size_of::<Frontend>()),
+        ("offsetof md_frontend.vip", offset_of!(Frontend, vip)),
+        ("offsetof md_frontend.target_port", offset_of!(Frontend, target_port)),
+        ("offsetof md_frontend.pad", offset_of!(Frontend, pad)),
+        ("sizeof md_mesh_nat", size_of::<MeshNat>()),
+        ("offsetof md_mesh_nat.addr", offset_of!(MeshNat, addr)),
+        ("offsetof md_mesh_nat.ifindex", offset_of!(MeshNat, ifindex)),
+        ("offsetof md_mesh_nat.port", offset_of!(MeshNat, port)),
+        ("offsetof md_mesh_nat.pad", offset_of!(MeshNat, pad)),
+        ("sizeof md_mesh_return", size_of::<MeshReturn>()),
+        ("offsetof md_mesh_return.node_ip", offset_of!(MeshReturn, node_ip)),
+        ("offsetof md_mesh_return.vni", offset_of!(MeshReturn, vni)),
+        ("sizeof md_sock_key", size_of::<SockKey>()),
+        ("offsetof md_sock_key.cookie", offset_of!(SockKey, cookie)),
+        ("offsetof md_sock_key.backend_ip", offset_of!(SockKey, backend_ip)),
+        ("offsetof md_sock_key.backend_port", offset_of!(SockKey, backend_port)),
+        ("offsetof md_sock_key.pad", offset_of!(SockKey, pad)),
+        ("sizeof md_sock_nat", size_of::<SockNat>()),
+        ("offsetof md_sock_nat.addr", offset_of!(SockNat, addr)),
+        ("offsetof md_sock_nat.port", offset_of!(SockNat, port)),
+        ("offsetof md_sock_nat.pad", offset_of!(SockNat, pad)),
+    ]);
+    for (name, rust_value) in &rust {
+        assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
+    }
+    assert!(header_enumerators("abi/mesh.h").is_empty());
 }

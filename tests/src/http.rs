@@ -19,6 +19,16 @@ pub struct NamedServer {
 impl NamedServer {
     /// Listens on 0.0.0.0:`port` inside `ns` and answers with `name`.
     pub fn start(ns: &Netns, port: u16, name: &str) -> NamedServer {
+        Self::start_with(ns, port, name, false)
+    }
+
+    /// Like [`start`](Self::start), but answers `NAME CLIENT-ADDRESS`: the address the
+    /// connection came from, as the backend sees it.
+    pub fn start_showing_client(ns: &Netns, port: u16, name: &str) -> NamedServer {
+        Self::start_with(ns, port, name, true)
+    }
+
+    fn start_with(ns: &Netns, port: u16, name: &str, show_client: bool) -> NamedServer {
         let listener = ns.run_inside(move || TcpListener::bind(("0.0.0.0", port)).expect("bind"));
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
@@ -26,8 +36,8 @@ impl NamedServer {
         let thread = std::thread::spawn(move || {
             while !flag.load(Ordering::Relaxed) {
                 match listener.accept() {
-                    Ok((stream, _)) => {
-                        let name = name.clone();
+                    Ok((stream, peer)) => {
+                        let name = if show_client { format!("{name} {}", peer.ip()) } else { name.clone() };
                         let flag = flag.clone();
                         std::thread::spawn(move || serve(stream, &name, &flag));
                     }
@@ -64,6 +74,40 @@ fn serve(stream: TcpStream, name: &str, stop: &AtomicBool) {
 }
 
 impl Drop for NamedServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A UDP server in a namespace that answers every datagram with `NAME CLIENT-ADDRESS`; stops when
+/// dropped.
+pub struct UdpNamedServer {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl UdpNamedServer {
+    pub fn start(ns: &Netns, port: u16, name: &str) -> UdpNamedServer {
+        let socket = ns.run_inside(move || std::net::UdpSocket::bind(("0.0.0.0", port)).expect("bind"));
+        socket.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, name) = (stop.clone(), name.to_string());
+        let thread = std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while !flag.load(Ordering::Relaxed) {
+                if let Ok((_, peer)) = socket.recv_from(&mut buf) {
+                    let _ = socket.send_to(format!("{name} {}\n", peer.ip()).as_bytes(), peer);
+                }
+            }
+        });
+        UdpNamedServer { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for UdpNamedServer {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {

@@ -11,9 +11,11 @@ use aya::maps::{Array, HashMap as AyaHashMap, MapData};
 
 use aya::programs::links::{FdLink, LinkOrder, PinnedLink};
 use aya::programs::tc::{SchedClassifierLink, TcAttachOptions};
-use aya::programs::{ProgramError, SchedClassifier, TcAttachType};
+use aya::programs::{CgroupAttachMode, CgroupSockAddr, ProgramError, SchedClassifier, TcAttachType};
 use aya::{Ebpf, EbpfLoader};
-use meshd_ebpf::{endpoint, lb, verdict, veth, vxlan, Object, VETH, VXLAN};
+use meshd_ebpf::{
+    endpoint, lb, mesh, sock, underlay, verdict, veth, vxlan, Object, SOCK, UNDERLAY, VETH, VXLAN,
+};
 
 use super::BpfError;
 
@@ -22,6 +24,8 @@ use super::BpfError;
 pub struct Datapath {
     veth: Ebpf,
     vxlan: Ebpf,
+    underlay: Ebpf,
+    sock: Ebpf,
     pin_dir: PathBuf,
 }
 
@@ -31,20 +35,25 @@ impl Datapath {
     pub fn load(pin_dir: &Path) -> Result<Datapath, BpfError> {
         let mut veth = load_object(&VETH, pin_dir)?;
         for program in [veth::FROM_CONTAINER, veth::TO_CONTAINER] {
-            classifier(&mut veth, &VETH, program)?.load().map_err(|source| BpfError::Program {
-                object: VETH.name,
+            load_classifier(&mut veth, &VETH, program)?;
+        }
+        // Loaded after it: their maps are the pinned ones the veth object created.
+        let mut vxlan = load_object(&VXLAN, pin_dir)?;
+        for program in [vxlan::INGRESS, vxlan::TO_TUNNEL] {
+            load_classifier(&mut vxlan, &VXLAN, program)?;
+        }
+        let mut underlay = load_object(&UNDERLAY, pin_dir)?;
+        load_classifier(&mut underlay, &UNDERLAY, underlay::INGRESS)?;
+        let mut sock = load_object(&SOCK, pin_dir)?;
+        for program in sock::ALL {
+            let prog: &mut CgroupSockAddr = program_of(&mut sock, &SOCK, program)?;
+            prog.load().map_err(|source| BpfError::Program {
+                object: SOCK.name,
                 program,
                 source: Box::new(source),
             })?;
         }
-        // Loaded second: its maps are the pinned ones the veth object created.
-        let mut vxlan = load_object(&VXLAN, pin_dir)?;
-        classifier(&mut vxlan, &VXLAN, vxlan::INGRESS)?.load().map_err(|source| BpfError::Program {
-            object: VXLAN.name,
-            program: vxlan::INGRESS,
-            source: Box::new(source),
-        })?;
-        Ok(Datapath { veth, vxlan, pin_dir: pin_dir.to_path_buf() })
+        Ok(Datapath { veth, vxlan, underlay, sock, pin_dir: pin_dir.to_path_buf() })
     }
 
     pub fn pin_dir(&self) -> &Path {
@@ -87,10 +96,55 @@ impl Datapath {
         Ok(())
     }
 
-    /// Attaches the tunnel program to tc ingress of the VXLAN device, pinned like the veth links.
+    /// Attaches the tunnel programs to tc ingress and egress of the VXLAN device, pinned like the
+    /// veth links.
     pub fn attach_vxlan(&mut self, ifname: &str) -> Result<(), BpfError> {
         let pin = self.link_pin(ifname, "ingress");
-        attach_pinned(&mut self.vxlan, &VXLAN, vxlan::INGRESS, ifname, TcAttachType::Ingress, &pin)
+        attach_pinned(&mut self.vxlan, &VXLAN, vxlan::INGRESS, ifname, TcAttachType::Ingress, &pin)?;
+        let pin = self.link_pin(ifname, "egress");
+        attach_pinned(&mut self.vxlan, &VXLAN, vxlan::TO_TUNNEL, ifname, TcAttachType::Egress, &pin)
+    }
+
+    /// Attaches the routing mesh's front door to tc ingress of the underlay interface.
+    pub fn attach_underlay(&mut self, ifname: &str) -> Result<(), BpfError> {
+        let pin = self.link_pin(ifname, "ingress");
+        attach_pinned(&mut self.underlay, &UNDERLAY, underlay::INGRESS, ifname, TcAttachType::Ingress, &pin)
+    }
+
+    /// Attaches the socket programs to the cgroup v2 directory `cgroup` (the hierarchy's root, so
+    /// every process of the node is covered). The links are pinned; a restarted agent attaches
+    /// its new programs first and only then releases the old links, so no connect() slips
+    /// through untranslated (while both are attached the second one sees a backend address,
+    /// which is not a published port, and leaves it).
+    pub fn attach_sockets(&mut self, cgroup: &Path) -> Result<(), BpfError> {
+        let attach_err = |program: &'static str| {
+            move |source: ProgramError| BpfError::Attach {
+                program,
+                interface: cgroup.display().to_string(),
+                source: Box::new(source),
+            }
+        };
+        let file = std::fs::File::open(cgroup)
+            .map_err(|source| BpfError::PinDir { path: cgroup.to_path_buf(), source })?;
+        for program in sock::ALL {
+            let pin = self.link_pin("cgroup", program);
+            // bpffs refuses names with a dot.
+            let fresh = self.link_pin("cgroup", &format!("{program}-new"));
+            let prog: &mut CgroupSockAddr = program_of(&mut self.sock, &SOCK, program)?;
+            // Through bpf_link_create, which takes no attach flags (EINVAL otherwise): cgroup links
+            // always stack with the other links on the cgroup (each node's agent has its own).
+            let id = prog.attach(&file, CgroupAttachMode::Single).map_err(attach_err(program))?;
+            let link = prog.take_link(id).map_err(attach_err(program))?;
+            let fd_link = FdLink::try_from(link).map_err(|source| BpfError::Link {
+                program,
+                interface: cgroup.display().to_string(),
+                source: Box::new(source),
+            })?;
+            pin_link(fd_link, &fresh)?;
+            // Replacing the pin releases the previous run's link (if any).
+            std::fs::rename(&fresh, &pin).map_err(|source| BpfError::PinDir { path: pin.clone(), source })?;
+        }
+        Ok(())
     }
 
     fn link_pin(&self, ifname: &str, suffix: &str) -> PathBuf {
@@ -140,7 +194,8 @@ impl Datapath {
         // Tables before the services that point at them.
         let (w3, d3) = self.sync_map(lb::MAGLEV_MAP, &desired.maglev)?;
         let (w4, d4) = self.sync_map(lb::SERVICES_MAP, &desired.services)?;
-        Ok((w1 + w2 + w3 + w4, d1 + d2 + d3 + d4))
+        let (w5, d5) = self.sync_map(mesh::FRONTENDS_MAP, &desired.frontends)?;
+        Ok((w1 + w2 + w3 + w4 + w5, d1 + d2 + d3 + d4 + d5))
     }
 
     /// What the kernel holds for one VIP, read back from the maps (not from the cluster state):
@@ -161,10 +216,23 @@ impl Datapath {
                 *view.slots.entry(backend).or_insert(0) += 1;
             }
         }
+        let frontends: AyaHashMap<&MapData, mesh::FrontendKey, mesh::Frontend> =
+            AyaHashMap::try_from(map(mesh::FRONTENDS_MAP)?).map_err(err(mesh::FRONTENDS_MAP))?;
+        for (key, frontend) in frontends.iter().filter_map(Result::ok) {
+            if frontend.vip == vip {
+                view.frontends.push((key, frontend));
+            }
+        }
+        view.frontends.sort_by_key(|(key, _)| *key);
         let ct: AyaHashMap<&MapData, lb::CtKey, lb::CtVal> =
             AyaHashMap::try_from(map(lb::CT_MAP)?).map_err(err(lb::CT_MAP))?;
         for (key, value) in ct.iter().filter_map(Result::ok) {
-            if key.vip == vip {
+            // A published flow is tracked under the node address it arrived on.
+            let published = view
+                .frontends
+                .iter()
+                .any(|(f, _)| (f.addr, f.port, f.proto) == (key.vip, key.port, key.proto));
+            if key.vip == vip || published {
                 *view.flows.entry(value.backend_ip).or_insert(0) += 1;
             }
         }
@@ -189,8 +257,10 @@ pub struct LbView {
     pub table_size: u32,
     /// Backend -> Maglev slots it owns.
     pub slots: BTreeMap<u32, u32>,
-    /// Backend -> flows tracked to it on this node.
+    /// Backend -> flows tracked to it on this node (through the VIP and published ports).
     pub flows: BTreeMap<u32, u32>,
+    /// The published ports on this node's addresses that lead to this VIP.
+    pub frontends: Vec<(mesh::FrontendKey, mesh::Frontend)>,
 }
 
 /// Programs attached by [`Datapath::attach_veth`]: the pins that hold their links.
@@ -231,7 +301,15 @@ fn attach_pinned(
         .map_err(attach_err)?;
     let link = prog.take_link(id).map_err(attach_err)?;
     let fd_link = FdLink::try_from(link).map_err(link_err)?;
-    fd_link.pin(pin).map_err(|e| BpfError::PinDir {
+    pin_link(fd_link, pin)
+}
+
+fn pin_link(link: FdLink, pin: &Path) -> Result<(), BpfError> {
+    if let Some(dir) = pin.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|source| BpfError::PinDir { path: dir.to_path_buf(), source })?;
+    }
+    link.pin(pin).map_err(|e| BpfError::PinDir {
         path: pin.to_path_buf(),
         source: std::io::Error::other(e.to_string()),
     })?;
@@ -253,11 +331,28 @@ fn load_object(object: &Object, pin_dir: &Path) -> Result<Ebpf, BpfError> {
         .map_err(|source| BpfError::Object { object: object.name, source: Box::new(source) })
 }
 
+fn load_classifier(ebpf: &mut Ebpf, object: &Object, program: &'static str) -> Result<(), BpfError> {
+    let prog: &mut SchedClassifier = program_of(ebpf, object, program)?;
+    prog.load().map_err(|source| BpfError::Program { object: object.name, program, source: Box::new(source) })
+}
+
 fn classifier<'a>(
     ebpf: &'a mut Ebpf,
     object: &Object,
     program: &'static str,
 ) -> Result<&'a mut SchedClassifier, BpfError> {
+    program_of(ebpf, object, program)
+}
+
+/// A program of `object` as its concrete type (the section name told aya which it is).
+fn program_of<'a, P>(
+    ebpf: &'a mut Ebpf,
+    object: &Object,
+    program: &'static str,
+) -> Result<&'a mut P, BpfError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
     let missing = || BpfError::MissingProgram { object: object.name, program };
     let prog = ebpf.program_mut(program).ok_or_else(missing)?;
     prog.try_into().map_err(|source| BpfError::Program {

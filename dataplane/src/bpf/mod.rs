@@ -3,6 +3,7 @@
 //! in the `meshd-ebpf` crate.
 
 pub mod bpffs;
+pub mod cgroup;
 pub mod datapath;
 pub mod error;
 pub mod verdicts;

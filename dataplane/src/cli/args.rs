@@ -92,13 +92,14 @@ pub enum ServiceCommand {
         name: String,
         #[arg(long, value_name = "NET")]
         network: String,
-        /// PUBLISHED:TARGET[/tcp|/udp] (arrives with the routing mesh)
+        /// PUBLISHED:TARGET[/tcp|/udp]: every node answers on PUBLISHED and forwards to TARGET
+        /// on a task (repeatable)
         #[arg(long, value_name = "PUBLISHED:TARGET")]
         publish: Vec<String>,
         #[arg(long, value_enum, default_value_t = crate::state::cluster::EndpointMode::Vip)]
         endpoint_mode: crate::state::cluster::EndpointMode,
     },
-    /// List services: NAME, NETWORK, MODE, VIP, BACKENDS (healthy/all)
+    /// List services: NAME, NETWORK, MODE, VIP, BACKENDS (healthy/all), PORTS
     #[command(visible_alias = "list")]
     Ls,
     /// List a service's tasks: TASK, ADDRESS, NODE, STATE

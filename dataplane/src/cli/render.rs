@@ -91,10 +91,11 @@ pub fn render(reply: &Reply, format: Format) -> String {
                             s.mode.to_string(),
                             s.vip.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
                             format!("{}/{}", s.healthy, s.tasks),
+                            if s.ports.is_empty() { "-".into() } else { s.ports.join(", ") },
                         ]
                     })
                     .collect();
-                table(&["NAME", "NETWORK", "MODE", "VIP", "BACKENDS"], &rows)
+                table(&["NAME", "NETWORK", "MODE", "VIP", "BACKENDS", "PORTS"], &rows)
             }
             Reply::Inspect(inspect) => {
                 let vip = inspect.vip.map(|v| v.to_string()).unwrap_or_else(|| "- (dnsrr)".into());
@@ -115,6 +116,9 @@ pub fn render(reply: &Reply, format: Format) -> String {
                     })
                     .collect();
                 out.push_str(&table(&["BACKEND", "SLOTS", "SHARE", "FLOWS"], &rows));
+                for frontend in &inspect.frontends {
+                    out.push_str(&format!("published {frontend}\n"));
+                }
                 out
             }
             Reply::Tasks(tasks) => {

@@ -78,6 +78,10 @@ pub struct ServiceInfo {
     /// Healthy backends (tasks on live, active nodes) / all tasks.
     pub healthy: usize,
     pub tasks: usize,
+    /// Published ports, `PUBLISHED:TARGET/PROTO`; a port another service claimed first is
+    /// marked and not served.
+    #[serde(default)]
+    pub ports: Vec<String>,
 }
 
 /// One row of `service ps`.
@@ -98,6 +102,9 @@ pub struct ServiceInspect {
     /// Maglev table size (0: no healthy backend).
     pub table_size: u32,
     pub backends: Vec<BackendView>,
+    /// Published ports as this node's kernel serves them: `ADDRESS:PORT/PROTO -> TARGET`.
+    #[serde(default)]
+    pub frontends: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,6 +131,10 @@ struct Inner {
     datapath: Datapath,
     attachments: Vec<LocalAttachment>,
     masqueraded: Vec<ipnet::Ipv4Net>,
+    /// Overlay subnets routed into the VXLAN device from the node itself.
+    routed: Vec<ipnet::Ipv4Net>,
+    /// The node's IPv4 addresses as last read (published ports answer on each).
+    node_addrs: Vec<Ipv4Addr>,
 }
 
 pub struct Overlay {
@@ -135,6 +146,7 @@ pub struct Overlay {
     state_dir: Arc<StateDir>,
     mtu: u32,
     vxlan_ifindex: u32,
+    advertise: Ipv4Addr,
 }
 
 impl Overlay {
@@ -149,14 +161,31 @@ impl Overlay {
     ) -> anyhow::Result<Arc<Overlay>> {
         let (connection, node, _) = rtnetlink::new_connection()?;
         tokio::spawn(connection);
-        let mtu = vxlan::underlay_mtu(&node, advertise).await? - vxlan::OVERHEAD;
+        let std::net::IpAddr::V4(advertise_v4) = advertise else {
+            anyhow::bail!(
+                "the overlay needs an IPv4 --advertise-addr (IPv6 underlays are not supported yet)"
+            );
+        };
+        let underlay = vxlan::underlay(&node, advertise)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no interface holds the advertise address {advertise}"))?;
+        let mtu = underlay.mtu - vxlan::OVERHEAD;
         let vxlan_ifindex = vxlan::ensure_device(&node).await?;
         datapath.attach_vxlan(vxlan::DEVICE)?;
+        let netns_cookie = crate::bpf::cgroup::netns_cookie()
+            .map_err(|e| anyhow::anyhow!("cannot read the network namespace cookie: {e}"))?;
         datapath.set_config(meshd_ebpf::endpoint::Config {
             vxlan_ifindex,
-            pad: 0,
+            node_ip: meshd_ebpf::endpoint::ip_key(advertise_v4),
             ct_idle_ns: dns.lb_idle_timeout.as_nanos().min(u128::from(u64::MAX)) as u64,
+            netns_cookie,
         })?;
+        // The routing mesh: published ports on the underlay interface, and for the node's own
+        // sockets at the cgroup v2 root.
+        datapath.attach_underlay(&underlay.name)?;
+        let cgroup = crate::bpf::cgroup::cgroup2_root()
+            .map_err(|e| anyhow::anyhow!("cannot find or mount the cgroup v2 hierarchy: {e}"))?;
+        datapath.attach_sockets(&cgroup)?;
         vxlan::enable_forwarding().map_err(|e| anyhow::anyhow!("cannot enable IPv4 forwarding: {e}"))?;
 
         // Attachments from before a restart: the veths are still there; attach the programs again.
@@ -184,7 +213,13 @@ impl Overlay {
             }
         }
         let overlay = Arc::new(Overlay {
-            inner: Mutex::new(Inner { datapath, attachments, masqueraded: Vec::new() }),
+            inner: Mutex::new(Inner {
+                datapath,
+                attachments,
+                masqueraded: Vec::new(),
+                routed: Vec::new(),
+                node_addrs: Vec::new(),
+            }),
             discovery,
             node,
             gossip,
@@ -192,6 +227,7 @@ impl Overlay {
             state_dir,
             mtu,
             vxlan_ifindex,
+            advertise: advertise_v4,
         });
         overlay.save().await;
         let looped = overlay.clone();
@@ -217,8 +253,13 @@ impl Overlay {
     pub async fn reconcile(&self) -> Result<(), OverlayError> {
         let snapshot = self.gossip.snapshot();
         self.discovery.update(&snapshot);
+        let node_addrs = node_ipv4_addresses().await;
         let mut inner = self.inner.lock().await;
-        let desired = reconcile::desired(&snapshot, &inner.attachments);
+        if let Some(addrs) = node_addrs {
+            inner.node_addrs = addrs;
+        }
+        let mut desired = reconcile::desired(&snapshot, &inner.attachments);
+        desired.frontends = reconcile::frontends(&snapshot, &inner.node_addrs);
         let (written, deleted) = inner.datapath.sync_forwarding(&desired)?;
         if written + deleted > 0 {
             tracing::debug!(written, deleted, "forwarding maps updated");
@@ -228,7 +269,12 @@ impl Overlay {
         subnets.sort();
         if subnets != inner.masqueraded {
             vxlan::apply_masquerade(&subnets).map_err(|e| OverlayError::Kernel(e.to_string()))?;
-            inner.masqueraded = subnets;
+            inner.masqueraded = subnets.clone();
+        }
+        if subnets != inner.routed {
+            vxlan::sync_routes(&self.node, self.vxlan_ifindex, self.advertise, &subnets, &inner.routed)
+                .await?;
+            inner.routed = subnets;
         }
         Ok(())
     }
@@ -281,7 +327,7 @@ impl Overlay {
     ) -> Result<ServiceInfo, OverlayError> {
         let inner = self.inner.lock().await;
         let snapshot = self.gossip.snapshot();
-        service::plan_create(&snapshot.state, name, network_name, mode, publish)?;
+        let ports = service::plan_create(&snapshot.state, name, network_name, mode, publish)?;
         let vip = match mode {
             EndpointMode::Dnsrr => None,
             EndpointMode::Vip => {
@@ -290,7 +336,7 @@ impl Overlay {
                 Some(self.allocate(network_name, &record.subnet, &inner.attachments).await?)
             }
         };
-        let record = ServiceRecord { network: network_name.to_string(), mode, vip };
+        let record = ServiceRecord { network: network_name.to_string(), mode, vip, ports };
         self.gossip
             .write(vec![Change::Service { name: name.to_string(), record: Some(record) }])
             .await
@@ -316,6 +362,17 @@ impl Overlay {
 
     pub fn services(&self) -> Vec<ServiceInfo> {
         let snapshot = self.gossip.snapshot();
+        let owners = service::port_owners(&snapshot.state);
+        let ports = |name: &str, record: &ServiceRecord| -> Vec<String> {
+            record
+                .ports
+                .iter()
+                .map(|p| match owners.get(&(p.published, p.protocol)) {
+                    Some(owner) if owner != name => format!("{p} (held by {owner})"),
+                    _ => p.to_string(),
+                })
+                .collect()
+        };
         snapshot
             .state
             .services
@@ -332,6 +389,7 @@ impl Overlay {
                     .live()
                     .filter(|(_, e)| e.service.as_deref() == Some(name))
                     .count(),
+                ports: ports(name, record),
             })
             .collect()
     }
@@ -383,6 +441,7 @@ impl Overlay {
                 vip: None,
                 table_size: 0,
                 backends: Vec::new(),
+                frontends: Vec::new(),
             });
         };
         let view = self.inner.lock().await.datapath.lb_view(meshd_ebpf::endpoint::ip_key(vip))?;
@@ -405,7 +464,26 @@ impl Overlay {
                 }
             })
             .collect();
-        Ok(ServiceInspect { name: name.to_string(), vip: Some(vip), table_size: view.table_size, backends })
+        let frontends = view
+            .frontends
+            .iter()
+            .map(|(key, frontend)| {
+                format!(
+                    "{}:{}/{} -> {}",
+                    meshd_ebpf::endpoint::ip_from_key(key.addr),
+                    u16::from_be(key.port),
+                    if key.proto == meshd_ebpf::mesh::PROTO_UDP { "udp" } else { "tcp" },
+                    u16::from_be(frontend.target_port)
+                )
+            })
+            .collect();
+        Ok(ServiceInspect {
+            name: name.to_string(),
+            vip: Some(vip),
+            table_size: view.table_size,
+            backends,
+            frontends,
+        })
     }
 
     /// Attaches the namespace at `netns` to `network`; returns its address and interface name.
@@ -629,6 +707,26 @@ pub struct OverlaySettings {
 }
 
 /// Every attached namespace with the networks it is on, and whether it wants a resolv.conf.
+/// The node's IPv4 addresses (published ports answer on each). None when they cannot be read
+/// (logged): the caller keeps the last list, and the next reconcile tries again.
+async fn node_ipv4_addresses() -> Option<Vec<Ipv4Addr>> {
+    match crate::netlink::addresses::local_addresses().await {
+        Ok(addrs) => Some(
+            addrs
+                .into_iter()
+                .filter_map(|a| match a {
+                    std::net::IpAddr::V4(v4) => Some(v4),
+                    std::net::IpAddr::V6(_) => None,
+                })
+                .collect(),
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "cannot list the node's addresses");
+            None
+        }
+    }
+}
+
 fn scopes(attachments: &[LocalAttachment]) -> Vec<(PathBuf, Vec<String>, bool)> {
     let mut out: Vec<(PathBuf, Vec<String>, bool)> = Vec::new();
     for a in attachments {

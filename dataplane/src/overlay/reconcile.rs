@@ -7,10 +7,11 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use meshd_ebpf::endpoint::{ip_key, Endpoint, Iface, FLAG_LOCAL};
 use meshd_ebpf::lb::{MaglevKey, Service};
+use meshd_ebpf::mesh::{Frontend, FrontendKey, PROTO_TCP, PROTO_UDP};
 
 use super::maglev;
 use crate::api::proto::Availability;
-use crate::state::cluster::{EndpointMode, Liveness};
+use crate::state::cluster::{EndpointMode, Liveness, Protocol};
 use serde::{Deserialize, Serialize};
 
 use crate::gossip::Snapshot;
@@ -37,14 +38,15 @@ fn yes() -> bool {
     true
 }
 
-/// What md_endpoints_v1 (by address), md_ifaces_v1 (by ifindex), md_services_v1 (by VIP) and
-/// md_maglev_v1 should hold.
+/// What md_endpoints_v1 (by address), md_ifaces_v1 (by ifindex), md_services_v1 (by VIP),
+/// md_maglev_v1 and md_frontends_v1 should hold.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Desired {
     pub endpoints: BTreeMap<u32, Endpoint>,
     pub ifaces: BTreeMap<u32, Iface>,
     pub services: BTreeMap<u32, Service>,
     pub maglev: BTreeMap<MaglevKey, u32>,
+    pub frontends: BTreeMap<FrontendKey, Frontend>,
 }
 
 /// A service's id in the maps: stable across nodes and restarts (a hash of its name).
@@ -154,6 +156,33 @@ pub fn desired(snapshot: &Snapshot, local: &[LocalAttachment]) -> Desired {
                 pad: [0; 2],
             },
         );
+    }
+    out
+}
+
+/// The published ports on this node's addresses: every port of every vip service that owns it
+/// (see `service::port_owners`), on each of `node_addrs` (the node's IPv4 addresses, loopback
+/// included so that the node's own `localhost:PORT` works).
+pub fn frontends(snapshot: &Snapshot, node_addrs: &[Ipv4Addr]) -> BTreeMap<FrontendKey, Frontend> {
+    let state = &snapshot.state;
+    let mut out = BTreeMap::new();
+    for ((published, protocol), name) in super::service::port_owners(state) {
+        let Some(service) = state.services.get(&name) else { continue };
+        let (Some(vip), Some(port)) =
+            (service.vip, service.ports.iter().find(|p| (p.published, p.protocol) == (published, protocol)))
+        else {
+            continue;
+        };
+        let proto = match protocol {
+            Protocol::Tcp => PROTO_TCP,
+            Protocol::Udp => PROTO_UDP,
+        };
+        for addr in node_addrs {
+            out.insert(
+                FrontendKey { addr: ip_key(*addr), port: published.to_be(), proto, pad: 0 },
+                Frontend { vip: ip_key(vip), target_port: port.target.to_be(), pad: 0 },
+            );
+        }
     }
     out
 }

@@ -1,7 +1,13 @@
 //! Service validation: names, networks, endpoint modes and published ports.
 
-use crate::state::cluster::EndpointMode;
+use std::collections::BTreeMap;
+
+use crate::state::cluster::{EndpointMode, Protocol, PublishedPort};
 use crate::state::ClusterState;
+
+/// Ports meshd itself uses on every node: VXLAN (4789/udp) and gossip (7946, the default). A
+/// published port there would capture the cluster's own traffic.
+const RESERVED: &[(u16, Protocol)] = &[(4789, Protocol::Udp), (7946, Protocol::Udp), (7946, Protocol::Tcp)];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceError {
@@ -15,8 +21,12 @@ pub enum ServiceError {
     NotFound(String),
     #[error("services in dnsrr mode have no VIP and cannot publish ports (as in Swarm)")]
     DnsrrPublish,
-    #[error("published ports (--publish) arrive with the routing mesh; this build balances VIPs inside networks only")]
-    PublishUnsupported,
+    #[error("invalid --publish {0:?}: use PUBLISHED:TARGET[/tcp|/udp] with ports 1-65535")]
+    PublishSyntax(String),
+    #[error("port {0} is published by service {1:?} already")]
+    PortTaken(PublishedPort, String),
+    #[error("port {0} is meshd's own (VXLAN 4789/udp, gossip 7946)")]
+    PortReserved(PublishedPort),
     #[error("service {service:?} is on network {service_network:?}, not {network:?}")]
     WrongNetwork { service: String, service_network: String, network: String },
 }
@@ -33,14 +43,54 @@ pub fn validate_name(name: &str) -> Result<(), ServiceError> {
     }
 }
 
-/// Checks a new service against the state (the VIP is allocated by the caller).
+/// Parses `PUBLISHED:TARGET[/tcp|/udp]` (TCP when no protocol is given, as in Swarm).
+pub fn parse_publish(text: &str) -> Result<PublishedPort, ServiceError> {
+    let bad = || ServiceError::PublishSyntax(text.chars().take(80).collect());
+    let (ports, protocol) = match text.split_once('/') {
+        None => (text, Protocol::Tcp),
+        Some((ports, "tcp")) => (ports, Protocol::Tcp),
+        Some((ports, "udp")) => (ports, Protocol::Udp),
+        Some(_) => return Err(bad()),
+    };
+    let (published, target) = ports.split_once(':').ok_or_else(bad)?;
+    let port = |p: &str| p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad);
+    Ok(PublishedPort { published: port(published)?, target: port(target)?, protocol })
+}
+
+/// Which service holds each published (port, protocol): the earliest claim (by state version)
+/// wins, so two services that published the same port concurrently on two nodes settle on the
+/// same owner everywhere; the other one's claim is shown but not served.
+pub fn port_owners(state: &ClusterState) -> BTreeMap<(u16, Protocol), String> {
+    let mut owners: BTreeMap<(u16, Protocol), (crate::state::Version, String)> = BTreeMap::new();
+    for (name, entry) in state.services.entries() {
+        let Some(record) = &entry.value else { continue };
+        if record.mode != EndpointMode::Vip {
+            continue;
+        }
+        for port in &record.ports {
+            let claim = (entry.version, name.clone());
+            owners
+                .entry((port.published, port.protocol))
+                .and_modify(|held| {
+                    if claim < *held {
+                        *held = claim.clone();
+                    }
+                })
+                .or_insert(claim);
+        }
+    }
+    owners.into_iter().map(|(port, (_, name))| (port, name)).collect()
+}
+
+/// Checks a new service against the state (the VIP is allocated by the caller); returns its
+/// published ports.
 pub fn plan_create(
     state: &ClusterState,
     name: &str,
     network: &str,
     mode: EndpointMode,
     publish: &[String],
-) -> Result<(), ServiceError> {
+) -> Result<Vec<PublishedPort>, ServiceError> {
     validate_name(name)?;
     if state.services.get(&name.to_string()).is_some() {
         return Err(ServiceError::Exists(name.to_string()));
@@ -48,14 +98,26 @@ pub fn plan_create(
     if state.networks.get(&network.to_string()).is_none() {
         return Err(ServiceError::NoNetwork(network.to_string()));
     }
-    if !publish.is_empty() {
-        return Err(if mode == EndpointMode::Dnsrr {
-            ServiceError::DnsrrPublish
-        } else {
-            ServiceError::PublishUnsupported
-        });
+    if !publish.is_empty() && mode == EndpointMode::Dnsrr {
+        return Err(ServiceError::DnsrrPublish);
     }
-    Ok(())
+    let owners = port_owners(state);
+    let mut ports: Vec<PublishedPort> = Vec::with_capacity(publish.len());
+    for text in publish {
+        let port = parse_publish(text)?;
+        if RESERVED.contains(&(port.published, port.protocol)) {
+            return Err(ServiceError::PortReserved(port));
+        }
+        if let Some(owner) = owners.get(&(port.published, port.protocol)) {
+            return Err(ServiceError::PortTaken(port, owner.clone()));
+        }
+        if ports.iter().any(|p| (p.published, p.protocol) == (port.published, port.protocol)) {
+            return Err(ServiceError::PortTaken(port, name.to_string()));
+        }
+        ports.push(port);
+    }
+    ports.sort();
+    Ok(ports)
 }
 
 /// Checks that a task may join `service` on `network`.
@@ -101,6 +163,7 @@ mod tests {
             network: "front".into(),
             mode: EndpointMode::Vip,
             vip: Some("10.1.0.9".parse().unwrap()),
+            ports: vec![parse_publish("8080:80").unwrap()],
         };
         state
             .apply(
@@ -126,16 +189,53 @@ mod tests {
             plan_create(&state, "api", "nope", EndpointMode::Vip, &[]),
             Err(ServiceError::NoNetwork(_))
         ));
-        let publish = vec!["8080:80".to_string()];
+        let publish = vec!["8081:80".to_string()];
         assert_eq!(
             plan_create(&state, "api", "front", EndpointMode::Dnsrr, &publish),
             Err(ServiceError::DnsrrPublish)
         );
         assert_eq!(
             plan_create(&state, "api", "front", EndpointMode::Vip, &publish),
-            Err(ServiceError::PublishUnsupported)
+            Ok(vec![PublishedPort { published: 8081, target: 80, protocol: Protocol::Tcp }])
         );
-        assert_eq!(plan_create(&state, "api", "front", EndpointMode::Dnsrr, &[]), Ok(()));
+        assert_eq!(plan_create(&state, "api", "front", EndpointMode::Dnsrr, &[]), Ok(vec![]));
+    }
+
+    #[test]
+    fn published_ports_are_parsed_and_unique() {
+        let state = state();
+        let plan = |p: &[&str]| {
+            let p: Vec<String> = p.iter().map(|s| s.to_string()).collect();
+            plan_create(&state, "api", "front", EndpointMode::Vip, &p)
+        };
+        assert!(matches!(plan(&["8080:80"]), Err(ServiceError::PortTaken(_, owner)) if owner == "web"));
+        // The same number over UDP is another port.
+        assert_eq!(plan(&["8080:53/udp"]).unwrap()[0].protocol, Protocol::Udp);
+        assert!(matches!(plan(&["9000:80", "9000:81/tcp"]), Err(ServiceError::PortTaken(..))));
+        assert!(matches!(plan(&["4789:4789/udp"]), Err(ServiceError::PortReserved(_))));
+        for bad in ["80", "0:80", "80:0", "x:80", "80:80/sctp", "70000:80", ":80", "80:", "80:80/"] {
+            assert!(matches!(plan(&[bad]), Err(ServiceError::PublishSyntax(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_earliest_claim_owns_a_port() {
+        let mut state = state();
+        let late = ServiceRecord {
+            network: "front".into(),
+            mode: EndpointMode::Vip,
+            vip: Some("10.1.0.10".parse().unwrap()),
+            ports: vec![parse_publish("8080:81").unwrap()],
+        };
+        // "aaa" sorts first but claimed later: "web" keeps the port.
+        let v = Version { lamport: 9, node: NodeId::from_bytes([2; 16]) };
+        state
+            .apply(
+                Delta { version: v, change: Change::Service { name: "aaa".into(), record: Some(late) } },
+                Instant::now(),
+            )
+            .unwrap();
+        assert_eq!(port_owners(&state)[&(8080, Protocol::Tcp)], "web");
     }
 
     #[test]

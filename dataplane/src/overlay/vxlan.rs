@@ -1,13 +1,14 @@
 //! The node's one VXLAN device, in collect-metadata ("external") mode on UDP 4789, and the
-//! node-level settings the overlay needs: forwarding on, and masquerade of overlay traffic that
-//! leaves for the underlay (like docker_gwbridge).
+//! node-level settings the overlay needs: forwarding on, masquerade of overlay traffic that
+//! leaves for the underlay (like docker_gwbridge), and routes from the node itself into the
+//! overlay (its own clients of published ports reach remote backends that way).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use futures::TryStreamExt;
 use netlink_packet_route::address::AddressAttribute;
 use netlink_packet_route::link::LinkAttribute;
-use rtnetlink::{Handle, LinkUnspec, LinkVxlan};
+use rtnetlink::{Handle, LinkUnspec, LinkVxlan, RouteMessageBuilder};
 
 use crate::netlink::links::{self, netlink_err, LinkError};
 
@@ -25,17 +26,27 @@ pub async fn ensure_device(handle: &Handle) -> Result<u32, LinkError> {
         handle.link().add(device).execute().await.map_err(netlink_err("create vxlan", DEVICE))?;
     }
     let link = links::find(handle, DEVICE).await?.ok_or_else(|| LinkError::Missing(DEVICE.to_string()))?;
+    // No ARP: the node's packets routed into the overlay get their tunnel key from the eBPF
+    // program on egress (the peer's MACs are set on the far side), so there is nobody to ask.
     handle
         .link()
-        .set(LinkUnspec::new_with_index(link.header.index).up().build())
+        .set(LinkUnspec::new_with_index(link.header.index).up().arp(false).build())
         .execute()
         .await
         .map_err(netlink_err("bring up", DEVICE))?;
     Ok(link.header.index)
 }
 
-/// The MTU of the interface that holds `addr` (the underlay), 1500 if it cannot be found.
-pub async fn underlay_mtu(handle: &Handle, addr: IpAddr) -> Result<u32, LinkError> {
+/// The interface that holds the node's underlay address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Underlay {
+    pub ifindex: u32,
+    pub name: String,
+    pub mtu: u32,
+}
+
+/// The interface holding `addr`, or None if no interface has it.
+pub async fn underlay(handle: &Handle, addr: IpAddr) -> Result<Option<Underlay>, LinkError> {
     let mut addresses = handle.address().get().execute();
     let mut index = None;
     while let Some(message) = addresses.try_next().await.map_err(netlink_err("list addresses", "*"))? {
@@ -47,14 +58,51 @@ pub async fn underlay_mtu(handle: &Handle, addr: IpAddr) -> Result<u32, LinkErro
             index = Some(message.header.index);
         }
     }
-    let Some(index) = index else { return Ok(1500) };
+    let Some(index) = index else { return Ok(None) };
     let mut found = handle.link().get().match_index(index).execute();
-    let link = found.try_next().await.map_err(netlink_err("get", index.to_string()))?;
-    Ok(link
-        .and_then(|l| {
-            l.attributes.iter().find_map(|a| if let LinkAttribute::Mtu(m) = a { Some(*m) } else { None })
-        })
-        .unwrap_or(1500))
+    let Some(link) = found.try_next().await.map_err(netlink_err("get", index.to_string()))? else {
+        return Ok(None);
+    };
+    let mtu =
+        link.attributes.iter().find_map(|a| if let LinkAttribute::Mtu(m) = a { Some(*m) } else { None });
+    let name = link.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfName(name) => Some(name.clone()),
+        _ => None,
+    });
+    Ok(Some(Underlay { ifindex: index, name: name.unwrap_or_default(), mtu: mtu.unwrap_or(1500) }))
+}
+
+/// Routes each overlay subnet into the VXLAN device with the node's underlay address as source
+/// (replies then come back through the tunnel to an address the node owns), and removes the
+/// routes of subnets no longer in `subnets` (`previous` is what the last call installed).
+pub async fn sync_routes(
+    handle: &Handle,
+    vxlan_ifindex: u32,
+    source: Ipv4Addr,
+    subnets: &[ipnet::Ipv4Net],
+    previous: &[ipnet::Ipv4Net],
+) -> Result<(), LinkError> {
+    let route = |subnet: &ipnet::Ipv4Net| {
+        RouteMessageBuilder::<Ipv4Addr>::new()
+            .destination_prefix(subnet.network(), subnet.prefix_len())
+            .output_interface(vxlan_ifindex)
+            .pref_source(source)
+            .build()
+    };
+    for subnet in subnets {
+        handle
+            .route()
+            .add(route(subnet))
+            .replace()
+            .execute()
+            .await
+            .map_err(netlink_err("add overlay route", subnet.to_string()))?;
+    }
+    for gone in previous.iter().filter(|p| !subnets.contains(p)) {
+        // Already gone (someone removed it) is what we wanted.
+        let _ = handle.route().del(route(gone)).execute().await;
+    }
+    Ok(())
 }
 
 /// Turns on IPv4 forwarding in this namespace (containers reach the underlay through the node).

@@ -92,12 +92,48 @@ impl std::fmt::Display for EndpointMode {
     }
 }
 
-/// A service: a name, a network, and (in vip mode) a virtual address on it.
+/// The transport of a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
+}
+
+/// A port published on every node's addresses (the routing mesh), forwarded to `target` on the
+/// service's tasks. Written `PUBLISHED:TARGET/PROTOCOL`, as Swarm does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PublishedPort {
+    pub published: u16,
+    pub target: u16,
+    pub protocol: Protocol,
+}
+
+impl std::fmt::Display for PublishedPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}/{}", self.published, self.target, self.protocol)
+    }
+}
+
+/// A service: a name, a network, (in vip mode) a virtual address on it, and published ports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceRecord {
     pub network: String,
     pub mode: EndpointMode,
     pub vip: Option<Ipv4Addr>,
+    /// Ports every node answers on (vip mode only). Defaults to none in state files written
+    /// before ports existed.
+    #[serde(default)]
+    pub ports: Vec<PublishedPort>,
 }
 
 /// One versioned write to one table.

@@ -27,6 +27,11 @@ enum md_reason {
 	MD_REASON_DELIVER_TUNNEL = 5, /* received from the tunnel, delivered to a local endpoint */
 	MD_REASON_LB_DNAT = 6,        /* to a service VIP: destination rewritten to a backend */
 	MD_REASON_LB_RNAT = 7,        /* a backend's reply: source rewritten back to the VIP */
+	MD_REASON_MESH_DNAT = 8,      /* to a published port: destination rewritten to a backend */
+	MD_REASON_MESH_REPLY = 9,     /* a published flow's reply: source set back, sent to the client */
+	MD_REASON_MESH_RETURN = 10,   /* a published flow's reply: tunnelled back to its ingress node */
+	MD_REASON_TO_NODE = 11,       /* from the tunnel to the node's own stack (its own clients) */
+	MD_REASON_FROM_NODE = 12,     /* from the node's stack into the tunnel, to a remote endpoint */
 
 	MD_REASON_DROP_MALFORMED = 128,        /* too short to parse */
 	MD_REASON_DROP_UNSUPPORTED_L3 = 129,   /* neither IPv4 nor ARP (IPv6 is not supported yet) */
@@ -36,7 +41,8 @@ enum md_reason {
 	MD_REASON_DROP_NO_TUNNEL_KEY = 133,    /* no tunnel metadata on the VXLAN device */
 	MD_REASON_DROP_NO_VXLAN = 134,         /* remote endpoint, but no VXLAN device configured */
 	MD_REASON_DROP_ARP = 135,              /* ARP that is not a request we answer */
-	MD_REASON_DROP_NO_BACKEND = 136,       /* to a service VIP with no healthy backend */
+	MD_REASON_DROP_NO_BACKEND = 136,       /* to a service VIP or published port with no healthy backend */
+	MD_REASON_DROP_CT_FULL = 137,          /* a flow could not be tracked (its replies would be lost) */
 };
 
 /* Which way the packet was going, seen from the container. */
@@ -44,6 +50,8 @@ enum md_dir {
 	MD_DIR_FROM_CONTAINER = 0, /* tc ingress on the host side of a container veth */
 	MD_DIR_TO_CONTAINER = 1,   /* tc egress on the host side of a container veth */
 	MD_DIR_FROM_TUNNEL = 2,    /* tc ingress on the node's VXLAN device */
+	MD_DIR_FROM_UNDERLAY = 3,  /* tc ingress on the node's underlay interface (published ports) */
+	MD_DIR_TO_TUNNEL = 4,      /* tc egress on the node's VXLAN device (the node's own packets) */
 };
 
 /* Key of md_verdict_v1. Explicit padding: the whole key is hashed, so no byte may be left undefined. */

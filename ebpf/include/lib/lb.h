@@ -56,6 +56,11 @@ struct {
 #define IP_CSUM_OFF (sizeof(struct ethhdr) + offsetof(struct iphdr, check))
 #define IP_SRC_OFF (sizeof(struct ethhdr) + offsetof(struct iphdr, saddr))
 #define IP_DST_OFF (sizeof(struct ethhdr) + offsetof(struct iphdr, daddr))
+/* TCP and UDP both start with the source and destination ports. */
+#define L4_SPORT_OFF (sizeof(struct ethhdr) + sizeof(struct iphdr))
+#define L4_DPORT_OFF (L4_SPORT_OFF + sizeof(__u16))
+#define IP_MF 0x2000
+#define IP_OFFSET 0x1fff
 
 /* The L4 ports, TCP flags and checksum offset of a TCP or UDP packet without IP options. */
 struct l4 {
@@ -79,7 +84,8 @@ md_inline int parse_l4(struct __sk_buff *skb, struct iphdr *ip, struct l4 *out)
 	void *end = (void *)(long)skb->data_end;
 	__u32 l4_off = sizeof(struct ethhdr) + sizeof(struct iphdr);
 
-	if (ip->ihl != 5)
+	/* Options would move the L4 header; a later fragment has none. */
+	if (ip->ihl != 5 || (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)))
 		return -1;
 	if (ip->protocol == IPPROTO_TCP) {
 		struct tcphdr *tcp = (void *)(ip + 1);
@@ -123,6 +129,21 @@ md_inline int rewrite_addr(struct __sk_buff *skb, const struct l4 *l4, __u32 add
 	return bpf_skb_store_bytes(skb, addr_off, &new, sizeof(new), 0);
 }
 
+/* Rewrites the TCP or UDP port at `port_off` from `old` to `new`, fixing the L4 checksum (ports
+ * are not in the pseudo-header). Packet pointers are invalid afterwards. */
+md_inline int rewrite_port(struct __sk_buff *skb, const struct l4 *l4, __u32 port_off, __u16 old, __u16 new)
+{
+	__u64 flags = sizeof(new);
+
+	if (old == new)
+		return 0;
+	if (l4->proto == IPPROTO_UDP)
+		flags |= BPF_F_MARK_MANGLED_0;
+	if (bpf_l4_csum_replace(skb, l4->csum_off, old, new, flags) < 0)
+		return -1;
+	return bpf_skb_store_bytes(skb, port_off, &new, sizeof(new), 0);
+}
+
 /* Result of lb_to_vip(). */
 enum lb_result {
 	LB_NOT_A_VIP = 0, /* nothing done */
@@ -149,21 +170,61 @@ md_inline int ct_live(const struct md_ct_val *ct, const struct l4 *l4, __u64 now
 }
 
 /*
- * If the packet goes to a service VIP, picks its backend (the tracked one for a live flow,
- * else Maglev on the flow hash) and rewrites the destination to it, remembering how to
- * translate the replies back. A client RST forgets the flow; a FIN lets it expire soon.
+ * The backend of a flow to service `svc`: the tracked one while the flow lives, else the Maglev
+ * slot of the flow hash, tracked from now on. A client RST forgets the flow; a FIN lets it expire
+ * soon. The same code serves VIPs and published ports (whose `ct->vip` is the node address).
+ */
+md_inline enum lb_result lb_pick(struct __sk_buff *skb, const struct md_service *svc,
+				 const struct md_ct_key *ct, const struct l4 *l4, __u32 *backend)
+{
+	struct md_ct_val *tracked;
+	struct md_ct_val pinned = {};
+	struct md_maglev_key slot = {};
+	__u32 *chosen;
+	__u64 now = bpf_ktime_get_ns();
+
+	tracked = bpf_map_lookup_elem(&md_ct_v2, ct);
+	if (tracked && ct_live(tracked, l4, now)) {
+		*backend = tracked->backend_ip;
+		if (l4->rst) {
+			bpf_map_delete_elem(&md_ct_v2, ct);
+		} else {
+			if (l4->fin)
+				tracked->flags |= MD_CT_FIN;
+			if (now - tracked->last_seen > CT_REFRESH_NS || l4->fin)
+				tracked->last_seen = now;
+		}
+		return LB_DONE;
+	}
+	if (svc->table_size == 0)
+		return LB_NO_BACKEND;
+	slot.id = svc->id;
+	slot.slot = bpf_get_hash_recalc(skb) % svc->table_size;
+	chosen = bpf_map_lookup_elem(&md_maglev_v1, &slot);
+	if (!chosen)
+		return LB_NO_BACKEND;
+	pinned.backend_ip = *chosen;
+	pinned.last_seen = now;
+	/* Fail closed: a flow that cannot be tracked would lose its replies. */
+	if (bpf_map_update_elem(&md_ct_v2, ct, &pinned, BPF_ANY) < 0)
+		return LB_ERROR;
+	*backend = pinned.backend_ip;
+	return LB_DONE;
+}
+
+/*
+ * If the packet goes to a service VIP, picks its backend and rewrites the destination to it,
+ * remembering how to translate the replies back.
  */
 md_inline enum lb_result lb_to_vip(struct __sk_buff *skb, struct iphdr *ip)
 {
 	struct md_service *svc = bpf_map_lookup_elem(&md_services_v1, &ip->daddr);
 	struct md_ct_key ct = {};
-	struct md_ct_val *tracked;
-	struct md_ct_val pinned = {};
 	struct md_rnat_key rk = {};
 	struct md_rnat_val rv = {};
 	struct l4 l4 = {};
-	__u32 vip, client;
-	__u64 now;
+	enum lb_result picked;
+	__u32 vip, client, backend = 0;
 
 	if (!svc)
 		return LB_NOT_A_VIP;
@@ -176,37 +237,11 @@ md_inline enum lb_result lb_to_vip(struct __sk_buff *skb, struct iphdr *ip)
 	ct.client_port = l4.sport;
 	ct.port = l4.dport;
 	ct.proto = l4.proto;
+	picked = lb_pick(skb, svc, &ct, &l4, &backend);
+	if (picked != LB_DONE)
+		return picked;
 
-	now = bpf_ktime_get_ns();
-	tracked = bpf_map_lookup_elem(&md_ct_v2, &ct);
-	if (tracked && ct_live(tracked, &l4, now)) {
-		pinned.backend_ip = tracked->backend_ip;
-		if (l4.rst) {
-			bpf_map_delete_elem(&md_ct_v2, &ct);
-		} else {
-			if (l4.fin)
-				tracked->flags |= MD_CT_FIN;
-			if (now - tracked->last_seen > CT_REFRESH_NS || l4.fin)
-				tracked->last_seen = now;
-		}
-	} else {
-		struct md_maglev_key slot = {};
-		__u32 *backend;
-
-		if (svc->table_size == 0)
-			return LB_NO_BACKEND;
-		slot.id = svc->id;
-		slot.slot = bpf_get_hash_recalc(skb) % svc->table_size;
-		backend = bpf_map_lookup_elem(&md_maglev_v1, &slot);
-		if (!backend)
-			return LB_NO_BACKEND;
-		pinned.backend_ip = *backend;
-		pinned.last_seen = now;
-		/* Fail closed: a flow that cannot be tracked would lose its replies. */
-		if (bpf_map_update_elem(&md_ct_v2, &ct, &pinned, BPF_ANY) < 0)
-			return LB_ERROR;
-	}
-	rk.backend_ip = pinned.backend_ip;
+	rk.backend_ip = backend;
 	rk.client_ip = client;
 	rk.port = l4.dport;
 	rk.client_port = l4.sport;
@@ -214,7 +249,7 @@ md_inline enum lb_result lb_to_vip(struct __sk_buff *skb, struct iphdr *ip)
 	rv.vip = vip;
 	if (bpf_map_update_elem(&md_rnat_v1, &rk, &rv, BPF_ANY) < 0)
 		return LB_ERROR;
-	if (rewrite_addr(skb, &l4, IP_DST_OFF, vip, pinned.backend_ip) < 0)
+	if (rewrite_addr(skb, &l4, IP_DST_OFF, vip, backend) < 0)
 		return LB_ERROR;
 	return LB_DONE;
 }

@@ -152,7 +152,12 @@ pub fn registry_memory() {
     );
     for s in 0..10_000u32 {
         let vip = std::net::Ipv4Addr::from(0x0a00_0000 + s * 4);
-        let record = ServiceRecord { network: "big".into(), mode: EndpointMode::Vip, vip: Some(vip) };
+        let record = ServiceRecord {
+            network: "big".into(),
+            mode: EndpointMode::Vip,
+            vip: Some(vip),
+            ports: Vec::new(),
+        };
         apply(&mut state, Change::Service { name: format!("svc{s}"), record: Some(record) });
         for t in 1..=3u32 {
             let endpoint = EndpointRecord {

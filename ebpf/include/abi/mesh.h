@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The routing mesh: published ports on the node's own addresses, and the two tables that carry a
+ * published flow's replies back the way it came. Mirrored by meshd_ebpf::mesh; tests/layout.rs
+ * checks the layout. Addresses and ports are in network byte order.
+ *
+ * A published flow keeps the client's address all the way to the backend (no SNAT). So the
+ * replies must find their own way back:
+ *   - the ingress node (where the client's packet arrived) remembers, per (backend, client) flow,
+ *     which of its addresses and ports the client used: md_mesh_rnat_v1;
+ *   - the backend's node, when the flow came through the tunnel, remembers which node it came
+ *     from, and sends the replies back there through the tunnel: md_mesh_return_v1.
+ * Both are keyed by the reply as it leaves the backend (struct md_rnat_key of abi/lb.h).
+ */
+#ifndef MESHD_ABI_MESH_H
+#define MESHD_ABI_MESH_H
+
+#include <linux/types.h>
+
+/* Key of md_frontends_v1: a published port on one of this node's addresses. */
+struct md_frontend_key {
+	__u32 addr;  /* a local address of the node (also 127.0.0.1 for the node's own clients) */
+	__u16 port;  /* the published port */
+	__u8 proto;  /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad;    /* always 0 */
+};
+
+/* Value of md_frontends_v1: the service behind the port. */
+struct md_frontend {
+	__u32 vip;          /* the service's VIP: its key in md_services_v1 (Maglev table) */
+	__u16 target_port;  /* the port the backends listen on */
+	__u16 pad;          /* always 0 */
+};
+
+/* Value of md_mesh_rnat_v1 (on the ingress node): what the client sent to. */
+struct md_mesh_nat {
+	__u32 addr;    /* the node address the client used: the replies' source */
+	__u32 ifindex; /* the interface the client's packets arrived on: where replies leave */
+	__u16 port;    /* the published port: the replies' source port */
+	__u16 pad;     /* always 0 */
+};
+
+/* Value of md_mesh_return_v1 (on the backend's node): where the flow came in. */
+struct md_mesh_return {
+	__u32 node_ip; /* underlay address of the ingress node */
+	__u32 vni;     /* the backend's network: the tunnel key back */
+};
+
+/* Key of md_sock_rnat_v1: a socket of the node's own that a published port was translated for,
+ * and the backend it was sent to (replies come from there). */
+struct md_sock_key {
+	__u64 cookie;     /* bpf_get_socket_cookie() */
+	__u32 backend_ip;
+	__u16 backend_port;
+	__u16 pad;        /* always 0 */
+};
+
+/* Value of md_sock_rnat_v1: the address the socket asked for, shown as the replies' source. */
+struct md_sock_nat {
+	__u32 addr;
+	__u16 port;
+	__u16 pad; /* always 0 */
+};
+
+#endif /* MESHD_ABI_MESH_H */

@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The routing mesh (types in abi/mesh.h): a client's packet to a published port on any node goes
+ * to a backend anywhere in the cluster with its source address untouched, and the backend's
+ * replies go back through the node the client used, which puts the published address back.
+ *
+ *   ingress node                                  backend's node
+ *   underlay -> mesh_to_backend: pick, DNAT,      vxlan ingress -> mesh_learn_return: remember
+ *     remember the published address (rnat)         the ingress node for the flow, deliver
+ *     -> local backend, or tunnel to its node   <- backend's veth -> mesh_return: tunnel the reply
+ *   mesh_reply: source back to the published        back to the ingress node
+ *     address, out where the client came in
+ */
+#ifndef MESHD_LIB_MESH_H
+#define MESHD_LIB_MESH_H
+
+#include "common.h"
+#include "endpoint.h"
+#include "eth.h"
+#include "lb.h"
+#include "tunnel.h"
+#include "verdict.h"
+#include "../abi/mesh.h"
+
+/*
+ * The helpers below return whether they took the packet (1, with the TC verdict in *verdict) or
+ * not (0: not a published flow's, carry on, packet untouched). A sentinel verdict value would not
+ * do: the verifier cannot tell a helper's verdict from it, and would assume the packet pointers
+ * (invalidated by the rewrite) were still in use on the "carry on" path.
+ */
+
+/* Published ports on this node's addresses. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct md_frontend_key);
+	__type(value, struct md_frontend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} md_frontends_v1 SEC(".maps");
+
+/* On the ingress node: the published address of each flow, by its reply. LRU: the flows of
+ * clients long gone age out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct md_rnat_key);
+	__type(value, struct md_mesh_nat);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} md_mesh_rnat_v1 SEC(".maps");
+
+/* On the backend's node: the ingress node of each flow that came through the tunnel. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 262144);
+	__type(key, struct md_rnat_key);
+	__type(value, struct md_mesh_return);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} md_mesh_return_v1 SEC(".maps");
+
+/* Records the verdict of a packet a helper took. */
+md_inline int took(int *verdict, int value)
+{
+	*verdict = value;
+	return 1;
+}
+
+/* The reply direction of a flow: as the backend at `backend:port` sends to the client. */
+md_inline void reply_key(struct md_rnat_key *rk, __u32 backend, __u16 port, __u32 client,
+			 __u16 client_port, __u8 proto)
+{
+	rk->backend_ip = backend;
+	rk->port = port;
+	rk->client_ip = client;
+	rk->client_port = client_port;
+	rk->proto = proto;
+}
+
+/*
+ * A packet from outside to one of this node's addresses: if it goes to a published port, picks
+ * a backend (tracked flow or Maglev), rewrites the destination address and port to it, and
+ * delivers it to the backend's veth here or through the tunnel to its node. The client's
+ * address stays.
+ */
+md_inline int mesh_to_backend(struct __sk_buff *skb, struct iphdr *ip, enum md_dir dir, int *verdict)
+{
+	struct md_frontend_key fk = {};
+	struct md_frontend *fe;
+	struct md_service *svc;
+	struct md_endpoint *ep;
+	struct md_iface *iface;
+	struct md_ct_key ct = {};
+	struct md_rnat_key rk = {};
+	struct md_mesh_nat nat = {};
+	struct md_mesh_nat *known;
+	struct ethhdr *eth;
+	struct l4 l4 = {};
+	__u32 backend = 0;
+	__u16 target_port;
+	int sent;
+
+	if (parse_l4(skb, ip, &l4) < 0)
+		return 0;
+	fk.addr = ip->daddr;
+	fk.port = l4.dport;
+	fk.proto = l4.proto;
+	fe = bpf_map_lookup_elem(&md_frontends_v1, &fk);
+	if (!fe)
+		return 0;
+	target_port = fe->target_port;
+	svc = bpf_map_lookup_elem(&md_services_v1, &fe->vip);
+	if (!svc)
+		return took(verdict, drop(skb, dir, MD_REASON_DROP_NO_BACKEND));
+
+	/* The node address stands in for the VIP in the flow's conntrack key. */
+	ct.client_ip = ip->saddr;
+	ct.vip = ip->daddr;
+	ct.client_port = l4.sport;
+	ct.port = l4.dport;
+	ct.proto = l4.proto;
+	switch (lb_pick(skb, svc, &ct, &l4, &backend)) {
+	case LB_DONE:
+		break;
+	case LB_NO_BACKEND:
+		return took(verdict, drop(skb, dir, MD_REASON_DROP_NO_BACKEND));
+	default:
+		return took(verdict, drop(skb, dir, MD_REASON_DROP_CT_FULL));
+	}
+	ep = lookup_endpoint(backend);
+	if (!ep)
+		return took(verdict, drop(skb, dir, MD_REASON_DROP_NO_ENDPOINT));
+
+	/* Remember the published address for the replies; write only when it changes (a map write
+	 * per packet would cost more than the lookup). */
+	reply_key(&rk, backend, target_port, ct.client_ip, l4.sport, l4.proto);
+	nat.addr = ct.vip;
+	nat.port = l4.dport;
+	nat.ifindex = skb->ifindex;
+	known = bpf_map_lookup_elem(&md_mesh_rnat_v1, &rk);
+	if (!known || known->addr != nat.addr || known->port != nat.port || known->ifindex != nat.ifindex) {
+		if (bpf_map_update_elem(&md_mesh_rnat_v1, &rk, &nat, BPF_ANY) < 0)
+			return took(verdict, drop(skb, dir, MD_REASON_DROP_CT_FULL));
+	}
+
+	if (rewrite_addr(skb, &l4, IP_DST_OFF, ct.vip, backend) < 0 ||
+	    rewrite_port(skb, &l4, L4_DPORT_OFF, l4.dport, target_port) < 0)
+		return took(verdict, drop(skb, dir, MD_REASON_DROP_MALFORMED));
+	count_verdict(skb, dir, MD_REASON_MESH_DNAT);
+
+	if (!(ep->flags & MD_EP_LOCAL)) {
+		sent = tunnel_redirect(skb, ep->node_ip, ep->vni);
+		if (sent < 0)
+			return took(verdict, drop(skb, dir, MD_REASON_DROP_NO_VXLAN));
+		count_verdict(skb, dir, MD_REASON_FORWARD_TUNNEL);
+		return took(verdict, sent);
+	}
+	iface = lookup_iface(ep->ifindex);
+	/* The rewrite invalidated the packet pointers. */
+	eth = parse_eth(skb);
+	if (!iface || !eth)
+		return took(verdict, drop(skb, dir, MD_REASON_DROP_NO_ENDPOINT));
+	set_macs(eth, iface->mac, ep->mac);
+	count_verdict(skb, dir, MD_REASON_FORWARD_LOCAL);
+	return took(verdict, bpf_redirect_peer(ep->ifindex, 0));
+}
+
+/*
+ * A packet from a local backend (or out of the tunnel) to an address outside the overlay: if it
+ * is the reply of a flow that entered through a published port of this node, puts the
+ * published address and port back as its source and sends it out of the interface the client's
+ * packets came in on (the kernel resolves the next hop).
+ */
+md_inline int mesh_reply(struct __sk_buff *skb, struct iphdr *ip, enum md_dir dir, int *verdict)
+{
+	struct md_rnat_key rk = {};
+	struct md_mesh_nat *nat;
+	struct l4 l4 = {};
+	__u32 addr, ifindex;
+	__u16 port;
+
+	if (parse_l4(skb, ip, &l4) < 0)
+		return 0;
+	reply_key(&rk, ip->saddr, l4.sport, ip->daddr, l4.dport, l4.proto);
+	nat = bpf_map_lookup_elem(&md_mesh_rnat_v1, &rk);
+	if (!nat)
+		return 0;
+	addr = nat->addr;
+	port = nat->port;
+	ifindex = nat->ifindex;
+	if (rewrite_addr(skb, &l4, IP_SRC_OFF, rk.backend_ip, addr) < 0 ||
+	    rewrite_port(skb, &l4, L4_SPORT_OFF, rk.port, port) < 0)
+		return took(verdict, drop(skb, dir, MD_REASON_DROP_MALFORMED));
+	count_verdict(skb, dir, MD_REASON_MESH_REPLY);
+	return took(verdict, bpf_redirect_neigh(ifindex, NULL, 0, 0));
+}
+
+/*
+ * A local backend's reply to a flow that another node brought in through the tunnel: back
+ * through the tunnel to that node (which does mesh_reply).
+ */
+md_inline int mesh_return(struct __sk_buff *skb, struct iphdr *ip, enum md_dir dir, int *verdict)
+{
+	struct md_rnat_key rk = {};
+	struct md_mesh_return *back;
+	struct l4 l4 = {};
+	int sent;
+
+	if (parse_l4(skb, ip, &l4) < 0)
+		return 0;
+	reply_key(&rk, ip->saddr, l4.sport, ip->daddr, l4.dport, l4.proto);
+	back = bpf_map_lookup_elem(&md_mesh_return_v1, &rk);
+	if (!back)
+		return 0;
+	sent = tunnel_redirect(skb, back->node_ip, back->vni);
+	if (sent < 0)
+		return took(verdict, drop(skb, dir, MD_REASON_DROP_NO_VXLAN));
+	count_verdict(skb, dir, MD_REASON_MESH_RETURN);
+	return took(verdict, sent);
+}
+
+/*
+ * A packet out of the tunnel from a source outside the overlay, to a local endpoint: a
+ * published flow (or the other node's own client) entering here. Remembers which node it came
+ * from so that mesh_return can send the replies back there.
+ */
+md_inline void mesh_learn_return(struct __sk_buff *skb, struct iphdr *ip, const struct bpf_tunnel_key *key)
+{
+	struct md_rnat_key rk = {};
+	struct md_mesh_return back = {};
+	struct md_mesh_return *known;
+	struct l4 l4 = {};
+
+	if (parse_l4(skb, ip, &l4) < 0)
+		return;
+	reply_key(&rk, ip->daddr, l4.dport, ip->saddr, l4.sport, l4.proto);
+	back.node_ip = bpf_htonl(key->remote_ipv4);
+	back.vni = key->tunnel_id;
+	known = bpf_map_lookup_elem(&md_mesh_return_v1, &rk);
+	if (known && known->node_ip == back.node_ip && known->vni == back.vni)
+		return;
+	/* A full LRU evicts; an update can only fail for lack of memory: the replies then go the
+	 * node's default way, which is what happens without a mesh. */
+	bpf_map_update_elem(&md_mesh_return_v1, &rk, &back, BPF_ANY);
+}
+
+#endif /* MESHD_LIB_MESH_H */

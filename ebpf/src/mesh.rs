@@ -1,0 +1,86 @@
+//! Rust mirror of `include/abi/mesh.h`: published ports and the routing mesh's reply tables.
+
+/// Published ports on this node's addresses.
+pub const FRONTENDS_MAP: &str = "md_frontends_v1";
+/// Ingress node: the published address of each flow, by its reply.
+pub const MESH_RNAT_MAP: &str = "md_mesh_rnat_v1";
+/// Backend's node: the ingress node of each flow that came through the tunnel.
+pub const MESH_RETURN_MAP: &str = "md_mesh_return_v1";
+/// The node's own sockets translated by the socket programs.
+pub const SOCK_RNAT_MAP: &str = "md_sock_rnat_v1";
+
+/// Mirrors `struct md_frontend_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct FrontendKey {
+    pub addr: u32,
+    /// Network byte order.
+    pub port: u16,
+    pub proto: u8,
+    pub pad: u8,
+}
+
+/// Mirrors `struct md_frontend`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Frontend {
+    pub vip: u32,
+    /// Network byte order.
+    pub target_port: u16,
+    pub pad: u16,
+}
+
+/// Mirrors `struct md_mesh_nat`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MeshNat {
+    pub addr: u32,
+    pub ifindex: u32,
+    pub port: u16,
+    pub pad: u16,
+}
+
+/// Mirrors `struct md_mesh_return`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MeshReturn {
+    pub node_ip: u32,
+    pub vni: u32,
+}
+
+/// Mirrors `struct md_sock_key`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct SockKey {
+    pub cookie: u64,
+    pub backend_ip: u32,
+    pub backend_port: u16,
+    pub pad: u16,
+}
+
+/// Mirrors `struct md_sock_nat`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SockNat {
+    pub addr: u32,
+    pub port: u16,
+    pub pad: u16,
+}
+
+/// IPPROTO_TCP and IPPROTO_UDP, as `proto` holds them.
+pub const PROTO_TCP: u8 = 6;
+pub const PROTO_UDP: u8 = 17;
+
+// SAFETY: repr(C), integers only, explicit padding: every bit pattern is valid.
+#[allow(unsafe_code)]
+unsafe impl aya::Pod for FrontendKey {}
+#[allow(unsafe_code)]
+unsafe impl aya::Pod for Frontend {}
+#[allow(unsafe_code)]
+unsafe impl aya::Pod for MeshNat {}
+#[allow(unsafe_code)]
+unsafe impl aya::Pod for MeshReturn {}
+#[allow(unsafe_code)]
+unsafe impl aya::Pod for SockKey {}
+#[allow(unsafe_code)]
+unsafe impl aya::Pod for SockNat {}

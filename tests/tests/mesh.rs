@@ -1,0 +1,148 @@
+//! The routing mesh: a published port answers on every node's address (also nodes without a
+//! task, and the node itself), lands on a backend anywhere, keeps the client's address, and
+//! brings the replies back through the node the client used. Real meshd processes, real
+//! clients (curl, UDP sockets) on the underlay.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use meshd_tests::cluster::node_underlay_addr;
+use meshd_tests::command::stdout;
+use meshd_tests::http::{NamedServer, UdpNamedServer};
+use meshd_tests::netns::Netns;
+use meshd_tests::Cluster;
+
+/// `count` curl requests from `ns` to `url` (a new connection each): answer counts.
+fn spread(ns: &Netns, url: &str, count: usize) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
+    for _ in 0..count {
+        let out = ns.exec("curl", ["-s", "--max-time", "3", url]);
+        let body = if out.status.success() { stdout(&out).trim().to_string() } else { "FAILED".to_string() };
+        *seen.entry(body).or_insert(0) += 1;
+    }
+    seen
+}
+
+/// One UDP request from inside `ns` to `addr:port`; the answer and the address it came from.
+fn udp_ask(ns: &Netns, addr: std::net::Ipv4Addr, port: u16, connected: bool) -> Option<(String, String)> {
+    ns.run_inside(move || {
+        let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+        socket.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        if connected {
+            socket.connect((addr, port)).ok()?;
+            socket.send(b"hello").ok()?;
+        } else {
+            socket.send_to(b"hello", (addr, port)).ok()?;
+        }
+        let mut buf = [0u8; 512];
+        let (n, from) = socket.recv_from(&mut buf).ok()?;
+        Some((String::from_utf8_lossy(&buf[..n]).trim().to_string(), from.to_string()))
+    })
+}
+
+/// Three nodes; service `web` on `front` publishes 8080 -> 80/tcp and 5353 -> 5300/udp, with one
+/// task on n1 and one on n2 (n3 has none).
+struct Fixture {
+    cluster: Cluster,
+    client: usize,
+    _servers: Vec<NamedServer>,
+    _udp: Vec<UdpNamedServer>,
+}
+
+fn fixture(tag: &str) -> Fixture {
+    let mut cluster = Cluster::new(tag, 3);
+    cluster.form();
+    cluster.node(1).meshctl_ok(&["network", "create", "front", "--subnet", "10.72.0.0/24"]);
+    cluster.wait_listed(&["network", "ls"], "front");
+    cluster.node(2).meshctl_ok(&[
+        "service",
+        "create",
+        "web",
+        "--network",
+        "front",
+        "--publish",
+        "8080:80",
+        "--publish",
+        "5353:5300/udp",
+    ]);
+    cluster.wait_listed(&["service", "ls"], "8080:80/tcp");
+    let mut servers = Vec::new();
+    let mut udp = Vec::new();
+    for i in 1..=2 {
+        let ns = cluster.add_namespace(&format!("web{i}"));
+        let task = format!("web.{i}");
+        cluster.node(i).meshctl_ok(&[
+            "attach",
+            "--netns",
+            &ns,
+            "--network",
+            "front",
+            "--service",
+            "web",
+            "--name",
+            &task,
+        ]);
+        servers.push(NamedServer::start_showing_client(cluster.namespace(&ns), 80, &task));
+        udp.push(UdpNamedServer::start(cluster.namespace(&ns), 5300, &task));
+    }
+    cluster.wait_for("2 healthy backends on every node", Duration::from_secs(10), |c| {
+        (1..=3).all(|i| c.node(i).meshctl_ok(&["service", "ls"]).contains("2/2"))
+    });
+    let client = cluster.add_underlay_client();
+    Fixture { cluster, client, _servers: servers, _udp: udp }
+}
+
+#[test]
+fn a_published_port_answers_on_every_node_with_the_clients_address() {
+    let f = fixture("meshtcp");
+    let client = &f.cluster.clients()[f.client];
+    let client_addr = client.addr.to_string();
+    for node in 1..=3 {
+        let url = format!("http://{}:8080/", node_underlay_addr(node));
+        let seen = spread(&client.ns, &url, 24);
+        // Both backends answer through every node, n3 (no task) included, and each saw the
+        // client's own address: no SNAT on the way.
+        let expected: Vec<String> = ["web.1", "web.2"].iter().map(|t| format!("{t} {client_addr}")).collect();
+        assert_eq!(seen.keys().cloned().collect::<Vec<_>>(), expected, "through n{node}: {seen:?}");
+    }
+
+    // UDP the same way, connected or not; the answer comes from the address the client used.
+    for node in 1..=3 {
+        let addr = node_underlay_addr(node);
+        for connected in [true, false] {
+            let (answer, from) = udp_ask(&client.ns, addr, 5353, connected).expect("a UDP answer");
+            assert!(answer.starts_with("web.") && answer.ends_with(&client_addr), "{answer}");
+            assert_eq!(from, format!("{addr}:5353"), "the reply's source is the published address");
+        }
+    }
+
+    // The kernel's view on n3: its frontends and the flows it brought in.
+    let inspect = f.cluster.node(3).meshctl_ok(&["service", "inspect", "web"]);
+    assert!(inspect.contains(&format!("published {}:8080/tcp -> 80", node_underlay_addr(3))), "{inspect}");
+    assert!(inspect.contains("published 127.0.0.1:5353/udp -> 5300"), "{inspect}");
+    let counters = f.cluster.node(3).meshctl_ok(&["stats"]);
+    assert!(counters.contains("mesh-dnat") && counters.contains("mesh-reply"), "{counters}");
+    let counters = f.cluster.node(1).meshctl_ok(&["stats"]);
+    assert!(counters.contains("mesh-return"), "{counters}");
+}
+
+#[test]
+fn a_published_port_answers_from_the_node_itself() {
+    let f = fixture("meshself");
+    for node in 1..=3 {
+        let ns = &f.cluster.node(node).ns;
+        let own = node_underlay_addr(node);
+        for target in ["127.0.0.1".to_string(), own.to_string()] {
+            let seen = spread(ns, &format!("http://{target}:8080/"), 16);
+            assert!(
+                seen.keys().all(|k| k.starts_with("web.")) && seen.len() == 2,
+                "n{node} -> {target}:8080: {seen:?}"
+            );
+        }
+        for connected in [true, false] {
+            let (answer, from) = udp_ask(ns, own, 5353, connected).expect("a UDP answer");
+            assert!(answer.starts_with("web."), "{answer}");
+            assert_eq!(from, format!("{own}:5353"), "n{node}: replies show the published address");
+        }
+    }
+}

@@ -115,3 +115,14 @@ impl Drop for UdpNamedServer {
         }
     }
 }
+
+/// One HTTP/1.1 request on an open (keep-alive) connection; returns the answer's body, trimmed.
+pub fn request(stream: &mut TcpStream) -> String {
+    use std::io::Read;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: web\r\n\r\n").unwrap();
+    let mut buf = vec![0u8; 512];
+    let n = stream.read(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    text.split("\r\n\r\n").nth(1).unwrap_or("").trim().to_string()
+}

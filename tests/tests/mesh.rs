@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use meshd_tests::cluster::node_underlay_addr;
 use meshd_tests::command::stdout;
-use meshd_tests::http::{NamedServer, UdpNamedServer};
+use meshd_tests::http::{request, NamedServer, UdpNamedServer};
 use meshd_tests::netns::Netns;
 use meshd_tests::Cluster;
 
@@ -144,5 +144,52 @@ fn a_published_port_answers_from_the_node_itself() {
             assert!(answer.starts_with("web."), "{answer}");
             assert_eq!(from, format!("{own}:5353"), "n{node}: replies show the published address");
         }
+    }
+}
+
+#[test]
+fn published_flows_follow_backend_health_and_open_connections_finish() {
+    let mut f = fixture("meshlife");
+    let via = |node: usize| format!("http://{}:8080/", node_underlay_addr(node));
+    let n3 = node_underlay_addr(3);
+    let (first, mut stream) = f.cluster.clients()[f.client].ns.run_inside(move || {
+        let mut stream = std::net::TcpStream::connect((n3, 8080)).unwrap();
+        let answer = request(&mut stream);
+        (answer, stream)
+    });
+    let task = first.split_whitespace().next().unwrap().to_string();
+    let other = if task == "web.1" { "web.2" } else { "web.1" };
+    let drained: usize = task.trim_start_matches("web.").parse().unwrap();
+
+    // Drain the open connection's node: new flows avoid its task on every way in (the drained
+    // node's own address included: it keeps answering), the open connection goes on.
+    f.cluster.node(1).meshctl_ok(&["node", "update", "--availability", "drain", &format!("n{drained}")]);
+    f.cluster.wait_for("the drain on every node", Duration::from_secs(10), |c| {
+        (1..=3).all(|i| c.node(i).meshctl_ok(&["service", "ls"]).contains("1/2"))
+    });
+    assert_eq!(request(&mut stream), first, "the open connection keeps its backend through the drain");
+    for node in 1..=3 {
+        let seen = spread(&f.cluster.clients()[f.client].ns, &via(node), 10);
+        assert_eq!(
+            seen.keys().map(|k| k.split_whitespace().next().unwrap()).collect::<Vec<_>>(),
+            [other],
+            "n{node}: {seen:?}"
+        );
+    }
+    drop(stream);
+    f.cluster.node(1).meshctl_ok(&["node", "update", "--availability", "active", &format!("n{drained}")]);
+    f.cluster.wait_for("both back everywhere", Duration::from_secs(10), |c| {
+        (1..=3).all(|i| c.node(i).meshctl_ok(&["service", "ls"]).contains("2/2"))
+    });
+
+    // A dead node's task leaves the tables of the others within the detection time.
+    f.cluster.node_mut(2).kill();
+    f.cluster.wait_for("n2's task out of n1's and n3's tables", Duration::from_secs(10), |c| {
+        [1, 3].iter().all(|&i| c.node(i).meshctl_ok(&["service", "ls"]).contains("1/2"))
+    });
+    for node in [1, 3] {
+        let seen = spread(&f.cluster.clients()[f.client].ns, &via(node), 10);
+        assert_eq!(seen.len(), 1, "n{node}: {seen:?}");
+        assert!(seen.keys().all(|k| k.starts_with("web.1 ")), "n{node}: {seen:?}");
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use meshd_tests::command::{stderr, stdout};
-use meshd_tests::http::NamedServer;
+use meshd_tests::http::{request, NamedServer};
 use meshd_tests::Cluster;
 
 /// `count` curl requests (a new connection each) from namespace `from` to `url`: answer counts.
@@ -122,17 +122,6 @@ fn a_vip_balances_over_tasks_on_every_node_and_follows_their_health() {
     drop(servers);
 }
 
-/// One HTTP request on an open connection; returns the body.
-fn request(stream: &mut std::net::TcpStream) -> String {
-    use std::io::{Read, Write};
-    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    stream.write_all(b"GET / HTTP/1.1\r\nHost: web\r\n\r\n").unwrap();
-    let mut buf = vec![0u8; 512];
-    let n = stream.read(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-    text.split("\r\n\r\n").nth(1).unwrap_or("").trim().to_string()
-}
-
 #[test]
 fn service_commands_validate() {
     let mut cluster = Cluster::new("svccmd", 1);
@@ -185,14 +174,16 @@ fn service_commands_validate() {
     assert!(!cluster.node(1).meshctl_ok(&["service", "ls"]).contains("web"));
 }
 
-/// Two nodes, network `front` (10.`subnet_octet`.0.0/24), service `web` with one task per
-/// node (`web.1` on n1, `web.2` on n2) each answering HTTP on 8080 with its name, and a client on
-/// n1; returns once n1 balances over both.
+/// Two nodes, network `front` (10.`subnet_octet`.0.0/24), service `web` (published on 9080)
+/// with one task per node (`web.1` on n1, `web.2` on n2) each answering HTTP on 8080 with its
+/// name, a client on n1 and a client on the underlay; returns once n1 balances over both.
 struct TwoBackends {
     cluster: Cluster,
     vip: String,
     namespaces: Vec<String>,
     client: String,
+    /// The underlay client's namespace.
+    outside: String,
     _servers: Vec<NamedServer>,
 }
 
@@ -206,8 +197,17 @@ fn two_backends(tag: &str, subnet_octet: u8, extra: &[&str]) -> TwoBackends {
         "--subnet",
         &format!("10.{subnet_octet}.0.0/24"),
     ]);
-    let created =
-        cluster.node(1).meshctl_ok(&["--format", "json", "service", "create", "web", "--network", "front"]);
+    let created = cluster.node(1).meshctl_ok(&[
+        "--format",
+        "json",
+        "service",
+        "create",
+        "web",
+        "--network",
+        "front",
+        "--publish",
+        "9080:8080",
+    ]);
     let vip =
         serde_json::from_str::<serde_json::Value>(&created).unwrap()[0]["vip"].as_str().unwrap().to_string();
     cluster.wait_listed(&["service", "ls"], "web");
@@ -235,7 +235,9 @@ fn two_backends(tag: &str, subnet_octet: u8, extra: &[&str]) -> TwoBackends {
     cluster.wait_for("2 healthy backends", Duration::from_secs(10), |c| {
         c.node(1).meshctl_ok(&["service", "ls"]).contains("2/2")
     });
-    TwoBackends { cluster, vip, namespaces, client, _servers: servers }
+    let outside = cluster.add_underlay_client();
+    let outside = cluster.clients()[outside].ns.name().to_string();
+    TwoBackends { cluster, vip, namespaces, client, outside, _servers: servers }
 }
 
 #[test]
@@ -255,7 +257,7 @@ fn an_idle_connection_outlives_the_conntrack_timeout() {
 
 #[test]
 fn a_detach_with_grace_lets_open_connections_finish() {
-    let TwoBackends { cluster, vip, namespaces, client, _servers } = two_backends("svcgrace", 74, &[]);
+    let TwoBackends { cluster, vip, namespaces, client, _servers, .. } = two_backends("svcgrace", 74, &[]);
     let target = vip.clone();
     let (first, mut stream) = cluster.namespace(&client).run_inside(move || {
         let mut stream = std::net::TcpStream::connect((target.as_str(), 8080)).unwrap();
@@ -263,6 +265,20 @@ fn a_detach_with_grace_lets_open_connections_finish() {
         (answer, stream)
     });
     let leaving: usize = first.trim_start_matches("web.").parse().unwrap();
+    // The same through the published port on the other node, from the underlay: connections
+    // until one lands on the task that will leave (Maglev spreads them; a few tries suffice).
+    let published = cluster.node(3 - leaving).addr;
+    let mut outside_stream = {
+        let wanted = first.clone();
+        cluster.clients()[0].ns.run_inside(move || {
+            (0..40)
+                .find_map(|_| {
+                    let mut stream = std::net::TcpStream::connect((published, 9080)).unwrap();
+                    (request(&mut stream) == wanted).then_some(stream)
+                })
+                .expect("a published connection to the leaving task")
+        })
+    };
     let (socket, ns) = (cluster.node(leaving).socket().to_path_buf(), namespaces[leaving - 1].clone());
     let detach = std::thread::spawn(move || {
         std::process::Command::new(meshd_tests::binaries::meshctl())
@@ -282,6 +298,7 @@ fn a_detach_with_grace_lets_open_connections_finish() {
         "no new flows to a terminating task: {seen:?}"
     );
     assert_eq!(request(&mut stream), first, "the open connection finishes on its backend");
+    assert_eq!(request(&mut outside_stream), first, "so does the one through the published port");
     let out = detach.join().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     cluster.wait_for("the task gone", Duration::from_secs(5), |c| {
@@ -330,15 +347,33 @@ fn wrk_errors(ns: &str, url: &str, secs: u32) -> (u64, u64) {
 
 #[test]
 fn rolling_replacement_and_agent_restarts_under_load_lose_no_request() {
-    let TwoBackends { mut cluster, vip, namespaces, client, _servers } = two_backends("svcroll", 75, &[]);
-    let url = format!("http://{vip}:8080/");
+    let TwoBackends { mut cluster, vip, namespaces, client, outside, _servers } =
+        two_backends("svcroll", 75, &[]);
+    // Two ways in, loaded at once: the VIP from a container, and the published port on n1
+    // from a client on the underlay.
+    let ways = [
+        (client.clone(), format!("http://{vip}:8080/")),
+        (outside, format!("http://{}:9080/", cluster.node(1).addr)),
+    ];
+    let load = |secs: u32| {
+        ways.iter()
+            .map(|(ns, url)| {
+                let (ns, url) = (ns.clone(), url.clone());
+                std::thread::spawn(move || (url.clone(), wrk_errors(&ns, &url, secs)))
+            })
+            .collect::<Vec<_>>()
+    };
+    let check = |loads: Vec<std::thread::JoinHandle<(String, (u64, u64))>>, what: &str| {
+        for load in loads {
+            let (url, (requests, errors)) = load.join().unwrap();
+            assert!(requests > 100, "wrk ran against {url}: {requests}");
+            assert_eq!(errors, 0, "{errors} of {requests} requests to {url} failed during {what}");
+        }
+    };
 
     // Replace both tasks while wrk runs: new ones first, then the old ones leave with a grace
     // period (no new flows; every request here is a new connection).
-    let load = {
-        let (client, url) = (client.clone(), url.clone());
-        std::thread::spawn(move || wrk_errors(&client, &url, 8))
-    };
+    let loads = load(8);
     std::thread::sleep(Duration::from_secs(1));
     let mut new_servers = Vec::new();
     for i in 1..=2 {
@@ -361,24 +396,17 @@ fn rolling_replacement_and_agent_restarts_under_load_lose_no_request() {
     for (i, ns) in namespaces.iter().enumerate() {
         cluster.node(i + 1).meshctl_ok(&["detach", "--netns", ns, "--grace", "2s"]);
     }
-    let (requests, errors) = load.join().unwrap();
-    assert!(requests > 100, "wrk ran: {requests}");
-    assert_eq!(errors, 0, "{errors} of {requests} requests failed during the rolling replacement");
+    check(loads, "the rolling replacement");
     let ps = cluster.node(1).meshctl_ok(&["service", "ps", "web"]);
     assert!(ps.contains("web.new1") && ps.contains("web.new2") && !ps.contains("web.1 "), "{ps}");
 
     // Restart both agents while wrk runs: the datapath does not notice.
-    let load = {
-        let (client, url) = (client.clone(), url.clone());
-        std::thread::spawn(move || wrk_errors(&client, &url, 6))
-    };
+    let loads = load(6);
     std::thread::sleep(Duration::from_secs(1));
     for i in [1, 2] {
         cluster.node_mut(i).stop();
         cluster.node_mut(i).start();
     }
-    let (requests, errors) = load.join().unwrap();
-    assert!(requests > 100, "wrk ran: {requests}");
-    assert_eq!(errors, 0, "{errors} of {requests} requests failed during the agent restarts");
+    check(loads, "the agent restarts");
     drop(new_servers);
 }

@@ -1,11 +1,13 @@
-//! Service load balancing: wrk against nginx, (a) straight to a backend, (b) through the
-//! service VIP, in the same run, with keep-alive and with a new connection per request.
-//! The routing-mesh paths (published ports) are not built yet.
+//! Service load balancing: wrk against nginx on another node, in one run, with keep-alive and
+//! with a new connection per request: (a) from a container straight to a backend, (b) through
+//! the service VIP, (c) from an underlay client through a published port of a node without a
+//! task (meshd's routing mesh), and (d) the same through a Swarm-style routing mesh built here
+//! with nftables DNAT + SNAT on a kernel bridge + VXLAN overlay (IPVS is not in this kernel).
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use meshd_tests::Cluster;
+use meshd_tests::{Cluster, Netns};
 
 /// nginx in a namespace, serving a small page; stopped on drop.
 struct Nginx {
@@ -62,6 +64,28 @@ fn wrk(ns: &str, url: &str, secs: u32, close: bool) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The Swarm-style routing mesh on n1: a published port DNATed to the backend on the kernel
+/// overlay and SNATed to n1's own address on it (what ingress-sbox does with IPVS), so replies
+/// come back through n1. Uses port 9090 so meshd's published port is not in the way.
+fn swarm_style_mesh(cluster: &Cluster) -> (Netns, Netns) {
+    let (ka, kb) = super::overlay::kernel_overlay(cluster);
+    let n1 = &cluster.node(1).ns;
+    n1.ip(["addr", "add", "10.99.0.254/24", "dev", "kbr0"]);
+    let rules = "table ip swarmmesh {\n\
+                   chain pre { type nat hook prerouting priority dstnat; tcp dport 9090 dnat to 10.99.0.2:80; }\n\
+                   chain post { type nat hook postrouting priority srcnat; ip daddr 10.99.0.0/24 oifname \"kbr0\" masquerade; }\n\
+                 }\n";
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", n1.name(), "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("nft (apt-get install nftables)");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(rules.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success(), "nft rules for the Swarm-style mesh");
+    (ka, kb)
+}
+
 pub fn run_suite(quick: bool) {
     let secs = if quick { 2 } else { 8 };
     let mut cluster = Cluster::new("bmesh", 2);
@@ -70,8 +94,17 @@ pub fn run_suite(quick: bool) {
     cluster.wait_for("the network on n2", Duration::from_secs(10), |c| {
         c.node(2).meshctl_ok(&["network", "ls"]).contains("bench")
     });
-    let created =
-        cluster.node(1).meshctl_ok(&["--format", "json", "service", "create", "web", "--network", "bench"]);
+    let created = cluster.node(1).meshctl_ok(&[
+        "--format",
+        "json",
+        "service",
+        "create",
+        "web",
+        "--network",
+        "bench",
+        "--publish",
+        "8080:80",
+    ]);
     let vip =
         serde_json::from_str::<serde_json::Value>(&created).unwrap()[0]["vip"].as_str().unwrap().to_string();
     cluster.wait_for("the service on n2", Duration::from_secs(10), |c| {
@@ -86,29 +119,44 @@ pub fn run_suite(quick: bool) {
     let client = cluster.add_namespace("client");
     cluster.node(1).meshctl_ok(&["attach", "--netns", &client, "--network", "bench"]);
     let _nginx = Nginx::start(&backend, cluster.work_dir().join("nginx"));
-    cluster.wait_for("the VIP answers", Duration::from_secs(15), |c| {
-        c.namespace(&client)
-            .exec("curl", ["-s", "--max-time", "2", &format!("http://{vip}/")])
-            .status
-            .success()
-    });
+    // The underlay client of (c) and (d): a host on the underlay that is not a node.
+    let outside = cluster.add_underlay_client();
+    let outside = cluster.clients()[outside].ns.name().to_string();
+    let (_ka, kb) = swarm_style_mesh(&cluster);
+    let _nginx_kernel = Nginx::start(kb.name(), cluster.work_dir().join("nginx-kernel"));
+    let n1 = cluster.node(1).addr;
+    let published = format!("http://{n1}:8080/");
+    let swarm = format!("http://{n1}:9090/");
+    for (what, ns, url) in [
+        ("the VIP answers", client.as_str(), format!("http://{vip}/")),
+        ("the published port answers", outside.as_str(), published.clone()),
+        ("the Swarm-style mesh answers", outside.as_str(), swarm.clone()),
+    ] {
+        cluster.wait_for(what, Duration::from_secs(15), |_| {
+            Command::new("ip")
+                .args(["netns", "exec", ns, "curl", "-s", "--max-time", "2", &url])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    }
 
     println!("\n## Service load balancing: wrk (1 thread, 32 connections, {secs} s) against nginx on another node\n");
     println!("| path | keep-alive req/s | ratio | new connection per request req/s | ratio |");
     println!("|---|---|---|---|---|");
-    let direct = (
-        wrk(&client, &format!("http://{backend_ip}/"), secs, false),
-        wrk(&client, &format!("http://{backend_ip}/"), secs, true),
-    );
-    let via_vip = (
-        wrk(&client, &format!("http://{vip}/"), secs, false),
-        wrk(&client, &format!("http://{vip}/"), secs, true),
-    );
+    let measure = |ns: &str, url: &str| (wrk(ns, url, secs, false), wrk(ns, url, secs, true));
+    let direct = measure(&client, &format!("http://{backend_ip}/"));
+    let via_vip = measure(&client, &format!("http://{vip}/"));
+    let via_mesh = measure(&outside, &published);
+    let via_swarm = measure(&outside, &swarm);
     for (name, (keep, close)) in [
         ("(a) container to backend directly", direct),
         ("(b) through the service VIP (eBPF Maglev + conntrack)", via_vip),
+        ("(c) underlay client -> published port of a node without a task (meshd mesh)", via_mesh),
+        ("(d) underlay client -> Swarm-style mesh (nftables DNAT+SNAT, kernel bridge+vxlan)", via_swarm),
     ] {
         println!("| {name} | {keep:.0} | {:.2} | {close:.0} | {:.2} |", keep / direct.0, close / direct.1);
     }
-    println!("\n(c) published port and (d) the Swarm-style nftables mesh are not built yet: the routing mesh is still to come.");
+    println!(
+        "\n(c) keeps the client's address (the backend sees the underlay client); (d) hides it behind SNAT."
+    );
 }

@@ -68,7 +68,7 @@ fn latency(client_ns: &str, target: &str) -> f64 {
 /// The Docker-style overlay: in each node namespace a bridge with a VXLAN port (static FDB
 /// flooding entry to the other node, no learning of remote MACs beyond the bridge) and a
 /// container namespace on the bridge. Returns the two container namespaces.
-fn kernel_overlay(cluster: &Cluster) -> (Netns, Netns) {
+pub fn kernel_overlay(cluster: &Cluster) -> (Netns, Netns) {
     let containers =
         [Netns::new(&format!("{}-k1", cluster.prefix())), Netns::new(&format!("{}-k2", cluster.prefix()))];
     for (i, (node, container)) in [cluster.node(1), cluster.node(2)].into_iter().zip(&containers).enumerate()

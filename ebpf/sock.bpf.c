@@ -45,7 +45,6 @@ md_inline void to_backend(struct bpf_sock_addr *ctx, __u8 proto)
 	struct md_frontend_key fk = {};
 	struct md_frontend *fe;
 	struct md_service *svc;
-	struct md_maglev_key slot = {};
 	struct md_sock_key sk = {};
 	struct md_sock_nat nat = {};
 	__u32 *backend;
@@ -58,14 +57,12 @@ md_inline void to_backend(struct bpf_sock_addr *ctx, __u8 proto)
 	if (!fe)
 		return;
 	svc = bpf_map_lookup_elem(&md_services_v1, &fe->vip);
-	/* No backend: leave the address alone; the connection is refused as it would be anyway. */
-	if (!svc || svc->table_size == 0)
+	if (!svc)
 		return;
 	cookie = bpf_get_socket_cookie(ctx);
-	slot.id = svc->id;
 	/* A multiplicative hash of the cookie spreads sockets over the table. */
-	slot.slot = (__u32)((cookie * 0x9e3779b97f4a7c15ULL) >> 32) % svc->table_size;
-	backend = bpf_map_lookup_elem(&md_maglev_v1, &slot);
+	backend = maglev_backend(svc, (__u32)((cookie * 0x9e3779b97f4a7c15ULL) >> 32));
+	/* No backend: leave the address alone; the connection is refused as it would be anyway. */
 	if (!backend)
 		return;
 	sk.cookie = cookie;

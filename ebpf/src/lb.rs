@@ -1,7 +1,11 @@
 //! Rust mirror of `include/abi/lb.h`: service VIPs, Maglev tables, connection tracking.
 
 pub const SERVICES_MAP: &str = "md_services_v1";
-pub const MAGLEV_MAP: &str = "md_maglev_v1";
+/// Service id -> that service's Maglev table (an array: element 0 is M, element 1 + s is slot s).
+pub const MAGLEV_MAP: &str = "md_maglev_v2";
+/// `BPF_F_INNER_MAP`: the flags every table is created with (as the C template declares), which
+/// lets tables of different sizes live in one outer map.
+pub const MAGLEV_TABLE_FLAGS: u32 = 1 << 12;
 pub const CT_MAP: &str = "md_ct_v2";
 
 /// `MD_CT_FIN`: the client sent FIN; the entry expires soon after.
@@ -14,14 +18,6 @@ pub const RNAT_MAP: &str = "md_rnat_v1";
 pub struct Service {
     pub id: u32,
     pub table_size: u32,
-}
-
-/// Mirrors `struct md_maglev_key`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct MaglevKey {
-    pub id: u32,
-    pub slot: u32,
 }
 
 /// Mirrors `struct md_ct_key`.
@@ -69,8 +65,6 @@ pub struct RnatVal {
 // SAFETY: repr(C), integers and byte arrays only, explicit padding: every bit pattern is valid.
 #[allow(unsafe_code)]
 unsafe impl aya::Pod for Service {}
-#[allow(unsafe_code)]
-unsafe impl aya::Pod for MaglevKey {}
 #[allow(unsafe_code)]
 unsafe impl aya::Pod for CtKey {}
 #[allow(unsafe_code)]

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use meshd_ebpf::endpoint::{Config, Endpoint, Iface, FLAG_LOCAL};
-use meshd_ebpf::lb::{CtKey, CtVal, MaglevKey, RnatKey, RnatVal, Service, CT_FIN};
+use meshd_ebpf::lb::{CtKey, CtVal, RnatKey, RnatVal, Service, CT_FIN};
 use meshd_ebpf::mesh::{Frontend, FrontendKey, MeshNat, MeshReturn, SockKey, SockNat};
 use meshd_ebpf::verdict::{Direction, Reason, VerdictCounter, VerdictKey};
 
@@ -150,7 +150,6 @@ fn endpoint_types_match_the_header() {
 fn lb_types_match_the_header() {
     let facts = c_facts(
         "SIZE(md_service); OFF(md_service, id); OFF(md_service, table_size);\n\
-         SIZE(md_maglev_key); OFF(md_maglev_key, id); OFF(md_maglev_key, slot);\n\
          SIZE(md_ct_key); OFF(md_ct_key, client_ip); OFF(md_ct_key, vip); OFF(md_ct_key, client_port);\n\
          OFF(md_ct_key, port); OFF(md_ct_key, proto); OFF(md_ct_key, pad);\n\
          SIZE(md_ct_val); OFF(md_ct_val, backend_ip); OFF(md_ct_val, flags); OFF(md_ct_val, last_seen);\n\
@@ -163,9 +162,6 @@ fn lb_types_match_the_header() {
         ("sizeof md_service", size_of::<Service>()),
         ("offsetof md_service.id", offset_of!(Service, id)),
         ("offsetof md_service.table_size", offset_of!(Service, table_size)),
-        ("sizeof md_maglev_key", size_of::<MaglevKey>()),
-        ("offsetof md_maglev_key.id", offset_of!(MaglevKey, id)),
-        ("offsetof md_maglev_key.slot", offset_of!(MaglevKey, slot)),
         ("sizeof md_ct_key", size_of::<CtKey>()),
         ("offsetof md_ct_key.client_ip", offset_of!(CtKey, client_ip)),
         ("offsetof md_ct_key.vip", offset_of!(CtKey, vip)),

@@ -141,6 +141,7 @@ fn service_commands_validate() {
         "dnsrr",
     ]);
     assert!(dns.contains("\"vip\": null"), "{dns}");
+    n1.meshctl_ok(&["service", "create", "pub", "--network", "front", "--publish", "8081:80"]);
     for (args, expected) in [
         (&["service", "create", "web", "--network", "front"][..], "already exists"),
         (&["service", "create", "api", "--network", "nope"], "no network named"),
@@ -159,7 +160,13 @@ fn service_commands_validate() {
             ],
             "dnsrr mode",
         ),
-        (&["service", "create", "api", "--network", "front", "--publish", "80:80"], "routing mesh"),
+        (
+            &["service", "create", "api", "--network", "front", "--publish", "8081:80"],
+            "published by service \"pub\"",
+        ),
+        (&["service", "create", "api", "--network", "front", "--publish", "8081"], "invalid --publish"),
+        (&["service", "create", "api", "--network", "front", "--publish", "80:80/sctp"], "invalid --publish"),
+        (&["service", "create", "api", "--network", "front", "--publish", "4789:80/udp"], "meshd's own"),
         (&["service", "ps", "nope"], "no service named"),
         (&["service", "rm", "nope"], "no service named"),
     ] {

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use aya::maps::{Array, HashMap as AyaHashMap, MapData};
+use aya::maps::{Array, HashMap as AyaHashMap, HashOfMaps, MapData};
 
 use aya::programs::links::{FdLink, LinkOrder, PinnedLink};
 use aya::programs::tc::{SchedClassifierLink, TcAttachOptions};
@@ -27,6 +27,9 @@ pub struct Datapath {
     underlay: Ebpf,
     sock: Ebpf,
     pin_dir: PathBuf,
+    /// The Maglev tables this process installed (service id -> array contents), so an
+    /// unchanged table is not written again.
+    tables: std::collections::HashMap<u32, Vec<u32>>,
 }
 
 impl Datapath {
@@ -53,7 +56,14 @@ impl Datapath {
                 source: Box::new(source),
             })?;
         }
-        Ok(Datapath { veth, vxlan, underlay, sock, pin_dir: pin_dir.to_path_buf() })
+        Ok(Datapath {
+            veth,
+            vxlan,
+            underlay,
+            sock,
+            pin_dir: pin_dir.to_path_buf(),
+            tables: std::collections::HashMap::new(),
+        })
     }
 
     pub fn pin_dir(&self) -> &Path {
@@ -192,10 +202,48 @@ impl Datapath {
         let (w1, d1) = self.sync_map(endpoint::IFACES_MAP, &desired.ifaces)?;
         let (w2, d2) = self.sync_map(endpoint::ENDPOINTS_MAP, &desired.endpoints)?;
         // Tables before the services that point at them.
-        let (w3, d3) = self.sync_map(lb::MAGLEV_MAP, &desired.maglev)?;
+        let (w3, d3) = self.sync_maglev(&desired.maglev)?;
         let (w4, d4) = self.sync_map(lb::SERVICES_MAP, &desired.services)?;
         let (w5, d5) = self.sync_map(mesh::FRONTENDS_MAP, &desired.frontends)?;
         Ok((w1 + w2 + w3 + w4 + w5, d1 + d2 + d3 + d4 + d5))
+    }
+
+    /// Brings md_maglev_v2 to `desired` (service id -> table). A changed table is written into a
+    /// fresh array and swapped in with one update of the outer map: a packet sees the old table
+    /// or the new one, never a mix, and the table carries its own size. After an agent restart
+    /// every table is written once more (same contents, swapped the same way). Returns (tables
+    /// written, tables removed).
+    fn sync_maglev(&mut self, desired: &BTreeMap<u32, Vec<u32>>) -> Result<(usize, usize), BpfError> {
+        let map_err = |source| BpfError::Map { map: lb::MAGLEV_MAP, source: Box::new(source) };
+        let map = self
+            .veth
+            .map_mut(lb::MAGLEV_MAP)
+            .ok_or(BpfError::MissingMap { object: VETH.name, map: lb::MAGLEV_MAP })?;
+        let mut outer: HashOfMaps<&mut MapData, u32, Array<MapData, u32>> =
+            HashOfMaps::try_from(map).map_err(map_err)?;
+        let present: std::collections::HashSet<u32> = outer.keys().filter_map(Result::ok).collect();
+        let mut written = 0;
+        for (id, table) in desired {
+            if present.contains(id) && self.tables.get(id) == Some(table) {
+                continue;
+            }
+            let mut array =
+                Array::<MapData, u32>::create(table.len() as u32, lb::MAGLEV_TABLE_FLAGS).map_err(map_err)?;
+            for (index, value) in table.iter().enumerate() {
+                array.set(index as u32, value, 0).map_err(map_err)?;
+            }
+            outer.insert(id, &array, 0).map_err(map_err)?;
+            self.tables.insert(*id, table.clone());
+            written += 1;
+        }
+        let mut removed = 0;
+        for id in present.iter().filter(|id| !desired.contains_key(id)) {
+            // Already gone is what we wanted.
+            let _ = outer.remove(id);
+            self.tables.remove(id);
+            removed += 1;
+        }
+        Ok((written, removed))
     }
 
     /// What the kernel holds for one VIP, read back from the maps (not from the cluster state):
@@ -209,10 +257,11 @@ impl Datapath {
             AyaHashMap::try_from(map(lb::SERVICES_MAP)?).map_err(err(lb::SERVICES_MAP))?;
         let Ok(service) = services.get(&vip, 0) else { return Ok(LbView::default()) };
         let mut view = LbView { table_size: service.table_size, ..LbView::default() };
-        let maglev: AyaHashMap<&MapData, lb::MaglevKey, u32> =
-            AyaHashMap::try_from(map(lb::MAGLEV_MAP)?).map_err(err(lb::MAGLEV_MAP))?;
-        for (key, backend) in maglev.iter().filter_map(Result::ok) {
-            if key.id == service.id {
+        let maglev: HashOfMaps<&MapData, u32, Array<MapData, u32>> =
+            HashOfMaps::try_from(map(lb::MAGLEV_MAP)?).map_err(err(lb::MAGLEV_MAP))?;
+        if let Ok(table) = maglev.get(&service.id, 0) {
+            // Element 0 is the size; the slots follow.
+            for backend in table.iter().skip(1).filter_map(Result::ok) {
                 *view.slots.entry(backend).or_insert(0) += 1;
             }
         }

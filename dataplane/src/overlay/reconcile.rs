@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use meshd_ebpf::endpoint::{ip_key, Endpoint, Iface, FLAG_LOCAL};
-use meshd_ebpf::lb::{MaglevKey, Service};
+use meshd_ebpf::lb::Service;
 use meshd_ebpf::mesh::{Frontend, FrontendKey, PROTO_TCP, PROTO_UDP};
 
 use super::maglev;
@@ -39,13 +39,14 @@ fn yes() -> bool {
 }
 
 /// What md_endpoints_v1 (by address), md_ifaces_v1 (by ifindex), md_services_v1 (by VIP),
-/// md_maglev_v1 and md_frontends_v1 should hold.
+/// md_maglev_v2 (by service id) and md_frontends_v1 should hold.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Desired {
     pub endpoints: BTreeMap<u32, Endpoint>,
     pub ifaces: BTreeMap<u32, Iface>,
     pub services: BTreeMap<u32, Service>,
-    pub maglev: BTreeMap<MaglevKey, u32>,
+    /// Service id -> its Maglev table as the kernel array holds it: M, then M backend addresses.
+    pub maglev: BTreeMap<u32, Vec<u32>>,
     pub frontends: BTreeMap<FrontendKey, Frontend>,
 }
 
@@ -139,8 +140,11 @@ pub fn desired(snapshot: &Snapshot, local: &[LocalAttachment]) -> Desired {
         let backends = by_service.remove(name).unwrap_or_default();
         let size = if backends.is_empty() { 0 } else { maglev::table_size(backends.len()) };
         out.services.insert(ip_key(vip), Service { id, table_size: size });
-        for (slot, backend) in maglev::build(&backends, size).into_iter().enumerate() {
-            out.maglev.insert(MaglevKey { id, slot: slot as u32 }, ip_key(backends[backend as usize]));
+        if size > 0 {
+            let mut table = Vec::with_capacity(size as usize + 1);
+            table.push(size);
+            table.extend(maglev::build(&backends, size).into_iter().map(|b| ip_key(backends[b as usize])));
+            out.maglev.insert(id, table);
         }
     }
     for attachment in local {

@@ -14,15 +14,15 @@
 
 /* Value of md_services_v1, keyed by the VIP (__u32). */
 struct md_service {
-	__u32 id;         /* stable service id: the first key half of md_maglev_v1 */
-	__u32 table_size; /* Maglev table size M (prime); 0 when there is no backend */
+	__u32 id;         /* stable service id: its key in md_maglev_v2 */
+	__u32 table_size; /* Maglev table size M (prime); 0 when there is no backend (no table) */
 };
 
-/* Key of md_maglev_v1: slot `slot` of service `id`'s Maglev table; value: backend address. */
-struct md_maglev_key {
-	__u32 id;
-	__u32 slot;
-};
+/* md_maglev_v2 (hash of maps) maps a service id to that service's Maglev table: an array of
+ * M + 1 __u32. Element 0 holds M; element 1 + s holds the backend address (network order) of slot
+ * s. One array per service, sized for it, so thousands of services with many backends cost only
+ * what their tables hold; and since the table carries its own size, a new table (of any size)
+ * replaces the old one in a single update: a packet sees one table or the other, never a mix. */
 
 /* Key of md_ct_v2: one client flow to a VIP. */
 struct md_ct_key {

@@ -24,16 +24,42 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } md_services_v1 SEC(".maps");
 
-/* Maglev tables of all services (M slots each). Not preallocated: sized for many services, it
- * only costs memory for the slots in use. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1 << 20);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct md_maglev_key);
+/* One service's Maglev table (the template of md_maglev_v2's values). BPF_F_INNER_MAP lets each
+ * table have its own size M; the agent creates them with the same flags. */
+struct md_maglev_table {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__type(key, __u32);
 	__type(value, __u32);
+};
+
+/* Every vip service's Maglev table, by service id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} md_maglev_v1 SEC(".maps");
+	__array(values, struct md_maglev_table); /* last: a flexible array member */
+} md_maglev_v2 SEC(".maps");
+
+/* The backend in slot `hash % M` of service `svc`'s Maglev table, or NULL (no table, no backend).
+ * M is read from the table itself (element 0), so it always matches the table's length. */
+md_inline __u32 *maglev_backend(const struct md_service *svc, __u32 hash)
+{
+	__u32 zero = 0, slot;
+	__u32 *size;
+	void *table;
+
+	table = bpf_map_lookup_elem(&md_maglev_v2, &svc->id);
+	if (!table)
+		return NULL;
+	size = bpf_map_lookup_elem(table, &zero);
+	if (!size || *size == 0)
+		return NULL;
+	slot = 1 + hash % *size;
+	return bpf_map_lookup_elem(table, &slot);
+}
 
 /* Flows to VIPs, pinned to their backend. LRU: idle flows age out under pressure only. */
 struct {
@@ -179,7 +205,6 @@ md_inline enum lb_result lb_pick(struct __sk_buff *skb, const struct md_service 
 {
 	struct md_ct_val *tracked;
 	struct md_ct_val pinned = {};
-	struct md_maglev_key slot = {};
 	__u32 *chosen;
 	__u64 now = bpf_ktime_get_ns();
 
@@ -196,11 +221,7 @@ md_inline enum lb_result lb_pick(struct __sk_buff *skb, const struct md_service 
 		}
 		return LB_DONE;
 	}
-	if (svc->table_size == 0)
-		return LB_NO_BACKEND;
-	slot.id = svc->id;
-	slot.slot = bpf_get_hash_recalc(skb) % svc->table_size;
-	chosen = bpf_map_lookup_elem(&md_maglev_v1, &slot);
+	chosen = maglev_backend(svc, bpf_get_hash_recalc(skb));
 	if (!chosen)
 		return LB_NO_BACKEND;
 	pinned.backend_ip = *chosen;

@@ -106,9 +106,9 @@ fn main() {
         &datapath_part(&cluster.node(3).meshctl_ok(&["stats"])),
     );
 
-    say("A service: a VIP balanced in eBPF over tasks on two nodes, found by name at 127.0.0.11");
-    cluster.node(1).meshctl_ok(&["service", "create", "web", "--network", "front"]);
-    println!("$ meshctl service create web --network front   # on n1");
+    say("A service: a VIP balanced in eBPF over tasks on two nodes, found by name at 127.0.0.11,\n   and port 8080 published on every node (the routing mesh)");
+    cluster.node(1).meshctl_ok(&["service", "create", "web", "--network", "front", "--publish", "8080:80"]);
+    println!("$ meshctl service create web --network front --publish 8080:80   # on n1");
     cluster.wait_listed(&["service", "ls"], "web");
     let mut servers = Vec::new();
     for node in [2, 3] {
@@ -126,7 +126,8 @@ fn main() {
             &task,
         ]);
         println!("$ meshctl attach --netns {ns} --network front --service web --name {task}   # on n{node}");
-        servers.push(meshd_tests::http::NamedServer::start(cluster.namespace(&ns), 80, &task));
+        // Each task answers with its name and the client address it sees.
+        servers.push(meshd_tests::http::NamedServer::start_showing_client(cluster.namespace(&ns), 80, &task));
     }
     cluster.wait_for("both tasks healthy on n1", Duration::from_secs(10), |c| {
         c.node(1).meshctl_ok(&["service", "ls"]).contains("2/2")
@@ -142,6 +143,32 @@ fn main() {
         let out = cluster.namespace(&client).exec("curl", ["-s", "--max-time", "3", "http://web/"]);
         print!("{}", String::from_utf8_lossy(&out.stdout));
     }
+
+    say("The routing mesh: a client on the underlay (not a node) reaches port 8080 on every node,\n   n1 included though it has no task; the tasks see the client's own address (no SNAT)");
+    let outside = cluster.add_underlay_client();
+    let (outside_ns, outside_addr) = {
+        let c = &cluster.clients()[outside];
+        (c.ns.name().to_string(), c.addr)
+    };
+    println!("  underlay client: netns {outside_ns}, address {outside_addr}");
+    for node in 1..=3 {
+        let url = format!("http://{}:8080/", cluster.node(node).addr);
+        println!("$ for i in 1 2 3; do ip netns exec {outside_ns} curl -s {url}; done");
+        for _ in 0..3 {
+            let out = cluster.clients()[outside].ns.exec("curl", ["-s", "--max-time", "3", &url]);
+            print!("{}", String::from_utf8_lossy(&out.stdout));
+        }
+    }
+    println!(
+        "$ ip netns exec {} curl -s http://localhost:8080/   # from n1 itself",
+        cluster.node(1).ns.name()
+    );
+    let out = cluster.node(1).ns.exec("curl", ["-s", "--max-time", "3", "http://localhost:8080/"]);
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    shell(
+        "meshctl service inspect web   # on n1",
+        &cluster.node(1).meshctl_ok(&["service", "inspect", "web"]),
+    );
     drop(servers);
 
     say("Gossip counters on n1 (what was received, sent, and dropped and why)");

@@ -77,7 +77,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     .await?;
 
     tracing::info!(socket = %server.path().display(), "API listening");
-    let agent = Arc::new(Agent { gossip: gossip.clone(), overlay });
+    let agent = Arc::new(Agent { gossip: gossip.clone(), overlay: overlay.clone() });
     let (stop, stop_rx) = watch::channel(false);
     let api = tokio::spawn(server.serve(agent, stop_rx));
 
@@ -89,7 +89,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             let _ = (&mut gossip_task).await;
         }
         exit = &mut gossip_task => match exit.context("gossip task failed")? {
-            Exit::Left => tracing::info!("left the cluster; exiting"),
+            Exit::Left => {
+                // Out of the cluster, the node no longer answers for its services.
+                if let Err(error) = overlay.withdraw_published_ports().await {
+                    tracing::warn!(%error, "cannot detach the routing mesh");
+                }
+                tracing::info!("left the cluster; exiting")
+            }
             Exit::Stopped => tracing::info!("gossip stopped"),
         },
     }

@@ -3,7 +3,7 @@
 use std::net::Ipv4Addr;
 
 /// Every endpoint the node knows, keyed by its IPv4 address in network order.
-pub const ENDPOINTS_MAP: &str = "md_endpoints_v1";
+pub const ENDPOINTS_MAP: &str = "md_endpoints_v2";
 /// Every attached veth of the node, keyed by the host side's ifindex.
 pub const IFACES_MAP: &str = "md_ifaces_v1";
 /// Node-wide settings, an array of one.

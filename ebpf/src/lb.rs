@@ -1,11 +1,15 @@
 //! Rust mirror of `include/abi/lb.h`: service VIPs, Maglev tables, connection tracking.
 
 pub const SERVICES_MAP: &str = "md_services_v1";
-/// Service id -> that service's Maglev table (an array: element 0 is M, element 1 + s is slot s).
+/// Service id -> that service's Maglev table (an array: M, a fingerprint, then the slots).
 pub const MAGLEV_MAP: &str = "md_maglev_v2";
 /// `BPF_F_INNER_MAP`: the flags every table is created with (as the C template declares), which
 /// lets tables of different sizes live in one outer map.
 pub const MAGLEV_TABLE_FLAGS: u32 = 1 << 12;
+/// `MD_MAGLEV_SIZE`, `MD_MAGLEV_FINGERPRINT`, `MD_MAGLEV_SLOTS`: where a table's parts are.
+pub const MAGLEV_SIZE: u32 = 0;
+pub const MAGLEV_FINGERPRINT: u32 = 1;
+pub const MAGLEV_SLOTS: u32 = 2;
 pub const CT_MAP: &str = "md_ct_v2";
 
 /// `MD_CT_FIN`: the client sent FIN; the entry expires soon after.

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use meshd_ebpf::endpoint::{Config, Endpoint, Iface, FLAG_LOCAL};
-use meshd_ebpf::lb::{CtKey, CtVal, RnatKey, RnatVal, Service, CT_FIN};
+use meshd_ebpf::lb::{
+    CtKey, CtVal, RnatKey, RnatVal, Service, CT_FIN, MAGLEV_FINGERPRINT, MAGLEV_SIZE, MAGLEV_SLOTS,
+};
 use meshd_ebpf::mesh::{Frontend, FrontendKey, MeshNat, MeshReturn, SockKey, SockNat};
 use meshd_ebpf::verdict::{Direction, Reason, VerdictCounter, VerdictKey};
 
@@ -156,7 +158,7 @@ fn lb_types_match_the_header() {
          SIZE(md_rnat_key); OFF(md_rnat_key, backend_ip); OFF(md_rnat_key, client_ip); OFF(md_rnat_key, port);\n\
          OFF(md_rnat_key, client_port); OFF(md_rnat_key, proto); OFF(md_rnat_key, pad);\n\
          SIZE(md_rnat_val); OFF(md_rnat_val, vip); OFF(md_rnat_val, pad);\n\
-         ENUM(MD_CT_FIN);",
+         ENUM(MD_CT_FIN); ENUM(MD_MAGLEV_SIZE); ENUM(MD_MAGLEV_FINGERPRINT); ENUM(MD_MAGLEV_SLOTS);",
     );
     let rust: HashMap<&str, usize> = HashMap::from([
         ("sizeof md_service", size_of::<Service>()),
@@ -184,11 +186,17 @@ fn lb_types_match_the_header() {
         ("offsetof md_rnat_val.vip", offset_of!(RnatVal, vip)),
         ("offsetof md_rnat_val.pad", offset_of!(RnatVal, pad)),
         ("enum MD_CT_FIN", CT_FIN as usize),
+        ("enum MD_MAGLEV_SIZE", MAGLEV_SIZE as usize),
+        ("enum MD_MAGLEV_FINGERPRINT", MAGLEV_FINGERPRINT as usize),
+        ("enum MD_MAGLEV_SLOTS", MAGLEV_SLOTS as usize),
     ]);
     for (name, rust_value) in &rust {
         assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
     }
-    assert_eq!(header_enumerators("abi/lb.h"), ["MD_CT_FIN"]);
+    assert_eq!(
+        header_enumerators("abi/lb.h"),
+        ["MD_MAGLEV_SIZE", "MD_MAGLEV_FINGERPRINT", "MD_MAGLEV_SLOTS", "MD_CT_FIN"]
+    );
 }
 
 #[test]

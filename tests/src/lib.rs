@@ -13,6 +13,7 @@ pub mod command;
 pub mod http;
 pub mod names;
 pub mod netns;
+pub mod nginx;
 pub mod process;
 
 pub use cluster::{Cluster, Container, Node};

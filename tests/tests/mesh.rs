@@ -10,6 +10,7 @@ use meshd_tests::cluster::node_underlay_addr;
 use meshd_tests::command::stdout;
 use meshd_tests::http::{request, NamedServer, UdpNamedServer};
 use meshd_tests::netns::Netns;
+use meshd_tests::nginx::Nginx;
 use meshd_tests::Cluster;
 
 /// `count` curl requests from `ns` to `url` (a new connection each): answer counts.
@@ -192,4 +193,52 @@ fn published_flows_follow_backend_health_and_open_connections_finish() {
         assert_eq!(seen.len(), 1, "n{node}: {seen:?}");
         assert!(seen.keys().all(|k| k.starts_with("web.1 ")), "n{node}: {seen:?}");
     }
+}
+
+#[test]
+fn nginx_behind_a_published_port_logs_the_clients_address() {
+    // moby#25526: behind Swarm's routing mesh every request appears to come from the ingress
+    // network. Here nginx on n2 logs the underlay client that called n1.
+    let mut cluster = Cluster::new("meshnginx", 2);
+    cluster.form();
+    cluster.node(1).meshctl_ok(&["network", "create", "front", "--subnet", "10.73.0.0/24"]);
+    cluster.wait_listed(&["network", "ls"], "front");
+    cluster.node(1).meshctl_ok(&["service", "create", "site", "--network", "front", "--publish", "8088:80"]);
+    cluster.wait_listed(&["service", "ls"], "site");
+    let backend = cluster.add_namespace("nginx");
+    cluster.node(2).meshctl_ok(&["attach", "--netns", &backend, "--network", "front", "--service", "site"]);
+    let nginx = Nginx::start(&backend, cluster.work_dir().join("nginx"), true);
+    cluster.wait_for("the task in n1's tables", Duration::from_secs(10), |c| {
+        c.node(1).meshctl_ok(&["service", "ls"]).contains("1/1")
+    });
+    let client = cluster.add_underlay_client();
+    let client = &cluster.clients()[client];
+    let url = format!("http://{}:8088/", cluster.node(1).addr);
+    let out = client.ns.exec("curl", ["-s", "--max-time", "3", &url]);
+    assert_eq!(stdout(&out), "hello from a backend\n");
+    let log = nginx.access_log();
+    assert!(
+        log.lines().any(|line| line.starts_with(&format!("{} ", client.addr))),
+        "nginx logged the client's own address {}: {log}",
+        client.addr
+    );
+}
+
+#[test]
+fn a_node_that_leaves_stops_answering_published_ports() {
+    let mut f = fixture("meshleave");
+    let url = |node: usize| format!("http://{}:8080/", node_underlay_addr(node));
+    f.cluster.node(3).meshctl_ok(&["leave"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while f.cluster.node_mut(3).is_running() {
+        assert!(std::time::Instant::now() < deadline, "n3's meshd exits after leaving");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let client = &f.cluster.clients()[f.client].ns;
+    let seen = spread(client, &url(3), 3);
+    assert_eq!(seen.get("FAILED"), Some(&3), "n3 no longer answers: {seen:?}");
+    let out = f.cluster.node(3).ns.exec("curl", ["-s", "--max-time", "2", "http://127.0.0.1:8080/"]);
+    assert!(!out.status.success(), "n3's own sockets are no longer translated");
+    let seen = spread(client, &url(1), 6);
+    assert!(!seen.contains_key("FAILED"), "the others still answer: {seen:?}");
 }

@@ -30,6 +30,18 @@ pub struct Datapath {
     /// The Maglev tables this process installed (service id -> array contents), so an
     /// unchanged table is not written again.
     tables: std::collections::HashMap<u32, Vec<u32>>,
+    /// What the forwarding maps held after the last sync, so a sync diffs in memory instead of
+    /// reading 100,000 entries back from the kernel every time (read once, on the first sync).
+    synced: Synced,
+}
+
+/// The agent's copy of the forwarding maps it owns (None: not read from the kernel yet).
+#[derive(Debug, Default)]
+struct Synced {
+    ifaces: Option<BTreeMap<u32, endpoint::Iface>>,
+    endpoints: Option<BTreeMap<u32, endpoint::Endpoint>>,
+    services: Option<BTreeMap<u32, lb::Service>>,
+    frontends: Option<BTreeMap<mesh::FrontendKey, mesh::Frontend>>,
 }
 
 impl Datapath {
@@ -63,6 +75,7 @@ impl Datapath {
             sock,
             pin_dir: pin_dir.to_path_buf(),
             tables: std::collections::HashMap::new(),
+            synced: Synced::default(),
         })
     }
 
@@ -157,6 +170,16 @@ impl Datapath {
         Ok(())
     }
 
+    /// Releases the routing mesh's links (underlay program, socket programs) by removing their
+    /// pins.
+    pub fn detach_mesh(&mut self, underlay_ifname: &str) -> Result<(), BpfError> {
+        remove_pin(&self.link_pin(underlay_ifname, "ingress"))?;
+        for program in sock::ALL {
+            remove_pin(&self.link_pin("cgroup", program))?;
+        }
+        Ok(())
+    }
+
     fn link_pin(&self, ifname: &str, suffix: &str) -> PathBuf {
         self.pin_dir.join("links").join(format!("{ifname}-{suffix}"))
     }
@@ -172,46 +195,30 @@ impl Datapath {
         array.set(0, config, 0).map_err(map_err)
     }
 
-    /// Replaces the contents of a forwarding map with `desired`, writing only the differences.
-    fn sync_map<K: aya::Pod + Ord + Copy, V: aya::Pod + PartialEq + Copy>(
-        &mut self,
-        name: &'static str,
-        desired: &BTreeMap<K, V>,
-    ) -> Result<(usize, usize), BpfError> {
-        let map_err = |source| BpfError::Map { map: name, source: Box::new(source) };
-        let map = self.veth.map_mut(name).ok_or(BpfError::MissingMap { object: VETH.name, map: name })?;
-        let mut hash: AyaHashMap<&mut MapData, K, V> = AyaHashMap::try_from(map).map_err(map_err)?;
-        let current: BTreeMap<K, V> = hash.iter().filter_map(Result::ok).collect();
-        let (upserts, deletes) = crate::overlay::reconcile::diff(&current, desired);
-        for (key, value) in &upserts {
-            hash.insert(key, value, 0).map_err(map_err)?;
-        }
-        for key in &deletes {
-            // Already gone is what we wanted.
-            let _ = hash.remove(key);
-        }
-        Ok((upserts.len(), deletes.len()))
-    }
-
-    /// Brings md_endpoints_v1 and md_ifaces_v1 to `desired`. Returns (written, deleted).
+    /// Brings the forwarding maps (interfaces, endpoints, Maglev tables, services, published
+    /// ports) to `desired`. Returns (entries written, entries deleted).
     pub fn sync_forwarding(
         &mut self,
         desired: &crate::overlay::reconcile::Desired,
     ) -> Result<(usize, usize), BpfError> {
+        let veth = &mut self.veth;
+        let synced = &mut self.synced;
         // Interfaces first: a local endpoint is only useful once its veth is known.
-        let (w1, d1) = self.sync_map(endpoint::IFACES_MAP, &desired.ifaces)?;
-        let (w2, d2) = self.sync_map(endpoint::ENDPOINTS_MAP, &desired.endpoints)?;
+        let (w1, d1) = sync_map(veth, endpoint::IFACES_MAP, &mut synced.ifaces, &desired.ifaces)?;
+        let (w2, d2) = sync_map(veth, endpoint::ENDPOINTS_MAP, &mut synced.endpoints, &desired.endpoints)?;
         // Tables before the services that point at them.
         let (w3, d3) = self.sync_maglev(&desired.maglev)?;
-        let (w4, d4) = self.sync_map(lb::SERVICES_MAP, &desired.services)?;
-        let (w5, d5) = self.sync_map(mesh::FRONTENDS_MAP, &desired.frontends)?;
+        let veth = &mut self.veth;
+        let synced = &mut self.synced;
+        let (w4, d4) = sync_map(veth, lb::SERVICES_MAP, &mut synced.services, &desired.services)?;
+        let (w5, d5) = sync_map(veth, mesh::FRONTENDS_MAP, &mut synced.frontends, &desired.frontends)?;
         Ok((w1 + w2 + w3 + w4 + w5, d1 + d2 + d3 + d4 + d5))
     }
 
     /// Brings md_maglev_v2 to `desired` (service id -> table). A changed table is written into a
     /// fresh array and swapped in with one update of the outer map: a packet sees the old table
-    /// or the new one, never a mix, and the table carries its own size. After an agent restart
-    /// every table is written once more (same contents, swapped the same way). Returns (tables
+    /// or the new one, never a mix, and the table carries its own size. A table installed by an
+    /// earlier run of the agent is kept when its size and fingerprint match. Returns (tables
     /// written, tables removed).
     fn sync_maglev(&mut self, desired: &BTreeMap<u32, Vec<u32>>) -> Result<(usize, usize), BpfError> {
         let map_err = |source| BpfError::Map { map: lb::MAGLEV_MAP, source: Box::new(source) };
@@ -222,19 +229,18 @@ impl Datapath {
         let mut outer: HashOfMaps<&mut MapData, u32, Array<MapData, u32>> =
             HashOfMaps::try_from(map).map_err(map_err)?;
         let present: std::collections::HashSet<u32> = outer.keys().filter_map(Result::ok).collect();
-        let mut written = 0;
+        let mut todo: Vec<(u32, &Vec<u32>)> = Vec::new();
         for (id, table) in desired {
-            if present.contains(id) && self.tables.get(id) == Some(table) {
-                continue;
+            if present.contains(id) {
+                if self.tables.get(id) == Some(table) {
+                    continue;
+                }
+                if !self.tables.contains_key(id) && same_table(&outer, *id, table) {
+                    self.tables.insert(*id, table.clone());
+                    continue;
+                }
             }
-            let mut array =
-                Array::<MapData, u32>::create(table.len() as u32, lb::MAGLEV_TABLE_FLAGS).map_err(map_err)?;
-            for (index, value) in table.iter().enumerate() {
-                array.set(index as u32, value, 0).map_err(map_err)?;
-            }
-            outer.insert(id, &array, 0).map_err(map_err)?;
-            self.tables.insert(*id, table.clone());
-            written += 1;
+            todo.push((*id, table));
         }
         let mut removed = 0;
         for id in present.iter().filter(|id| !desired.contains_key(id)) {
@@ -243,7 +249,38 @@ impl Datapath {
             self.tables.remove(id);
             removed += 1;
         }
-        Ok((written, removed))
+
+        // Every update of a map of maps from user space waits for an RCU grace period (a few ms:
+        // the kernel makes sure no program still runs with the old table). Waits in parallel
+        // share grace periods, so thousands of tables are written by a pool of threads, each
+        // with its own handle on the pinned outer map.
+        let pin = self.pin_dir.join(lb::MAGLEV_MAP);
+        let workers = todo.len().clamp(1, 64);
+        let per_worker = todo.len().div_ceil(workers).max(1);
+        let results: Vec<Result<Vec<u32>, BpfError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> =
+                todo.chunks(per_worker).map(|chunk| scope.spawn(|| write_tables(&pin, chunk))).collect();
+            handles.into_iter().map(|h| h.join().expect("table writer panicked")).collect()
+        });
+        let mut written = 0;
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok(ids) => {
+                    for id in ids {
+                        self.tables.insert(id, desired[&id].clone());
+                        written += 1;
+                    }
+                }
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok((written, removed)),
+        }
     }
 
     /// What the kernel holds for one VIP, read back from the maps (not from the cluster state):
@@ -260,8 +297,8 @@ impl Datapath {
         let maglev: HashOfMaps<&MapData, u32, Array<MapData, u32>> =
             HashOfMaps::try_from(map(lb::MAGLEV_MAP)?).map_err(err(lb::MAGLEV_MAP))?;
         if let Ok(table) = maglev.get(&service.id, 0) {
-            // Element 0 is the size; the slots follow.
-            for backend in table.iter().skip(1).filter_map(Result::ok) {
+            // The size and the fingerprint come first; the slots follow.
+            for backend in table.iter().skip(lb::MAGLEV_SLOTS as usize).filter_map(Result::ok) {
                 *view.slots.entry(backend).or_insert(0) += 1;
             }
         }
@@ -363,6 +400,71 @@ fn pin_link(link: FdLink, pin: &Path) -> Result<(), BpfError> {
         source: std::io::Error::other(e.to_string()),
     })?;
     Ok(())
+}
+
+/// Whether the table of service `id` in the kernel has the size and fingerprint of `table`.
+fn same_table(outer: &HashOfMaps<&mut MapData, u32, Array<MapData, u32>>, id: u32, table: &[u32]) -> bool {
+    let Ok(existing) = outer.get(&id, 0) else { return false };
+    let at = |index: u32| existing.get(&index, 0).ok();
+    at(lb::MAGLEV_SIZE) == table.first().copied() && at(lb::MAGLEV_FINGERPRINT) == table.get(1).copied()
+}
+
+/// Writes each table into a fresh array and swaps it into the pinned outer map at `pin`; returns
+/// the ids written.
+fn write_tables(pin: &Path, tables: &[(u32, &Vec<u32>)]) -> Result<Vec<u32>, BpfError> {
+    let map_err = |source| BpfError::Map { map: lb::MAGLEV_MAP, source: Box::new(source) };
+    let data = MapData::from_pin(pin).map_err(map_err)?;
+    let mut outer: HashOfMaps<MapData, u32, Array<MapData, u32>> =
+        HashOfMaps::try_from(aya::maps::Map::HashOfMaps(data)).map_err(map_err)?;
+    let mut written = Vec::with_capacity(tables.len());
+    for (id, table) in tables {
+        let mut array =
+            Array::<MapData, u32>::create(table.len() as u32, lb::MAGLEV_TABLE_FLAGS).map_err(map_err)?;
+        for (index, value) in table.iter().enumerate() {
+            array.set(index as u32, value, 0).map_err(map_err)?;
+        }
+        outer.insert(id, &array, 0).map_err(map_err)?;
+        written.push(*id);
+    }
+    Ok(written)
+}
+
+/// Replaces the contents of a forwarding map with `desired`, writing only the differences from
+/// `synced` (what the map held after the last sync; read from the kernel when unknown), and
+/// remembers `desired` as the new contents.
+fn sync_map<K: aya::Pod + Ord + Copy, V: aya::Pod + PartialEq + Copy>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    synced: &mut Option<BTreeMap<K, V>>,
+    desired: &BTreeMap<K, V>,
+) -> Result<(usize, usize), BpfError> {
+    let map_err = |source| BpfError::Map { map: name, source: Box::new(source) };
+    let map = ebpf.map_mut(name).ok_or(BpfError::MissingMap { object: VETH.name, map: name })?;
+    let mut hash: AyaHashMap<&mut MapData, K, V> = AyaHashMap::try_from(map).map_err(map_err)?;
+    let current = synced.get_or_insert_with(|| hash.iter().filter_map(Result::ok).collect());
+    let (upserts, deletes) = crate::overlay::reconcile::diff(current, desired);
+    // On an error the kernel holds part of the change: forget the copy so that the next sync
+    // reads the truth back.
+    let result = (|| {
+        for (key, value) in &upserts {
+            hash.insert(key, value, 0)?;
+        }
+        for key in &deletes {
+            // Already gone is what we wanted.
+            let _ = hash.remove(key);
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            *synced = Some(desired.clone());
+            Ok((upserts.len(), deletes.len()))
+        }
+        Err(source) => {
+            *synced = None;
+            Err(map_err(source))
+        }
+    }
 }
 
 fn remove_pin(pin: &Path) -> Result<(), BpfError> {

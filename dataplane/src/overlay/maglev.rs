@@ -5,14 +5,25 @@
 
 use std::net::Ipv4Addr;
 
-/// Smallest prime at least 100 x the number of backends (and at least 101): the bound,
-/// which keeps each backend's share within about 1 % of 1/N.
+/// The table size M for `backends` backends: the largest prime below a power of two (127, 251,
+/// 509, 1021, 2039, ...), the smallest such that M >= 100 x backends, which keeps each backend's
+/// share within about 1 % of 1/N.
+///
+/// Sizes come in these classes rather than as the smallest prime above 100 x N because M must
+/// not change when one backend comes or goes: a flow uses slot hash % M, so a new M would send
+/// almost every new flow elsewhere, and Maglev's promise (removing one of N moves about 1/N)
+/// would hold only for a fixed M. With classes, M changes only when N crosses a class boundary
+/// (about doubling), which is when the table has to grow anyway.
 pub fn table_size(backends: usize) -> u32 {
-    let mut m = (backends.max(1) as u32 * 100).max(101);
-    while !is_prime(m) {
-        m += 1;
-    }
-    m
+    static CLASSES: std::sync::OnceLock<Vec<u32>> = std::sync::OnceLock::new();
+    let classes =
+        CLASSES.get_or_init(|| (7..32).map(|bits| largest_prime_below(1u64 << bits) as u32).collect());
+    let wanted = (backends.max(1) as u64 * 100).max(101);
+    classes.iter().copied().find(|&m| u64::from(m) >= wanted).unwrap_or(*classes.last().expect("classes"))
+}
+
+fn largest_prime_below(limit: u64) -> u64 {
+    (2..limit).rev().find(|&n| is_prime(n as u32)).unwrap_or(2)
 }
 
 fn is_prime(n: u32) -> bool {
@@ -72,11 +83,13 @@ mod tests {
     }
 
     #[test]
-    fn sizes_are_primes_of_at_least_100_per_backend() {
-        assert_eq!(table_size(0), 101);
-        assert_eq!(table_size(1), 101);
-        assert_eq!(table_size(10), 1009);
+    fn sizes_are_primes_of_at_least_100_per_backend_in_classes() {
+        assert_eq!(table_size(0), 127);
+        assert_eq!(table_size(1), 127);
+        assert_eq!(table_size(10), 1021);
+        assert_eq!(table_size(9), 1021, "one backend less keeps the size");
         assert!(is_prime(table_size(37)) && table_size(37) >= 3700);
+        assert_eq!(table_size(100_000), 16_777_213);
     }
 
     #[test]
@@ -98,6 +111,7 @@ mod tests {
         let before = build(&before_list, m);
         let mut after_list = before_list.clone();
         after_list.remove(3);
+        assert_eq!(table_size(after_list.len()), m);
         let after = build(&after_list, m);
         let moved = (0..m as usize)
             .filter(|&s| before_list[before[s] as usize] != after_list[after[s] as usize])
@@ -109,7 +123,7 @@ mod tests {
 
     #[test]
     fn the_same_list_builds_the_same_table() {
-        assert_eq!(build(&backends(5), 503), build(&backends(5), 503));
-        assert!(build(&[], 101).is_empty());
+        assert_eq!(build(&backends(5), 509), build(&backends(5), 509));
+        assert!(build(&[], 127).is_empty());
     }
 }

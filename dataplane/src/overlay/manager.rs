@@ -147,6 +147,8 @@ pub struct Overlay {
     mtu: u32,
     vxlan_ifindex: u32,
     advertise: Ipv4Addr,
+    /// The interface the routing mesh's front door is attached to.
+    underlay_ifname: String,
 }
 
 impl Overlay {
@@ -228,6 +230,7 @@ impl Overlay {
             mtu,
             vxlan_ifindex,
             advertise: advertise_v4,
+            underlay_ifname: underlay.name.clone(),
         });
         overlay.save().await;
         let looped = overlay.clone();
@@ -276,6 +279,14 @@ impl Overlay {
                 .await?;
             inner.routed = subnets;
         }
+        Ok(())
+    }
+
+    /// Detaches the routing mesh (the underlay program and the socket programs): after `leave`,
+    /// the node no longer answers published ports.
+    pub async fn withdraw_published_ports(&self) -> Result<(), OverlayError> {
+        let mut inner = self.inner.lock().await;
+        inner.datapath.detach_mesh(&self.underlay_ifname)?;
         Ok(())
     }
 

@@ -38,14 +38,15 @@ fn yes() -> bool {
     true
 }
 
-/// What md_endpoints_v1 (by address), md_ifaces_v1 (by ifindex), md_services_v1 (by VIP),
+/// What md_endpoints_v2 (by address), md_ifaces_v1 (by ifindex), md_services_v1 (by VIP),
 /// md_maglev_v2 (by service id) and md_frontends_v1 should hold.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Desired {
     pub endpoints: BTreeMap<u32, Endpoint>,
     pub ifaces: BTreeMap<u32, Iface>,
     pub services: BTreeMap<u32, Service>,
-    /// Service id -> its Maglev table as the kernel array holds it: M, then M backend addresses.
+    /// Service id -> its Maglev table as the kernel array holds it: M, a fingerprint, then M
+    /// backend addresses.
     pub maglev: BTreeMap<u32, Vec<u32>>,
     pub frontends: BTreeMap<FrontendKey, Frontend>,
 }
@@ -141,9 +142,11 @@ pub fn desired(snapshot: &Snapshot, local: &[LocalAttachment]) -> Desired {
         let size = if backends.is_empty() { 0 } else { maglev::table_size(backends.len()) };
         out.services.insert(ip_key(vip), Service { id, table_size: size });
         if size > 0 {
-            let mut table = Vec::with_capacity(size as usize + 1);
-            table.push(size);
-            table.extend(maglev::build(&backends, size).into_iter().map(|b| ip_key(backends[b as usize])));
+            let slots: Vec<u32> =
+                maglev::build(&backends, size).into_iter().map(|b| ip_key(backends[b as usize])).collect();
+            let mut table = Vec::with_capacity(slots.len() + 2);
+            table.extend([size, fingerprint(&slots)]);
+            table.extend(slots);
             out.maglev.insert(id, table);
         }
     }
@@ -189,6 +192,17 @@ pub fn frontends(snapshot: &Snapshot, node_addrs: &[Ipv4Addr]) -> BTreeMap<Front
         }
     }
     out
+}
+
+/// A fingerprint of a Maglev table's slots (FNV-1a over them), stored with the table: a
+/// restarted agent compares it instead of reading the whole table back.
+pub fn fingerprint(slots: &[u32]) -> u32 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in slots.iter().flat_map(|s| s.to_ne_bytes()) {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash
 }
 
 /// The writes that turn `current` into `desired`: entries to insert or overwrite, keys to delete.

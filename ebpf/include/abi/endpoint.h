@@ -15,7 +15,7 @@ enum md_endpoint_flags {
 	MD_EP_LOCAL = 1, /* the endpoint is on this node: deliver to ifindex */
 };
 
-/* Value of md_endpoints_v1, keyed by the endpoint's IPv4 address (__u32, network order). Overlay
+/* Value of md_endpoints_v2, keyed by the endpoint's IPv4 address (__u32, network order). Overlay
  * subnets never overlap, so the address alone identifies the endpoint cluster-wide. */
 struct md_endpoint {
 	__u32 vni;     /* the endpoint's network */

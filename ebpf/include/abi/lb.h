@@ -19,8 +19,9 @@ struct md_service {
 };
 
 /* md_maglev_v2 (hash of maps) maps a service id to that service's Maglev table: an array of
- * M + 1 __u32. Element 0 holds M; element 1 + s holds the backend address (network order) of slot
- * s. One array per service, sized for it, so thousands of services with many backends cost only
+ * M + 2 __u32. Element 0 holds M; element 1 a fingerprint of the table (the agent compares it to
+ * skip rewriting an unchanged table after a restart); element 2 + s holds the backend address
+ * (network order) of slot s. One array per service, sized for it, so thousands of services with many backends cost only
  * what their tables hold; and since the table carries its own size, a new table (of any size)
  * replaces the old one in a single update: a packet sees one table or the other, never a mix. */
 
@@ -32,6 +33,13 @@ struct md_ct_key {
 	__u16 port;
 	__u8 proto;
 	__u8 pad[3]; /* always 0 */
+};
+
+/* Where a Maglev table's parts are (see md_maglev_v2). */
+enum md_maglev_layout {
+	MD_MAGLEV_SIZE = 0,        /* element holding M */
+	MD_MAGLEV_FINGERPRINT = 1, /* element holding the fingerprint */
+	MD_MAGLEV_SLOTS = 2,       /* element of slot 0 */
 };
 
 enum md_ct_flags {

@@ -7,14 +7,16 @@
 #include "common.h"
 #include "../abi/endpoint.h"
 
-/* Every endpoint of every network the node knows, local and remote. */
+/* Every endpoint of every network the node knows, local and remote: sized for 100,000 tasks
+ * and more; not preallocated, so a small cluster pays only for what it has. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u32);
 	__type(value, struct md_endpoint);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} md_endpoints_v1 SEC(".maps");
+} md_endpoints_v2 SEC(".maps");
 
 /* Every attached veth of this node, by the ifindex of its host side. */
 struct {
@@ -36,7 +38,7 @@ struct {
 
 md_inline struct md_endpoint *lookup_endpoint(__u32 ip)
 {
-	return bpf_map_lookup_elem(&md_endpoints_v1, &ip);
+	return bpf_map_lookup_elem(&md_endpoints_v2, &ip);
 }
 
 md_inline struct md_iface *lookup_iface(__u32 ifindex)

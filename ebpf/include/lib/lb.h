@@ -44,20 +44,20 @@ struct {
 } md_maglev_v2 SEC(".maps");
 
 /* The backend in slot `hash % M` of service `svc`'s Maglev table, or NULL (no table, no backend).
- * M is read from the table itself (element 0), so it always matches the table's length. */
+ * M is read from the table itself, so it always matches the table's length. */
 md_inline __u32 *maglev_backend(const struct md_service *svc, __u32 hash)
 {
-	__u32 zero = 0, slot;
+	__u32 size_at = MD_MAGLEV_SIZE, slot;
 	__u32 *size;
 	void *table;
 
 	table = bpf_map_lookup_elem(&md_maglev_v2, &svc->id);
 	if (!table)
 		return NULL;
-	size = bpf_map_lookup_elem(table, &zero);
+	size = bpf_map_lookup_elem(table, &size_at);
 	if (!size || *size == 0)
 		return NULL;
-	slot = 1 + hash % *size;
+	slot = MD_MAGLEV_SLOTS + hash % *size;
 	return bpf_map_lookup_elem(table, &slot);
 }
 

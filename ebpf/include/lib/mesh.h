@@ -42,7 +42,7 @@ struct {
  * clients long gone age out. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 262144);
+	__uint(max_entries, 131072);
 	__type(key, struct md_rnat_key);
 	__type(value, struct md_mesh_nat);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -51,7 +51,7 @@ struct {
 /* On the backend's node: the ingress node of each flow that came through the tunnel. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 262144);
+	__uint(max_entries, 131072);
 	__type(key, struct md_rnat_key);
 	__type(value, struct md_mesh_return);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

@@ -4,49 +4,11 @@
 //! task (meshd's routing mesh), and (d) the same through a Swarm-style routing mesh built here
 //! with nftables DNAT + SNAT on a kernel bridge + VXLAN overlay (IPVS is not in this kernel).
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use meshd_tests::nginx::Nginx;
 use meshd_tests::{Cluster, Netns};
-
-/// nginx in a namespace, serving a small page; stopped on drop.
-struct Nginx {
-    child: Child,
-    dir: std::path::PathBuf,
-}
-
-impl Nginx {
-    fn start(ns: &str, dir: std::path::PathBuf) -> Nginx {
-        std::fs::create_dir_all(dir.join("html")).unwrap();
-        std::fs::write(dir.join("html/index.html"), "hello from a backend\n").unwrap();
-        let conf = format!(
-            "worker_processes 1; pid {d}/nginx.pid; error_log {d}/error.log; daemon off;\n\
-             events {{ worker_connections 4096; }}\n\
-             http {{ access_log off; keepalive_requests 1000000;\n\
-               client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
-               server {{ listen 80; root {d}/html; }} }}\n",
-            d = dir.display()
-        );
-        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
-        let child = Command::new("ip")
-            .args(["netns", "exec", ns, "nginx", "-c"])
-            .arg(dir.join("nginx.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx (apt-get install nginx-light)");
-        std::thread::sleep(Duration::from_millis(500));
-        Nginx { child, dir }
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// Requests per second from wrk in `ns` against `url` (one thread, 32 connections, `secs`).
 fn wrk(ns: &str, url: &str, secs: u32, close: bool) -> f64 {
@@ -118,12 +80,12 @@ pub fn run_suite(quick: bool) {
         .to_string();
     let client = cluster.add_namespace("client");
     cluster.node(1).meshctl_ok(&["attach", "--netns", &client, "--network", "bench"]);
-    let _nginx = Nginx::start(&backend, cluster.work_dir().join("nginx"));
+    let _nginx = Nginx::start(&backend, cluster.work_dir().join("nginx"), false);
     // The underlay client of (c) and (d): a host on the underlay that is not a node.
     let outside = cluster.add_underlay_client();
     let outside = cluster.clients()[outside].ns.name().to_string();
     let (_ka, kb) = swarm_style_mesh(&cluster);
-    let _nginx_kernel = Nginx::start(kb.name(), cluster.work_dir().join("nginx-kernel"));
+    let _nginx_kernel = Nginx::start(kb.name(), cluster.work_dir().join("nginx-kernel"), false);
     let n1 = cluster.node(1).addr;
     let published = format!("http://{n1}:8080/");
     let swarm = format!("http://{n1}:9090/");

@@ -243,6 +243,7 @@ md_inline enum lb_result lb_to_vip(struct __sk_buff *skb, struct iphdr *ip)
 	struct md_ct_key ct = {};
 	struct md_rnat_key rk = {};
 	struct md_rnat_val rv = {};
+	struct md_rnat_val *known;
 	struct l4 l4 = {};
 	enum lb_result picked;
 	__u32 vip, client, backend = 0;
@@ -268,7 +269,10 @@ md_inline enum lb_result lb_to_vip(struct __sk_buff *skb, struct iphdr *ip)
 	rk.client_port = l4.sport;
 	rk.proto = l4.proto;
 	rv.vip = vip;
-	if (bpf_map_update_elem(&md_rnat_v1, &rk, &rv, BPF_ANY) < 0)
+	/* Write only when missing or changed: an LRU update on every packet of a flow would cost
+	 * more than the lookup (it showed on new-connection-per-request loads). */
+	known = bpf_map_lookup_elem(&md_rnat_v1, &rk);
+	if ((!known || known->vip != vip) && bpf_map_update_elem(&md_rnat_v1, &rk, &rv, BPF_ANY) < 0)
 		return LB_ERROR;
 	if (rewrite_addr(skb, &l4, IP_DST_OFF, vip, backend) < 0)
 		return LB_ERROR;

@@ -3,7 +3,9 @@
 //! about 1/N of the slots. Every node builds the same table from the same backend list, so a flow
 //! hashes to the same backend whichever node balances it.
 
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
 
 /// The table size M for `backends` backends: the largest prime below a power of two (127, 251,
 /// 509, 1021, 2039, ...), the smallest such that M >= 100 x backends, which keeps each backend's
@@ -49,22 +51,22 @@ pub fn build(backends: &[Ipv4Addr], m: u32) -> Vec<u32> {
         return Vec::new();
     }
     let m64 = u64::from(m);
-    let perms: Vec<(u64, u64)> = backends
-        .iter()
-        .map(|ip| (hash(0x5eed_0001, *ip) % m64, hash(0x5eed_0002, *ip) % (m64 - 1) + 1))
-        .collect();
-    let mut next = vec![0u64; backends.len()];
+    // Each backend walks its permutation offset, offset + skip, offset + 2 skip, ... (mod M);
+    // `position` is where it stands, advanced by addition rather than recomputed with a
+    // multiplication and a modulo at every step.
+    let skips: Vec<u32> = backends.iter().map(|ip| (hash(0x5eed_0002, *ip) % (m64 - 1) + 1) as u32).collect();
+    let mut position: Vec<u32> = backends.iter().map(|ip| (hash(0x5eed_0001, *ip) % m64) as u32).collect();
+    let advance = |at: u32, skip: u32| if at >= m - skip { at - (m - skip) } else { at + skip };
     let mut table = vec![u32::MAX; m as usize];
     let mut filled = 0u32;
     'fill: loop {
-        for (i, (offset, skip)) in perms.iter().enumerate() {
-            let mut slot = (offset + next[i] * skip) % m64;
+        for (i, skip) in skips.iter().enumerate() {
+            let mut slot = position[i];
             while table[slot as usize] != u32::MAX {
-                next[i] += 1;
-                slot = (offset + next[i] * skip) % m64;
+                slot = advance(slot, *skip);
             }
             table[slot as usize] = i as u32;
-            next[i] += 1;
+            position[i] = advance(slot, *skip);
             filled += 1;
             if filled == m {
                 break 'fill;
@@ -72,6 +74,43 @@ pub fn build(backends: &[Ipv4Addr], m: u32) -> Vec<u32> {
         }
     }
     table
+}
+
+/// Tables built in the last two reconcile rounds, by (M, backends). Building is a pure function of
+/// those, and with thousands of services a change touches one or two of them: recomputing every
+/// table on every snapshot cost about 35 µs per service (0.35 s at 10,000 services).
+#[derive(Default)]
+struct Cache {
+    round: u64,
+    /// (M, backends) -> (the round it was last used in, its table).
+    tables: HashMap<TableKey, (u64, Arc<Vec<u32>>)>,
+}
+
+type TableKey = (u32, Vec<Ipv4Addr>);
+
+static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
+
+/// [`build`], remembered for the next rounds.
+pub fn build_cached(backends: &[Ipv4Addr], m: u32) -> Arc<Vec<u32>> {
+    let mut guard = CACHE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let cache = guard.get_or_insert_with(Cache::default);
+    let round = cache.round;
+    if let Some((used, table)) = cache.tables.get_mut(&(m, backends.to_vec())) {
+        *used = round;
+        return table.clone();
+    }
+    let table = Arc::new(build(backends, m));
+    cache.tables.insert((m, backends.to_vec()), (round, table.clone()));
+    table
+}
+
+/// Starts a reconcile round: forgets tables not used in the previous one.
+pub fn new_round() {
+    let mut guard = CACHE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let cache = guard.get_or_insert_with(Cache::default);
+    let keep_from = cache.round;
+    cache.tables.retain(|_, (used, _)| *used >= keep_from);
+    cache.round += 1;
 }
 
 #[cfg(test)]
@@ -119,6 +158,43 @@ mod tests {
             / f64::from(m);
         // The removed backend's tenth must move; Maglev moves little else.
         assert!((0.1..0.16).contains(&moved), "moved {moved}");
+    }
+
+    /// The textbook construction (Eisenbud et al., pseudo-code 1), to check the faster walk.
+    fn reference(backends: &[Ipv4Addr], m: u32) -> Vec<u32> {
+        let m64 = u64::from(m);
+        let perms: Vec<(u64, u64)> = backends
+            .iter()
+            .map(|ip| (hash(0x5eed_0001, *ip) % m64, hash(0x5eed_0002, *ip) % (m64 - 1) + 1))
+            .collect();
+        let mut next = vec![0u64; backends.len()];
+        let mut table = vec![u32::MAX; m as usize];
+        let mut filled = 0;
+        while filled < m {
+            for (i, (offset, skip)) in perms.iter().enumerate() {
+                if filled == m {
+                    break;
+                }
+                let mut slot = (offset + next[i] * skip) % m64;
+                while table[slot as usize] != u32::MAX {
+                    next[i] += 1;
+                    slot = (offset + next[i] * skip) % m64;
+                }
+                table[slot as usize] = i as u32;
+                next[i] += 1;
+                filled += 1;
+            }
+        }
+        table
+    }
+
+    #[test]
+    fn the_fast_walk_builds_the_textbook_table() {
+        for n in [1u8, 2, 7, 10, 33] {
+            let list = backends(n);
+            let m = table_size(list.len());
+            assert_eq!(build(&list, m), reference(&list, m), "{n} backends");
+        }
     }
 
     #[test]

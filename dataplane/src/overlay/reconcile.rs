@@ -135,6 +135,7 @@ pub fn desired(snapshot: &Snapshot, local: &[LocalAttachment]) -> Desired {
         out.endpoints.insert(ip_key(record.address), endpoint);
     }
     let mut by_service = all_backends(snapshot);
+    maglev::new_round();
     for (name, service) in state.services.live() {
         let (Some(vip), EndpointMode::Vip) = (service.vip, service.mode) else { continue };
         let id = service_id(name);
@@ -143,7 +144,7 @@ pub fn desired(snapshot: &Snapshot, local: &[LocalAttachment]) -> Desired {
         out.services.insert(ip_key(vip), Service { id, table_size: size });
         if size > 0 {
             let slots: Vec<u32> =
-                maglev::build(&backends, size).into_iter().map(|b| ip_key(backends[b as usize])).collect();
+                maglev::build_cached(&backends, size).iter().map(|b| ip_key(backends[*b as usize])).collect();
             let mut table = Vec::with_capacity(slots.len() + 2);
             table.extend([size, fingerprint(&slots)]);
             table.extend(slots);

@@ -37,6 +37,8 @@ pub struct MeshNat {
     pub addr: u32,
     pub ifindex: u32,
     pub port: u16,
+    pub peer_mac: [u8; 6],
+    pub local_mac: [u8; 6],
     pub pad: u16,
 }
 

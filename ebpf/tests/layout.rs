@@ -206,7 +206,7 @@ fn mesh_types_match_the_header() {
          OFF(md_frontend_key, proto); OFF(md_frontend_key, pad);\n\
          SIZE(md_frontend); OFF(md_frontend, vip); OFF(md_frontend, target_port); OFF(md_frontend, pad);\n\
          SIZE(md_mesh_nat); OFF(md_mesh_nat, addr); OFF(md_mesh_nat, ifindex); OFF(md_mesh_nat, port);\n\
-         OFF(md_mesh_nat, pad);\n\
+         OFF(md_mesh_nat, peer_mac); OFF(md_mesh_nat, local_mac); OFF(md_mesh_nat, pad);\n\
          SIZE(md_mesh_return); OFF(md_mesh_return, node_ip); OFF(md_mesh_return, vni);\n\
          SIZE(md_sock_key); OFF(md_sock_key, cookie); OFF(md_sock_key, backend_ip);\n\
          OFF(md_sock_key, backend_port); OFF(md_sock_key, pad);\n\
@@ -226,6 +226,8 @@ fn mesh_types_match_the_header() {
         ("offsetof md_mesh_nat.addr", offset_of!(MeshNat, addr)),
         ("offsetof md_mesh_nat.ifindex", offset_of!(MeshNat, ifindex)),
         ("offsetof md_mesh_nat.port", offset_of!(MeshNat, port)),
+        ("offsetof md_mesh_nat.peer_mac", offset_of!(MeshNat, peer_mac)),
+        ("offsetof md_mesh_nat.local_mac", offset_of!(MeshNat, local_mac)),
         ("offsetof md_mesh_nat.pad", offset_of!(MeshNat, pad)),
         ("sizeof md_mesh_return", size_of::<MeshReturn>()),
         ("offsetof md_mesh_return.node_ip", offset_of!(MeshReturn, node_ip)),

@@ -32,12 +32,14 @@ struct md_frontend {
 	__u16 pad;          /* always 0 */
 };
 
-/* Value of md_mesh_rnat_v1 (on the ingress node): what the client sent to. */
+/* Value of md_mesh_rnat_v1 (on the ingress node): what the client sent to, and the way back. */
 struct md_mesh_nat {
-	__u32 addr;    /* the node address the client used: the replies' source */
-	__u32 ifindex; /* the interface the client's packets arrived on: where replies leave */
-	__u16 port;    /* the published port: the replies' source port */
-	__u16 pad;     /* always 0 */
+	__u32 addr;        /* the node address the client used: the replies' source */
+	__u32 ifindex;     /* the interface the client's packets arrived on: where replies leave */
+	__u16 port;        /* the published port: the replies' source port */
+	__u8 peer_mac[6];  /* the L2 hop the client's packets came from (the client or its router) */
+	__u8 local_mac[6]; /* the MAC they were sent to (this node's interface) */
+	__u16 pad;         /* always 0 */
 };
 
 /* Value of md_mesh_return_v1 (on the backend's node): where the flow came in. */

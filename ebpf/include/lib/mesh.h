@@ -9,7 +9,7 @@
  *     remember the published address (rnat)         the ingress node for the flow, deliver
  *     -> local backend, or tunnel to its node   <- backend's veth -> mesh_return: tunnel the reply
  *   mesh_reply: source back to the published        back to the ingress node
- *     address, out where the client came in
+ *     address, back to the client's L2 hop
  */
 #ifndef MESHD_LIB_MESH_H
 #define MESHD_LIB_MESH_H
@@ -135,8 +135,14 @@ md_inline int mesh_to_backend(struct __sk_buff *skb, struct iphdr *ip, enum md_d
 	nat.addr = ct.vip;
 	nat.port = l4.dport;
 	nat.ifindex = skb->ifindex;
+	eth = parse_eth(skb);
+	if (!eth)
+		return took(verdict, drop(skb, dir, MD_REASON_DROP_MALFORMED));
+	__builtin_memcpy(nat.peer_mac, eth->h_source, ETH_ALEN);
+	__builtin_memcpy(nat.local_mac, eth->h_dest, ETH_ALEN);
 	known = bpf_map_lookup_elem(&md_mesh_rnat_v1, &rk);
-	if (!known || known->addr != nat.addr || known->port != nat.port || known->ifindex != nat.ifindex) {
+	if (!known || known->addr != nat.addr || known->port != nat.port || known->ifindex != nat.ifindex ||
+	    __builtin_memcmp(known->peer_mac, nat.peer_mac, ETH_ALEN) != 0) {
 		if (bpf_map_update_elem(&md_mesh_rnat_v1, &rk, &nat, BPF_ANY) < 0)
 			return took(verdict, drop(skb, dir, MD_REASON_DROP_CT_FULL));
 	}
@@ -166,14 +172,17 @@ md_inline int mesh_to_backend(struct __sk_buff *skb, struct iphdr *ip, enum md_d
 /*
  * A packet from a local backend (or out of the tunnel) to an address outside the overlay: if it
  * is the reply of a flow that entered through a published port of this node, puts the
- * published address and port back as its source and sends it out of the interface the client's
- * packets came in on (the kernel resolves the next hop).
+ * published address and port back as its source and sends it straight back to the L2 hop the
+ * client's packets came from, out of the interface they came in on. No route or neighbour
+ * lookup per packet: the request's path is the reply's (as for any stateful balancer).
  */
 md_inline int mesh_reply(struct __sk_buff *skb, struct iphdr *ip, enum md_dir dir, int *verdict)
 {
 	struct md_rnat_key rk = {};
 	struct md_mesh_nat *nat;
+	struct ethhdr *eth;
 	struct l4 l4 = {};
+	__u8 peer_mac[ETH_ALEN], local_mac[ETH_ALEN];
 	__u32 addr, ifindex;
 	__u16 port;
 
@@ -186,11 +195,18 @@ md_inline int mesh_reply(struct __sk_buff *skb, struct iphdr *ip, enum md_dir di
 	addr = nat->addr;
 	port = nat->port;
 	ifindex = nat->ifindex;
+	__builtin_memcpy(peer_mac, nat->peer_mac, ETH_ALEN);
+	__builtin_memcpy(local_mac, nat->local_mac, ETH_ALEN);
 	if (rewrite_addr(skb, &l4, IP_SRC_OFF, rk.backend_ip, addr) < 0 ||
 	    rewrite_port(skb, &l4, L4_SPORT_OFF, rk.port, port) < 0)
 		return took(verdict, drop(skb, dir, MD_REASON_DROP_MALFORMED));
+	/* The rewrite invalidated the packet pointers. */
+	eth = parse_eth(skb);
+	if (!eth)
+		return took(verdict, drop(skb, dir, MD_REASON_DROP_MALFORMED));
+	set_macs(eth, local_mac, peer_mac);
 	count_verdict(skb, dir, MD_REASON_MESH_REPLY);
-	return took(verdict, bpf_redirect_neigh(ifindex, NULL, 0, 0));
+	return took(verdict, bpf_redirect(ifindex, 0));
 }
 
 /*

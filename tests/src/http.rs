@@ -13,6 +13,7 @@ use crate::netns::Netns;
 
 pub struct NamedServer {
     stop: Arc<AtomicBool>,
+    draining: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -32,24 +33,32 @@ impl NamedServer {
         let listener = ns.run_inside(move || TcpListener::bind(("0.0.0.0", port)).expect("bind"));
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
-        let (flag, name) = (stop.clone(), name.to_string());
+        let draining = Arc::new(AtomicBool::new(false));
+        let (flag, drain, name) = (stop.clone(), draining.clone(), name.to_string());
         let thread = std::thread::spawn(move || {
             while !flag.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, peer)) => {
                         let name = if show_client { format!("{name} {}", peer.ip()) } else { name.clone() };
-                        let flag = flag.clone();
-                        std::thread::spawn(move || serve(stream, &name, &flag));
+                        let (flag, drain) = (flag.clone(), drain.clone());
+                        std::thread::spawn(move || serve(stream, &name, &flag, &drain));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
             }
         });
-        NamedServer { stop, thread: Some(thread) }
+        NamedServer { stop, draining, thread: Some(thread) }
+    }
+
+    /// Graceful shutdown as a load balancer's backend should do it: every open connection gets
+    /// its next answer with `Connection: close` and is then closed, so a keep-alive client
+    /// reconnects (elsewhere) without losing a request.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
     }
 }
 
-fn serve(stream: TcpStream, name: &str, stop: &AtomicBool) {
+fn serve(stream: TcpStream, name: &str, stop: &AtomicBool, draining: &AtomicBool) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
     let mut writer = stream.try_clone().expect("clone");
@@ -61,8 +70,10 @@ fn serve(stream: TcpStream, name: &str, stop: &AtomicBool) {
             Ok(0) => return,
             Ok(_) if line == "\r\n" => {
                 let body = format!("{name}\n");
-                let reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
-                if writer.write_all(reply.as_bytes()).is_err() {
+                let last = draining.load(Ordering::Relaxed);
+                let close = if last { "Connection: close\r\n" } else { "" };
+                let reply = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{close}\r\n{body}", body.len());
+                if writer.write_all(reply.as_bytes()).is_err() || last {
                     return;
                 }
             }

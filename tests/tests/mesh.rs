@@ -46,7 +46,9 @@ fn udp_ask(ns: &Netns, addr: std::net::Ipv4Addr, port: u16, connected: bool) -> 
 struct Fixture {
     cluster: Cluster,
     client: usize,
-    _servers: Vec<NamedServer>,
+    /// The tasks' namespaces and HTTP servers (web.1 on n1, web.2 on n2).
+    tasks: Vec<String>,
+    servers: Vec<NamedServer>,
     _udp: Vec<UdpNamedServer>,
 }
 
@@ -69,6 +71,7 @@ fn fixture(tag: &str) -> Fixture {
     cluster.wait_listed(&["service", "ls"], "8080:80/tcp");
     let mut servers = Vec::new();
     let mut udp = Vec::new();
+    let mut tasks = Vec::new();
     for i in 1..=2 {
         let ns = cluster.add_namespace(&format!("web{i}"));
         let task = format!("web.{i}");
@@ -85,12 +88,13 @@ fn fixture(tag: &str) -> Fixture {
         ]);
         servers.push(NamedServer::start_showing_client(cluster.namespace(&ns), 80, &task));
         udp.push(UdpNamedServer::start(cluster.namespace(&ns), 5300, &task));
+        tasks.push(ns);
     }
     cluster.wait_for("2 healthy backends on every node", Duration::from_secs(10), |c| {
         (1..=3).all(|i| c.node(i).meshctl_ok(&["service", "ls"]).contains("2/2"))
     });
     let client = cluster.add_underlay_client();
-    Fixture { cluster, client, _servers: servers, _udp: udp }
+    Fixture { cluster, client, tasks, servers, _udp: udp }
 }
 
 #[test]
@@ -241,4 +245,94 @@ fn a_node_that_leaves_stops_answering_published_ports() {
     assert!(!out.status.success(), "n3's own sockets are no longer translated");
     let seen = spread(client, &url(1), 6);
     assert!(!seen.contains_key("FAILED"), "the others still answer: {seen:?}");
+}
+
+/// wrk with keep-alive connections (its default) from `ns` against `url` for `secs`: (requests,
+/// errors), errors being socket errors and non-2xx answers.
+fn wrk_keepalive(ns: &str, url: &str, secs: u32) -> (u64, u64, String) {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, "wrk", "-t1", "-c8", &format!("-d{secs}s"), url])
+        .output()
+        .expect("wrk (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let requests = text
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let mut errors = 0;
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("Socket errors:") {
+            errors +=
+                rest.split(',').filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok()).sum::<u64>();
+        }
+        if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            errors += rest.trim().parse::<u64>().unwrap_or(0);
+        }
+    }
+    (requests, errors, text)
+}
+
+#[test]
+fn a_rolling_replacement_under_keep_alive_load_loses_no_request() {
+    // As an orchestrator replaces a task: the new one is attached, the old one is detached with
+    // a grace period (no new flows, open ones continue) and told to stop; it answers the next
+    // request on each connection with `Connection: close`, and wrk reconnects, to a new task.
+    // (nginx's SIGQUIT closes idle keep-alive connections at once instead, which races with a
+    // request already on its way: a client that does not retry sees an error there.)
+    let mut f = fixture("meshroll");
+    let client_ns = f.cluster.clients()[f.client].ns.name().to_string();
+    let url = format!("http://{}:8080/", node_underlay_addr(3));
+    let load = std::thread::spawn(move || wrk_keepalive(&client_ns, &url, 8));
+    std::thread::sleep(Duration::from_secs(1));
+    let mut new = Vec::new();
+    for node in [1, 2] {
+        let ns = f.cluster.add_namespace(&format!("new{node}"));
+        let task = format!("web.new{node}");
+        f.cluster.node(node).meshctl_ok(&[
+            "attach",
+            "--netns",
+            &ns,
+            "--network",
+            "front",
+            "--service",
+            "web",
+            "--name",
+            &task,
+        ]);
+        new.push(NamedServer::start(f.cluster.namespace(&ns), 80, &task));
+    }
+    f.cluster.wait_for("four tasks on n3", Duration::from_secs(10), |c| {
+        c.node(3).meshctl_ok(&["service", "ls"]).contains("4/4")
+    });
+    let detaches: Vec<_> = [1, 2]
+        .into_iter()
+        .map(|node| {
+            let socket = f.cluster.node(node).socket().to_path_buf();
+            let ns = f.tasks[node - 1].clone();
+            std::thread::spawn(move || {
+                std::process::Command::new(meshd_tests::binaries::meshctl())
+                    .arg("--socket")
+                    .arg(socket)
+                    .args(["detach", "--netns", &ns, "--grace", "3s"])
+                    .output()
+                    .unwrap()
+            })
+        })
+        .collect();
+    f.cluster.wait_for("the old tasks terminating on n3", Duration::from_secs(5), |c| {
+        c.node(3).meshctl_ok(&["service", "ls"]).contains("2/4")
+    });
+    for server in &f.servers {
+        server.drain();
+    }
+    for detach in detaches {
+        let out = detach.join().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let (requests, errors, text) = load.join().unwrap();
+    assert!(requests > 1000, "wrk ran: {text}");
+    assert_eq!(errors, 0, "{errors} of {requests} keep-alive requests failed: {text}");
+    drop(new);
 }

@@ -130,7 +130,8 @@ pub struct NetworkInfo {
 struct Inner {
     datapath: Datapath,
     attachments: Vec<LocalAttachment>,
-    masqueraded: Vec<ipnet::Ipv4Net>,
+    /// The subnets the nftables table masquerades (None: the table is not written yet).
+    masqueraded: Option<Vec<ipnet::Ipv4Net>>,
     /// Overlay subnets routed into the VXLAN device from the node itself.
     routed: Vec<ipnet::Ipv4Net>,
     /// The node's IPv4 addresses as last read (published ports answer on each).
@@ -218,7 +219,7 @@ impl Overlay {
             inner: Mutex::new(Inner {
                 datapath,
                 attachments,
-                masqueraded: Vec::new(),
+                masqueraded: None,
                 routed: Vec::new(),
                 node_addrs: Vec::new(),
             }),
@@ -270,9 +271,9 @@ impl Overlay {
         let mut subnets: Vec<ipnet::Ipv4Net> =
             snapshot.state.networks.live().map(|(_, n)| n.subnet).collect();
         subnets.sort();
-        if subnets != inner.masqueraded {
-            vxlan::apply_masquerade(&subnets).map_err(|e| OverlayError::Kernel(e.to_string()))?;
-            inner.masqueraded = subnets.clone();
+        if inner.masqueraded.as_ref() != Some(&subnets) {
+            vxlan::apply_nft_rules(&subnets).map_err(|e| OverlayError::Kernel(e.to_string()))?;
+            inner.masqueraded = Some(subnets.clone());
         }
         if subnets != inner.routed {
             vxlan::sync_routes(&self.node, self.vxlan_ifindex, self.advertise, &subnets, &inner.routed)

@@ -110,18 +110,28 @@ pub fn enable_forwarding() -> std::io::Result<()> {
     std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")
 }
 
-/// Replaces meshd's nftables table: masquerade traffic from overlay subnets leaving for
-/// anywhere that is not an overlay subnet. Applied atomically by `nft -f`.
-pub fn apply_masquerade(subnets: &[ipnet::Ipv4Net]) -> std::io::Result<()> {
+/// Replaces meshd's nftables table, atomically (`nft -f`):
+/// - the VXLAN packets themselves (UDP 4789, in and out) skip connection tracking: they are
+///   never translated, and tracking every encapsulated packet costs a conntrack lookup (and an
+///   entry per peer) on the overlay's hot path;
+/// - traffic from overlay subnets leaving for anywhere that is not an overlay subnet is
+///   masqueraded (containers reach the underlay through the node).
+pub fn apply_nft_rules(subnets: &[ipnet::Ipv4Net]) -> std::io::Result<()> {
     use std::io::Write;
-    let mut rules = String::from("table ip meshd {}\ndelete table ip meshd\n");
+    let mut rules = String::from("table ip meshd {}\ndelete table ip meshd\ntable ip meshd {\n");
+    rules.push_str(&format!(
+        "  chain raw_prerouting {{\n    type filter hook prerouting priority raw; policy accept;\n    \
+         udp dport {PORT} notrack\n  }}\n  chain raw_output {{\n    type filter hook output priority raw; policy accept;\n    \
+         udp dport {PORT} notrack\n  }}\n"
+    ));
     if !subnets.is_empty() {
         let set = subnets.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
         rules.push_str(&format!(
-            "table ip meshd {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    \
-             ip saddr {{ {set} }} ip daddr != {{ {set} }} masquerade\n  }}\n}}\n"
+            "  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    \
+             ip saddr {{ {set} }} ip daddr != {{ {set} }} masquerade\n  }}\n"
         ));
     }
+    rules.push_str("}\n");
     let mut child = std::process::Command::new("nft")
         .args(["-f", "-"])
         .stdin(std::process::Stdio::piped())

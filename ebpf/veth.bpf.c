@@ -103,6 +103,7 @@ int veth_from_container(struct __sk_buff *skb)
 
 	switch (lb_to_vip(skb, ip)) {
 	case LB_NOT_A_VIP:
+		lb_direct_flow(skb, ip);
 		break;
 	case LB_DONE:
 		count_verdict(skb, DIR, MD_REASON_LB_DNAT);

@@ -417,3 +417,48 @@ fn rolling_replacement_and_agent_restarts_under_load_lose_no_request() {
     check(loads, "the agent restarts");
     drop(new_servers);
 }
+
+/// One HTTP request from local port `port` (SO_REUSEADDR, so a port left in TIME_WAIT by an
+/// earlier connection can be bound again, as the kernel's own port choice would) to `addr:8080`,
+/// from inside namespace `ns`; the answer's body, or the error.
+fn request_from_port(ns: &meshd_tests::Netns, port: u16, addr: &str) -> Result<String, String> {
+    use nix::sys::socket::{
+        bind, connect, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn,
+    };
+    let addr: std::net::Ipv4Addr = addr.parse().unwrap();
+    ns.run_inside(move || {
+        let fd = socket(AddressFamily::Inet, SockType::Stream, SockFlag::empty(), None)
+            .map_err(|e| e.to_string())?;
+        setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(|e| e.to_string())?;
+        bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::new(0, 0, 0, 0, port))
+            .map_err(|e| format!("bind: {e}"))?;
+        let [a, b, c, d] = addr.octets();
+        connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrIn::new(a, b, c, d, 8080))
+            .map_err(|e| format!("connect: {e}"))?;
+        let mut stream = std::net::TcpStream::from(fd);
+        Ok(request(&mut stream))
+    })
+}
+
+#[test]
+fn a_client_port_reused_from_a_vip_flow_to_a_task_directly_still_works() {
+    // A client that talked to the VIP and then reaches a task directly (tasks.NAME) from the
+    // same ephemeral port: the reply must not be "translated back" to the VIP by the reverse
+    // translation the VIP flow left behind.
+    let TwoBackends { cluster, vip, client, _servers, .. } = two_backends("svcreuse", 78, &[]);
+    let ps = cluster.node(1).meshctl_ok(&["--format", "json", "service", "ps", "web"]);
+    let tasks: Vec<serde_json::Value> = serde_json::from_str(&ps).unwrap();
+    let ns = cluster.namespace(&client);
+    for port in [40001u16, 40002, 40003] {
+        let through_vip = request_from_port(ns, port, &vip);
+        assert!(
+            through_vip.as_deref().is_ok_and(|a| a.starts_with("web.")),
+            "VIP from {port}: {through_vip:?}"
+        );
+        for task in &tasks {
+            let (name, address) = (task["task"].as_str().unwrap(), task["address"].as_str().unwrap());
+            let direct = request_from_port(ns, port, address);
+            assert_eq!(direct.as_deref(), Ok(name), "{name} directly from port {port} after the VIP");
+        }
+    }
+}

@@ -280,6 +280,31 @@ md_inline enum lb_result lb_to_vip(struct __sk_buff *skb, struct iphdr *ip)
 }
 
 /*
+ * A client's packet straight to an address that is not a VIP (a task, say, found through
+ * tasks.NAME). If the reply tuple of this new flow still has a reverse translation from an
+ * earlier flow through a VIP with the same ports (an ephemeral port reused), the replies would
+ * get the VIP as their source and the client would reset the connection: forget it. Done for
+ * a TCP SYN and for every UDP packet (one lookup); other TCP packets cannot start a flow.
+ */
+md_inline void lb_direct_flow(struct __sk_buff *skb, struct iphdr *ip)
+{
+	struct md_rnat_key rk = {};
+	struct l4 l4 = {};
+
+	if (parse_l4(skb, ip, &l4) < 0)
+		return;
+	if (l4.proto == IPPROTO_TCP && !l4.syn)
+		return;
+	rk.backend_ip = ip->daddr;
+	rk.client_ip = ip->saddr;
+	rk.port = l4.dport;
+	rk.client_port = l4.sport;
+	rk.proto = l4.proto;
+	if (bpf_map_lookup_elem(&md_rnat_v1, &rk))
+		bpf_map_delete_elem(&md_rnat_v1, &rk);
+}
+
+/*
  * If the packet is a backend's reply to a flow that was balanced on this node, rewrites its
  * source back to the VIP. Returns 1 if it did (re-parse the packet), 0 if not, -1 on error.
  */

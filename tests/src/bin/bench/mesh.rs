@@ -49,7 +49,7 @@ fn swarm_style_mesh(cluster: &Cluster) -> (Netns, Netns) {
 }
 
 pub fn run_suite(quick: bool) {
-    let secs = if quick { 2 } else { 8 };
+    let (secs, rounds) = if quick { (2, 1) } else { (5, 3) };
     let mut cluster = Cluster::new("bmesh", 2);
     cluster.form();
     cluster.node(1).meshctl_ok(&["network", "create", "bench", "--subnet", "10.61.0.0/24"]);
@@ -102,14 +102,34 @@ pub fn run_suite(quick: bool) {
         });
     }
 
-    println!("\n## Service load balancing: wrk (1 thread, 32 connections, {secs} s) against nginx on another node\n");
+    println!(
+        "\n## Service load balancing: wrk (1 thread, 32 connections, {secs} s, median of {rounds} rounds) against nginx on another node\n"
+    );
     println!("| path | keep-alive req/s | ratio | new connection per request req/s | ratio |");
     println!("|---|---|---|---|---|");
-    let measure = |ns: &str, url: &str| (wrk(ns, url, secs, false), wrk(ns, url, secs, true));
-    let direct = measure(&client, &format!("http://{backend_ip}/"));
-    let via_vip = measure(&client, &format!("http://{vip}/"));
-    let via_mesh = measure(&outside, &published);
-    let via_swarm = measure(&outside, &swarm);
+    // The paths take turns, `rounds` times, and each reports its median: a single run per path
+    // let the machine's drift (other namespaces, timers, caches) show as a difference of paths.
+    let paths = [
+        (client.clone(), format!("http://{backend_ip}/")),
+        (client.clone(), format!("http://{vip}/")),
+        (outside.clone(), published.clone()),
+        (outside.clone(), swarm.clone()),
+    ];
+    let mut samples: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); paths.len()];
+    for _ in 0..rounds {
+        for (i, (ns, url)) in paths.iter().enumerate() {
+            samples[i].0.push(wrk(ns, url, secs, false));
+            samples[i].1.push(wrk(ns, url, secs, true));
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut results =
+        samples.into_iter().map(|(mut keep, mut close)| (median(&mut keep), median(&mut close)));
+    let (direct, via_vip, via_mesh, via_swarm) =
+        (results.next().unwrap(), results.next().unwrap(), results.next().unwrap(), results.next().unwrap());
     for (name, (keep, close)) in [
         ("(a) container to backend directly", direct),
         ("(b) through the service VIP (eBPF Maglev + conntrack)", via_vip),

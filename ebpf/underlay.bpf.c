@@ -26,6 +26,10 @@ int underlay_ingress(struct __sk_buff *skb)
 	ip = parse_ipv4(skb, eth);
 	if (!ip)
 		return TC_ACT_UNSPEC;
+	/* 127.0.0.0/8 is a frontend address for the node's own sockets only; from the wire it is
+	 * martian, and the stack drops it. */
+	if ((ip->daddr & bpf_htonl(0xff000000)) == bpf_htonl(0x7f000000))
+		return TC_ACT_UNSPEC;
 	if (mesh_to_backend(skb, ip, DIR, &verdict))
 		return verdict;
 	return TC_ACT_UNSPEC;

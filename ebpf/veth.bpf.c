@@ -14,6 +14,7 @@
  *                           the ingress), or through the tunnel to the ingress node
  *   IPv4 elsewhere       -> outside the network's subnet: up the node's stack (masquerade);
  *                           inside it with no endpoint: dropped
+ *   IPv4 from another source than the container's own address -> dropped (spoofed)
  *   anything else        -> dropped (IPv6 is not supported yet)
  * A veth not in md_ifaces_v1 (not attached by meshd) passes through untouched.
  *
@@ -100,6 +101,10 @@ int veth_from_container(struct __sk_buff *skb)
 	ip = parse_ipv4(skb, eth);
 	if (!ip)
 		return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
+	/* A container speaks with its own address only: another source could pose as a client of
+	 * a published port, or as a backend of another network. */
+	if (ip->saddr != iface->ip)
+		return drop(skb, DIR, MD_REASON_DROP_SPOOFED);
 
 	switch (lb_to_vip(skb, ip)) {
 	case LB_NOT_A_VIP:
@@ -126,7 +131,7 @@ int veth_from_container(struct __sk_buff *skb)
 		/* A backend's reply to a client of a published port (or of the node itself). */
 		int verdict;
 
-		if (mesh_reply(skb, ip, DIR, &verdict) || mesh_return(skb, ip, DIR, &verdict))
+		if (mesh_reply(skb, ip, DIR, &verdict) || mesh_return(skb, ip, iface->vni, DIR, &verdict))
 			return verdict;
 		if (in_subnet(ip->daddr, iface->subnet, iface->mask))
 			return drop(skb, DIR, MD_REASON_DROP_NO_ENDPOINT);

@@ -27,13 +27,14 @@
 md_inline int to_outside(struct __sk_buff *skb, struct iphdr *ip)
 {
 	int verdict;
-	__u32 daddr;
 
-	if (mesh_reply(skb, ip, DIR, &verdict))
-		return verdict;
-	daddr = ip->daddr;
-	if (daddr != node_ip())
+	/* To the node's own address: its own clients' replies, never a published flow's (an
+	 * outside client cannot use the node's address, see outside_source). */
+	if (ip->daddr != node_ip()) {
+		if (mesh_reply(skb, ip, DIR, &verdict))
+			return verdict;
 		return drop(skb, DIR, MD_REASON_DROP_NO_ENDPOINT);
+	}
 	/* The inner frame is addressed to the other node's veth MAC: make the stack take it. */
 	if (bpf_skb_change_type(skb, PACKET_HOST) < 0)
 		return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
@@ -110,6 +111,10 @@ int vxlan_to_tunnel(struct __sk_buff *skb)
 	/* Redirected here by the other programs, with the key already set. */
 	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) == 0)
 		return TC_ACT_OK;
+	/* Only the node's own packets: something the node forwards (from the underlay, say) must
+	 * not get into the overlay through its routes. */
+	if (skb->ingress_ifindex != 0)
+		return drop(skb, MD_DIR_TO_TUNNEL, MD_REASON_DROP_SPOOFED);
 	eth = parse_eth(skb);
 	if (!eth)
 		return drop(skb, MD_DIR_TO_TUNNEL, MD_REASON_DROP_MALFORMED);
@@ -118,6 +123,8 @@ int vxlan_to_tunnel(struct __sk_buff *skb)
 	ip = parse_ipv4(skb, eth);
 	if (!ip)
 		return drop(skb, MD_DIR_TO_TUNNEL, MD_REASON_DROP_MALFORMED);
+	if (ip->saddr != node_ip())
+		return drop(skb, MD_DIR_TO_TUNNEL, MD_REASON_DROP_SPOOFED);
 	ep = lookup_endpoint(ip->daddr);
 	if (!ep || (ep->flags & MD_EP_LOCAL))
 		return drop(skb, MD_DIR_TO_TUNNEL, MD_REASON_DROP_NO_ENDPOINT);

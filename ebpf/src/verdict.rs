@@ -79,6 +79,7 @@ pub enum Reason {
     DropArp,
     DropNoBackend,
     DropCtFull,
+    DropSpoofed,
     /// A code this build does not know (a newer program wrote it); kept so nothing is hidden.
     Unknown(u16),
 }
@@ -108,6 +109,7 @@ impl Reason {
         Reason::DropArp,
         Reason::DropNoBackend,
         Reason::DropCtFull,
+        Reason::DropSpoofed,
     ];
 
     /// (code, C enumerator, name shown to people) of every known reason: the one table both
@@ -135,6 +137,7 @@ impl Reason {
         (135, "MD_REASON_DROP_ARP", "drop-arp"),
         (136, "MD_REASON_DROP_NO_BACKEND", "drop-no-backend"),
         (137, "MD_REASON_DROP_CT_FULL", "drop-ct-full"),
+        (138, "MD_REASON_DROP_SPOOFED", "drop-spoofed"),
     ];
 
     fn index(self) -> Option<usize> {

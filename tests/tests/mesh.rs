@@ -336,3 +336,35 @@ fn a_rolling_replacement_under_keep_alive_load_loses_no_request() {
     assert_eq!(errors, 0, "{errors} of {requests} keep-alive requests failed: {text}");
     drop(new);
 }
+
+#[test]
+fn outsiders_and_spoofed_sources_do_not_get_into_the_overlay() {
+    let mut f = fixture("meshspoof");
+    let task_address = f.cluster.node(1).meshctl_ok(&["--format", "json", "service", "ps", "web"]);
+    let tasks: Vec<serde_json::Value> = serde_json::from_str(&task_address).unwrap();
+    let web1 = tasks.iter().find(|t| t["task"] == "web.1").unwrap()["address"].as_str().unwrap().to_string();
+
+    // A host on the underlay that routes the overlay subnet through a node reaches neither the
+    // node's local task nor a remote one: nodes forward no new connection into the overlay.
+    let client = &f.cluster.clients()[f.client];
+    client.ns.ip(["route", "add", "10.72.0.0/24", "via", &f.cluster.node(1).addr.to_string()]);
+    let out = client.ns.exec("curl", ["-s", "--max-time", "2", &format!("http://{web1}:80/")]);
+    assert!(!out.status.success(), "an outsider reached a task directly: {}", stdout(&out));
+    // The published port still works for it.
+    let seen = spread(&client.ns, &format!("http://{}:8080/", node_underlay_addr(1)), 4);
+    assert!(!seen.contains_key("FAILED"), "{seen:?}");
+
+    // A container that sends from an address that is not its own is dropped and counted.
+    let sneaky = f.cluster.add_namespace("sneaky");
+    f.cluster.node(3).meshctl_ok(&["attach", "--netns", &sneaky, "--network", "front"]);
+    let ns = f.cluster.namespace(&sneaky);
+    ns.ip(["addr", "add", "10.77.0.250/32", "dev", "eth0"]);
+    let out = ns
+        .exec("curl", ["-s", "--max-time", "2", "--interface", "10.77.0.250", &format!("http://{web1}:80/")]);
+    assert!(!out.status.success(), "a spoofed source got through: {}", stdout(&out));
+    let counters = f.cluster.node(3).meshctl_ok(&["stats"]);
+    assert!(counters.contains("drop-spoofed"), "{counters}");
+    // Its own address works.
+    let out = ns.exec("curl", ["-s", "--max-time", "2", &format!("http://{web1}:80/")]);
+    assert!(stdout(&out).starts_with("web.1 "), "{}", stdout(&out));
+}

@@ -115,7 +115,8 @@ pub fn enable_forwarding() -> std::io::Result<()> {
 ///   never translated, and tracking every encapsulated packet costs a conntrack lookup (and an
 ///   entry per peer) on the overlay's hot path;
 /// - traffic from overlay subnets leaving for anywhere that is not an overlay subnet is
-///   masqueraded (containers reach the underlay through the node).
+///   masqueraded (containers reach the underlay through the node);
+/// - no new connection from outside is forwarded into an overlay subnet.
 pub fn apply_nft_rules(subnets: &[ipnet::Ipv4Net]) -> std::io::Result<()> {
     use std::io::Write;
     let mut rules = String::from("table ip meshd {}\ndelete table ip meshd\ntable ip meshd {\n");
@@ -129,6 +130,13 @@ pub fn apply_nft_rules(subnets: &[ipnet::Ipv4Net]) -> std::io::Result<()> {
         rules.push_str(&format!(
             "  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    \
              ip saddr {{ {set} }} ip daddr != {{ {set} }} masquerade\n  }}\n"
+        ));
+        // The node routes to its containers (/32) and to the overlay (the node's own clients),
+        // and forwards for masquerade; nothing from outside may open a connection into the
+        // overlay through that (published ports and the overlay itself never pass here).
+        rules.push_str(&format!(
+            "  chain forward {{\n    type filter hook forward priority filter; policy accept;\n    \
+             ip daddr {{ {set} }} ct state != {{ established, related }} drop\n  }}\n"
         ));
     }
     rules.push_str("}\n");

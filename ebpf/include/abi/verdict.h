@@ -43,6 +43,7 @@ enum md_reason {
 	MD_REASON_DROP_ARP = 135,              /* ARP that is not a request we answer */
 	MD_REASON_DROP_NO_BACKEND = 136,       /* to a service VIP or published port with no healthy backend */
 	MD_REASON_DROP_CT_FULL = 137,          /* a flow could not be tracked (its replies would be lost) */
+	MD_REASON_DROP_SPOOFED = 138,          /* a source address the sender may not use */
 };
 
 /* Which way the packet was going, seen from the container. */

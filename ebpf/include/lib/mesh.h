@@ -14,6 +14,7 @@
 #ifndef MESHD_LIB_MESH_H
 #define MESHD_LIB_MESH_H
 
+#include <linux/if_packet.h>
 #include "common.h"
 #include "endpoint.h"
 #include "eth.h"
@@ -56,6 +57,22 @@ struct {
 	__type(value, struct md_mesh_return);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } md_mesh_return_v1 SEC(".maps");
+
+/* Whether `addr` (network order) may be the source of a client from outside: not this node,
+ * not loopback (127/8), "this network" (0/8) or multicast/reserved (224/3), not an overlay
+ * endpoint and not a VIP. */
+md_inline int outside_source(__u32 addr)
+{
+	__u32 host = bpf_ntohl(addr);
+
+	if ((host >> 24) == 127 || (host >> 24) == 0 || (host >> 29) == 7)
+		return 0;
+	if (addr == node_ip())
+		return 0;
+	if (lookup_endpoint(addr) || bpf_map_lookup_elem(&md_services_v1, &addr))
+		return 0;
+	return 1;
+}
 
 /* Records the verdict of a packet a helper took. */
 md_inline int took(int *verdict, int value)
@@ -107,6 +124,12 @@ md_inline int mesh_to_backend(struct __sk_buff *skb, struct iphdr *ip, enum md_d
 	if (!fe)
 		return 0;
 	target_port = fe->target_port;
+	/* A client must be outside: a source that is this node, loopback, "this network",
+	 * multicast, an overlay endpoint or a VIP would let the replies (or the request) stand in
+	 * for traffic that is not the client's. And only frames addressed to this host: the
+	 * replies reuse the request's MACs. */
+	if (!outside_source(ip->saddr) || skb->pkt_type != PACKET_HOST)
+		return took(verdict, drop(skb, dir, MD_REASON_DROP_SPOOFED));
 	svc = bpf_map_lookup_elem(&md_services_v1, &fe->vip);
 	if (!svc)
 		return took(verdict, drop(skb, dir, MD_REASON_DROP_NO_BACKEND));
@@ -159,6 +182,9 @@ md_inline int mesh_to_backend(struct __sk_buff *skb, struct iphdr *ip, enum md_d
 		count_verdict(skb, dir, MD_REASON_FORWARD_TUNNEL);
 		return took(verdict, sent);
 	}
+	/* This node is the ingress now: an older flow of the same tuple that came in through
+	 * another node must not send these replies there. */
+	bpf_map_delete_elem(&md_mesh_return_v1, &rk);
 	iface = lookup_iface(ep->ifindex);
 	/* The rewrite invalidated the packet pointers. */
 	eth = parse_eth(skb);
@@ -210,10 +236,10 @@ md_inline int mesh_reply(struct __sk_buff *skb, struct iphdr *ip, enum md_dir di
 }
 
 /*
- * A local backend's reply to a flow that another node brought in through the tunnel: back
- * through the tunnel to that node (which does mesh_reply).
+ * A local backend's reply (from a veth of network `vni`) to a flow that another node brought
+ * in through the tunnel: back through the tunnel to that node (which does mesh_reply).
  */
-md_inline int mesh_return(struct __sk_buff *skb, struct iphdr *ip, enum md_dir dir, int *verdict)
+md_inline int mesh_return(struct __sk_buff *skb, struct iphdr *ip, __u32 vni, enum md_dir dir, int *verdict)
 {
 	struct md_rnat_key rk = {};
 	struct md_mesh_return *back;
@@ -224,7 +250,8 @@ md_inline int mesh_return(struct __sk_buff *skb, struct iphdr *ip, enum md_dir d
 		return 0;
 	reply_key(&rk, ip->saddr, l4.sport, ip->daddr, l4.dport, l4.proto);
 	back = bpf_map_lookup_elem(&md_mesh_return_v1, &rk);
-	if (!back)
+	/* The tunnel back is the sender's own network, never another one. */
+	if (!back || back->vni != vni)
 		return 0;
 	sent = tunnel_redirect(skb, back->node_ip, back->vni);
 	if (sent < 0)
@@ -253,6 +280,9 @@ md_inline void mesh_learn_return(struct __sk_buff *skb, struct iphdr *ip, const 
 	known = bpf_map_lookup_elem(&md_mesh_return_v1, &rk);
 	if (known && known->node_ip == back.node_ip && known->vni == back.vni)
 		return;
+	/* Another node is the ingress now: a reply translation this node kept from an older flow
+	 * of the same tuple (when it was the ingress itself) must not win over the way back. */
+	bpf_map_delete_elem(&md_mesh_rnat_v1, &rk);
 	/* A full LRU evicts; an update can only fail for lack of memory: the replies then go the
 	 * node's default way, which is what happens without a mesh. */
 	bpf_map_update_elem(&md_mesh_return_v1, &rk, &back, BPF_ANY);

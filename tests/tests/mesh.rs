@@ -129,6 +129,14 @@ fn a_published_port_answers_on_every_node_with_the_clients_address() {
     assert!(counters.contains("mesh-dnat") && counters.contains("mesh-reply"), "{counters}");
     let counters = f.cluster.node(1).meshctl_ok(&["stats"]);
     assert!(counters.contains("mesh-return"), "{counters}");
+
+    // Published ports are reserved on every node: the kernel never hands them out as ephemeral
+    // ports, whose replies the mesh would otherwise take.
+    for node in 1..=3 {
+        let out = f.cluster.node(node).ns.exec("cat", ["/proc/sys/net/ipv4/ip_local_reserved_ports"]);
+        let reserved = stdout(&out);
+        assert!(reserved.contains("5353") && reserved.contains("8080"), "n{node}: {reserved}");
+    }
 }
 
 #[test]

@@ -136,6 +136,10 @@ struct Inner {
     routed: Vec<ipnet::Ipv4Net>,
     /// The node's IPv4 addresses as last read (published ports answer on each).
     node_addrs: Vec<Ipv4Addr>,
+    /// The node's reserved local ports before meshd added the published ones, and the
+    /// published ports reserved now (None: not written yet).
+    reserved_base: String,
+    reserved: Option<Vec<u16>>,
 }
 
 pub struct Overlay {
@@ -222,6 +226,8 @@ impl Overlay {
                 masqueraded: None,
                 routed: Vec::new(),
                 node_addrs: Vec::new(),
+                reserved_base: vxlan::reserved_ports().unwrap_or_default(),
+                reserved: None,
             }),
             discovery,
             node,
@@ -274,6 +280,14 @@ impl Overlay {
         if inner.masqueraded.as_ref() != Some(&subnets) {
             vxlan::apply_nft_rules(&subnets).map_err(|e| OverlayError::Kernel(e.to_string()))?;
             inner.masqueraded = Some(subnets.clone());
+        }
+        let mut published: Vec<u16> =
+            super::service::port_owners(&snapshot.state).keys().map(|(port, _)| *port).collect();
+        published.dedup();
+        if inner.reserved.as_ref() != Some(&published) {
+            vxlan::reserve_ports(&inner.reserved_base, &published)
+                .map_err(|e| OverlayError::Kernel(format!("cannot reserve the published ports: {e}")))?;
+            inner.reserved = Some(published);
         }
         if subnets != inner.routed {
             vxlan::sync_routes(&self.node, self.vxlan_ifindex, self.advertise, &subnets, &inner.routed)

@@ -11,6 +11,7 @@ pub mod binaries;
 pub mod cluster;
 pub mod command;
 pub mod http;
+pub mod load;
 pub mod names;
 pub mod netns;
 pub mod nginx;

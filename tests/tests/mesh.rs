@@ -3,26 +3,15 @@
 //! brings the replies back through the node the client used. Real meshd processes, real
 //! clients (curl, UDP sockets) on the underlay.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use meshd_tests::cluster::node_underlay_addr;
 use meshd_tests::command::stdout;
 use meshd_tests::http::{request, NamedServer, UdpNamedServer};
+use meshd_tests::load::{spread, wrk, WrkRun};
 use meshd_tests::netns::Netns;
 use meshd_tests::nginx::Nginx;
 use meshd_tests::Cluster;
-
-/// `count` curl requests from `ns` to `url` (a new connection each): answer counts.
-fn spread(ns: &Netns, url: &str, count: usize) -> BTreeMap<String, usize> {
-    let mut seen = BTreeMap::new();
-    for _ in 0..count {
-        let out = ns.exec("curl", ["-s", "--max-time", "3", url]);
-        let body = if out.status.success() { stdout(&out).trim().to_string() } else { "FAILED".to_string() };
-        *seen.entry(body).or_insert(0) += 1;
-    }
-    seen
-}
 
 /// One UDP request from inside `ns` to `addr:port`; the answer and the address it came from.
 fn udp_ask(ns: &Netns, addr: std::net::Ipv4Addr, port: u16, connected: bool) -> Option<(String, String)> {
@@ -255,33 +244,6 @@ fn a_node_that_leaves_stops_answering_published_ports() {
     assert!(!seen.contains_key("FAILED"), "the others still answer: {seen:?}");
 }
 
-/// wrk with keep-alive connections (its default) from `ns` against `url` for `secs`: (requests,
-/// errors), errors being socket errors and non-2xx answers.
-fn wrk_keepalive(ns: &str, url: &str, secs: u32) -> (u64, u64, String) {
-    let out = std::process::Command::new("ip")
-        .args(["netns", "exec", ns, "wrk", "-t1", "-c8", &format!("-d{secs}s"), url])
-        .output()
-        .expect("wrk (apt-get install wrk)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let requests = text
-        .lines()
-        .find(|l| l.contains("requests in"))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    let mut errors = 0;
-    for line in text.lines().map(str::trim) {
-        if let Some(rest) = line.strip_prefix("Socket errors:") {
-            errors +=
-                rest.split(',').filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok()).sum::<u64>();
-        }
-        if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
-            errors += rest.trim().parse::<u64>().unwrap_or(0);
-        }
-    }
-    (requests, errors, text)
-}
-
 #[test]
 fn a_rolling_replacement_under_keep_alive_load_loses_no_request() {
     // As an orchestrator replaces a task: the new one is attached, the old one is detached with
@@ -292,7 +254,7 @@ fn a_rolling_replacement_under_keep_alive_load_loses_no_request() {
     let mut f = fixture("meshroll");
     let client_ns = f.cluster.clients()[f.client].ns.name().to_string();
     let url = format!("http://{}:8080/", node_underlay_addr(3));
-    let load = std::thread::spawn(move || wrk_keepalive(&client_ns, &url, 8));
+    let load = std::thread::spawn(move || wrk(&client_ns, &url, 8, false));
     std::thread::sleep(Duration::from_secs(1));
     let mut new = Vec::new();
     for node in [1, 2] {
@@ -339,9 +301,9 @@ fn a_rolling_replacement_under_keep_alive_load_loses_no_request() {
         let out = detach.join().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
-    let (requests, errors, text) = load.join().unwrap();
-    assert!(requests > 1000, "wrk ran: {text}");
-    assert_eq!(errors, 0, "{errors} of {requests} keep-alive requests failed: {text}");
+    let WrkRun { requests, errors, report } = load.join().unwrap();
+    assert!(requests > 1000, "wrk ran: {report}");
+    assert_eq!(errors, 0, "{errors} of {requests} keep-alive requests failed: {report}");
     drop(new);
 }
 

@@ -1,23 +1,12 @@
 //! Services: a VIP balanced in eBPF (Maglev + connection tracking) over tasks on several nodes,
 //! with real HTTP clients (curl) and servers in namespaces.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use meshd_tests::command::{stderr, stdout};
 use meshd_tests::http::{request, NamedServer};
+use meshd_tests::load::{spread, wrk, WrkRun};
 use meshd_tests::Cluster;
-
-/// `count` curl requests (a new connection each) from namespace `from` to `url`: answer counts.
-fn spread(cluster: &Cluster, from: &str, url: &str, count: usize) -> BTreeMap<String, usize> {
-    let mut seen = BTreeMap::new();
-    for _ in 0..count {
-        let out = cluster.namespace(from).exec("curl", ["-s", "--max-time", "3", url]);
-        let body = if out.status.success() { stdout(&out).trim().to_string() } else { "FAILED".to_string() };
-        *seen.entry(body).or_insert(0) += 1;
-    }
-    seen
-}
 
 #[test]
 fn a_vip_balances_over_tasks_on_every_node_and_follows_their_health() {
@@ -59,7 +48,7 @@ fn a_vip_balances_over_tasks_on_every_node_and_follows_their_health() {
     });
 
     // Every backend answers through the VIP, from any node's client.
-    let seen = spread(&cluster, &client, &url, 40);
+    let seen = spread(cluster.namespace(&client), &url, 40);
     assert_eq!(seen.keys().cloned().collect::<Vec<_>>(), ["web.1", "web.2", "web.3"], "{seen:?}");
 
     // The kernel's view of the VIP on the client's node: three backends sharing the Maglev table
@@ -100,7 +89,7 @@ fn a_vip_balances_over_tasks_on_every_node_and_follows_their_health() {
         c.node(1).meshctl_ok(&["service", "ls"]).contains("2/3")
     });
     assert_eq!(request(&mut stream), first, "the open connection stays on its backend");
-    let seen = spread(&cluster, &client, &url, 30);
+    let seen = spread(cluster.namespace(&client), &url, 30);
     assert!(
         !seen.contains_key(&first) && !seen.contains_key("FAILED"),
         "new flows avoid the drained node: {seen:?}"
@@ -114,7 +103,7 @@ fn a_vip_balances_over_tasks_on_every_node_and_follows_their_health() {
     cluster.wait_for("n3's task out of n1's tables", Duration::from_secs(10), |c| {
         c.node(1).meshctl_ok(&["service", "ps", "web"]).contains("node-down")
     });
-    let seen = spread(&cluster, &client, &url, 30);
+    let seen = spread(cluster.namespace(&client), &url, 30);
     assert!(!seen.contains_key("web.3") && !seen.contains_key("FAILED"), "{seen:?}");
 
     let counters = cluster.node(1).meshctl_ok(&["stats"]);
@@ -299,7 +288,7 @@ fn a_detach_with_grace_lets_open_connections_finish() {
         c.node(1).meshctl_ok(&["service", "ls"]).contains("1/2")
     });
     let url = format!("http://{vip}:8080/");
-    let seen = spread(&cluster, &client, &url, 10);
+    let seen = spread(cluster.namespace(&client), &url, 10);
     assert!(
         !seen.contains_key(&first) && !seen.contains_key("FAILED"),
         "no new flows to a terminating task: {seen:?}"
@@ -311,45 +300,6 @@ fn a_detach_with_grace_lets_open_connections_finish() {
     cluster.wait_for("the task gone", Duration::from_secs(5), |c| {
         !c.node(1).meshctl_ok(&["service", "ps", "web"]).contains(&first)
     });
-}
-
-/// Runs wrk (new connection per request) against `url` from `ns` for `secs`; returns
-/// (requests, errors) where errors counts socket errors and non-2xx answers.
-fn wrk_errors(ns: &str, url: &str, secs: u32) -> (u64, u64) {
-    let out = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            ns,
-            "wrk",
-            "-t1",
-            "-c8",
-            &format!("-d{secs}s"),
-            "-H",
-            "Connection: close",
-            url,
-        ])
-        .output()
-        .expect("wrk (apt-get install wrk)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let requests = text
-        .lines()
-        .find(|l| l.contains("requests in"))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    let mut errors = 0;
-    for line in text.lines() {
-        let line = line.trim();
-        if let Some(rest) = line.strip_prefix("Socket errors:") {
-            errors +=
-                rest.split(',').filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok()).sum::<u64>();
-        }
-        if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
-            errors += rest.trim().parse::<u64>().unwrap_or(0);
-        }
-    }
-    (requests, errors)
 }
 
 #[test]
@@ -366,13 +316,13 @@ fn rolling_replacement_and_agent_restarts_under_load_lose_no_request() {
         ways.iter()
             .map(|(ns, url)| {
                 let (ns, url) = (ns.clone(), url.clone());
-                std::thread::spawn(move || (url.clone(), wrk_errors(&ns, &url, secs)))
+                std::thread::spawn(move || (url.clone(), wrk(&ns, &url, secs, true)))
             })
             .collect::<Vec<_>>()
     };
-    let check = |loads: Vec<std::thread::JoinHandle<(String, (u64, u64))>>, what: &str| {
+    let check = |loads: Vec<std::thread::JoinHandle<(String, WrkRun)>>, what: &str| {
         for load in loads {
-            let (url, (requests, errors)) = load.join().unwrap();
+            let (url, WrkRun { requests, errors, .. }) = load.join().unwrap();
             assert!(requests > 100, "wrk ran against {url}: {requests}");
             assert_eq!(errors, 0, "{errors} of {requests} requests to {url} failed during {what}");
         }

@@ -372,15 +372,11 @@ fn attach_pinned(
     };
     let link_err =
         |source| BpfError::Link { program, interface: ifname.to_string(), source: Box::new(source) };
-    let prog = classifier(ebpf, object, program)?;
+    let prog: &mut SchedClassifier = program_of(ebpf, object, program)?;
     if let Ok(pinned) = PinnedLink::from_pin(pin) {
         let link = SchedClassifierLink::try_from(FdLink::from(pinned)).map_err(link_err)?;
         prog.attach_to_link(link).map_err(attach_err)?;
         return Ok(());
-    }
-    if let Some(dir) = pin.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|source| BpfError::PinDir { path: dir.to_path_buf(), source })?;
     }
     let id = prog
         .attach_with_options(ifname, side, TcAttachOptions::TcxOrder(LinkOrder::default()))
@@ -485,14 +481,6 @@ fn load_object(object: &Object, pin_dir: &Path) -> Result<Ebpf, BpfError> {
 fn load_classifier(ebpf: &mut Ebpf, object: &Object, program: &'static str) -> Result<(), BpfError> {
     let prog: &mut SchedClassifier = program_of(ebpf, object, program)?;
     prog.load().map_err(|source| BpfError::Program { object: object.name, program, source: Box::new(source) })
-}
-
-fn classifier<'a>(
-    ebpf: &'a mut Ebpf,
-    object: &Object,
-    program: &'static str,
-) -> Result<&'a mut SchedClassifier, BpfError> {
-    program_of(ebpf, object, program)
 }
 
 /// A program of `object` as its concrete type (the section name told aya which it is).

@@ -13,6 +13,8 @@
 pub mod endpoint;
 pub mod lb;
 pub mod mesh;
+pub mod net_order;
+pub mod node;
 pub mod verdict;
 
 /// One compiled eBPF object: its file name under `target/bpf/` and its bytes.

@@ -9,7 +9,8 @@ use std::mem::{offset_of, size_of};
 use std::path::PathBuf;
 use std::process::Command;
 
-use meshd_ebpf::endpoint::{Config, Endpoint, Iface, FLAG_LOCAL};
+use meshd_ebpf::endpoint::{Endpoint, Iface, FLAG_LOCAL};
+use meshd_ebpf::node::NodeConfig;
 use meshd_ebpf::lb::{
     CtKey, CtVal, RnatKey, RnatVal, Service, CT_FIN, MAGLEV_FINGERPRINT, MAGLEV_SIZE, MAGLEV_SLOTS,
 };
@@ -135,11 +136,11 @@ fn endpoint_types_match_the_header() {
         ("offsetof md_iface.mask", offset_of!(Iface, mask)),
         ("offsetof md_iface.mac", offset_of!(Iface, mac)),
         ("offsetof md_iface.pad", offset_of!(Iface, pad)),
-        ("sizeof md_config", size_of::<Config>()),
-        ("offsetof md_config.vxlan_ifindex", offset_of!(Config, vxlan_ifindex)),
-        ("offsetof md_config.node_ip", offset_of!(Config, node_ip)),
-        ("offsetof md_config.ct_idle_ns", offset_of!(Config, ct_idle_ns)),
-        ("offsetof md_config.netns_cookie", offset_of!(Config, netns_cookie)),
+        ("sizeof md_config", size_of::<NodeConfig>()),
+        ("offsetof md_config.vxlan_ifindex", offset_of!(NodeConfig, vxlan_ifindex)),
+        ("offsetof md_config.node_ip", offset_of!(NodeConfig, node_ip)),
+        ("offsetof md_config.ct_idle_ns", offset_of!(NodeConfig, ct_idle_ns)),
+        ("offsetof md_config.netns_cookie", offset_of!(NodeConfig, netns_cookie)),
         ("enum MD_EP_LOCAL", usize::from(FLAG_LOCAL)),
     ]);
     for (name, rust_value) in &rust {

@@ -14,7 +14,7 @@ use aya::programs::tc::{SchedClassifierLink, TcAttachOptions};
 use aya::programs::{CgroupAttachMode, CgroupSockAddr, ProgramError, SchedClassifier, TcAttachType};
 use aya::{Ebpf, EbpfLoader};
 use meshd_ebpf::{
-    endpoint, lb, mesh, sock, underlay, verdict, veth, vxlan, Object, SOCK, UNDERLAY, VETH, VXLAN,
+    endpoint, lb, mesh, node, sock, underlay, verdict, veth, vxlan, Object, SOCK, UNDERLAY, VETH, VXLAN,
 };
 
 use super::BpfError;
@@ -185,13 +185,13 @@ impl Datapath {
     }
 
     /// Writes the node-wide settings map.
-    pub fn set_config(&mut self, config: endpoint::Config) -> Result<(), BpfError> {
-        let map_err = |source| BpfError::Map { map: endpoint::CONFIG_MAP, source: Box::new(source) };
+    pub fn set_config(&mut self, config: node::NodeConfig) -> Result<(), BpfError> {
+        let map_err = |source| BpfError::Map { map: node::CONFIG_MAP, source: Box::new(source) };
         let map = self
             .veth
-            .map_mut(endpoint::CONFIG_MAP)
-            .ok_or(BpfError::MissingMap { object: VETH.name, map: endpoint::CONFIG_MAP })?;
-        let mut array: Array<&mut MapData, endpoint::Config> = Array::try_from(map).map_err(map_err)?;
+            .map_mut(node::CONFIG_MAP)
+            .ok_or(BpfError::MissingMap { object: VETH.name, map: node::CONFIG_MAP })?;
+        let mut array: Array<&mut MapData, node::NodeConfig> = Array::try_from(map).map_err(map_err)?;
         array.set(0, config, 0).map_err(map_err)
     }
 

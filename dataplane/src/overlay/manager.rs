@@ -181,9 +181,9 @@ impl Overlay {
         datapath.attach_vxlan(vxlan::DEVICE)?;
         let netns_cookie = crate::bpf::cgroup::netns_cookie()
             .map_err(|e| anyhow::anyhow!("cannot read the network namespace cookie: {e}"))?;
-        datapath.set_config(meshd_ebpf::endpoint::Config {
+        datapath.set_config(meshd_ebpf::node::NodeConfig {
             vxlan_ifindex,
-            node_ip: meshd_ebpf::endpoint::ip_key(advertise_v4),
+            node_ip: meshd_ebpf::net_order::ipv4(advertise_v4),
             ct_idle_ns: dns.lb_idle_timeout.as_nanos().min(u128::from(u64::MAX)) as u64,
             netns_cookie,
         })?;
@@ -470,7 +470,7 @@ impl Overlay {
                 frontends: Vec::new(),
             });
         };
-        let view = self.inner.lock().await.datapath.lb_view(meshd_ebpf::endpoint::ip_key(vip))?;
+        let view = self.inner.lock().await.datapath.lb_view(meshd_ebpf::net_order::ipv4(vip))?;
         let mut keys: Vec<u32> = view.slots.keys().chain(view.flows.keys()).copied().collect();
         keys.sort();
         keys.dedup();
@@ -479,7 +479,7 @@ impl Overlay {
             .map(|key| {
                 let slots = view.slots.get(&key).copied().unwrap_or(0);
                 BackendView {
-                    address: meshd_ebpf::endpoint::ip_from_key(key),
+                    address: meshd_ebpf::net_order::to_ipv4(key),
                     slots,
                     share: if view.table_size == 0 {
                         0.0
@@ -496,7 +496,7 @@ impl Overlay {
             .map(|(key, frontend)| {
                 format!(
                     "{}:{}/{} -> {}",
-                    meshd_ebpf::endpoint::ip_from_key(key.addr),
+                    meshd_ebpf::net_order::to_ipv4(key.addr),
                     u16::from_be(key.port),
                     if key.proto == meshd_ebpf::mesh::PROTO_UDP { "udp" } else { "tcp" },
                     u16::from_be(frontend.target_port)

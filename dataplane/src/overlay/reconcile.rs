@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
-use meshd_ebpf::endpoint::{ip_key, Endpoint, Iface, FLAG_LOCAL};
+use meshd_ebpf::endpoint::{Endpoint, Iface, FLAG_LOCAL};
+use meshd_ebpf::net_order;
 use meshd_ebpf::lb::Service;
 use meshd_ebpf::mesh::{Frontend, FrontendKey, PROTO_TCP, PROTO_UDP};
 
@@ -130,9 +131,9 @@ pub fn desired(snapshot: &Snapshot, local: &[LocalAttachment]) -> Desired {
             // comes back); one that left has no endpoints left in the state.
             let Some(node) = state.nodes.get(owner) else { continue };
             let IpAddr::V4(node_ip) = node.gossip_addr.ip() else { continue };
-            Endpoint { vni: network.vni, node_ip: ip_key(node_ip), ifindex: 0, mac: [0; 6], flags: 0, pad: 0 }
+            Endpoint { vni: network.vni, node_ip: net_order::ipv4(node_ip), ifindex: 0, mac: [0; 6], flags: 0, pad: 0 }
         };
-        out.endpoints.insert(ip_key(record.address), endpoint);
+        out.endpoints.insert(net_order::ipv4(record.address), endpoint);
     }
     let mut by_service = all_backends(snapshot);
     maglev::new_round();
@@ -141,10 +142,10 @@ pub fn desired(snapshot: &Snapshot, local: &[LocalAttachment]) -> Desired {
         let id = service_id(name);
         let backends = by_service.remove(name).unwrap_or_default();
         let size = if backends.is_empty() { 0 } else { maglev::table_size(backends.len()) };
-        out.services.insert(ip_key(vip), Service { id, table_size: size });
+        out.services.insert(net_order::ipv4(vip), Service { id, table_size: size });
         if size > 0 {
             let slots: Vec<u32> =
-                maglev::build_cached(&backends, size).iter().map(|b| ip_key(backends[*b as usize])).collect();
+                maglev::build_cached(&backends, size).iter().map(|b| net_order::ipv4(backends[*b as usize])).collect();
             let mut table = Vec::with_capacity(slots.len() + 2);
             table.extend([size, fingerprint(&slots)]);
             table.extend(slots);
@@ -157,9 +158,9 @@ pub fn desired(snapshot: &Snapshot, local: &[LocalAttachment]) -> Desired {
             attachment.host_ifindex,
             Iface {
                 vni: network.vni,
-                ip: ip_key(attachment.address),
-                subnet: ip_key(network.subnet.network()),
-                mask: ip_key(network.subnet.netmask()),
+                ip: net_order::ipv4(attachment.address),
+                subnet: net_order::ipv4(network.subnet.network()),
+                mask: net_order::ipv4(network.subnet.netmask()),
                 mac: attachment.host_mac,
                 pad: [0; 2],
             },
@@ -187,8 +188,8 @@ pub fn frontends(snapshot: &Snapshot, node_addrs: &[Ipv4Addr]) -> BTreeMap<Front
         };
         for addr in node_addrs {
             out.insert(
-                FrontendKey { addr: ip_key(*addr), port: published.to_be(), proto, pad: 0 },
-                Frontend { vip: ip_key(vip), target_port: port.target.to_be(), pad: 0 },
+                FrontendKey { addr: net_order::ipv4(*addr), port: published.to_be(), proto, pad: 0 },
+                Frontend { vip: net_order::ipv4(vip), target_port: port.target.to_be(), pad: 0 },
             );
         }
     }
@@ -290,21 +291,21 @@ mod tests {
     #[test]
     fn local_and_remote_endpoints_and_ifaces() {
         let desired = desired(&snapshot(), &local());
-        let a = desired.endpoints[&ip_key(Ipv4Addr::new(10, 1, 0, 2))];
+        let a = desired.endpoints[&net_order::ipv4(Ipv4Addr::new(10, 1, 0, 2))];
         assert_eq!((a.flags, a.ifindex, a.mac, a.vni), (FLAG_LOCAL, 7, [2, 0, 0, 0, 0, 8], 5000));
-        let b = desired.endpoints[&ip_key(Ipv4Addr::new(10, 1, 0, 3))];
-        assert_eq!((b.flags, b.node_ip, b.vni), (0, ip_key(Ipv4Addr::new(192, 0, 2, 2)), 5000));
+        let b = desired.endpoints[&net_order::ipv4(Ipv4Addr::new(10, 1, 0, 3))];
+        assert_eq!((b.flags, b.node_ip, b.vni), (0, net_order::ipv4(Ipv4Addr::new(192, 0, 2, 2)), 5000));
         assert_eq!(desired.endpoints.len(), 2, "an endpoint of an unknown network is left out");
         let iface = desired.ifaces[&7];
-        assert_eq!(iface.subnet, ip_key(Ipv4Addr::new(10, 1, 0, 0)));
-        assert_eq!(iface.mask, ip_key(Ipv4Addr::new(255, 255, 255, 0)));
+        assert_eq!(iface.subnet, net_order::ipv4(Ipv4Addr::new(10, 1, 0, 0)));
+        assert_eq!(iface.mask, net_order::ipv4(Ipv4Addr::new(255, 255, 255, 0)));
         assert_eq!(iface.mac, [2, 0, 0, 0, 0, 7]);
     }
 
     #[test]
     fn own_endpoints_without_a_local_attachment_are_not_forwarded_to() {
         let desired = desired(&snapshot(), &[]);
-        assert!(!desired.endpoints.contains_key(&ip_key(Ipv4Addr::new(10, 1, 0, 2))));
+        assert!(!desired.endpoints.contains_key(&net_order::ipv4(Ipv4Addr::new(10, 1, 0, 2))));
         assert!(desired.ifaces.is_empty());
     }
 

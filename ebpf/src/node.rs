@@ -1,0 +1,21 @@
+//! Rust mirror of the node-wide settings map (`struct md_config` in `include/abi/endpoint.h`).
+
+/// Node-wide settings, an array of one.
+pub const CONFIG_MAP: &str = "md_config_v3";
+
+/// Mirrors `struct md_config`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NodeConfig {
+    pub vxlan_ifindex: u32,
+    /// The node's underlay address ([`crate::net_order::ipv4`]).
+    pub node_ip: u32,
+    /// A tracked flow idle for longer is balanced afresh; 0: never.
+    pub ct_idle_ns: u64,
+    /// The node's network namespace cookie: the socket programs act only inside it.
+    pub netns_cookie: u64,
+}
+
+// SAFETY: repr(C), integers only, no implicit padding: every bit pattern is valid.
+#[allow(unsafe_code)]
+unsafe impl aya::Pod for NodeConfig {}

@@ -42,8 +42,9 @@ impl MeshHandler {
         let registry = self.registry.load();
         let scope = self.scope.load();
         let text = name.to_ascii();
-        if record_type == RecordType::PTR {
-            let Some(address) = ptr_address(&text) else { return Answer::Forward };
+        // A PTR question for a reverse name; a PTR question for any other name is answered like
+        // any other type below (NODATA for a name of ours: it must not leak upstream).
+        if let (RecordType::PTR, Some(address)) = (record_type, ptr_address(&text)) {
             return match registry.reverse(&scope, address) {
                 Some(target) => match Name::from_str(&format!("{target}.")) {
                     Ok(target) => Answer::Records(vec![Record::from_rdata(
@@ -196,6 +197,8 @@ mod tests {
         };
         assert_eq!(ptr.len(), 1);
         assert_eq!(h.answer(&name("9.9.9.9.in-addr.arpa."), RecordType::PTR), Answer::Forward);
+        // PTR of a name of ours that is not a reverse name: it exists, without PTR records.
+        assert_eq!(h.answer(&name("web."), RecordType::PTR), Answer::Records(vec![]));
     }
 
     #[test]

@@ -1,14 +1,25 @@
-//! Property tests of the request handler's decisions and of the parsers it relies on: any name,
-//! any type, any scope, any bytes from the wire: an answer or a clean refusal, never a panic, and
-//! never a forward of a name that is ours.
+//! Property tests of the request handler: its decision for any name, any type, any scope; and
+//! the whole request path (hickory's request parsing, then meshd's handler, then the response it
+//! writes) for any bytes from the wire: a well-formed answer to the asker's ID, or none; never a
+//! panic, and never SERVFAIL (a forward) for a name that is ours.
 
 use std::net::Ipv4Addr;
 use std::str::FromStr;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use hickory_proto::op::Message;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::Record;
 use hickory_proto::rr::{Name, RecordType};
+use hickory_proto::serialize::binary::BinEncoder;
+use hickory_server::net::runtime::TokioTime;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::net::NetError;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponse;
 use meshd_dns::handler::Answer;
 use meshd_dns::{Forwarder, MeshHandler, Registry};
 use proptest::prelude::*;
@@ -45,12 +56,90 @@ proptest! {
     }
 
     #[test]
-    fn wire_garbage_never_panics_the_parser(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
-        let _ = Message::from_vec(&bytes);
+    fn any_request_from_the_wire_gets_a_well_formed_answer_or_none(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        check_request(bytes)?;
+    }
+
+    #[test]
+    fn mutated_queries_get_a_well_formed_answer_or_none(
+        name in prop_oneof![Just("web"), Just("tasks.web"), Just("db.back"), Just("example.com"), Just("2.0.0.10.in-addr.arpa")],
+        rtype in prop_oneof![Just(RecordType::A), Just(RecordType::AAAA), Just(RecordType::PTR), Just(RecordType::TXT)],
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+    ) {
+        let mut query = Message::new(0x1234, MessageType::Query, OpCode::Query);
+        query.add_query(Query::query(Name::from_str(name).unwrap(), rtype));
+        let mut bytes = query.to_vec().unwrap();
+        for (at, bits) in flips {
+            let at = at % bytes.len();
+            bytes[at] ^= bits;
+        }
+        check_request(bytes)?;
     }
 
     #[test]
     fn resolv_conf_parsing_never_panics(text in ".{0,400}") {
         let _ = meshd_dns::forward::parse_resolv_conf(&text);
     }
+}
+
+/// A response handler that keeps the bytes meshd's handler wrote.
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Option<Vec<u8>>>>);
+
+#[async_trait::async_trait]
+impl ResponseHandler for Capture {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        let mut bytes = Vec::with_capacity(512);
+        let info = response.destructive_emit(&mut BinEncoder::new(&mut bytes))?;
+        *self.0.lock().unwrap() = Some(bytes);
+        Ok(info)
+    }
+}
+
+/// Runs `bytes` through the request path as the UDP listener would, and checks the answer.
+fn check_request(bytes: Vec<u8>) -> Result<(), TestCaseError> {
+    let Ok(request) =
+        Request::from_bytes(bytes, "127.0.0.1:5353".parse::<SocketAddr>().unwrap(), Protocol::Udp)
+    else {
+        // hickory's parser refused it: the listener drops such datagrams before meshd sees them.
+        return Ok(());
+    };
+    let capture = Capture::default();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(
+        handler(vec!["front".to_string()]).handle_request::<_, TokioTime>(&request, capture.clone()),
+    );
+    let Some(written) = capture.0.lock().unwrap().take() else { return Ok(()) };
+    let answer =
+        Message::from_vec(&written).map_err(|e| TestCaseError::fail(format!("unparseable answer: {e}")))?;
+    let asked = &request.metadata;
+    prop_assert_eq!(answer.metadata.id, asked.id, "the answer carries the asker's ID");
+    prop_assert_eq!(answer.metadata.message_type, MessageType::Response);
+    let queries = request.queries.queries();
+    if let [query] = queries {
+        if asked.op_code == OpCode::Query {
+            prop_assert_eq!(answer.queries.len(), 1, "the question is echoed");
+            let name = query.name().to_ascii().trim_end_matches('.').to_ascii_lowercase();
+            // Ours: answered here (an address, NODATA or NXDOMAIN), never sent upstream.
+            if ["web", "tasks.web", "db", "db.back", "web.front"].contains(&name.as_str()) {
+                prop_assert_ne!(
+                    answer.metadata.response_code,
+                    ResponseCode::ServFail,
+                    "{} was forwarded",
+                    name
+                );
+            }
+        }
+    }
+    Ok(())
 }

@@ -1,22 +1,41 @@
 //! meshd: the node agent and its kernel-facing layer.
 //!
-//! Layers, top to bottom (see docs/architecture.md):
-//! - [`api`]: the local API on a Unix socket, its protocol, and the client `meshctl` uses;
-//! - [`daemon`]: start-up order, the API handler and shutdown;
-//! - [`state_dir`], [`identity`], [`cluster_identity`]: what a node keeps across restarts;
-//! - [`bpf`] (aya) and [`netlink`] (rtnetlink): everything that talks to the kernel.
+//! Floors, top to bottom; a module imports only from floors below it (docs/architecture.md has
+//! the picture):
+//!
+//! 1. [`cli`] (`meshctl`'s grammar and tables) and [`daemon`] (the `meshd` process: flags,
+//!    start-up order, the API handler).
+//! 2. [`api`]: the local API's messages, its server and client, and the rows of its replies.
+//! 3. [`agent`]: the node's operations (networks, services, attach/detach) and the loop that
+//!    keeps the kernel equal to the cluster state.
+//! 4. The rules, pure: [`reconcile`] (cluster state + local facts -> map contents),
+//!    [`discovery`] (which names DNS answers, and serving them), [`service`] (validation,
+//!    published ports, backend health, Maglev), [`network`] (validation, IPAM, attachments).
+//! 5. [`gossip`]: membership and the replicated state on port 7946.
+//! 6. [`state`]: the replicated tables, their records and merge rules, and the snapshot
+//!    everyone reads.
+//! 7. The kernel: [`bpf`] (aya: programs, links, maps), [`netlink`] (rtnetlink: links,
+//!    addresses, routes, veths, the VXLAN device), [`host`] (sysctls, nftables).
+//! 8. Foundations: [`identity`] (node ID, cluster secrets, join token), [`state_dir`], [`hash`],
+//!    [`hex`].
 
+pub mod agent;
 pub mod api;
 pub mod bpf;
 pub mod cli;
-pub mod cluster_identity;
-pub mod config;
 pub mod daemon;
+pub mod discovery;
 pub mod gossip;
+pub mod hash;
 pub mod hex;
+pub mod host;
 pub mod identity;
-pub mod logging;
 pub mod netlink;
-pub mod overlay;
+pub mod network;
+pub mod reconcile;
+pub mod service;
 pub mod state;
 pub mod state_dir;
+
+#[cfg(test)]
+mod fixture;

@@ -10,11 +10,11 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use meshd_ebpf::endpoint::{Endpoint, Iface, FLAG_LOCAL};
-use meshd_ebpf::node::NodeConfig;
 use meshd_ebpf::lb::{
     CtKey, CtVal, RnatKey, RnatVal, Service, CT_FIN, MAGLEV_FINGERPRINT, MAGLEV_SIZE, MAGLEV_SLOTS,
 };
 use meshd_ebpf::mesh::{Frontend, FrontendKey, MeshNat, MeshReturn, SockKey, SockNat};
+use meshd_ebpf::node::NodeConfig;
 use meshd_ebpf::verdict::{Direction, Reason, VerdictCounter, VerdictKey};
 
 /// Runs the C probe and returns its `name value` lines as a map.

@@ -37,8 +37,25 @@ fn every_object_passes_the_verifier_in_a_namespace() {
     // Datapath::load loads every program of every object; an error carries the verifier log.
     let result = ns.run_inside(move || Datapath::load(&dir).map(|_| ()).map_err(|e| format!("{e}")));
     result.expect("the kernel accepts every program");
-    assert!(pins.0.join(meshd_ebpf::verdict::MAP_NAME).exists(), "verdict map pinned");
-    assert!(!meshd_ebpf::OBJECTS.is_empty());
+    // Every map the agent reads or writes by name is pinned under that name: a map renamed on
+    // one side only (C or Rust) fails here rather than at the first reconcile.
+    let by_name = [
+        meshd_ebpf::verdict::MAP_NAME,
+        meshd_ebpf::node::CONFIG_MAP,
+        meshd_ebpf::endpoint::ENDPOINTS_MAP,
+        meshd_ebpf::endpoint::IFACES_MAP,
+        meshd_ebpf::lb::SERVICES_MAP,
+        meshd_ebpf::lb::MAGLEV_MAP,
+        meshd_ebpf::lb::CT_MAP,
+        meshd_ebpf::lb::RNAT_MAP,
+        meshd_ebpf::mesh::FRONTENDS_MAP,
+        meshd_ebpf::mesh::MESH_RNAT_MAP,
+        meshd_ebpf::mesh::MESH_RETURN_MAP,
+        meshd_ebpf::mesh::SOCK_RNAT_MAP,
+    ];
+    for name in by_name {
+        assert!(pins.0.join(name).exists(), "map {name} is not pinned under that name");
+    }
 }
 
 #[test]
@@ -53,11 +70,12 @@ fn the_veth_programs_count_real_packets() {
     let ifname = container.host_ifname.clone();
     // Load and attach inside the node's namespace; keep the Datapath alive on that thread's
     // result so the programs stay attached while ping runs.
-    let (mut datapath, attachment, ifindex) = node_ns.run_inside(move || {
+    let attached = ifname.clone();
+    let (mut datapath, ifindex) = node_ns.run_inside(move || {
         let mut datapath = Datapath::load(&dir).expect("load");
-        let attachment = datapath.attach_veth(&ifname).expect("attach");
-        let ifindex = nix::net::if_::if_nametoindex(ifname.as_str()).expect("ifindex");
-        (datapath, attachment, ifindex)
+        datapath.attach_veth(&attached).expect("attach");
+        let ifindex = nix::net::if_::if_nametoindex(attached.as_str()).expect("ifindex");
+        (datapath, ifindex)
     });
 
     let ping =
@@ -96,7 +114,7 @@ fn the_veth_programs_count_real_packets() {
         .sum::<u64>();
     assert!(again >= from.packets, "pinned counters survive a reload: {again} < {}", from.packets);
 
-    datapath.detach_veth(attachment).expect("detach");
+    datapath.forget_links(&ifname).expect("detach");
 }
 
 #[test]
@@ -109,8 +127,8 @@ fn detached_programs_stop_counting() {
     let ifname = container.host_ifname.clone();
     let datapath = cluster.node(1).ns.run_inside(move || {
         let mut datapath = Datapath::load(&dir).expect("load");
-        let attachment = datapath.attach_veth(&ifname).expect("attach");
-        datapath.detach_veth(attachment).expect("detach");
+        datapath.attach_veth(&ifname).expect("attach");
+        datapath.forget_links(&ifname).expect("detach");
         datapath
     });
     // Link-up chatter (IPv6 DAD, MLD) may have been counted while attached; only growth counts.

@@ -5,7 +5,9 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::proto::{ApiError, Reply, Request, Response, MAX_RESPONSE_BYTES};
+use super::error::ApiError;
+use super::reply::{Reply, Response, MAX_RESPONSE_BYTES};
+use super::request::Request;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 

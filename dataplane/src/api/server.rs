@@ -17,7 +17,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{watch, Semaphore};
 
-use super::proto::{parse_request, ApiError, ErrorKind, Request, Response, MAX_REQUEST_BYTES};
+use super::error::{ApiError, ErrorKind};
+use super::reply::Response;
+use super::request::{parse_request, Request, MAX_REQUEST_BYTES};
 
 /// How long a connection may sit idle between requests before it is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -191,7 +193,7 @@ async fn send(write: &mut tokio::net::unix::OwnedWriteHalf, response: &Response)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::proto::Reply;
+    use crate::api::reply::Reply;
     use tokio::io::AsyncBufReadExt;
 
     /// Answers every request with a fixed token, so the tests see the framing only.

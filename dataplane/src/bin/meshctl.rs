@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use meshd::api::client;
-use meshd::api::proto::Request;
+use meshd::api::request::Request;
 use meshd::cli::args::{Command, CtlArgs, NetworkCommand, NodeCommand, ServiceCommand};
 use meshd::cli::render::render;
 

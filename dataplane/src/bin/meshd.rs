@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use meshd::config::{Config, DaemonArgs};
+use meshd::daemon::config::{Config, DaemonArgs};
 
 fn main() -> ExitCode {
     let args = DaemonArgs::parse();
@@ -14,7 +14,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    meshd::logging::init(config.log_format);
+    meshd::daemon::logging::init(config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

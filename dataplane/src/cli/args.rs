@@ -5,8 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::api::proto::Availability;
+use clap::builder::PossibleValuesParser;
+
 use crate::api::DEFAULT_SOCKET;
+use crate::state::{Availability, EndpointMode};
 
 #[derive(Debug, Parser)]
 #[command(name = "meshctl", version, about = "Control the meshd agent on this node", long_about = None)]
@@ -96,8 +98,8 @@ pub enum ServiceCommand {
         /// on a task (repeatable)
         #[arg(long, value_name = "PUBLISHED:TARGET")]
         publish: Vec<String>,
-        #[arg(long, value_enum, default_value_t = crate::state::cluster::EndpointMode::Vip)]
-        endpoint_mode: crate::state::cluster::EndpointMode,
+        #[arg(long, default_value = "vip", value_parser = one_of::<EndpointMode>(&["vip", "dnsrr"]))]
+        endpoint_mode: EndpointMode,
     },
     /// List services: NAME, NETWORK, MODE, VIP, BACKENDS (healthy/all), PORTS
     #[command(visible_alias = "list")]
@@ -135,9 +137,20 @@ pub enum NodeCommand {
     /// Change a node's availability: `drain` takes its tasks out of load balancing
     Update {
         /// New availability
-        #[arg(long, value_enum)]
+        #[arg(long, value_parser = one_of::<Availability>(&["active", "drain"]))]
         availability: Availability,
         /// Node name or ID (prefix)
         node: String,
     },
+}
+
+/// A parser that offers `names` (shown in `--help` and in errors) and parses the chosen one with
+/// the domain type's `FromStr`.
+fn one_of<T>(names: &'static [&'static str]) -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: std::str::FromStr + Clone + Send + Sync + 'static,
+    T::Err: std::fmt::Display,
+{
+    use clap::builder::TypedValueParser;
+    PossibleValuesParser::new(names).try_map(|name| name.parse::<T>().map_err(|e| e.to_string()))
 }

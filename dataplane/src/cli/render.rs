@@ -1,6 +1,6 @@
 //! Rendering replies: aligned tables like `docker node ls`, or JSON.
 
-use crate::api::proto::{NodeInfo, Reply};
+use crate::api::reply::{NodeInfo, Reply};
 
 use super::args::Format;
 
@@ -176,8 +176,9 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::proto::{Availability, NodeStatus};
+    use crate::api::reply::NodeStatus;
     use crate::identity::NodeId;
+    use crate::state::Availability;
 
     #[test]
     fn tables_align() {

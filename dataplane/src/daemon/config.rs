@@ -8,9 +8,10 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 
 use crate::api::DEFAULT_SOCKET;
-use crate::cluster_identity::{JoinToken, ParseTokenError};
+use crate::discovery::serve::DnsSettings;
 use crate::gossip::config::parse_duration;
 use crate::gossip::GossipConfig;
+use crate::identity::{JoinToken, ParseTokenError};
 
 /// The gossip port (UDP + TCP), as in Docker Swarm.
 pub const DEFAULT_GOSSIP_PORT: u16 = 7946;
@@ -92,7 +93,10 @@ pub struct Config {
     pub node_name: String,
     pub log_format: LogFormat,
     pub gossip: GossipConfig,
-    pub dns: crate::overlay::manager::OverlaySettings,
+    /// The embedded DNS: upstream resolvers and the TTL of its own answers.
+    pub dns: DnsSettings,
+    /// How long an idle load-balanced flow keeps its backend.
+    pub lb_idle_timeout: Duration,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -159,11 +163,8 @@ impl Config {
             node_name,
             log_format: args.log_format,
             gossip,
-            dns: crate::overlay::manager::OverlaySettings {
-                resolv_conf: args.resolv_conf,
-                ttl: args.dns_ttl,
-                lb_idle_timeout: args.lb_idle_timeout,
-            },
+            dns: DnsSettings { resolv_conf: args.resolv_conf, ttl: args.dns_ttl },
+            lb_idle_timeout: args.lb_idle_timeout,
         })
     }
 }

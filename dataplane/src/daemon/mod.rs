@@ -18,15 +18,18 @@ use anyhow::{bail, Context};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
-use crate::api::proto::{ApiError, Counter, DatapathCounter, ErrorKind, Reply, Request, Response};
-use crate::api::server::{ApiServer, Handler};
+use self::config::Config;
+use self::handler::ApiHandler;
+use crate::agent::{Agent, AgentSettings};
+use crate::api::server::ApiServer;
 use crate::bpf::{bpffs, Datapath};
-use crate::config::Config;
-use crate::gossip::agent::{Exit, StartParams};
-use crate::gossip::{self, GossipHandle};
+use crate::gossip::{self, Exit, StartParams};
 use crate::netlink::addresses::local_addresses;
-use crate::overlay::manager::{Overlay, OverlayError};
 use crate::state_dir::StateDir;
+
+pub mod config;
+pub mod handler;
+pub mod logging;
 
 /// Runs meshd until SIGTERM or SIGINT, or until it leaves its cluster.
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -66,20 +69,20 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     })
     .await?;
     tracing::info!(port = config.listen_port, "gossip running");
-    let overlay = Overlay::start(
+    let agent = Agent::start(
         datapath,
         gossip.clone(),
         node_id,
         state.clone(),
         config.advertise_addr,
-        config.dns.clone(),
+        AgentSettings { dns: config.dns.clone(), lb_idle_timeout: config.lb_idle_timeout },
     )
     .await?;
 
     tracing::info!(socket = %server.path().display(), "API listening");
-    let agent = Arc::new(Agent { gossip: gossip.clone(), overlay: overlay.clone() });
+    let handler = Arc::new(ApiHandler { gossip: gossip.clone(), agent: agent.clone() });
     let (stop, stop_rx) = watch::channel(false);
-    let api = tokio::spawn(server.serve(agent, stop_rx));
+    let api = tokio::spawn(server.serve(handler, stop_rx));
 
     tokio::select! {
         signal = wait_for_stop_signal() => {
@@ -91,7 +94,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         exit = &mut gossip_task => match exit.context("gossip task failed")? {
             Exit::Left => {
                 // Out of the cluster, the node no longer answers for its services.
-                if let Err(error) = overlay.withdraw_published_ports().await {
+                if let Err(error) = agent.withdraw_published_ports().await {
                     tracing::warn!(%error, "cannot detach the routing mesh");
                 }
                 tracing::info!("left the cluster; exiting")
@@ -128,128 +131,4 @@ async fn wait_for_stop_signal() -> anyhow::Result<()> {
         _ = int.recv() => tracing::info!("SIGINT received"),
     }
     Ok(())
-}
-
-/// What the API handler needs of the running node.
-struct Agent {
-    gossip: GossipHandle,
-    /// Owns the loaded programs and maps for as long as the agent runs.
-    overlay: Arc<Overlay>,
-}
-
-impl Handler for Agent {
-    async fn handle(&self, request: Request) -> Response {
-        let result = match request {
-            Request::NodeLs {} => Ok(Reply::Nodes(self.gossip.snapshot().nodes())),
-            Request::JoinToken { rotate: false } => self
-                .gossip
-                .snapshot()
-                .join_token()
-                .map(|token| Reply::JoinToken { token: token.to_string() })
-                .ok_or_else(|| internal("the cluster has no join secret")),
-            Request::JoinToken { rotate: true } => self
-                .gossip
-                .rotate_join_token()
-                .await
-                .map(|token| Reply::JoinToken { token: token.to_string() })
-                .map_err(internal),
-            Request::NodeUpdate { node, availability } => self
-                .gossip
-                .set_availability(node, availability)
-                .await
-                .map(|id| Reply::NodeUpdated { id })
-                .map_err(|message| ApiError::new(ErrorKind::NotFound, message)),
-            Request::Leave {} => self.gossip.leave().await.map(|()| Reply::Left {}).map_err(internal),
-            Request::Stats {} => match self.overlay.counters().await {
-                Ok(rows) => Ok(Reply::Stats {
-                    gossip: self
-                        .gossip
-                        .stats()
-                        .snapshot()
-                        .rows()
-                        .into_iter()
-                        .map(|(name, value)| Counter { name: name.to_string(), value })
-                        .collect(),
-                    datapath: rows
-                        .into_iter()
-                        .map(|(interface, direction, verdict, packets, bytes)| DatapathCounter {
-                            interface,
-                            direction,
-                            verdict,
-                            packets,
-                            bytes,
-                        })
-                        .collect(),
-                }),
-                Err(error) => Err(overlay_error(error)),
-            },
-            Request::NetworkCreate { name, subnet } => self
-                .overlay
-                .network_create(&name, &subnet)
-                .await
-                .map(|n| Reply::Networks(vec![n]))
-                .map_err(overlay_error),
-            Request::NetworkLs {} => Ok(Reply::Networks(self.overlay.networks())),
-            Request::NetworkRm { name } => {
-                self.overlay.network_rm(&name).await.map(|()| Reply::Removed {}).map_err(overlay_error)
-            }
-            Request::Attach { netns, network, service, name, no_resolv_conf } => self
-                .overlay
-                .attach(&netns, &network, service, name, !no_resolv_conf)
-                .await
-                .map(|(address, interface)| Reply::Attached { address, interface })
-                .map_err(overlay_error),
-            Request::ServiceCreate { name, network, publish, endpoint_mode } => self
-                .overlay
-                .service_create(&name, &network, endpoint_mode, &publish)
-                .await
-                .map(|s| Reply::Services(vec![s]))
-                .map_err(overlay_error),
-            Request::ServiceLs {} => Ok(Reply::Services(self.overlay.services())),
-            Request::ServiceInspect { name } => {
-                self.overlay.service_inspect(&name).await.map(Reply::Inspect).map_err(overlay_error)
-            }
-            Request::ServicePs { name } => {
-                self.overlay.service_ps(&name).map(Reply::Tasks).map_err(overlay_error)
-            }
-            Request::ServiceRm { name } => {
-                self.overlay.service_rm(&name).await.map(|()| Reply::Removed {}).map_err(overlay_error)
-            }
-            Request::Detach { netns, network, grace_ms } => self
-                .overlay
-                .detach(&netns, network.as_deref(), std::time::Duration::from_millis(grace_ms))
-                .await
-                .map(|count| Reply::Detached { count })
-                .map_err(overlay_error),
-        };
-        match result {
-            Ok(reply) => Response::Ok(reply),
-            Err(error) => Response::Error(error),
-        }
-    }
-}
-
-fn overlay_error(error: OverlayError) -> ApiError {
-    use crate::overlay::network::NetworkError as N;
-    use crate::overlay::service::ServiceError as S;
-    let kind = match &error {
-        OverlayError::Network(N::NotFound(_)) | OverlayError::NotAttached(..) | OverlayError::Netns(..) => {
-            ErrorKind::NotFound
-        }
-        OverlayError::Network(
-            N::Exists(_) | N::Overlap { .. } | N::VniCollision { .. } | N::InUse { .. },
-        )
-        | OverlayError::AlreadyAttached(..)
-        | OverlayError::Exhausted(_) => ErrorKind::Conflict,
-        OverlayError::Network(_) => ErrorKind::BadRequest,
-        OverlayError::Service(S::NotFound(_) | S::NoNetwork(_)) => ErrorKind::NotFound,
-        OverlayError::Service(S::Exists(_) | S::WrongNetwork { .. }) => ErrorKind::Conflict,
-        OverlayError::Service(_) => ErrorKind::BadRequest,
-        OverlayError::Kernel(_) | OverlayError::Gossip(_) => ErrorKind::Internal,
-    };
-    ApiError::new(kind, error.to_string())
-}
-
-fn internal(message: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorKind::Internal, message)
 }

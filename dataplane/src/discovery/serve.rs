@@ -1,11 +1,11 @@
-//! Service discovery: the embedded DNS of every attached namespace, fed from the cluster state.
+//! Serving the embedded DNS in every attached namespace.
 //!
 //! One listener per namespace (127.0.0.11:53, UDP and TCP, opened inside it), all sharing one
-//! registry that is rebuilt after every snapshot and swapped atomically (readers never lock).
-//! Each listener's scope is the list of networks its namespace is attached to.
+//! registry that is rebuilt after every snapshot ([`super::names`]) and swapped atomically
+//! (readers never lock). Each listener's scope is the list of networks its namespace is
+//! attached to.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -13,15 +13,21 @@ use arc_swap::ArcSwap;
 use meshd_dns::listener::{self, Listener};
 use meshd_dns::{Forwarder, MeshHandler, Registry};
 
-use super::reconcile;
-use crate::gossip::Snapshot;
-use crate::state::cluster::{EndpointMode, Liveness};
+use super::names;
+use crate::state::Snapshot;
 
 struct Served {
     listener: Listener,
     scope: Arc<ArcSwap<Vec<String>>>,
     /// The resolv.conf written for this namespace, if any (removed when it goes).
     resolv_conf: Option<PathBuf>,
+}
+
+/// Where the embedded DNS takes its upstream resolvers from, and how long its own answers live.
+#[derive(Debug, Clone)]
+pub struct DnsSettings {
+    pub resolv_conf: PathBuf,
+    pub ttl: u32,
 }
 
 pub struct Discovery {
@@ -34,8 +40,9 @@ pub struct Discovery {
 }
 
 impl Discovery {
-    /// `resolv_conf` names the node's upstream resolvers (re-read when it changes).
-    pub fn new(resolv_conf: PathBuf, ttl: u32) -> Discovery {
+    /// `settings.resolv_conf` names the node's upstream resolvers (re-read when it changes).
+    pub fn new(settings: DnsSettings) -> Discovery {
+        let DnsSettings { resolv_conf, ttl } = settings;
         let text = std::fs::read_to_string(&resolv_conf).unwrap_or_default();
         let upstreams = meshd_dns::forward::parse_resolv_conf(&text);
         tracing::info!(?upstreams, path = %resolv_conf.display(), "DNS upstreams");
@@ -51,7 +58,7 @@ impl Discovery {
 
     /// Rebuilds the names from a snapshot, and re-reads the upstreams if resolv.conf changed.
     pub fn update(&self, snapshot: &Snapshot) {
-        self.registry.store(Arc::new(build(snapshot)));
+        self.registry.store(Arc::new(names::build(snapshot)));
         let text = std::fs::read_to_string(&self.resolv_conf).unwrap_or_default();
         let mut known = self.resolv_text.lock().unwrap_or_else(|p| p.into_inner());
         if *known != text {
@@ -92,10 +99,6 @@ impl Discovery {
         served.insert(netns.to_path_buf(), Served { listener, scope, resolv_conf });
         Ok(())
     }
-
-    pub fn upstreams(&self) -> Vec<SocketAddr> {
-        self.forwarder.upstreams().to_vec()
-    }
 }
 
 /// For a namespace named under /run/netns, `ip netns exec` bind-mounts
@@ -111,42 +114,4 @@ fn write_resolv_conf(netns: &Path) -> Option<PathBuf> {
     )
     .ok()?;
     Some(path)
-}
-
-/// The registry a snapshot gives: for every network, its services, `tasks.SVC` and task names,
-/// from tasks whose node is alive (or suspect) and, for service names, not drained.
-pub fn build(snapshot: &Snapshot) -> Registry {
-    let state = &snapshot.state;
-    let mut registry = Registry::default();
-    for (name, _) in state.networks.live() {
-        registry.add_network(name);
-    }
-    for ((owner, _), endpoint) in state.visible_endpoints(|n| snapshot.liveness_of(n)) {
-        if matches!(snapshot.liveness_of(owner), Liveness::Down | Liveness::Left) {
-            continue;
-        }
-        if let Some(task) = &endpoint.task {
-            registry.add(&endpoint.network, task, endpoint.address);
-            registry.add_reverse(&endpoint.network, endpoint.address, task);
-        }
-    }
-    let by_service = reconcile::all_backends(snapshot);
-    for (name, service) in state.services.live() {
-        let backends = by_service.get(name).cloned().unwrap_or_default();
-        for address in &backends {
-            registry.add(&service.network, &format!("tasks.{name}"), *address);
-        }
-        match (service.mode, service.vip) {
-            (EndpointMode::Vip, Some(vip)) => {
-                registry.add(&service.network, name, vip);
-                registry.add_reverse(&service.network, vip, name);
-            }
-            _ => {
-                for address in &backends {
-                    registry.add(&service.network, name, *address);
-                }
-            }
-        }
-    }
-    registry
 }

@@ -12,7 +12,7 @@ use foca::{BroadcastHandler, Invalidates};
 
 use super::member::MemberId;
 use super::stats::Stats;
-use crate::state::cluster::DeltaKey;
+use crate::state::DeltaKey;
 use crate::state::{Applied, ClusterState, Delta, LamportClock, Version};
 
 /// The state foca's handler and the gossip agent share.

@@ -25,7 +25,7 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use sha2::{Digest, Sha256};
 
-use crate::cluster_identity::Secret;
+use crate::identity::Secret;
 
 const VERSION: u8 = 1;
 const KEY_ID_LEN: usize = 4;

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cluster_identity::Secret;
+use crate::identity::Secret;
 use crate::state::Delta;
 use crate::state_dir::{StateDir, StateDirError};
 

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::member::MemberId;
-use crate::cluster_identity::Secret;
+use crate::identity::Secret;
 use crate::state::Delta;
 
 /// Largest frame accepted; a full state of many thousands of entries fits well below it.

@@ -31,6 +31,10 @@ impl Secret {
         Ok(Secret(bytes))
     }
 
+    pub fn from_bytes(bytes: [u8; 32]) -> Secret {
+        Secret(bytes)
+    }
+
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }

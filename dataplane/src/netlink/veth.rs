@@ -14,10 +14,10 @@ use futures::TryStreamExt;
 use netlink_packet_route::route::RouteAttribute;
 use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
-use crate::netlink::links::{self, netlink_err, LinkError};
+use super::links::{self, netlink_err, LinkError};
 
 #[derive(Debug, Clone)]
-pub struct AttachSpec {
+pub struct VethSpec {
     pub netns: PathBuf,
     /// Name of the node-side veth (also the suffix source for the temporary peer name).
     pub host_ifname: String,
@@ -28,7 +28,7 @@ pub struct AttachSpec {
 }
 
 #[derive(Debug, Clone)]
-pub struct Attached {
+pub struct WiredVeth {
     pub host_ifindex: u32,
     pub host_mac: [u8; 6],
     pub container_ifname: String,
@@ -36,7 +36,7 @@ pub struct Attached {
 }
 
 /// Creates and configures the veth pair; on any failure, removes what it created.
-pub async fn attach(node: &Handle, spec: &AttachSpec) -> Result<Attached, LinkError> {
+pub async fn wire(node: &Handle, spec: &VethSpec) -> Result<WiredVeth, LinkError> {
     let peer = format!("p{}", &spec.host_ifname);
     node.link()
         .add(LinkVeth::new(&spec.host_ifname, &peer).mtu(spec.mtu).build())
@@ -50,7 +50,7 @@ pub async fn attach(node: &Handle, spec: &AttachSpec) -> Result<Attached, LinkEr
     result
 }
 
-async fn configure(node: &Handle, spec: &AttachSpec, peer: &str) -> Result<Attached, LinkError> {
+async fn configure(node: &Handle, spec: &VethSpec, peer: &str) -> Result<WiredVeth, LinkError> {
     let netns = std::fs::File::open(&spec.netns)
         .map_err(|source| LinkError::Netns { path: spec.netns.display().to_string(), source })?;
     let peer_link = links::find(node, peer).await?.ok_or_else(|| LinkError::Missing(peer.to_string()))?;
@@ -113,7 +113,7 @@ async fn configure(node: &Handle, spec: &AttachSpec, peer: &str) -> Result<Attac
         .build();
     node.route().add(back).replace().execute().await.map_err(netlink_err("add route", &spec.host_ifname))?;
 
-    Ok(Attached { host_ifindex, host_mac: links::mac_of(&host), container_ifname, container_mac })
+    Ok(WiredVeth { host_ifindex, host_mac: links::mac_of(&host), container_ifname, container_mac })
 }
 
 async fn has_default_route(handle: &Handle) -> Result<bool, LinkError> {
@@ -133,6 +133,6 @@ async fn has_default_route(handle: &Handle) -> Result<bool, LinkError> {
 }
 
 /// Removes the veth pair (deleting one end deletes both, and their routes).
-pub async fn detach(node: &Handle, host_ifname: &str) -> Result<(), LinkError> {
+pub async fn unwire(node: &Handle, host_ifname: &str) -> Result<(), LinkError> {
     links::delete(node, host_ifname).await
 }

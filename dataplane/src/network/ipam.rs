@@ -100,7 +100,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::state::cluster::{BlockClaim, EndpointRecord, NodeRecord};
+    use crate::state::{BlockClaim, EndpointRecord, NodeRecord};
     use crate::state::{Change, Delta, Version};
 
     fn id(n: u8) -> NodeId {

@@ -9,8 +9,8 @@ use std::str::FromStr;
 
 use ipnet::Ipv4Net;
 
-use crate::state::cluster::NetworkRecord;
-use crate::state::ClusterState;
+use crate::hash::fnv1a_32;
+use crate::state::{ClusterState, NetworkRecord};
 
 /// VNIs below this are left to other VXLAN users on the same hosts.
 pub const VNI_BASE: u32 = 4096;
@@ -65,13 +65,9 @@ pub fn parse_subnet(text: &str) -> Result<Ipv4Net, NetworkError> {
     Ok(net)
 }
 
+/// The VNI of a network named `name` (see the module comment).
 pub fn vni_for(name: &str) -> u32 {
-    let mut hash: u32 = 0x811c_9dc5;
-    for byte in name.bytes() {
-        hash ^= u32::from(byte);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    VNI_BASE + hash % VNI_SPACE
+    VNI_BASE + fnv1a_32(name.bytes()) % VNI_SPACE
 }
 
 /// Validates a new network against the state; returns its record.

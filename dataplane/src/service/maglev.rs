@@ -3,9 +3,9 @@
 //! about 1/N of the slots. Every node builds the same table from the same backend list, so a flow
 //! hashes to the same backend whichever node balances it.
 
-use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex};
+
+use crate::hash::fnv1a_64;
 
 /// The table size M for `backends` backends: the largest prime below a power of two (127, 251,
 /// 509, 1021, 2039, ...), the smallest such that M >= 100 x backends, which keeps each backend's
@@ -34,11 +34,7 @@ fn is_prime(n: u32) -> bool {
 
 fn hash(seed: u64, ip: Ipv4Addr) -> u64 {
     // FNV-1a over the address with a seed, then a final mix: cheap and stable everywhere.
-    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed;
-    for byte in ip.octets() {
-        h ^= u64::from(byte);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let mut h = fnv1a_64(seed, ip.octets());
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^ (h >> 33)
@@ -74,43 +70,6 @@ pub fn build(backends: &[Ipv4Addr], m: u32) -> Vec<u32> {
         }
     }
     table
-}
-
-/// Tables built in the last two reconcile rounds, by (M, backends). Building is a pure function of
-/// those, and with thousands of services a change touches one or two of them: recomputing every
-/// table on every snapshot cost about 35 µs per service (0.35 s at 10,000 services).
-#[derive(Default)]
-struct Cache {
-    round: u64,
-    /// (M, backends) -> (the round it was last used in, its table).
-    tables: HashMap<TableKey, (u64, Arc<Vec<u32>>)>,
-}
-
-type TableKey = (u32, Vec<Ipv4Addr>);
-
-static CACHE: Mutex<Option<Cache>> = Mutex::new(None);
-
-/// [`build`], remembered for the next rounds.
-pub fn build_cached(backends: &[Ipv4Addr], m: u32) -> Arc<Vec<u32>> {
-    let mut guard = CACHE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let cache = guard.get_or_insert_with(Cache::default);
-    let round = cache.round;
-    if let Some((used, table)) = cache.tables.get_mut(&(m, backends.to_vec())) {
-        *used = round;
-        return table.clone();
-    }
-    let table = Arc::new(build(backends, m));
-    cache.tables.insert((m, backends.to_vec()), (round, table.clone()));
-    table
-}
-
-/// Starts a reconcile round: forgets tables not used in the previous one.
-pub fn new_round() {
-    let mut guard = CACHE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let cache = guard.get_or_insert_with(Cache::default);
-    let keep_from = cache.round;
-    cache.tables.retain(|_, (used, _)| *used >= keep_from);
-    cache.round += 1;
 }
 
 #[cfg(test)]

@@ -1,38 +1,12 @@
-//! Service validation: names, networks, endpoint modes and published ports.
+//! Service validation: names, networks, endpoint modes and published ports, checked against the
+//! cluster state before anything is written.
 
-use std::collections::BTreeMap;
+use super::error::ServiceError;
+use super::ports::{meshd_ports, parse_publish, port_owners};
+use crate::state::{ClusterState, EndpointMode, PublishedPort};
 
-use crate::state::cluster::{EndpointMode, Protocol, PublishedPort};
-use crate::state::ClusterState;
-
-/// Ports meshd itself uses on every node: VXLAN (4789/udp) and gossip (7946, the default). A
-/// published port there would capture the cluster's own traffic.
-const RESERVED: &[(u16, Protocol)] = &[(4789, Protocol::Udp), (7946, Protocol::Udp), (7946, Protocol::Tcp)];
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ServiceError {
-    #[error("invalid service name {0:?}: use 1 to 63 letters, digits, '_' or '-', starting with a letter or digit")]
-    Name(String),
-    #[error("a service named {0:?} already exists")]
-    Exists(String),
-    #[error("no network named {0:?}")]
-    NoNetwork(String),
-    #[error("no service named {0:?}")]
-    NotFound(String),
-    #[error("services in dnsrr mode have no VIP and cannot publish ports (as in Swarm)")]
-    DnsrrPublish,
-    #[error("invalid --publish {0:?}: use PUBLISHED:TARGET[/tcp|/udp] with ports 1-65535")]
-    PublishSyntax(String),
-    #[error("port {0} is published by service {1:?} already")]
-    PortTaken(PublishedPort, String),
-    #[error("port {0} is meshd's own (VXLAN 4789/udp, gossip 7946)")]
-    PortReserved(PublishedPort),
-    #[error("service {service:?} is on network {service_network:?}, not {network:?}")]
-    WrongNetwork { service: String, service_network: String, network: String },
-}
-
+/// A service name must be a DNS label: it will be resolvable by name.
 pub fn validate_name(name: &str) -> Result<(), ServiceError> {
-    // DNS labels: a service name will be resolvable by name.
     let ok = (1..=63).contains(&name.len())
         && name.as_bytes()[0].is_ascii_alphanumeric()
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
@@ -41,45 +15,6 @@ pub fn validate_name(name: &str) -> Result<(), ServiceError> {
     } else {
         Err(ServiceError::Name(name.chars().take(80).collect()))
     }
-}
-
-/// Parses `PUBLISHED:TARGET[/tcp|/udp]` (TCP when no protocol is given, as in Swarm).
-pub fn parse_publish(text: &str) -> Result<PublishedPort, ServiceError> {
-    let bad = || ServiceError::PublishSyntax(text.chars().take(80).collect());
-    let (ports, protocol) = match text.split_once('/') {
-        None => (text, Protocol::Tcp),
-        Some((ports, "tcp")) => (ports, Protocol::Tcp),
-        Some((ports, "udp")) => (ports, Protocol::Udp),
-        Some(_) => return Err(bad()),
-    };
-    let (published, target) = ports.split_once(':').ok_or_else(bad)?;
-    let port = |p: &str| p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad);
-    Ok(PublishedPort { published: port(published)?, target: port(target)?, protocol })
-}
-
-/// Which service holds each published (port, protocol): the earliest claim (by state version)
-/// wins, so two services that published the same port concurrently on two nodes settle on the
-/// same owner everywhere; the other one's claim is shown but not served.
-pub fn port_owners(state: &ClusterState) -> BTreeMap<(u16, Protocol), String> {
-    let mut owners: BTreeMap<(u16, Protocol), (crate::state::Version, String)> = BTreeMap::new();
-    for (name, entry) in state.services.entries() {
-        let Some(record) = &entry.value else { continue };
-        if record.mode != EndpointMode::Vip {
-            continue;
-        }
-        for port in &record.ports {
-            let claim = (entry.version, name.clone());
-            owners
-                .entry((port.published, port.protocol))
-                .and_modify(|held| {
-                    if claim < *held {
-                        *held = claim.clone();
-                    }
-                })
-                .or_insert(claim);
-        }
-    }
-    owners.into_iter().map(|(port, (_, name))| (port, name)).collect()
 }
 
 /// Checks a new service against the state (the VIP is allocated by the caller); returns its
@@ -102,10 +37,11 @@ pub fn plan_create(
         return Err(ServiceError::DnsrrPublish);
     }
     let owners = port_owners(state);
+    let reserved = meshd_ports(state);
     let mut ports: Vec<PublishedPort> = Vec::with_capacity(publish.len());
     for text in publish {
         let port = parse_publish(text)?;
-        if RESERVED.contains(&(port.published, port.protocol)) {
+        if reserved.contains(&(port.published, port.protocol)) {
             return Err(ServiceError::PortReserved(port));
         }
         if let Some(owner) = owners.get(&(port.published, port.protocol)) {
@@ -142,9 +78,8 @@ mod tests {
 
     use super::*;
     use crate::identity::NodeId;
-    use crate::overlay::network;
-    use crate::state::cluster::ServiceRecord;
-    use crate::state::{Change, Delta, Version};
+    use crate::network::plan as network;
+    use crate::state::{Change, Delta, Protocol, ServiceRecord, Version};
 
     fn state() -> ClusterState {
         let mut state = ClusterState::default();

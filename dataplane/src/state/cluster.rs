@@ -1,4 +1,4 @@
-//! The tables meshd replicates, and the deltas that change them.
+//! The tables meshd replicates and the rules that merge deltas into them.
 //!
 //! | table | key | written by | merge |
 //! |---|---|---|---|
@@ -7,196 +7,23 @@
 //! | secrets | (one register) | any node (`join-token --rotate`) | LWW |
 //! | endpoints | (owner node, endpoint ID) | the owner only | LWW; hidden while the owner is down, removed when it leaves |
 //! | networks | name | any node (`network create/rm`) | LWW |
-//! | address blocks | (network, block) | the claiming node | LWW; see `overlay::ipam` |
+//! | address blocks | (network, block) | the claiming node | LWW; see `network::ipam` |
+//! | services | name | any node (`service create/rm`) | LWW; a published port goes to its earliest claim |
 //!
-//! Services (cluster-scoped, LWW) join this list with the feature that uses them.
-//!
-//! Ownership is enforced on merge: a delta for a node-owned entry must be versioned by that node,
-//! so one member cannot forge another's endpoints or identity.
+//! Ownership is checked on merge: a delta for a node-owned entry must name that node as its
+//! writer. Both fields come from the sender, so this catches mistakes, not a hostile member:
+//! records are not signed yet.
 
-use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
+use super::delta::{Change, Delta, DeltaError};
+use super::records::{
+    Availability, BlockClaim, ClusterSecrets, EndpointRecord, Liveness, NetworkRecord, NodeRecord,
+    ServiceRecord,
+};
 use super::table::{Applied, Entry, Table};
 use super::version::Version;
-use crate::api::proto::Availability;
-use crate::cluster_identity::Secret;
 use crate::identity::NodeId;
-
-/// What a node says about itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeRecord {
-    pub name: String,
-    /// Underlay address and gossip port.
-    pub gossip_addr: SocketAddr,
-    /// Set by the node itself just before it leaves the cluster on purpose.
-    pub left: bool,
-    /// When a node joins again after leaving, the version of its last departure: everything it
-    /// owned from before that stays gone, whatever order the deltas arrive in.
-    #[serde(default)]
-    pub departed: Option<Version>,
-}
-
-/// The cluster's shared secrets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ClusterSecrets {
-    /// Admits new nodes (the secret half of the join token).
-    pub join_secret: Secret,
-    /// Gossip encryption keys, primary first; older ones still decrypt during a rotation.
-    pub gossip_keys: Vec<Secret>,
-}
-
-/// A namespace attached to a network on its owner node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EndpointRecord {
-    pub network: String,
-    pub address: Ipv4Addr,
-    pub service: Option<String>,
-    pub task: Option<String>,
-    /// Being detached with a grace period: no new flows, open ones continue until it goes.
-    #[serde(default)]
-    pub terminating: bool,
-}
-
-/// An overlay network.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NetworkRecord {
-    pub subnet: ipnet::Ipv4Net,
-    /// VXLAN network identifier, derived from the name (see `overlay::network`).
-    pub vni: u32,
-}
-
-/// A node's claim on a block of a network's addresses; it hands out addresses from its own
-/// blocks only, so two nodes never pick the same address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BlockClaim {
-    pub owner: NodeId,
-}
-
-/// How a service is reached: through a VIP balanced in eBPF, or by DNS round robin over its tasks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum EndpointMode {
-    Vip,
-    Dnsrr,
-}
-
-impl std::fmt::Display for EndpointMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            EndpointMode::Vip => "vip",
-            EndpointMode::Dnsrr => "dnsrr",
-        })
-    }
-}
-
-/// The transport of a published port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Protocol {
-    Tcp,
-    Udp,
-}
-
-impl std::fmt::Display for Protocol {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-        })
-    }
-}
-
-/// A port published on every node's addresses (the routing mesh), forwarded to `target` on the
-/// service's tasks. Written `PUBLISHED:TARGET/PROTOCOL`, as Swarm does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct PublishedPort {
-    pub published: u16,
-    pub target: u16,
-    pub protocol: Protocol,
-}
-
-impl std::fmt::Display for PublishedPort {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}/{}", self.published, self.target, self.protocol)
-    }
-}
-
-/// A service: a name, a network, (in vip mode) a virtual address on it, and published ports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceRecord {
-    pub network: String,
-    pub mode: EndpointMode,
-    pub vip: Option<Ipv4Addr>,
-    /// Ports every node answers on (vip mode only). Defaults to none in state files written
-    /// before ports existed.
-    #[serde(default)]
-    pub ports: Vec<PublishedPort>,
-}
-
-/// One versioned write to one table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Delta {
-    pub version: Version,
-    pub change: Change,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Change {
-    Node { id: NodeId, record: Option<NodeRecord> },
-    Availability { id: NodeId, value: Option<Availability> },
-    Secrets { value: Option<ClusterSecrets> },
-    Endpoint { owner: NodeId, id: String, record: Option<EndpointRecord> },
-    Network { name: String, record: Option<NetworkRecord> },
-    Block { network: String, index: u32, claim: Option<BlockClaim> },
-    Service { name: String, record: Option<ServiceRecord> },
-}
-
-/// Identifies the entry a delta writes; a newer delta for the same key supersedes an older one
-/// still waiting to be gossiped.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum DeltaKey {
-    Node(NodeId),
-    Availability(NodeId),
-    Secrets,
-    Endpoint(NodeId, String),
-    Network(String),
-    Block(String, u32),
-    Service(String),
-}
-
-impl Delta {
-    pub fn key(&self) -> DeltaKey {
-        match &self.change {
-            Change::Node { id, .. } => DeltaKey::Node(*id),
-            Change::Availability { id, .. } => DeltaKey::Availability(*id),
-            Change::Secrets { .. } => DeltaKey::Secrets,
-            Change::Endpoint { owner, id, .. } => DeltaKey::Endpoint(*owner, id.clone()),
-            Change::Network { name, .. } => DeltaKey::Network(name.clone()),
-            Change::Block { network, index, .. } => DeltaKey::Block(network.clone(), *index),
-            Change::Service { name, .. } => DeltaKey::Service(name.clone()),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DeltaError {
-    #[error("delta for an entry owned by {owner} was written by {writer}")]
-    NotOwner { owner: NodeId, writer: NodeId },
-    #[error("endpoint {id} of {owner} predates that node's departure")]
-    OwnerLeft { owner: NodeId, id: String },
-}
-
-/// Liveness of a node as membership sees it; decides what of its entries is visible.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Liveness {
-    Alive,
-    Suspect,
-    Down,
-    Left,
-}
 
 #[derive(Debug, Clone, Default)]
 pub struct ClusterState {
@@ -389,6 +216,8 @@ fn check_owner(owner: NodeId, version: &Version) -> Result<(), DeltaError> {
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
     use super::*;
 
     fn id(n: u8) -> NodeId {

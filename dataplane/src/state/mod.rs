@@ -2,16 +2,30 @@
 //!
 //! - [`version`]: the (lamport, node) versions that order every write cluster-wide.
 //! - [`table`]: a last-writer-wins table with tombstones, the building block of every table.
-//! - [`cluster`]: the tables meshd replicates, the deltas that change them, and the rules for
-//!   node-owned entries (hidden while their node is down, removed when it leaves).
+//! - [`records`]: what the tables hold (nodes, networks, services, endpoints, address blocks)
+//!   and the domain types they are made of (availability, endpoint mode, protocols, liveness).
+//! - [`delta`]: one versioned write to one table, the unit gossip spreads.
+//! - [`cluster`]: the tables and the rules that merge deltas into them (node-owned entries are
+//!   hidden while their node is down and removed when it leaves).
+//! - [`snapshot`]: the immutable view of the state and of membership that the gossip agent
+//!   publishes and every other part of meshd reads.
 //!
 //! Everything here is pure: no I/O, no clocks read behind the caller's back (the caller passes
 //! `now`), so merge rules are unit-tested exhaustively.
 
 pub mod cluster;
+pub mod delta;
+pub mod records;
+pub mod snapshot;
 pub mod table;
 pub mod version;
 
-pub use cluster::{Change, ClusterState, Delta, NodeRecord};
+pub use cluster::ClusterState;
+pub use delta::{Change, Delta, DeltaError, DeltaKey};
+pub use records::{
+    Availability, BlockClaim, ClusterSecrets, EndpointMode, EndpointRecord, Liveness, NetworkRecord,
+    NodeRecord, Protocol, PublishedPort, ServiceRecord,
+};
+pub use snapshot::Snapshot;
 pub use table::{Applied, Table};
 pub use version::{LamportClock, Version};

@@ -1,12 +1,12 @@
-//! The immutable view of the cluster that the gossip agent publishes after every change.
+//! The immutable view of the cluster that the gossip agent publishes after every change: the
+//! state, and membership's view of every node. Readers (reconciler, DNS, API) always see one
+//! whole snapshot, never a half-merged state.
 
 use std::collections::BTreeMap;
 
-use crate::api::proto::{NodeInfo, NodeStatus};
-use crate::cluster_identity::{JoinToken, Secret};
-use crate::identity::NodeId;
-use crate::state::cluster::Liveness;
-use crate::state::ClusterState;
+use super::cluster::ClusterState;
+use super::records::Liveness;
+use crate::identity::{JoinToken, NodeId, Secret};
 
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -23,30 +23,6 @@ impl Snapshot {
             return Liveness::Left;
         }
         self.liveness.get(node).copied().unwrap_or(Liveness::Down)
-    }
-
-    /// `node ls`: every node the state knows, sorted by name then ID.
-    pub fn nodes(&self) -> Vec<NodeInfo> {
-        let mut nodes: Vec<NodeInfo> = self
-            .state
-            .nodes
-            .live()
-            .map(|(id, record)| NodeInfo {
-                id: *id,
-                name: record.name.clone(),
-                address: record.gossip_addr.ip(),
-                status: match self.liveness_of(id) {
-                    Liveness::Alive => NodeStatus::Alive,
-                    Liveness::Suspect => NodeStatus::Suspect,
-                    Liveness::Down => NodeStatus::Down,
-                    Liveness::Left => NodeStatus::Left,
-                },
-                availability: self.state.availability_of(id),
-                is_self: *id == self.self_id,
-            })
-            .collect();
-        nodes.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
-        nodes
     }
 
     /// The current join token (the cluster's fingerprint and its current join secret).

@@ -121,13 +121,11 @@ pub fn run_suite(quick: bool) {
 /// Heap taken by the DNS registry for 10,000 services with 3 tasks each (in process: the cluster
 /// state is built directly, then the registry from it, as meshd does after every snapshot).
 pub fn registry_memory() {
-    use meshd::cluster_identity::Secret;
-    use meshd::gossip::Snapshot;
     use meshd::identity::NodeId;
-    use meshd::state::cluster::{
-        EndpointMode, EndpointRecord, Liveness, NetworkRecord, NodeRecord, ServiceRecord,
-    };
+    use meshd::identity::Secret;
+    use meshd::state::Snapshot;
     use meshd::state::{Change, ClusterState, Delta, Version};
+    use meshd::state::{EndpointMode, EndpointRecord, Liveness, NetworkRecord, NodeRecord, ServiceRecord};
 
     let node = NodeId::from_bytes([1; 16]);
     let mut state = ClusterState::default();
@@ -181,7 +179,7 @@ pub fn registry_memory() {
     };
     let before = crate::alloc::live();
     let started = Instant::now();
-    let registry = meshd::overlay::discovery::build(&snapshot);
+    let registry = meshd::discovery::names::build(&snapshot);
     let took = started.elapsed();
     let bytes = crate::alloc::live() - before;
     println!(

@@ -6,7 +6,8 @@
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
-use meshd::overlay::{maglev, reconcile};
+use meshd::reconcile;
+use meshd::service::{maglev, MaglevCache};
 
 /// Share of the table (= of new flows, which hash uniformly over slots) whose backend changes
 /// when backend `gone` of `n` leaves; averaged over every choice of `gone`. Returns (Maglev share,
@@ -43,13 +44,11 @@ fn disruption(n: u32) -> (f64, f64, f64) {
 
 /// A cluster state with `services` vip services of `per_service` tasks each, spread over 20
 /// other nodes; returns it as the snapshot meshd reconciles from.
-fn big_snapshot(services: u32, per_service: u32) -> meshd::gossip::Snapshot {
-    use meshd::cluster_identity::Secret;
+fn big_snapshot(services: u32, per_service: u32) -> meshd::state::Snapshot {
     use meshd::identity::NodeId;
-    use meshd::state::cluster::{
-        EndpointMode, EndpointRecord, Liveness, NetworkRecord, NodeRecord, ServiceRecord,
-    };
+    use meshd::identity::Secret;
     use meshd::state::{Change, ClusterState, Delta, Version};
+    use meshd::state::{EndpointMode, EndpointRecord, Liveness, NetworkRecord, NodeRecord, ServiceRecord};
 
     let me = NodeId::from_bytes([1; 16]);
     let others: Vec<NodeId> = (2..22u8).map(|n| NodeId::from_bytes([n; 16])).collect();
@@ -98,7 +97,7 @@ fn big_snapshot(services: u32, per_service: u32) -> meshd::gossip::Snapshot {
             );
         }
     }
-    meshd::gossip::Snapshot { self_id: me, cluster_id: Secret::random().unwrap(), state, liveness }
+    meshd::state::Snapshot { self_id: me, cluster_id: Secret::random().unwrap(), state, liveness }
 }
 
 /// Sum of the kernel memory (memlock) of every BPF map on the machine, from bpftool.
@@ -123,8 +122,9 @@ fn programming(services: u32, per_service: u32) {
         let mut datapath = meshd::bpf::Datapath::load(&dir).expect("load the datapath");
         let memory_before = bpf_map_memory();
         let empty = memory_before.saturating_sub(memory_start);
+        let mut cache = MaglevCache::default();
         let started = Instant::now();
-        let desired = reconcile::desired(&snapshot, &[]);
+        let desired = reconcile::desired(&snapshot, &[], &[], &mut cache);
         let computed = started.elapsed();
         let (written, _) = datapath.sync_forwarding(&desired).expect("program the maps");
         let programmed = started.elapsed();
@@ -150,7 +150,7 @@ fn programming(services: u32, per_service: u32) {
             )
             .unwrap();
         let started = Instant::now();
-        let desired = reconcile::desired(&changed, &[]);
+        let desired = reconcile::desired(&changed, &[], &[], &mut cache);
         let (rewritten, _) = datapath.sync_forwarding(&desired).expect("apply one change");
         let one_change = started.elapsed();
         (computed, programmed, written, memory, empty, one_change, rewritten)

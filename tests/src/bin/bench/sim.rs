@@ -10,12 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use foca::{AccumulatingRuntime, Foca, Member, OwnedNotification, PostcardCodec, Timer};
-use meshd::api::proto::Availability;
 use meshd::gossip::broadcast::{self, lock, DeltaHandler, Shared, SharedState};
 use meshd::gossip::member::MemberId;
 use meshd::gossip::stats::Stats;
 use meshd::gossip::GossipConfig;
 use meshd::identity::NodeId;
+use meshd::state::Availability;
 use meshd::state::{Change, Delta};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};

@@ -1,0 +1,39 @@
+//! The datapath's verdict counters, summed over CPUs, with interfaces by name where the agent
+//! knows them (its veths and the VXLAN device; other interfaces as `ifN`).
+
+use std::collections::HashMap;
+
+use meshd_ebpf::verdict::{Direction, Reason};
+
+use super::{Agent, AgentError};
+use crate::netlink::vxlan;
+
+/// One counter: packets and bytes with one verdict, on one interface, in one direction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerdictRow {
+    pub interface: String,
+    pub direction: Direction,
+    pub reason: Reason,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl Agent {
+    pub async fn counters(&self) -> Result<Vec<VerdictRow>, AgentError> {
+        let inner = self.inner.lock().await;
+        let counters = inner.datapath.verdicts()?;
+        let mut names: HashMap<u32, String> =
+            inner.attachments.iter().map(|a| (a.host_ifindex, a.host_ifname.clone())).collect();
+        names.insert(self.vxlan_ifindex, vxlan::DEVICE.to_string());
+        Ok(counters
+            .iter()
+            .map(|(key, value)| VerdictRow {
+                interface: names.get(&key.ifindex).cloned().unwrap_or_else(|| format!("if{}", key.ifindex)),
+                direction: Direction::from_code(key.dir),
+                reason: Reason::from_code(key.reason),
+                packets: value.packets,
+                bytes: value.bytes,
+            })
+            .collect())
+    }
+}

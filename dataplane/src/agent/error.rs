@@ -1,0 +1,38 @@
+//! Why an agent operation failed; the API maps each to an error kind.
+
+use crate::bpf::BpfError;
+use crate::netlink::links::LinkError;
+use crate::network::NetworkError;
+use crate::service::ServiceError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    #[error("network namespace {0}: {1}")]
+    Netns(String, String),
+    #[error("{0} is already attached to network {1:?}")]
+    AlreadyAttached(String, String),
+    #[error("{0} is not attached{1}")]
+    NotAttached(String, String),
+    #[error("network {0:?} has no free address left on this node or in free blocks")]
+    Exhausted(String),
+    #[error("kernel: {0}")]
+    Kernel(String),
+    #[error("cluster state: {0}")]
+    Gossip(String),
+}
+
+impl From<BpfError> for AgentError {
+    fn from(e: BpfError) -> Self {
+        AgentError::Kernel(e.to_string())
+    }
+}
+
+impl From<LinkError> for AgentError {
+    fn from(e: LinkError) -> Self {
+        AgentError::Kernel(e.to_string())
+    }
+}

@@ -1,0 +1,25 @@
+//! Naming network namespaces: `NAME` means `/run/netns/NAME`, anything with a slash is a path,
+//! and two spellings of one namespace are the same namespace.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use super::AgentError;
+
+/// The path of the namespace `netns` names. It must exist.
+pub fn resolve(netns: &str) -> Result<PathBuf, AgentError> {
+    if netns.is_empty() {
+        return Err(AgentError::Netns(netns.into(), "empty name".into()));
+    }
+    let path = if netns.contains('/') { PathBuf::from(netns) } else { Path::new("/run/netns").join(netns) };
+    std::fs::metadata(&path).map_err(|e| AgentError::Netns(path.display().to_string(), e.to_string()))?;
+    Ok(path)
+}
+
+/// Whether two paths name the same namespace (same device and inode), whatever the spelling.
+pub fn same(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => a == b,
+    }
+}

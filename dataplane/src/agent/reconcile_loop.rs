@@ -1,0 +1,99 @@
+//! Keeping the kernel equal to the cluster state: after every new snapshot (and every 5 s, to
+//! repair anything changed behind meshd's back), the reconciler's answer is written into the
+//! maps, and meshd's nftables table, reserved ports and overlay routes follow the networks and
+//! published ports. Each is written only when it differs from what was written last.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Agent, AgentError};
+use crate::host::{nftables, sysctl};
+use crate::netlink::{addresses, routes};
+use crate::reconcile;
+use crate::service::ports::port_owners;
+
+/// How often the kernel is compared with the state even when nothing changed.
+const RECONCILE_EVERY: Duration = Duration::from_secs(5);
+
+impl Agent {
+    pub(super) async fn reconcile_loop(self: Arc<Self>) {
+        let mut snapshots = self.gossip.subscribe();
+        let mut tick = tokio::time::interval(RECONCILE_EVERY);
+        loop {
+            tokio::select! {
+                changed = snapshots.changed() => if changed.is_err() { return },
+                _ = tick.tick() => {}
+            }
+            if let Err(error) = self.reconcile().await {
+                tracing::warn!(%error, "overlay reconcile failed; retrying");
+            }
+        }
+    }
+
+    /// Brings the maps (and masquerade rules, reserved ports, routes and DNS names) in line with
+    /// the latest snapshot.
+    pub async fn reconcile(&self) -> Result<(), AgentError> {
+        let snapshot = self.gossip.snapshot();
+        self.discovery.update(&snapshot);
+        let node_addrs = node_ipv4_addresses().await;
+        let mut guard = self.inner.lock().await;
+        let inner = &mut *guard;
+        if let Some(addrs) = node_addrs {
+            inner.node_addrs = addrs;
+        }
+        let desired = reconcile::desired(&snapshot, &inner.attachments, &inner.node_addrs, &mut inner.maglev);
+        let (written, deleted) = inner.datapath.sync_forwarding(&desired)?;
+        if written + deleted > 0 {
+            tracing::debug!(written, deleted, "forwarding maps updated");
+        }
+        let mut subnets: Vec<ipnet::Ipv4Net> =
+            snapshot.state.networks.live().map(|(_, n)| n.subnet).collect();
+        subnets.sort();
+        if inner.masqueraded.as_ref() != Some(&subnets) {
+            nftables::apply(&subnets).map_err(|e| AgentError::Kernel(e.to_string()))?;
+            inner.masqueraded = Some(subnets.clone());
+        }
+        let mut published: Vec<u16> = port_owners(&snapshot.state).keys().map(|(port, _)| *port).collect();
+        published.dedup();
+        if inner.reserved.as_ref() != Some(&published) {
+            sysctl::reserve_ports(&inner.reserved_base, &published)
+                .map_err(|e| AgentError::Kernel(format!("cannot reserve the published ports: {e}")))?;
+            inner.reserved = Some(published);
+        }
+        if subnets != inner.routed {
+            routes::sync_routes(&self.node, self.vxlan_ifindex, self.advertise, &subnets, &inner.routed)
+                .await?;
+            inner.routed = subnets;
+        }
+        Ok(())
+    }
+
+    /// Detaches the routing mesh (the underlay program and the socket programs): after `leave`,
+    /// the node no longer answers published ports.
+    pub async fn withdraw_published_ports(&self) -> Result<(), AgentError> {
+        let mut inner = self.inner.lock().await;
+        inner.datapath.detach_mesh(&self.underlay_ifname)?;
+        Ok(())
+    }
+}
+
+/// The node's IPv4 addresses (published ports answer on each). None when they cannot be read
+/// (logged): the caller keeps the last list, and the next reconcile tries again.
+async fn node_ipv4_addresses() -> Option<Vec<Ipv4Addr>> {
+    match addresses::local_addresses().await {
+        Ok(addrs) => Some(
+            addrs
+                .into_iter()
+                .filter_map(|a| match a {
+                    IpAddr::V4(v4) => Some(v4),
+                    IpAddr::V6(_) => None,
+                })
+                .collect(),
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "cannot list the node's addresses");
+            None
+        }
+    }
+}

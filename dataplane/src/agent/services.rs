@@ -1,0 +1,55 @@
+//! `service create` and `service rm` (validated, the VIP allocated, written through gossip), and
+//! a VIP's load balancing as this node's kernel holds it.
+
+use std::net::Ipv4Addr;
+
+use meshd_ebpf::net_order;
+
+use super::{Agent, AgentError};
+use crate::bpf::LbView;
+use crate::service::{plan, ServiceError};
+use crate::state::{Change, EndpointMode, ServiceRecord};
+
+impl Agent {
+    pub async fn service_create(
+        &self,
+        name: &str,
+        network: &str,
+        mode: EndpointMode,
+        publish: &[String],
+    ) -> Result<(), AgentError> {
+        let inner = self.inner.lock().await;
+        let snapshot = self.gossip.snapshot();
+        let ports = plan::plan_create(&snapshot.state, name, network, mode, publish)?;
+        let vip = match mode {
+            EndpointMode::Dnsrr => None,
+            EndpointMode::Vip => {
+                let record = snapshot.state.networks.get(&network.to_string()).cloned().expect("checked");
+                Some(self.allocate(network, &record.subnet, &inner.attachments).await?)
+            }
+        };
+        let record = ServiceRecord { network: network.to_string(), mode, vip, ports };
+        self.gossip
+            .write(vec![Change::Service { name: name.to_string(), record: Some(record) }])
+            .await
+            .map_err(AgentError::Gossip)?;
+        drop(inner);
+        self.reconcile().await
+    }
+
+    pub async fn service_rm(&self, name: &str) -> Result<(), AgentError> {
+        let _serial = self.inner.lock().await;
+        if self.gossip.snapshot().state.services.get(&name.to_string()).is_none() {
+            return Err(ServiceError::NotFound(name.to_string()).into());
+        }
+        self.gossip
+            .write(vec![Change::Service { name: name.to_string(), record: None }])
+            .await
+            .map_err(AgentError::Gossip)
+    }
+
+    /// What this node's kernel holds for the VIP `vip`.
+    pub async fn lb_view(&self, vip: Ipv4Addr) -> Result<LbView, AgentError> {
+        Ok(self.inner.lock().await.datapath.lb_view(net_order::ipv4(vip))?)
+    }
+}

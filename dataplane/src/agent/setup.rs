@@ -1,0 +1,110 @@
+//! Starting the agent: the node's VXLAN device and programs, the node-wide settings map, the
+//! routing mesh's attachments, forwarding on, and the attachments of before a restart found
+//! again (their veths are still there; their programs are re-attached).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use meshd_ebpf::net_order;
+use meshd_ebpf::node::NodeConfig;
+use tokio::sync::Mutex;
+
+use super::attachments::{load_attachments, save_attachments, scopes};
+use super::{Agent, AgentSettings, Inner};
+use crate::bpf::{cgroup, Datapath};
+use crate::discovery::Discovery;
+use crate::gossip::GossipHandle;
+use crate::host::sysctl;
+use crate::identity::NodeId;
+use crate::netlink::{links, vxlan};
+use crate::service::MaglevCache;
+use crate::state_dir::StateDir;
+
+impl Agent {
+    /// Sets up the node and starts the reconcile loop.
+    pub async fn start(
+        mut datapath: Datapath,
+        gossip: GossipHandle,
+        node_id: NodeId,
+        state_dir: Arc<StateDir>,
+        advertise: IpAddr,
+        settings: AgentSettings,
+    ) -> anyhow::Result<Arc<Agent>> {
+        let (connection, node, _) = rtnetlink::new_connection()?;
+        tokio::spawn(connection);
+        let IpAddr::V4(advertise_v4) = advertise else {
+            anyhow::bail!(
+                "the overlay needs an IPv4 --advertise-addr (IPv6 underlays are not supported yet)"
+            );
+        };
+        let underlay = vxlan::underlay(&node, advertise)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("no interface holds the advertise address {advertise}"))?;
+        let mtu = underlay.mtu - vxlan::OVERHEAD;
+        let vxlan_ifindex = vxlan::ensure_device(&node).await?;
+        datapath.attach_vxlan(vxlan::DEVICE)?;
+        let netns_cookie = cgroup::netns_cookie()
+            .map_err(|e| anyhow::anyhow!("cannot read the network namespace cookie: {e}"))?;
+        datapath.set_config(NodeConfig {
+            vxlan_ifindex,
+            node_ip: net_order::ipv4(advertise_v4),
+            ct_idle_ns: settings.lb_idle_timeout.as_nanos().min(u128::from(u64::MAX)) as u64,
+            netns_cookie,
+        })?;
+        // The routing mesh: published ports on the underlay interface, and for the node's own
+        // sockets at the cgroup v2 root.
+        datapath.attach_underlay(&underlay.name)?;
+        let cgroup = cgroup::cgroup2_root()
+            .map_err(|e| anyhow::anyhow!("cannot find or mount the cgroup v2 hierarchy: {e}"))?;
+        datapath.attach_sockets(&cgroup)?;
+        sysctl::enable_forwarding().map_err(|e| anyhow::anyhow!("cannot enable IPv4 forwarding: {e}"))?;
+
+        let mut attachments = Vec::new();
+        for mut attachment in load_attachments(&state_dir)? {
+            match links::find(&node, &attachment.host_ifname).await? {
+                Some(link) => {
+                    attachment.host_ifindex = link.header.index;
+                    datapath.attach_veth(&attachment.host_ifname)?;
+                    attachments.push(attachment);
+                }
+                None => {
+                    tracing::warn!(ifname = %attachment.host_ifname, "attached veth is gone; dropping it")
+                }
+            }
+        }
+        tracing::info!(mtu, attachments = attachments.len(), "overlay ready");
+
+        let discovery = Discovery::new(settings.dns);
+        discovery.update(&gossip.snapshot());
+        for (netns, networks, resolv_conf) in scopes(&attachments) {
+            if let Err(error) = discovery.serve(&netns, networks, resolv_conf).await {
+                tracing::warn!(%error, netns = %netns.display(), "cannot serve DNS in the namespace");
+            }
+        }
+        save_attachments(&state_dir, &attachments);
+        let agent = Arc::new(Agent {
+            inner: Mutex::new(Inner {
+                datapath,
+                attachments,
+                maglev: MaglevCache::default(),
+                masqueraded: None,
+                routed: Vec::new(),
+                node_addrs: Vec::new(),
+                reserved_base: sysctl::reserved_ports().unwrap_or_default(),
+                reserved: None,
+            }),
+            discovery,
+            node,
+            gossip,
+            node_id,
+            state_dir,
+            mtu,
+            vxlan_ifindex,
+            advertise: advertise_v4,
+            underlay_ifname: underlay.name.clone(),
+        });
+        let looped = agent.clone();
+        tokio::spawn(async move { looped.reconcile_loop().await });
+        Ok(agent)
+    }
+}

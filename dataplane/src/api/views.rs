@@ -1,0 +1,182 @@
+//! The rows of the API's replies, built from a cluster snapshot (and, for `service inspect`,
+//! from what the kernel holds). Pure: the daemon's handler fetches, these shape.
+
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+use meshd_ebpf::mesh::PROTO_UDP;
+use meshd_ebpf::net_order;
+
+use super::reply::{BackendView, NetworkInfo, NodeInfo, NodeStatus, ServiceInfo, ServiceInspect, TaskInfo};
+use crate::bpf::LbView;
+use crate::network::ipam;
+use crate::service::backends::{healthy_backends, node_health, NodeHealth};
+use crate::service::ports::port_owners;
+use crate::state::{Liveness, Snapshot};
+
+/// `node ls`: every node the state knows, sorted by name then ID.
+pub fn nodes(snapshot: &Snapshot) -> Vec<NodeInfo> {
+    let mut nodes: Vec<NodeInfo> = snapshot
+        .state
+        .nodes
+        .live()
+        .map(|(id, record)| NodeInfo {
+            id: *id,
+            name: record.name.clone(),
+            address: record.gossip_addr.ip(),
+            status: match snapshot.liveness_of(id) {
+                Liveness::Alive => NodeStatus::Alive,
+                Liveness::Suspect => NodeStatus::Suspect,
+                Liveness::Down => NodeStatus::Down,
+                Liveness::Left => NodeStatus::Left,
+            },
+            availability: snapshot.state.availability_of(id),
+            is_self: *id == snapshot.self_id,
+        })
+        .collect();
+    nodes.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
+    nodes
+}
+
+/// `network ls`.
+pub fn networks(snapshot: &Snapshot) -> Vec<NetworkInfo> {
+    let mut endpoints: HashMap<&str, usize> = HashMap::new();
+    for (_, endpoint) in snapshot.state.endpoints.live() {
+        *endpoints.entry(endpoint.network.as_str()).or_default() += 1;
+    }
+    snapshot
+        .state
+        .networks
+        .live()
+        .map(|(name, record)| NetworkInfo {
+            name: name.clone(),
+            subnet: record.subnet.to_string(),
+            vni: record.vni,
+            gateway: ipam::gateway(&record.subnet),
+            endpoints: endpoints.get(name.as_str()).copied().unwrap_or(0),
+        })
+        .collect()
+}
+
+/// `service ls`: one pass over the endpoints for all services.
+pub fn services(snapshot: &Snapshot) -> Vec<ServiceInfo> {
+    let owners = port_owners(&snapshot.state);
+    let healthy = healthy_backends(snapshot);
+    let mut tasks: HashMap<&str, usize> = HashMap::new();
+    for (_, endpoint) in snapshot.state.endpoints.live() {
+        if let Some(service) = endpoint.service.as_deref() {
+            *tasks.entry(service).or_default() += 1;
+        }
+    }
+    snapshot
+        .state
+        .services
+        .live()
+        .map(|(name, record)| ServiceInfo {
+            name: name.clone(),
+            network: record.network.clone(),
+            mode: record.mode,
+            vip: record.vip,
+            healthy: healthy.get(name).map_or(0, Vec::len),
+            tasks: tasks.get(name.as_str()).copied().unwrap_or(0),
+            ports: record
+                .ports
+                .iter()
+                .map(|p| match owners.get(&(p.published, p.protocol)) {
+                    Some(owner) if owner != name => format!("{p} (held by {owner})"),
+                    _ => p.to_string(),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// `service ps NAME`: its tasks, where they run and whether they take new flows; None when
+/// there is no such service.
+pub fn tasks(snapshot: &Snapshot, name: &str) -> Option<Vec<TaskInfo>> {
+    snapshot.state.services.get(&name.to_string())?;
+    let mut tasks: Vec<TaskInfo> = snapshot
+        .state
+        .endpoints
+        .live()
+        .filter(|(_, e)| e.service.as_deref() == Some(name))
+        .map(|((owner, id), e)| TaskInfo {
+            task: e.task.clone().unwrap_or_else(|| id.clone()),
+            address: e.address,
+            node: snapshot.state.nodes.get(owner).map(|n| n.name.clone()).unwrap_or_else(|| owner.short()),
+            state: match node_health(snapshot, owner) {
+                NodeHealth::Up => "running",
+                NodeHealth::Down => "node-down",
+                NodeHealth::Drained => "node-drained",
+            }
+            .to_string(),
+        })
+        .collect();
+    tasks.sort_by(|a, b| a.task.cmp(&b.task));
+    Some(tasks)
+}
+
+/// `service inspect NAME`: the VIP `vip` as this node's kernel holds it (`view`).
+pub fn inspect(name: &str, vip: Option<Ipv4Addr>, view: &LbView) -> ServiceInspect {
+    let mut keys: Vec<u32> = view.slots.keys().chain(view.flows.keys()).copied().collect();
+    keys.sort();
+    keys.dedup();
+    let backends = keys
+        .into_iter()
+        .map(|key| {
+            let slots = view.slots.get(&key).copied().unwrap_or(0);
+            BackendView {
+                address: net_order::to_ipv4(key),
+                slots,
+                share: if view.table_size == 0 { 0.0 } else { f64::from(slots) / f64::from(view.table_size) },
+                flows: view.flows.get(&key).copied().unwrap_or(0),
+            }
+        })
+        .collect();
+    let frontends = view
+        .frontends
+        .iter()
+        .map(|(key, frontend)| {
+            format!(
+                "{}:{}/{} -> {}",
+                net_order::to_ipv4(key.addr),
+                net_order::to_port(key.port),
+                if key.proto == PROTO_UDP { "udp" } else { "tcp" },
+                net_order::to_port(frontend.target_port)
+            )
+        })
+        .collect();
+    ServiceInspect { name: name.to_string(), vip, table_size: view.table_size, backends, frontends }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixture::{id, snapshot_with_web};
+    use crate::state::{Availability, Change, Delta, Version};
+
+    #[test]
+    fn service_rows_count_healthy_backends_and_show_who_holds_a_port() {
+        let mut snapshot = snapshot_with_web();
+        let drain = Change::Availability { id: id(2), value: Some(Availability::Drain) };
+        snapshot
+            .state
+            .apply(
+                Delta { version: Version { lamport: 10, node: id(1) }, change: drain },
+                std::time::Instant::now(),
+            )
+            .unwrap();
+        let rows = services(&snapshot);
+        let web = rows.iter().find(|s| s.name == "web").unwrap();
+        assert_eq!((web.healthy, web.tasks), (1, 3), "b is drained; c is counted as a task");
+        assert_eq!(web.ports, ["8080:80/tcp", "5353:53/udp"]);
+        let late = rows.iter().find(|s| s.name == "late").unwrap();
+        assert_eq!(late.ports, ["8080:81/tcp (held by web)"]);
+        let ps = tasks(&snapshot, "web").unwrap();
+        let states: Vec<(&str, &str)> = ps.iter().map(|t| (t.task.as_str(), t.state.as_str())).collect();
+        assert_eq!(states, [("web.a", "running"), ("web.b", "node-drained"), ("web.c", "node-drained")]);
+        assert!(tasks(&snapshot, "nope").is_none());
+        let networks = networks(&snapshot);
+        assert_eq!((networks[0].name.as_str(), networks[0].endpoints), ("front", 2));
+    }
+}

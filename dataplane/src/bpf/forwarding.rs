@@ -1,0 +1,146 @@
+//! The forwarding maps the agent owns, as one value: what the reconciler computes from the
+//! cluster state, and what this module writes into the kernel, changing only what differs.
+//!
+//! | field | map | key |
+//! |---|---|---|
+//! | `ifaces` | md_ifaces_v1 | host-side ifindex of an attached veth |
+//! | `endpoints` | md_endpoints_v2 | endpoint address |
+//! | `services` | md_services_v1 | VIP |
+//! | `maglev` | md_maglev_v2 (hash of maps) | service id |
+//! | `frontends` | md_frontends_v1 | (node address, published port, protocol) |
+//!
+//! Keys and values are the `#[repr(C)]` mirrors of the C headers (`meshd_ebpf`); addresses and
+//! ports are in network order (`meshd_ebpf::net_order`).
+
+use std::collections::BTreeMap;
+
+use aya::maps::{HashMap as AyaHashMap, MapData};
+use aya::Ebpf;
+use meshd_ebpf::endpoint::{Endpoint, Iface};
+use meshd_ebpf::lb::{Service, MAGLEV_FINGERPRINT, MAGLEV_SIZE, MAGLEV_SLOTS};
+use meshd_ebpf::mesh::{Frontend, FrontendKey};
+use meshd_ebpf::{endpoint, lb, mesh, VETH};
+
+use super::{BpfError, Datapath};
+use crate::hash::fnv1a_32;
+
+/// What the forwarding maps should hold.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Forwarding {
+    pub endpoints: BTreeMap<u32, Endpoint>,
+    pub ifaces: BTreeMap<u32, Iface>,
+    pub services: BTreeMap<u32, Service>,
+    /// Service id -> its Maglev table as the kernel array holds it ([`maglev_array`]).
+    pub maglev: BTreeMap<u32, Vec<u32>>,
+    pub frontends: BTreeMap<FrontendKey, Frontend>,
+}
+
+/// A Maglev table as an element of md_maglev_v2: M, a fingerprint of the slots, then the M
+/// slots (backend addresses in network order). The fingerprint lets a restarted agent keep a
+/// table it finds in the kernel without reading all of it back.
+pub fn maglev_array(slots: &[u32]) -> Vec<u32> {
+    let mut array = vec![0; MAGLEV_SLOTS as usize + slots.len()];
+    array[MAGLEV_SIZE as usize] = slots.len() as u32;
+    array[MAGLEV_FINGERPRINT as usize] = fnv1a_32(slots.iter().flat_map(|s| s.to_ne_bytes()));
+    array[MAGLEV_SLOTS as usize..].copy_from_slice(slots);
+    array
+}
+
+/// The writes that turn `current` into `desired`: entries to insert or overwrite, keys to delete.
+pub fn diff<K: Ord + Copy, V: PartialEq + Copy>(
+    current: &BTreeMap<K, V>,
+    desired: &BTreeMap<K, V>,
+) -> (Vec<(K, V)>, Vec<K>) {
+    let upserts = desired.iter().filter(|(k, v)| current.get(k) != Some(v)).map(|(k, v)| (*k, *v)).collect();
+    let deletes = current.keys().filter(|k| !desired.contains_key(k)).copied().collect();
+    (upserts, deletes)
+}
+
+/// The agent's copy of the forwarding maps it owns (None: not read from the kernel yet).
+#[derive(Debug, Default)]
+pub(super) struct Synced {
+    ifaces: Option<BTreeMap<u32, Iface>>,
+    endpoints: Option<BTreeMap<u32, Endpoint>>,
+    services: Option<BTreeMap<u32, Service>>,
+    frontends: Option<BTreeMap<FrontendKey, Frontend>>,
+}
+
+impl Datapath {
+    /// Brings the forwarding maps (interfaces, endpoints, Maglev tables, services, published
+    /// ports) to `desired`. Returns (entries written, entries deleted).
+    pub fn sync_forwarding(&mut self, desired: &Forwarding) -> Result<(usize, usize), BpfError> {
+        let veth = &mut self.veth;
+        let synced = &mut self.synced;
+        // Interfaces first: a local endpoint is only useful once its veth is known.
+        let (w1, d1) = sync_map(veth, endpoint::IFACES_MAP, &mut synced.ifaces, &desired.ifaces)?;
+        let (w2, d2) = sync_map(veth, endpoint::ENDPOINTS_MAP, &mut synced.endpoints, &desired.endpoints)?;
+        // Tables before the services that point at them.
+        let (w3, d3) = self.sync_maglev(&desired.maglev)?;
+        let veth = &mut self.veth;
+        let synced = &mut self.synced;
+        let (w4, d4) = sync_map(veth, lb::SERVICES_MAP, &mut synced.services, &desired.services)?;
+        let (w5, d5) = sync_map(veth, mesh::FRONTENDS_MAP, &mut synced.frontends, &desired.frontends)?;
+        Ok((w1 + w2 + w3 + w4 + w5, d1 + d2 + d3 + d4 + d5))
+    }
+}
+
+/// Replaces the contents of a forwarding map with `desired`, writing only the differences from
+/// `synced` (what the map held after the last sync; read from the kernel when unknown), and
+/// remembers `desired` as the new contents.
+fn sync_map<K: aya::Pod + Ord + Copy, V: aya::Pod + PartialEq + Copy>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    synced: &mut Option<BTreeMap<K, V>>,
+    desired: &BTreeMap<K, V>,
+) -> Result<(usize, usize), BpfError> {
+    let map_err = |source| BpfError::Map { map: name, source: Box::new(source) };
+    let map = ebpf.map_mut(name).ok_or(BpfError::MissingMap { object: VETH.name, map: name })?;
+    let mut hash: AyaHashMap<&mut MapData, K, V> = AyaHashMap::try_from(map).map_err(map_err)?;
+    let current = synced.get_or_insert_with(|| hash.iter().filter_map(Result::ok).collect());
+    let (upserts, deletes) = diff(current, desired);
+    // On an error the kernel holds part of the change: forget the copy so that the next sync
+    // reads the truth back.
+    let result = (|| {
+        for (key, value) in &upserts {
+            hash.insert(key, value, 0)?;
+        }
+        for key in &deletes {
+            // Already gone is what we wanted.
+            let _ = hash.remove(key);
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => {
+            *synced = Some(desired.clone());
+            Ok((upserts.len(), deletes.len()))
+        }
+        Err(source) => {
+            *synced = None;
+            Err(map_err(source))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_writes_only_what_changed_and_is_idempotent() {
+        let current = BTreeMap::from([(1u32, 10u32), (2, 20), (3, 30)]);
+        let desired = BTreeMap::from([(1u32, 10u32), (2, 21), (4, 40)]);
+        let (upserts, deletes) = diff(&current, &desired);
+        assert_eq!(upserts, [(2, 21), (4, 40)]);
+        assert_eq!(deletes, [3]);
+        assert_eq!(diff(&desired, &desired), (vec![], vec![]));
+    }
+
+    #[test]
+    fn a_maglev_array_carries_its_size_and_fingerprint() {
+        let array = maglev_array(&[7, 8, 7]);
+        assert_eq!(array[..2], [3, fnv1a_32([7u32, 8, 7].iter().flat_map(|s| s.to_ne_bytes()))]);
+        assert_eq!(array[2..], [7, 8, 7]);
+        assert_ne!(maglev_array(&[8, 7, 7])[1], array[1], "another order, another fingerprint");
+    }
+}

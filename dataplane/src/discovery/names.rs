@@ -1,0 +1,105 @@
+//! Which names the embedded DNS answers, and with what: built from a snapshot, per network.
+//!
+//! | name | answer |
+//! |---|---|
+//! | `TASK` | that task, while its node is up (alive or suspect; drained included) |
+//! | `tasks.SVC` | the service's healthy backends ([`healthy_backends`]) |
+//! | `SVC` | the VIP (vip mode), or the healthy backends (dnsrr mode) |
+//!
+//! each also as `NAME.NETWORK`, and PTR records for tasks and VIPs. Which namespace sees which
+//! network is decided when it asks (`meshd_dns::Registry::lookup`).
+
+use meshd_dns::Registry;
+
+use crate::service::backends::healthy_backends;
+use crate::state::{EndpointMode, Snapshot};
+
+/// The registry a snapshot gives: for every network, its services, `tasks.SVC` and task names,
+/// from tasks whose node is alive (or suspect) and, for service names, not drained.
+pub fn build(snapshot: &Snapshot) -> Registry {
+    let state = &snapshot.state;
+    let mut registry = Registry::default();
+    for (name, _) in state.networks.live() {
+        registry.add_network(name);
+    }
+    for (_, endpoint) in state.visible_endpoints(|n| snapshot.liveness_of(n)) {
+        if let Some(task) = &endpoint.task {
+            registry.add(&endpoint.network, task, endpoint.address);
+            registry.add_reverse(&endpoint.network, endpoint.address, task);
+        }
+    }
+    let by_service = healthy_backends(snapshot);
+    for (name, service) in state.services.live() {
+        let backends = by_service.get(name).cloned().unwrap_or_default();
+        for address in &backends {
+            registry.add(&service.network, &format!("tasks.{name}"), *address);
+        }
+        match (service.mode, service.vip) {
+            (EndpointMode::Vip, Some(vip)) => {
+                registry.add(&service.network, name, vip);
+                registry.add_reverse(&service.network, vip, name);
+            }
+            _ => {
+                for address in &backends {
+                    registry.add(&service.network, name, *address);
+                }
+            }
+        }
+    }
+    registry
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use meshd_dns::Lookup;
+
+    use super::*;
+    use crate::fixture::{id, snapshot_with_web, WEB_VIP};
+    use crate::state::{Availability, Change, Delta, Liveness, Version};
+
+    fn front() -> Vec<String> {
+        vec!["front".to_string()]
+    }
+
+    fn addr(last: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, 1, 0, last)
+    }
+
+    #[test]
+    fn services_tasks_and_task_names_per_network() {
+        let registry = build(&snapshot_with_web());
+        assert_eq!(registry.lookup(&front(), "web"), Lookup::Found(vec![WEB_VIP]));
+        assert_eq!(registry.lookup(&front(), "web.front"), Lookup::Found(vec![WEB_VIP]));
+        assert_eq!(registry.lookup(&front(), "tasks.web"), Lookup::Found(vec![addr(2), addr(3)]));
+        assert_eq!(registry.lookup(&front(), "web.a"), Lookup::Found(vec![addr(2)]));
+        // A dnsrr service with no task, and a task on a network that does not exist.
+        assert_eq!(registry.lookup(&front(), "names"), Lookup::NotFound);
+        assert_eq!(registry.lookup(&front(), "web.c"), Lookup::NotFound);
+        assert_eq!(registry.reverse(&front(), addr(2)).as_deref(), Some("web.a.front"));
+        assert_eq!(registry.reverse(&front(), WEB_VIP).as_deref(), Some("web.front"));
+    }
+
+    #[test]
+    fn a_drained_node_keeps_its_task_names_but_leaves_the_service_and_a_down_one_leaves_both() {
+        let mut snapshot = snapshot_with_web();
+        let drain = Change::Availability { id: id(2), value: Some(Availability::Drain) };
+        snapshot
+            .state
+            .apply(
+                Delta { version: Version { lamport: 10, node: id(1) }, change: drain },
+                std::time::Instant::now(),
+            )
+            .unwrap();
+        let registry = build(&snapshot);
+        assert_eq!(registry.lookup(&front(), "tasks.web"), Lookup::Found(vec![addr(2)]));
+        assert_eq!(registry.lookup(&front(), "web.b"), Lookup::Found(vec![addr(3)]));
+
+        snapshot.liveness.insert(id(2), Liveness::Down);
+        let registry = build(&snapshot);
+        // No longer a name here; like any unknown dotted name, it is not ours to refuse.
+        assert_eq!(registry.lookup(&front(), "web.b"), Lookup::Forward);
+        assert_eq!(registry.lookup(&front(), "tasks.web"), Lookup::Found(vec![addr(2)]));
+    }
+}

@@ -1,0 +1,64 @@
+//! Publishing what the gossip agent knows: a new snapshot after every change (with the keyrings
+//! it implies), logged where an operator wants to see it, and persisted at most once a second.
+
+use std::sync::Arc;
+
+use super::agent::Agent;
+use super::broadcast::lock;
+use super::persist::{self, StateFile};
+use super::start::keyrings;
+use crate::state::{Liveness, Snapshot};
+
+impl Agent {
+    pub(super) fn publish_if_changed(&mut self) {
+        let dirty = std::mem::take(&mut lock(&self.shared).dirty);
+        if dirty {
+            self.refresh_keys();
+            self.publish();
+        }
+    }
+
+    fn refresh_keys(&mut self) {
+        if let Some(keys) = keyrings(&lock(&self.shared).state) {
+            let keys = Arc::new(keys);
+            self.keys = keys.clone();
+            self.keys_tx.send_replace(keys);
+        }
+    }
+
+    pub(super) fn publish(&mut self) {
+        let state = lock(&self.shared).state.clone();
+        let liveness = self.liveness();
+        self.published_liveness = liveness.clone();
+        let snapshot =
+            Snapshot { self_id: self.node_id, cluster_id: self.cluster_id.clone(), state, liveness };
+        log_changes(&self.snapshot_tx.borrow(), &snapshot);
+        self.snapshot_tx.send_replace(Arc::new(snapshot));
+        // Written at the next housekeeping tick: at most one write a second however busy gossip is.
+        self.needs_persist = true;
+    }
+
+    pub(super) fn persist(&mut self) {
+        let file = StateFile { deltas: self.dump() };
+        match persist::save_state(&self.state_dir, &file) {
+            Ok(()) => self.needs_persist = false,
+            Err(error) => tracing::warn!(%error, "cannot save the cluster state"),
+        }
+    }
+}
+
+/// Logs what an operator (or a benchmark reading the logs) wants to see change: a node turning
+/// suspect, and availability changes, on every node that learns of them. Up and down are logged
+/// where foca reports them.
+fn log_changes(before: &Snapshot, after: &Snapshot) {
+    for (id, live) in &after.liveness {
+        if *live == Liveness::Suspect && before.liveness.get(id) != Some(&Liveness::Suspect) {
+            tracing::info!(node = %id, "member suspect");
+        }
+    }
+    for (id, availability) in after.state.availability.live() {
+        if before.state.availability_of(id) != *availability {
+            tracing::info!(node = %id, %availability, "availability changed");
+        }
+    }
+}

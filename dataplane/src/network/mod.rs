@@ -1,0 +1,16 @@
+//! Overlay networks as the cluster decides them (pure: no I/O).
+//!
+//! - [`plan`]: names, subnets and VNIs, validated before anything is written.
+//! - [`ipam`]: per-node address blocks claimed through the cluster state, and which address a
+//!   node hands out next.
+//! - [`attachment`]: a namespace this node attached (the local facts the maps need).
+//!
+//! Wiring a namespace (the veth pair) is kernel work: `netlink::veth`; doing it on request is
+//! the agent's: `agent::attachments`.
+
+pub mod attachment;
+pub mod ipam;
+pub mod plan;
+
+pub use attachment::LocalAttachment;
+pub use plan::NetworkError;

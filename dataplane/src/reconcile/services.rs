@@ -1,0 +1,85 @@
+//! Service VIPs (md_services_v1) and their Maglev tables (md_maglev_v2).
+
+use std::collections::BTreeMap;
+
+use meshd_ebpf::lb::Service;
+use meshd_ebpf::net_order;
+
+use crate::bpf::forwarding::maglev_array;
+use crate::service::backends::healthy_backends;
+use crate::service::id::service_id;
+use crate::service::maglev;
+use crate::service::MaglevCache;
+use crate::state::{EndpointMode, Snapshot};
+
+/// Every VIP, and each VIP service's Maglev table over its healthy backends (none when it has
+/// no backend: packets to it are then dropped as `drop-no-backend`). The table's size M comes
+/// from [`maglev::table_size`]; tables come from `cache` when their backends did not change.
+pub fn services(
+    snapshot: &Snapshot,
+    cache: &mut MaglevCache,
+) -> (BTreeMap<u32, Service>, BTreeMap<u32, Vec<u32>>) {
+    let mut backends = healthy_backends(snapshot);
+    let mut services = BTreeMap::new();
+    let mut tables = BTreeMap::new();
+    cache.new_round();
+    for (name, service) in snapshot.state.services.live() {
+        let (Some(vip), EndpointMode::Vip) = (service.vip, service.mode) else { continue };
+        let id = service_id(name);
+        let backends = backends.remove(name).unwrap_or_default();
+        let size = if backends.is_empty() { 0 } else { maglev::table_size(backends.len()) };
+        services.insert(net_order::ipv4(vip), Service { id, table_size: size });
+        if size > 0 {
+            let slots: Vec<u32> =
+                cache.table(&backends, size).iter().map(|b| net_order::ipv4(backends[*b as usize])).collect();
+            tables.insert(id, maglev_array(&slots));
+        }
+    }
+    (services, tables)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::fixture::{snapshot_with_web, WEB_VIP};
+    use meshd_ebpf::lb::{MAGLEV_SIZE, MAGLEV_SLOTS};
+
+    #[test]
+    fn a_vip_gets_a_maglev_table_over_its_healthy_backends() {
+        let mut cache = MaglevCache::default();
+        let (services, tables) = services(&snapshot_with_web(), &mut cache);
+        let web = services[&net_order::ipv4(WEB_VIP)];
+        assert_eq!(web.id, service_id("web"));
+        let table = &tables[&web.id];
+        let m = maglev::table_size(2);
+        assert_eq!(table[MAGLEV_SIZE as usize], m);
+        assert_eq!(table.len(), MAGLEV_SLOTS as usize + m as usize);
+        // Both healthy tasks (10.1.0.2 here, 10.1.0.3 on node 2) share the slots; nothing else.
+        let slots = &table[MAGLEV_SLOTS as usize..];
+        let share =
+            |last| slots.iter().filter(|&&s| s == net_order::ipv4(Ipv4Addr::new(10, 1, 0, last))).count();
+        assert_eq!(share(2) + share(3), m as usize);
+        assert!(share(2) > 0 && share(3) > 0);
+    }
+
+    #[test]
+    fn a_vip_without_backends_has_no_table_and_dnsrr_services_no_vip() {
+        let mut snapshot = snapshot_with_web();
+        snapshot.state.endpoints = Default::default();
+        let (services, tables) = services(&snapshot, &mut MaglevCache::default());
+        assert_eq!(services[&net_order::ipv4(WEB_VIP)].table_size, 0);
+        assert!(tables.is_empty());
+        assert_eq!(services.len(), 2, "web and late have VIPs; the dnsrr service has none");
+    }
+
+    #[test]
+    fn the_same_backends_reuse_the_cached_table() {
+        let mut cache = MaglevCache::default();
+        let first = services(&snapshot_with_web(), &mut cache);
+        let again = services(&snapshot_with_web(), &mut cache);
+        assert_eq!(first, again);
+        assert_eq!(cache.len(), 1);
+    }
+}

@@ -1,0 +1,180 @@
+//! The records the cluster state holds, and the small domain types they are made of. Every other
+//! layer speaks of nodes, networks, services and endpoints with these types.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use super::version::Version;
+use crate::identity::{NodeId, Secret};
+
+/// What a node says about itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub name: String,
+    /// Underlay address and gossip port.
+    pub gossip_addr: SocketAddr,
+    /// Set by the node itself just before it leaves the cluster on purpose.
+    pub left: bool,
+    /// When a node joins again after leaving, the version of its last departure: everything it
+    /// owned from before that stays gone, whatever order the deltas arrive in.
+    #[serde(default)]
+    pub departed: Option<Version>,
+}
+
+/// The cluster's shared secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterSecrets {
+    /// Admits new nodes (the secret half of the join token).
+    pub join_secret: Secret,
+    /// Gossip encryption keys, primary first; older ones still decrypt during a rotation.
+    pub gossip_keys: Vec<Secret>,
+}
+
+/// A namespace attached to a network on its owner node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointRecord {
+    pub network: String,
+    pub address: Ipv4Addr,
+    pub service: Option<String>,
+    pub task: Option<String>,
+    /// Being detached with a grace period: no new flows, open ones continue until it goes.
+    #[serde(default)]
+    pub terminating: bool,
+}
+
+/// An overlay network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkRecord {
+    pub subnet: ipnet::Ipv4Net,
+    /// VXLAN network identifier, derived from the name (see `network::plan`).
+    pub vni: u32,
+}
+
+/// A node's claim on a block of a network's addresses; it hands out addresses from its own
+/// blocks only, so two nodes never pick the same address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockClaim {
+    pub owner: NodeId,
+}
+
+/// How a service is reached: through a VIP balanced in eBPF, or by DNS round robin over its tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointMode {
+    Vip,
+    Dnsrr,
+}
+
+impl fmt::Display for EndpointMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EndpointMode::Vip => "vip",
+            EndpointMode::Dnsrr => "dnsrr",
+        })
+    }
+}
+
+/// The transport of a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
+}
+
+/// A port published on every node's addresses (the routing mesh), forwarded to `target` on the
+/// service's tasks. Written `PUBLISHED:TARGET/PROTOCOL`, as Swarm does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PublishedPort {
+    pub published: u16,
+    pub target: u16,
+    pub protocol: Protocol,
+}
+
+impl fmt::Display for PublishedPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}/{}", self.published, self.target, self.protocol)
+    }
+}
+
+/// A service: a name, a network, (in vip mode) a virtual address on it, and published ports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRecord {
+    pub network: String,
+    pub mode: EndpointMode,
+    pub vip: Option<Ipv4Addr>,
+    /// Ports every node answers on (vip mode only). Defaults to none in state files written
+    /// before ports existed.
+    #[serde(default)]
+    pub ports: Vec<PublishedPort>,
+}
+
+impl FromStr for EndpointMode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "vip" => Ok(EndpointMode::Vip),
+            "dnsrr" => Ok(EndpointMode::Dnsrr),
+            other => Err(format!("unknown endpoint mode {other:?} (vip or dnsrr)")),
+        }
+    }
+}
+
+/// Whether a node takes new work: `drain` takes its tasks out of every load-balancing table
+/// and service name (Swarm's `node update --availability`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Availability {
+    Active,
+    Drain,
+}
+
+impl fmt::Display for Availability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Availability::Active => "active",
+            Availability::Drain => "drain",
+        })
+    }
+}
+
+impl FromStr for Availability {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "active" => Ok(Availability::Active),
+            "drain" => Ok(Availability::Drain),
+            other => Err(format!("unknown availability {other:?} (active or drain)")),
+        }
+    }
+}
+
+/// Liveness of a node as membership sees it; decides what of its entries is visible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Liveness {
+    Alive,
+    Suspect,
+    Down,
+    Left,
+}
+
+impl Liveness {
+    /// Alive or only suspect: its tasks still take traffic (suspicion alone never drops them).
+    pub fn is_up(self) -> bool {
+        matches!(self, Liveness::Alive | Liveness::Suspect)
+    }
+}

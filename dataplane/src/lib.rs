@@ -17,7 +17,7 @@
 //! 7. The kernel: [`bpf`] (aya: programs, links, maps), [`netlink`] (rtnetlink: links,
 //!    addresses, routes, veths, the VXLAN device), [`host`] (sysctls, nftables).
 //! 8. Foundations: [`identity`] (node ID, cluster secrets, join token), [`state_dir`], [`hash`],
-//!    [`hex`].
+//!    [`hex`], [`duration`].
 
 pub mod agent;
 pub mod api;
@@ -25,6 +25,7 @@ pub mod bpf;
 pub mod cli;
 pub mod daemon;
 pub mod discovery;
+pub mod duration;
 pub mod gossip;
 pub mod hash;
 pub mod hex;

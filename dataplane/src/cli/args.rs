@@ -81,8 +81,9 @@ pub enum Command {
         netns: String,
         #[arg(long, value_name = "NET")]
         network: Option<String>,
-        /// Keep the tasks terminating this long first: no new flows, open ones finish
-        #[arg(long, value_name = "DURATION", value_parser = crate::gossip::config::parse_duration)]
+        /// Keep the tasks terminating this long first (at most 1h): no new flows, open ones
+        /// finish
+        #[arg(long, value_name = "DURATION", value_parser = crate::duration::within(std::time::Duration::from_millis(1), std::time::Duration::from_secs(3600)))]
         grace: Option<std::time::Duration>,
     },
 }

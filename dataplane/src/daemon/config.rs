@@ -9,7 +9,7 @@ use clap::{Parser, ValueEnum};
 
 use crate::api::DEFAULT_SOCKET;
 use crate::discovery::serve::DnsSettings;
-use crate::gossip::config::parse_duration;
+use crate::duration::within;
 use crate::gossip::GossipConfig;
 use crate::identity::{JoinToken, ParseTokenError};
 
@@ -49,16 +49,16 @@ pub struct DaemonArgs {
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
     /// How often this node probes a random member (SWIM)
-    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = within(ms(10), secs(60)))]
     pub gossip_probe_interval: Duration,
     /// How long a probe may take before indirect probes are tried
-    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = within(ms(10), secs(60)))]
     pub gossip_probe_timeout: Duration,
     /// How long a member stays suspect before it is declared down
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = within(ms(100), secs(600)))]
     pub gossip_suspect_timeout: Duration,
     /// How often a full state exchange (push-pull over TCP) runs with a random member
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = within(secs(1), secs(3600)))]
     pub gossip_push_pull_interval: Duration,
     /// Upstream resolvers for names the embedded DNS does not answer itself
     #[arg(long, value_name = "PATH", default_value = "/etc/resolv.conf")]
@@ -69,11 +69,23 @@ pub struct DaemonArgs {
     /// How long an idle load-balanced flow keeps its backend; after that it is balanced afresh
     /// (Maglev gives the same backend while the backends are unchanged, so idle connections
     /// survive, unlike IPVS's 900 s timeout)
-    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = within(secs(1), days(30)))]
     pub lb_idle_timeout: Duration,
     /// How long departed and dead nodes, and deleted entries, are remembered
-    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = within(secs(60), days(365)))]
     pub gossip_reap_after: Duration,
+}
+
+const fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+const fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+const fn days(n: u64) -> Duration {
+    Duration::from_secs(n * 86_400)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,7 +1,9 @@
 //! Unique, short names for everything a test creates.
 //!
-//! Namespace names are `mt<pid><n>-<tag>`: unique per process and per test, short enough to read
-//! in `ip netns list`, and all starting with `mt` so a sweep can find leftovers.
+//! Namespace names are `mt<pid>x<n>-<tag>` (pid and n in hex): unique per process and per test,
+//! short enough to read in `ip netns list`, and all starting with `mt` so a sweep can find
+//! leftovers, and tell from the pid whether the run that made them is still going (several runs
+//! may share the machine).
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -14,5 +16,5 @@ pub const SWEEP_PREFIX: &str = "mt";
 pub fn unique_prefix(tag: &str) -> String {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let tag: String = tag.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect();
-    format!("{SWEEP_PREFIX}{:x}{n:x}-{tag}", std::process::id())
+    format!("{SWEEP_PREFIX}{:x}x{n:x}-{tag}", std::process::id())
 }

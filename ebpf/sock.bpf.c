@@ -16,7 +16,7 @@
  */
 #include <linux/in.h>
 #include "lib/common.h"
-#include "lib/endpoint.h"
+#include "lib/node.h"
 #include "lib/lb.h"
 #include "lib/mesh.h"
 
@@ -34,7 +34,7 @@ struct {
 
 md_inline int in_node_netns(struct bpf_sock_addr *ctx)
 {
-	struct md_config *config = node_config();
+	struct md_node_config *config = node_config();
 
 	return config && config->netns_cookie && config->netns_cookie == bpf_get_netns_cookie(ctx);
 }

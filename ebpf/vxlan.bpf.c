@@ -18,6 +18,7 @@
 #include "lib/endpoint.h"
 #include "lib/lb.h"
 #include "lib/mesh.h"
+#include "lib/node.h"
 #include "lib/verdict.h"
 
 #define DIR MD_DIR_FROM_TUNNEL

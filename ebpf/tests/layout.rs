@@ -27,7 +27,7 @@ fn c_facts(probe_body: &str) -> HashMap<String, u64> {
     let src = dir.join("probe.c");
     let exe = dir.join("probe");
     let program = format!(
-        "#include <stdio.h>\n#include <stddef.h>\n#include \"abi/verdict.h\"\n#include \"abi/endpoint.h\"\n#include \"abi/lb.h\"\n#include \"abi/mesh.h\"\n\
+        "#include <stdio.h>\n#include <stddef.h>\n#include \"abi/verdict.h\"\n#include \"abi/endpoint.h\"\n#include \"abi/node.h\"\n#include \"abi/lb.h\"\n#include \"abi/mesh.h\"\n\
          #define SIZE(t) printf(\"sizeof %s %zu\\n\", #t, sizeof(struct t))\n\
          #define OFF(t, f) printf(\"offsetof %s.%s %zu\\n\", #t, #f, offsetof(struct t, f))\n\
          #define ENUM(e) printf(\"enum %s %d\\n\", #e, (int)(e))\n\
@@ -117,8 +117,6 @@ fn endpoint_types_match_the_header() {
          OFF(md_endpoint, mac); OFF(md_endpoint, flags); OFF(md_endpoint, pad);\n\
          SIZE(md_iface); OFF(md_iface, vni); OFF(md_iface, ip); OFF(md_iface, subnet); OFF(md_iface, mask);\n\
          OFF(md_iface, mac); OFF(md_iface, pad);\n\
-         SIZE(md_config); OFF(md_config, vxlan_ifindex); OFF(md_config, node_ip); OFF(md_config, ct_idle_ns);\n\
-         OFF(md_config, netns_cookie);\n\
          ENUM(MD_EP_LOCAL);",
     );
     let rust: HashMap<&str, usize> = HashMap::from([
@@ -136,17 +134,31 @@ fn endpoint_types_match_the_header() {
         ("offsetof md_iface.mask", offset_of!(Iface, mask)),
         ("offsetof md_iface.mac", offset_of!(Iface, mac)),
         ("offsetof md_iface.pad", offset_of!(Iface, pad)),
-        ("sizeof md_config", size_of::<NodeConfig>()),
-        ("offsetof md_config.vxlan_ifindex", offset_of!(NodeConfig, vxlan_ifindex)),
-        ("offsetof md_config.node_ip", offset_of!(NodeConfig, node_ip)),
-        ("offsetof md_config.ct_idle_ns", offset_of!(NodeConfig, ct_idle_ns)),
-        ("offsetof md_config.netns_cookie", offset_of!(NodeConfig, netns_cookie)),
         ("enum MD_EP_LOCAL", usize::from(FLAG_LOCAL)),
     ]);
     for (name, rust_value) in &rust {
         assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
     }
     assert_eq!(header_enumerators("abi/endpoint.h"), ["MD_EP_LOCAL"]);
+}
+
+#[test]
+fn node_types_match_the_header() {
+    let facts = c_facts(
+        "SIZE(md_node_config); OFF(md_node_config, vxlan_ifindex); OFF(md_node_config, node_ip);\n\
+         OFF(md_node_config, ct_idle_ns); OFF(md_node_config, netns_cookie);",
+    );
+    let rust: HashMap<&str, usize> = HashMap::from([
+        ("sizeof md_node_config", size_of::<NodeConfig>()),
+        ("offsetof md_node_config.vxlan_ifindex", offset_of!(NodeConfig, vxlan_ifindex)),
+        ("offsetof md_node_config.node_ip", offset_of!(NodeConfig, node_ip)),
+        ("offsetof md_node_config.ct_idle_ns", offset_of!(NodeConfig, ct_idle_ns)),
+        ("offsetof md_node_config.netns_cookie", offset_of!(NodeConfig, netns_cookie)),
+    ]);
+    for (name, rust_value) in &rust {
+        assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
+    }
+    assert!(header_enumerators("abi/node.h").is_empty());
 }
 
 #[test]

@@ -36,12 +36,4 @@ struct md_iface {
 	__u8 pad[2];  /* always 0 */
 };
 
-/* Value of md_config_v3 (an array of one): node-wide settings. */
-struct md_config {
-	__u32 vxlan_ifindex; /* the node's collect-metadata VXLAN device; 0 until it exists */
-	__u32 node_ip;       /* the node's underlay (advertise) address */
-	__u64 ct_idle_ns;    /* a tracked flow idle for longer is balanced afresh; 0: never */
-	__u64 netns_cookie;  /* the node's network namespace: socket programs act only inside it */
-};
-
 #endif /* MESHD_ABI_ENDPOINT_H */

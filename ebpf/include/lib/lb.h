@@ -11,7 +11,7 @@
 #include <linux/udp.h>
 #include <stddef.h>
 #include "common.h"
-#include "endpoint.h"
+#include "node.h"
 #include "eth.h"
 #include "../abi/lb.h"
 
@@ -183,7 +183,7 @@ enum lb_result {
  * set of backends Maglev picks the same one anyway). */
 md_inline int ct_live(const struct md_ct_val *ct, const struct l4 *l4, __u64 now)
 {
-	struct md_config *config = node_config();
+	struct md_node_config *config = node_config();
 	__u64 idle = now - ct->last_seen;
 
 	if (l4->syn)

@@ -19,6 +19,7 @@
 #include "endpoint.h"
 #include "eth.h"
 #include "lb.h"
+#include "node.h"
 #include "tunnel.h"
 #include "verdict.h"
 #include "../abi/mesh.h"

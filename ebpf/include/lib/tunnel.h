@@ -5,7 +5,7 @@
 
 #include <bpf/bpf_endian.h>
 #include "common.h"
-#include "endpoint.h"
+#include "node.h"
 
 /* Sets the tunnel key: the VXLAN device will encapsulate the packet for node `node_ip` (network
  * byte order) with VNI `vni`. Returns 0 or -1. */

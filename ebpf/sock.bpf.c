@@ -17,7 +17,7 @@
 #include <linux/in.h>
 #include "lib/common.h"
 #include "lib/node.h"
-#include "lib/lb.h"
+#include "lib/maglev.h"
 #include "lib/mesh.h"
 
 /* Every socket translated, and the address it asked for. LRU: closed sockets age out. */

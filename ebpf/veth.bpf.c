@@ -26,6 +26,7 @@
 #include "lib/endpoint.h"
 #include "lib/lb.h"
 #include "lib/mesh.h"
+#include "lib/rnat.h"
 #include "lib/tunnel.h"
 #include "lib/verdict.h"
 

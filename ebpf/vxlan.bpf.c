@@ -16,9 +16,9 @@
 #include "lib/common.h"
 #include "lib/eth.h"
 #include "lib/endpoint.h"
-#include "lib/lb.h"
 #include "lib/mesh.h"
 #include "lib/node.h"
+#include "lib/rnat.h"
 #include "lib/verdict.h"
 
 #define DIR MD_DIR_FROM_TUNNEL

@@ -16,10 +16,13 @@
 
 #include <linux/if_packet.h>
 #include "common.h"
+#include "conntrack.h"
 #include "endpoint.h"
 #include "eth.h"
-#include "lb.h"
+#include "l4.h"
+#include "maglev.h"
 #include "node.h"
+#include "rnat.h"
 #include "tunnel.h"
 #include "verdict.h"
 #include "../abi/mesh.h"
@@ -82,17 +85,6 @@ md_inline int took(int *verdict, int value)
 	return 1;
 }
 
-/* The reply direction of a flow: as the backend at `backend:port` sends to the client. */
-md_inline void reply_key(struct md_rnat_key *rk, __u32 backend, __u16 port, __u32 client,
-			 __u16 client_port, __u8 proto)
-{
-	rk->backend_ip = backend;
-	rk->port = port;
-	rk->client_ip = client;
-	rk->client_port = client_port;
-	rk->proto = proto;
-}
-
 /*
  * A packet from outside to one of this node's addresses: if it goes to a published port, picks
  * a backend (tracked flow or Maglev), rewrites the destination address and port to it, and
@@ -141,7 +133,7 @@ md_inline int mesh_to_backend(struct __sk_buff *skb, struct iphdr *ip, enum md_d
 	ct.client_port = l4.sport;
 	ct.port = l4.dport;
 	ct.proto = l4.proto;
-	switch (lb_pick(skb, svc, &ct, &l4, &backend)) {
+	switch (ct_pick_backend(skb, svc, &ct, &l4, &backend)) {
 	case LB_DONE:
 		break;
 	case LB_NO_BACKEND:

@@ -23,7 +23,7 @@
 /* Every socket translated, and the address it asked for. LRU: closed sockets age out. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, MD_SOCK_RNAT_MAX);
 	__type(key, struct md_sock_key);
 	__type(value, struct md_sock_nat);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

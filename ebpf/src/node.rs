@@ -2,6 +2,8 @@
 
 /// Node-wide settings, an array of one.
 pub const CONFIG_MAP: &str = "md_config_v3";
+/// `MD_CONFIG_MAX`: [`CONFIG_MAP`] has one entry, key 0.
+pub const CONFIG_MAX: u32 = 1;
 
 /// Mirrors `struct md_node_config`.
 #[repr(C)]

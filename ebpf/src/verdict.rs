@@ -4,6 +4,8 @@ use std::fmt;
 
 /// Name of the pinned map (area + layout version; bump both sides together).
 pub const MAP_NAME: &str = "md_verdict_v1";
+/// `MD_VERDICT_MAX`: capacity of [`MAP_NAME`] in (interface, reason, direction) keys; LRU beyond.
+pub const VERDICT_MAX: u32 = 16384;
 
 /// Key of [`MAP_NAME`]; mirrors `struct md_verdict_key`.
 #[repr(C)]

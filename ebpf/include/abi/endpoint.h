@@ -11,6 +11,12 @@
 
 #include <linux/types.h>
 
+/* Map sizes (max_entries). */
+enum md_endpoint_limits {
+	MD_ENDPOINTS_MAX = 262144, /* md_endpoints_v2: every endpoint the node knows, cluster-wide */
+	MD_IFACES_MAX = 4096,      /* md_ifaces_v1: attached veths on this node */
+};
+
 enum md_endpoint_flags {
 	MD_EP_LOCAL = 1, /* the endpoint is on this node: deliver to ifindex */
 };

@@ -12,6 +12,15 @@
 
 #include <linux/types.h>
 
+/* Map sizes (max_entries). */
+enum md_lb_limits {
+	MD_SERVICES_MAX = 16384,    /* md_services_v1: VIPs */
+	MD_MAGLEV_MAX = 16384,      /* md_maglev_v2: Maglev tables, one per VIP with a backend */
+	MD_MAGLEV_TEMPLATE_MAX = 1, /* the inner-map template; each table is made with its own size */
+	MD_CT_MAX = 262144,         /* md_ct_v2: tracked flows (LRU: the least recently used go) */
+	MD_RNAT_MAX = 262144,       /* md_rnat_v1: reverse translations, one per balanced flow (LRU) */
+};
+
 /* Value of md_services_v1, keyed by the VIP (__u32). */
 struct md_service {
 	__u32 id;         /* stable service id: its key in md_maglev_v2 */

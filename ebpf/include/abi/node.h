@@ -11,6 +11,11 @@
 
 #include <linux/types.h>
 
+/* Map sizes (max_entries). */
+enum md_node_limits {
+	MD_CONFIG_MAX = 1, /* md_config_v3: one entry, key 0 */
+};
+
 /* Value of md_config_v3 (an array of one, key 0): node-wide settings. */
 struct md_node_config {
 	__u32 vxlan_ifindex; /* the node's collect-metadata VXLAN device; 0 until it exists */

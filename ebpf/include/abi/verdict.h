@@ -55,6 +55,11 @@ enum md_dir {
 	MD_DIR_TO_TUNNEL = 4,      /* tc egress on the node's VXLAN device (the node's own packets) */
 };
 
+/* Map sizes (max_entries). */
+enum md_verdict_limits {
+	MD_VERDICT_MAX = 16384, /* md_verdict_v1: (interface, reason, direction) keys; LRU beyond */
+};
+
 /* Key of md_verdict_v1. Explicit padding: the whole key is hashed, so no byte may be left undefined. */
 struct md_verdict_key {
 	__u32 ifindex; /* interface the program is attached to, in the node's namespace */

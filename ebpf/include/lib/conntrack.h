@@ -16,7 +16,7 @@
 /* Flows to VIPs, pinned to their backend. LRU: idle flows age out under pressure only. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 262144);
+	__uint(max_entries, MD_CT_MAX);
 	__type(key, struct md_ct_key);
 	__type(value, struct md_ct_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

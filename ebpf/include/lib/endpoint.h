@@ -11,7 +11,7 @@
  * and more; not preallocated, so a small cluster pays only for what it has. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 262144);
+	__uint(max_entries, MD_ENDPOINTS_MAX);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u32);
 	__type(value, struct md_endpoint);
@@ -21,7 +21,7 @@ struct {
 /* Every attached veth of this node, by the ifindex of its host side. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, MD_IFACES_MAX);
 	__type(key, __u32);
 	__type(value, struct md_iface);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

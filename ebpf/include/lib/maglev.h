@@ -13,7 +13,7 @@
 /* Every VIP of every service in vip mode. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, MD_SERVICES_MAX);
 	__type(key, __u32);
 	__type(value, struct md_service);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -23,7 +23,7 @@ struct {
  * table have its own size M; the agent creates them with the same flags. */
 struct md_maglev_table {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, MD_MAGLEV_TEMPLATE_MAX);
 	__uint(map_flags, BPF_F_INNER_MAP);
 	__type(key, __u32);
 	__type(value, __u32);
@@ -32,7 +32,7 @@ struct md_maglev_table {
 /* Every vip service's Maglev table, by service id. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
-	__uint(max_entries, 16384);
+	__uint(max_entries, MD_MAGLEV_MAX);
 	__type(key, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 	__array(values, struct md_maglev_table); /* last: a flexible array member */

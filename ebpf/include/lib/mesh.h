@@ -37,7 +37,7 @@
 /* Published ports on this node's addresses. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, MD_FRONTENDS_MAX);
 	__type(key, struct md_frontend_key);
 	__type(value, struct md_frontend);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -47,7 +47,7 @@ struct {
  * clients long gone age out. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 131072);
+	__uint(max_entries, MD_MESH_RNAT_MAX);
 	__type(key, struct md_rnat_key);
 	__type(value, struct md_mesh_nat);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -56,7 +56,7 @@ struct {
 /* On the backend's node: the ingress node of each flow that came through the tunnel. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 131072);
+	__uint(max_entries, MD_MESH_RETURN_MAX);
 	__type(key, struct md_rnat_key);
 	__type(value, struct md_mesh_return);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

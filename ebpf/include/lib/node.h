@@ -10,7 +10,7 @@
 /* Node-wide settings (one entry, key 0). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, MD_CONFIG_MAX);
 	__type(key, __u32);
 	__type(value, struct md_node_config);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

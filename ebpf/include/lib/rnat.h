@@ -18,7 +18,7 @@
  * of clients long gone age out. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 262144);
+	__uint(max_entries, MD_RNAT_MAX);
 	__type(key, struct md_rnat_key);
 	__type(value, struct md_rnat_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

@@ -14,7 +14,7 @@
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, MD_VERDICT_MAX);
 	__type(key, struct md_verdict_key);
 	__type(value, struct md_verdict_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

@@ -44,6 +44,7 @@ enum md_reason {
 	MD_REASON_DROP_NO_BACKEND = 136,       /* to a service VIP or published port with no healthy backend */
 	MD_REASON_DROP_CT_FULL = 137,          /* a flow could not be tracked (its replies would be lost) */
 	MD_REASON_DROP_SPOOFED = 138,          /* a source address the sender may not use */
+	MD_REASON_DROP_REWRITE = 139,          /* a header rewrite or checksum update failed */
 };
 
 /* Which way the packet was going, seen from the container. */

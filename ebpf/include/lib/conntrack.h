@@ -12,6 +12,7 @@
 #include "maglev.h"
 #include "node.h"
 #include "../abi/lb.h"
+#include "../abi/verdict.h"
 
 /* Flows to VIPs, pinned to their backend. LRU: idle flows age out under pressure only. */
 struct {
@@ -26,14 +27,6 @@ struct {
 #define CT_FIN_GRACE_NS (10ULL * 1000000000ULL)
 /* last_seen is refreshed at most this often (a map write per packet would cost). */
 #define CT_REFRESH_NS (1000000000ULL)
-
-/* Result of ct_pick_backend() and of lb_to_vip() (lib/lb.h). */
-enum lb_result {
-	LB_NOT_A_VIP = 0,  /* lb_to_vip: not a VIP's packet, nothing done */
-	LB_DONE = 1,       /* a backend chosen (lb_to_vip: destination rewritten to it; re-parse) */
-	LB_NO_BACKEND = 2, /* the service has no backend */
-	LB_ERROR = 3,      /* a map write or a rewrite failed */
-};
 
 /* Whether a tracked flow still holds: not idle past the node's timeout, not long after a FIN,
  * and not a new connection reusing the tuple (a SYN is always balanced afresh; for an unchanged
@@ -53,12 +46,14 @@ md_inline int ct_live(const struct md_ct_val *ct, const struct l4 *l4, __u64 now
 }
 
 /*
- * The backend of a flow to service `svc`: the tracked one while the flow lives, else the Maglev
- * slot of the flow hash, tracked from now on. A client RST forgets the flow; a FIN lets it expire
- * soon. The same code serves VIPs and published ports (whose `ct->vip` is the node address).
+ * The backend of a flow to service `svc`, into *backend: the tracked one while the flow lives,
+ * else the Maglev slot of the flow hash, tracked from now on. A client RST forgets the flow; a
+ * FIN lets it expire soon. The same code serves VIPs and published ports (whose `ct->vip` is the
+ * node address). Returns 0, -MD_REASON_DROP_NO_BACKEND (no table, or an empty one), or
+ * -MD_REASON_DROP_CT_FULL (the flow cannot be tracked).
  */
-md_inline enum lb_result ct_pick_backend(struct __sk_buff *skb, const struct md_service *svc,
-					 const struct md_ct_key *ct, const struct l4 *l4, __u32 *backend)
+md_inline int ct_pick_backend(struct __sk_buff *skb, const struct md_service *svc,
+			      const struct md_ct_key *ct, const struct l4 *l4, __u32 *backend)
 {
 	struct md_ct_val *tracked;
 	struct md_ct_val pinned = {};
@@ -76,18 +71,18 @@ md_inline enum lb_result ct_pick_backend(struct __sk_buff *skb, const struct md_
 			if (now - tracked->last_seen > CT_REFRESH_NS || l4->fin)
 				tracked->last_seen = now;
 		}
-		return LB_DONE;
+		return 0;
 	}
 	chosen = maglev_backend(svc, bpf_get_hash_recalc(skb));
 	if (!chosen)
-		return LB_NO_BACKEND;
+		return -MD_REASON_DROP_NO_BACKEND;
 	pinned.backend_ip = *chosen;
 	pinned.last_seen = now;
 	/* Fail closed: a flow that cannot be tracked would lose its replies. */
 	if (bpf_map_update_elem(&md_ct_v2, ct, &pinned, BPF_ANY) < 0)
-		return LB_ERROR;
+		return -MD_REASON_DROP_CT_FULL;
 	*backend = pinned.backend_ip;
-	return LB_DONE;
+	return 0;
 }
 
 #endif /* MESHD_LIB_CONNTRACK_H */

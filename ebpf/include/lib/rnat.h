@@ -13,6 +13,7 @@
 #include "eth.h"
 #include "l4.h"
 #include "../abi/lb.h"
+#include "../abi/verdict.h"
 
 /* Reverse translation of replies: the VIP of each balanced flow, by its reply. LRU: the flows
  * of clients long gone age out. */
@@ -38,7 +39,8 @@ md_inline void reply_key(struct md_rnat_key *rk, __u32 backend, __u16 port, __u3
 
 /* Remembers `vip` as the source to put back on the replies `rk` names. Writes only when missing
  * or changed: an LRU update on every packet of a flow would cost more than the lookup (it showed
- * on new-connection-per-request loads). Returns 0, or -1 when the entry cannot be written. */
+ * on new-connection-per-request loads). Returns 0, or -MD_REASON_DROP_CT_FULL when the entry
+ * cannot be written (fail closed: the replies would come from the backend's address). */
 md_inline int rnat_remember(const struct md_rnat_key *rk, __u32 vip)
 {
 	struct md_rnat_val rv = {};
@@ -47,7 +49,7 @@ md_inline int rnat_remember(const struct md_rnat_key *rk, __u32 vip)
 	rv.vip = vip;
 	known = bpf_map_lookup_elem(&md_rnat_v1, rk);
 	if ((!known || known->vip != vip) && bpf_map_update_elem(&md_rnat_v1, rk, &rv, BPF_ANY) < 0)
-		return -1;
+		return -MD_REASON_DROP_CT_FULL;
 	return 0;
 }
 
@@ -63,7 +65,7 @@ md_inline void lb_direct_flow(struct __sk_buff *skb, struct iphdr *ip)
 	struct md_rnat_key rk = {};
 	struct l4 l4 = {};
 
-	if (parse_l4(skb, ip, &l4) < 0)
+	if (!parse_l4(skb, ip, &l4))
 		return;
 	if (l4.proto == IPPROTO_TCP && !l4.syn)
 		return;
@@ -74,23 +76,26 @@ md_inline void lb_direct_flow(struct __sk_buff *skb, struct iphdr *ip)
 
 /*
  * If the packet is a backend's reply to a flow that was balanced on this node, rewrites its
- * source back to the VIP. Returns 1 if it did (re-parse the packet), 0 if not, -1 on error.
+ * source back to the VIP. Returns PKT_REWRITTEN if it did (re-parse the packet), PKT_UNTOUCHED
+ * if the packet is no such reply, or -MD_REASON_DROP_REWRITE.
  */
 md_inline int lb_from_backend(struct __sk_buff *skb, struct iphdr *ip)
 {
 	struct md_rnat_key rk = {};
 	struct md_rnat_val *rv;
 	struct l4 l4 = {};
+	int ret;
 
-	if (parse_l4(skb, ip, &l4) < 0)
-		return 0;
+	if (!parse_l4(skb, ip, &l4))
+		return PKT_UNTOUCHED;
 	reply_key(&rk, ip->saddr, l4.sport, ip->daddr, l4.dport, l4.proto);
 	rv = bpf_map_lookup_elem(&md_rnat_v1, &rk);
 	if (!rv)
-		return 0;
-	if (rewrite_addr(skb, &l4, IP_SRC_OFF, rk.backend_ip, rv->vip) < 0)
-		return -1;
-	return 1;
+		return PKT_UNTOUCHED;
+	ret = rewrite_addr(skb, &l4, IP_SRC_OFF, rk.backend_ip, rv->vip);
+	if (ret < 0)
+		return ret;
+	return PKT_REWRITTEN;
 }
 
 #endif /* MESHD_LIB_RNAT_H */

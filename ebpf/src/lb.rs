@@ -31,8 +31,10 @@ pub const RNAT_MAX: u32 = 262144;
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Service {
+    /// Stable service id: its key in [`MAGLEV_MAP`].
     pub id: u32,
-    pub table_size: u32,
+    /// Always 0: a Maglev table carries its own size (element [`MAGLEV_SIZE`]).
+    pub pad: u32,
 }
 
 /// Mirrors `struct md_ct_key`.

@@ -174,7 +174,7 @@ fn node_types_match_the_header() {
 #[test]
 fn lb_types_match_the_header() {
     let facts = c_facts(
-        "SIZE(md_service); OFF(md_service, id); OFF(md_service, table_size);\n\
+        "SIZE(md_service); OFF(md_service, id); OFF(md_service, pad);\n\
          SIZE(md_ct_key); OFF(md_ct_key, client_ip); OFF(md_ct_key, vip); OFF(md_ct_key, client_port);\n\
          OFF(md_ct_key, port); OFF(md_ct_key, proto); OFF(md_ct_key, pad);\n\
          SIZE(md_ct_val); OFF(md_ct_val, backend_ip); OFF(md_ct_val, flags); OFF(md_ct_val, last_seen);\n\
@@ -187,7 +187,7 @@ fn lb_types_match_the_header() {
     let rust: HashMap<&str, usize> = HashMap::from([
         ("sizeof md_service", size_of::<Service>()),
         ("offsetof md_service.id", offset_of!(Service, id)),
-        ("offsetof md_service.table_size", offset_of!(Service, table_size)),
+        ("offsetof md_service.pad", offset_of!(Service, pad)),
         ("sizeof md_ct_key", size_of::<CtKey>()),
         ("offsetof md_ct_key.client_ip", offset_of!(CtKey, client_ip)),
         ("offsetof md_ct_key.vip", offset_of!(CtKey, vip)),

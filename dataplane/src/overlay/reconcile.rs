@@ -142,7 +142,7 @@ pub fn desired(snapshot: &Snapshot, local: &[LocalAttachment]) -> Desired {
         let id = service_id(name);
         let backends = by_service.remove(name).unwrap_or_default();
         let size = if backends.is_empty() { 0 } else { maglev::table_size(backends.len()) };
-        out.services.insert(net_order::ipv4(vip), Service { id, table_size: size });
+        out.services.insert(net_order::ipv4(vip), Service { id, pad: 0 });
         if size > 0 {
             let slots: Vec<u32> =
                 maglev::build_cached(&backends, size).iter().map(|b| net_order::ipv4(backends[*b as usize])).collect();

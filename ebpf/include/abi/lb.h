@@ -23,8 +23,8 @@ enum md_lb_limits {
 
 /* Value of md_services_v1, keyed by the VIP (__u32). */
 struct md_service {
-	__u32 id;         /* stable service id: its key in md_maglev_v2 */
-	__u32 table_size; /* Maglev table size M (prime); 0 when there is no backend (no table) */
+	__u32 id;  /* stable service id: its key in md_maglev_v2 */
+	__u32 pad; /* always 0 (a Maglev table carries its own size M: see md_maglev_v2) */
 };
 
 /* md_maglev_v2 (hash of maps) maps a service id to that service's Maglev table: an array of

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 use meshd_ebpf::endpoint::{Endpoint, Iface, FLAG_LOCAL};
-use meshd_ebpf::net_order;
 use meshd_ebpf::lb::Service;
 use meshd_ebpf::mesh::{Frontend, FrontendKey, PROTO_TCP, PROTO_UDP};
+use meshd_ebpf::net_order;
 
 use super::maglev;
 use crate::api::proto::Availability;
@@ -131,7 +131,14 @@ pub fn desired(snapshot: &Snapshot, local: &[LocalAttachment]) -> Desired {
             // comes back); one that left has no endpoints left in the state.
             let Some(node) = state.nodes.get(owner) else { continue };
             let IpAddr::V4(node_ip) = node.gossip_addr.ip() else { continue };
-            Endpoint { vni: network.vni, node_ip: net_order::ipv4(node_ip), ifindex: 0, mac: [0; 6], flags: 0, pad: 0 }
+            Endpoint {
+                vni: network.vni,
+                node_ip: net_order::ipv4(node_ip),
+                ifindex: 0,
+                mac: [0; 6],
+                flags: 0,
+                pad: 0,
+            }
         };
         out.endpoints.insert(net_order::ipv4(record.address), endpoint);
     }
@@ -144,8 +151,10 @@ pub fn desired(snapshot: &Snapshot, local: &[LocalAttachment]) -> Desired {
         let size = if backends.is_empty() { 0 } else { maglev::table_size(backends.len()) };
         out.services.insert(net_order::ipv4(vip), Service { id, pad: 0 });
         if size > 0 {
-            let slots: Vec<u32> =
-                maglev::build_cached(&backends, size).iter().map(|b| net_order::ipv4(backends[*b as usize])).collect();
+            let slots: Vec<u32> = maglev::build_cached(&backends, size)
+                .iter()
+                .map(|b| net_order::ipv4(backends[*b as usize]))
+                .collect();
             let mut table = Vec::with_capacity(slots.len() + 2);
             table.extend([size, fingerprint(&slots)]);
             table.extend(slots);

@@ -14,7 +14,8 @@
 #include "../abi/lb.h"
 #include "../abi/verdict.h"
 
-/* Flows to VIPs, pinned to their backend. LRU: idle flows age out under pressure only. */
+/* Balanced flows (to VIPs and published ports), pinned to their backend. LRU: idle flows age
+ * out under pressure only. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, MD_CT_MAX);
@@ -49,7 +50,7 @@ md_inline int ct_live(const struct md_ct_val *ct, const struct l4 *l4, __u64 now
  * The backend of a flow to service `svc`, into *backend: the tracked one while the flow lives,
  * else the Maglev slot of the flow hash, tracked from now on. A client RST forgets the flow; a
  * FIN lets it expire soon. The same code serves VIPs and published ports (whose `ct->vip` is the
- * node address). Returns 0, -MD_REASON_DROP_NO_BACKEND (no table, or an empty one), or
+ * node address). Returns 0, -MD_REASON_DROP_NO_BACKEND (no Maglev table: no backend), or
  * -MD_REASON_DROP_CT_FULL (the flow cannot be tracked).
  */
 md_inline int ct_pick_backend(struct __sk_buff *skb, const struct md_service *svc,

@@ -16,14 +16,14 @@
  */
 #include <linux/in.h>
 #include "lib/common.h"
-#include "lib/endpoint.h"
-#include "lib/lb.h"
+#include "lib/node.h"
+#include "lib/maglev.h"
 #include "lib/mesh.h"
 
 /* Every socket translated, and the address it asked for. LRU: closed sockets age out. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, MD_SOCK_RNAT_MAX);
 	__type(key, struct md_sock_key);
 	__type(value, struct md_sock_nat);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -34,7 +34,7 @@ struct {
 
 md_inline int in_node_netns(struct bpf_sock_addr *ctx)
 {
-	struct md_config *config = node_config();
+	struct md_node_config *config = node_config();
 
 	return config && config->netns_cookie && config->netns_cookie == bpf_get_netns_cookie(ctx);
 }

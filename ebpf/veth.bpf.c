@@ -26,6 +26,7 @@
 #include "lib/endpoint.h"
 #include "lib/lb.h"
 #include "lib/mesh.h"
+#include "lib/rnat.h"
 #include "lib/tunnel.h"
 #include "lib/verdict.h"
 
@@ -71,12 +72,12 @@ md_inline int answer_arp(struct __sk_buff *skb, struct ethhdr *eth, const struct
 /* Sends the packet to a remote endpoint's node through the VXLAN device. */
 md_inline int to_tunnel(struct __sk_buff *skb, const struct md_endpoint *ep)
 {
-	int verdict = tunnel_redirect(skb, ep->node_ip, ep->vni);
+	int ret = tunnel_redirect(skb, ep->node_ip, ep->vni);
 
-	if (verdict < 0)
-		return drop(skb, DIR, MD_REASON_DROP_NO_VXLAN);
+	if (ret < 0)
+		return drop(skb, DIR, -ret);
 	count_verdict(skb, DIR, MD_REASON_FORWARD_TUNNEL);
-	return verdict;
+	return ret;
 }
 
 SEC("classifier")
@@ -86,6 +87,7 @@ int veth_from_container(struct __sk_buff *skb)
 	struct ethhdr *eth;
 	struct iphdr *ip;
 	struct md_endpoint *ep;
+	int ret;
 
 	if (!iface) {
 		count_verdict(skb, DIR, MD_REASON_PASS_STACK);
@@ -106,11 +108,12 @@ int veth_from_container(struct __sk_buff *skb)
 	if (ip->saddr != iface->ip)
 		return drop(skb, DIR, MD_REASON_DROP_SPOOFED);
 
-	switch (lb_to_vip(skb, ip)) {
-	case LB_NOT_A_VIP:
+	ret = lb_to_vip(skb, ip);
+	if (ret < 0)
+		return drop(skb, DIR, -ret);
+	if (ret == PKT_UNTOUCHED) {
 		lb_direct_flow(skb, ip);
-		break;
-	case LB_DONE:
+	} else {
 		count_verdict(skb, DIR, MD_REASON_LB_DNAT);
 		/* The rewrite invalidated the packet pointers. */
 		eth = parse_eth(skb);
@@ -119,11 +122,6 @@ int veth_from_container(struct __sk_buff *skb)
 		ip = parse_ipv4(skb, eth);
 		if (!ip)
 			return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
-		break;
-	case LB_NO_BACKEND:
-		return drop(skb, DIR, MD_REASON_DROP_NO_BACKEND);
-	default:
-		return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
 	}
 
 	ep = lookup_endpoint(ip->daddr);
@@ -145,18 +143,15 @@ int veth_from_container(struct __sk_buff *skb)
 		return to_tunnel(skb, ep);
 
 	/* A local backend answering a local client of its VIP: the source becomes the VIP again. */
-	switch (lb_from_backend(skb, ip)) {
-	case 0:
-		break;
-	case 1:
+	ret = lb_from_backend(skb, ip);
+	if (ret < 0)
+		return drop(skb, DIR, -ret);
+	if (ret == PKT_REWRITTEN) {
 		count_verdict(skb, DIR, MD_REASON_LB_RNAT);
 		/* The rewrite invalidated the packet pointers. */
 		eth = parse_eth(skb);
 		if (!eth)
 			return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
-		break;
-	default:
-		return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
 	}
 	set_macs(eth, iface->mac, ep->mac);
 	count_verdict(skb, DIR, MD_REASON_FORWARD_LOCAL);

@@ -16,8 +16,9 @@
 #include "lib/common.h"
 #include "lib/eth.h"
 #include "lib/endpoint.h"
-#include "lib/lb.h"
 #include "lib/mesh.h"
+#include "lib/node.h"
+#include "lib/rnat.h"
 #include "lib/verdict.h"
 
 #define DIR MD_DIR_FROM_TUNNEL
@@ -51,6 +52,7 @@ int vxlan_ingress(struct __sk_buff *skb)
 	struct ethhdr *eth;
 	struct iphdr *ip;
 	__u32 ifindex;
+	int ret;
 
 	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) < 0)
 		return drop(skb, DIR, MD_REASON_DROP_NO_TUNNEL_KEY);
@@ -81,18 +83,15 @@ int vxlan_ingress(struct __sk_buff *skb)
 		mesh_learn_return(skb, ip, &key);
 
 	/* A remote backend's reply to a flow balanced on this node: the source becomes the VIP. */
-	switch (lb_from_backend(skb, ip)) {
-	case 0:
-		break;
-	case 1:
+	ret = lb_from_backend(skb, ip);
+	if (ret < 0)
+		return drop(skb, DIR, -ret);
+	if (ret == PKT_REWRITTEN) {
 		count_verdict(skb, DIR, MD_REASON_LB_RNAT);
 		/* The rewrite invalidated the packet pointers. */
 		eth = parse_eth(skb);
 		if (!eth)
 			return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
-		break;
-	default:
-		return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
 	}
 	set_macs(eth, iface->mac, ep->mac);
 	count_verdict(skb, DIR, MD_REASON_DELIVER_TUNNEL);
@@ -106,7 +105,7 @@ int vxlan_to_tunnel(struct __sk_buff *skb)
 	struct md_endpoint *ep;
 	struct ethhdr *eth;
 	struct iphdr *ip;
-	int verdict;
+	int ret;
 
 	/* Redirected here by the other programs, with the key already set. */
 	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) == 0)
@@ -128,9 +127,9 @@ int vxlan_to_tunnel(struct __sk_buff *skb)
 	ep = lookup_endpoint(ip->daddr);
 	if (!ep || (ep->flags & MD_EP_LOCAL))
 		return drop(skb, MD_DIR_TO_TUNNEL, MD_REASON_DROP_NO_ENDPOINT);
-	verdict = tunnel_set_key(skb, ep->node_ip, ep->vni);
-	if (verdict < 0)
-		return drop(skb, MD_DIR_TO_TUNNEL, MD_REASON_DROP_NO_VXLAN);
+	ret = tunnel_set_key(skb, ep->node_ip, ep->vni);
+	if (ret < 0)
+		return drop(skb, MD_DIR_TO_TUNNEL, -ret);
 	count_verdict(skb, MD_DIR_TO_TUNNEL, MD_REASON_FROM_NODE);
 	return TC_ACT_OK;
 }

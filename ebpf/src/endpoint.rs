@@ -4,6 +4,10 @@
 pub const ENDPOINTS_MAP: &str = "md_endpoints_v2";
 /// Every attached veth of the node, keyed by the host side's ifindex.
 pub const IFACES_MAP: &str = "md_ifaces_v1";
+/// `MD_ENDPOINTS_MAX`: capacity of [`ENDPOINTS_MAP`] (every endpoint the node knows, cluster-wide).
+pub const ENDPOINTS_MAX: u32 = 262144;
+/// `MD_IFACES_MAX`: capacity of [`IFACES_MAP`] (attached veths on this node).
+pub const IFACES_MAX: u32 = 4096;
 
 /// `MD_EP_LOCAL`: the endpoint is on this node.
 pub const FLAG_LOCAL: u8 = 1;

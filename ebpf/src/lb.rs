@@ -1,8 +1,15 @@
 //! Rust mirror of `include/abi/lb.h`: service VIPs, Maglev tables, connection tracking.
 
 pub const SERVICES_MAP: &str = "md_services_v1";
+/// `MD_SERVICES_MAX`: capacity of [`SERVICES_MAP`] (VIPs).
+pub const SERVICES_MAX: u32 = 16384;
 /// Service id -> that service's Maglev table (an array: M, a fingerprint, then the slots).
 pub const MAGLEV_MAP: &str = "md_maglev_v2";
+/// `MD_MAGLEV_MAX`: capacity of [`MAGLEV_MAP`] (Maglev tables, one per VIP with a backend).
+pub const MAGLEV_MAX: u32 = 16384;
+/// `MD_MAGLEV_TEMPLATE_MAX`: size of the C inner-map template; each table is created with its
+/// own size.
+pub const MAGLEV_TEMPLATE_MAX: u32 = 1;
 /// `BPF_F_INNER_MAP`: the flags every table is created with (as the C template declares), which
 /// lets tables of different sizes live in one outer map.
 pub const MAGLEV_TABLE_FLAGS: u32 = 1 << 12;
@@ -11,17 +18,23 @@ pub const MAGLEV_SIZE: u32 = 0;
 pub const MAGLEV_FINGERPRINT: u32 = 1;
 pub const MAGLEV_SLOTS: u32 = 2;
 pub const CT_MAP: &str = "md_ct_v2";
+/// `MD_CT_MAX`: capacity of [`CT_MAP`] (tracked flows; LRU).
+pub const CT_MAX: u32 = 262144;
 
 /// `MD_CT_FIN`: the client sent FIN; the entry expires soon after.
 pub const CT_FIN: u32 = 1;
 pub const RNAT_MAP: &str = "md_rnat_v1";
+/// `MD_RNAT_MAX`: capacity of [`RNAT_MAP`] (reverse translations, one per balanced flow; LRU).
+pub const RNAT_MAX: u32 = 262144;
 
 /// Mirrors `struct md_service`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Service {
+    /// Stable service id: its key in [`MAGLEV_MAP`].
     pub id: u32,
-    pub table_size: u32,
+    /// Always 0: a Maglev table carries its own size (element [`MAGLEV_SIZE`]).
+    pub pad: u32,
 }
 
 /// Mirrors `struct md_ct_key`.

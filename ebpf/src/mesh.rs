@@ -9,6 +9,15 @@ pub const MESH_RETURN_MAP: &str = "md_mesh_return_v1";
 /// The node's own sockets translated by the socket programs.
 pub const SOCK_RNAT_MAP: &str = "md_sock_rnat_v1";
 
+/// `MD_FRONTENDS_MAX`: capacity of [`FRONTENDS_MAP`] (published ports on this node's addresses).
+pub const FRONTENDS_MAX: u32 = 16384;
+/// `MD_MESH_RNAT_MAX`: capacity of [`MESH_RNAT_MAP`] (flows that entered here; LRU).
+pub const MESH_RNAT_MAX: u32 = 131072;
+/// `MD_MESH_RETURN_MAX`: capacity of [`MESH_RETURN_MAP`] (flows brought in by other nodes; LRU).
+pub const MESH_RETURN_MAX: u32 = 131072;
+/// `MD_SOCK_RNAT_MAX`: capacity of [`SOCK_RNAT_MAP`] (the node's own translated sockets; LRU).
+pub const SOCK_RNAT_MAX: u32 = 16384;
+
 /// Mirrors `struct md_frontend_key`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

@@ -1,9 +1,11 @@
-//! Rust mirror of the node-wide settings map (`struct md_config` in `include/abi/endpoint.h`).
+//! Rust mirror of `include/abi/node.h`: the node-wide settings map.
 
 /// Node-wide settings, an array of one.
 pub const CONFIG_MAP: &str = "md_config_v3";
+/// `MD_CONFIG_MAX`: [`CONFIG_MAP`] has one entry, key 0.
+pub const CONFIG_MAX: u32 = 1;
 
-/// Mirrors `struct md_config`.
+/// Mirrors `struct md_node_config`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct NodeConfig {

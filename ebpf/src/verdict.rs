@@ -4,6 +4,8 @@ use std::fmt;
 
 /// Name of the pinned map (area + layout version; bump both sides together).
 pub const MAP_NAME: &str = "md_verdict_v1";
+/// `MD_VERDICT_MAX`: capacity of [`MAP_NAME`] in (interface, reason, direction) keys; LRU beyond.
+pub const VERDICT_MAX: u32 = 16384;
 
 /// Key of [`MAP_NAME`]; mirrors `struct md_verdict_key`.
 #[repr(C)]
@@ -80,6 +82,8 @@ pub enum Reason {
     DropNoBackend,
     DropCtFull,
     DropSpoofed,
+    /// A header rewrite or checksum update failed.
+    DropRewrite,
     /// A code this build does not know (a newer program wrote it); kept so nothing is hidden.
     Unknown(u16),
 }
@@ -110,6 +114,7 @@ impl Reason {
         Reason::DropNoBackend,
         Reason::DropCtFull,
         Reason::DropSpoofed,
+        Reason::DropRewrite,
     ];
 
     /// (code, C enumerator, name shown to people) of every known reason: the one table both
@@ -138,6 +143,7 @@ impl Reason {
         (136, "MD_REASON_DROP_NO_BACKEND", "drop-no-backend"),
         (137, "MD_REASON_DROP_CT_FULL", "drop-ct-full"),
         (138, "MD_REASON_DROP_SPOOFED", "drop-spoofed"),
+        (139, "MD_REASON_DROP_REWRITE", "drop-rewrite"),
     ];
 
     fn index(self) -> Option<usize> {

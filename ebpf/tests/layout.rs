@@ -9,13 +9,17 @@ use std::mem::{offset_of, size_of};
 use std::path::PathBuf;
 use std::process::Command;
 
-use meshd_ebpf::endpoint::{Endpoint, Iface, FLAG_LOCAL};
+use meshd_ebpf::endpoint::{Endpoint, Iface, ENDPOINTS_MAX, FLAG_LOCAL, IFACES_MAX};
 use meshd_ebpf::lb::{
-    CtKey, CtVal, RnatKey, RnatVal, Service, CT_FIN, MAGLEV_FINGERPRINT, MAGLEV_SIZE, MAGLEV_SLOTS,
+    CtKey, CtVal, RnatKey, RnatVal, Service, CT_FIN, CT_MAX, MAGLEV_FINGERPRINT, MAGLEV_MAX, MAGLEV_SIZE,
+    MAGLEV_SLOTS, MAGLEV_TEMPLATE_MAX, RNAT_MAX, SERVICES_MAX,
 };
-use meshd_ebpf::mesh::{Frontend, FrontendKey, MeshNat, MeshReturn, SockKey, SockNat};
-use meshd_ebpf::node::NodeConfig;
-use meshd_ebpf::verdict::{Direction, Reason, VerdictCounter, VerdictKey};
+use meshd_ebpf::mesh::{
+    Frontend, FrontendKey, MeshNat, MeshReturn, SockKey, SockNat, FRONTENDS_MAX, MESH_RETURN_MAX,
+    MESH_RNAT_MAX, SOCK_RNAT_MAX,
+};
+use meshd_ebpf::node::{NodeConfig, CONFIG_MAX};
+use meshd_ebpf::verdict::{Direction, Reason, VerdictCounter, VerdictKey, VERDICT_MAX};
 
 /// Runs the C probe and returns its `name value` lines as a map.
 fn c_facts(probe_body: &str) -> HashMap<String, u64> {
@@ -27,7 +31,7 @@ fn c_facts(probe_body: &str) -> HashMap<String, u64> {
     let src = dir.join("probe.c");
     let exe = dir.join("probe");
     let program = format!(
-        "#include <stdio.h>\n#include <stddef.h>\n#include \"abi/verdict.h\"\n#include \"abi/endpoint.h\"\n#include \"abi/lb.h\"\n#include \"abi/mesh.h\"\n\
+        "#include <stdio.h>\n#include <stddef.h>\n#include \"abi/verdict.h\"\n#include \"abi/endpoint.h\"\n#include \"abi/node.h\"\n#include \"abi/lb.h\"\n#include \"abi/mesh.h\"\n\
          #define SIZE(t) printf(\"sizeof %s %zu\\n\", #t, sizeof(struct t))\n\
          #define OFF(t, f) printf(\"offsetof %s.%s %zu\\n\", #t, #f, offsetof(struct t, f))\n\
          #define ENUM(e) printf(\"enum %s %d\\n\", #e, (int)(e))\n\
@@ -73,6 +77,7 @@ fn verdict_types_match_the_header() {
         ("sizeof md_verdict_val", size_of::<VerdictCounter>()),
         ("offsetof md_verdict_val.packets", offset_of!(VerdictCounter, packets)),
         ("offsetof md_verdict_val.bytes", offset_of!(VerdictCounter, bytes)),
+        ("enum MD_VERDICT_MAX", VERDICT_MAX as usize),
     ]);
     for (name, rust_value) in &rust {
         assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
@@ -91,6 +96,7 @@ fn verdict_types_match_the_header() {
         .iter()
         .filter_map(|r| r.c_name())
         .chain(Direction::KNOWN.iter().filter_map(|d| d.c_name()))
+        .chain(["MD_VERDICT_MAX"])
         .collect();
     for name in header_enumerators("abi/verdict.h") {
         assert!(known.contains(&name.as_str()), "{name} has no Rust mirror");
@@ -117,9 +123,7 @@ fn endpoint_types_match_the_header() {
          OFF(md_endpoint, mac); OFF(md_endpoint, flags); OFF(md_endpoint, pad);\n\
          SIZE(md_iface); OFF(md_iface, vni); OFF(md_iface, ip); OFF(md_iface, subnet); OFF(md_iface, mask);\n\
          OFF(md_iface, mac); OFF(md_iface, pad);\n\
-         SIZE(md_config); OFF(md_config, vxlan_ifindex); OFF(md_config, node_ip); OFF(md_config, ct_idle_ns);\n\
-         OFF(md_config, netns_cookie);\n\
-         ENUM(MD_EP_LOCAL);",
+         ENUM(MD_EP_LOCAL); ENUM(MD_ENDPOINTS_MAX); ENUM(MD_IFACES_MAX);",
     );
     let rust: HashMap<&str, usize> = HashMap::from([
         ("sizeof md_endpoint", size_of::<Endpoint>()),
@@ -136,35 +140,54 @@ fn endpoint_types_match_the_header() {
         ("offsetof md_iface.mask", offset_of!(Iface, mask)),
         ("offsetof md_iface.mac", offset_of!(Iface, mac)),
         ("offsetof md_iface.pad", offset_of!(Iface, pad)),
-        ("sizeof md_config", size_of::<NodeConfig>()),
-        ("offsetof md_config.vxlan_ifindex", offset_of!(NodeConfig, vxlan_ifindex)),
-        ("offsetof md_config.node_ip", offset_of!(NodeConfig, node_ip)),
-        ("offsetof md_config.ct_idle_ns", offset_of!(NodeConfig, ct_idle_ns)),
-        ("offsetof md_config.netns_cookie", offset_of!(NodeConfig, netns_cookie)),
         ("enum MD_EP_LOCAL", usize::from(FLAG_LOCAL)),
+        ("enum MD_ENDPOINTS_MAX", ENDPOINTS_MAX as usize),
+        ("enum MD_IFACES_MAX", IFACES_MAX as usize),
     ]);
     for (name, rust_value) in &rust {
         assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
     }
-    assert_eq!(header_enumerators("abi/endpoint.h"), ["MD_EP_LOCAL"]);
+    assert_eq!(header_enumerators("abi/endpoint.h"), ["MD_ENDPOINTS_MAX", "MD_IFACES_MAX", "MD_EP_LOCAL"]);
+}
+
+#[test]
+fn node_types_match_the_header() {
+    let facts = c_facts(
+        "SIZE(md_node_config); OFF(md_node_config, vxlan_ifindex); OFF(md_node_config, node_ip);\n\
+         OFF(md_node_config, ct_idle_ns); OFF(md_node_config, netns_cookie);\n\
+         ENUM(MD_CONFIG_MAX);",
+    );
+    let rust: HashMap<&str, usize> = HashMap::from([
+        ("sizeof md_node_config", size_of::<NodeConfig>()),
+        ("offsetof md_node_config.vxlan_ifindex", offset_of!(NodeConfig, vxlan_ifindex)),
+        ("offsetof md_node_config.node_ip", offset_of!(NodeConfig, node_ip)),
+        ("offsetof md_node_config.ct_idle_ns", offset_of!(NodeConfig, ct_idle_ns)),
+        ("offsetof md_node_config.netns_cookie", offset_of!(NodeConfig, netns_cookie)),
+        ("enum MD_CONFIG_MAX", CONFIG_MAX as usize),
+    ]);
+    for (name, rust_value) in &rust {
+        assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
+    }
+    assert_eq!(header_enumerators("abi/node.h"), ["MD_CONFIG_MAX"]);
 }
 
 #[test]
 fn lb_types_match_the_header() {
     let facts = c_facts(
-        "SIZE(md_service); OFF(md_service, id); OFF(md_service, table_size);\n\
+        "SIZE(md_service); OFF(md_service, id); OFF(md_service, pad);\n\
          SIZE(md_ct_key); OFF(md_ct_key, client_ip); OFF(md_ct_key, vip); OFF(md_ct_key, client_port);\n\
          OFF(md_ct_key, port); OFF(md_ct_key, proto); OFF(md_ct_key, pad);\n\
          SIZE(md_ct_val); OFF(md_ct_val, backend_ip); OFF(md_ct_val, flags); OFF(md_ct_val, last_seen);\n\
          SIZE(md_rnat_key); OFF(md_rnat_key, backend_ip); OFF(md_rnat_key, client_ip); OFF(md_rnat_key, port);\n\
          OFF(md_rnat_key, client_port); OFF(md_rnat_key, proto); OFF(md_rnat_key, pad);\n\
          SIZE(md_rnat_val); OFF(md_rnat_val, vip); OFF(md_rnat_val, pad);\n\
-         ENUM(MD_CT_FIN); ENUM(MD_MAGLEV_SIZE); ENUM(MD_MAGLEV_FINGERPRINT); ENUM(MD_MAGLEV_SLOTS);",
+         ENUM(MD_CT_FIN); ENUM(MD_MAGLEV_SIZE); ENUM(MD_MAGLEV_FINGERPRINT); ENUM(MD_MAGLEV_SLOTS);\n\
+         ENUM(MD_SERVICES_MAX); ENUM(MD_MAGLEV_MAX); ENUM(MD_MAGLEV_TEMPLATE_MAX); ENUM(MD_CT_MAX); ENUM(MD_RNAT_MAX);",
     );
     let rust: HashMap<&str, usize> = HashMap::from([
         ("sizeof md_service", size_of::<Service>()),
         ("offsetof md_service.id", offset_of!(Service, id)),
-        ("offsetof md_service.table_size", offset_of!(Service, table_size)),
+        ("offsetof md_service.pad", offset_of!(Service, pad)),
         ("sizeof md_ct_key", size_of::<CtKey>()),
         ("offsetof md_ct_key.client_ip", offset_of!(CtKey, client_ip)),
         ("offsetof md_ct_key.vip", offset_of!(CtKey, vip)),
@@ -190,13 +213,28 @@ fn lb_types_match_the_header() {
         ("enum MD_MAGLEV_SIZE", MAGLEV_SIZE as usize),
         ("enum MD_MAGLEV_FINGERPRINT", MAGLEV_FINGERPRINT as usize),
         ("enum MD_MAGLEV_SLOTS", MAGLEV_SLOTS as usize),
+        ("enum MD_SERVICES_MAX", SERVICES_MAX as usize),
+        ("enum MD_MAGLEV_MAX", MAGLEV_MAX as usize),
+        ("enum MD_MAGLEV_TEMPLATE_MAX", MAGLEV_TEMPLATE_MAX as usize),
+        ("enum MD_CT_MAX", CT_MAX as usize),
+        ("enum MD_RNAT_MAX", RNAT_MAX as usize),
     ]);
     for (name, rust_value) in &rust {
         assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
     }
     assert_eq!(
         header_enumerators("abi/lb.h"),
-        ["MD_MAGLEV_SIZE", "MD_MAGLEV_FINGERPRINT", "MD_MAGLEV_SLOTS", "MD_CT_FIN"]
+        [
+            "MD_SERVICES_MAX",
+            "MD_MAGLEV_MAX",
+            "MD_MAGLEV_TEMPLATE_MAX",
+            "MD_CT_MAX",
+            "MD_RNAT_MAX",
+            "MD_MAGLEV_SIZE",
+            "MD_MAGLEV_FINGERPRINT",
+            "MD_MAGLEV_SLOTS",
+            "MD_CT_FIN"
+        ]
     );
 }
 
@@ -211,7 +249,8 @@ fn mesh_types_match_the_header() {
          SIZE(md_mesh_return); OFF(md_mesh_return, node_ip); OFF(md_mesh_return, vni);\n\
          SIZE(md_sock_key); OFF(md_sock_key, cookie); OFF(md_sock_key, backend_ip);\n\
          OFF(md_sock_key, backend_port); OFF(md_sock_key, pad);\n\
-         SIZE(md_sock_nat); OFF(md_sock_nat, addr); OFF(md_sock_nat, port); OFF(md_sock_nat, pad);",
+         SIZE(md_sock_nat); OFF(md_sock_nat, addr); OFF(md_sock_nat, port); OFF(md_sock_nat, pad);\n\
+         ENUM(MD_FRONTENDS_MAX); ENUM(MD_MESH_RNAT_MAX); ENUM(MD_MESH_RETURN_MAX); ENUM(MD_SOCK_RNAT_MAX);",
     );
     let rust: HashMap<&str, usize> = HashMap::from([
         ("sizeof md_frontend_key", size_of::<FrontendKey>()),
@@ -242,9 +281,16 @@ fn mesh_types_match_the_header() {
         ("offsetof md_sock_nat.addr", offset_of!(SockNat, addr)),
         ("offsetof md_sock_nat.port", offset_of!(SockNat, port)),
         ("offsetof md_sock_nat.pad", offset_of!(SockNat, pad)),
+        ("enum MD_FRONTENDS_MAX", FRONTENDS_MAX as usize),
+        ("enum MD_MESH_RNAT_MAX", MESH_RNAT_MAX as usize),
+        ("enum MD_MESH_RETURN_MAX", MESH_RETURN_MAX as usize),
+        ("enum MD_SOCK_RNAT_MAX", SOCK_RNAT_MAX as usize),
     ]);
     for (name, rust_value) in &rust {
         assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
     }
-    assert!(header_enumerators("abi/mesh.h").is_empty());
+    assert_eq!(
+        header_enumerators("abi/mesh.h"),
+        ["MD_FRONTENDS_MAX", "MD_MESH_RNAT_MAX", "MD_MESH_RETURN_MAX", "MD_SOCK_RNAT_MAX"]
+    );
 }

@@ -31,11 +31,12 @@ impl Datapath {
         let services: AyaHashMap<&MapData, u32, lb::Service> =
             AyaHashMap::try_from(map(lb::SERVICES_MAP)?).map_err(err(lb::SERVICES_MAP))?;
         let Ok(service) = services.get(&vip, 0) else { return Ok(LbView::default()) };
-        let mut view = LbView { table_size: service.table_size, ..LbView::default() };
+        let mut view = LbView::default();
         let maglev: HashOfMaps<&MapData, u32, Array<MapData, u32>> =
             HashOfMaps::try_from(map(lb::MAGLEV_MAP)?).map_err(err(lb::MAGLEV_MAP))?;
         if let Ok(table) = maglev.get(&service.id, 0) {
             // The size and the fingerprint come first; the slots follow.
+            view.table_size = table.get(&lb::MAGLEV_SIZE, 0).unwrap_or(0);
             for backend in table.iter().skip(lb::MAGLEV_SLOTS as usize).filter_map(Result::ok) {
                 *view.slots.entry(backend).or_insert(0) += 1;
             }

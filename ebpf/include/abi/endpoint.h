@@ -11,6 +11,12 @@
 
 #include <linux/types.h>
 
+/* Map sizes (max_entries). */
+enum md_endpoint_limits {
+	MD_ENDPOINTS_MAX = 262144, /* md_endpoints_v2: every endpoint the node knows, cluster-wide */
+	MD_IFACES_MAX = 4096,      /* md_ifaces_v1: attached veths on this node */
+};
+
 enum md_endpoint_flags {
 	MD_EP_LOCAL = 1, /* the endpoint is on this node: deliver to ifindex */
 };
@@ -34,14 +40,6 @@ struct md_iface {
 	__u32 mask;   /* the network's netmask */
 	__u8 mac[6];  /* this host-side veth's MAC: the answer to every ARP request from the container */
 	__u8 pad[2];  /* always 0 */
-};
-
-/* Value of md_config_v3 (an array of one): node-wide settings. */
-struct md_config {
-	__u32 vxlan_ifindex; /* the node's collect-metadata VXLAN device; 0 until it exists */
-	__u32 node_ip;       /* the node's underlay (advertise) address */
-	__u64 ct_idle_ns;    /* a tracked flow idle for longer is balanced afresh; 0: never */
-	__u64 netns_cookie;  /* the node's network namespace: socket programs act only inside it */
 };
 
 #endif /* MESHD_ABI_ENDPOINT_H */

@@ -12,10 +12,19 @@
 
 #include <linux/types.h>
 
+/* Map sizes (max_entries). */
+enum md_lb_limits {
+	MD_SERVICES_MAX = 16384,    /* md_services_v1: VIPs */
+	MD_MAGLEV_MAX = 16384,      /* md_maglev_v2: Maglev tables, one per VIP with a backend */
+	MD_MAGLEV_TEMPLATE_MAX = 1, /* the inner-map template; each table is made with its own size */
+	MD_CT_MAX = 262144,         /* md_ct_v2: tracked flows (LRU: the least recently used go) */
+	MD_RNAT_MAX = 262144,       /* md_rnat_v1: reverse translations, one per balanced flow (LRU) */
+};
+
 /* Value of md_services_v1, keyed by the VIP (__u32). */
 struct md_service {
-	__u32 id;         /* stable service id: its key in md_maglev_v2 */
-	__u32 table_size; /* Maglev table size M (prime); 0 when there is no backend (no table) */
+	__u32 id;  /* stable service id: its key in md_maglev_v2 */
+	__u32 pad; /* always 0 (a Maglev table carries its own size M: see md_maglev_v2) */
 };
 
 /* md_maglev_v2 (hash of maps) maps a service id to that service's Maglev table: an array of

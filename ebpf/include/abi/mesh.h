@@ -17,6 +17,14 @@
 
 #include <linux/types.h>
 
+/* Map sizes (max_entries). */
+enum md_mesh_limits {
+	MD_FRONTENDS_MAX = 16384,    /* md_frontends_v1: published ports on this node's addresses */
+	MD_MESH_RNAT_MAX = 131072,   /* md_mesh_rnat_v1: flows that entered here (LRU) */
+	MD_MESH_RETURN_MAX = 131072, /* md_mesh_return_v1: flows brought in by other nodes (LRU) */
+	MD_SOCK_RNAT_MAX = 16384,    /* md_sock_rnat_v1: the node's own translated sockets (LRU) */
+};
+
 /* Key of md_frontends_v1: a published port on one of this node's addresses. */
 struct md_frontend_key {
 	__u32 addr;  /* a local address of the node (also 127.0.0.1 for the node's own clients) */

@@ -44,6 +44,7 @@ enum md_reason {
 	MD_REASON_DROP_NO_BACKEND = 136,       /* to a service VIP or published port with no healthy backend */
 	MD_REASON_DROP_CT_FULL = 137,          /* a flow could not be tracked (its replies would be lost) */
 	MD_REASON_DROP_SPOOFED = 138,          /* a source address the sender may not use */
+	MD_REASON_DROP_REWRITE = 139,          /* a header rewrite or checksum update failed */
 };
 
 /* Which way the packet was going, seen from the container. */
@@ -53,6 +54,11 @@ enum md_dir {
 	MD_DIR_FROM_TUNNEL = 2,    /* tc ingress on the node's VXLAN device */
 	MD_DIR_FROM_UNDERLAY = 3,  /* tc ingress on the node's underlay interface (published ports) */
 	MD_DIR_TO_TUNNEL = 4,      /* tc egress on the node's VXLAN device (the node's own packets) */
+};
+
+/* Map sizes (max_entries). */
+enum md_verdict_limits {
+	MD_VERDICT_MAX = 16384, /* md_verdict_v1: (interface, reason, direction) keys; LRU beyond */
 };
 
 /* Key of md_verdict_v1. Explicit padding: the whole key is hashed, so no byte may be left undefined. */

@@ -11,7 +11,7 @@
  * and more; not preallocated, so a small cluster pays only for what it has. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 262144);
+	__uint(max_entries, MD_ENDPOINTS_MAX);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u32);
 	__type(value, struct md_endpoint);
@@ -21,20 +21,11 @@ struct {
 /* Every attached veth of this node, by the ifindex of its host side. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
+	__uint(max_entries, MD_IFACES_MAX);
 	__type(key, __u32);
 	__type(value, struct md_iface);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } md_ifaces_v1 SEC(".maps");
-
-/* Node-wide settings (one entry). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct md_config);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} md_config_v3 SEC(".maps");
 
 md_inline struct md_endpoint *lookup_endpoint(__u32 ip)
 {
@@ -44,28 +35,6 @@ md_inline struct md_endpoint *lookup_endpoint(__u32 ip)
 md_inline struct md_iface *lookup_iface(__u32 ifindex)
 {
 	return bpf_map_lookup_elem(&md_ifaces_v1, &ifindex);
-}
-
-md_inline struct md_config *node_config(void)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&md_config_v3, &zero);
-}
-
-md_inline __u32 vxlan_ifindex(void)
-{
-	struct md_config *config = node_config();
-
-	return config ? config->vxlan_ifindex : 0;
-}
-
-/* The node's underlay address (network order); 0 until the agent set it. */
-md_inline __u32 node_ip(void)
-{
-	struct md_config *config = node_config();
-
-	return config ? config->node_ip : 0;
 }
 
 #endif /* MESHD_LIB_ENDPOINT_H */

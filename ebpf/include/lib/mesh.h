@@ -16,9 +16,13 @@
 
 #include <linux/if_packet.h>
 #include "common.h"
+#include "conntrack.h"
 #include "endpoint.h"
 #include "eth.h"
-#include "lb.h"
+#include "l4.h"
+#include "maglev.h"
+#include "node.h"
+#include "rnat.h"
 #include "tunnel.h"
 #include "verdict.h"
 #include "../abi/mesh.h"
@@ -27,13 +31,15 @@
  * The helpers below return whether they took the packet (1, with the TC verdict in *verdict) or
  * not (0: not a published flow's, carry on, packet untouched). A sentinel verdict value would not
  * do: the verifier cannot tell a helper's verdict from it, and would assume the packet pointers
- * (invalidated by the rewrite) were still in use on the "carry on" path.
+ * (invalidated by the rewrite) were still in use on the "carry on" path. A drop is a verdict
+ * like any other: a lower helper that fails returns -MD_REASON_..., and it is counted under
+ * that reason with took(verdict, drop(skb, dir, -ret)).
  */
 
 /* Published ports on this node's addresses. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, MD_FRONTENDS_MAX);
 	__type(key, struct md_frontend_key);
 	__type(value, struct md_frontend);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -43,7 +49,7 @@ struct {
  * clients long gone age out. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 131072);
+	__uint(max_entries, MD_MESH_RNAT_MAX);
 	__type(key, struct md_rnat_key);
 	__type(value, struct md_mesh_nat);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -52,7 +58,7 @@ struct {
 /* On the backend's node: the ingress node of each flow that came through the tunnel. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 131072);
+	__uint(max_entries, MD_MESH_RETURN_MAX);
 	__type(key, struct md_rnat_key);
 	__type(value, struct md_mesh_return);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -81,17 +87,6 @@ md_inline int took(int *verdict, int value)
 	return 1;
 }
 
-/* The reply direction of a flow: as the backend at `backend:port` sends to the client. */
-md_inline void reply_key(struct md_rnat_key *rk, __u32 backend, __u16 port, __u32 client,
-			 __u16 client_port, __u8 proto)
-{
-	rk->backend_ip = backend;
-	rk->port = port;
-	rk->client_ip = client;
-	rk->client_port = client_port;
-	rk->proto = proto;
-}
-
 /*
  * A packet from outside to one of this node's addresses: if it goes to a published port, picks
  * a backend (tracked flow or Maglev), rewrites the destination address and port to it, and
@@ -113,9 +108,9 @@ md_inline int mesh_to_backend(struct __sk_buff *skb, struct iphdr *ip, enum md_d
 	struct l4 l4 = {};
 	__u32 backend = 0;
 	__u16 target_port;
-	int sent;
+	int ret;
 
-	if (parse_l4(skb, ip, &l4) < 0)
+	if (!parse_l4(skb, ip, &l4))
 		return 0;
 	fk.addr = ip->daddr;
 	fk.port = l4.dport;
@@ -140,14 +135,9 @@ md_inline int mesh_to_backend(struct __sk_buff *skb, struct iphdr *ip, enum md_d
 	ct.client_port = l4.sport;
 	ct.port = l4.dport;
 	ct.proto = l4.proto;
-	switch (lb_pick(skb, svc, &ct, &l4, &backend)) {
-	case LB_DONE:
-		break;
-	case LB_NO_BACKEND:
-		return took(verdict, drop(skb, dir, MD_REASON_DROP_NO_BACKEND));
-	default:
-		return took(verdict, drop(skb, dir, MD_REASON_DROP_CT_FULL));
-	}
+	ret = ct_pick_backend(skb, svc, &ct, &l4, &backend);
+	if (ret < 0)
+		return took(verdict, drop(skb, dir, -ret));
 	ep = lookup_endpoint(backend);
 	if (!ep)
 		return took(verdict, drop(skb, dir, MD_REASON_DROP_NO_ENDPOINT));
@@ -170,17 +160,19 @@ md_inline int mesh_to_backend(struct __sk_buff *skb, struct iphdr *ip, enum md_d
 			return took(verdict, drop(skb, dir, MD_REASON_DROP_CT_FULL));
 	}
 
-	if (rewrite_addr(skb, &l4, IP_DST_OFF, ct.vip, backend) < 0 ||
-	    rewrite_port(skb, &l4, L4_DPORT_OFF, l4.dport, target_port) < 0)
-		return took(verdict, drop(skb, dir, MD_REASON_DROP_MALFORMED));
+	ret = rewrite_addr(skb, &l4, IP_DST_OFF, ct.vip, backend);
+	if (ret == 0)
+		ret = rewrite_port(skb, &l4, L4_DPORT_OFF, l4.dport, target_port);
+	if (ret < 0)
+		return took(verdict, drop(skb, dir, -ret));
 	count_verdict(skb, dir, MD_REASON_MESH_DNAT);
 
 	if (!(ep->flags & MD_EP_LOCAL)) {
-		sent = tunnel_redirect(skb, ep->node_ip, ep->vni);
-		if (sent < 0)
-			return took(verdict, drop(skb, dir, MD_REASON_DROP_NO_VXLAN));
+		ret = tunnel_redirect(skb, ep->node_ip, ep->vni);
+		if (ret < 0)
+			return took(verdict, drop(skb, dir, -ret));
 		count_verdict(skb, dir, MD_REASON_FORWARD_TUNNEL);
-		return took(verdict, sent);
+		return took(verdict, ret);
 	}
 	/* This node is the ingress now: an older flow of the same tuple that came in through
 	 * another node must not send these replies there. */
@@ -211,8 +203,9 @@ md_inline int mesh_reply(struct __sk_buff *skb, struct iphdr *ip, enum md_dir di
 	__u8 peer_mac[ETH_ALEN], local_mac[ETH_ALEN];
 	__u32 addr, ifindex;
 	__u16 port;
+	int ret;
 
-	if (parse_l4(skb, ip, &l4) < 0)
+	if (!parse_l4(skb, ip, &l4))
 		return 0;
 	reply_key(&rk, ip->saddr, l4.sport, ip->daddr, l4.dport, l4.proto);
 	nat = bpf_map_lookup_elem(&md_mesh_rnat_v1, &rk);
@@ -223,9 +216,11 @@ md_inline int mesh_reply(struct __sk_buff *skb, struct iphdr *ip, enum md_dir di
 	ifindex = nat->ifindex;
 	__builtin_memcpy(peer_mac, nat->peer_mac, ETH_ALEN);
 	__builtin_memcpy(local_mac, nat->local_mac, ETH_ALEN);
-	if (rewrite_addr(skb, &l4, IP_SRC_OFF, rk.backend_ip, addr) < 0 ||
-	    rewrite_port(skb, &l4, L4_SPORT_OFF, rk.port, port) < 0)
-		return took(verdict, drop(skb, dir, MD_REASON_DROP_MALFORMED));
+	ret = rewrite_addr(skb, &l4, IP_SRC_OFF, rk.backend_ip, addr);
+	if (ret == 0)
+		ret = rewrite_port(skb, &l4, L4_SPORT_OFF, rk.port, port);
+	if (ret < 0)
+		return took(verdict, drop(skb, dir, -ret));
 	/* The rewrite invalidated the packet pointers. */
 	eth = parse_eth(skb);
 	if (!eth)
@@ -244,20 +239,20 @@ md_inline int mesh_return(struct __sk_buff *skb, struct iphdr *ip, __u32 vni, en
 	struct md_rnat_key rk = {};
 	struct md_mesh_return *back;
 	struct l4 l4 = {};
-	int sent;
+	int ret;
 
-	if (parse_l4(skb, ip, &l4) < 0)
+	if (!parse_l4(skb, ip, &l4))
 		return 0;
 	reply_key(&rk, ip->saddr, l4.sport, ip->daddr, l4.dport, l4.proto);
 	back = bpf_map_lookup_elem(&md_mesh_return_v1, &rk);
 	/* The tunnel back is the sender's own network, never another one. */
 	if (!back || back->vni != vni)
 		return 0;
-	sent = tunnel_redirect(skb, back->node_ip, back->vni);
-	if (sent < 0)
-		return took(verdict, drop(skb, dir, MD_REASON_DROP_NO_VXLAN));
+	ret = tunnel_redirect(skb, back->node_ip, back->vni);
+	if (ret < 0)
+		return took(verdict, drop(skb, dir, -ret));
 	count_verdict(skb, dir, MD_REASON_MESH_RETURN);
-	return took(verdict, sent);
+	return took(verdict, ret);
 }
 
 /*
@@ -272,7 +267,7 @@ md_inline void mesh_learn_return(struct __sk_buff *skb, struct iphdr *ip, const 
 	struct md_mesh_return *known;
 	struct l4 l4 = {};
 
-	if (parse_l4(skb, ip, &l4) < 0)
+	if (!parse_l4(skb, ip, &l4))
 		return;
 	reply_key(&rk, ip->daddr, l4.dport, ip->saddr, l4.sport, l4.proto);
 	back.node_ip = bpf_htonl(key->remote_ipv4);

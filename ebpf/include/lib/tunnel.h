@@ -5,10 +5,12 @@
 
 #include <bpf/bpf_endian.h>
 #include "common.h"
-#include "endpoint.h"
+#include "node.h"
+#include "../abi/verdict.h"
 
 /* Sets the tunnel key: the VXLAN device will encapsulate the packet for node `node_ip` (network
- * byte order) with VNI `vni`. Returns 0 or -1. */
+ * byte order) with VNI `vni`. Returns 0, or -MD_REASON_DROP_NO_VXLAN when the key cannot be set
+ * (the packet cannot enter the tunnel). */
 md_inline int tunnel_set_key(struct __sk_buff *skb, __u32 node_ip, __u32 vni)
 {
 	struct bpf_tunnel_key key = {};
@@ -17,18 +19,24 @@ md_inline int tunnel_set_key(struct __sk_buff *skb, __u32 node_ip, __u32 vni)
 	key.tunnel_id = vni;
 	key.tunnel_ttl = 64;
 	/* The inner packet carries its own checksums; a zero UDP checksum saves computing one. */
-	return bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX) < 0 ? -1 : 0;
+	if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX) < 0)
+		return -MD_REASON_DROP_NO_VXLAN;
+	return 0;
 }
 
 /* Sets the tunnel key and redirects the packet into the node's VXLAN device. Returns the redirect
- * verdict, or -1 when there is no VXLAN device (yet) or the key cannot be set: the caller drops
- * and counts. */
+ * verdict, or -MD_REASON_DROP_NO_VXLAN when there is no VXLAN device (yet) or the key cannot be
+ * set: the caller drops and counts that. */
 md_inline int tunnel_redirect(struct __sk_buff *skb, __u32 node_ip, __u32 vni)
 {
 	__u32 vxlan = vxlan_ifindex();
+	int ret;
 
-	if (!vxlan || tunnel_set_key(skb, node_ip, vni) < 0)
-		return -1;
+	if (!vxlan)
+		return -MD_REASON_DROP_NO_VXLAN;
+	ret = tunnel_set_key(skb, node_ip, vni);
+	if (ret < 0)
+		return ret;
 	return bpf_redirect(vxlan, 0);
 }
 

@@ -14,7 +14,7 @@
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
-	__uint(max_entries, 16384);
+	__uint(max_entries, MD_VERDICT_MAX);
 	__type(key, struct md_verdict_key);
 	__type(value, struct md_verdict_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -46,7 +46,8 @@ md_inline void count_verdict(const struct __sk_buff *skb, enum md_dir dir, enum 
 	bpf_map_update_elem(&md_verdict_v1, &key, &first, BPF_NOEXIST);
 }
 
-/* Counts a drop and returns the verdict that drops the packet. */
+/* Counts a drop and returns the verdict that drops the packet. A helper that fails returns its
+ * reason negated (-MD_REASON_...); its caller passes it on as is: drop(skb, dir, -ret). */
 md_inline int drop(const struct __sk_buff *skb, enum md_dir dir, enum md_reason reason)
 {
 	count_verdict(skb, dir, reason);

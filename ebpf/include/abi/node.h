@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Node-wide settings: what every program needs to know about the node it runs on. Written by the
+ * agent when it starts the overlay, read by the programs. Mirrored in Rust by meshd_ebpf::node;
+ * tests/layout.rs checks sizes and offsets.
+ *
+ * Addresses are in network byte order, as they appear in packets.
+ */
+#ifndef MESHD_ABI_NODE_H
+#define MESHD_ABI_NODE_H
+
+#include <linux/types.h>
+
+/* Map sizes (max_entries). */
+enum md_node_limits {
+	MD_CONFIG_MAX = 1, /* md_config_v3: one entry, key 0 */
+};
+
+/* Value of md_config_v3 (an array of one, key 0): node-wide settings. */
+struct md_node_config {
+	__u32 vxlan_ifindex; /* the node's collect-metadata VXLAN device; 0 until it exists */
+	__u32 node_ip;       /* the node's underlay (advertise) address */
+	__u64 ct_idle_ns;    /* a tracked flow idle for longer is balanced afresh; 0: never */
+	__u64 netns_cookie;  /* the node's network namespace: socket programs act only inside it */
+};
+
+#endif /* MESHD_ABI_NODE_H */

@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The node-wide settings map (type in abi/node.h) and its accessors. Pinned by name under the
+ * node's bpffs directory, shared by every program of the node, and kept across agent restarts. */
+#ifndef MESHD_LIB_NODE_H
+#define MESHD_LIB_NODE_H
+
+#include "common.h"
+#include "../abi/node.h"
+
+/* Node-wide settings (one entry, key 0). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MD_CONFIG_MAX);
+	__type(key, __u32);
+	__type(value, struct md_node_config);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} md_config_v3 SEC(".maps");
+
+/* The settings: zeroed until the agent writes them. An array's entry always exists; the NULL
+ * check is for the verifier. */
+md_inline struct md_node_config *node_config(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&md_config_v3, &zero);
+}
+
+/* The node's VXLAN device; 0 until the agent set it. */
+md_inline __u32 vxlan_ifindex(void)
+{
+	struct md_node_config *config = node_config();
+
+	return config ? config->vxlan_ifindex : 0;
+}
+
+/* The node's underlay address (network order); 0 until the agent set it. */
+md_inline __u32 node_ip(void)
+{
+	struct md_node_config *config = node_config();
+
+	return config ? config->node_ip : 0;
+}
+
+#endif /* MESHD_LIB_NODE_H */

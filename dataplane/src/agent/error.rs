@@ -21,8 +21,8 @@ pub enum AgentError {
     Exhausted(String),
     #[error("kernel: {0}")]
     Kernel(String),
-    #[error("cluster state: {0}")]
-    Gossip(String),
+    #[error(transparent)]
+    Gossip(#[from] crate::gossip::GossipError),
 }
 
 impl From<BpfError> for AgentError {

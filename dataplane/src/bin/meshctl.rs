@@ -6,17 +6,21 @@ use std::process::ExitCode;
 use clap::Parser;
 use meshd::api::client;
 use meshd::api::request::Request;
-use meshd::cli::args::{Command, CtlArgs, NetworkCommand, NodeCommand, ServiceCommand};
+use meshd::cli::args::{Command, CtlArgs, KeyCommand, NetworkCommand, NodeCommand, ServiceCommand};
 use meshd::cli::render::render;
 
 fn main() -> ExitCode {
     let args = CtlArgs::parse();
     let request = match args.command {
-        Command::JoinToken { rotate } => Request::JoinToken { rotate },
+        Command::JoinToken { role, rotate } => Request::JoinToken { role, rotate },
+        Command::Key { command: KeyCommand::Rotate } => Request::KeyRotate {},
         Command::Node { command: NodeCommand::Ls } => Request::NodeLs {},
         Command::Node { command: NodeCommand::Update { availability, node } } => {
             Request::NodeUpdate { node, availability }
         }
+        Command::Node { command: NodeCommand::Promote { node } } => Request::NodePromote { node },
+        Command::Node { command: NodeCommand::Demote { node } } => Request::NodeDemote { node },
+        Command::Node { command: NodeCommand::Rm { force, node } } => Request::NodeRm { node, force },
         Command::Leave => Request::Leave {},
         Command::Stats => Request::Stats {},
         Command::Network { command: NetworkCommand::Create { name, subnet } } => {
@@ -41,6 +45,8 @@ fn main() -> ExitCode {
     // A detach with a grace period answers when the period is over.
     let wait = match &request {
         Request::Detach { grace_ms, .. } => std::time::Duration::from_millis(*grace_ms),
+        // Three steps, each waiting (at most a minute) for every node.
+        Request::KeyRotate {} => std::time::Duration::from_secs(180),
         _ => std::time::Duration::ZERO,
     };
     match client::call_waiting(&args.socket, &request, wait) {

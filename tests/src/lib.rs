@@ -16,6 +16,7 @@ pub mod names;
 pub mod netns;
 pub mod nginx;
 pub mod process;
+pub mod rogue;
 
 pub use cluster::{Cluster, Container, Node};
 pub use netns::Netns;

@@ -94,7 +94,14 @@ impl ClusterState {
                 Ok(self.services.apply(name, Entry { version, value: record, signature }, now))
             }
             Change::Role { id, record } => {
-                Ok(self.roles.apply(id, Entry { version, value: record, signature }, now))
+                let demoted = record.is_some_and(|r| r.role == Role::Worker);
+                let applied = self.roles.apply(id, Entry { version, value: record, signature }, now);
+                if applied == Applied::Newer && demoted {
+                    // What it wrote as a manager after the demotion (a write racing the news of
+                    // it) does not stand, wherever it was merged first.
+                    self.forget_cluster_wide_since(&id, version);
+                }
+                Ok(applied)
             }
             Change::Revocation { id, record } => {
                 let applied = self.revocations.apply(id, Entry { version, value: record, signature }, now);
@@ -290,6 +297,26 @@ impl ClusterState {
         for key in self.endpoints.written_by(writer) {
             self.endpoints.forget(&key);
         }
+    }
+
+    /// Forgets the cluster-wide entries `writer` wrote at `since` or later.
+    fn forget_cluster_wide_since(&mut self, writer: &NodeId, since: Version) {
+        fn forget<K: Ord + Clone, V: Clone>(table: &mut Table<K, V>, writer: &NodeId, since: Version) {
+            let late: Vec<K> = table
+                .written_by(writer)
+                .into_iter()
+                .filter(|k| table.entry(k).is_some_and(|e| e.version >= since))
+                .collect();
+            for key in late {
+                table.forget(&key);
+            }
+        }
+        forget(&mut self.availability, writer, since);
+        forget(&mut self.secrets, writer, since);
+        forget(&mut self.networks, writer, since);
+        forget(&mut self.services, writer, since);
+        forget(&mut self.roles, writer, since);
+        forget(&mut self.revocations, writer, since);
     }
 
     /// Forgets `node`'s endpoints, or only those older than `before`.

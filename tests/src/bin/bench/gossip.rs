@@ -94,6 +94,8 @@ pub fn run(quick: bool) {
         );
         idle = idle.or(cost);
     }
+    trust_costs(if quick { 2 } else { 5 });
+
     if let Some((rss_kib, cpu)) = idle {
         println!("\n## One idle meshd in a 50-node cluster\n");
         println!("| resident memory | CPU (share of one core, 20 s) |");
@@ -231,4 +233,102 @@ fn idle_cost(cluster: &Cluster) -> (u64, f64) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     (rss, cpu)
+}
+
+/// What signed records and certificates cost: signing a delta, admitting one (signature check
+/// against a cached certificate), and joining a node (key proof, certificate, TLS), in turns.
+fn trust_costs(rounds: usize) {
+    use meshd::gossip::admission::Admission;
+    use meshd::hex::Bytes;
+    use meshd::state::{Change, ClusterState, Delta, EndpointRecord, NodeRecord, Signature, Version};
+    use meshd::trust::{ca::ClusterCa, certs::CaAnchor, keys::NodeKey, record};
+
+    let ca = ClusterCa::create().expect("a CA");
+    let key = NodeKey::generate().expect("a key");
+    let id = key.node_id();
+    let mut state = ClusterState::default();
+    let node = NodeRecord {
+        name: "n1".into(),
+        gossip_addr: "10.0.0.1:7946".parse().unwrap(),
+        left: false,
+        departed: None,
+        cert: Bytes(ca.issue(&key.public(), 3600).unwrap().der),
+        founder: Some(Signature(ca.founder_grant(&id))),
+        keyring: Default::default(),
+    };
+    let own = record::sign(
+        &key,
+        Delta { version: Version { lamport: 1, node: id }, change: Change::Node { id, record: Some(node) } },
+    );
+    let mut admission = Admission::new(CaAnchor::new(ca.cert()).unwrap());
+    let now = meshd::state::version::unix_millis();
+    admission.admit(&state, &own, now).expect("the node record");
+    state.apply_signed(own, std::time::Instant::now()).unwrap();
+
+    let delta = |n: u64| Delta {
+        version: Version { lamport: 10 + n, node: id },
+        change: Change::Endpoint {
+            owner: id,
+            id: format!("e{n}"),
+            record: Some(EndpointRecord {
+                network: "front".into(),
+                address: std::net::Ipv4Addr::new(10, 1, (n >> 8) as u8, n as u8),
+                service: Some("web".into()),
+                task: Some(format!("web.{n}")),
+                terminating: false,
+            }),
+        },
+    };
+    const OPS: u64 = 2000;
+    let (mut sign, mut admit) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let started = Instant::now();
+        let signed: Vec<_> = (0..OPS).map(|n| record::sign(&key, delta(n))).collect();
+        sign.push(started.elapsed() / OPS as u32);
+        let started = Instant::now();
+        for s in &signed {
+            admission.admit(&state, s, now).expect("admitted");
+        }
+        admit.push(started.elapsed() / OPS as u32);
+    }
+    sign.sort();
+    admit.sort();
+    let size = postcard::to_allocvec(&record::sign(&key, delta(1))).unwrap().len();
+    let unsigned = postcard::to_allocvec(&delta(1)).unwrap().len();
+
+    let mut joins = Vec::new();
+    for _ in 0..rounds {
+        let mut cluster = Cluster::new("bjoin", 2);
+        cluster.node_mut(1).start();
+        let token = cluster.node(1).meshctl_ok(&["join-token", "worker"]).trim().to_string();
+        let mut args = cluster.node(2).base_args();
+        args.extend(["--join".into(), cluster.node(1).addr.to_string(), "--token".into(), token]);
+        let started = Instant::now();
+        cluster.node_mut(2).start_with(&args);
+        cluster.wait_for("the joiner alive on n1", Duration::from_secs(30), |c| {
+            c.node(1).count_status("alive") == 2
+        });
+        joins.push(started.elapsed());
+    }
+    joins.sort();
+    println!("\n## Trust: signed records and certificates ({rounds} rounds, median (min-max))\n");
+    println!("| what | cost |");
+    println!("|---|---|");
+    let show = |v: &[Duration]| {
+        format!(
+            "{:.1} µs ({:.1}-{:.1})",
+            v[v.len() / 2].as_secs_f64() * 1e6,
+            v[0].as_secs_f64() * 1e6,
+            v[v.len() - 1].as_secs_f64() * 1e6
+        )
+    };
+    println!("| sign one delta (Ed25519) | {} |", show(&sign));
+    println!("| admit one delta (signature check; writer's certificate cached) | {} |", show(&admit));
+    println!("| an endpoint delta on the wire | {size} bytes signed, {unsigned} unsigned |");
+    println!(
+        "| join: meshd start to alive on the manager (key proof, certificate, TLS push-pull) | {:.0} ms ({:.0}-{:.0}) |",
+        joins[joins.len() / 2].as_secs_f64() * 1e3,
+        joins[0].as_secs_f64() * 1e3,
+        joins[joins.len() - 1].as_secs_f64() * 1e3
+    );
 }

@@ -19,11 +19,12 @@
 
 use std::time::{Duration, Instant};
 
-use super::delta::{Change, Delta, DeltaError, DeltaKey, Signature, SignedDelta};
+use super::delta::{Change, Delta, DeltaError, DeltaKey, SignedDelta};
 use super::records::{
     Availability, BlockClaim, ClusterSecrets, EndpointRecord, Liveness, NetworkRecord, NodeRecord,
     Revocation, Role, RoleRecord, ServiceRecord,
 };
+use super::signature::Signature;
 use super::table::{Applied, Entry, Table};
 use super::version::Version;
 use crate::identity::NodeId;

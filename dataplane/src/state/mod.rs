@@ -17,18 +17,20 @@
 pub mod cluster;
 pub mod delta;
 pub mod records;
+pub mod signature;
 pub mod snapshot;
 pub mod table;
 pub mod validate;
 pub mod version;
 
 pub use cluster::ClusterState;
-pub use delta::{Change, Delta, DeltaError, DeltaKey, Signature, SignedDelta};
+pub use delta::{Change, Delta, DeltaError, DeltaKey, SignedDelta};
 pub use records::{
     Availability, BlockClaim, ClusterSecrets, EndpointMode, EndpointRecord, JoinEpochs, KeyringStatus,
     Liveness, NetworkRecord, NodeRecord, Protocol, PublishedPort, Revocation, Role, RoleRecord,
     ServiceRecord,
 };
+pub use signature::Signature;
 pub use snapshot::Snapshot;
 pub use table::{Applied, Table};
 pub use version::{LamportClock, Version};

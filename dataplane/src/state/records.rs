@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::delta::Signature;
+use super::signature::Signature;
 use super::version::Version;
 use crate::hex::Bytes;
 use crate::identity::{NodeId, Secret};

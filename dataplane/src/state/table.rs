@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::delta::Signature;
+use super::signature::Signature;
 use super::version::Version;
 
 /// One key's newest write. `value: None` is a tombstone.

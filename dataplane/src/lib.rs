@@ -8,16 +8,18 @@
 //! 2. [`api`]: the local API's messages, its server and client, and the rows of its replies.
 //! 3. [`agent`]: the node's operations (networks, services, attach/detach) and the loop that
 //!    keeps the kernel equal to the cluster state.
-//! 4. The rules, pure: [`reconcile`] (cluster state + local facts -> map contents),
+//! 4. [`manager`]: the managers' Raft group, which decides everything cluster-wide (networks,
+//!    address blocks, services, roles, removals, secrets) and mirrors it into gossip.
+//! 5. The rules, pure: [`reconcile`] (cluster state + local facts -> map contents),
 //!    [`discovery`] (which names DNS answers, and serving them), [`service`] (validation,
 //!    published ports, backend health, Maglev), [`network`] (validation, IPAM, attachments).
-//! 5. [`gossip`]: membership and the replicated state on port 7946.
-//! 6. [`state`]: the replicated tables, their records and merge rules, and the snapshot
+//! 6. [`gossip`]: membership and the replicated state on port 7946.
+//! 7. [`state`]: the replicated tables, their records and merge rules, and the snapshot
 //!    everyone reads; [`trust`]: node keys, the cluster CA, certificates, record signatures,
 //!    mutual TLS.
-//! 7. The kernel: [`bpf`] (aya: programs, links, maps), [`netlink`] (rtnetlink: links,
+//! 8. The kernel: [`bpf`] (aya: programs, links, maps), [`netlink`] (rtnetlink: links,
 //!    addresses, routes, veths, the VXLAN device), [`host`] (sysctls, nftables).
-//! 8. Foundations: [`identity`] (node ID, cluster secrets, join token), [`state_dir`], [`hash`],
+//! 9. Foundations: [`identity`] (node ID, cluster secrets, join token), [`state_dir`], [`hash`],
 //!    [`hex`], [`duration`].
 
 pub mod agent;
@@ -32,6 +34,7 @@ pub mod hash;
 pub mod hex;
 pub mod host;
 pub mod identity;
+pub mod manager;
 pub mod netlink;
 pub mod network;
 pub mod reconcile;

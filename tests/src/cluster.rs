@@ -111,8 +111,17 @@ impl Cluster {
             socket: dir.join("meshd.sock"),
             log: dir.join("meshd.log"),
             daemon: None,
+            bin_dir: None,
             ns,
         });
+    }
+
+    /// Runs `meshd` and `meshctl` from `dir` on every node instead of the binaries under test
+    /// (a benchmark's baseline: an older build).
+    pub fn use_binaries(&mut self, dir: &Path) {
+        for node in &mut self.nodes {
+            node.bin_dir = Some(dir.to_path_buf());
+        }
     }
 
     /// Starts meshd on every node as a cluster of its own and waits until each answers.
@@ -122,16 +131,17 @@ impl Cluster {
         }
     }
 
-    /// Forms one cluster: n1 creates it, every other node joins through n1 with its token, as a
-    /// manager (a small cluster of managers, as in a small Swarm: any node can change it).
-    /// Returns once every node lists every node alive.
+    /// Forms one cluster: n1 creates it, every other node joins through n1 with its token, the
+    /// first five as managers (a small cluster of managers, as in a small Swarm: any of them can
+    /// change it; Swarm advises against more than seven), the rest as workers. Returns once
+    /// every node lists every node alive and every manager is a voter of the managers' group.
     pub fn form(&mut self) {
         self.form_with(&[] as &[&str]);
     }
 
     /// [`form`](Self::form) with extra meshd arguments for every node (e.g. gossip timings).
     pub fn form_with<S: AsRef<std::ffi::OsStr>>(&mut self, extra: &[S]) {
-        let managers = self.nodes.len();
+        let managers = self.nodes.len().min(5);
         self.form_roles(managers, extra);
     }
 
@@ -156,6 +166,16 @@ impl Cluster {
         self.wait_for("every node to list every node alive", Duration::from_secs(30), |cluster| {
             cluster.nodes.iter().all(|n| n.count_status("alive") == expected)
         });
+        self.wait_for(
+            "every manager to be a voter of the managers' group",
+            Duration::from_secs(30),
+            |cluster| {
+                let nodes = cluster.nodes[0].nodes_json();
+                let voters = nodes.iter().filter(|n| n["role"] == "manager" && n["voter"] == true).count();
+                voters == managers.max(1)
+                    && nodes.iter().all(|n| n["role"] == "manager" || n["voter"] == false)
+            },
+        );
     }
 
     /// Waits until `meshctl ARGS` prints `needle` on every node (a network, a service, ...).
@@ -312,6 +332,8 @@ pub struct Node {
     log: PathBuf,
     resolv_conf: PathBuf,
     daemon: Option<Process>,
+    /// Binaries other than the ones under test (a benchmark's baseline build).
+    bin_dir: Option<PathBuf>,
 }
 
 impl Node {
@@ -342,7 +364,8 @@ impl Node {
     /// A `Command` that runs meshd inside this node's network namespace.
     pub fn meshd_command<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
         let mut cmd = Command::new("nsenter");
-        cmd.arg(format!("--net={}", self.ns.path())).arg(binaries::meshd()).args(args);
+        let meshd = self.bin_dir.as_ref().map_or_else(binaries::meshd, |dir| dir.join("meshd"));
+        cmd.arg(format!("--net={}", self.ns.path())).arg(meshd).args(args);
         cmd
     }
 
@@ -372,6 +395,28 @@ impl Node {
         }
     }
 
+    /// Cuts this node off from `peers`: nftables rules in its namespace drop everything to and
+    /// from their addresses (a partition, as the network would make it). [`heal`](Self::heal)
+    /// removes them.
+    pub fn isolate_from(&self, peers: &[&Node]) {
+        let set = peers.iter().map(|p| p.addr.to_string()).collect::<Vec<_>>().join(", ");
+        let rules = format!(
+            "table inet meshtest {{\n chain in {{ type filter hook input priority 0; ip saddr {{ {set} }} drop; }}\n \
+             chain out {{ type filter hook output priority 0; ip daddr {{ {set} }} drop; }}\n}}\n"
+        );
+        let path = std::env::temp_dir().join(format!("{}-partition.nft", self.ns.name()));
+        std::fs::write(&path, rules).expect("write the partition rules");
+        let out = self.ns.exec("nft", ["-f", path.to_str().expect("a UTF-8 path")]);
+        std::fs::remove_file(&path).ok();
+        assert!(out.status.success(), "nft: {}", crate::command::stderr(&out));
+    }
+
+    /// Undoes [`isolate_from`](Self::isolate_from).
+    pub fn heal(&self) {
+        let out = self.ns.exec("nft", ["delete", "table", "inet", "meshtest"]);
+        assert!(out.status.success(), "nft: {}", crate::command::stderr(&out));
+    }
+
     /// SIGTERM: a restart from the cluster's point of view, not a leave.
     pub fn stop(&mut self) -> Option<ExitStatus> {
         self.daemon.take().and_then(|mut d| d.stop())
@@ -398,7 +443,8 @@ impl Node {
     pub fn meshctl<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Output {
         let mut all: Vec<std::ffi::OsString> = vec!["--socket".into(), self.socket.clone().into()];
         all.extend(args.iter().map(|a| a.as_ref().to_os_string()));
-        try_run(binaries::meshctl().to_str().expect("utf-8 path"), all)
+        let meshctl = self.bin_dir.as_ref().map_or_else(binaries::meshctl, |dir| dir.join("meshctl"));
+        try_run(meshctl.to_str().expect("utf-8 path"), all)
     }
 
     /// Runs meshctl and returns its stdout; panics (with meshd's log) if it fails.

@@ -6,11 +6,14 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+use meshd::gossip::channel::Channel;
 use meshd::gossip::member::MemberId;
 use meshd::gossip::persist::ClusterFile;
 use meshd::gossip::tcp;
 use meshd::gossip::wire::TcpMessage;
 use meshd::identity::NodeId;
+use meshd::manager::machine::{Action, Command};
+use meshd::manager::transport::{self, Request, Response};
 use meshd::state::{Change, Delta, SignedDelta, Version};
 use meshd::trust::certs::CaAnchor;
 use meshd::trust::keys::NodeKey;
@@ -70,6 +73,32 @@ impl Rogue {
                 tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
             runtime.block_on(tcp::exchange(addr, None, &tls, &message)).map_err(|e| e.to_string())
         })
+    }
+}
+
+impl Rogue {
+    /// Sends `request` (raw bytes) on a managers' channel to `target`, from inside `from`'s
+    /// namespace, and returns the raw answer.
+    pub fn channel(&self, from: &Node, target: &Node, request: Vec<u8>) -> Result<Vec<u8>, String> {
+        let tls = self.tls.clone();
+        let node: NodeId = target.node_id().expect("node.json").parse().expect("a node ID");
+        let addr = SocketAddr::new(target.addr.into(), 7946);
+        from.ns.run_inside(move || {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+            let mut channel = Channel::new(addr, node);
+            runtime
+                .block_on(channel.call(&tls, request, std::time::Duration::from_secs(5)))
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    /// Proposes `action` to the managers' group at `target`, as this rogue, and returns the
+    /// answer.
+    pub fn propose(&self, from: &Node, target: &Node, action: Action) -> Result<Response, String> {
+        let command = Command { id: rand::random(), by: self.node_id(), action };
+        let answer = self.channel(from, target, transport::encode(&Request::Propose(command)))?;
+        transport::decode(&answer).map_err(|e| e.to_string())
     }
 }
 

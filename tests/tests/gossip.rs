@@ -182,26 +182,6 @@ fn a_node_that_leaves_is_shown_left_and_meshd_exits() {
     assert!(!node3.state_dir().join("cluster.json").exists(), "the node forgot the cluster");
 }
 
-/// nftables rules in a node's namespace that drop everything to and from `peers`.
-fn isolate(node: &Node, peers: &[&Node]) {
-    let addrs: Vec<String> = peers.iter().map(|p| p.addr.to_string()).collect();
-    let set = addrs.join(", ");
-    let rules = format!(
-        "table inet meshtest {{\n chain in {{ type filter hook input priority 0; ip saddr {{ {set} }} drop; }}\n \
-         chain out {{ type filter hook output priority 0; ip daddr {{ {set} }} drop; }}\n}}\n"
-    );
-    let path = std::env::temp_dir().join(format!("{}-partition.nft", node.ns.name()));
-    std::fs::write(&path, rules).unwrap();
-    let out = node.ns.exec("nft", ["-f", path.to_str().unwrap()]);
-    std::fs::remove_file(&path).ok();
-    assert!(out.status.success(), "nft: {}", stderr(&out));
-}
-
-fn heal(node: &Node) {
-    let out = node.ns.exec("nft", ["delete", "table", "inet", "meshtest"]);
-    assert!(out.status.success(), "nft: {}", stderr(&out));
-}
-
 #[test]
 fn a_partition_and_its_heal_converge_to_one_view() {
     let mut cluster = Cluster::new("partition", 5);
@@ -209,11 +189,11 @@ fn a_partition_and_its_heal_converge_to_one_view() {
     let (a, b) = ([1usize, 2], [3usize, 4, 5]);
     for &i in &a {
         let peers: Vec<&Node> = b.iter().map(|&j| cluster.node(j)).collect();
-        isolate(cluster.node(i), &peers);
+        cluster.node(i).isolate_from(&peers);
     }
     for &i in &b {
         let peers: Vec<&Node> = a.iter().map(|&j| cluster.node(j)).collect();
-        isolate(cluster.node(i), &peers);
+        cluster.node(i).isolate_from(&peers);
     }
     cluster.wait_for("each side to see the other down", Duration::from_secs(20), |c| {
         a.iter().all(|&i| c.node(i).count_status("alive") == 2 && c.node(i).count_status("down") == 3)
@@ -223,7 +203,7 @@ fn a_partition_and_its_heal_converge_to_one_view() {
     cluster.node(4).meshctl_ok(&["node", "update", "--availability", "drain", "n5"]);
 
     for i in 1..=5 {
-        heal(cluster.node(i));
+        cluster.node(i).heal();
     }
     let took = cluster.wait_for("one view again", Duration::from_secs(30), |c| {
         c.nodes().iter().all(|n| n.count_status("alive") == 5)

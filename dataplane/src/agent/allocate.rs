@@ -1,43 +1,45 @@
-//! The address a new endpoint or VIP gets: from a block this node holds, or from a block it
-//! claims first and lets settle (see `network::ipam` for why that keeps addresses unique).
+//! The address a new endpoint or VIP gets: from a block this node holds, or from a block the
+//! managers grant it first (see `network::ipam` for why that keeps addresses unique).
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::net::Ipv4Addr;
-use std::time::Duration;
 
-use super::{Agent, AgentError};
+use super::{Agent, AgentError, Inner};
+use crate::manager::ManagerError;
 use crate::network::ipam::{self, Plan};
-use crate::network::LocalAttachment;
-use crate::state::{BlockClaim, Change};
 
-/// How long a fresh block claim must stand before its addresses are used: longer than gossip
-/// takes to reach every node (docs/benchmarks.md), so a concurrent claim is seen and settled.
-const CLAIM_SETTLE: Duration = Duration::from_millis(1500);
+/// How many blocks one allocation may ask for (a grant can find its block's addresses taken
+/// already by attaches that raced it; then it asks again).
+const MAX_GRANTS: usize = 3;
 
 impl Agent {
-    /// Finds a free address, claiming (and settling) a new block when this node has none free.
+    /// Finds a free address, asking the managers for a new block when this node has none free.
     pub(super) async fn allocate(
         &self,
+        inner: &mut Inner,
         network: &str,
         subnet: &ipnet::Ipv4Net,
-        attachments: &[LocalAttachment],
     ) -> Result<Ipv4Addr, AgentError> {
-        let pending: HashSet<Ipv4Addr> = attachments.iter().map(|a| a.address).collect();
-        for _ in 0..5 {
+        let pending: HashSet<Ipv4Addr> = inner.attachments.iter().map(|a| a.address).collect();
+        for _ in 0..=MAX_GRANTS {
             let snapshot = self.gossip.snapshot();
-            match ipam::plan(&snapshot.state, self.node_id, network, subnet, &pending, rand::random()) {
+            // Once gossip has any word of a block (the grant mirrored, or since removed with its
+            // network), gossip is the authority on it.
+            inner.granted.retain(|key| snapshot.state.blocks.entry(key).is_none());
+            let granted: BTreeSet<u32> =
+                inner.granted.iter().filter(|(net, _)| net == network).map(|(_, index)| *index).collect();
+            match ipam::plan(&snapshot.state, self.node_id, network, subnet, &pending, &granted) {
                 Plan::Use(address) => return Ok(address),
-                Plan::Exhausted => return Err(AgentError::Exhausted(network.to_string())),
-                Plan::Claim(index) => {
-                    let claim = Change::Block {
-                        network: network.to_string(),
-                        index,
-                        claim: Some(BlockClaim { owner: self.node_id }),
-                    };
-                    self.gossip.write(vec![claim]).await.map_err(AgentError::Gossip)?;
-                    tokio::time::sleep(CLAIM_SETTLE).await;
-                    // If another node's claim won, the next plan simply picks another block.
-                }
+                Plan::NeedBlock => match self.managers.grant_block(network).await {
+                    Ok(index) => {
+                        tracing::info!(network, index, "address block granted");
+                        inner.granted.insert((network.to_string(), index));
+                    }
+                    Err(ManagerError::Refused(reason)) if reason.contains("no free address block") => {
+                        return Err(AgentError::Exhausted(network.to_string()))
+                    }
+                    Err(error) => return Err(error.into()),
+                },
             }
         }
         Err(AgentError::Exhausted(network.to_string()))

@@ -50,7 +50,7 @@ impl Agent {
         if let Some(service) = &service {
             plan::check_task(&snapshot.state, service, network_name)?;
         }
-        let address = self.allocate(network_name, &record.subnet, &inner.attachments).await?;
+        let address = self.allocate(&mut inner, network_name, &record.subnet).await?;
 
         let id = random_id();
         let spec = VethSpec {

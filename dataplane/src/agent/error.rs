@@ -23,6 +23,8 @@ pub enum AgentError {
     Kernel(String),
     #[error(transparent)]
     Gossip(#[from] crate::gossip::GossipError),
+    #[error(transparent)]
+    Managers(#[from] crate::manager::ManagerError),
 }
 
 impl From<BpfError> for AgentError {

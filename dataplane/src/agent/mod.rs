@@ -6,8 +6,8 @@
 //!   node-wide settings map), and the attachments found again after a restart.
 //! - [`reconcile_loop`]: after every snapshot, the reconciler's answer written to the kernel
 //!   (maps, nftables, reserved ports, routes) and the DNS names refreshed.
-//! - [`networks`], [`services`]: create and remove, validated against the state, written
-//!   through gossip.
+//! - [`networks`], [`services`]: create and remove, validated against the state, decided by
+//!   the managers (`manager`).
 //! - [`attachments`]: attach and detach namespaces (veth, address, DNS); [`allocate`]: the
 //!   address they get.
 //! - [`counters`]: the datapath's verdict counters by interface name.
@@ -22,6 +22,7 @@ pub mod reconcile_loop;
 pub mod services;
 pub mod setup;
 
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +37,7 @@ use crate::discovery::serve::DnsSettings;
 use crate::discovery::Discovery;
 use crate::gossip::GossipHandle;
 use crate::identity::NodeId;
+use crate::manager::Managers;
 use crate::network::LocalAttachment;
 use crate::service::MaglevCache;
 use crate::state::Snapshot;
@@ -66,6 +68,9 @@ struct Inner {
     /// published ports reserved now (None: not written yet).
     reserved_base: String,
     reserved: Option<Vec<u16>>,
+    /// Address blocks the managers granted this node that gossip has not brought back yet (it
+    /// does a moment later; from then on, gossip's word on them counts).
+    granted: BTreeSet<(String, u32)>,
 }
 
 pub struct Agent {
@@ -74,6 +79,7 @@ pub struct Agent {
     /// rtnetlink in the node's own namespace.
     node: Handle,
     gossip: GossipHandle,
+    managers: Managers,
     node_id: NodeId,
     state_dir: Arc<StateDir>,
     /// The MTU of overlay interfaces: the underlay's, minus VXLAN's overhead.

@@ -1,5 +1,5 @@
-//! `service create` and `service rm` (validated, the VIP allocated, written through gossip), and
-//! a VIP's load balancing as this node's kernel holds it.
+//! `service create` and `service rm` (validated here, the VIP allocated from this manager's
+//! blocks, decided by the managers), and a VIP's load balancing as this node's kernel holds it.
 
 use std::net::Ipv4Addr;
 
@@ -7,8 +7,9 @@ use meshd_ebpf::net_order;
 
 use super::{Agent, AgentError};
 use crate::bpf::LbView;
+use crate::manager::Action;
 use crate::service::{plan, ServiceError};
-use crate::state::{Change, EndpointMode, ServiceRecord};
+use crate::state::{EndpointMode, ServiceRecord};
 
 impl Agent {
     pub async fn service_create(
@@ -18,34 +19,33 @@ impl Agent {
         mode: EndpointMode,
         publish: &[String],
     ) -> Result<(), AgentError> {
-        let inner = self.inner.lock().await;
+        self.managers.require_manager("create or remove services")?;
+        let mut inner = self.inner.lock().await;
         let snapshot = self.gossip.snapshot();
         let ports = plan::plan_create(&snapshot.state, name, network, mode, publish)?;
         let vip = match mode {
             EndpointMode::Dnsrr => None,
             EndpointMode::Vip => {
                 let record = snapshot.state.networks.get(&network.to_string()).cloned().expect("checked");
-                Some(self.allocate(network, &record.subnet, &inner.attachments).await?)
+                Some(self.allocate(&mut inner, network, &record.subnet).await?)
             }
         };
         let record = ServiceRecord { network: network.to_string(), mode, vip, ports };
-        self.gossip
-            .write(vec![Change::Service { name: name.to_string(), record: Some(record) }])
-            .await
-            .map_err(AgentError::Gossip)?;
         drop(inner);
+        self.managers
+            .decide("create services", Action::CreateService { name: name.to_string(), record })
+            .await?;
         self.reconcile().await
     }
 
     pub async fn service_rm(&self, name: &str) -> Result<(), AgentError> {
+        self.managers.require_manager("create or remove services")?;
         let _serial = self.inner.lock().await;
         if self.gossip.snapshot().state.services.get(&name.to_string()).is_none() {
             return Err(ServiceError::NotFound(name.to_string()).into());
         }
-        self.gossip
-            .write(vec![Change::Service { name: name.to_string(), record: None }])
-            .await
-            .map_err(AgentError::Gossip)
+        self.managers.decide("remove services", Action::RemoveService { name: name.to_string() }).await?;
+        Ok(())
     }
 
     /// What this node's kernel holds for the VIP `vip`.

@@ -2,6 +2,7 @@
 //! routing mesh's attachments, forwarding on, and the attachments of before a restart found
 //! again (their veths are still there; their programs are re-attached).
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use crate::discovery::Discovery;
 use crate::gossip::GossipHandle;
 use crate::host::sysctl;
 use crate::identity::NodeId;
+use crate::manager::Managers;
 use crate::netlink::{links, vxlan};
 use crate::service::MaglevCache;
 use crate::state_dir::StateDir;
@@ -25,6 +27,7 @@ impl Agent {
     pub async fn start(
         mut datapath: Datapath,
         gossip: GossipHandle,
+        managers: Managers,
         node_id: NodeId,
         state_dir: Arc<StateDir>,
         advertise: IpAddr,
@@ -92,10 +95,12 @@ impl Agent {
                 node_addrs: Vec::new(),
                 reserved_base: sysctl::reserved_ports().unwrap_or_default(),
                 reserved: None,
+                granted: BTreeSet::new(),
             }),
             discovery,
             node,
             gossip,
+            managers,
             node_id,
             state_dir,
             mtu,

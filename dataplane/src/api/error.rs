@@ -24,6 +24,9 @@ pub enum ErrorKind {
     NotFound,
     /// The request conflicts with the current state (exists already, in use, overlaps).
     Conflict,
+    /// The cluster cannot decide it now (no majority of the managers can be reached); nothing
+    /// was changed: try again once they can.
+    Unavailable,
     /// meshd failed while carrying out a valid request.
     Internal,
 }
@@ -42,6 +45,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::NotFound => "not found",
             ErrorKind::Conflict => "conflict",
+            ErrorKind::Unavailable => "unavailable",
             ErrorKind::Internal => "internal error",
         })
     }

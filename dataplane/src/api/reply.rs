@@ -29,6 +29,7 @@ pub enum Reply {
     Left {},
     Stats { gossip: Vec<Counter>, datapath: Vec<DatapathCounter> },
     Networks(Vec<NetworkInfo>),
+    NetworkDetail(NetworkDetail),
     Removed {},
     Attached { address: Ipv4Addr, interface: String },
     Detached { count: usize },
@@ -64,9 +65,25 @@ pub struct NodeInfo {
     pub status: NodeStatus,
     pub availability: Availability,
     pub role: Role,
+    /// A manager's standing in the managers' Raft group, as Swarm shows it (none for a worker).
+    pub manager_status: Option<ManagerState>,
+    /// Whether the group's leader counts this node as a voter.
+    pub voter: bool,
     /// True for the node that answered the request.
     #[serde(rename = "self")]
     pub is_self: bool,
+}
+
+/// MANAGER STATUS in `node ls`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ManagerState {
+    /// Leads the group.
+    Leader,
+    /// A manager this node sees alive.
+    Reachable,
+    /// A manager this node cannot reach.
+    Unreachable,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +93,36 @@ pub enum NodeStatus {
     Suspect,
     Down,
     Left,
+}
+
+/// `network inspect`: the network, its address blocks and its endpoints.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkDetail {
+    pub name: String,
+    pub subnet: String,
+    pub vni: u32,
+    pub gateway: Ipv4Addr,
+    pub blocks: Vec<BlockInfo>,
+    pub endpoints: Vec<EndpointInfo>,
+}
+
+/// An address block granted to a node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockInfo {
+    pub index: u32,
+    /// The block's addresses, as a CIDR.
+    pub range: String,
+    pub node: String,
+}
+
+/// An endpoint of a network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointInfo {
+    pub address: Ipv4Addr,
+    pub node: String,
+    pub id: String,
+    pub service: Option<String>,
+    pub task: Option<String>,
 }
 
 /// One row of `service ls`.
@@ -144,6 +191,16 @@ impl fmt::Display for NodeStatus {
             NodeStatus::Suspect => "suspect",
             NodeStatus::Down => "down",
             NodeStatus::Left => "left",
+        })
+    }
+}
+
+impl fmt::Display for ManagerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ManagerState::Leader => "leader",
+            ManagerState::Reachable => "reachable",
+            ManagerState::Unreachable => "unreachable",
         })
     }
 }

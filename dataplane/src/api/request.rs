@@ -56,6 +56,11 @@ pub enum Request {
         subnet: String,
     },
     NetworkLs {},
+    /// A network's address blocks (which node each was granted to) and endpoints, as this
+    /// node's state holds them.
+    NetworkInspect {
+        name: String,
+    },
     NetworkRm {
         name: String,
     },

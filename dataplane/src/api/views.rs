@@ -7,15 +7,38 @@ use std::net::Ipv4Addr;
 use meshd_ebpf::mesh::PROTO_UDP;
 use meshd_ebpf::net_order;
 
-use super::reply::{BackendView, NetworkInfo, NodeInfo, NodeStatus, ServiceInfo, ServiceInspect, TaskInfo};
+use super::reply::{
+    BackendView, BlockInfo, EndpointInfo, ManagerState, NetworkDetail, NetworkInfo, NodeInfo, NodeStatus,
+    ServiceInfo, ServiceInspect, TaskInfo,
+};
 use crate::bpf::LbView;
+use crate::identity::NodeId;
 use crate::network::ipam;
 use crate::service::backends::{healthy_backends, node_health, NodeHealth};
 use crate::service::ports::port_owners;
-use crate::state::{Liveness, Snapshot};
+use crate::state::{Liveness, Role, Snapshot};
 
-/// `node ls`: every node the state knows, sorted by name then ID.
+/// `node ls`: every node the state knows, sorted by name then ID. The leader is the one the
+/// live managers' reports name in the highest term; the voters are the ones it reports.
 pub fn nodes(snapshot: &Snapshot) -> Vec<NodeInfo> {
+    let state = &snapshot.state;
+    let leader = state
+        .managers
+        .live()
+        .filter(|(id, status)| status.leader == Some(**id) && snapshot.liveness_of(id).is_up())
+        .max_by_key(|(_, status)| status.term)
+        .map(|(id, status)| (*id, status.voters.clone()));
+    let manager_status = |id: &NodeId| {
+        if state.role_of(id) != Role::Manager {
+            None
+        } else if leader.as_ref().is_some_and(|(l, _)| l == id) {
+            Some(ManagerState::Leader)
+        } else if snapshot.liveness_of(id).is_up() {
+            Some(ManagerState::Reachable)
+        } else {
+            Some(ManagerState::Unreachable)
+        }
+    };
     let mut nodes: Vec<NodeInfo> = snapshot
         .state
         .nodes
@@ -32,6 +55,8 @@ pub fn nodes(snapshot: &Snapshot) -> Vec<NodeInfo> {
             },
             availability: snapshot.state.availability_of(id),
             role: snapshot.state.role_of(id),
+            manager_status: manager_status(id),
+            voter: leader.as_ref().is_some_and(|(_, voters)| voters.contains(id)),
             is_self: *id == snapshot.self_id,
         })
         .collect();
@@ -57,6 +82,46 @@ pub fn networks(snapshot: &Snapshot) -> Vec<NetworkInfo> {
             endpoints: endpoints.get(name.as_str()).copied().unwrap_or(0),
         })
         .collect()
+}
+
+/// `network inspect`: the network's blocks and endpoints, sorted by index and address; nodes by
+/// name (or short ID when the state has no name for them).
+pub fn network_detail(snapshot: &Snapshot, name: &str) -> Option<NetworkDetail> {
+    let state = &snapshot.state;
+    let record = state.networks.get(&name.to_string())?;
+    let node_name = |id: &NodeId| state.nodes.get(id).map(|n| n.name.clone()).unwrap_or_else(|| id.short());
+    let mut blocks: Vec<BlockInfo> = state
+        .blocks
+        .live()
+        .filter(|((network, _), _)| network == name)
+        .map(|((_, index), claim)| BlockInfo {
+            index: *index,
+            range: ipam::block_range(&record.subnet, *index).to_string(),
+            node: node_name(&claim.owner),
+        })
+        .collect();
+    blocks.sort_by_key(|b| b.index);
+    let mut endpoints: Vec<EndpointInfo> = state
+        .endpoints
+        .live()
+        .filter(|(_, e)| e.network == name)
+        .map(|((owner, id), e)| EndpointInfo {
+            address: e.address,
+            node: node_name(owner),
+            id: id.clone(),
+            service: e.service.clone(),
+            task: e.task.clone(),
+        })
+        .collect();
+    endpoints.sort_by_key(|e| e.address);
+    Some(NetworkDetail {
+        name: name.to_string(),
+        subnet: record.subnet.to_string(),
+        vni: record.vni,
+        gateway: ipam::gateway(&record.subnet),
+        blocks,
+        endpoints,
+    })
 }
 
 /// `service ls`: one pass over the endpoints for all services.

@@ -27,6 +27,7 @@ fn main() -> ExitCode {
             Request::NetworkCreate { name, subnet }
         }
         Command::Network { command: NetworkCommand::Ls } => Request::NetworkLs {},
+        Command::Network { command: NetworkCommand::Inspect { name } } => Request::NetworkInspect { name },
         Command::Network { command: NetworkCommand::Rm { name } } => Request::NetworkRm { name },
         Command::Attach { netns, network, service, name, no_resolv_conf } => {
             Request::Attach { netns, network, service, name, no_resolv_conf }

@@ -136,13 +136,16 @@ pub enum NetworkCommand {
     /// List networks: NAME, SUBNET, VNI, GATEWAY, ENDPOINTS
     #[command(visible_alias = "list")]
     Ls,
+    /// Show a network's address blocks (the node each was granted to) and its endpoints
+    Inspect { name: String },
     /// Remove a network (refused while endpoints are attached)
     Rm { name: String },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum NodeCommand {
-    /// List nodes: ID, NAME, ADDRESS, STATUS, AVAILABILITY, ROLE
+    /// List nodes: ID, NAME, ADDRESS, STATUS, AVAILABILITY, ROLE, MANAGER STATUS (leader,
+    /// reachable or unreachable, as in Swarm)
     #[command(visible_alias = "list")]
     Ls,
     /// Make a worker a manager (on a manager)

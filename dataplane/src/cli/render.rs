@@ -18,6 +18,7 @@ pub fn render(reply: &Reply, format: Format) -> String {
                     Ok(serde_json::json!({ "gossip": gossip, "datapath": datapath }))
                 }
                 Reply::Networks(networks) => serde_json::to_value(networks),
+                Reply::NetworkDetail(detail) => serde_json::to_value(detail),
                 Reply::Removed {} => Ok(serde_json::json!({ "removed": true })),
                 Reply::Attached { address, interface } => {
                     Ok(serde_json::json!({ "address": address, "interface": interface }))
@@ -36,6 +37,34 @@ pub fn render(reply: &Reply, format: Format) -> String {
         }
         Format::Table => match reply {
             Reply::Nodes(nodes) => nodes_table(nodes),
+            Reply::NetworkDetail(detail) => {
+                let mut out = format!(
+                    "network {}: subnet {}, VNI {}, gateway {}\n\n",
+                    detail.name, detail.subnet, detail.vni, detail.gateway
+                );
+                let blocks: Vec<Vec<String>> = detail
+                    .blocks
+                    .iter()
+                    .map(|b| vec![b.index.to_string(), b.range.clone(), b.node.clone()])
+                    .collect();
+                out.push_str(&table(&["BLOCK", "RANGE", "NODE"], &blocks));
+                let endpoints: Vec<Vec<String>> = detail
+                    .endpoints
+                    .iter()
+                    .map(|e| {
+                        vec![
+                            e.address.to_string(),
+                            e.node.clone(),
+                            e.service.clone().unwrap_or_default(),
+                            e.task.clone().unwrap_or_default(),
+                            e.id.clone(),
+                        ]
+                    })
+                    .collect();
+                out.push('\n');
+                out.push_str(&table(&["ADDRESS", "NODE", "SERVICE", "TASK", "ENDPOINT"], &endpoints));
+                out
+            }
             // Just the token, so `TOKEN=$(meshctl join-token)` works.
             Reply::JoinToken { token } => format!("{token}\n"),
             Reply::NodeUpdated { id } => format!("{id}\n"),
@@ -146,10 +175,11 @@ fn nodes_table(nodes: &[NodeInfo]) -> String {
                 node.status.to_string(),
                 node.availability.to_string(),
                 node.role.to_string(),
+                node.manager_status.map(|s| s.to_string()).unwrap_or_default(),
             ]
         })
         .collect::<Vec<_>>();
-    table(&["ID", "NAME", "ADDRESS", "STATUS", "AVAILABILITY", "ROLE"], &rows)
+    table(&["ID", "NAME", "ADDRESS", "STATUS", "AVAILABILITY", "ROLE", "MANAGER STATUS"], &rows)
 }
 
 /// Left-aligned columns separated by three spaces; the last column is not padded.
@@ -179,7 +209,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::reply::NodeStatus;
+    use crate::api::reply::{ManagerState, NodeStatus};
     use crate::identity::NodeId;
     use crate::state::{Availability, Role};
 
@@ -198,18 +228,25 @@ mod tests {
             status: NodeStatus::Alive,
             availability: Availability::Active,
             role: Role::Manager,
+            manager_status: Some(ManagerState::Leader),
+            voter: true,
             is_self: true,
         };
         let reply = Reply::Nodes(vec![node]);
         let text = render(&reply, Format::Table);
         let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
-        assert_eq!(row, ["121212121212", "*", "n1", "10.0.0.1", "alive", "active", "manager"], "{text}");
+        assert_eq!(
+            row,
+            ["121212121212", "*", "n1", "10.0.0.1", "alive", "active", "manager", "leader"],
+            "{text}"
+        );
         assert_eq!(
             serde_json::from_str::<serde_json::Value>(&render(&reply, Format::Json)).unwrap()[0]["role"],
             "manager"
         );
         let json: serde_json::Value = serde_json::from_str(&render(&reply, Format::Json)).unwrap();
         assert_eq!(json[0]["status"], "alive");
+        assert_eq!(json[0]["manager_status"], "leader");
         assert_eq!(json[0]["id"], "12".repeat(16));
     }
 }

@@ -10,7 +10,8 @@ use crate::api::reply::{Counter, DatapathCounter, Reply, Response};
 use crate::api::request::Request;
 use crate::api::server::Handler;
 use crate::api::views;
-use crate::gossip::{key_rotation, GossipError, GossipHandle};
+use crate::gossip::{GossipError, GossipHandle};
+use crate::manager::{key_rotation, ManagerError, Managers};
 use crate::network::NetworkError;
 use crate::service::ServiceError;
 use crate::state::Role;
@@ -19,6 +20,7 @@ use crate::trust::ca::JoinRole;
 /// What the API handler needs of the running node.
 pub struct ApiHandler {
     pub gossip: GossipHandle,
+    pub managers: Managers,
     /// Owns the loaded programs and maps for as long as meshd runs.
     pub agent: Arc<Agent>,
 }
@@ -42,29 +44,29 @@ impl ApiHandler {
                     Role::Worker => JoinRole::Worker,
                     Role::Manager => JoinRole::Manager,
                 };
-                let token = self.gossip.join_token(role, rotate).await.map_err(gossip_error)?;
+                let token = self.managers.join_token(role, rotate).await.map_err(manager_error)?;
                 Ok(Reply::JoinToken { token: token.to_string() })
             }
             Request::NodeUpdate { node, availability } => {
-                let id = self.gossip.set_availability(node, availability).await.map_err(gossip_error)?;
+                let id = self.managers.set_availability(&node, availability).await.map_err(manager_error)?;
                 Ok(Reply::NodeUpdated { id })
             }
             Request::NodePromote { node } => {
-                let id = self.gossip.set_role(node, Role::Manager).await.map_err(gossip_error)?;
+                let id = self.managers.set_role(&node, Role::Manager).await.map_err(manager_error)?;
                 Ok(Reply::NodeUpdated { id })
             }
             Request::NodeDemote { node } => {
-                let id = self.gossip.set_role(node, Role::Worker).await.map_err(gossip_error)?;
+                let id = self.managers.set_role(&node, Role::Worker).await.map_err(manager_error)?;
                 Ok(Reply::NodeUpdated { id })
             }
             Request::NodeRm { node, force } => {
-                let id = self.gossip.remove(node, force).await.map_err(gossip_error)?;
+                let id = self.managers.remove(&node, force).await.map_err(manager_error)?;
                 // The removed node knew the gossip key: replace it, in the background (a node
                 // rm answers at once; the rotation takes a few gossip rounds).
-                let gossip = self.gossip.clone();
+                let managers = self.managers.clone();
                 tokio::spawn(async move {
                     if let Err(error) =
-                        key_rotation::rotate(&gossip, |step| tracing::info!(step, "key rotation")).await
+                        key_rotation::rotate(&managers, |step| tracing::info!(step, "key rotation")).await
                     {
                         tracing::warn!(%error, "the gossip key rotation after a node removal failed");
                     }
@@ -72,9 +74,9 @@ impl ApiHandler {
                 Ok(Reply::NodeUpdated { id })
             }
             Request::KeyRotate {} => {
-                key_rotation::rotate(&self.gossip, |step| tracing::info!(step, "key rotation"))
+                key_rotation::rotate(&self.managers, |step| tracing::info!(step, "key rotation"))
                     .await
-                    .map_err(gossip_error)?;
+                    .map_err(manager_error)?;
                 Ok(Reply::KeyRotated {})
             }
             Request::Leave {} => self.gossip.leave().await.map(|()| Reply::Left {}).map_err(gossip_error),
@@ -105,6 +107,9 @@ impl ApiHandler {
                 Ok(Reply::Networks(created))
             }
             Request::NetworkLs {} => Ok(Reply::Networks(views::networks(&agent.snapshot()))),
+            Request::NetworkInspect { name } => views::network_detail(&agent.snapshot(), &name)
+                .map(Reply::NetworkDetail)
+                .ok_or_else(|| agent_error(NetworkError::NotFound(name).into())),
             Request::NetworkRm { name } => {
                 agent.network_rm(&name).await.map(|()| Reply::Removed {}).map_err(agent_error)
             }
@@ -160,7 +165,20 @@ fn agent_error(error: AgentError) -> ApiError {
         AgentError::Service(S::Exists(_) | S::WrongNetwork { .. }) => ErrorKind::Conflict,
         AgentError::Service(_) => ErrorKind::BadRequest,
         AgentError::Gossip(error) => return gossip_error(error.clone()),
+        AgentError::Managers(error) => return manager_error(error.clone()),
         AgentError::Kernel(_) => ErrorKind::Internal,
+    };
+    ApiError::new(kind, error.to_string())
+}
+
+fn manager_error(error: ManagerError) -> ApiError {
+    let kind = match &error {
+        ManagerError::NoMajority { .. } => ErrorKind::Unavailable,
+        ManagerError::Refused(_) => ErrorKind::Conflict,
+        ManagerError::NotManager { .. } => ErrorKind::Forbidden,
+        ManagerError::NotFound(_) => ErrorKind::NotFound,
+        ManagerError::Internal(_) => ErrorKind::Internal,
+        ManagerError::Gossip(error) => return gossip_error(error.clone()),
     };
     ApiError::new(kind, error.to_string())
 }

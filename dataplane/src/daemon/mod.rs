@@ -24,6 +24,7 @@ use crate::agent::{Agent, AgentSettings};
 use crate::api::server::ApiServer;
 use crate::bpf::{bpffs, Datapath};
 use crate::gossip::{self, Exit, StartParams};
+use crate::manager::Managers;
 use crate::netlink::addresses::local_addresses;
 use crate::state_dir::StateDir;
 
@@ -71,9 +72,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     })
     .await?;
     tracing::info!(port = config.listen_port, "gossip running");
+    let managers = Managers::start(node_id, gossip.clone(), state.clone()).await?;
     let agent = Agent::start(
         datapath,
         gossip.clone(),
+        managers.clone(),
         node_id,
         state.clone(),
         config.advertise_addr,
@@ -82,7 +85,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     .await?;
 
     tracing::info!(socket = %server.path().display(), "API listening");
-    let handler = Arc::new(ApiHandler { gossip: gossip.clone(), agent: agent.clone() });
+    let handler = Arc::new(ApiHandler { gossip: gossip.clone(), managers, agent: agent.clone() });
     let (stop, stop_rx) = watch::channel(false);
     let api = tokio::spawn(server.serve(handler, stop_rx));
 

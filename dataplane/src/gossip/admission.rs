@@ -174,7 +174,13 @@ fn authorize(
             owner(of)?;
             record.as_ref().map_or(Ok(()), |r| valid(validate::endpoint(r)))
         }
-        Change::Block { claim: Some(claim), .. } => owner(&claim.owner),
+        Change::Manager { id, status } => {
+            owner(id)?;
+            status.as_ref().map_or(Ok(()), |s| valid(validate::manager_status(s)))
+        }
+        // A grant of the managers; a node's own claim was how blocks were had before them (kept
+        // for state written then: the managers' mirror replaces it with a grant).
+        Change::Block { claim: Some(claim), .. } => owner(&claim.owner).or_else(|_| manager()),
         Change::Block { network, index, claim: None } => {
             let holder = state.blocks.get(&(network.clone(), *index)).map(|c| c.owner);
             if holder == Some(writer) {

@@ -43,6 +43,13 @@ pub(super) enum Background {
     Renewed(Result<TcpMessage, ExchangeError>),
     /// The CA key, fetched after a promotion.
     CaKey(Result<TcpMessage, ExchangeError>),
+    /// The managers' answer on a node joining as a manager.
+    ManagerApproved {
+        admitted: join::Admitted,
+        peer: SocketAddr,
+        reply: tokio::sync::oneshot::Sender<Option<TcpMessage>>,
+        result: Result<(), String>,
+    },
 }
 
 pub(super) struct Agent {
@@ -76,6 +83,8 @@ pub(super) struct Agent {
     pub(super) renewing: bool,
     /// The CA key is being fetched (after a promotion).
     pub(super) fetching_ca: bool,
+    /// What approves manager joins (the managers' Raft group).
+    pub(super) join_gate: join::GateSlot,
 }
 
 impl Agent {
@@ -173,33 +182,17 @@ impl Agent {
         match request {
             Inbound::Join { message, role, peer, reply } => {
                 let state = lock(&self.shared).state.clone();
-                let admitted = join::admit(&self.creds, &state, message, role, peer, self.cert_validity);
-                let answer = match admitted {
-                    Ok(mut admitted) => {
-                        Stats::bump(&self.stats.joins_accepted);
-                        if let Some(change) = admitted.role.take() {
-                            self.local_write(change);
-                        }
-                        let members = self.active_members();
-                        let _ = self.foca.apply_many(
-                            std::iter::once(Member::alive(MemberId {
-                                node: admitted.node,
-                                addr: peer,
-                                generation: 0,
-                            })),
-                            true,
-                            &mut self.runtime,
-                        );
-                        let state = lock(&self.shared).state.dump_signed();
-                        Some(join::accept(&self.creds, admitted, state, members))
+                match join::admit(&self.creds, &state, message, role, peer, self.cert_validity) {
+                    Ok(admitted) if admitted.ca_key.is_some() => self.approve_manager(admitted, peer, reply),
+                    Ok(admitted) => {
+                        let _ = reply.send(Some(self.accept_join(admitted, peer)));
                     }
                     Err(reason) => {
                         tracing::warn!(%peer, reason, "join refused");
                         Stats::bump(&self.stats.joins_refused);
-                        None
+                        let _ = reply.send(None);
                     }
-                };
-                let _ = reply.send(answer);
+                }
             }
             Inbound::Member { message, peer, node, key, reply } => {
                 let answer = match message {
@@ -230,7 +223,51 @@ impl Agent {
             },
             Background::Renewed(result) => self.renewed(result),
             Background::CaKey(result) => self.ca_key_fetched(result),
+            Background::ManagerApproved { admitted, peer, reply, result } => {
+                let answer = match result {
+                    Ok(()) => self.accept_join(admitted, peer),
+                    Err(reason) => {
+                        tracing::warn!(%peer, reason, "a manager join the managers could not record");
+                        Stats::bump(&self.stats.joins_refused);
+                        TcpMessage::Refused { reason }
+                    }
+                };
+                let _ = reply.send(Some(answer));
+            }
         }
+    }
+
+    /// A node joining as a manager: the managers record it first (in the background; the answer
+    /// comes back as `Background::ManagerApproved`).
+    fn approve_manager(
+        &mut self,
+        admitted: join::Admitted,
+        peer: SocketAddr,
+        reply: tokio::sync::oneshot::Sender<Option<TcpMessage>>,
+    ) {
+        let Some(gate) = self.join_gate.get().cloned() else {
+            let reason = "this manager is still starting; try again".to_string();
+            let _ = reply.send(Some(TcpMessage::Refused { reason }));
+            return;
+        };
+        let done = self.background_tx.clone();
+        tokio::spawn(async move {
+            let result = gate.approve_manager(admitted.node).await;
+            let _ = done.send(Background::ManagerApproved { admitted, peer, reply, result }).await;
+        });
+    }
+
+    /// Admits a joiner: announces it to membership and answers with the state.
+    fn accept_join(&mut self, admitted: join::Admitted, peer: SocketAddr) -> TcpMessage {
+        Stats::bump(&self.stats.joins_accepted);
+        let members = self.active_members();
+        let _ = self.foca.apply_many(
+            std::iter::once(Member::alive(MemberId { node: admitted.node, addr: peer, generation: 0 })),
+            true,
+            &mut self.runtime,
+        );
+        let state = lock(&self.shared).state.dump_signed();
+        join::accept(&self.creds, admitted, state, members)
     }
 
     /// A change made here: versioned by the local clock, signed with this node's key, merged

@@ -1,6 +1,6 @@
-//! What the gossip agent does when asked through its handle: join tokens, availability, roles,
-//! removals, gossip keys, the agent's own writes, and leaving. Cluster-wide changes are for
-//! managers: a worker answers with an error that names the managers, and changes nothing.
+//! What the gossip agent does when asked through its handle: join tokens, writes (a node's own
+//! records; on the managers' leader, what they decided), and leaving. Cluster-wide records are
+//! for managers: a worker answers with an error that names the managers, and changes nothing.
 
 use std::net::SocketAddr;
 
@@ -10,31 +10,14 @@ use super::handle::{Command, GossipError};
 use super::persist;
 use super::tcp;
 use crate::identity::{JoinToken, NodeId, Secret};
-use crate::state::{Change, ClusterSecrets, Revocation, Role, RoleRecord};
+use crate::state::{Change, Role};
 use crate::trust::ca::JoinRole;
 
 impl Agent {
     pub(super) fn handle_command(&mut self, command: Command) {
         match command {
-            Command::JoinToken { role, rotate, reply } => {
-                let _ = reply.send(self.join_token(role, rotate));
-            }
-            Command::SetAvailability { node, availability, reply } => {
-                let result =
-                    self.require_manager("drain or activate a node").and_then(|()| self.resolve_node(&node));
-                let result = result.inspect(|&id| {
-                    self.local_write(Change::Availability { id, value: Some(availability) });
-                });
-                let _ = reply.send(result);
-            }
-            Command::SetRole { node, role, reply } => {
-                let _ = reply.send(self.set_role(&node, role));
-            }
-            Command::Remove { node, force, reply } => {
-                let _ = reply.send(self.remove(&node, force));
-            }
-            Command::SetGossipKeys { keys, reply } => {
-                let _ = reply.send(self.set_gossip_keys(keys));
+            Command::JoinToken { role, reply } => {
+                let _ = reply.send(self.join_token(role));
             }
             Command::Write { changes, reply } => {
                 let result = changes.iter().try_for_each(|c| self.may_write(c));
@@ -74,31 +57,17 @@ impl Agent {
             Change::Endpoint { owner, .. } if *owner == self.node_id => Ok(()),
             Change::Block { claim: Some(claim), .. } if claim.owner == self.node_id => Ok(()),
             Change::Node { id, .. } if *id == self.node_id => Ok(()),
+            Change::Manager { id, .. } if *id == self.node_id => Ok(()),
             Change::Network { .. } => self.require_manager("create or remove networks"),
             Change::Service { .. } => self.require_manager("create or remove services"),
             _ => self.require_manager("change the cluster"),
         }
     }
 
-    fn resolve_node(&self, query: &str) -> Result<NodeId, GossipError> {
-        if query.trim().is_empty() {
-            return Err(GossipError::NotFound("give a node name or ID".into()));
-        }
-        self.snapshot_tx.borrow().resolve_node(query).map_err(GossipError::NotFound)
-    }
-
-    /// The join token of `role`, moved to the role's next secret first with `rotate`.
-    fn join_token(&mut self, role: JoinRole, rotate: bool) -> Result<JoinToken, GossipError> {
-        self.require_manager("show or rotate join tokens")?;
-        let mut secrets = lock(&self.shared).state.secrets.get(&()).cloned().ok_or(GossipError::Stopped)?;
-        if rotate {
-            match role {
-                JoinRole::Worker => secrets.join_epochs.worker += 1,
-                JoinRole::Manager => secrets.join_epochs.manager += 1,
-            }
-            self.local_write(Change::Secrets { value: Some(secrets.clone()) });
-            tracing::info!(?role, "join token rotated");
-        }
+    /// The join token of `role`, from the role's current secret.
+    fn join_token(&mut self, role: JoinRole) -> Result<JoinToken, GossipError> {
+        self.require_manager("show join tokens")?;
+        let secrets = lock(&self.shared).state.secrets.get(&()).cloned().ok_or(GossipError::Stopped)?;
         let joins = self.creds.join_secrets(secrets.join_epochs).ok_or_else(|| {
             GossipError::Refused(
                 "this manager does not hold the CA key yet (it is being fetched); try again".into(),
@@ -109,78 +78,6 @@ impl Agent {
             JoinRole::Manager => joins.manager,
         };
         Ok(JoinToken::new(self.creds.fingerprint(), Secret::from_bytes(secret)))
-    }
-
-    /// `node promote` / `node demote`.
-    fn set_role(&mut self, query: &str, role: Role) -> Result<NodeId, GossipError> {
-        self.require_manager("promote or demote nodes")?;
-        let id = self.resolve_node(query)?;
-        let state = lock(&self.shared).state.clone();
-        let current = state.role_of(&id);
-        if current == role {
-            return Ok(id);
-        }
-        if role == Role::Worker && managers(&state).len() <= 1 {
-            return Err(GossipError::Refused("it is the last manager: promote another node first".into()));
-        }
-        let record = RoleRecord { role, previously_manager: current == Role::Manager };
-        self.local_write(Change::Role { id, record: Some(record) });
-        tracing::info!(node = %id, %role, "role changed");
-        Ok(id)
-    }
-
-    /// `node rm`: everything cluster-wide the node was the last to write is written again by
-    /// this manager (so it outlives the node), then its removal is recorded: every node drops
-    /// what it owned and refuses what it signs, TLS refuses its certificate. The gossip key it
-    /// knew is rotated by the caller (`key_rotation`).
-    fn remove(&mut self, query: &str, force: bool) -> Result<NodeId, GossipError> {
-        self.require_manager("remove nodes")?;
-        let id = self.resolve_node(query)?;
-        if id == self.node_id {
-            return Err(GossipError::Refused(
-                "a node cannot remove itself: use `meshctl leave` on it".into(),
-            ));
-        }
-        let snapshot = self.snapshot_tx.borrow().clone();
-        if snapshot.liveness_of(&id).is_up() && !force {
-            return Err(GossipError::Refused(format!(
-                "{id} is alive: stop it (or `meshctl leave` on it) first, or remove it anyway with --force"
-            )));
-        }
-        let state = snapshot.state.clone();
-        if state.role_of(&id) == Role::Manager && managers(&state).len() <= 1 {
-            return Err(GossipError::Refused("it is the last manager: promote another node first".into()));
-        }
-        for signed in state.dump_signed() {
-            let delta = signed.delta;
-            let cluster_wide = matches!(
-                delta.change,
-                Change::Network { .. }
-                    | Change::Service { .. }
-                    | Change::Availability { .. }
-                    | Change::Secrets { .. }
-                    | Change::Role { .. }
-                    | Change::Revocation { .. }
-            );
-            let about_it = matches!(&delta.change, Change::Availability { id: of, .. } | Change::Role { id: of, .. } if *of == id);
-            if delta.version.node == id && cluster_wide && !about_it {
-                self.local_write(delta.change);
-            }
-        }
-        self.local_write(Change::Revocation { id, record: Some(Revocation { by: self.node_id }) });
-        tracing::info!(node = %id, "node removed: its certificate is revoked cluster-wide");
-        Ok(id)
-    }
-
-    /// One step of a key rotation: the gossip keys, primary first.
-    fn set_gossip_keys(&mut self, keys: Vec<Secret>) -> Result<(), GossipError> {
-        self.require_manager("rotate the gossip key")?;
-        let current = lock(&self.shared).state.secrets.get(&()).cloned().ok_or(GossipError::Stopped)?;
-        if keys.is_empty() {
-            return Err(GossipError::Refused("the cluster needs at least one gossip key".into()));
-        }
-        self.local_write(Change::Secrets { value: Some(ClusterSecrets { gossip_keys: keys, ..current }) });
-        Ok(())
     }
 
     /// Leaves on purpose: tells the cluster (gossip, and a direct push to a few members so the
@@ -212,14 +109,4 @@ impl Agent {
         tracing::info!(told = delivered, "left the cluster");
         Ok(())
     }
-}
-
-/// The live managers of `state`.
-fn managers(state: &crate::state::ClusterState) -> Vec<NodeId> {
-    state
-        .nodes
-        .live()
-        .filter(|(id, n)| !n.left && state.role_of(id) == Role::Manager)
-        .map(|(id, _)| *id)
-        .collect()
 }

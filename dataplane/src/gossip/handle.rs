@@ -5,10 +5,14 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::channel::{ChannelHandler, HandlerSlot};
+use super::join::{GateSlot, JoinGate};
 use super::stats::Stats;
-use crate::identity::{JoinToken, NodeId, Secret};
-use crate::state::{Availability, Change, Role, Snapshot};
+use super::tcp::SharedTls;
+use crate::identity::JoinToken;
+use crate::state::{Change, Snapshot};
 use crate::trust::ca::JoinRole;
+use crate::trust::tls::TlsConfigs;
 
 /// How the agent ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,30 +41,10 @@ pub(super) type Reply<T> = oneshot::Sender<Result<T, GossipError>>;
 pub(super) enum Command {
     JoinToken {
         role: JoinRole,
-        rotate: bool,
         reply: Reply<JoinToken>,
     },
-    SetAvailability {
-        node: String,
-        availability: Availability,
-        reply: Reply<NodeId>,
-    },
-    SetRole {
-        node: String,
-        role: Role,
-        reply: Reply<NodeId>,
-    },
-    Remove {
-        node: String,
-        force: bool,
-        reply: Reply<NodeId>,
-    },
-    /// The gossip keys, primary first (one step of a key rotation).
-    SetGossipKeys {
-        keys: Vec<Secret>,
-        reply: Reply<()>,
-    },
-    /// Local writes (already validated by the caller), versioned, signed and gossiped here.
+    /// Writes (already validated by the caller), versioned, signed and gossiped here: this
+    /// node's own records, and on the managers' leader what they decided (`manager::mirror`).
     Write {
         changes: Vec<Change>,
         reply: Reply<()>,
@@ -77,6 +61,9 @@ pub struct GossipHandle {
     pub(super) snapshot: watch::Receiver<Arc<Snapshot>>,
     pub(super) commands: mpsc::Sender<Command>,
     pub(super) stats: Arc<Stats>,
+    pub(super) tls: SharedTls,
+    pub(super) channels: HandlerSlot,
+    pub(super) join_gate: GateSlot,
 }
 
 impl GossipHandle {
@@ -94,32 +81,29 @@ impl GossipHandle {
         &self.stats
     }
 
-    /// The join token of `role`; `rotate` moves that role to a new secret first (managers only).
-    pub async fn join_token(&self, role: JoinRole, rotate: bool) -> Result<JoinToken, GossipError> {
-        self.ask(|reply| Command::JoinToken { role, rotate, reply }).await
+    /// The join token of `role` (managers only), from the secrets in the local state.
+    pub async fn join_token(&self, role: JoinRole) -> Result<JoinToken, GossipError> {
+        self.ask(|reply| Command::JoinToken { role, reply }).await
     }
 
-    pub async fn set_availability(
-        &self,
-        node: String,
-        availability: Availability,
-    ) -> Result<NodeId, GossipError> {
-        self.ask(|reply| Command::SetAvailability { node, availability, reply }).await
+    /// This node's TLS configuration, for channels to other members (`channel::Channel`).
+    pub fn tls(&self) -> Arc<TlsConfigs> {
+        self.tls.load_full()
     }
 
-    /// `node promote` / `node demote`.
-    pub async fn set_role(&self, node: String, role: Role) -> Result<NodeId, GossipError> {
-        self.ask(|reply| Command::SetRole { node, role, reply }).await
+    /// The same, as it changes (a renewed certificate).
+    pub fn tls_shared(&self) -> SharedTls {
+        self.tls.clone()
     }
 
-    /// `node rm`: revokes the node's certificate cluster-wide.
-    pub async fn remove(&self, node: String, force: bool) -> Result<NodeId, GossipError> {
-        self.ask(|reply| Command::Remove { node, force, reply }).await
+    /// Installs what answers channels opened to this node (once; later calls are ignored).
+    pub fn set_channel_handler(&self, handler: Arc<dyn ChannelHandler>) {
+        let _ = self.channels.set(handler);
     }
 
-    /// Writes the cluster's gossip keys (primary first); see `key_rotation`.
-    pub async fn set_gossip_keys(&self, keys: Vec<Secret>) -> Result<(), GossipError> {
-        self.ask(|reply| Command::SetGossipKeys { keys, reply }).await
+    /// Installs what approves a node joining as a manager (once).
+    pub fn set_join_gate(&self, gate: Arc<dyn JoinGate>) {
+        let _ = self.join_gate.set(gate);
     }
 
     /// Applies local changes to the cluster state and spreads them. Returns once they are in the

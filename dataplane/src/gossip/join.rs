@@ -9,7 +9,10 @@
 //! and the members (and the CA key, to a manager). The joiner checks the CA certificate against
 //! its token's fingerprint before it trusts anything in the answer.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::credentials::Credentials;
@@ -18,8 +21,8 @@ use super::member::MemberId;
 use super::tcp::{self, ExchangeError, SharedGuard};
 use super::wire::TcpMessage;
 use crate::hex::Bytes;
-use crate::identity::{Fingerprint, JoinToken, Secret};
-use crate::state::{Change, ClusterState, Role, RoleRecord, Signature, SignedDelta};
+use crate::identity::{Fingerprint, JoinToken, NodeId, Secret};
+use crate::state::{ClusterState, Signature, SignedDelta};
 use crate::trust::ca::{IssuedCert, JoinRole};
 use crate::trust::keys::{NodeKey, PublicKey};
 
@@ -55,7 +58,19 @@ pub enum JoinError {
     WrongCertificate { addr: SocketAddr },
     #[error("unexpected answer to a join request from {addr}")]
     Protocol { addr: SocketAddr },
+    #[error("the manager at {addr} could not admit this node: {reason}")]
+    Refused { addr: SocketAddr, reason: String },
 }
+
+/// What approves a node joining as a manager before it is admitted: the managers' Raft group,
+/// which must record the new manager (`manager::serve`). Without a majority of managers, no
+/// manager joins.
+pub trait JoinGate: Send + Sync + 'static {
+    fn approve_manager(&self, node: NodeId) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+}
+
+/// Where the gate is installed, once, after gossip started.
+pub type GateSlot = Arc<OnceLock<Arc<dyn JoinGate>>>;
 
 /// Asks the manager at `addr` to admit this node, retrying with jittered exponential backoff
 /// while it cannot be reached (it may be starting, or busy); a refusal (wrong token, not a
@@ -90,8 +105,12 @@ pub async fn request(
             Err(error) => return Err(JoinError::Exchange(error)),
         }
     };
-    let TcpMessage::JoinAccept { ca_cert, cert, ca_key, state, members } = answer else {
-        return Err(JoinError::Protocol { addr });
+    let (ca_cert, cert, ca_key, state, members) = match answer {
+        TcpMessage::JoinAccept { ca_cert, cert, ca_key, state, members } => {
+            (ca_cert, cert, ca_key, state, members)
+        }
+        TcpMessage::Refused { reason } => return Err(JoinError::Refused { addr, reason }),
+        _ => return Err(JoinError::Protocol { addr }),
     };
     if crate::trust::ca::fingerprint(&ca_cert.0) != token.fingerprint {
         return Err(JoinError::WrongCluster { addr });
@@ -108,10 +127,8 @@ pub async fn request(
 pub struct Admitted {
     pub node: crate::identity::NodeId,
     pub cert: IssuedCert,
-    /// The CA key, for a manager.
+    /// The CA key, for a manager (whose role the managers record before it is answered).
     pub ca_key: Option<Vec<u8>>,
-    /// The role record to write before answering (a manager joiner).
-    pub role: Option<Change>,
 }
 
 /// A manager's decision on a join request. `Err` is the reason to refuse (logged; the joiner
@@ -142,18 +159,8 @@ pub fn admit(
         return Err(format!("{id} was removed from the cluster; it may join only as a new node"));
     }
     let cert = ca.issue(&key, cert_validity.as_secs().max(1)).map_err(|e| e.to_string())?;
-    let role_record =
-        (role == JoinRole::Manager && state.role_of(&id) != Role::Manager).then_some(Change::Role {
-            id,
-            record: Some(RoleRecord { role: Role::Manager, previously_manager: false }),
-        });
     tracing::info!(node = %id, name, %peer, ?role, "admitting a node");
-    Ok(Admitted {
-        node: id,
-        cert,
-        ca_key: (role == JoinRole::Manager).then(|| ca.key_pkcs8().to_vec()),
-        role: role_record,
-    })
+    Ok(Admitted { node: id, cert, ca_key: (role == JoinRole::Manager).then(|| ca.key_pkcs8().to_vec()) })
 }
 
 /// The answer to an admitted joiner: the CA's certificate, its own, the state and the members.

@@ -2,10 +2,12 @@
 //!
 //! - UDP 7946 carries SWIM (the `foca` crate: probes, suspicion, dissemination) with our signed
 //!   state deltas piggybacked on its messages ([`broadcast`]); every datagram is sealed with the
-//!   cluster's gossip key ([`crypto`]), rotatable without a lost packet ([`key_rotation`]).
+//!   cluster's gossip key ([`crypto`]), rotatable without a lost packet (`manager::key_rotation`).
 //! - TCP 7946 carries mutual TLS between members (push-pull anti-entropy, certificate renewal,
 //!   the CA key for a promoted manager) and the sealed join handshake ([`tcp`], [`wire`],
 //!   [`join`]).
+//! - Layers above talk over lasting mutual-TLS [`channel`]s on the same port (the managers'
+//!   Raft group).
 //! - Every delta passes [`admission`] before it is merged: signature, writer's certificate and
 //!   role, removal, clock skew, and content; refusals are counted by reason ([`stats`]).
 //! - One task owns foca, the state and this node's [`credentials`] ([`agent`], with
@@ -18,13 +20,13 @@ pub mod admission;
 pub mod agent;
 pub mod broadcast;
 pub mod certificates;
+pub mod channel;
 pub mod commands;
 pub mod config;
 pub mod credentials;
 pub mod crypto;
 pub mod handle;
 pub mod join;
-pub mod key_rotation;
 pub mod member;
 pub mod membership;
 pub mod persist;

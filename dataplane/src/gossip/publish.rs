@@ -38,8 +38,8 @@ impl Agent {
 }
 
 /// Logs what an operator (or a benchmark reading the logs) wants to see change: a node turning
-/// suspect, and availability changes, on every node that learns of them. Up and down are logged
-/// where foca reports them.
+/// suspect, availability and role changes, removals, new networks and services, on every node
+/// that learns of them. Up and down are logged where foca reports them.
 fn log_changes(before: &Snapshot, after: &Snapshot) {
     for (id, live) in &after.liveness {
         if *live == Liveness::Suspect && before.liveness.get(id) != Some(&Liveness::Suspect) {
@@ -55,6 +55,16 @@ fn log_changes(before: &Snapshot, after: &Snapshot) {
         let role = after.state.role_of(id);
         if before.state.nodes.get(id).is_some() && before.state.role_of(id) != role {
             tracing::info!(node = %id, %role, "role changed");
+        }
+    }
+    for (name, record) in after.state.networks.live() {
+        if before.state.networks.get(name).is_none() {
+            tracing::info!(network = %name, subnet = %record.subnet, "network created");
+        }
+    }
+    for (name, record) in after.state.services.live() {
+        if before.state.services.get(name).is_none() {
+            tracing::info!(service = %name, network = %record.network, "service created");
         }
     }
     for (id, _) in after.state.revocations.live() {

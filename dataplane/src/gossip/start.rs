@@ -210,8 +210,17 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
     let (timer_tx, timer_rx) = mpsc::unbounded_channel();
     let (background_tx, background_rx) = mpsc::channel(16);
 
-    let tcp_task =
-        tokio::spawn(tcp::serve(listener, keys_rx, tls.clone(), guard.clone(), inbound_tx, stats.clone()));
+    let channels: super::channel::HandlerSlot = Default::default();
+    let join_gate: join::GateSlot = Default::default();
+    let tcp_task = tokio::spawn(tcp::serve(
+        listener,
+        keys_rx,
+        tls.clone(),
+        guard.clone(),
+        inbound_tx,
+        stats.clone(),
+        channels.clone(),
+    ));
 
     let mut agent = Agent {
         config,
@@ -238,6 +247,7 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
         down_since: BTreeMap::new(),
         renewing: false,
         fetching_ca: false,
+        join_gate: join_gate.clone(),
     };
     agent.gossip_signed(&own_record);
     for seed in &seeds {
@@ -252,7 +262,14 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
     agent.persist();
     agent.publish();
 
-    let handle = GossipHandle { snapshot: snapshot_rx, commands: command_tx, stats };
+    let handle = GossipHandle {
+        snapshot: snapshot_rx,
+        commands: command_tx,
+        stats,
+        tls: agent.tls.clone(),
+        channels,
+        join_gate,
+    };
     let task = tokio::spawn(async move {
         let exit = agent.run(command_rx, inbound_rx, timer_rx, background_rx).await;
         tcp_task.abort();

@@ -27,6 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
+use super::channel::{self, HandlerSlot};
 use super::crypto::{Keyring, OpenError, Opened, ReplayGuard};
 use super::stats::Stats;
 use super::wire::{self, TcpMessage, WireError, MAX_JOIN_FRAME};
@@ -45,7 +46,7 @@ pub const FIRST_BYTE_DEADLINE: Duration = Duration::from_secs(1);
 /// How long an unknown peer has to finish the TLS handshake, or to send its join frame.
 pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(2);
 /// How long the agent may take to answer a request.
-const AGENT_TIMEOUT: Duration = Duration::from_secs(5);
+const AGENT_TIMEOUT: Duration = Duration::from_secs(6);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// The first byte of a TLS connection: a handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
@@ -97,6 +98,7 @@ struct Server {
     inbound: mpsc::Sender<Inbound>,
     stats: Arc<Stats>,
     sources: Mutex<HashMap<IpAddr, usize>>,
+    channels: HandlerSlot,
 }
 
 /// One connection's hold on its source's share; released on drop.
@@ -137,8 +139,10 @@ pub async fn serve(
     guard: SharedGuard,
     inbound: mpsc::Sender<Inbound>,
     stats: Arc<Stats>,
+    channels: HandlerSlot,
 ) {
-    let server = Arc::new(Server { keys, tls, guard, inbound, stats, sources: Mutex::new(HashMap::new()) });
+    let server =
+        Arc::new(Server { keys, tls, guard, inbound, stats, sources: Mutex::new(HashMap::new()), channels });
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else { return };
@@ -215,6 +219,9 @@ async fn serve_member(server: &Server, stream: TcpStream, peer: SocketAddr) -> R
     })?;
     if matches!(message, TcpMessage::JoinRequest { .. } | TcpMessage::JoinAccept { .. }) {
         return Err("a join message over TLS");
+    }
+    if let TcpMessage::Channel { payload } = message {
+        return channel::serve(&mut stream, node, payload.0, &server.channels).await;
     }
     let (reply, answer) = oneshot::channel();
     let request = Inbound::Member { message, peer, node, key, reply };
@@ -298,7 +305,7 @@ pub enum ExchangeError {
     Open { addr: SocketAddr, source: OpenError },
 }
 
-async fn connect(addr: SocketAddr) -> Result<TcpStream, ExchangeError> {
+pub(super) async fn connect(addr: SocketAddr) -> Result<TcpStream, ExchangeError> {
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| ExchangeError::Connect { addr, source: std::io::ErrorKind::TimedOut.into() })?

@@ -60,8 +60,10 @@ pub enum TcpMessage {
     /// Manager -> manager (TLS).
     CaKey { key: Bytes },
     /// Member -> member (TLS): a request refused, and why (a joiner only sees the connection
-    /// close).
+    /// close, or this, sealed, when it was admitted but the managers could not decide it).
     Refused { reason: String },
+    /// Member <-> member (TLS): one frame of a lasting channel (see `channel`).
+    Channel { payload: Bytes },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,19 +1,16 @@
-//! Address management without a leader: every node hands out addresses only from blocks of 16
-//! that it has claimed through the cluster state.
+//! Address management in two levels, as in Swarm: blocks of 16 addresses granted to nodes by
+//! the managers' Raft group (`manager::machine`: a block goes to one node, once, however the
+//! cluster is partitioned), and addresses handed out by each node from its own blocks without
+//! asking anyone. So attaching stays local and fast, keeps working on a side of a partition
+//! while the node's blocks last, and two nodes can never hand out the same address.
 //!
-//! A claim is a LWW entry `(network, block) -> owner`. Two nodes claiming the same block at the
-//! same moment both see, once gossip has spread both writes, the same winner (the newer version);
-//! a node uses a block only after its claim has stood for a settling time longer than gossip's
-//! convergence (well under a second, see docs/benchmarks.md), so concurrent attaches on several
-//! nodes never get the same address. Claims pick a random free block, which makes such races rare
-//! in the first place. The limit of the scheme: during a network partition both sides may claim
-//! the same free block; the addresses then conflict after the heal (Swarm avoids this with a raft
-//! leader, at the price of needing a quorum to attach anything).
+//! A node's blocks are the grants gossip carries (`blocks` table, written by the managers'
+//! leader) plus any grant it has just received and gossip has not brought back yet.
 //!
 //! Reserved in every network: the network address, the gateway (network + 1, answered by the eBPF
 //! ARP responder) and the broadcast address.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
@@ -27,12 +24,10 @@ pub const BLOCK_BITS: u8 = 4;
 /// What the caller should do to get an address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
-    /// This address is free in one of our settled blocks.
+    /// This address is free in one of our blocks.
     Use(Ipv4Addr),
-    /// We have no free address: claim this block first.
-    Claim(u32),
-    /// Every block is claimed by live nodes and ours are full.
-    Exhausted,
+    /// Our blocks are full (or we have none): ask the managers for another.
+    NeedBlock,
 }
 
 pub fn block_count(subnet: &Ipv4Net) -> u32 {
@@ -41,6 +36,12 @@ pub fn block_count(subnet: &Ipv4Net) -> u32 {
 
 pub fn gateway(subnet: &Ipv4Net) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(subnet.network()) + 1)
+}
+
+/// Block `index` as a CIDR.
+pub fn block_range(subnet: &Ipv4Net, index: u32) -> Ipv4Net {
+    let base = u32::from(subnet.network()) + (index << BLOCK_BITS);
+    Ipv4Net::new(Ipv4Addr::from(base), 32 - BLOCK_BITS).expect("a prefix of 28 is valid")
 }
 
 /// The usable addresses of block `index`.
@@ -54,14 +55,15 @@ pub fn block_addresses(subnet: &Ipv4Net, index: u32) -> impl Iterator<Item = Ipv
 }
 
 /// Decides how node `me` gets an address on `network`. `pending` are addresses this node is
-/// handing out right now (not yet in the state).
+/// handing out right now (not yet in the state), `granted` blocks granted to it that the state
+/// may not show yet.
 pub fn plan(
     state: &ClusterState,
     me: NodeId,
     network: &str,
     subnet: &Ipv4Net,
     pending: &HashSet<Ipv4Addr>,
-    random: u32,
+    granted: &BTreeSet<u32>,
 ) -> Plan {
     let used: HashSet<Ipv4Addr> = state
         .endpoints
@@ -71,28 +73,20 @@ pub fn plan(
         .chain(state.services.live().filter(|(_, s)| s.network == network).filter_map(|(_, s)| s.vip))
         .chain(pending.iter().copied())
         .collect();
-    let mut own: Vec<u32> = state
+    let own: BTreeSet<u32> = state
         .blocks
         .live()
         .filter(|((net, _), claim)| net == network && claim.owner == me)
         .map(|((_, index), _)| *index)
+        .chain(granted.iter().copied())
+        .filter(|index| *index < block_count(subnet))
         .collect();
-    own.sort_unstable();
     for index in own {
         if let Some(address) = block_addresses(subnet, index).find(|a| !used.contains(a)) {
             return Plan::Use(address);
         }
     }
-    let free: Vec<u32> = (0..block_count(subnet))
-        .filter(|index| match state.blocks.get(&(network.to_string(), *index)) {
-            None => true,
-            Some(claim) => state.has_left(&claim.owner) || state.nodes.get(&claim.owner).is_none(),
-        })
-        .collect();
-    if free.is_empty() {
-        return Plan::Exhausted;
-    }
-    Plan::Claim(free[random as usize % free.len()])
+    Plan::NeedBlock
 }
 
 #[cfg(test)]
@@ -155,19 +149,19 @@ mod tests {
     }
 
     #[test]
-    fn a_node_claims_then_uses_its_own_blocks_only() {
+    fn a_node_uses_its_own_blocks_only_and_asks_for_more_when_full() {
         let net = subnet("10.1.0.0/24");
         let mut state = ClusterState::default();
         node(&mut state, 1, false, 1);
         node(&mut state, 2, false, 1);
-        let pending = HashSet::new();
-        assert_eq!(plan(&state, id(1), "n", &net, &pending, 3), Plan::Claim(3));
+        let (pending, none) = (HashSet::new(), BTreeSet::new());
+        assert_eq!(plan(&state, id(1), "n", &net, &pending, &none), Plan::NeedBlock);
         claim(&mut state, 2, 3, 5);
         claim(&mut state, 1, 4, 6);
-        assert_eq!(plan(&state, id(1), "n", &net, &pending, 0), Plan::Use(Ipv4Addr::new(10, 1, 0, 64)));
+        assert_eq!(plan(&state, id(1), "n", &net, &pending, &none), Plan::Use(Ipv4Addr::new(10, 1, 0, 64)));
         // Addresses in use (in the state or being handed out) are skipped.
         let pending = HashSet::from([Ipv4Addr::new(10, 1, 0, 64)]);
-        assert_eq!(plan(&state, id(1), "n", &net, &pending, 0), Plan::Use(Ipv4Addr::new(10, 1, 0, 65)));
+        assert_eq!(plan(&state, id(1), "n", &net, &pending, &none), Plan::Use(Ipv4Addr::new(10, 1, 0, 65)));
         let endpoint = EndpointRecord {
             network: "n".into(),
             address: Ipv4Addr::new(10, 1, 0, 65),
@@ -180,19 +174,13 @@ mod tests {
             change: Change::Endpoint { owner: id(1), id: "e".into(), record: Some(endpoint) },
         };
         state.apply(delta, Instant::now()).unwrap();
-        assert_eq!(plan(&state, id(1), "n", &net, &pending, 0), Plan::Use(Ipv4Addr::new(10, 1, 0, 66)));
-    }
-
-    #[test]
-    fn full_networks_are_exhausted_and_departed_owners_free_their_blocks() {
-        let net = subnet("10.1.0.0/28");
-        let mut state = ClusterState::default();
-        node(&mut state, 1, false, 1);
-        node(&mut state, 2, false, 1);
-        claim(&mut state, 2, 0, 5);
-        assert_eq!(plan(&state, id(1), "n", &net, &HashSet::new(), 0), Plan::Exhausted);
-        node(&mut state, 2, true, 9);
-        assert_eq!(plan(&state, id(1), "n", &net, &HashSet::new(), 0), Plan::Claim(0));
+        assert_eq!(plan(&state, id(1), "n", &net, &pending, &none), Plan::Use(Ipv4Addr::new(10, 1, 0, 66)));
+        // Block 3 is node 2's, however full node 1's are.
+        let full: HashSet<Ipv4Addr> = block_addresses(&net, 4).collect();
+        assert_eq!(plan(&state, id(1), "n", &net, &full, &none), Plan::NeedBlock);
+        // A grant gossip has not brought back yet counts; one outside the subnet does not.
+        let granted = BTreeSet::from([7, 99]);
+        assert_eq!(plan(&state, id(1), "n", &net, &full, &granted), Plan::Use(Ipv4Addr::new(10, 1, 0, 112)));
     }
 
     #[test]

@@ -7,11 +7,16 @@
 //! | secrets | (one register) | any node (`join-token --rotate`) | LWW |
 //! | endpoints | (owner node, endpoint ID) | the owner only | LWW; hidden while the owner is down, removed when it leaves |
 //! | networks | name | any node (`network create/rm`) | LWW |
-//! | address blocks | (network, block) | the claiming node | LWW; see `network::ipam` |
+//! | address blocks | (network, block) | managers (the Raft leader's grants) | LWW; see `network::ipam` |
 //! | services | name | any node (`service create/rm`) | LWW; a published port goes to its earliest claim |
 //!
 //! | roles | node ID | managers (`node promote/demote`) | LWW |
 //! | revocations | node ID | managers (`node rm`) | never reaped; everything the node wrote goes |
+//! | managers | node ID | that manager only (its view of the Raft group) | LWW |
+//!
+//! Cluster-wide records (networks, services, blocks, availability, secrets, roles, revocations)
+//! are decided by the managers' Raft group (`manager`) and written here by its leader: gossip
+//! only spreads them.
 //!
 //! Ownership is checked here too (a node-owned entry names its owner as writer), but what makes
 //! it hold against a hostile member is `trust::admission`, which checks every delta's signature
@@ -21,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use super::delta::{Change, Delta, DeltaError, DeltaKey, SignedDelta};
 use super::records::{
-    Availability, BlockClaim, ClusterSecrets, EndpointRecord, Liveness, NetworkRecord, NodeRecord,
-    Revocation, Role, RoleRecord, ServiceRecord,
+    Availability, BlockClaim, ClusterSecrets, EndpointRecord, Liveness, ManagerStatus, NetworkRecord,
+    NodeRecord, Revocation, Role, RoleRecord, ServiceRecord,
 };
 use super::signature::Signature;
 use super::table::{Applied, Entry, Table};
@@ -40,6 +45,7 @@ pub struct ClusterState {
     pub services: Table<String, ServiceRecord>,
     pub roles: Table<NodeId, RoleRecord>,
     pub revocations: Table<NodeId, Revocation>,
+    pub managers: Table<NodeId, ManagerStatus>,
 }
 
 impl ClusterState {
@@ -84,11 +90,8 @@ impl ClusterState {
                 Ok(self.networks.apply(name, Entry { version, value: record, signature }, now))
             }
             Change::Block { network, index, claim } => {
-                // A claim is written by the node it names; a release (tombstone) by the claimer
-                // or a manager (trust::admission decides which).
-                if let Some(claim) = &claim {
-                    check_owner(claim.owner, &version)?;
-                }
+                // Granted by the managers (or, before them, claimed by the node it names):
+                // trust::admission decides who may write it.
                 Ok(self.blocks.apply((network, index), Entry { version, value: claim, signature }, now))
             }
             Change::Service { name, record } => {
@@ -113,6 +116,10 @@ impl ClusterState {
                     self.forget_writer(&id);
                 }
                 Ok(applied)
+            }
+            Change::Manager { id, status } => {
+                check_owner(id, &version)?;
+                Ok(self.managers.apply(id, Entry { version, value: status, signature }, now))
             }
         }
     }
@@ -156,6 +163,7 @@ impl ClusterState {
             id: id.clone(),
             record,
         });
+        push(&mut out, &self.managers, |id, status| Change::Manager { id: *id, status });
         out
     }
 
@@ -170,6 +178,7 @@ impl ClusterState {
             + self.services.len()
             + self.roles.len()
             + self.revocations.len()
+            + self.managers.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -200,6 +209,7 @@ impl ClusterState {
             DeltaKey::Service(name) => self.services.entry(name).map(|e| e.version),
             DeltaKey::Role(id) => self.roles.entry(id).map(|e| e.version),
             DeltaKey::Revocation(id) => self.revocations.entry(id).map(|e| e.version),
+            DeltaKey::Manager(id) => self.managers.entry(id).map(|e| e.version),
         }
     }
 
@@ -255,7 +265,8 @@ impl ClusterState {
             + self.endpoints.reap(now, after);
         reaped +=
             self.secrets.reap(now, after) + self.networks.reap(now, after) + self.blocks.reap(now, after);
-        reaped += self.services.reap(now, after) + self.roles.reap(now, after);
+        reaped +=
+            self.services.reap(now, after) + self.roles.reap(now, after) + self.managers.reap(now, after);
         // Revocations are never reaped: one must outlive the certificate it revokes.
         reaped
     }
@@ -266,6 +277,7 @@ impl ClusterState {
         self.nodes.forget(node);
         self.availability.forget(node);
         self.roles.forget(node);
+        self.managers.forget(node);
         self.forget_endpoints_of(node, None);
         let blocks: Vec<(String, u32)> =
             self.blocks.live().filter(|(_, claim)| claim.owner == *node).map(|(k, _)| k.clone()).collect();
@@ -298,6 +310,9 @@ impl ClusterState {
         for key in self.endpoints.written_by(writer) {
             self.endpoints.forget(&key);
         }
+        for key in self.managers.written_by(writer) {
+            self.managers.forget(&key);
+        }
     }
 
     /// Forgets the cluster-wide entries `writer` wrote at `since` or later.
@@ -318,6 +333,7 @@ impl ClusterState {
         forget(&mut self.services, writer, since);
         forget(&mut self.roles, writer, since);
         forget(&mut self.revocations, writer, since);
+        forget(&mut self.blocks, writer, since);
     }
 
     /// Forgets `node`'s endpoints, or only those older than `before`.

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::records::{
-    Availability, BlockClaim, ClusterSecrets, EndpointRecord, NetworkRecord, NodeRecord, Revocation,
-    RoleRecord, ServiceRecord,
+    Availability, BlockClaim, ClusterSecrets, EndpointRecord, ManagerStatus, NetworkRecord, NodeRecord,
+    Revocation, RoleRecord, ServiceRecord,
 };
 use super::signature::Signature;
 use super::version::Version;
@@ -20,15 +20,48 @@ pub struct Delta {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Change {
-    Node { id: NodeId, record: Option<NodeRecord> },
-    Availability { id: NodeId, value: Option<Availability> },
-    Secrets { value: Option<ClusterSecrets> },
-    Endpoint { owner: NodeId, id: String, record: Option<EndpointRecord> },
-    Network { name: String, record: Option<NetworkRecord> },
-    Block { network: String, index: u32, claim: Option<BlockClaim> },
-    Service { name: String, record: Option<ServiceRecord> },
-    Role { id: NodeId, record: Option<RoleRecord> },
-    Revocation { id: NodeId, record: Option<Revocation> },
+    Node {
+        id: NodeId,
+        record: Option<NodeRecord>,
+    },
+    Availability {
+        id: NodeId,
+        value: Option<Availability>,
+    },
+    Secrets {
+        value: Option<ClusterSecrets>,
+    },
+    Endpoint {
+        owner: NodeId,
+        id: String,
+        record: Option<EndpointRecord>,
+    },
+    Network {
+        name: String,
+        record: Option<NetworkRecord>,
+    },
+    Block {
+        network: String,
+        index: u32,
+        claim: Option<BlockClaim>,
+    },
+    Service {
+        name: String,
+        record: Option<ServiceRecord>,
+    },
+    Role {
+        id: NodeId,
+        record: Option<RoleRecord>,
+    },
+    Revocation {
+        id: NodeId,
+        record: Option<Revocation>,
+    },
+    /// A manager's view of the Raft group (last, so older encodings still decode).
+    Manager {
+        id: NodeId,
+        status: Option<ManagerStatus>,
+    },
 }
 
 /// Identifies the entry a delta writes; a newer delta for the same key supersedes an older one
@@ -44,6 +77,7 @@ pub enum DeltaKey {
     Service(String),
     Role(NodeId),
     Revocation(NodeId),
+    Manager(NodeId),
 }
 
 impl Delta {
@@ -58,6 +92,7 @@ impl Delta {
             Change::Service { name, .. } => DeltaKey::Service(name.clone()),
             Change::Role { id, .. } => DeltaKey::Role(*id),
             Change::Revocation { id, .. } => DeltaKey::Revocation(*id),
+            Change::Manager { id, .. } => DeltaKey::Manager(*id),
         }
     }
 }

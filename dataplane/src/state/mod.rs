@@ -27,8 +27,8 @@ pub use cluster::ClusterState;
 pub use delta::{Change, Delta, DeltaError, DeltaKey, SignedDelta};
 pub use records::{
     Availability, BlockClaim, ClusterSecrets, EndpointMode, EndpointRecord, JoinEpochs, KeyringStatus,
-    Liveness, NetworkRecord, NodeRecord, Protocol, PublishedPort, Revocation, Role, RoleRecord,
-    ServiceRecord,
+    Liveness, ManagerStatus, NetworkRecord, NodeRecord, Protocol, PublishedPort, Revocation, Role,
+    RoleRecord, ServiceRecord,
 };
 pub use signature::Signature;
 pub use snapshot::Snapshot;

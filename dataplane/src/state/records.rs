@@ -240,6 +240,16 @@ pub struct Revocation {
     pub by: NodeId,
 }
 
+/// What a manager says of the managers' Raft group, as it sees it: the leader it follows (or is)
+/// and in which term, and the group's voters. Written by that manager only; `node ls` builds
+/// MANAGER STATUS from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManagerStatus {
+    pub term: u64,
+    pub leader: Option<NodeId>,
+    pub voters: Vec<NodeId>,
+}
+
 /// Liveness of a node as membership sees it; decides what of its entries is visible.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Liveness {

@@ -9,7 +9,8 @@ use std::collections::HashSet;
 
 use super::cluster::ClusterState;
 use super::records::{
-    ClusterSecrets, EndpointMode, EndpointRecord, NetworkRecord, NodeRecord, Protocol, ServiceRecord,
+    ClusterSecrets, EndpointMode, EndpointRecord, ManagerStatus, NetworkRecord, NodeRecord, Protocol,
+    ServiceRecord,
 };
 use crate::hash::fnv1a_32;
 use crate::netlink::vxlan::PORT as VXLAN_PORT;
@@ -26,6 +27,9 @@ const MAX_CERT_BYTES: usize = 4096;
 const MAX_TASK_NAME: usize = 253;
 const MAX_GOSSIP_KEYS: usize = 3;
 const MAX_PUBLISHED_PORTS: usize = 64;
+/// The most voters a manager may list in its view of the Raft group (Swarm advises at most 7
+/// managers; this only bounds the record).
+pub const MAX_VOTERS: usize = 64;
 
 /// The VNI of a network named `name`: derived from the name (FNV-1a, folded into
 /// 4096..2^24), so two managers creating networks at once never pick the same VNI the way
@@ -51,6 +55,15 @@ pub fn is_service_name(name: &str) -> bool {
 /// A network record: a valid name, a subnet in range without host bits, its name's VNI, and no
 /// overlap or VNI collision with another live network that was there first.
 pub fn network(state: &ClusterState, name: &str, record: &NetworkRecord) -> Result<(), String> {
+    network_among(state.networks.live(), name, record)
+}
+
+/// [`network`] against any set of existing networks (the managers' decided ones, say).
+pub fn network_among<'a>(
+    existing: impl Iterator<Item = (&'a String, &'a NetworkRecord)>,
+    name: &str,
+    record: &NetworkRecord,
+) -> Result<(), String> {
     if !is_network_name(name) {
         return Err(format!("invalid network name {:?}", shown(name)));
     }
@@ -61,7 +74,7 @@ pub fn network(state: &ClusterState, name: &str, record: &NetworkRecord) -> Resu
     if record.vni != vni_for(name) {
         return Err(format!("network {name:?}: VNI {} is not its name's ({})", record.vni, vni_for(name)));
     }
-    for (other, existing) in state.networks.live().filter(|(other, _)| other.as_str() != name) {
+    for (other, existing) in existing.filter(|(other, _)| other.as_str() != name) {
         let overlap =
             existing.subnet.contains(&subnet.network()) || subnet.contains(&existing.subnet.network());
         if overlap || existing.vni == record.vni {
@@ -123,6 +136,14 @@ pub fn service(state: &ClusterState, name: &str, record: &ServiceRecord) -> Resu
         if own.contains(&(port.published, port.protocol)) {
             return Err(format!("service {name:?}: port {port} is meshd's own"));
         }
+    }
+    Ok(())
+}
+
+/// A manager's view of the Raft group: bounded.
+pub fn manager_status(status: &ManagerStatus) -> Result<(), String> {
+    if status.voters.len() > MAX_VOTERS {
+        return Err(format!("a manager status listing more than {MAX_VOTERS} voters"));
     }
     Ok(())
 }

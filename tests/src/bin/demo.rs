@@ -43,7 +43,9 @@ fn main() {
             node.addr, node.name
         );
     }
-    say("Every node sees the same cluster");
+    say(
+        "Every node sees the same cluster; the three managers decide cluster-wide changes by majority (Raft)",
+    );
     shell("meshctl node ls           # on n2", &cluster.node(2).meshctl_ok(&["node", "ls"]));
 
     say("Drain n3 from n1; the change reaches every node");
@@ -64,7 +66,10 @@ fn main() {
             && c.node(3).status_of("n2").as_deref() == Some("down")
     });
     shell("meshctl node ls           # on n1", &cluster.node(1).meshctl_ok(&["node", "ls"]));
-    println!("(detected in {:.1} s)", took.as_secs_f64());
+    println!(
+        "(detected in {:.1} s; two of three managers are a majority: the cluster still decides)",
+        took.as_secs_f64()
+    );
     say("Start it again (same state directory, no join flags): it rejoins with the same ID");
     cluster.node_mut(2).start();
     cluster.wait_for("n2 back", Duration::from_secs(15), |c| {

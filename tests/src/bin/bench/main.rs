@@ -16,6 +16,9 @@
 //!
 //! - `dns`: dnsperf against the embedded DNS, unbound and dnsmasq serving the same record.
 //!
+//! - `managers`: `network create`, `service create` and `attach` with 1, 3 and 5 managers in
+//!   the Raft group (and, with `MESHD_BASELINE_BIN_DIR`, a build from before it).
+//!
 //! `--quick` runs smaller sizes and fewer trials (a smoke run of the benchmark code itself).
 
 mod alloc;
@@ -23,6 +26,7 @@ mod dns;
 mod gossip;
 mod lb_scale;
 mod logs;
+mod managers;
 mod mesh;
 mod overlay;
 mod sim;
@@ -32,7 +36,7 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let suites: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with("--")).collect();
     if suites.is_empty() {
-        eprintln!("usage: bench [--quick] gossip|gossip-sim|overlay|mesh|lb-scale|dns");
+        eprintln!("usage: bench [--quick] gossip|gossip-sim|overlay|mesh|lb-scale|dns|managers");
         std::process::exit(2);
     }
     for suite in suites {
@@ -48,9 +52,10 @@ fn main() {
                 lb_scale::run(quick);
             }
             "dns" => dns::run_suite(quick),
+            "managers" => managers::run(quick),
             "lb-scale" => lb_scale::run(quick),
             other => {
-                eprintln!("bench: unknown suite {other:?} (known: gossip, gossip-sim, overlay, mesh, lb-scale, dns)");
+                eprintln!("bench: unknown suite {other:?} (known: gossip, gossip-sim, overlay, mesh, lb-scale, dns, managers)");
                 std::process::exit(2);
             }
         }

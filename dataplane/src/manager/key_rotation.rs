@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use super::crypto::{key_id, Purpose};
-use super::handle::{GossipError, GossipHandle};
+use super::{ManagerError, Managers};
+use crate::gossip::crypto::{key_id, Purpose};
 use crate::identity::{NodeId, Secret};
 use crate::state::Snapshot;
 
@@ -15,28 +15,26 @@ use crate::state::Snapshot;
 const STEP_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Rotates the cluster's gossip key; `progress` hears what each step waits for.
-pub async fn rotate(handle: &GossipHandle, progress: impl Fn(&str)) -> Result<(), GossipError> {
-    let current = handle
-        .snapshot()
-        .state
-        .secrets
-        .get(&())
-        .map(|s| s.gossip_keys.clone())
-        .ok_or(GossipError::Stopped)?;
-    let old = current.first().cloned().ok_or(GossipError::Stopped)?;
-    let new = Secret::random().map_err(|e| GossipError::Refused(format!("no random key: {e}")))?;
+pub async fn rotate(managers: &Managers, progress: impl Fn(&str)) -> Result<(), ManagerError> {
+    managers.require_manager("rotate the gossip key")?;
+    let handle = managers.gossip();
+    let no_key = || ManagerError::Internal("the cluster has no gossip key".into());
+    let current =
+        handle.snapshot().state.secrets.get(&()).map(|s| s.gossip_keys.clone()).ok_or_else(no_key)?;
+    let old = current.first().cloned().ok_or_else(no_key)?;
+    let new = Secret::random().map_err(|e| ManagerError::Internal(format!("no random key: {e}")))?;
     let (old_id, new_id) = (key_id(Purpose::Gossip, &old), key_id(Purpose::Gossip, &new));
 
     progress("installing the new key on every node");
-    handle.set_gossip_keys(vec![old.clone(), new.clone()]).await?;
+    managers.set_gossip_keys(vec![old.clone(), new.clone()]).await?;
     wait_for(handle, "hold the new key", |status| status.held.contains(&new_id)).await?;
 
     progress("sealing with the new key everywhere");
-    handle.set_gossip_keys(vec![new.clone(), old]).await?;
+    managers.set_gossip_keys(vec![new.clone(), old]).await?;
     wait_for(handle, "seal with the new key", |status| status.sealing == Some(new_id)).await?;
 
     progress("retiring the old key");
-    handle.set_gossip_keys(vec![new]).await?;
+    managers.set_gossip_keys(vec![new]).await?;
     wait_for(handle, "drop the old key", |status| !status.held.contains(&old_id)).await?;
     tracing::info!(key = format!("{new_id:08x}"), "gossip key rotated");
     Ok(())
@@ -44,10 +42,10 @@ pub async fn rotate(handle: &GossipHandle, progress: impl Fn(&str)) -> Result<()
 
 /// Waits until every live node's keyring status satisfies `done`.
 async fn wait_for(
-    handle: &GossipHandle,
+    handle: &crate::gossip::GossipHandle,
     what: &str,
     done: impl Fn(&crate::state::KeyringStatus) -> bool,
-) -> Result<(), GossipError> {
+) -> Result<(), ManagerError> {
     let mut snapshots = handle.subscribe();
     let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
     loop {
@@ -57,10 +55,10 @@ async fn wait_for(
         }
         match tokio::time::timeout_at(deadline, snapshots.changed()).await {
             Ok(Ok(())) => {}
-            Ok(Err(_)) => return Err(GossipError::Stopped),
+            Ok(Err(_)) => return Err(ManagerError::Gossip(crate::gossip::GossipError::Stopped)),
             Err(_) => {
                 let names: Vec<String> = lagging.iter().map(NodeId::short).collect();
-                return Err(GossipError::Refused(format!(
+                return Err(ManagerError::Refused(format!(
                     "key rotation stopped: {} did not {what} within {}s; run `meshctl key rotate` again once they are reachable",
                     names.join(", "),
                     STEP_TIMEOUT.as_secs()

@@ -1,0 +1,144 @@
+//! What the managers' Raft group costs the operations that go through it: `network create` and
+//! `service create` (the command, and until every node has logged the new record), and
+//! `attach` on a worker (the first on a network asks the managers for an address block; the
+//! next ones use it without asking anyone).
+//!
+//! Clusters of six nodes with 1, 3 and 5 managers run side by side and take turns, round after
+//! round. With `MESHD_BASELINE_BIN_DIR` set to the binaries of a build from before the managers'
+//! group (gossip decides everything; its first attach waits a fixed settle time for its block
+//! claim), that build runs as a fourth cluster, all six nodes managers, the same way.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use meshd_tests::{Cluster, Node};
+
+use crate::logs::first_after;
+
+const NODES: usize = 6;
+
+struct Case {
+    name: String,
+    cluster: Cluster,
+    samples: Samples,
+}
+
+#[derive(Default)]
+struct Samples {
+    network_cmd: Vec<Duration>,
+    network_everywhere: Vec<Duration>,
+    service_cmd: Vec<Duration>,
+    service_everywhere: Vec<Duration>,
+    first_attach: Vec<Duration>,
+    next_attach: Vec<Duration>,
+}
+
+pub fn run(quick: bool) {
+    let rounds = if quick { 2 } else { 7 };
+    let mut cases: Vec<Case> = Vec::new();
+    if let Some(dir) = std::env::var_os("MESHD_BASELINE_BIN_DIR") {
+        let mut cluster = Cluster::new("bmgr0", NODES);
+        cluster.use_binaries(&PathBuf::from(dir));
+        cluster.form_roles(NODES, &["--log-format", "json"]);
+        cases.push(Case { name: "gossip only (before)".into(), cluster, samples: Samples::default() });
+    }
+    for managers in [1, 3, 5] {
+        let mut cluster = Cluster::new(&format!("bmgr{managers}"), NODES);
+        cluster.form_roles(managers, &["--log-format", "json"]);
+        cases.push(Case { name: format!("{managers} manager(s)"), cluster, samples: Samples::default() });
+    }
+    for round in 0..rounds {
+        for case in &mut cases {
+            measure(&case.cluster, round, &mut case.samples);
+        }
+    }
+
+    println!("\n## Managers: cluster-wide changes and attaching ({NODES} nodes; {rounds} rounds, cases taking turns)\n");
+    println!("Median (min–max). \"Everywhere\": until every node has logged the new record.\n");
+    println!("| cluster | network create | network everywhere | service create | service everywhere | first attach on a worker (new block) | next attaches |");
+    println!("|---|---|---|---|---|---|---|");
+    for case in &mut cases {
+        let s = &mut case.samples;
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            case.name,
+            stat(&mut s.network_cmd),
+            stat(&mut s.network_everywhere),
+            stat(&mut s.service_cmd),
+            stat(&mut s.service_everywhere),
+            stat(&mut s.first_attach),
+            stat(&mut s.next_attach),
+        );
+    }
+}
+
+/// One round on one cluster: a network, a service on it, and attaches on the sixth node (a
+/// worker in every case but the baseline, where every node is a manager).
+fn measure(cluster: &Cluster, round: usize, samples: &mut Samples) {
+    let n1 = cluster.node(1);
+    let network = format!("net{round}");
+    let since = SystemTime::now();
+    let started = Instant::now();
+    n1.meshctl_ok(&["network", "create", &network, "--subnet", &format!("10.{}.0.0/16", 100 + round)]);
+    samples.network_cmd.push(started.elapsed());
+    samples.network_everywhere.push(everywhere(cluster, since, |e| {
+        e.message == "network created" && e.network.as_deref() == Some(network.as_str())
+    }));
+
+    let service = format!("svc{round}");
+    let since = SystemTime::now();
+    let started = Instant::now();
+    n1.meshctl_ok(&["service", "create", &service, "--network", &network]);
+    samples.service_cmd.push(started.elapsed());
+    samples.service_everywhere.push(everywhere(cluster, since, |e| {
+        e.message == "service created" && e.service.as_deref() == Some(service.as_str())
+    }));
+
+    let worker: &Node = cluster.node(NODES);
+    for i in 0..4 {
+        let ns = format!("{}-a{round}x{i}", cluster.prefix());
+        let _netns = meshd_tests::netns::Netns::new(&ns);
+        let started = Instant::now();
+        worker.meshctl_ok(&["attach", "--netns", &ns, "--network", &network]);
+        let took = started.elapsed();
+        if i == 0 {
+            samples.first_attach.push(took);
+        } else {
+            samples.next_attach.push(took);
+        }
+        worker.meshctl_ok(&["detach", "--netns", &ns]);
+    }
+}
+
+/// How long after `since` the last node logged an event that `matches`.
+fn everywhere(
+    cluster: &Cluster,
+    since: SystemTime,
+    matches: impl Fn(&crate::logs::Event) -> bool,
+) -> Duration {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen: Vec<Option<SystemTime>> =
+            cluster.nodes().iter().map(|n| first_after(n, since, &matches)).collect();
+        if seen.iter().all(Option::is_some) {
+            let last = seen.into_iter().flatten().max().expect("every node");
+            return last.duration_since(since).unwrap_or_default();
+        }
+        assert!(Instant::now() < deadline, "not on every node within 60 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn stat(samples: &mut [Duration]) -> String {
+    if samples.is_empty() {
+        return "–".into();
+    }
+    samples.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    format!(
+        "{:.0} ms ({:.0}–{:.0})",
+        ms(samples[samples.len() / 2]),
+        ms(samples[0]),
+        ms(samples[samples.len() - 1])
+    )
+}

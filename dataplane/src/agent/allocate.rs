@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use super::{Agent, AgentError};
 use crate::network::ipam::{self, Plan};
-use crate::network::LocalAttachment;
 use crate::state::{BlockClaim, Change};
 
 /// How long a fresh block claim must stand before its addresses are used: longer than gossip
@@ -16,16 +15,16 @@ const CLAIM_SETTLE: Duration = Duration::from_millis(1500);
 
 impl Agent {
     /// Finds a free address, claiming (and settling) a new block when this node has none free.
+    /// `pending` are addresses this node handed out that the state may not show yet.
     pub(super) async fn allocate(
         &self,
         network: &str,
         subnet: &ipnet::Ipv4Net,
-        attachments: &[LocalAttachment],
+        pending: &HashSet<Ipv4Addr>,
     ) -> Result<Ipv4Addr, AgentError> {
-        let pending: HashSet<Ipv4Addr> = attachments.iter().map(|a| a.address).collect();
         for _ in 0..5 {
             let snapshot = self.gossip.snapshot();
-            match ipam::plan(&snapshot.state, self.node_id, network, subnet, &pending, rand::random()) {
+            match ipam::plan(&snapshot.state, self.node_id, network, subnet, pending, rand::random()) {
                 Plan::Use(address) => return Ok(address),
                 Plan::Exhausted => return Err(AgentError::Exhausted(network.to_string())),
                 Plan::Claim(index) => {

@@ -23,6 +23,14 @@ pub enum AgentError {
     Kernel(String),
     #[error("cluster state: {0}")]
     Gossip(String),
+    /// A request that makes no sense (a bad interface name, owner key, address).
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("no attachment is owned by {0:?}")]
+    NotOwned(String),
+    /// CHECK found the attachment different from what was made.
+    #[error("attachment {owner:?}: {problem}")]
+    Check { owner: String, problem: String },
 }
 
 impl From<BpfError> for AgentError {

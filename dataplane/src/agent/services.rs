@@ -25,7 +25,7 @@ impl Agent {
             EndpointMode::Dnsrr => None,
             EndpointMode::Vip => {
                 let record = snapshot.state.networks.get(&network.to_string()).cloned().expect("checked");
-                Some(self.allocate(network, &record.subnet, &inner.attachments).await?)
+                Some(self.allocate(network, &record.subnet, &inner.pending_addresses()).await?)
             }
         };
         let record = ServiceRecord { network: network.to_string(), mode, vip, ports };

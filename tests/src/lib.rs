@@ -9,6 +9,7 @@
 
 pub mod binaries;
 pub mod cluster;
+pub mod cni;
 pub mod command;
 pub mod http;
 pub mod load;

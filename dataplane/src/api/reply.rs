@@ -138,7 +138,7 @@ pub struct TaskInfo {
     pub task: String,
     pub address: Ipv4Addr,
     pub node: String,
-    /// running (receives new flows), or why not: node-down, node-drained.
+    /// running (receives new flows), or why not: terminating, node-down, node-drained.
     pub state: String,
 }
 

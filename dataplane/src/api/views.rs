@@ -107,6 +107,7 @@ pub fn tasks(snapshot: &Snapshot, name: &str) -> Option<Vec<TaskInfo>> {
             address: e.address,
             node: snapshot.state.nodes.get(owner).map(|n| n.name.clone()).unwrap_or_else(|| owner.short()),
             state: match node_health(snapshot, owner) {
+                NodeHealth::Up if e.terminating => "terminating",
                 NodeHealth::Up => "running",
                 NodeHealth::Down => "node-down",
                 NodeHealth::Drained => "node-drained",

@@ -3,15 +3,29 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use meshd::api::client;
 use meshd::api::request::Request;
-use meshd::cli::args::{Command, CtlArgs, NetworkCommand, NodeCommand, ServiceCommand};
+use meshd::cli::args::{
+    AttachmentCommand, Command, CompletionShell, CtlArgs, NetworkCommand, NodeCommand, ServiceCommand,
+};
 use meshd::cli::render::render;
 
 fn main() -> ExitCode {
     let args = CtlArgs::parse();
     let request = match args.command {
+        Command::Completion { shell } => {
+            let shell = match shell {
+                CompletionShell::Bash => clap_complete::Shell::Bash,
+                CompletionShell::Zsh => clap_complete::Shell::Zsh,
+                CompletionShell::Fish => clap_complete::Shell::Fish,
+            };
+            clap_complete::generate(shell, &mut CtlArgs::command(), "meshctl", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Attachment { command: AttachmentCommand::Ls { owner } } => {
+            Request::AttachmentLs { owner_prefix: owner }
+        }
         Command::JoinToken { rotate } => Request::JoinToken { rotate },
         Command::Node { command: NodeCommand::Ls } => Request::NodeLs {},
         Command::Node { command: NodeCommand::Update { availability, node } } => {

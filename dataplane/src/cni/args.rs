@@ -52,11 +52,13 @@ pub fn parse(text: &str) -> Result<CniArgs, CniError> {
                 args.grace = Some(grace);
             }
             "K8S_POD_NAME" => args.pod_name = Some(value.to_string()).filter(|v| !v.is_empty()),
-            "IP" | "MAC" => return Err(unsupported(&format!(
+            "IP" | "MAC" => {
+                return Err(unsupported(&format!(
                 "CNI_ARGS {key}={}: meshd assigns addresses from its own IPAM; a fixed {} is not supported",
                 shown(value),
                 if key == "IP" { "address" } else { "MAC address" }
-            ))),
+            )))
+            }
             _ if KNOWN_UNUSED.contains(&key) => {}
             _ if ignore_unknown => {}
             _ => {

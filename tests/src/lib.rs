@@ -17,6 +17,7 @@ pub mod names;
 pub mod netns;
 pub mod nginx;
 pub mod process;
+pub mod runtimes;
 
 pub use cluster::{Cluster, Container, Node};
 pub use netns::Netns;

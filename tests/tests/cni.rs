@@ -96,9 +96,7 @@ fn the_plugin_follows_the_spec() {
     let old = CniCall::new("ADD", "c2", &path2, "eth0").run(&conf("0.4.0", json!({}))).ok();
     assert_eq!((old["cniVersion"].as_str(), old["ips"][0]["version"].as_str()), (Some("0.4.0"), Some("4")));
     assert!(old["interfaces"][1].get("mtu").is_none());
-    let v1 = CniCall::new("ADD", "c3", &path(3), "eth0")
-        .run(&conf("1.0.0", json!({})))
-        .ok();
+    let v1 = CniCall::new("ADD", "c3", &path(3), "eth0").run(&conf("1.0.0", json!({}))).ok();
     assert!(v1["ips"][0].get("version").is_none() && v1["interfaces"][1].get("mtu").is_none(), "{v1}");
     // The container ID names the task when there is no pod name.
     assert!(n1.meshctl_ok(&["attachment", "ls"]).contains("cni/front/c3/eth0"));

@@ -5,7 +5,8 @@
 //!
 //! 1. [`cli`] (`meshctl`'s grammar and tables), [`daemon`] (the `meshd` process: flags,
 //!    start-up order, the API handler, the Docker driver) and [`cni`] (the `meshd-cni` plugin).
-//! 2. [`api`]: the local API's messages, its server and client, and the rows of its replies.
+//! 2. [`api`]: the local API's messages, its server and client, and the rows of its replies;
+//!    [`docker`]: Docker's network driver protocol, its plugin socket, and a Docker API client.
 //! 3. [`agent`]: the node's operations (networks, services, attach/detach) and the loop that
 //!    keeps the kernel equal to the cluster state.
 //! 4. The rules, pure: [`reconcile`] (cluster state + local facts -> map contents),
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod cni;
 pub mod daemon;
 pub mod discovery;
+pub mod docker;
 pub mod duration;
 pub mod gossip;
 pub mod hash;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use super::docker::config::{DockerArgs, DockerConfigError, DockerSettings};
 use crate::api::DEFAULT_SOCKET;
 use crate::discovery::serve::DnsSettings;
 use crate::duration::within;
@@ -74,6 +75,8 @@ pub struct DaemonArgs {
     /// How long departed and dead nodes, and deleted entries, are remembered
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = within(secs(60), days(365)))]
     pub gossip_reap_after: Duration,
+    #[command(flatten)]
+    pub docker: DockerArgs,
 }
 
 const fn ms(n: u64) -> Duration {
@@ -109,6 +112,8 @@ pub struct Config {
     pub dns: DnsSettings,
     /// How long an idle load-balanced flow keeps its backend.
     pub lb_idle_timeout: Duration,
+    /// The Docker network driver (`--docker-plugin`).
+    pub docker: Option<DockerSettings>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -125,6 +130,8 @@ pub enum ConfigError {
     EmptyStateDir,
     #[error("--gossip-probe-timeout must be shorter than --gossip-probe-interval")]
     ProbeTimeout,
+    #[error(transparent)]
+    Docker(#[from] DockerConfigError),
 }
 
 impl Config {
@@ -177,6 +184,7 @@ impl Config {
             gossip,
             dns: DnsSettings { resolv_conf: args.resolv_conf, ttl: args.dns_ttl },
             lb_idle_timeout: args.lb_idle_timeout,
+            docker: args.docker.settings()?,
         })
     }
 }

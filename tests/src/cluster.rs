@@ -130,17 +130,22 @@ impl Cluster {
 
     /// [`form`](Self::form) with extra meshd arguments for every node (e.g. gossip timings).
     pub fn form_with<S: AsRef<std::ffi::OsStr>>(&mut self, extra: &[S]) {
-        let extra: Vec<std::ffi::OsString> = extra.iter().map(|a| a.as_ref().to_os_string()).collect();
+        let extra: Vec<String> = extra.iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect();
+        self.form_per_node(|_| extra.clone());
+    }
+
+    /// [`form`](Self::form) with extra meshd arguments per node (`extra(index)`, from 1).
+    pub fn form_per_node(&mut self, extra: impl Fn(usize) -> Vec<String>) {
         let mut args: Vec<std::ffi::OsString> =
             self.nodes[0].base_args().into_iter().map(Into::into).collect();
-        args.extend(extra.iter().cloned());
+        args.extend(extra(1).into_iter().map(Into::into));
         self.nodes[0].start_with(&args);
         let token = self.nodes[0].meshctl_ok(&["join-token"]).trim().to_string();
         let seed = self.nodes[0].addr.to_string();
-        for node in self.nodes.iter_mut().skip(1) {
+        for (i, node) in self.nodes.iter_mut().enumerate().skip(1) {
             let mut args: Vec<std::ffi::OsString> = node.base_args().into_iter().map(Into::into).collect();
             args.extend(["--join".into(), seed.clone().into(), "--token".into(), token.clone().into()]);
-            args.extend(extra.iter().cloned());
+            args.extend(extra(i + 1).into_iter().map(Into::into));
             node.start_with(&args);
         }
         let expected = self.nodes.len();
@@ -282,6 +287,18 @@ pub struct UnderlayClient {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // A failed test shows what each meshd said (its log goes with the work directory).
+        if std::thread::panicking() {
+            for node in &self.nodes {
+                let log = node.log();
+                let tail: Vec<&str> = log.lines().rev().take(200).collect();
+                eprintln!(
+                    "--- {} log tail:\n{}",
+                    node.name,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+        }
         // Order matters: containers, then nodes (their processes, pins and namespaces), then the
         // underlay; a namespace still used by a process would linger.
         self.containers.clear();

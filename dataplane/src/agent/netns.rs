@@ -32,12 +32,13 @@ pub fn identify(path: &Path) -> Option<NetnsId> {
 }
 
 /// Whether the namespace an attachment was made in is gone: its path names nothing, or another
-/// namespace (a recycled `/proc/PID/ns/net`). Without a recorded identity, only a missing path
-/// counts.
+/// namespace (a recycled `/proc/PID/ns/net`). Without a recorded identity nothing is known:
+/// Docker's namespace file appears only after its Join (it is the container's own namespace,
+/// bound there when the container starts).
 pub fn is_gone(path: &Path, recorded: Option<NetnsId>) -> bool {
-    match (identify(path), recorded) {
-        (None, _) => true,
-        (Some(now), Some(then)) => now != then,
-        (Some(_), None) => false,
+    match (recorded, identify(path)) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(then), Some(now)) => now != then,
     }
 }

@@ -1,4 +1,4 @@
-//! The node's DNS address for handed-over attachments (Docker containers): a /32 on `md-dns`,
+//! The node's DNS address for handed-over attachments (Docker containers): a /32 on loopback,
 //! one listener, and the scope of every asker kept equal to the attachments (see
 //! `discovery::node`).
 
@@ -6,13 +6,13 @@ use std::net::Ipv4Addr;
 
 use super::{Agent, AgentError};
 use crate::discovery::node::NodeDns;
-use crate::netlink::dummy;
+use crate::netlink::local_address;
 use crate::network::attachment::DnsPlacement;
 
 impl Agent {
     /// Puts `address` on the node and serves DNS there for handed-over attachments.
     pub async fn enable_node_dns(&self, address: Ipv4Addr) -> Result<(), AgentError> {
-        dummy::ensure_address(&self.node, address).await?;
+        local_address::ensure_on_loopback(&self.node, address).await?;
         let dns = NodeDns::serve(&self.discovery, address)
             .map_err(|e| AgentError::Kernel(format!("cannot serve DNS on {address}:53: {e}")))?;
         if self.node_dns.set(dns).is_err() {

@@ -14,9 +14,19 @@ impl Agent {
     pub async fn reap(&self) -> Result<usize, AgentError> {
         let gone: HashSet<String> = {
             // Under the lock: an attachment made meanwhile has a veth the listing would miss.
-            let inner = self.inner.lock().await;
+            let mut inner = self.inner.lock().await;
             if inner.attachments.is_empty() {
                 return Ok(0);
+            }
+            // A namespace that did not exist when it was attached (Docker's) is identified once
+            // it does, and from then on watched like the others.
+            let mut identified = false;
+            for attachment in inner.attachments.iter_mut().filter(|a| a.netns_id.is_none()) {
+                attachment.netns_id = netns::identify(&attachment.netns);
+                identified |= attachment.netns_id.is_some();
+            }
+            if identified {
+                inner.save(&self.state_dir);
             }
             let names: HashSet<String> = links::names(&self.node).await?.into_iter().collect();
             inner

@@ -8,7 +8,7 @@
 //! removes what was not there before.
 
 pub mod containerd;
-
+pub mod docker;
 pub mod global;
 pub mod image;
 pub mod mounts;

@@ -18,8 +18,9 @@ use crate::docker::client::{DockerApi, DockerApiError};
 
 /// Signals `docker stop`/`kill` send to end a container: INT, QUIT, KILL, TERM.
 const STOP_SIGNALS: [&str; 4] = ["2", "3", "9", "15"];
-/// Longest wait between reconnects to Docker's API.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Longest wait between reconnects to Docker's API (short: names are needed within seconds of
+/// `docker network create`; a call of Docker's on the plugin socket also cuts the wait).
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// Follows Docker's events until `shutdown`; reconnects with backoff when Docker goes away.
 pub async fn watch(driver: Arc<DockerDriver>, api: DockerApi, mut shutdown: watch::Receiver<bool>) {
@@ -41,6 +42,7 @@ pub async fn watch(driver: Arc<DockerDriver>, api: DockerApi, mut shutdown: watc
         let jitter = Duration::from_millis(u64::from(rand::random::<u16>() % 250));
         tokio::select! {
             _ = tokio::time::sleep(backoff + jitter) => {}
+            _ = driver.docker_seen.notified() => {}
             _ = shutdown.changed() => return,
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);

@@ -42,6 +42,8 @@ pub struct DockerDriver {
     state_dir: Arc<StateDir>,
     /// Woken whenever a network gets its name.
     named: Notify,
+    /// Woken by every call of Docker's: it is up, so the event stream can connect now.
+    docker_seen: Notify,
     /// The node's DNS address for containers.
     dns: Ipv4Addr,
     /// Docker's API socket (named in errors).
@@ -62,6 +64,7 @@ impl DockerDriver {
             state: Mutex::new(state),
             state_dir,
             named: Notify::new(),
+            docker_seen: Notify::new(),
             dns,
             docker_host: docker_host.to_path_buf(),
         })
@@ -135,6 +138,7 @@ impl DockerDriver {
 
 impl Driver for DockerDriver {
     async fn handle(&self, call: Call) -> Result<Value, DriverError> {
+        self.docker_seen.notify_one();
         match call {
             Call::Activate => Ok(json!({ "Implements": ["NetworkDriver", "IpamDriver"] })),
             // Local: each engine keeps its own record of the network (engines are not in swarm

@@ -22,9 +22,15 @@ pub const DEFAULT_GOSSIP_PORT: u16 = 7946;
     name = "meshd",
     version,
     about = "The meshd node agent: overlay networks, service discovery and a routing mesh for network namespaces",
-    long_about = None
+    long_about = None,
+    // The configuration file's settings come first as arguments; the last occurrence wins.
+    args_override_self = true
 )]
 pub struct DaemonArgs {
+    /// Configuration file: keys are these flags' long names (default: /etc/meshd/meshd.toml if
+    /// it exists); flags and environment variables override it
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
     /// Directory for the node's identity and cluster secrets (created with mode 0700)
     #[arg(long, value_name = "DIR")]
     pub state_dir: PathBuf,

@@ -31,6 +31,7 @@ use crate::netlink::addresses::local_addresses;
 use crate::state_dir::StateDir;
 
 pub mod config;
+pub mod config_file;
 pub mod docker;
 pub mod handler;
 pub mod logging;

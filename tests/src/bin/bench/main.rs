@@ -16,6 +16,9 @@
 //!
 //! - `dns`: dnsperf against the embedded DNS, unbound and dnsmasq serving the same record.
 //!
+//! - `runtimes`: `podman run` / `docker run` to the first answered request, through a VIP on
+//!   another node (meshd-cni, the meshd Docker driver) and on the runtime's own bridge.
+//!
 //! `--quick` runs smaller sizes and fewer trials (a smoke run of the benchmark code itself).
 
 mod alloc;
@@ -25,6 +28,7 @@ mod lb_scale;
 mod logs;
 mod mesh;
 mod overlay;
+mod runtimes;
 mod sim;
 
 fn main() {
@@ -32,7 +36,7 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let suites: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with("--")).collect();
     if suites.is_empty() {
-        eprintln!("usage: bench [--quick] gossip|gossip-sim|overlay|mesh|lb-scale|dns");
+        eprintln!("usage: bench [--quick] gossip|gossip-sim|overlay|mesh|lb-scale|dns|runtimes");
         std::process::exit(2);
     }
     for suite in suites {
@@ -49,8 +53,9 @@ fn main() {
             }
             "dns" => dns::run_suite(quick),
             "lb-scale" => lb_scale::run(quick),
+            "runtimes" => runtimes::run_suite(quick),
             other => {
-                eprintln!("bench: unknown suite {other:?} (known: gossip, gossip-sim, overlay, mesh, lb-scale, dns)");
+                eprintln!("bench: unknown suite {other:?} (known: gossip, gossip-sim, overlay, mesh, lb-scale, dns, runtimes)");
                 std::process::exit(2);
             }
         }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{netns, Agent, AgentError, Inner};
+use crate::netlink::links::LinkError;
 use crate::netlink::veth::{self, VethSpec};
 use crate::network::attachment::DnsPlacement;
 use crate::network::{ifname, ipam, LocalAttachment};
@@ -124,7 +125,11 @@ impl Agent {
             mtu: self.mtu,
             container_ifname: options.interface.clone(),
         };
-        let attached = veth::wire(&self.node, &spec).await?;
+        let attached = veth::wire(&self.node, &spec).await.map_err(|error| match error {
+            // The runtime's name is taken: not the kernel's fault, and not transient.
+            LinkError::Taken { .. } => AgentError::BadRequest(error.to_string()),
+            other => other.into(),
+        })?;
         if let Err(error) = inner.datapath.attach_veth(&spec.host_ifname) {
             let _ = inner.datapath.forget_links(&spec.host_ifname);
             let _ = veth::unwire(&self.node, &spec.host_ifname).await;

@@ -86,13 +86,13 @@ pub fn del(meshd: &dyn Meshd, inv: &Invocation, args: &CniArgs, conf: &NetConf) 
         owner: owner(&conf.name, container_id, ifname),
         grace_ms: grace.as_millis().min(u128::from(u64::MAX)) as u64,
     };
-    match call(meshd, conf, &request, grace) {
+    match meshd.call(&conf.socket, &request, grace) {
         Ok(_) => Ok(()),
-        Err(error) if error.code == code::TRY_AGAIN_LATER && error.msg == UNREACHABLE => {
-            eprintln!("meshd-cni: {}; nothing to release here", error.details);
+        Err(error @ ClientError::Connect { .. }) => {
+            eprintln!("meshd-cni: {error}; meshd releases the attachment when it finds the namespace gone");
             Ok(())
         }
-        Err(error) => Err(error),
+        Err(error) => Err(client_error(conf, error)),
     }
 }
 
@@ -239,8 +239,6 @@ fn ids(inv: &Invocation) -> (&str, &str, Option<String>) {
     )
 }
 
-const UNREACHABLE: &str = "meshd is not reachable";
-
 fn call(meshd: &dyn Meshd, conf: &NetConf, request: &Request, wait: Duration) -> Result<Reply, CniError> {
     meshd.call(&conf.socket, request, wait).map_err(|error| client_error(conf, error))
 }
@@ -249,7 +247,7 @@ fn client_error(conf: &NetConf, error: ClientError) -> CniError {
     match error {
         ClientError::Connect { .. } => CniError::new(
             code::TRY_AGAIN_LATER,
-            UNREACHABLE,
+            "meshd is not reachable",
             format!("{error} (config key \"socket\": {})", conf.socket.display()),
         ),
         ClientError::Api(api) if api.kind == ErrorKind::Internal => {
@@ -263,4 +261,137 @@ fn client_error(conf: &NetConf, error: ClientError) -> CniError {
 fn unexpected(reply: &Reply) -> CniError {
     let shown: String = format!("{reply:?}").chars().take(120).collect();
     CniError::new(code::MESHD_REFUSED, "meshd answered something unexpected", shown)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::api::error::ApiError;
+    use crate::cni::env::{Command, Invocation};
+    use crate::cni::version::CniVersion;
+
+    /// Answers from a script, remembering every request.
+    struct Fake {
+        answer: Box<dyn Fn(&Request) -> Result<Reply, ClientError>>,
+        seen: RefCell<Vec<Request>>,
+    }
+
+    impl Meshd for Fake {
+        fn call(&self, _socket: &Path, request: &Request, _wait: Duration) -> Result<Reply, ClientError> {
+            self.seen.borrow_mut().push(request.clone());
+            (self.answer)(request)
+        }
+    }
+
+    fn conf() -> NetConf {
+        NetConf {
+            version: CniVersion::V1_0_0,
+            name: "front".into(),
+            network: "front".into(),
+            service: None,
+            socket: "/run/meshd/meshd.sock".into(),
+            aliases: Vec::new(),
+            port_mappings: Vec::new(),
+            prev_result: None,
+            valid_attachments: Some(vec![("keep".into(), "eth0".into())]),
+        }
+    }
+
+    fn del_of(container: &str) -> Invocation {
+        Invocation {
+            command: Command::Del,
+            container_id: Some(container.into()),
+            netns: None,
+            ifname: Some("eth0".into()),
+            args: String::new(),
+        }
+    }
+
+    fn attachment(owner: &str) -> AttachmentInfo {
+        AttachmentInfo {
+            owner: Some(owner.into()),
+            netns: "/run/netns/x".into(),
+            network: "front".into(),
+            address: Ipv4Addr::new(10, 1, 0, 2),
+            prefix_len: 24,
+            gateway: Ipv4Addr::new(10, 1, 0, 1),
+            mtu: 1450,
+            interface: "eth0".into(),
+            mac: "02:00:00:00:00:02".into(),
+            host_interface: "md00000000".into(),
+            host_mac: "02:00:00:00:00:01".into(),
+            default_route: true,
+            service: None,
+            task: None,
+            terminating: false,
+        }
+    }
+
+    #[test]
+    fn del_succeeds_without_meshd_and_releases_by_owner() {
+        let down = Fake {
+            answer: Box::new(|_| {
+                Err(ClientError::Connect { path: "/x".into(), source: std::io::ErrorKind::NotFound.into() })
+            }),
+            seen: RefCell::default(),
+        };
+        del(&down, &del_of("c1"), &CniArgs::default(), &conf()).unwrap();
+        let up = Fake { answer: Box::new(|_| Ok(Reply::Detached { count: 0 })), seen: RefCell::default() };
+        let args = CniArgs { grace: Some(Duration::from_secs(2)), ..CniArgs::default() };
+        del(&up, &del_of("c1"), &args, &conf()).unwrap();
+        assert_eq!(
+            up.seen.borrow()[0],
+            Request::Release { owner: "cni/front/c1/eth0".into(), grace_ms: 2000 }
+        );
+        // A refusal is an error (a runtime may retry); meshd failing inside, try again later.
+        let failing = Fake {
+            answer: Box::new(|_| Err(ClientError::Api(ApiError::new(ErrorKind::Internal, "kernel: busy")))),
+            seen: RefCell::default(),
+        };
+        assert_eq!(
+            del(&failing, &del_of("c1"), &CniArgs::default(), &conf()).unwrap_err().code,
+            code::TRY_AGAIN_LATER
+        );
+    }
+
+    #[test]
+    fn gc_releases_only_this_configurations_stale_attachments() {
+        let meshd = Fake {
+            answer: Box::new(|request| match request {
+                Request::AttachmentLs { .. } => Ok(Reply::Attachments(vec![
+                    attachment("cni/front/keep/eth0"),
+                    attachment("cni/front/stale/eth0"),
+                    attachment("cni/front/keep/eth1"),
+                ])),
+                _ => Ok(Reply::Detached { count: 1 }),
+            }),
+            seen: RefCell::default(),
+        };
+        gc(&meshd, &conf()).unwrap();
+        let seen = meshd.seen.borrow();
+        assert_eq!(seen[0], Request::AttachmentLs { owner_prefix: Some("cni/front/".into()) });
+        let released: Vec<&Request> = seen.iter().filter(|r| matches!(r, Request::Release { .. })).collect();
+        assert_eq!(
+            released,
+            [
+                &Request::Release { owner: "cni/front/stale/eth0".into(), grace_ms: 0 },
+                &Request::Release { owner: "cni/front/keep/eth1".into(), grace_ms: 0 },
+            ]
+        );
+    }
+
+    #[test]
+    fn task_names() {
+        let long = "2ee2caada94bfb6dd0c0bc631e6d1afbbe258003b9537f7b859cfff74584b1f9";
+        assert_eq!(task_name(&CniArgs::default(), long), "2ee2caada94b");
+        let pod = CniArgs { pod_name: Some("web-7d4f".into()), ..CniArgs::default() };
+        assert_eq!(task_name(&pod, long), "web-7d4f");
+        let bad_pod = CniArgs { pod_name: Some("-x".into()), ..CniArgs::default() };
+        assert_eq!(task_name(&bad_pod, "default-c1"), "default-c1");
+        let explicit = CniArgs { task: Some("web.1".into()), ..pod };
+        assert_eq!(task_name(&explicit, long), "web.1");
+    }
 }

@@ -50,7 +50,7 @@ pub async fn watch(driver: Arc<DockerDriver>, api: DockerApi, mut shutdown: watc
 }
 
 async fn session(
-    driver: &DockerDriver,
+    driver: &Arc<DockerDriver>,
     api: &DockerApi,
     backoff: &mut Duration,
 ) -> Result<(), DockerApiError> {
@@ -96,7 +96,7 @@ async fn sync(driver: &DockerDriver, api: &DockerApi) -> Result<(), DockerApiErr
     Ok(())
 }
 
-async fn on_event(driver: &DockerDriver, api: &DockerApi, event: &Value) {
+async fn on_event(driver: &Arc<DockerDriver>, api: &DockerApi, event: &Value) {
     let kind = event["Type"].as_str().unwrap_or_default();
     let action = event["Action"].as_str().unwrap_or_default();
     let actor = event["Actor"]["ID"].as_str().unwrap_or_default();
@@ -108,8 +108,11 @@ async fn on_event(driver: &DockerDriver, api: &DockerApi, event: &Value) {
             }
         }
         ("network", "connect") => {
+            // Looked up on the side: Docker answers once the container has started, and a
+            // stop event behind it must not wait for that.
             if let Some(container) = attributes["container"].as_str() {
-                name_from_container(driver, api, container).await;
+                let (driver, api, container) = (driver.clone(), api.clone(), container.to_string());
+                tokio::spawn(async move { name_from_container(&driver, &api, &container).await });
             }
         }
         ("container", "kill") => {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
-use crate::identity::{NodeId, Secret};
+use crate::identity::NodeId;
 use crate::network::LocalAttachment;
 use crate::service::ports::parse_publish;
 use crate::state::{
@@ -32,6 +32,9 @@ pub fn snapshot() -> Snapshot {
             gossip_addr: format!("192.0.2.{n}:7946").parse().unwrap(),
             left: false,
             departed: None,
+            cert: Default::default(),
+            founder: None,
+            keyring: Default::default(),
         };
         apply(&mut state, n, 1, Change::Node { id: id(n), record: Some(record) });
     }
@@ -54,7 +57,7 @@ pub fn snapshot() -> Snapshot {
     }
     Snapshot {
         self_id: id(1),
-        cluster_id: Secret::from_bytes([0; 32]),
+        cluster: crate::identity::Fingerprint::from_bytes([0; 16]),
         state,
         liveness: BTreeMap::from([(id(1), Liveness::Alive), (id(2), Liveness::Alive)]),
     }

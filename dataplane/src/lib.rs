@@ -14,7 +14,8 @@
 //!    published ports, backend health, Maglev), [`network`] (validation, IPAM, attachments).
 //! 5. [`gossip`]: membership and the replicated state on port 7946.
 //! 6. [`state`]: the replicated tables, their records and merge rules, and the snapshot
-//!    everyone reads.
+//!    everyone reads; [`trust`]: node keys, the cluster CA, certificates, record signatures,
+//!    mutual TLS.
 //! 7. The kernel: [`bpf`] (aya: programs, links, maps), [`netlink`] (rtnetlink: links,
 //!    addresses, routes, veths, the VXLAN device), [`host`] (sysctls, nftables).
 //! 8. Foundations: [`identity`] (node ID, cluster secrets, join token), [`state_dir`], [`hash`],
@@ -40,6 +41,7 @@ pub mod reconcile;
 pub mod service;
 pub mod state;
 pub mod state_dir;
+pub mod trust;
 
 #[cfg(test)]
 mod fixture;

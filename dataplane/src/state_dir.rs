@@ -15,9 +15,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::identity::NodeId;
+use crate::trust::keys::NodeKey;
 
 const LOCK_FILE: &str = "meshd.lock";
 const NODE_FILE: &str = "node.json";
+const KEY_FILE: &str = "node.key";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateDirError {
@@ -35,10 +37,12 @@ pub enum StateDirError {
     Read { path: PathBuf, source: io::Error },
     #[error("cannot write {path}: {source}")]
     Write { path: PathBuf, source: io::Error },
-    #[error("{path} is corrupt ({reason}); fix or remove it, meshd will not overwrite it")]
-    Corrupt { path: PathBuf, reason: String },
-    #[error("cannot generate a random value: {0}")]
-    Random(getrandom::Error),
+    #[error("{path} is corrupt ({reason}); {advice}")]
+    Corrupt { path: PathBuf, reason: String, advice: &'static str },
+    #[error("{dir} was made by an older meshd (a node ID without a node key); this node must join afresh: stop meshd, remove {dir}, and start it with --join and a current token")]
+    OlderFormat { dir: PathBuf },
+    #[error("cannot generate a key: {0}")]
+    Random(String),
 }
 
 /// What `node.json` holds.
@@ -93,15 +97,57 @@ impl StateDir {
         &self.path
     }
 
-    /// The node's persisted ID; a new random one is created and saved on first start.
-    /// Returns the ID and whether it was created now.
-    pub fn node_id(&self) -> Result<(NodeId, bool), StateDirError> {
-        if let Some(file) = self.read_json::<NodeFile>(NODE_FILE)? {
-            return Ok((file.id, false));
+    /// The node's key pair (its ID is the key's), made and saved (0600) on first start.
+    /// Returns the key and whether it was created now. `node.json` records the ID for people
+    /// and scripts; the key is what counts.
+    pub fn node_key(&self) -> Result<(NodeKey, bool), StateDirError> {
+        let corrupt = |path: &Path, reason: String| StateDirError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+            advice: "this node cannot be itself without it: remove the state directory and join afresh",
+        };
+        if let Some(der) = self.read_bytes(KEY_FILE)? {
+            let key =
+                NodeKey::from_pkcs8(&der).map_err(|e| corrupt(&self.path.join(KEY_FILE), e.to_string()))?;
+            let id = key.node_id();
+            if self.read_json::<NodeFile>(NODE_FILE)?.map(|f| f.id) != Some(id) {
+                self.write_json(NODE_FILE, &NodeFile { id })?;
+            }
+            return Ok((key, false));
         }
-        let id = NodeId::random().map_err(StateDirError::Random)?;
-        self.write_json(NODE_FILE, &NodeFile { id })?;
-        Ok((id, true))
+        if self.path.join(NODE_FILE).exists() {
+            return Err(StateDirError::OlderFormat { dir: self.path.clone() });
+        }
+        let key = NodeKey::generate().map_err(|e| StateDirError::Random(e.to_string()))?;
+        self.write_bytes(KEY_FILE, key.pkcs8())?;
+        self.write_json(NODE_FILE, &NodeFile { id: key.node_id() })?;
+        Ok((key, true))
+    }
+
+    /// Reads `name` whole; `None` if the file does not exist.
+    pub fn read_bytes(&self, name: &str) -> Result<Option<Vec<u8>>, StateDirError> {
+        let path = self.path.join(name);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StateDirError::Read { path, source }),
+        }
+    }
+
+    /// Writes `bytes` to `name` atomically, mode 0600.
+    pub fn write_bytes(&self, name: &str, bytes: &[u8]) -> Result<(), StateDirError> {
+        let path = self.path.join(name);
+        let tmp = self.path.join(format!(".{name}.tmp"));
+        let write = || -> io::Result<()> {
+            let mut file =
+                OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&tmp)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            // The rename is durable only once the directory entry is.
+            File::open(&self.path)?.sync_all()
+        };
+        write().map_err(|source| StateDirError::Write { path, source })
     }
 
     /// Reads `name` as JSON; `None` if the file does not exist.
@@ -112,9 +158,11 @@ impl StateDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(StateDirError::Read { path, source }),
         };
-        serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| StateDirError::Corrupt { path, reason: e.to_string() })
+        serde_json::from_str(&text).map(Some).map_err(|e| StateDirError::Corrupt {
+            path,
+            reason: e.to_string(),
+            advice: "fix or remove it (meshd will not overwrite it); see docs/security.md for what each file holds and how to recover",
+        })
     }
 
     /// Removes `name` if it exists.
@@ -129,20 +177,10 @@ impl StateDir {
 
     /// Writes `value` as JSON to `name` atomically, mode 0600.
     pub fn write_json<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StateDirError> {
-        let path = self.path.join(name);
-        let tmp = self.path.join(format!(".{name}.tmp"));
-        let write = || -> io::Result<()> {
-            let mut text = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
-            text.push(b'\n');
-            let mut file =
-                OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&tmp)?;
-            file.write_all(&text)?;
-            file.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            // The rename is durable only once the directory entry is.
-            File::open(&self.path)?.sync_all()
-        };
-        write().map_err(|source| StateDirError::Write { path, source })
+        let mut text = serde_json::to_vec_pretty(value)
+            .map_err(|e| StateDirError::Write { path: self.path.join(name), source: io::Error::other(e) })?;
+        text.push(b'\n');
+        self.write_bytes(name, &text)
     }
 }
 
@@ -160,16 +198,32 @@ mod tests {
     }
 
     #[test]
-    fn node_id_is_created_once_and_kept() {
+    fn the_node_key_is_created_once_and_kept_private() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = temp_dir("keep");
         let first = {
             let state = StateDir::open(&dir).unwrap();
-            let (id, created) = state.node_id().unwrap();
+            let (key, created) = state.node_key().unwrap();
             assert!(created);
-            id
+            key.node_id()
         };
         let state = StateDir::open(&dir).unwrap();
-        assert_eq!(state.node_id().unwrap(), (first, false));
+        let (key, created) = state.node_key().unwrap();
+        assert_eq!((key.node_id(), created), (first, false));
+        assert_eq!(fs::metadata(dir.join(KEY_FILE)).unwrap().permissions().mode() & 0o777, 0o600);
+        let recorded: NodeFile = state.read_json(NODE_FILE).unwrap().unwrap();
+        assert_eq!(recorded.id, first);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_state_dir_of_an_older_meshd_says_how_to_recover() {
+        let dir = temp_dir("older");
+        let state = StateDir::open(&dir).unwrap();
+        state.write_json(NODE_FILE, &NodeFile { id: NodeId::random().unwrap() }).unwrap();
+        let err = state.node_key().unwrap_err();
+        assert!(matches!(err, StateDirError::OlderFormat { .. }), "{err}");
+        assert!(err.to_string().contains("--join"), "{err}");
         fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -192,13 +246,13 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_node_file_is_reported_and_left_alone() {
+    fn a_corrupt_node_key_is_reported_and_left_alone() {
         let dir = temp_dir("corrupt");
         let state = StateDir::open(&dir).unwrap();
-        fs::write(dir.join(NODE_FILE), b"{not json").unwrap();
-        let err = state.node_id().unwrap_err();
+        fs::write(dir.join(KEY_FILE), b"not a key").unwrap();
+        let err = state.node_key().unwrap_err();
         assert!(matches!(err, StateDirError::Corrupt { .. }), "{err}");
-        assert_eq!(fs::read(dir.join(NODE_FILE)).unwrap(), b"{not json");
+        assert_eq!(fs::read(dir.join(KEY_FILE)).unwrap(), b"not a key");
         fs::remove_dir_all(&dir).unwrap();
     }
 }

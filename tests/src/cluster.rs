@@ -122,7 +122,8 @@ impl Cluster {
         }
     }
 
-    /// Forms one cluster: n1 creates it, every other node joins through n1 with its token.
+    /// Forms one cluster: n1 creates it, every other node joins through n1 with its token, as a
+    /// manager (a small cluster of managers, as in a small Swarm: any node can change it).
     /// Returns once every node lists every node alive.
     pub fn form(&mut self) {
         self.form_with(&[] as &[&str]);
@@ -130,22 +131,35 @@ impl Cluster {
 
     /// [`form`](Self::form) with extra meshd arguments for every node (e.g. gossip timings).
     pub fn form_with<S: AsRef<std::ffi::OsStr>>(&mut self, extra: &[S]) {
-        let extra: Vec<String> = extra.iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect();
-        self.form_per_node(|_| extra.clone());
+        let managers = self.nodes.len();
+        self.form_roles(managers, extra);
+    }
+
+    /// Forms one cluster in which n1..n`managers` join as managers and the rest as workers.
+    pub fn form_roles<S: AsRef<std::ffi::OsStr>>(&mut self, managers: usize, extra: &[S]) {
+        let extra: Vec<std::ffi::OsString> = extra.iter().map(|a| a.as_ref().to_os_string()).collect();
+        self.form_roles_per_node(managers, |_| extra.clone());
     }
 
     /// [`form`](Self::form) with extra meshd arguments per node (`extra(index)`, from 1).
     pub fn form_per_node(&mut self, extra: impl Fn(usize) -> Vec<String>) {
+        let managers = self.nodes.len();
+        self.form_roles_per_node(managers, |i| extra(i).into_iter().map(Into::into).collect());
+    }
+
+    fn form_roles_per_node(&mut self, managers: usize, extra: impl Fn(usize) -> Vec<std::ffi::OsString>) {
         let mut args: Vec<std::ffi::OsString> =
             self.nodes[0].base_args().into_iter().map(Into::into).collect();
-        args.extend(extra(1).into_iter().map(Into::into));
+        args.extend(extra(1));
         self.nodes[0].start_with(&args);
-        let token = self.nodes[0].meshctl_ok(&["join-token"]).trim().to_string();
+        let manager_token = self.nodes[0].meshctl_ok(&["join-token", "manager"]).trim().to_string();
+        let worker_token = self.nodes[0].meshctl_ok(&["join-token", "worker"]).trim().to_string();
         let seed = self.nodes[0].addr.to_string();
         for (i, node) in self.nodes.iter_mut().enumerate().skip(1) {
+            let token = if i < managers { &manager_token } else { &worker_token };
             let mut args: Vec<std::ffi::OsString> = node.base_args().into_iter().map(Into::into).collect();
             args.extend(["--join".into(), seed.clone().into(), "--token".into(), token.clone().into()]);
-            args.extend(extra(i + 1).into_iter().map(Into::into));
+            args.extend(extra(i + 1));
             node.start_with(&args);
         }
         let expected = self.nodes.len();

@@ -17,6 +17,7 @@ pub mod names;
 pub mod netns;
 pub mod nginx;
 pub mod process;
+pub mod rogue;
 pub mod runtimes;
 
 pub use cluster::{Cluster, Container, Node};

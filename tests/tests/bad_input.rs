@@ -79,10 +79,17 @@ fn meshd_refuses_an_unusable_state_dir() {
 
     let corrupt = cluster.work_dir().join("corrupt");
     std::fs::create_dir_all(&corrupt).unwrap();
-    std::fs::write(corrupt.join("node.json"), "{ this is not json").unwrap();
+    std::fs::write(corrupt.join("node.key"), "not a key").unwrap();
     let err = meshd_refuses(&cluster, &with_args(&cluster, &[("--state-dir", corrupt.to_str().unwrap())]));
-    assert!(err.contains("node.json is corrupt"), "{err}");
-    assert_eq!(std::fs::read_to_string(corrupt.join("node.json")).unwrap(), "{ this is not json");
+    assert!(err.contains("node.key is corrupt") && err.contains("join afresh"), "{err}");
+    assert_eq!(std::fs::read_to_string(corrupt.join("node.key")).unwrap(), "not a key", "left alone");
+
+    // A state directory of an older meshd (a node ID, no key) says how to recover.
+    let older = cluster.work_dir().join("older");
+    std::fs::create_dir_all(&older).unwrap();
+    std::fs::write(older.join("node.json"), "{\"id\": \"00112233445566778899aabbccddeeff\"}").unwrap();
+    let err = meshd_refuses(&cluster, &with_args(&cluster, &[("--state-dir", older.to_str().unwrap())]));
+    assert!(err.contains("older meshd") && err.contains("--join"), "{err}");
 }
 
 #[test]
@@ -194,8 +201,9 @@ fn the_api_rejects_malformed_requests_and_keeps_serving() {
     }
 
     // Still alive and correct; a bad request changed nothing.
-    let token_before = node.meshctl_ok(&["join-token"]);
-    let replies = raw_exchange(socket, b"{\"op\":\"node_ls\"}\n{\"op\":\"join_token\"}\n");
+    let token_before = node.meshctl_ok(&["join-token", "worker"]);
+    let replies =
+        raw_exchange(socket, b"{\"op\":\"node_ls\"}\n{\"op\":\"join_token\",\"role\":\"worker\"}\n");
     assert_eq!(replies.len(), 2, "two requests on one connection: {replies:?}");
     assert!(replies[0].starts_with("{\"ok\":{\"nodes\":"), "{replies:?}");
     assert!(replies[1].contains(token_before.trim()), "{replies:?}");

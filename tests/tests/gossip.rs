@@ -39,7 +39,7 @@ fn five_nodes_form_a_cluster_and_all_list_five_alive() {
 fn a_wrong_or_rotated_token_is_not_admitted() {
     let mut cluster = Cluster::new("badtoken", 3);
     cluster.node_mut(1).start();
-    let good = cluster.node(1).meshctl_ok(&["join-token"]).trim().to_string();
+    let good = cluster.node(1).meshctl_ok(&["join-token", "worker"]).trim().to_string();
 
     // Right cluster fingerprint, wrong secret.
     let (head, secret) = good.rsplit_once('-').unwrap();
@@ -55,7 +55,7 @@ fn a_wrong_or_rotated_token_is_not_admitted() {
     assert!(cluster.node(1).gossip_stat("joins_refused") >= 1);
 
     // Rotation: the old token stops working, the new one admits, members are undisturbed.
-    let rotated = cluster.node(1).meshctl_ok(&["join-token", "--rotate"]).trim().to_string();
+    let rotated = cluster.node(1).meshctl_ok(&["join-token", "worker", "--rotate"]).trim().to_string();
     let mut args = cluster.node(3).base_args();
     args.extend(["--join".into(), "10.77.0.1".into(), "--token".into(), good.clone()]);
     let out = cluster.node(3).meshd_command(&args).output().unwrap();
@@ -72,16 +72,18 @@ fn a_wrong_or_rotated_token_is_not_admitted() {
 fn a_token_of_another_cluster_is_refused_by_fingerprint() {
     let mut cluster = Cluster::new("fingerprint", 2);
     cluster.node_mut(1).start();
-    let good = cluster.node(1).meshctl_ok(&["join-token"]).trim().to_string();
-    // Same secret, another cluster's fingerprint: the member admits (it knows the secret) but
-    // the joiner must notice it reached the wrong cluster and refuse to join it.
+    let good = cluster.node(1).meshctl_ok(&["join-token", "worker"]).trim().to_string();
+    // Same secret, another cluster's fingerprint: the join proof names the cluster the joiner
+    // means, so the manager refuses it; had it answered, the joiner would have checked the CA
+    // certificate against its token and refused to join.
     let parts: Vec<&str> = good.split('-').collect();
     let other = format!("MESHTKN-1-{}-{}", "ab".repeat(16), parts[3]);
     let mut args = cluster.node(2).base_args();
     args.extend(["--join".into(), "10.77.0.1".into(), "--token".into(), other]);
     let out = cluster.node(2).meshd_command(&args).output().unwrap();
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("fingerprint mismatch"), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("fingerprint mismatch") || err.contains("token is wrong"), "{err}");
     assert!(!cluster.node(2).state_dir().join("cluster.json").exists(), "the joiner did not join");
 }
 

@@ -13,10 +13,10 @@ fn a_node_lists_itself_alive_in_table_and_json() {
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 2, "{table}");
     let header: Vec<&str> = lines[0].split_whitespace().collect();
-    assert_eq!(header, ["ID", "NAME", "ADDRESS", "STATUS", "AVAILABILITY"]);
+    assert_eq!(header, ["ID", "NAME", "ADDRESS", "STATUS", "AVAILABILITY", "ROLE"]);
     let row: Vec<&str> = lines[1].split_whitespace().collect();
     let id = node.node_id().expect("node.json written");
-    assert_eq!(row, [&id[..12], "*", "n1", "10.77.0.1", "alive", "active"], "{table}");
+    assert_eq!(row, [&id[..12], "*", "n1", "10.77.0.1", "alive", "active", "manager"], "{table}");
 
     let nodes = node.nodes_json();
     assert_eq!(nodes.len(), 1);
@@ -25,6 +25,7 @@ fn a_node_lists_itself_alive_in_table_and_json() {
     assert_eq!(nodes[0]["address"], "10.77.0.1");
     assert_eq!(nodes[0]["status"], "alive");
     assert_eq!(nodes[0]["availability"], "active");
+    assert_eq!(nodes[0]["role"], "manager", "the node that founds a cluster is its first manager");
     assert_eq!(nodes[0]["self"], true);
 }
 
@@ -34,7 +35,7 @@ fn a_restart_keeps_the_node_id_the_token_and_the_pins() {
     cluster.start_all();
     let node = cluster.node_mut(1);
     let id = node.nodes_json()[0]["id"].as_str().unwrap().to_string();
-    let token = node.meshctl_ok(&["join-token"]);
+    let token = node.meshctl_ok(&["join-token", "worker"]);
     assert!(token.starts_with("MESHTKN-1-"), "{token}");
     let pins = node.pin_dir().unwrap();
     assert!(pins.join("md_verdict_v1").exists(), "verdict map pinned under {}", pins.display());
@@ -46,7 +47,7 @@ fn a_restart_keeps_the_node_id_the_token_and_the_pins() {
 
     node.start();
     assert_eq!(node.nodes_json()[0]["id"], id.as_str());
-    assert_eq!(node.meshctl_ok(&["join-token"]), token);
+    assert_eq!(node.meshctl_ok(&["join-token", "worker"]), token);
 }
 
 #[test]
@@ -54,20 +55,20 @@ fn join_token_rotation_persists() {
     let mut cluster = Cluster::new("rotate", 1);
     cluster.start_all();
     let node = cluster.node_mut(1);
-    let before = node.meshctl_ok(&["join-token"]);
-    let rotated = node.meshctl_ok(&["join-token", "--rotate"]);
+    let before = node.meshctl_ok(&["join-token", "worker"]);
+    let rotated = node.meshctl_ok(&["join-token", "worker", "--rotate"]);
     assert_ne!(before, rotated);
     // Same cluster: the fingerprint part stays, the secret changes.
     assert_eq!(before.split('-').nth(2), rotated.split('-').nth(2));
-    assert_eq!(node.meshctl_ok(&["join-token"]), rotated);
+    assert_eq!(node.meshctl_ok(&["join-token", "worker"]), rotated);
 
-    let json = stdout(&node.meshctl(&["--format", "json", "join-token"]));
+    let json = stdout(&node.meshctl(&["--format", "json", "join-token", "worker"]));
     let value: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(value["token"].as_str().unwrap(), rotated.trim());
 
     node.stop();
     node.start();
-    assert_eq!(node.meshctl_ok(&["join-token"]), rotated);
+    assert_eq!(node.meshctl_ok(&["join-token", "worker"]), rotated);
 }
 
 #[test]

@@ -21,8 +21,8 @@ pub enum AgentError {
     Exhausted(String),
     #[error("kernel: {0}")]
     Kernel(String),
-    #[error("cluster state: {0}")]
-    Gossip(String),
+    #[error(transparent)]
+    Gossip(#[from] crate::gossip::GossipError),
     /// A request that makes no sense (a bad interface name, owner key, address).
     #[error("{0}")]
     BadRequest(String),

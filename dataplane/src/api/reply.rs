@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use crate::identity::NodeId;
-use crate::state::{Availability, EndpointMode};
+use crate::state::{Availability, EndpointMode, Role};
 
 /// Largest response line the client accepts (node tables of thousands of nodes fit easily).
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -50,6 +50,7 @@ pub enum Reply {
     Services(Vec<ServiceInfo>),
     Tasks(Vec<TaskInfo>),
     Inspect(ServiceInspect),
+    KeyRotated {},
     Attachments(Vec<AttachmentInfo>),
 }
 
@@ -102,6 +103,7 @@ pub struct NodeInfo {
     pub address: IpAddr,
     pub status: NodeStatus,
     pub availability: Availability,
+    pub role: Role,
     /// True for the node that answered the request.
     #[serde(rename = "self")]
     pub is_self: bool,

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ErrorKind};
-use crate::state::{Availability, EndpointMode};
+use crate::state::{Availability, EndpointMode, Role};
 
 /// Largest request line the server reads; a longer one is refused and the connection closed.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -18,16 +18,35 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 pub enum Request {
     /// Every node this node knows of.
     NodeLs {},
-    /// The token another node passes to `--token`; `rotate` replaces it first.
+    /// The token a new node of `role` joins with; `rotate` moves that role to a new secret
+    /// first. Managers only.
     JoinToken {
+        role: Role,
         #[serde(default)]
         rotate: bool,
     },
-    /// Sets a node's availability (replicated); `node` is a name or an ID prefix.
+    /// Sets a node's availability (replicated); `node` is a name or an ID prefix. Managers only.
     NodeUpdate {
         node: String,
         availability: Availability,
     },
+    /// Makes a node a manager. Managers only.
+    NodePromote {
+        node: String,
+    },
+    /// Makes a manager a worker. Managers only; never the last manager.
+    NodeDemote {
+        node: String,
+    },
+    /// Removes a node: its certificate is revoked cluster-wide and its records leave every
+    /// table. Refused while it is alive unless `force`. Managers only.
+    NodeRm {
+        node: String,
+        #[serde(default)]
+        force: bool,
+    },
+    /// Rotates the gossip key: installed everywhere, used, then the old one retired.
+    KeyRotate {},
     /// This node leaves the cluster on purpose; meshd exits afterwards.
     Leave {},
     /// Counters of the gossip layer and the datapath.
@@ -118,10 +137,17 @@ mod tests {
     #[test]
     fn requests_parse() {
         assert_eq!(parse_request(br#"{"op":"node_ls"}"#).unwrap(), Request::NodeLs {});
-        assert_eq!(parse_request(br#"{"op":"join_token"}"#).unwrap(), Request::JoinToken { rotate: false });
         assert_eq!(
-            parse_request(br#"{"op":"join_token","rotate":true}"#).unwrap(),
-            Request::JoinToken { rotate: true }
+            parse_request(br#"{"op":"join_token","role":"worker"}"#).unwrap(),
+            Request::JoinToken { role: Role::Worker, rotate: false }
+        );
+        assert_eq!(
+            parse_request(br#"{"op":"join_token","role":"manager","rotate":true}"#).unwrap(),
+            Request::JoinToken { role: Role::Manager, rotate: true }
+        );
+        assert_eq!(
+            parse_request(br#"{"op":"node_rm","node":"n2"}"#).unwrap(),
+            Request::NodeRm { node: "n2".into(), force: false }
         );
     }
 
@@ -132,7 +158,8 @@ mod tests {
             (b"{not json", "key must be a string"),
             (br#"{"op":"launch_missiles"}"#, "unknown variant `launch_missiles`"),
             (br#"{"rotate":true}"#, "missing field `op`"),
-            (br#"{"op":"join_token","rotate":"yes"}"#, "invalid type"),
+            (br#"{"op":"join_token","role":"worker","rotate":"yes"}"#, "invalid type"),
+            (br#"{"op":"join_token","role":"admin"}"#, "unknown variant `admin`"),
             (br#"{"op":"node_ls","extra":1}"#, "unknown field `extra`"),
             (b"[1,2,3]", "invalid type"),
             (&[0xff, 0xfe, 0x00], "expected value"),

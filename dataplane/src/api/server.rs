@@ -230,7 +230,9 @@ mod tests {
         let (stop, stop_rx) = watch::channel(false);
         let task = tokio::spawn(server.serve(Arc::new(Fixed), stop_rx));
 
-        let replies = exchange(&path, b"{\"op\":\"node_ls\"}\nnot json\n{\"op\":\"join_token\"}\n").await;
+        let replies =
+            exchange(&path, b"{\"op\":\"node_ls\"}\nnot json\n{\"op\":\"join_token\",\"role\":\"worker\"}\n")
+                .await;
         assert_eq!(replies.len(), 3, "{replies:?}");
         assert!(replies[0].contains("fixed"));
         assert!(replies[1].contains("bad_request"));

@@ -33,6 +33,7 @@ pub fn nodes(snapshot: &Snapshot) -> Vec<NodeInfo> {
                 Liveness::Left => NodeStatus::Left,
             },
             availability: snapshot.state.availability_of(id),
+            role: snapshot.state.role_of(id),
             is_self: *id == snapshot.self_id,
         })
         .collect();

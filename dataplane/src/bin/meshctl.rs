@@ -7,7 +7,8 @@ use clap::{CommandFactory, Parser};
 use meshd::api::client;
 use meshd::api::request::Request;
 use meshd::cli::args::{
-    AttachmentCommand, Command, CompletionShell, CtlArgs, NetworkCommand, NodeCommand, ServiceCommand,
+    AttachmentCommand, Command, CompletionShell, CtlArgs, KeyCommand, NetworkCommand, NodeCommand,
+    ServiceCommand,
 };
 use meshd::cli::render::render;
 
@@ -26,11 +27,15 @@ fn main() -> ExitCode {
         Command::Attachment { command: AttachmentCommand::Ls { owner } } => {
             Request::AttachmentLs { owner_prefix: owner }
         }
-        Command::JoinToken { rotate } => Request::JoinToken { rotate },
+        Command::JoinToken { role, rotate } => Request::JoinToken { role, rotate },
+        Command::Key { command: KeyCommand::Rotate } => Request::KeyRotate {},
         Command::Node { command: NodeCommand::Ls } => Request::NodeLs {},
         Command::Node { command: NodeCommand::Update { availability, node } } => {
             Request::NodeUpdate { node, availability }
         }
+        Command::Node { command: NodeCommand::Promote { node } } => Request::NodePromote { node },
+        Command::Node { command: NodeCommand::Demote { node } } => Request::NodeDemote { node },
+        Command::Node { command: NodeCommand::Rm { force, node } } => Request::NodeRm { node, force },
         Command::Leave => Request::Leave {},
         Command::Stats => Request::Stats {},
         Command::Network { command: NetworkCommand::Create { name, subnet } } => {
@@ -55,6 +60,8 @@ fn main() -> ExitCode {
     // A detach with a grace period answers when the period is over.
     let wait = match &request {
         Request::Detach { grace_ms, .. } => std::time::Duration::from_millis(*grace_ms),
+        // Three steps, each waiting (at most a minute) for every node.
+        Request::KeyRotate {} => std::time::Duration::from_secs(180),
         _ => std::time::Duration::ZERO,
     };
     match client::call_waiting(&args.socket, &request, wait) {

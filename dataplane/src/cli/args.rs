@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use clap::builder::PossibleValuesParser;
 
 use crate::api::DEFAULT_SOCKET;
-use crate::state::{Availability, EndpointMode};
+use crate::state::{Availability, EndpointMode, Role};
 
 #[derive(Debug, Parser)]
 #[command(name = "meshctl", version, about = "Control the meshd agent on this node", long_about = None)]
@@ -31,11 +31,21 @@ pub enum Format {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Print the token another node passes to `meshd --token` to join this cluster
+    /// Print the token a new node passes to `meshd --join` to join this cluster as a worker or
+    /// as a manager (on a manager)
     JoinToken {
-        /// Replace the token first; the old one stops admitting nodes, members are unaffected
+        /// The role the token admits a node as
+        #[arg(value_parser = one_of::<Role>(&["worker", "manager"]))]
+        role: Role,
+        /// Replace that role's token first; the old one stops admitting nodes, members are
+        /// unaffected
         #[arg(long)]
         rotate: bool,
+    },
+    /// Manage the cluster's gossip key
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
     },
     /// Inspect and manage the cluster's nodes
     Node {
@@ -161,9 +171,28 @@ pub enum NetworkCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum NodeCommand {
-    /// List nodes: ID, NAME, ADDRESS, STATUS, AVAILABILITY
+    /// List nodes: ID, NAME, ADDRESS, STATUS, AVAILABILITY, ROLE
     #[command(visible_alias = "list")]
     Ls,
+    /// Make a worker a manager (on a manager)
+    Promote {
+        /// Node name or ID (prefix)
+        node: String,
+    },
+    /// Make a manager a worker (on a manager; never the last manager)
+    Demote {
+        /// Node name or ID (prefix)
+        node: String,
+    },
+    /// Remove a node from the cluster: its certificate is revoked, its tasks and records leave
+    /// every node, and it cannot come back with its identity (on a manager)
+    Rm {
+        /// Remove it even though it is alive
+        #[arg(long)]
+        force: bool,
+        /// Node name or ID (prefix)
+        node: String,
+    },
     /// Change a node's availability: `drain` takes its tasks out of load balancing
     Update {
         /// New availability
@@ -172,6 +201,13 @@ pub enum NodeCommand {
         /// Node name or ID (prefix)
         node: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Replace the gossip key: the new key is installed on every node, used, then the old one
+    /// retired, without a lost packet (on a manager)
+    Rotate,
 }
 
 /// A parser that offers `names` (shown in `--help` and in errors) and parses the chosen one with

@@ -26,6 +26,7 @@ pub fn render(reply: &Reply, format: Format) -> String {
                 Reply::Services(services) => serde_json::to_value(services),
                 Reply::Tasks(tasks) => serde_json::to_value(tasks),
                 Reply::Inspect(inspect) => serde_json::to_value(inspect),
+                Reply::KeyRotated {} => Ok(serde_json::json!({ "rotated": true })),
                 Reply::Attachments(attachments) => serde_json::to_value(attachments),
             };
             let mut text = value
@@ -40,6 +41,7 @@ pub fn render(reply: &Reply, format: Format) -> String {
             Reply::JoinToken { token } => format!("{token}\n"),
             Reply::NodeUpdated { id } => format!("{id}\n"),
             Reply::Left {} => "left the cluster\n".to_string(),
+            Reply::KeyRotated {} => "gossip key rotated on every node\n".to_string(),
             Reply::Stats { gossip, datapath } => {
                 let rows: Vec<Vec<String>> = gossip
                     .iter()
@@ -162,10 +164,11 @@ fn nodes_table(nodes: &[NodeInfo]) -> String {
                 node.address.to_string(),
                 node.status.to_string(),
                 node.availability.to_string(),
+                node.role.to_string(),
             ]
         })
         .collect::<Vec<_>>();
-    table(&["ID", "NAME", "ADDRESS", "STATUS", "AVAILABILITY"], &rows)
+    table(&["ID", "NAME", "ADDRESS", "STATUS", "AVAILABILITY", "ROLE"], &rows)
 }
 
 /// Left-aligned columns separated by three spaces; the last column is not padded.
@@ -197,7 +200,7 @@ mod tests {
     use super::*;
     use crate::api::reply::NodeStatus;
     use crate::identity::NodeId;
-    use crate::state::Availability;
+    use crate::state::{Availability, Role};
 
     #[test]
     fn tables_align() {
@@ -213,12 +216,17 @@ mod tests {
             address: "10.0.0.1".parse().unwrap(),
             status: NodeStatus::Alive,
             availability: Availability::Active,
+            role: Role::Manager,
             is_self: true,
         };
         let reply = Reply::Nodes(vec![node]);
         let text = render(&reply, Format::Table);
         let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
-        assert_eq!(row, ["121212121212", "*", "n1", "10.0.0.1", "alive", "active"], "{text}");
+        assert_eq!(row, ["121212121212", "*", "n1", "10.0.0.1", "alive", "active", "manager"], "{text}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&render(&reply, Format::Json)).unwrap()[0]["role"],
+            "manager"
+        );
         let json: serde_json::Value = serde_json::from_str(&render(&reply, Format::Json)).unwrap();
         assert_eq!(json[0]["status"], "alive");
         assert_eq!(json[0]["id"], "12".repeat(16));

@@ -40,12 +40,20 @@ pub struct DaemonArgs {
     /// Gossip port (UDP and TCP)
     #[arg(long, value_name = "PORT", default_value_t = DEFAULT_GOSSIP_PORT, value_parser = clap::value_parser!(u16).range(1..))]
     pub listen_port: u16,
-    /// Address of a cluster member to join (default port: 7946)
-    #[arg(long, value_name = "IP[:PORT]", requires = "token")]
+    /// Address of a manager of the cluster to join (default port: 7946)
+    #[arg(long, value_name = "IP[:PORT]")]
     pub join: Option<String>,
-    /// Join token printed by `meshctl join-token` on a member
-    #[arg(long, value_name = "TOKEN", requires = "join")]
+    /// Join token printed by `meshctl join-token worker|manager` on a manager. Every local user
+    /// can read a command line: prefer --token-file or the MESHD_TOKEN environment variable
+    #[arg(long, value_name = "TOKEN", env = "MESHD_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// File holding the join token (e.g. a systemd credential); mode 0600 or stricter advised
+    #[arg(long, value_name = "PATH", conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
+    /// How long the node certificates this node issues (as a manager) are valid; every node
+    /// renews its certificate two thirds of the way through
+    #[arg(long, value_name = "DURATION", default_value = "90d", value_parser = within(secs(30), days(3650)))]
+    pub cert_expiry: Duration,
     /// Path of the local API socket
     #[arg(long, value_name = "PATH", env = "MESHD_SOCKET", default_value = DEFAULT_SOCKET)]
     pub socket: PathBuf,
@@ -118,6 +126,8 @@ pub struct Config {
     pub dns: DnsSettings,
     /// How long an idle load-balanced flow keeps its backend.
     pub lb_idle_timeout: Duration,
+    /// How long the certificates this node issues are valid.
+    pub cert_expiry: Duration,
     /// The Docker network driver (`--docker-plugin`).
     pub docker: Option<DockerSettings>,
 }
@@ -128,8 +138,14 @@ pub enum ConfigError {
     BadAdvertise(IpAddr),
     #[error("--join {0:?} is not an IP address or IP:PORT")]
     BadJoin(String),
-    #[error("--token: {0}")]
+    #[error("the join token: {0}")]
     BadToken(ParseTokenError),
+    #[error("cannot read the join token from {path}: {error}")]
+    TokenFile { path: PathBuf, error: String },
+    #[error("--join needs a join token (--token-file, MESHD_TOKEN or --token)")]
+    JoinWithoutToken,
+    #[error("a join token is only used with --join")]
+    TokenWithoutJoin,
     #[error("--node-name {0:?}: use 1 to 63 letters, digits, '.', '-' or '_'")]
     BadNodeName(String),
     #[error("--state-dir must not be empty")]
@@ -152,14 +168,23 @@ impl Config {
         if args.state_dir.as_os_str().is_empty() {
             return Err(ConfigError::EmptyStateDir);
         }
-        let join = match (args.join, args.token) {
+        let token = match (args.token, &args.token_file) {
+            (Some(token), _) => Some(token),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::TokenFile { path: path.clone(), error: e.to_string() })?,
+            ),
+            (None, None) => None,
+        };
+        let join = match (args.join, token) {
             (Some(join), Some(token)) => {
                 let addr = parse_join(&join, DEFAULT_GOSSIP_PORT)?;
-                let token = token.parse().map_err(ConfigError::BadToken)?;
+                let token = token.trim().parse().map_err(ConfigError::BadToken)?;
                 Some((addr, token))
             }
-            // clap's `requires` makes one without the other a usage error before we get here.
-            _ => None,
+            (Some(_), None) => return Err(ConfigError::JoinWithoutToken),
+            (None, Some(_)) => return Err(ConfigError::TokenWithoutJoin),
+            (None, None) => None,
         };
         let node_name = match args.node_name {
             Some(name) => name,
@@ -190,6 +215,7 @@ impl Config {
             gossip,
             dns: DnsSettings { resolv_conf: args.resolv_conf, ttl: args.dns_ttl },
             lb_idle_timeout: args.lb_idle_timeout,
+            cert_expiry: args.cert_expiry,
             docker: args.docker.settings()?,
         })
     }
@@ -245,19 +271,34 @@ mod tests {
         assert!(parse(&["--listen-port", "70000"]).unwrap_err().contains("--listen-port"));
         assert!(parse(&["--node-name", "a b"]).unwrap_err().contains("--node-name"));
         assert!(parse(&["--node-name", ""]).unwrap_err().contains("--node-name"));
-        assert!(parse(&["--join", "10.1.0.2"]).unwrap_err().contains("--token"));
+        assert!(parse(&["--join", "10.1.0.2"]).unwrap_err().contains("--token-file"));
         assert!(parse(&["--token", "x"]).unwrap_err().contains("--join"));
+        assert!(parse(&["--cert-expiry", "1s"]).unwrap_err().contains("out of range"));
+        assert!(parse(&["--lb-idle-timeout", "99999999999999999h"]).unwrap_err().contains("too long"));
+        let err = parse(&["--join", "10.1.0.2", "--token-file", "/nonexistent/token"]).unwrap_err();
+        assert!(err.contains("cannot read the join token from /nonexistent/token"), "{err}");
         assert!(parse(&["--bogus"]).unwrap_err().contains("--bogus"));
         let err = parse(&["--join", "nowhere", "--token", "MESHTKN-1-x-y"]).unwrap_err();
         assert!(err.contains("--join \"nowhere\""), "{err}");
         let err = parse(&["--join", "10.1.0.2", "--token", "garbage"]).unwrap_err();
-        assert!(err.contains("--token: not a meshd join token"), "{err}");
+        assert!(err.contains("the join token: not a meshd join token"), "{err}");
         let err =
             parse(&["--gossip-probe-interval", "100ms", "--gossip-probe-timeout", "200ms"]).unwrap_err();
         assert!(err.contains("shorter"), "{err}");
         assert!(parse(&["--gossip-suspect-timeout", "soon"])
             .unwrap_err()
             .contains("--gossip-suspect-timeout"));
+    }
+
+    #[test]
+    fn the_token_comes_from_a_file_without_entering_the_command_line() {
+        let path = std::env::temp_dir().join(format!("meshd-token-{}", std::process::id()));
+        let token = format!("MESHTKN-1-{}-{}\n", "ab".repeat(16), "cd".repeat(32));
+        std::fs::write(&path, &token).unwrap();
+        let config = parse(&["--join", "10.1.0.2", "--token-file", path.to_str().unwrap()]).unwrap();
+        let (_, parsed) = config.join.unwrap();
+        assert_eq!(parsed.to_string(), token.trim());
+        std::fs::remove_file(&path).unwrap();
     }
 
     #[test]

@@ -11,9 +11,11 @@ use crate::api::reply::{Counter, DatapathCounter, Reply, Response};
 use crate::api::request::Request;
 use crate::api::server::Handler;
 use crate::api::views;
-use crate::gossip::GossipHandle;
+use crate::gossip::{key_rotation, GossipError, GossipHandle};
 use crate::network::NetworkError;
 use crate::service::ServiceError;
+use crate::state::Role;
+use crate::trust::ca::JoinRole;
 
 /// What the API handler needs of the running node.
 pub struct ApiHandler {
@@ -36,25 +38,47 @@ impl ApiHandler {
         let agent = &self.agent;
         match request {
             Request::NodeLs {} => Ok(Reply::Nodes(views::nodes(&self.gossip.snapshot()))),
-            Request::JoinToken { rotate: false } => self
-                .gossip
-                .snapshot()
-                .join_token()
-                .map(|token| Reply::JoinToken { token: token.to_string() })
-                .ok_or_else(|| internal("the cluster has no join secret")),
-            Request::JoinToken { rotate: true } => self
-                .gossip
-                .rotate_join_token()
-                .await
-                .map(|token| Reply::JoinToken { token: token.to_string() })
-                .map_err(internal),
-            Request::NodeUpdate { node, availability } => self
-                .gossip
-                .set_availability(node, availability)
-                .await
-                .map(|id| Reply::NodeUpdated { id })
-                .map_err(|message| ApiError::new(ErrorKind::NotFound, message)),
-            Request::Leave {} => self.gossip.leave().await.map(|()| Reply::Left {}).map_err(internal),
+            Request::JoinToken { role, rotate } => {
+                let role = match role {
+                    Role::Worker => JoinRole::Worker,
+                    Role::Manager => JoinRole::Manager,
+                };
+                let token = self.gossip.join_token(role, rotate).await.map_err(gossip_error)?;
+                Ok(Reply::JoinToken { token: token.to_string() })
+            }
+            Request::NodeUpdate { node, availability } => {
+                let id = self.gossip.set_availability(node, availability).await.map_err(gossip_error)?;
+                Ok(Reply::NodeUpdated { id })
+            }
+            Request::NodePromote { node } => {
+                let id = self.gossip.set_role(node, Role::Manager).await.map_err(gossip_error)?;
+                Ok(Reply::NodeUpdated { id })
+            }
+            Request::NodeDemote { node } => {
+                let id = self.gossip.set_role(node, Role::Worker).await.map_err(gossip_error)?;
+                Ok(Reply::NodeUpdated { id })
+            }
+            Request::NodeRm { node, force } => {
+                let id = self.gossip.remove(node, force).await.map_err(gossip_error)?;
+                // The removed node knew the gossip key: replace it, in the background (a node
+                // rm answers at once; the rotation takes a few gossip rounds).
+                let gossip = self.gossip.clone();
+                tokio::spawn(async move {
+                    if let Err(error) =
+                        key_rotation::rotate(&gossip, |step| tracing::info!(step, "key rotation")).await
+                    {
+                        tracing::warn!(%error, "the gossip key rotation after a node removal failed");
+                    }
+                });
+                Ok(Reply::NodeUpdated { id })
+            }
+            Request::KeyRotate {} => {
+                key_rotation::rotate(&self.gossip, |step| tracing::info!(step, "key rotation"))
+                    .await
+                    .map_err(gossip_error)?;
+                Ok(Reply::KeyRotated {})
+            }
+            Request::Leave {} => self.gossip.leave().await.map(|()| Reply::Left {}).map_err(gossip_error),
             Request::Stats {} => {
                 let rows = agent.counters().await.map_err(agent_error)?;
                 let gossip = self.gossip.stats().snapshot().rows();
@@ -157,7 +181,8 @@ fn agent_error(error: AgentError) -> ApiError {
         AgentError::Service(S::NotFound(_) | S::NoNetwork(_)) => ErrorKind::NotFound,
         AgentError::Service(S::Exists(_) | S::WrongNetwork { .. }) => ErrorKind::Conflict,
         AgentError::Service(_) => ErrorKind::BadRequest,
-        AgentError::Kernel(_) | AgentError::Gossip(_) => ErrorKind::Internal,
+        AgentError::Gossip(error) => return gossip_error(error.clone()),
+        AgentError::Kernel(_) => ErrorKind::Internal,
         AgentError::BadRequest(_) => ErrorKind::BadRequest,
         AgentError::NotOwned(_) => ErrorKind::NotFound,
         AgentError::Check { .. } => ErrorKind::Conflict,
@@ -165,6 +190,12 @@ fn agent_error(error: AgentError) -> ApiError {
     ApiError::new(kind, error.to_string())
 }
 
-fn internal(message: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorKind::Internal, message)
+fn gossip_error(error: GossipError) -> ApiError {
+    let kind = match &error {
+        GossipError::NotManager { .. } => ErrorKind::Forbidden,
+        GossipError::NotFound(_) => ErrorKind::NotFound,
+        GossipError::Refused(_) => ErrorKind::Conflict,
+        GossipError::Stopped => ErrorKind::Internal,
+    };
+    ApiError::new(kind, error.to_string())
 }

@@ -41,7 +41,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     check_advertise_is_local(config.advertise_addr).await?;
 
     let state = Arc::new(StateDir::open(&config.state_dir)?);
-    let (node_id, new_node) = state.node_id()?;
+    let (key, new_node) = state.node_key()?;
+    let node_id = key.node_id();
     tracing::info!(
         node = %node_id,
         name = %config.node_name,
@@ -70,11 +71,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let (gossip, mut gossip_task) = gossip::start(StartParams {
         config: config.gossip.clone(),
-        node_id,
+        key,
         name: config.node_name.clone(),
         advertise: SocketAddr::new(config.advertise_addr, config.listen_port),
         join: config.join.clone(),
         state_dir: state.clone(),
+        cert_validity: config.cert_expiry,
     })
     .await?;
     tracing::info!(port = config.listen_port, "gossip running");

@@ -1,10 +1,10 @@
-//! The gossip agent: one task that owns foca, the sockets' receive side and the state, and
-//! publishes a [`Snapshot`] after every change.
+//! The gossip agent: one task that owns foca, the sockets' receive side, the state and this
+//! node's credentials, and publishes a [`Snapshot`] after every change.
 //!
 //! Everything that changes cluster state funnels through this task (datagrams, TCP requests,
 //! timers, API commands), so there are no locks to order and no races between a merge and a
-//! snapshot. Slow work (push-pull exchanges with other nodes) runs in spawned tasks and comes back
-//! as a message.
+//! snapshot. Slow work (exchanges with other nodes: push-pull, certificate renewal, fetching the
+//! CA key) runs in spawned tasks and comes back as a message.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,30 +19,39 @@ use tokio::sync::{mpsc, watch};
 
 use super::broadcast::{self, lock, DeltaHandler, SharedState};
 use super::config::GossipConfig;
-use super::crypto::{Keyring, Purpose};
+use super::credentials::Credentials;
 use super::handle::{Command, Exit};
+use super::join;
 use super::member::MemberId;
-use super::persist;
 use super::stats::Stats;
-use super::tcp::{self, ExchangeError, Inbound, Keyrings, SharedGuard};
+use super::tcp::{self, ExchangeError, Inbound, Keyrings, SharedGuard, SharedTls};
 use super::wire::TcpMessage;
-use crate::identity::{JoinToken, NodeId, Secret};
-use crate::state::{Change, ClusterSecrets, Delta, Liveness, Snapshot};
+use crate::hex::Bytes;
+use crate::identity::NodeId;
+use crate::state::{Change, Delta, Liveness, Role, SignedDelta, Snapshot};
 use crate::state_dir::StateDir;
+use crate::trust::record;
+use crate::trust::tls::Revoked;
 
 pub(super) type Swim = Foca<MemberId, PostcardCodec, StdRng, DeltaHandler>;
 
-/// The result of a push-pull this node started.
-pub(super) struct ExchangeResult {
-    pub(super) peer: SocketAddr,
-    pub(super) result: Result<TcpMessage, ExchangeError>,
+/// What a spawned exchange brought back.
+pub(super) enum Background {
+    /// A push-pull this node started.
+    PushPull { peer: SocketAddr, result: Result<TcpMessage, ExchangeError> },
+    /// A renewal of this node's certificate.
+    Renewed(Result<TcpMessage, ExchangeError>),
+    /// The CA key, fetched after a promotion.
+    CaKey(Result<TcpMessage, ExchangeError>),
 }
 
 pub(super) struct Agent {
     pub(super) config: GossipConfig,
     pub(super) node_id: NodeId,
     pub(super) identity: MemberId,
-    pub(super) cluster_id: Secret,
+    pub(super) creds: Credentials,
+    /// How long the certificates this node issues are valid (`--cert-expiry`).
+    pub(super) cert_validity: Duration,
     pub(super) foca: Swim,
     pub(super) runtime: AccumulatingRuntime<MemberId>,
     pub(super) udp: Arc<UdpSocket>,
@@ -51,9 +60,11 @@ pub(super) struct Agent {
     pub(super) guard: SharedGuard,
     pub(super) keys: Arc<Keyrings>,
     pub(super) keys_tx: watch::Sender<Arc<Keyrings>>,
+    pub(super) tls: SharedTls,
+    pub(super) revoked: Revoked,
     pub(super) snapshot_tx: watch::Sender<Arc<Snapshot>>,
     pub(super) timer_tx: mpsc::UnboundedSender<Timer<MemberId>>,
-    pub(super) exchange_tx: mpsc::Sender<ExchangeResult>,
+    pub(super) background_tx: mpsc::Sender<Background>,
     pub(super) state_dir: Arc<StateDir>,
     /// The state changed since it was last written to the state directory.
     pub(super) needs_persist: bool,
@@ -61,6 +72,10 @@ pub(super) struct Agent {
     pub(super) published_liveness: BTreeMap<NodeId, Liveness>,
     /// When membership first saw each node down, for reaping.
     pub(super) down_since: BTreeMap<NodeId, Instant>,
+    /// A renewal of this node's certificate is under way.
+    pub(super) renewing: bool,
+    /// The CA key is being fetched (after a promotion).
+    pub(super) fetching_ca: bool,
 }
 
 impl Agent {
@@ -69,7 +84,7 @@ impl Agent {
         mut commands: mpsc::Receiver<Command>,
         mut inbound: mpsc::Receiver<Inbound>,
         mut timers: mpsc::UnboundedReceiver<Timer<MemberId>>,
-        mut exchanges: mpsc::Receiver<ExchangeResult>,
+        mut background: mpsc::Receiver<Background>,
     ) -> Exit {
         let mut buf = vec![0u8; 65_536];
         let mut push_pull = tokio::time::interval(self.config.push_pull_interval);
@@ -89,7 +104,7 @@ impl Agent {
                     }
                 }
                 Some(request) = inbound.recv() => self.handle_inbound(request),
-                Some(done) = exchanges.recv() => self.handle_exchange(done),
+                Some(done) = background.recv() => self.handle_background(done),
                 Some(command) = commands.recv() => match command {
                     Command::Stop => {
                         self.persist();
@@ -107,7 +122,7 @@ impl Agent {
                 },
                 _ = push_pull.tick() => {
                     if let Some(peer) = self.random_active_peer() {
-                        self.start_push_pull(peer);
+                        self.start_push_pull(peer.node, peer.addr);
                     }
                 }
                 _ = housekeeping.tick() => {
@@ -116,6 +131,7 @@ impl Agent {
                         self.rejoin_if_alone();
                     }
                     self.reap();
+                    self.maintain_credentials();
                     if self.liveness() != self.published_liveness {
                         self.publish();
                     }
@@ -154,150 +170,112 @@ impl Agent {
     }
 
     fn handle_inbound(&mut self, request: Inbound) {
-        let reply = match request.message {
-            TcpMessage::JoinRequest { member, name } => {
-                tracing::info!(node = %member.node, name, peer = %request.peer, "admitting a node");
-                Stats::bump(&self.stats.joins_accepted);
-                let members = self.active_members();
-                let _ = self.foca.apply_many(std::iter::once(Member::alive(member)), true, &mut self.runtime);
-                Some(TcpMessage::JoinAccept {
-                    cluster_id: self.cluster_id.clone(),
-                    state: self.dump(),
-                    members,
-                })
+        match request {
+            Inbound::Join { message, role, peer, reply } => {
+                let state = lock(&self.shared).state.clone();
+                let admitted = join::admit(&self.creds, &state, message, role, peer, self.cert_validity);
+                let answer = match admitted {
+                    Ok(mut admitted) => {
+                        Stats::bump(&self.stats.joins_accepted);
+                        if let Some(change) = admitted.role.take() {
+                            self.local_write(change);
+                        }
+                        let members = self.active_members();
+                        let _ = self.foca.apply_many(
+                            std::iter::once(Member::alive(MemberId {
+                                node: admitted.node,
+                                addr: peer,
+                                generation: 0,
+                            })),
+                            true,
+                            &mut self.runtime,
+                        );
+                        let state = lock(&self.shared).state.dump_signed();
+                        Some(join::accept(&self.creds, admitted, state, members))
+                    }
+                    Err(reason) => {
+                        tracing::warn!(%peer, reason, "join refused");
+                        Stats::bump(&self.stats.joins_refused);
+                        None
+                    }
+                };
+                let _ = reply.send(answer);
             }
-            TcpMessage::PushPull { from, state, members } => {
-                self.merge_remote(state, members);
-                tracing::debug!(peer = %from.addr, "push-pull served");
-                Stats::bump(&self.stats.push_pulls);
-                Some(self.push_pull_message())
+            Inbound::Member { message, peer, node, key, reply } => {
+                let answer = match message {
+                    TcpMessage::PushPull { from, state, members } if from.node == node => {
+                        self.merge_remote(state, members);
+                        tracing::debug!(%peer, "push-pull served");
+                        Stats::bump(&self.stats.push_pulls);
+                        self.push_pull_message()
+                    }
+                    TcpMessage::RenewRequest => self.renew_for(node, key),
+                    TcpMessage::CaKeyRequest => self.ca_key_for(node),
+                    _ => TcpMessage::Refused { reason: "not a request a member may make".into() },
+                };
+                let _ = reply.send(Some(answer));
             }
-            // The TCP server only lets the two requests above through.
-            TcpMessage::JoinAccept { .. } => None,
-        };
-        let _ = request.reply.send(reply);
-    }
-
-    fn handle_exchange(&mut self, done: ExchangeResult) {
-        match done.result {
-            Ok(TcpMessage::PushPull { state, members, .. }) => {
-                self.merge_remote(state, members);
-                Stats::bump(&self.stats.push_pulls);
-            }
-            Ok(_) => tracing::debug!(peer = %done.peer, "unexpected push-pull answer"),
-            Err(error) => tracing::debug!(%error, "push-pull failed"),
         }
     }
 
-    fn handle_command(&mut self, command: Command) {
-        match command {
-            Command::SetAvailability { node, availability, reply } => {
-                let result = self.resolve_node(&node).inspect(|&id| {
-                    let delta = self.local_delta(Change::Availability { id, value: Some(availability) });
-                    self.broadcast_delta(&delta);
-                });
-                let _ = reply.send(result);
-            }
-            Command::RotateJoinToken { reply } => {
-                let result = self.rotate_join_secret();
-                let _ = reply.send(result);
-            }
-            Command::Write { changes, reply } => {
-                for change in changes {
-                    let delta = self.local_delta(change);
-                    self.broadcast_delta(&delta);
+    fn handle_background(&mut self, done: Background) {
+        match done {
+            Background::PushPull { peer, result } => match result {
+                Ok(TcpMessage::PushPull { state, members, .. }) => {
+                    self.merge_remote(state, members);
+                    Stats::bump(&self.stats.push_pulls);
                 }
-                // Publish now, so the caller's next read of the snapshot sees its own write.
-                self.publish_if_changed();
-                let _ = reply.send(Ok(()));
-            }
-            Command::Leave { .. } | Command::Stop => unreachable!("handled in run"),
+                Ok(_) => tracing::debug!(%peer, "unexpected push-pull answer"),
+                Err(error) => tracing::debug!(%error, "push-pull failed"),
+            },
+            Background::Renewed(result) => self.renewed(result),
+            Background::CaKey(result) => self.ca_key_fetched(result),
         }
     }
 
-    fn resolve_node(&self, query: &str) -> Result<NodeId, String> {
-        if query.trim().is_empty() {
-            return Err("give a node name or ID".into());
-        }
-        self.snapshot_tx.borrow().resolve_node(query)
-    }
-
-    fn rotate_join_secret(&mut self) -> Result<JoinToken, String> {
-        let current =
-            lock(&self.shared).state.secrets.get(&()).cloned().ok_or("the cluster has no secrets")?;
-        let join_secret = Secret::random().map_err(|e| e.to_string())?;
-        let secrets = ClusterSecrets { join_secret: join_secret.clone(), gossip_keys: current.gossip_keys };
-        let delta = self.local_delta(Change::Secrets { value: Some(secrets) });
-        self.broadcast_delta(&delta);
-        tracing::info!("join token rotated");
-        Ok(JoinToken::new(&self.cluster_id, &join_secret))
-    }
-
-    /// Leaves on purpose: tells the cluster (gossip, and a direct push to a few members so the
-    /// news does not depend on luck), then forgets the cluster locally.
-    async fn leave(&mut self) -> Result<(), String> {
-        let record = lock(&self.shared).state.nodes.get(&self.node_id).cloned();
-        let Some(mut record) = record else {
-            return Err("this node has no record in the cluster".into());
-        };
-        record.left = true;
-        let delta = self.local_delta(Change::Node { id: self.node_id, record: Some(record) });
-        self.broadcast_delta(&delta);
-        let message = self.push_pull_message();
-        let peers: Vec<SocketAddr> = self.active_members().iter().map(|m| m.addr).take(3).collect();
-        let ring = &self.keys.gossip;
-        let pushes = peers.iter().map(|peer| tcp::exchange(*peer, ring, &self.guard, &message));
-        let results = futures::future::join_all(pushes).await;
-        let delivered = results.iter().filter(|r| r.is_ok()).count();
-        if let Err(error) = self.foca.leave_cluster(&mut self.runtime) {
-            tracing::debug!(%error, "foca leave");
-        }
-        self.flush().await;
-        persist::forget_cluster(&self.state_dir).map_err(|e| e.to_string())?;
-        tracing::info!(told = delivered, "left the cluster");
-        Ok(())
-    }
-
-    /// A change made here: versioned by the local clock.
-    fn local_delta(&mut self, change: Change) -> Delta {
+    /// A change made here: versioned by the local clock, signed with this node's key, merged
+    /// and gossiped (through the same admission as anybody's).
+    pub(super) fn local_write(&mut self, change: Change) -> SignedDelta {
         let version = lock(&self.shared).clock.tick(self.node_id);
-        Delta { version, change }
+        let signed = record::sign(&self.creds.key, Delta { version, change });
+        self.gossip_signed(&signed);
+        signed
     }
 
-    /// Applies a delta (local or learned by push-pull) and, if it is news, hands it to foca to
-    /// spread.
-    pub(super) fn broadcast_delta(&mut self, delta: &Delta) {
-        let bytes = broadcast::encode(delta);
-        match self.foca.add_broadcast(&bytes) {
-            Ok(_) => {}
-            Err(error) => {
-                // Too big for a datagram: apply locally; push-pull will spread it.
-                tracing::warn!(%error, "state delta not gossiped");
-                broadcast::merge(&mut lock(&self.shared), delta.clone(), &self.stats);
-            }
+    /// Hands a signed delta (local, or learned by push-pull) to foca, which merges it (see
+    /// `broadcast`) and, if it is news, spreads it.
+    pub(super) fn gossip_signed(&mut self, signed: &SignedDelta) {
+        let bytes = broadcast::encode(signed);
+        if let Err(error) = self.foca.add_broadcast(&bytes) {
+            // Too big for a datagram: merge here; push-pull spreads it.
+            tracing::debug!(%error, "state delta not gossiped");
+            broadcast::merge(&mut lock(&self.shared), signed.clone(), &self.stats);
         }
     }
 
     /// Merges a peer's full state and membership. Every delta that is news here goes through
     /// foca, so it is also gossiped on: a push-pull then speeds up convergence for everyone.
-    fn merge_remote(&mut self, state: Vec<Delta>, members: Vec<Member<MemberId>>) {
-        for delta in state {
-            self.broadcast_delta(&delta);
+    fn merge_remote(&mut self, state: Vec<SignedDelta>, members: Vec<Member<MemberId>>) {
+        for signed in state {
+            self.gossip_signed(&signed);
         }
-        let members = members.into_iter().filter(|m| m.id().node != self.node_id || m.id() == &self.identity);
+        let revoked = self.revoked.load_full();
+        let members = members.into_iter().filter(|m| {
+            (m.id().node != self.node_id || m.id() == &self.identity) && !revoked.contains(&m.id().node)
+        });
         if let Err(error) = self.foca.apply_many(members, false, &mut self.runtime) {
             tracing::debug!(%error, "push-pull membership not applied");
         }
     }
 
-    pub(super) fn dump(&self) -> Vec<Delta> {
-        lock(&self.shared).state.dump()
-    }
-
-    fn push_pull_message(&self) -> TcpMessage {
+    pub(super) fn push_pull_message(&self) -> TcpMessage {
         let mut members: Vec<Member<MemberId>> = self.foca.iter_membership_state().cloned().collect();
         members.push(Member::alive(self.identity.clone()));
-        TcpMessage::PushPull { from: self.identity.clone(), state: self.dump(), members }
+        TcpMessage::PushPull {
+            from: self.identity.clone(),
+            state: lock(&self.shared).state.dump_signed(),
+            members,
+        }
     }
 
     pub(super) fn active_members(&self) -> Vec<MemberId> {
@@ -306,20 +284,59 @@ impl Agent {
         members
     }
 
-    fn random_active_peer(&self) -> Option<SocketAddr> {
-        let peers: Vec<SocketAddr> = self.foca.iter_members().map(|m| m.id().addr).collect();
-        peers.choose(&mut rand::rng()).copied()
+    fn random_active_peer(&self) -> Option<MemberId> {
+        let revoked = self.revoked.load_full();
+        let peers: Vec<MemberId> =
+            self.foca.iter_members().map(|m| m.id().clone()).filter(|m| !revoked.contains(&m.node)).collect();
+        peers.choose(&mut rand::rng()).cloned()
     }
 
-    pub(super) fn start_push_pull(&self, peer: SocketAddr) {
-        let message = self.push_pull_message();
-        let ring_secrets = lock(&self.shared).state.secrets.get(&()).map(|s| s.gossip_keys.clone());
-        let Some(secrets) = ring_secrets else { return };
-        let (guard, done) = (self.guard.clone(), self.exchange_tx.clone());
+    /// A live manager other than this node, to ask for what only managers give.
+    pub(super) fn random_manager(&self) -> Option<MemberId> {
+        let state = &lock(&self.shared).state;
+        let managers: Vec<MemberId> = self
+            .foca
+            .iter_members()
+            .map(|m| m.id().clone())
+            .filter(|m| {
+                m.node != self.node_id
+                    && state.role_of(&m.node) == Role::Manager
+                    && !state.is_revoked(&m.node)
+            })
+            .collect();
+        managers.choose(&mut rand::rng()).cloned()
+    }
+
+    /// Starts an exchange with `node` at `addr` over TLS; its answer comes back as `wrap(result)`.
+    pub(super) fn spawn_exchange(
+        &self,
+        node: NodeId,
+        addr: SocketAddr,
+        request: TcpMessage,
+        wrap: impl FnOnce(Result<TcpMessage, ExchangeError>) -> Background + Send + 'static,
+    ) {
+        let (tls, done) = (self.tls.load_full(), self.background_tx.clone());
         tokio::spawn(async move {
-            let ring = Keyring::new(Purpose::Gossip, &secrets);
-            let result = tcp::exchange(peer, &ring, &guard, &message).await;
-            let _ = done.send(ExchangeResult { peer, result }).await;
+            let result = tcp::exchange(addr, Some(node), &tls, &request).await;
+            let _ = done.send(wrap(result)).await;
         });
+    }
+
+    pub(super) fn start_push_pull(&self, node: NodeId, peer: SocketAddr) {
+        let message = self.push_pull_message();
+        self.spawn_exchange(node, peer, message, move |result| Background::PushPull { peer, result });
+    }
+
+    /// The CA key, for a manager that asks (over TLS, so it is who it says).
+    fn ca_key_for(&self, node: NodeId) -> TcpMessage {
+        let manager = lock(&self.shared).state.role_of(&node) == Role::Manager;
+        match &self.creds.ca {
+            Some(ca) if manager => {
+                tracing::info!(%node, "handing the CA key to a manager");
+                TcpMessage::CaKey { key: Bytes(ca.key_pkcs8().to_vec()) }
+            }
+            Some(_) => TcpMessage::Refused { reason: format!("{node} is not a manager") },
+            None => TcpMessage::Refused { reason: "this node does not hold the CA".into() },
+        }
     }
 }

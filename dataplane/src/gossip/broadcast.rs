@@ -10,18 +10,28 @@ use std::time::Instant;
 
 use foca::{BroadcastHandler, Invalidates};
 
+use super::admission::{Admission, Verdict};
 use super::member::MemberId;
 use super::stats::Stats;
+use crate::state::version::unix_millis;
 use crate::state::DeltaKey;
-use crate::state::{Applied, ClusterState, Delta, LamportClock, Version};
+use crate::state::{Applied, ClusterState, LamportClock, SignedDelta, Version};
 
 /// The state foca's handler and the gossip agent share.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Shared {
     pub state: ClusterState,
     pub clock: LamportClock,
+    /// The gate every delta passes before it is merged.
+    pub admission: Admission,
     /// Set whenever the state changed; the agent clears it when it publishes a snapshot.
     pub dirty: bool,
+}
+
+impl Shared {
+    pub fn new(admission: Admission) -> Shared {
+        Shared { state: ClusterState::default(), clock: LamportClock::default(), admission, dirty: false }
+    }
 }
 
 pub type SharedState = Arc<Mutex<Shared>>;
@@ -31,10 +41,21 @@ pub fn lock(shared: &SharedState) -> MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Merges one delta into the shared state, counting the outcome. Returns whether it was new.
-pub fn merge(shared: &mut Shared, delta: Delta, stats: &Stats) -> bool {
-    shared.clock.observe(&delta.version);
-    match shared.state.apply(delta, Instant::now()) {
+/// Merges one delta into the shared state if admission lets it through, counting the outcome.
+/// Returns whether it was new. The clock observes only admitted versions: a delta from the far
+/// future is refused before it can drag every later write of this node along.
+pub fn merge(shared: &mut Shared, signed: SignedDelta, stats: &Stats) -> bool {
+    match shared.admission.admit(&shared.state, &signed, unix_millis()) {
+        Ok(Verdict::Admit) => {}
+        Ok(Verdict::NotNewer) => return false,
+        Err((reason, detail)) => {
+            tracing::debug!(?reason, detail, "state delta refused");
+            stats.count_rejection(reason);
+            return false;
+        }
+    }
+    shared.clock.observe(&signed.delta.version);
+    match shared.state.apply_signed(signed, Instant::now()) {
         Ok(Applied::Newer) => {
             shared.dirty = true;
             Stats::bump(&stats.deltas_applied);
@@ -43,14 +64,14 @@ pub fn merge(shared: &mut Shared, delta: Delta, stats: &Stats) -> bool {
         Ok(Applied::Duplicate | Applied::Stale) => false,
         Err(error) => {
             tracing::debug!(%error, "state delta refused");
-            Stats::bump(&stats.deltas_rejected);
+            Stats::bump(&stats.deltas_rejected_owner);
             false
         }
     }
 }
 
-pub fn encode(delta: &Delta) -> Vec<u8> {
-    postcard::to_allocvec(delta).expect("postcard encodes every Delta")
+pub fn encode(signed: &SignedDelta) -> Vec<u8> {
+    postcard::to_allocvec(signed).expect("postcard encodes every SignedDelta")
 }
 
 pub struct DeltaHandler {
@@ -85,12 +106,12 @@ impl BroadcastHandler<MemberId> for DeltaHandler {
         data: &[u8],
         _sender: Option<&MemberId>,
     ) -> Result<Option<BroadcastKey>, DecodeError> {
-        let delta: Delta = postcard::from_bytes(data).map_err(|e| {
+        let signed: SignedDelta = postcard::from_bytes(data).map_err(|e| {
             Stats::bump(&self.stats.dropped_malformed);
             DecodeError(e)
         })?;
-        let key = BroadcastKey { key: delta.key(), version: delta.version };
+        let key = BroadcastKey { key: signed.delta.key(), version: signed.delta.version };
         let mut shared = lock(&self.shared);
-        Ok(merge(&mut shared, delta, &self.stats).then_some(key))
+        Ok(merge(&mut shared, signed, &self.stats).then_some(key))
     }
 }

@@ -95,6 +95,21 @@ pub struct Opened {
     pub payload: Vec<u8>,
 }
 
+/// The key derived from `secret` for `purpose`, and its id.
+fn derive(purpose: Purpose, secret: &Secret) -> (chacha20poly1305::Key, [u8; KEY_ID_LEN]) {
+    let key = Sha256::new().chain_update(purpose.label()).chain_update(secret.as_bytes()).finalize();
+    let id_hash = Sha256::new().chain_update(b"meshd key id").chain_update(key).finalize();
+    let mut id = [0u8; KEY_ID_LEN];
+    id.copy_from_slice(&id_hash[..KEY_ID_LEN]);
+    (key, id)
+}
+
+/// The id of the key `secret` gives for `purpose` (what a frame carries in clear, and what a
+/// node reports holding during a key rotation).
+pub fn key_id(purpose: Purpose, secret: &Secret) -> u32 {
+    u32::from_be_bytes(derive(purpose, secret).1)
+}
+
 impl Keyring {
     /// Derives one key per secret. `secrets` must not be empty; the first one seals.
     pub fn new(purpose: Purpose, secrets: &[Secret]) -> Keyring {
@@ -102,15 +117,16 @@ impl Keyring {
         let keys = secrets
             .iter()
             .map(|secret| {
-                let key =
-                    Sha256::new().chain_update(purpose.label()).chain_update(secret.as_bytes()).finalize();
-                let id_hash = Sha256::new().chain_update(b"meshd key id").chain_update(key).finalize();
-                let mut id = [0u8; KEY_ID_LEN];
-                id.copy_from_slice(&id_hash[..KEY_ID_LEN]);
+                let (key, id) = derive(purpose, secret);
                 Key { id, cipher: XChaCha20Poly1305::new(&key) }
             })
             .collect();
         Keyring { keys }
+    }
+
+    /// The ids of the keys, the sealing one first.
+    pub fn ids(&self) -> Vec<u32> {
+        self.keys.iter().map(|k| u32::from_be_bytes(k.id)).collect()
     }
 
     /// Seals `payload` with the primary key, stamped with `now_ms`.

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::stats::Stats;
-use crate::identity::{JoinToken, NodeId};
-use crate::state::{Availability, Change, Snapshot};
+use crate::identity::{JoinToken, NodeId, Secret};
+use crate::state::{Availability, Change, Role, Snapshot};
+use crate::trust::ca::JoinRole;
 
 /// How the agent ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,22 +19,54 @@ pub enum Exit {
     Left,
 }
 
+/// Why the gossip agent did not do what it was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GossipError {
+    #[error("this node is a worker: only a manager can {what} (managers: {managers})")]
+    NotManager { what: &'static str, managers: String },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error("the gossip agent has stopped")]
+    Stopped,
+}
+
+pub(super) type Reply<T> = oneshot::Sender<Result<T, GossipError>>;
+
 pub(super) enum Command {
+    JoinToken {
+        role: JoinRole,
+        rotate: bool,
+        reply: Reply<JoinToken>,
+    },
     SetAvailability {
         node: String,
         availability: Availability,
-        reply: oneshot::Sender<Result<NodeId, String>>,
+        reply: Reply<NodeId>,
     },
-    RotateJoinToken {
-        reply: oneshot::Sender<Result<JoinToken, String>>,
+    SetRole {
+        node: String,
+        role: Role,
+        reply: Reply<NodeId>,
     },
-    Leave {
-        reply: oneshot::Sender<Result<(), String>>,
+    Remove {
+        node: String,
+        force: bool,
+        reply: Reply<NodeId>,
     },
-    /// Local writes (already validated by the caller), versioned here and gossiped.
+    /// The gossip keys, primary first (one step of a key rotation).
+    SetGossipKeys {
+        keys: Vec<Secret>,
+        reply: Reply<()>,
+    },
+    /// Local writes (already validated by the caller), versioned, signed and gossiped here.
     Write {
         changes: Vec<Change>,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: Reply<()>,
+    },
+    Leave {
+        reply: Reply<()>,
     },
     Stop,
 }
@@ -61,21 +94,41 @@ impl GossipHandle {
         &self.stats
     }
 
-    pub async fn set_availability(&self, node: String, availability: Availability) -> Result<NodeId, String> {
+    /// The join token of `role`; `rotate` moves that role to a new secret first (managers only).
+    pub async fn join_token(&self, role: JoinRole, rotate: bool) -> Result<JoinToken, GossipError> {
+        self.ask(|reply| Command::JoinToken { role, rotate, reply }).await
+    }
+
+    pub async fn set_availability(
+        &self,
+        node: String,
+        availability: Availability,
+    ) -> Result<NodeId, GossipError> {
         self.ask(|reply| Command::SetAvailability { node, availability, reply }).await
     }
 
-    pub async fn rotate_join_token(&self) -> Result<JoinToken, String> {
-        self.ask(|reply| Command::RotateJoinToken { reply }).await
+    /// `node promote` / `node demote`.
+    pub async fn set_role(&self, node: String, role: Role) -> Result<NodeId, GossipError> {
+        self.ask(|reply| Command::SetRole { node, role, reply }).await
+    }
+
+    /// `node rm`: revokes the node's certificate cluster-wide.
+    pub async fn remove(&self, node: String, force: bool) -> Result<NodeId, GossipError> {
+        self.ask(|reply| Command::Remove { node, force, reply }).await
+    }
+
+    /// Writes the cluster's gossip keys (primary first); see `key_rotation`.
+    pub async fn set_gossip_keys(&self, keys: Vec<Secret>) -> Result<(), GossipError> {
+        self.ask(|reply| Command::SetGossipKeys { keys, reply }).await
     }
 
     /// Applies local changes to the cluster state and spreads them. Returns once they are in the
     /// local state (and in the next snapshot).
-    pub async fn write(&self, changes: Vec<Change>) -> Result<(), String> {
+    pub async fn write(&self, changes: Vec<Change>) -> Result<(), GossipError> {
         self.ask(|reply| Command::Write { changes, reply }).await
     }
 
-    pub async fn leave(&self) -> Result<(), String> {
+    pub async fn leave(&self) -> Result<(), GossipError> {
         self.ask(|reply| Command::Leave { reply }).await
     }
 
@@ -84,12 +137,9 @@ impl GossipHandle {
         let _ = self.commands.send(Command::Stop).await;
     }
 
-    async fn ask<T>(
-        &self,
-        command: impl FnOnce(oneshot::Sender<Result<T, String>>) -> Command,
-    ) -> Result<T, String> {
+    async fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, GossipError> {
         let (tx, rx) = oneshot::channel();
-        self.commands.send(command(tx)).await.map_err(|_| "the gossip agent has stopped".to_string())?;
-        rx.await.map_err(|_| "the gossip agent has stopped".to_string())?
+        self.commands.send(command(tx)).await.map_err(|_| GossipError::Stopped)?;
+        rx.await.map_err(|_| GossipError::Stopped)?
     }
 }

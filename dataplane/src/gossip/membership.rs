@@ -88,7 +88,7 @@ impl Agent {
                     // it was away, and so may we: repair both sides now rather than at the next
                     // periodic exchange. New nodes did a full exchange when they joined.
                     if self.down_since.remove(&m.node).is_some() {
-                        self.start_push_pull(m.addr);
+                        self.start_push_pull(m.node, m.addr);
                     }
                 }
                 OwnedNotification::MemberDown(m) => {

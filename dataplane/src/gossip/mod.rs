@@ -1,21 +1,30 @@
 //! Gossip: membership, failure detection and the replicated cluster state, on port 7946.
 //!
-//! - UDP 7946 carries SWIM (the `foca` crate: probes, suspicion, dissemination) with our state
-//!   deltas piggybacked on its messages ([`broadcast`]).
-//! - TCP 7946 carries the join handshake and periodic push-pull anti-entropy: a full state
-//!   exchange that repairs whatever gossip missed ([`wire`], [`tcp`]).
-//! - Every datagram and frame is sealed with the cluster's keys ([`crypto`]); nothing readable
-//!   crosses the wire, and forged, replayed or malformed input is dropped and counted ([`stats`]).
-//! - One task owns foca and the state ([`agent`], with [`membership`] housekeeping and
-//!   [`publish`]ing); it publishes an immutable `state::Snapshot` on a `watch` channel for
-//!   everyone else, who talk to it through a [`GossipHandle`] ([`handle`]). [`start`] creates,
-//!   joins or rejoins the cluster; [`persist`] keeps it across restarts.
+//! - UDP 7946 carries SWIM (the `foca` crate: probes, suspicion, dissemination) with our signed
+//!   state deltas piggybacked on its messages ([`broadcast`]); every datagram is sealed with the
+//!   cluster's gossip key ([`crypto`]), rotatable without a lost packet ([`key_rotation`]).
+//! - TCP 7946 carries mutual TLS between members (push-pull anti-entropy, certificate renewal,
+//!   the CA key for a promoted manager) and the sealed join handshake ([`tcp`], [`wire`],
+//!   [`join`]).
+//! - Every delta passes [`admission`] before it is merged: signature, writer's certificate and
+//!   role, removal, clock skew, and content; refusals are counted by reason ([`stats`]).
+//! - One task owns foca, the state and this node's [`credentials`] ([`agent`], with
+//!   [`commands`], [`membership`] housekeeping, [`certificates`] renewal and [`publish`]ing); it
+//!   publishes an immutable `state::Snapshot` on a `watch` channel for everyone else, who talk
+//!   to it through a [`GossipHandle`] ([`handle`]). [`start`] creates, joins or rejoins the
+//!   cluster; [`persist`] keeps it across restarts.
 
+pub mod admission;
 pub mod agent;
 pub mod broadcast;
+pub mod certificates;
+pub mod commands;
 pub mod config;
+pub mod credentials;
 pub mod crypto;
 pub mod handle;
+pub mod join;
+pub mod key_rotation;
 pub mod member;
 pub mod membership;
 pub mod persist;
@@ -26,5 +35,5 @@ pub mod tcp;
 pub mod wire;
 
 pub use config::GossipConfig;
-pub use handle::{Exit, GossipHandle};
+pub use handle::{Exit, GossipError, GossipHandle};
 pub use start::{start, StartError, StartParams};

@@ -6,23 +6,14 @@ use std::sync::Arc;
 use super::agent::Agent;
 use super::broadcast::lock;
 use super::persist::{self, StateFile};
-use super::start::keyrings;
 use crate::state::{Liveness, Snapshot};
 
 impl Agent {
     pub(super) fn publish_if_changed(&mut self) {
         let dirty = std::mem::take(&mut lock(&self.shared).dirty);
         if dirty {
-            self.refresh_keys();
+            self.refresh_trust();
             self.publish();
-        }
-    }
-
-    fn refresh_keys(&mut self) {
-        if let Some(keys) = keyrings(&lock(&self.shared).state) {
-            let keys = Arc::new(keys);
-            self.keys = keys.clone();
-            self.keys_tx.send_replace(keys);
         }
     }
 
@@ -30,8 +21,7 @@ impl Agent {
         let state = lock(&self.shared).state.clone();
         let liveness = self.liveness();
         self.published_liveness = liveness.clone();
-        let snapshot =
-            Snapshot { self_id: self.node_id, cluster_id: self.cluster_id.clone(), state, liveness };
+        let snapshot = Snapshot { self_id: self.node_id, cluster: self.creds.fingerprint(), state, liveness };
         log_changes(&self.snapshot_tx.borrow(), &snapshot);
         self.snapshot_tx.send_replace(Arc::new(snapshot));
         // Written at the next housekeeping tick: at most one write a second however busy gossip is.
@@ -39,7 +29,7 @@ impl Agent {
     }
 
     pub(super) fn persist(&mut self) {
-        let file = StateFile { deltas: self.dump() };
+        let file = StateFile { deltas: lock(&self.shared).state.dump_signed() };
         match persist::save_state(&self.state_dir, &file) {
             Ok(()) => self.needs_persist = false,
             Err(error) => tracing::warn!(%error, "cannot save the cluster state"),
@@ -59,6 +49,17 @@ fn log_changes(before: &Snapshot, after: &Snapshot) {
     for (id, availability) in after.state.availability.live() {
         if before.state.availability_of(id) != *availability {
             tracing::info!(node = %id, %availability, "availability changed");
+        }
+    }
+    for (id, _) in after.state.nodes.live() {
+        let role = after.state.role_of(id);
+        if before.state.nodes.get(id).is_some() && before.state.role_of(id) != role {
+            tracing::info!(node = %id, %role, "role changed");
+        }
+    }
+    for (id, _) in after.state.revocations.live() {
+        if !before.state.is_revoked(id) {
+            tracing::info!(node = %id, "node removed from the cluster");
         }
     }
 }

@@ -1,11 +1,12 @@
-//! Starting the gossip agent: bind the sockets, then create a cluster, join one with a token, or
-//! rejoin the one saved in the state directory, and announce this node.
+//! Starting the gossip agent: bind the sockets, then create a cluster (and its CA), join one with
+//! a token, or rejoin the one saved in the state directory, and announce this node.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use foca::{AccumulatingRuntime, Foca, PostcardCodec};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -13,55 +14,68 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::admission::Admission;
 use super::agent::Agent;
 use super::broadcast::{self, lock, DeltaHandler, Shared, SharedState};
 use super::config::GossipConfig;
+use super::credentials::Credentials;
 use super::crypto::{Keyring, Purpose, ReplayGuard};
 use super::handle::{Exit, GossipHandle};
+use super::join::{self, JoinError};
 use super::member::MemberId;
 use super::persist::{self, ClusterFile};
 use super::stats::Stats;
-use super::tcp::{self, ExchangeError, Keyrings, SharedGuard};
-use super::wire::TcpMessage;
-use crate::identity::{fingerprint, JoinToken, NodeId, Secret};
+use super::tcp::{self, JoinRings, Keyrings, SharedGuard};
+use crate::hex::Bytes;
+use crate::identity::{JoinToken, Secret};
 use crate::state::version::unix_millis;
-use crate::state::{Change, ClusterSecrets, ClusterState, Delta, Liveness, NodeRecord, Snapshot};
+use crate::state::{Change, ClusterSecrets, ClusterState, Delta, JoinEpochs, Liveness, Snapshot};
 use crate::state_dir::{StateDir, StateDirError};
+use crate::trust::ca::{ClusterCa, IssuedCert};
+use crate::trust::certs::CaAnchor;
+use crate::trust::keys::NodeKey;
+use crate::trust::record;
 
 /// Everything the agent needs to start.
 pub struct StartParams {
     pub config: GossipConfig,
-    pub node_id: NodeId,
+    pub key: NodeKey,
     pub name: String,
     /// The advertise address and gossip port: bound for UDP and TCP, and told to other nodes.
     pub advertise: SocketAddr,
     pub join: Option<(SocketAddr, JoinToken)>,
     pub state_dir: Arc<StateDir>,
+    /// How long the certificates this node issues (as a manager) are valid.
+    pub cert_validity: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot bind gossip {proto} {addr}: {source}")]
     Bind { proto: &'static str, addr: SocketAddr, source: std::io::Error },
-    #[error("cannot join the cluster: {0}")]
-    Join(ExchangeError),
-    #[error("the cluster at {addr} is not the one the join token is for (fingerprint mismatch)")]
-    WrongCluster { addr: SocketAddr },
-    #[error("this node's state directory belongs to another cluster than the join token's; remove cluster.json and state.json there to join a different one")]
+    #[error(transparent)]
+    Join(#[from] JoinError),
+    #[error("this node's state directory belongs to another cluster than the join token's; to join a different one, remove cluster.json, ca.key and state.json there")]
     StateOfAnotherCluster,
-    #[error("the cluster sent no secrets")]
+    #[error("the saved cluster state has no gossip keys; this node cannot talk to its cluster: remove cluster.json, ca.key and state.json from the state directory and join again with a current token")]
     NoSecrets,
-    #[error("unexpected answer to a join request from {addr}")]
-    Protocol { addr: SocketAddr },
+    #[error("cluster.json holds no usable certificate of this node ({0}): remove cluster.json, ca.key and state.json from the state directory and join again with a current token")]
+    Certificate(String),
+    #[error("this node's certificate expired {0} s ago, and it holds no CA to renew it: it was away longer than certificates last; remove cluster.json, ca.key and state.json from the state directory and join again with a current token")]
+    Expired(u64),
+    #[error("cannot create the cluster CA: {0}")]
+    Ca(String),
     #[error(transparent)]
     State(#[from] StateDirError),
+    #[error("TLS: {0}")]
+    Tls(#[from] rustls::Error),
     #[error("cannot generate a random value: {0}")]
     Random(getrandom::Error),
 }
 
 /// Binds the gossip sockets, creates, joins or rejoins the cluster, and starts the agent.
 pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit>), StartError> {
-    let StartParams { config, node_id, name, advertise, join, state_dir } = params;
+    let StartParams { config, key, name, advertise, join, state_dir, cert_validity } = params;
     let bind_err = |proto| move |source| StartError::Bind { proto, addr: advertise, source };
     let udp = UdpSocket::bind(advertise).await.map_err(bind_err("UDP"))?;
     let listener = TcpListener::bind(advertise).await.map_err(bind_err("TCP"))?;
@@ -69,91 +83,109 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
     let stats = Arc::new(Stats::default());
     let guard: SharedGuard =
         Arc::new(Mutex::new(ReplayGuard::new(config.replay_window.as_millis() as u64, 1 << 20)));
+    let node_id = key.node_id();
     let identity = MemberId { node: node_id, addr: advertise, generation: unix_millis() };
-    let shared: SharedState = Arc::new(Mutex::new(Shared::default()));
+    let key = Arc::new(key);
 
     // Which cluster, and what we know of it.
     let mut seeds: Vec<MemberId> = Vec::new();
-    let cluster_id = match (persist::load_cluster(&state_dir)?, &join) {
+    let (creds, known, founder) = match (persist::load_cluster(&state_dir)?, &join) {
         (Some(file), join) => {
-            if let Some((_, token)) = join {
-                if fingerprint(&file.cluster_id) != token.fingerprint {
-                    return Err(StartError::StateOfAnotherCluster);
-                }
-            }
-            let saved = persist::load_state(&state_dir)?;
-            let mut guard = lock(&shared);
-            for delta in saved.deltas {
-                broadcast::merge(&mut guard, delta, &stats);
-            }
-            tracing::info!(entries = guard.state.dump().len(), "rejoining with the saved cluster state");
-            file.cluster_id
+            let creds = rejoin(&state_dir, &key, file, join.as_ref().map(|(_, t)| t), cert_validity)?;
+            (creds, persist::load_state(&state_dir)?.deltas, None)
         }
         (None, Some((addr, token))) => {
-            let ring = Keyring::new(Purpose::Join, std::slice::from_ref(&token.secret));
-            let request = TcpMessage::JoinRequest { member: identity.clone(), name: name.clone() };
-            let reply = join_with_retries(*addr, &ring, &guard, &request).await?;
-            let TcpMessage::JoinAccept { cluster_id, state, members } = reply else {
-                return Err(StartError::Protocol { addr: *addr });
+            let joined = join::request(*addr, token, &key, &identity, &name, &guard).await?;
+            let anchor =
+                CaAnchor::new(&joined.ca_cert).map_err(|e| StartError::Certificate(e.to_string()))?;
+            let ca = match &joined.ca_key {
+                Some(pkcs8) => Some(Arc::new(
+                    ClusterCa::load(joined.ca_cert.clone(), pkcs8)
+                        .map_err(|e| StartError::Ca(e.to_string()))?,
+                )),
+                None => None,
             };
-            if fingerprint(&cluster_id) != token.fingerprint {
-                return Err(StartError::WrongCluster { addr: *addr });
-            }
-            let mut guard = lock(&shared);
-            for delta in state {
-                broadcast::merge(&mut guard, delta, &stats);
-            }
-            seeds = members;
-            tracing::info!(%addr, members = seeds.len(), "joined the cluster");
-            persist::save_cluster(&state_dir, &ClusterFile { cluster_id: cluster_id.clone() })?;
-            cluster_id
+            let creds =
+                Credentials { key: key.clone(), ca_cert: joined.ca_cert, anchor, cert: joined.cert, ca };
+            save_credentials(&state_dir, &creds)?;
+            seeds = joined.members;
+            tracing::info!(%addr, members = seeds.len(), manager = creds.ca.is_some(), "joined the cluster");
+            (creds, joined.state, None)
         }
         (None, None) => {
-            let cluster_id = Secret::random().map_err(StartError::Random)?;
-            let secrets = ClusterSecrets {
-                join_secret: Secret::random().map_err(StartError::Random)?,
-                gossip_keys: vec![Secret::random().map_err(StartError::Random)?],
+            let ca = ClusterCa::create().map_err(|e| StartError::Ca(e.to_string()))?;
+            let cert = ca
+                .issue(&key.public(), cert_validity.as_secs().max(1))
+                .map_err(|e| StartError::Ca(e.to_string()))?;
+            let grant = ca.founder_grant(&node_id);
+            let anchor = CaAnchor::new(ca.cert()).map_err(|e| StartError::Ca(e.to_string()))?;
+            let creds = Credentials {
+                key: key.clone(),
+                ca_cert: ca.cert().to_vec(),
+                anchor,
+                cert,
+                ca: Some(Arc::new(ca)),
             };
-            let mut guard = lock(&shared);
-            let version = guard.clock.tick(node_id);
-            broadcast::merge(
-                &mut guard,
-                Delta { version, change: Change::Secrets { value: Some(secrets) } },
-                &stats,
-            );
-            tracing::info!(fingerprint = %fingerprint(&cluster_id), "created a new cluster");
-            persist::save_cluster(&state_dir, &ClusterFile { cluster_id: cluster_id.clone() })?;
-            cluster_id
+            save_credentials(&state_dir, &creds)?;
+            tracing::info!(fingerprint = %creds.fingerprint(), "created a new cluster and its CA");
+            (creds, Vec::new(), Some(grant))
         }
     };
 
-    // Say who we are (a new version every start: name or address may have changed). Spread
-    // through foca below, which also applies it locally.
+    let shared: SharedState = Arc::new(Mutex::new(Shared::new(Admission::new(creds.anchor.clone()))));
+    {
+        let mut guard = lock(&shared);
+        for signed in known {
+            broadcast::merge(&mut guard, signed, &stats);
+        }
+        tracing::info!(entries = guard.state.len(), "cluster state loaded");
+    }
+
+    // Say who we are (a new version every start: name, address or certificate may have
+    // changed). Applied here, so that what this node writes next can be checked against its
+    // certificate; spread through foca below.
     let own_record = {
         let mut guard = lock(&shared);
+        let previous = guard.state.nodes.get(&node_id).cloned();
+        let record = crate::state::NodeRecord {
+            name: name.clone(),
+            gossip_addr: advertise,
+            left: false,
+            // Back after a leave: carry the departure forward so what we owned before stays gone.
+            departed: guard.state.departure(&node_id),
+            cert: Bytes(creds.cert.der.clone()),
+            founder: founder.map(crate::state::Signature).or(previous.and_then(|p| p.founder)),
+            keyring: Default::default(),
+        };
         let version = guard.clock.tick(node_id);
-        // Back after a leave: carry the departure forward so what we owned before stays gone.
-        let departed = guard.state.departure(&node_id);
+        let signed =
+            record::sign(&key, Delta { version, change: Change::Node { id: node_id, record: Some(record) } });
+        broadcast::merge(&mut guard, signed.clone(), &stats);
         // Everyone the saved state knows is a peer to announce to after a restart.
         for (id, record) in guard.state.nodes.live() {
             if *id != node_id && !record.left && !seeds.iter().any(|s| s.node == *id) {
                 seeds.push(MemberId { node: *id, addr: record.gossip_addr, generation: 0 });
             }
         }
-        Delta {
-            version,
-            change: Change::Node {
-                id: node_id,
-                record: Some(NodeRecord {
-                    name: name.clone(),
-                    gossip_addr: advertise,
-                    left: false,
-                    departed,
-                }),
-            },
-        }
+        signed
     };
-    let keys = Arc::new(keyrings(&lock(&shared).state).ok_or(StartError::NoSecrets)?);
+    if lock(&shared).state.secrets.get(&()).is_none() {
+        if join.is_some() || !seeds.is_empty() {
+            return Err(StartError::NoSecrets);
+        }
+        // A new cluster: its first gossip key.
+        let secrets = ClusterSecrets {
+            gossip_keys: vec![Secret::random().map_err(StartError::Random)?],
+            join_epochs: JoinEpochs::default(),
+        };
+        let mut guard = lock(&shared);
+        let version = guard.clock.tick(node_id);
+        let signed = record::sign(&key, Delta { version, change: Change::Secrets { value: Some(secrets) } });
+        broadcast::merge(&mut guard, signed, &stats);
+    }
+    let keys = Arc::new(keyrings(&lock(&shared).state, &creds).ok_or(StartError::NoSecrets)?);
+    let revoked: crate::trust::tls::Revoked = Arc::new(ArcSwap::from_pointee(HashSet::new()));
+    let tls = Arc::new(ArcSwap::from_pointee(creds.tls(revoked.clone())?));
 
     let mut seed_bytes = [0u8; 8];
     getrandom::fill(&mut seed_bytes).map_err(StartError::Random)?;
@@ -168,7 +200,7 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
 
     let (snapshot_tx, snapshot_rx) = watch::channel(Arc::new(Snapshot {
         self_id: node_id,
-        cluster_id: cluster_id.clone(),
+        cluster: creds.fingerprint(),
         state: lock(&shared).state.clone(),
         liveness: BTreeMap::from([(node_id, Liveness::Alive)]),
     }));
@@ -176,15 +208,17 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
     let (inbound_tx, inbound_rx) = mpsc::channel(64);
     let (command_tx, command_rx) = mpsc::channel(16);
     let (timer_tx, timer_rx) = mpsc::unbounded_channel();
-    let (exchange_tx, exchange_rx) = mpsc::channel(16);
+    let (background_tx, background_rx) = mpsc::channel(16);
 
-    let tcp_task = tokio::spawn(tcp::serve(listener, keys_rx, guard.clone(), inbound_tx, stats.clone()));
+    let tcp_task =
+        tokio::spawn(tcp::serve(listener, keys_rx, tls.clone(), guard.clone(), inbound_tx, stats.clone()));
 
     let mut agent = Agent {
         config,
         node_id,
         identity,
-        cluster_id,
+        creds,
+        cert_validity,
         foca,
         runtime: AccumulatingRuntime::new(),
         udp: Arc::new(udp),
@@ -193,70 +227,102 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
         guard,
         keys,
         keys_tx,
+        tls,
+        revoked,
         snapshot_tx,
         timer_tx,
-        exchange_tx,
+        background_tx,
         state_dir,
         needs_persist: true,
         published_liveness: BTreeMap::new(),
         down_since: BTreeMap::new(),
+        renewing: false,
+        fetching_ca: false,
     };
-    agent.broadcast_delta(&own_record);
+    agent.gossip_signed(&own_record);
     for seed in &seeds {
         let _ = agent.foca.announce(seed.clone(), &mut agent.runtime);
     }
     // A full exchange right away repairs whatever changed while this node was away.
     if let Some(seed) = seeds.first() {
-        agent.start_push_pull(seed.addr);
+        agent.start_push_pull(seed.node, seed.addr);
     }
     agent.flush().await;
+    agent.refresh_trust();
     agent.persist();
     agent.publish();
 
     let handle = GossipHandle { snapshot: snapshot_rx, commands: command_tx, stats };
     let task = tokio::spawn(async move {
-        let exit = agent.run(command_rx, inbound_rx, timer_rx, exchange_rx).await;
+        let exit = agent.run(command_rx, inbound_rx, timer_rx, background_rx).await;
         tcp_task.abort();
         exit
     });
     Ok((handle, task))
 }
 
-/// Sends the join request, retrying with jittered exponential backoff while the seed cannot be
-/// reached (it may be starting, or busy); a refusal (wrong token) or a bad answer is final.
-async fn join_with_retries(
-    addr: SocketAddr,
-    ring: &Keyring,
-    guard: &SharedGuard,
-    request: &TcpMessage,
-) -> Result<TcpMessage, StartError> {
-    const ATTEMPTS: u32 = 6;
-    let mut delay = Duration::from_millis(200);
-    for attempt in 1..=ATTEMPTS {
-        match tcp::exchange(addr, ring, guard, request).await {
-            Ok(reply) => return Ok(reply),
-            Err(error @ (ExchangeError::Connect { .. } | ExchangeError::Wire { .. }))
-                if attempt < ATTEMPTS =>
-            {
-                let jitter = Duration::from_millis(u64::from(rand::random::<u16>() % 200));
-                tracing::warn!(%error, attempt, "cannot reach the seed yet; retrying");
-                tokio::time::sleep(delay + jitter).await;
-                delay *= 2;
-            }
-            Err(error) => return Err(StartError::Join(error)),
-        }
+/// The credentials of a node that was a member before this start.
+fn rejoin(
+    state_dir: &StateDir,
+    key: &Arc<NodeKey>,
+    file: ClusterFile,
+    token: Option<&JoinToken>,
+    cert_validity: Duration,
+) -> Result<Credentials, StartError> {
+    let fingerprint = crate::trust::ca::fingerprint(&file.ca_cert.0);
+    if token.is_some_and(|t| t.fingerprint != fingerprint) {
+        return Err(StartError::StateOfAnotherCluster);
     }
-    unreachable!("the last attempt returns")
+    let anchor = CaAnchor::new(&file.ca_cert.0).map_err(|e| StartError::Certificate(e.to_string()))?;
+    let ca = match persist::load_ca_key(state_dir)? {
+        Some(pkcs8) => Some(Arc::new(
+            ClusterCa::load(file.ca_cert.0.clone(), &pkcs8).map_err(|e| StartError::Ca(e.to_string()))?,
+        )),
+        None => None,
+    };
+    let mut cert: IssuedCert = file.cert;
+    let now = unix_millis() / 1000;
+    if now >= cert.not_after {
+        // A manager renews its own; anyone else has been away too long.
+        let ca = ca.as_ref().ok_or(StartError::Expired(now - cert.not_after))?;
+        cert = ca
+            .issue(&key.public(), cert_validity.as_secs().max(1))
+            .map_err(|e| StartError::Ca(e.to_string()))?;
+    }
+    match anchor.verify(&cert.der, rustls::pki_types::UnixTime::now()) {
+        Ok((id, _)) if id == key.node_id() => {}
+        Ok((id, _)) => {
+            return Err(StartError::Certificate(format!("it certifies {id}, not this node's key")))
+        }
+        Err(e) => return Err(StartError::Certificate(e.to_string())),
+    }
+    let creds = Credentials { key: key.clone(), ca_cert: file.ca_cert.0, anchor, cert, ca };
+    save_credentials(state_dir, &creds)?;
+    tracing::info!(fingerprint = %fingerprint, manager = creds.ca.is_some(), "rejoining with the saved cluster state");
+    Ok(creds)
 }
 
-/// The keyrings the current secrets give.
-pub(super) fn keyrings(state: &ClusterState) -> Option<Keyrings> {
+/// Saves the CA certificate, this node's certificate and (on managers) the CA key.
+pub(super) fn save_credentials(state_dir: &StateDir, creds: &Credentials) -> Result<(), StateDirError> {
+    if let Some(ca) = &creds.ca {
+        persist::save_ca_key(state_dir, ca.key_pkcs8())?;
+    }
+    persist::save_cluster(
+        state_dir,
+        &ClusterFile { ca_cert: Bytes(creds.ca_cert.clone()), cert: creds.cert.clone() },
+    )
+}
+
+/// The keyrings the current secrets give: the gossip keys for everyone, the join keys for a
+/// node holding the CA.
+pub(super) fn keyrings(state: &ClusterState, creds: &Credentials) -> Option<Keyrings> {
     let secrets = state.secrets.get(&())?;
     if secrets.gossip_keys.is_empty() {
         return None;
     }
-    Some(Keyrings {
-        gossip: Keyring::new(Purpose::Gossip, &secrets.gossip_keys),
-        join: Keyring::new(Purpose::Join, std::slice::from_ref(&secrets.join_secret)),
-    })
+    let join = creds.join_secrets(secrets.join_epochs).map(|joins| JoinRings {
+        worker: Keyring::new(Purpose::Join, &[join::secret(joins.worker)]),
+        manager: Keyring::new(Purpose::Join, &[join::secret(joins.manager)]),
+    });
+    Some(Keyrings { gossip: Keyring::new(Purpose::Gossip, &secrets.gossip_keys), join })
 }

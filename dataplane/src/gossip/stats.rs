@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 
+use super::admission::Rejection;
 use super::crypto::OpenError;
 
 macro_rules! counters {
@@ -46,9 +47,18 @@ counters! {
     dropped_replayed: "nonce already seen within the window",
     dropped_malformed: "authentic but undecodable (a bug or a version mismatch)",
     deltas_applied: "state deltas that changed the local state",
-    deltas_rejected: "state deltas refused (ownership rules)",
+    deltas_rejected_future: "state deltas refused: versioned beyond the clock-skew window",
+    deltas_rejected_revoked: "state deltas refused: written by a removed node",
+    deltas_rejected_unknown_writer: "state deltas refused: the writer's certificate is not known here yet",
+    deltas_rejected_certificate: "state deltas refused: the writer's certificate is not the CA's, expired, or not its own",
+    deltas_rejected_signature: "state deltas refused: not signed by their writer",
+    deltas_rejected_owner: "state deltas refused: a node-owned record written by another node",
+    deltas_rejected_not_manager: "state deltas refused: a cluster-wide record written by a worker",
+    deltas_rejected_invalid: "state deltas refused: a record no local create would accept",
     tcp_accepted: "TCP connections served",
     tcp_rejected: "TCP connections closed for bad frames, size or timeouts",
+    tcp_tls_refused: "TLS handshakes refused (not a certificate of this cluster, expired or revoked)",
+    tcp_source_limited: "TCP connections closed at once: too many from one source address",
     joins_accepted: "nodes admitted",
     joins_refused: "join attempts refused (wrong token)",
     push_pulls: "completed full state exchanges",
@@ -57,6 +67,33 @@ counters! {
 impl Stats {
     pub fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a delta admission refused, under its reason.
+    pub fn count_rejection(&self, reason: Rejection) {
+        Stats::bump(match reason {
+            Rejection::FromTheFuture => &self.deltas_rejected_future,
+            Rejection::Revoked => &self.deltas_rejected_revoked,
+            Rejection::UnknownWriter => &self.deltas_rejected_unknown_writer,
+            Rejection::BadCertificate => &self.deltas_rejected_certificate,
+            Rejection::BadSignature => &self.deltas_rejected_signature,
+            Rejection::NotOwner => &self.deltas_rejected_owner,
+            Rejection::NotManager => &self.deltas_rejected_not_manager,
+            Rejection::Invalid => &self.deltas_rejected_invalid,
+        });
+    }
+
+    /// Every delta refused, whatever the reason.
+    pub fn deltas_rejected(&self) -> u64 {
+        let s = self.snapshot();
+        s.deltas_rejected_future
+            + s.deltas_rejected_revoked
+            + s.deltas_rejected_unknown_writer
+            + s.deltas_rejected_certificate
+            + s.deltas_rejected_signature
+            + s.deltas_rejected_owner
+            + s.deltas_rejected_not_manager
+            + s.deltas_rejected_invalid
     }
 
     /// Counts a frame that did not open, under its reason.

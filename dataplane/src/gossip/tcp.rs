@@ -1,65 +1,147 @@
-//! TCP 7946: serving join requests and push-pull exchanges, and making them.
+//! TCP 7946: serving members (mutual TLS) and joiners (one sealed request), and making both
+//! kinds of exchange.
 //!
-//! A connection carries one request frame and one reply frame. The key that opens the request
-//! says what it may be: the join key admits only a `JoinRequest`, a gossip key only a
-//! `PushPull`. Anything else (unknown key, forgery, replay, bad size, slow sender) closes the
-//! connection without a reply and is counted; the connecting side of a refused join sees the
-//! connection close, which is all a holder of a wrong token learns.
+//! A connection carries one request and one reply. Its first byte says which kind it is: a TLS
+//! handshake starts with 0x16 (a record of type handshake), a join frame with the high byte of
+//! its length, which is 0 for any frame a joiner may send (at most `MAX_JOIN_FRAME`).
+//!
+//! - Members: the TLS handshake proves a certificate of the cluster CA that is valid and not
+//!   revoked (`trust::tls`); the peer's node ID is the hash of its certified key. Push-pull,
+//!   certificate renewal and the CA key (for a promoted manager) travel here.
+//! - Joiners: the frame is sealed with the key the join token's secret gives; only managers
+//!   hold the secrets (derived from the CA key). Which secret opens it says the role.
+//!
+//! Before a peer is known it holds little: the first byte within [`FIRST_BYTE_DEADLINE`], the
+//! handshake or the join frame within [`HANDSHAKE_DEADLINE`], a join frame of at most
+//! `MAX_JOIN_FRAME` bytes (nothing larger is allocated), and at most [`PER_SOURCE`]
+//! connections from one address at a time ([`MAX_CONNECTIONS`] in all). Anything else closes
+//! the connection and is counted.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use super::crypto::{Keyring, OpenError, Purpose, ReplayGuard};
+use super::crypto::{Keyring, OpenError, Opened, ReplayGuard};
 use super::stats::Stats;
-use super::wire::{self, TcpMessage, WireError};
+use super::wire::{self, TcpMessage, WireError, MAX_JOIN_FRAME};
+use crate::identity::NodeId;
 use crate::state::version::unix_millis;
+use crate::trust::ca::JoinRole;
+use crate::trust::keys::PublicKey;
+use crate::trust::tls::{self, TlsConfigs};
 
 /// Connections served at once; more wait in the backlog.
-const MAX_CONNECTIONS: usize = 32;
+pub const MAX_CONNECTIONS: usize = 128;
+/// Connections from one source address at once; more are closed at once.
+pub const PER_SOURCE: usize = 8;
+/// How long an unknown peer has to send its first byte.
+pub const FIRST_BYTE_DEADLINE: Duration = Duration::from_secs(1);
+/// How long an unknown peer has to finish the TLS handshake, or to send its join frame.
+pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(2);
 /// How long the agent may take to answer a request.
 const AGENT_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// The first byte of a TLS connection: a handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
 
-/// The keys in force, replaced by the agent whenever the cluster's secrets change.
+/// The keys in force for sealed traffic, replaced by the agent whenever they change.
 #[derive(Debug)]
 pub struct Keyrings {
+    /// UDP gossip between members.
     pub gossip: Keyring,
-    pub join: Keyring,
+    /// Joins as a worker and as a manager; only a node holding the CA has them.
+    pub join: Option<JoinRings>,
 }
 
-/// A request that opened and decoded, handed to the agent; it answers with a reply or `None`
-/// (refuse: the connection is closed).
 #[derive(Debug)]
-pub struct Inbound {
-    pub message: TcpMessage,
-    pub peer: SocketAddr,
-    pub reply: oneshot::Sender<Option<TcpMessage>>,
+pub struct JoinRings {
+    pub worker: Keyring,
+    pub manager: Keyring,
+}
+
+/// A request that arrived, handed to the agent; it answers with a reply or `None` (refuse:
+/// the connection is closed).
+#[derive(Debug)]
+pub enum Inbound {
+    /// A sealed join request, with the role its secret admits.
+    Join { message: TcpMessage, role: JoinRole, peer: SocketAddr, reply: oneshot::Sender<Option<TcpMessage>> },
+    /// A member's request over TLS, with the node and key its certificate proved.
+    Member {
+        message: TcpMessage,
+        peer: SocketAddr,
+        node: NodeId,
+        key: PublicKey,
+        reply: oneshot::Sender<Option<TcpMessage>>,
+    },
 }
 
 pub type SharedGuard = Arc<Mutex<ReplayGuard>>;
+pub type SharedTls = Arc<ArcSwap<TlsConfigs>>;
 
 /// Checks a frame's timestamp and nonce against the shared replay guard.
-pub fn check_replay(guard: &SharedGuard, opened: &super::crypto::Opened) -> Result<(), OpenError> {
+pub fn check_replay(guard: &SharedGuard, opened: &Opened) -> Result<(), OpenError> {
     guard.lock().unwrap_or_else(|p| p.into_inner()).check(opened, unix_millis())
 }
 
-/// Accepts connections until the listener fails or `inbound`'s receiver is gone.
+/// What every connection of the server needs.
+struct Server {
+    keys: watch::Receiver<Arc<Keyrings>>,
+    tls: SharedTls,
+    guard: SharedGuard,
+    inbound: mpsc::Sender<Inbound>,
+    stats: Arc<Stats>,
+    sources: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One connection's hold on its source's share; released on drop.
+struct SourceSlot<'a> {
+    server: &'a Server,
+    ip: IpAddr,
+}
+
+impl Drop for SourceSlot<'_> {
+    fn drop(&mut self) {
+        let mut sources = self.server.sources.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = sources.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                sources.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Server {
+    fn take_slot(&self, ip: IpAddr) -> Option<SourceSlot<'_>> {
+        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        let count = sources.entry(ip).or_insert(0);
+        if *count >= PER_SOURCE {
+            return None;
+        }
+        *count += 1;
+        Some(SourceSlot { server: self, ip })
+    }
+}
+
+/// Accepts connections until the listener fails or the agent is gone.
 pub async fn serve(
     listener: TcpListener,
     keys: watch::Receiver<Arc<Keyrings>>,
+    tls: SharedTls,
     guard: SharedGuard,
     inbound: mpsc::Sender<Inbound>,
     stats: Arc<Stats>,
 ) {
+    let server = Arc::new(Server { keys, tls, guard, inbound, stats, sources: Mutex::new(HashMap::new()) });
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
+        let Ok(permit) = permits.clone().acquire_owned().await else { return };
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
@@ -68,53 +150,108 @@ pub async fn serve(
                 continue;
             }
         };
-        if inbound.is_closed() {
+        if server.inbound.is_closed() {
             return;
         }
-        let keys = keys.borrow().clone();
-        let (guard, inbound, stats) = (guard.clone(), inbound.clone(), stats.clone());
-        tokio::spawn(async move {
-            match serve_connection(stream, peer, &keys, &guard, &inbound, &stats).await {
-                Ok(()) => Stats::bump(&stats.tcp_accepted),
-                Err(reason) => {
-                    tracing::debug!(%peer, reason, "gossip TCP connection refused");
-                    Stats::bump(&stats.tcp_rejected);
-                }
-            }
-            drop(permit);
-        });
+        tokio::spawn(serve_connection(server.clone(), stream, peer, permit));
     }
 }
 
 async fn serve_connection(
-    mut stream: TcpStream,
+    server: Arc<Server>,
+    stream: TcpStream,
     peer: SocketAddr,
-    keys: &Keyrings,
-    guard: &SharedGuard,
-    inbound: &mpsc::Sender<Inbound>,
-    stats: &Stats,
-) -> Result<(), &'static str> {
+    _permit: OwnedSemaphorePermit,
+) {
+    let Some(_slot) = server.take_slot(peer.ip()) else {
+        Stats::bump(&server.stats.tcp_source_limited);
+        return;
+    };
+    let _ = stream.set_nodelay(true);
+    let mut first = [0u8; 1];
+    let kind = match tokio::time::timeout(FIRST_BYTE_DEADLINE, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => first[0],
+        _ => {
+            Stats::bump(&server.stats.tcp_rejected);
+            return;
+        }
+    };
+    let result = if kind == TLS_HANDSHAKE {
+        serve_member(&server, stream, peer).await
+    } else {
+        serve_join(&server, stream, peer).await
+    };
+    match result {
+        Ok(()) => Stats::bump(&server.stats.tcp_accepted),
+        Err(reason) => {
+            tracing::debug!(%peer, reason, "gossip TCP connection refused");
+            Stats::bump(&server.stats.tcp_rejected);
+        }
+    }
+}
+
+/// A member: the TLS handshake, then one request and its answer.
+async fn serve_member(server: &Server, stream: TcpStream, peer: SocketAddr) -> Result<(), &'static str> {
+    let acceptor = TlsAcceptor::from(server.tls.load().server.clone());
+    let mut stream = match tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "TLS handshake refused");
+            Stats::bump(&server.stats.tcp_tls_refused);
+            return Err("TLS handshake refused");
+        }
+        Err(_) => return Err("TLS handshake timed out"),
+    };
+    let certificates = stream.get_ref().1.peer_certificates();
+    let (node, key) = tls::peer_identity(certificates).ok_or("no peer certificate")?;
     let frame = wire::read_frame(&mut stream).await.map_err(|e| match e {
         WireError::TooLarge(_) => "frame too large",
         WireError::Timeout => "timed out",
         _ => "no complete frame",
     })?;
-    let (purpose, ring) = if keys.gossip.knows(&frame) {
-        (Purpose::Gossip, &keys.gossip)
-    } else if keys.join.knows(&frame) {
-        (Purpose::Join, &keys.join)
+    let message = wire::decode(&frame).map_err(|_| {
+        Stats::bump(&server.stats.dropped_malformed);
+        "undecodable"
+    })?;
+    if matches!(message, TcpMessage::JoinRequest { .. } | TcpMessage::JoinAccept { .. }) {
+        return Err("a join message over TLS");
+    }
+    let (reply, answer) = oneshot::channel();
+    let request = Inbound::Member { message, peer, node, key, reply };
+    let reply = ask_agent(server, request, answer).await?;
+    wire::write_frame(&mut stream, &wire::encode(&reply)).await.map_err(|_| "reply not delivered")
+}
+
+/// A joiner: one sealed frame of at most `MAX_JOIN_FRAME` bytes, opened by a join secret.
+async fn serve_join(server: &Server, mut stream: TcpStream, peer: SocketAddr) -> Result<(), &'static str> {
+    let frame = wire::read_frame_limited(&mut stream, MAX_JOIN_FRAME, HANDSHAKE_DEADLINE).await.map_err(
+        |e| match e {
+            WireError::TooLarge(_) => "join frame too large",
+            WireError::Timeout => "timed out",
+            _ => "no complete frame",
+        },
+    )?;
+    let keys = server.keys.borrow().clone();
+    let stats = &server.stats;
+    let Some(join) = &keys.join else {
+        // Not a manager (or a manager that lost its CA key): nothing here can admit anyone.
+        Stats::bump(&stats.joins_refused);
+        return Err("not a manager: cannot admit");
+    };
+    let (role, ring) = if join.manager.knows(&frame) {
+        (JoinRole::Manager, &join.manager)
+    } else if join.worker.knows(&frame) {
+        (JoinRole::Worker, &join.worker)
     } else {
         stats.count_open_error(if frame.len() < 5 { OpenError::Truncated } else { OpenError::UnknownKey });
-        if purpose_of_unknown(&frame) {
-            Stats::bump(&stats.joins_refused);
-        }
-        return Err("unknown key");
+        Stats::bump(&stats.joins_refused);
+        return Err("unknown join key");
     };
     let opened = ring.open(&frame).map_err(|e| {
         stats.count_open_error(e);
         "did not open"
     })?;
-    check_replay(guard, &opened).map_err(|e| {
+    check_replay(&server.guard, &opened).map_err(|e| {
         stats.count_open_error(e);
         "replayed or stale"
     })?;
@@ -122,67 +259,107 @@ async fn serve_connection(
         Stats::bump(&stats.dropped_malformed);
         "undecodable"
     })?;
-    let allowed = matches!(
-        (purpose, &message),
-        (Purpose::Join, TcpMessage::JoinRequest { .. }) | (Purpose::Gossip, TcpMessage::PushPull { .. })
-    );
-    if !allowed {
+    if !matches!(message, TcpMessage::JoinRequest { .. }) {
         Stats::bump(&stats.dropped_malformed);
-        return Err("message not allowed under this key");
+        return Err("not a join request");
     }
-    let (reply_tx, reply_rx) = oneshot::channel();
-    inbound.send(Inbound { message, peer, reply: reply_tx }).await.map_err(|_| "agent gone")?;
-    let reply = tokio::time::timeout(AGENT_TIMEOUT, reply_rx)
+    let (reply, answer) = oneshot::channel();
+    let reply = ask_agent(server, Inbound::Join { message, role, peer, reply }, answer).await?;
+    let sealed = ring.seal(&wire::encode(&reply), unix_millis());
+    wire::write_frame(&mut stream, &sealed).await.map_err(|_| "reply not delivered")
+}
+
+async fn ask_agent(
+    server: &Server,
+    request: Inbound,
+    answer: oneshot::Receiver<Option<TcpMessage>>,
+) -> Result<TcpMessage, &'static str> {
+    server.inbound.send(request).await.map_err(|_| "agent gone")?;
+    tokio::time::timeout(AGENT_TIMEOUT, answer)
         .await
         .map_err(|_| "agent timed out")?
         .map_err(|_| "agent dropped the request")?
-        .ok_or("refused by the agent")?;
-    let sealed = ring.seal(&wire::encode(&reply), unix_millis());
-    wire::write_frame(&mut stream, &sealed).await.map_err(|_| "reply not delivered")?;
-    Ok(())
-}
-
-/// A frame with a valid shape but a key we do not hold: most likely a join with a wrong token
-/// (or a node of another cluster). Counted as a refused join as well.
-fn purpose_of_unknown(frame: &[u8]) -> bool {
-    frame.len() >= super::crypto::OVERHEAD && frame[0] == 1
+        .ok_or("refused by the agent")
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExchangeError {
     #[error("cannot connect to {addr}: {source}")]
     Connect { addr: SocketAddr, source: std::io::Error },
-    #[error(
-        "{addr} closed the connection without answering (for a join: the token is wrong or was rotated)"
-    )]
+    #[error("{addr} closed the connection without answering (for a join: the token is wrong or was rotated, or the node is not a manager)")]
     Refused { addr: SocketAddr },
+    #[error("{addr} refused: {reason}")]
+    RefusedWithReason { addr: SocketAddr, reason: String },
+    #[error("TLS with {addr} failed: {source}")]
+    Tls { addr: SocketAddr, source: std::io::Error },
     #[error("exchange with {addr} failed: {source}")]
     Wire { addr: SocketAddr, source: WireError },
     #[error("the answer from {addr} did not open: {source}")]
     Open { addr: SocketAddr, source: OpenError },
 }
 
-/// Sends one request sealed with `ring` and returns the reply.
+async fn connect(addr: SocketAddr) -> Result<TcpStream, ExchangeError> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .map_err(|_| ExchangeError::Connect { addr, source: std::io::ErrorKind::TimedOut.into() })?
+        .map_err(|source| ExchangeError::Connect { addr, source })?;
+    // One small request and its answer: Nagle would hold each for a delayed ACK (~40 ms).
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// Reads the one answer of an exchange; a closed connection is a refusal.
+async fn read_answer<R: tokio::io::AsyncRead + Unpin>(
+    addr: SocketAddr,
+    stream: &mut R,
+) -> Result<Vec<u8>, ExchangeError> {
+    match wire::read_frame(stream).await {
+        Ok(frame) => Ok(frame),
+        Err(WireError::Closed) => Err(ExchangeError::Refused { addr }),
+        Err(WireError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+            Err(ExchangeError::Refused { addr })
+        }
+        Err(source) => Err(ExchangeError::Wire { addr, source }),
+    }
+}
+
+/// Sends one request to the member at `addr` over mutual TLS and returns its answer. With
+/// `node`, the peer must be that node; without, any member.
 pub async fn exchange(
+    addr: SocketAddr,
+    node: Option<NodeId>,
+    tls: &TlsConfigs,
+    request: &TcpMessage,
+) -> Result<TcpMessage, ExchangeError> {
+    let stream = connect(addr).await?;
+    let connector = TlsConnector::from(tls.client.clone());
+    let name = tls::server_name(node, addr.ip());
+    let mut stream = tokio::time::timeout(HANDSHAKE_DEADLINE, connector.connect(name, stream))
+        .await
+        .map_err(|_| ExchangeError::Tls { addr, source: std::io::ErrorKind::TimedOut.into() })?
+        .map_err(|source| ExchangeError::Tls { addr, source })?;
+    wire::write_frame(&mut stream, &wire::encode(request))
+        .await
+        .map_err(|source| ExchangeError::Wire { addr, source })?;
+    let frame = read_answer(addr, &mut stream).await?;
+    match wire::decode(&frame).map_err(|source| ExchangeError::Wire { addr, source })? {
+        TcpMessage::Refused { reason } => Err(ExchangeError::RefusedWithReason { addr, reason }),
+        answer => Ok(answer),
+    }
+}
+
+/// Sends a join request sealed with `ring` (the join token's) and returns the sealed answer,
+/// opened.
+pub async fn exchange_join(
     addr: SocketAddr,
     ring: &Keyring,
     guard: &SharedGuard,
     request: &TcpMessage,
 ) -> Result<TcpMessage, ExchangeError> {
-    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-        .await
-        .map_err(|_| ExchangeError::Connect { addr, source: std::io::ErrorKind::TimedOut.into() })?
-        .map_err(|source| ExchangeError::Connect { addr, source })?;
+    let mut stream = connect(addr).await?;
     let sealed = ring.seal(&wire::encode(request), unix_millis());
     wire::write_frame(&mut stream, &sealed).await.map_err(|source| ExchangeError::Wire { addr, source })?;
-    let frame = match wire::read_frame(&mut stream).await {
-        Ok(frame) => frame,
-        Err(WireError::Closed) => return Err(ExchangeError::Refused { addr }),
-        Err(WireError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-            return Err(ExchangeError::Refused { addr })
-        }
-        Err(source) => return Err(ExchangeError::Wire { addr, source }),
-    };
+    let frame = read_answer(addr, &mut stream).await?;
     let opened = ring.open(&frame).map_err(|source| ExchangeError::Open { addr, source })?;
     check_replay(guard, &opened).map_err(|source| ExchangeError::Open { addr, source })?;
     wire::decode(&opened.payload).map_err(|source| ExchangeError::Wire { addr, source })

@@ -1,8 +1,12 @@
-//! What crosses TCP 7946: length-prefixed sealed frames carrying one [`TcpMessage`] each.
+//! What crosses TCP 7946: length-prefixed frames carrying one [`TcpMessage`] each.
 //!
 //! ```text
-//! | length (u32, BE) | sealed frame (see crypto) |
+//! | length (u32, BE) | frame |
 //! ```
+//!
+//! Between members the frames travel inside mutual TLS (`tcp`); a joiner, which has no
+//! certificate yet, seals its one request with the key its join token gives (see crypto), and
+//! the answer comes back sealed the same way.
 //!
 //! Payloads are postcard (compact, serde-driven, no schema compiler); the enum tag doubles as
 //! the message type, and decoding never trusts a length it has not bounded first.
@@ -15,31 +19,56 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::member::MemberId;
-use crate::identity::Secret;
-use crate::state::Delta;
+use crate::hex::Bytes;
+use crate::state::{Signature, SignedDelta};
+use crate::trust::ca::IssuedCert;
+use crate::trust::keys::PublicKey;
 
 /// Largest frame accepted; a full state of many thousands of entries fits well below it.
 pub const MAX_FRAME: usize = 32 * 1024 * 1024;
+
+/// Largest frame a joiner may send before it is known: a join request is a few hundred bytes,
+/// and nothing larger is read (or allocated) for anyone not yet authenticated.
+pub const MAX_JOIN_FRAME: usize = 16 * 1024;
 
 /// How long one frame may take to arrive or leave.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TcpMessage {
-    /// Joiner -> member, sealed with the join key: "admit me".
-    JoinRequest { member: MemberId, name: String },
-    /// Member -> joiner, sealed with the join key: the cluster's identity (the joiner checks it
-    /// against its token's fingerprint), every entry of the state and the members to announce to.
-    JoinAccept { cluster_id: Secret, state: Vec<Delta>, members: Vec<MemberId> },
-    /// Either way, sealed with the gossip key: full state and membership, for anti-entropy.
-    PushPull { from: MemberId, state: Vec<Delta>, members: Vec<Member<MemberId>> },
+    /// Joiner -> manager, sealed with the join key: "admit me, with this key". `proof` is the
+    /// key's signature over the request (see `join::proof_message`): the joiner holds it.
+    JoinRequest { member: MemberId, name: String, key: PublicKey, proof: Signature },
+    /// Manager -> joiner, sealed with the join key: the CA's certificate (the joiner checks it
+    /// against its token's fingerprint), the joiner's certificate, the CA key for a manager,
+    /// every entry of the state and the members to announce to.
+    JoinAccept {
+        ca_cert: Bytes,
+        cert: IssuedCert,
+        ca_key: Option<Bytes>,
+        state: Vec<SignedDelta>,
+        members: Vec<MemberId>,
+    },
+    /// Either way between members (TLS): full state and membership, for anti-entropy.
+    PushPull { from: MemberId, state: Vec<SignedDelta>, members: Vec<Member<MemberId>> },
+    /// Member -> manager (TLS): a new certificate for the key the TLS handshake proved.
+    RenewRequest,
+    /// Manager -> member (TLS).
+    Renewed { cert: IssuedCert },
+    /// Manager -> manager (TLS): a node promoted to manager asks for the CA key.
+    CaKeyRequest,
+    /// Manager -> manager (TLS).
+    CaKey { key: Bytes },
+    /// Member -> member (TLS): a request refused, and why (a joiner only sees the connection
+    /// close).
+    Refused { reason: String },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum WireError {
     #[error("connection closed")]
     Closed,
-    #[error("frame of {0} bytes exceeds the {MAX_FRAME}-byte limit")]
+    #[error("frame of {0} bytes exceeds the limit")]
     TooLarge(usize),
     #[error("timed out")]
     Timeout,
@@ -57,9 +86,19 @@ pub fn decode(bytes: &[u8]) -> Result<TcpMessage, WireError> {
     postcard::from_bytes(bytes).map_err(WireError::Decode)
 }
 
-/// Reads one length-prefixed frame (still sealed).
+/// Reads one length-prefixed frame of at most [`MAX_FRAME`] bytes.
 pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Vec<u8>, WireError> {
-    tokio::time::timeout(FRAME_TIMEOUT, async {
+    read_frame_limited(reader, MAX_FRAME, FRAME_TIMEOUT).await
+}
+
+/// Reads one length-prefixed frame of at most `limit` bytes within `deadline`; a longer one is
+/// refused before anything is allocated for it.
+pub async fn read_frame_limited<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    limit: usize,
+    deadline: Duration,
+) -> Result<Vec<u8>, WireError> {
+    tokio::time::timeout(deadline, async {
         let mut len = [0u8; 4];
         match reader.read_exact(&mut len).await {
             Ok(_) => {}
@@ -67,7 +106,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Vec<u8>,
             Err(e) => return Err(e.into()),
         }
         let len = u32::from_be_bytes(len) as usize;
-        if len > MAX_FRAME {
+        if len > limit {
             return Err(WireError::TooLarge(len));
         }
         let mut frame = vec![0u8; len];
@@ -103,7 +142,7 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, frame: &[u8]) ->
 mod tests {
     use super::*;
     use crate::identity::NodeId;
-    use crate::state::{Change, Version};
+    use crate::state::{Change, Delta, Version};
 
     fn member() -> MemberId {
         MemberId { node: NodeId::from_bytes([7; 16]), addr: "10.0.0.7:7946".parse().unwrap(), generation: 42 }
@@ -116,12 +155,18 @@ mod tests {
             change: Change::Availability { id: NodeId::from_bytes([7; 16]), value: None },
         };
         let messages = [
-            TcpMessage::JoinRequest { member: member(), name: "n7".into() },
+            TcpMessage::JoinRequest {
+                member: member(),
+                name: "n7".into(),
+                key: PublicKey([3; 32]),
+                proof: Signature([4; 64]),
+            },
             TcpMessage::PushPull {
                 from: member(),
-                state: vec![delta],
+                state: vec![SignedDelta { delta, signature: Signature([5; 64]) }],
                 members: vec![Member::alive(member())],
             },
+            TcpMessage::Renewed { cert: IssuedCert { der: vec![1, 2], not_after: 9, issued_at: 8 } },
         ];
         for message in messages {
             assert_eq!(decode(&encode(&message)).unwrap(), message);

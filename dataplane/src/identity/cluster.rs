@@ -1,19 +1,18 @@
-//! The cluster's identity and its join secret, and the join token that carries them.
+//! Secrets, the cluster's fingerprint, and the join token that carries them to a new node.
 //!
 //! A token looks like `MESHTKN-1-<fingerprint>-<secret>` (Docker's `SWMTKN-1-...` shape):
-//! - the fingerprint (16 bytes, hex) is derived from the cluster ID; a joiner checks it against
-//!   what the cluster proves it has, so a token cannot lead it into a different cluster;
-//! - the secret (32 bytes, hex) is what admits a new node. `join-token --rotate` replaces it:
-//!   future joins need the new token, members already in the cluster are not affected.
-//!
-//! The first node of a cluster (started without `--join`) creates both; the join secret is then
-//! replicated state (any member can admit a node), see `state::cluster::ClusterSecrets`.
+//! - the fingerprint (16 bytes, hex) is of the cluster CA's certificate; a joiner checks it
+//!   against the certificate the cluster answers with, so a token cannot lead it into another
+//!   cluster;
+//! - the secret (32 bytes, hex) admits a new node as a worker or as a manager (one secret per
+//!   role). Managers derive both from the CA key (`trust::ca`), so no secret is in the
+//!   replicated state; `join-token ROLE --rotate` moves that role to its next secret: future
+//!   joins need the new token, members already in the cluster are not affected.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::hex;
 
@@ -70,25 +69,20 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
-/// The fingerprint by which a joiner recognises the cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The fingerprint by which a joiner recognises the cluster: of its CA certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Fingerprint([u8; 16]);
+
+impl Fingerprint {
+    pub fn from_bytes(bytes: [u8; 16]) -> Fingerprint {
+        Fingerprint(bytes)
+    }
+}
 
 impl fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&hex::encode(&self.0))
     }
-}
-
-/// The fingerprint of a cluster, derived from its ID.
-pub fn fingerprint(cluster_id: &Secret) -> Fingerprint {
-    let digest = Sha256::new()
-        .chain_update(b"meshd cluster fingerprint v1")
-        .chain_update(cluster_id.as_bytes())
-        .finalize();
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&digest[..16]);
-    Fingerprint(out)
 }
 
 /// A parsed join token.
@@ -99,8 +93,8 @@ pub struct JoinToken {
 }
 
 impl JoinToken {
-    pub fn new(cluster_id: &Secret, join_secret: &Secret) -> JoinToken {
-        JoinToken { fingerprint: fingerprint(cluster_id), secret: join_secret.clone() }
+    pub fn new(fingerprint: Fingerprint, secret: Secret) -> JoinToken {
+        JoinToken { fingerprint, secret }
     }
 }
 
@@ -155,7 +149,7 @@ mod tests {
     use super::*;
 
     fn token() -> JoinToken {
-        JoinToken::new(&Secret::random().unwrap(), &Secret::random().unwrap())
+        JoinToken::new(Fingerprint::from_bytes([7; 16]), Secret::random().unwrap())
     }
 
     #[test]
@@ -164,16 +158,6 @@ mod tests {
         let text = token.to_string();
         assert!(text.starts_with("MESHTKN-1-"));
         assert_eq!(text.parse::<JoinToken>().unwrap(), token);
-    }
-
-    #[test]
-    fn the_fingerprint_follows_the_cluster_not_the_secret() {
-        let cluster = Secret::random().unwrap();
-        let a = JoinToken::new(&cluster, &Secret::random().unwrap());
-        let b = JoinToken::new(&cluster, &Secret::random().unwrap());
-        assert_eq!(a.fingerprint, b.fingerprint);
-        assert_ne!(a.secret, b.secret);
-        assert_ne!(a.fingerprint, JoinToken::new(&Secret::random().unwrap(), &a.secret).fingerprint);
     }
 
     #[test]

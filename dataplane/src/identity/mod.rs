@@ -7,5 +7,5 @@
 pub mod cluster;
 pub mod node_id;
 
-pub use cluster::{fingerprint, JoinToken, ParseTokenError, Secret};
+pub use cluster::{Fingerprint, JoinToken, ParseTokenError, Secret};
 pub use node_id::NodeId;

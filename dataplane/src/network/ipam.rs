@@ -129,6 +129,9 @@ mod tests {
             gossip_addr: "10.0.0.1:7946".parse().unwrap(),
             left,
             departed: None,
+            cert: Default::default(),
+            founder: None,
+            keyring: Default::default(),
         };
         let delta = Delta {
             version: Version { lamport, node: id(n) },

@@ -9,16 +9,9 @@ use std::str::FromStr;
 
 use ipnet::Ipv4Net;
 
-use crate::hash::fnv1a_32;
 use crate::state::{ClusterState, NetworkRecord};
 
-/// VNIs below this are left to other VXLAN users on the same hosts.
-pub const VNI_BASE: u32 = 4096;
-const VNI_SPACE: u32 = (1 << 24) - VNI_BASE;
-
-/// Smallest and largest prefix a network may have: at least one address block of 16.
-pub const MIN_PREFIX: u8 = 8;
-pub const MAX_PREFIX: u8 = 28;
+pub use crate::state::validate::{vni_for, MAX_PREFIX, MIN_PREFIX, VNI_BASE};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NetworkError {
@@ -43,10 +36,7 @@ pub enum NetworkError {
 }
 
 pub fn validate_name(name: &str) -> Result<(), NetworkError> {
-    let ok = (1..=64).contains(&name.len())
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if ok {
+    if crate::state::validate::is_network_name(name) {
         Ok(())
     } else {
         Err(NetworkError::Name(name.chars().take(80).collect()))
@@ -63,11 +53,6 @@ pub fn parse_subnet(text: &str) -> Result<Ipv4Net, NetworkError> {
         return Err(NetworkError::Prefix(net));
     }
     Ok(net)
-}
-
-/// The VNI of a network named `name` (see the module comment).
-pub fn vni_for(name: &str) -> u32 {
-    VNI_BASE + fnv1a_32(name.bytes()) % VNI_SPACE
 }
 
 /// Validates a new network against the state; returns its record.

@@ -86,6 +86,9 @@ mod tests {
                 gossip_addr: format!("192.0.2.{n}:7946").parse().unwrap(),
                 left: false,
                 departed: None,
+                cert: Default::default(),
+                founder: None,
+                keyring: Default::default(),
             };
             apply(&mut state, n, 1, Change::Node { id: id(n), record: Some(record) });
         }
@@ -130,7 +133,12 @@ mod tests {
             (id(3), Liveness::Down),
             (id(4), Liveness::Suspect),
         ]);
-        Snapshot { self_id: id(1), cluster_id: crate::identity::Secret::from_bytes([0; 32]), state, liveness }
+        Snapshot {
+            self_id: id(1),
+            cluster: crate::identity::Fingerprint::from_bytes([0; 16]),
+            state,
+            liveness,
+        }
     }
 
     #[test]

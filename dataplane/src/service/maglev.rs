@@ -29,7 +29,7 @@ fn largest_prime_below(limit: u64) -> u64 {
 }
 
 fn is_prime(n: u32) -> bool {
-    n >= 2 && (2..).take_while(|d: &u32| d * d <= n).all(|d| n % d != 0)
+    n >= 2 && (2..).take_while(|d: &u32| d * d <= n).all(|d| !n.is_multiple_of(d))
 }
 
 fn hash(seed: u64, ip: Ipv4Addr) -> u64 {

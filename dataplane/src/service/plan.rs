@@ -7,10 +7,7 @@ use crate::state::{ClusterState, EndpointMode, PublishedPort};
 
 /// A service name must be a DNS label: it will be resolvable by name.
 pub fn validate_name(name: &str) -> Result<(), ServiceError> {
-    let ok = (1..=63).contains(&name.len())
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
-    if ok {
+    if crate::state::validate::is_service_name(name) {
         Ok(())
     } else {
         Err(ServiceError::Name(name.chars().take(80).collect()))

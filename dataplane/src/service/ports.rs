@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 
 use super::error::ServiceError;
-use crate::netlink::vxlan::PORT as VXLAN_PORT;
 use crate::state::{ClusterState, EndpointMode, Protocol, PublishedPort, Version};
 
 /// Parses `PUBLISHED:TARGET[/tcp|/udp]` (TCP when no protocol is given, as in Swarm).
@@ -46,19 +45,7 @@ pub fn port_owners(state: &ClusterState) -> BTreeMap<(u16, Protocol), String> {
     owners.into_iter().map(|(port, (_, name))| (port, name)).collect()
 }
 
-/// The ports meshd itself uses on every node: VXLAN on UDP 4789, and each node's gossip port
-/// (UDP and TCP; 7946 unless `--listen-port` says otherwise). A published port there would
-/// capture the cluster's own traffic.
-pub fn meshd_ports(state: &ClusterState) -> Vec<(u16, Protocol)> {
-    let mut ports = vec![(VXLAN_PORT, Protocol::Udp)];
-    for (_, node) in state.nodes.live() {
-        let port = node.gossip_addr.port();
-        ports.extend([(port, Protocol::Udp), (port, Protocol::Tcp)]);
-    }
-    ports.sort();
-    ports.dedup();
-    ports
-}
+pub use crate::state::validate::meshd_ports;
 
 #[cfg(test)]
 mod tests {
@@ -78,6 +65,9 @@ mod tests {
                 gossip_addr: format!("10.0.0.{n}:{port}").parse().unwrap(),
                 left: false,
                 departed: None,
+                cert: Default::default(),
+                founder: None,
+                keyring: Default::default(),
             };
             let delta = Delta {
                 version: Version { lamport: 1, node: id },

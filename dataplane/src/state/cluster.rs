@@ -10,16 +10,19 @@
 //! | address blocks | (network, block) | the claiming node | LWW; see `network::ipam` |
 //! | services | name | any node (`service create/rm`) | LWW; a published port goes to its earliest claim |
 //!
-//! Ownership is checked on merge: a delta for a node-owned entry must name that node as its
-//! writer. Both fields come from the sender, so this catches mistakes, not a hostile member:
-//! records are not signed yet.
+//! | roles | node ID | managers (`node promote/demote`) | LWW |
+//! | revocations | node ID | managers (`node rm`) | never reaped; everything the node wrote goes |
+//!
+//! Ownership is checked here too (a node-owned entry names its owner as writer), but what makes
+//! it hold against a hostile member is `trust::admission`, which checks every delta's signature
+//! against its writer's certified key, and the writer's role, before it is merged.
 
 use std::time::{Duration, Instant};
 
-use super::delta::{Change, Delta, DeltaError};
+use super::delta::{Change, Delta, DeltaError, DeltaKey, Signature, SignedDelta};
 use super::records::{
     Availability, BlockClaim, ClusterSecrets, EndpointRecord, Liveness, NetworkRecord, NodeRecord,
-    ServiceRecord,
+    Revocation, Role, RoleRecord, ServiceRecord,
 };
 use super::table::{Applied, Entry, Table};
 use super::version::Version;
@@ -34,16 +37,28 @@ pub struct ClusterState {
     pub networks: Table<String, NetworkRecord>,
     pub blocks: Table<(String, u32), BlockClaim>,
     pub services: Table<String, ServiceRecord>,
+    pub roles: Table<NodeId, RoleRecord>,
+    pub revocations: Table<NodeId, Revocation>,
 }
 
 impl ClusterState {
-    /// Merges one delta. Idempotent and order-independent (see [`Table`]).
+    /// Merges one delta that carries no signature (the merge rules' own tests).
     pub fn apply(&mut self, delta: Delta, now: Instant) -> Result<Applied, DeltaError> {
-        let Delta { version, change } = delta;
+        self.apply_signed(SignedDelta { delta, signature: Signature::NONE }, now)
+    }
+
+    /// Merges one delta, keeping its signature with the entry so it can be passed on as it
+    /// came. Idempotent and order-independent (see [`Table`]). The signature is not checked
+    /// here: `trust::admission` does that before anything reaches the state.
+    pub fn apply_signed(&mut self, signed: SignedDelta, now: Instant) -> Result<Applied, DeltaError> {
+        let SignedDelta { delta: Delta { version, change }, signature } = signed;
+        if self.revocations.get(&version.node).is_some() {
+            return Err(DeltaError::Revoked(version.node));
+        }
         match change {
             Change::Node { id, record } => {
                 check_owner(id, &version)?;
-                let applied = self.nodes.apply(id, Entry { version, value: record }, now);
+                let applied = self.nodes.apply(id, Entry { version, value: record, signature }, now);
                 if applied == Applied::Newer {
                     if let Some(departed) = self.departure(&id) {
                         // Leaving on purpose takes the node's endpoints with it, at once: every
@@ -54,78 +69,142 @@ impl ClusterState {
                 Ok(applied)
             }
             Change::Availability { id, value } => {
-                Ok(self.availability.apply(id, Entry { version, value }, now))
+                Ok(self.availability.apply(id, Entry { version, value, signature }, now))
             }
-            Change::Secrets { value } => Ok(self.secrets.apply((), Entry { version, value }, now)),
+            Change::Secrets { value } => Ok(self.secrets.apply((), Entry { version, value, signature }, now)),
             Change::Endpoint { owner, id, record } => {
                 check_owner(owner, &version)?;
                 if self.departure(&owner).is_some_and(|departed| departed > version) {
                     return Err(DeltaError::OwnerLeft { owner, id });
                 }
-                Ok(self.endpoints.apply((owner, id), Entry { version, value: record }, now))
+                Ok(self.endpoints.apply((owner, id), Entry { version, value: record, signature }, now))
             }
             Change::Network { name, record } => {
-                Ok(self.networks.apply(name, Entry { version, value: record }, now))
+                Ok(self.networks.apply(name, Entry { version, value: record, signature }, now))
             }
             Change::Block { network, index, claim } => {
-                // A claim is written by the node it names; a release (tombstone) by anyone
-                // (the claimer, or a node cleaning up after a departed one).
+                // A claim is written by the node it names; a release (tombstone) by the claimer
+                // or a manager (trust::admission decides which).
                 if let Some(claim) = &claim {
                     check_owner(claim.owner, &version)?;
                 }
-                Ok(self.blocks.apply((network, index), Entry { version, value: claim }, now))
+                Ok(self.blocks.apply((network, index), Entry { version, value: claim, signature }, now))
             }
             Change::Service { name, record } => {
-                Ok(self.services.apply(name, Entry { version, value: record }, now))
+                Ok(self.services.apply(name, Entry { version, value: record, signature }, now))
+            }
+            Change::Role { id, record } => {
+                let demoted = record.is_some_and(|r| r.role == Role::Worker);
+                let applied = self.roles.apply(id, Entry { version, value: record, signature }, now);
+                if applied == Applied::Newer && demoted {
+                    // What it wrote as a manager after the demotion (a write racing the news of
+                    // it) does not stand, wherever it was merged first.
+                    self.forget_cluster_wide_since(&id, version);
+                }
+                Ok(applied)
+            }
+            Change::Revocation { id, record } => {
+                let applied = self.revocations.apply(id, Entry { version, value: record, signature }, now);
+                if self.revocations.get(&id).is_some() {
+                    // Removed: its own records go, and so does anything it was the last to write
+                    // (the manager that removed it wrote again whatever must stay).
+                    self.forget_node(&id);
+                    self.forget_writer(&id);
+                }
+                Ok(applied)
             }
         }
     }
 
-    /// Every entry (tombstones included) as deltas: what a push-pull exchange carries.
+    /// Every entry (tombstones included) as deltas: what the merge rules' tests compare.
     pub fn dump(&self) -> Vec<Delta> {
-        let mut out = Vec::with_capacity(
-            self.nodes.len()
-                + self.availability.len()
-                + self.secrets.len()
-                + self.endpoints.len()
-                + self.networks.len()
-                + self.blocks.len()
-                + self.services.len(),
-        );
-        for (id, e) in self.nodes.entries() {
-            out.push(Delta { version: e.version, change: Change::Node { id: *id, record: e.value.clone() } });
+        self.dump_signed().into_iter().map(|signed| signed.delta).collect()
+    }
+
+    /// Every entry (tombstones included) with its writer's signature: what a push-pull exchange
+    /// and the state file carry. Nodes first: a receiver needs a writer's certificate (in its
+    /// node record) before it can check anything that writer signed.
+    pub fn dump_signed(&self) -> Vec<SignedDelta> {
+        let mut out = Vec::with_capacity(self.len());
+        fn push<K: Ord + Clone, V: Clone>(
+            out: &mut Vec<SignedDelta>,
+            table: &Table<K, V>,
+            change: impl Fn(&K, Option<V>) -> Change,
+        ) {
+            for (key, e) in table.entries() {
+                out.push(SignedDelta {
+                    delta: Delta { version: e.version, change: change(key, e.value.clone()) },
+                    signature: e.signature,
+                });
+            }
         }
-        for (id, e) in self.availability.entries() {
-            out.push(Delta { version: e.version, change: Change::Availability { id: *id, value: e.value } });
-        }
-        for (_, e) in self.secrets.entries() {
-            out.push(Delta { version: e.version, change: Change::Secrets { value: e.value.clone() } });
-        }
-        for ((owner, id), e) in self.endpoints.entries() {
-            out.push(Delta {
-                version: e.version,
-                change: Change::Endpoint { owner: *owner, id: id.clone(), record: e.value.clone() },
-            });
-        }
-        for (name, e) in self.networks.entries() {
-            out.push(Delta {
-                version: e.version,
-                change: Change::Network { name: name.clone(), record: e.value.clone() },
-            });
-        }
-        for ((network, index), e) in self.blocks.entries() {
-            out.push(Delta {
-                version: e.version,
-                change: Change::Block { network: network.clone(), index: *index, claim: e.value.clone() },
-            });
-        }
-        for (name, e) in self.services.entries() {
-            out.push(Delta {
-                version: e.version,
-                change: Change::Service { name: name.clone(), record: e.value.clone() },
-            });
-        }
+        push(&mut out, &self.nodes, |id, record| Change::Node { id: *id, record });
+        push(&mut out, &self.roles, |id, record| Change::Role { id: *id, record });
+        push(&mut out, &self.revocations, |id, record| Change::Revocation { id: *id, record });
+        push(&mut out, &self.availability, |id, value| Change::Availability { id: *id, value });
+        push(&mut out, &self.secrets, |_, value| Change::Secrets { value });
+        push(&mut out, &self.networks, |name, record| Change::Network { name: name.clone(), record });
+        push(&mut out, &self.services, |name, record| Change::Service { name: name.clone(), record });
+        push(&mut out, &self.blocks, |(network, index), claim| Change::Block {
+            network: network.clone(),
+            index: *index,
+            claim,
+        });
+        push(&mut out, &self.endpoints, |(owner, id), record| Change::Endpoint {
+            owner: *owner,
+            id: id.clone(),
+            record,
+        });
         out
+    }
+
+    /// Entries in all tables, tombstones included.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+            + self.availability.len()
+            + self.secrets.len()
+            + self.endpoints.len()
+            + self.networks.len()
+            + self.blocks.len()
+            + self.services.len()
+            + self.roles.len()
+            + self.revocations.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The role of `node`: its role record, or manager for the cluster's founder, or worker.
+    pub fn role_of(&self, node: &NodeId) -> Role {
+        match self.roles.get(node) {
+            Some(record) => record.role,
+            None if self.nodes.get(node).is_some_and(|n| n.founder.is_some()) => Role::Manager,
+            None => Role::Worker,
+        }
+    }
+
+    /// The version of the entry `key` names (tombstones too), if there is one: a delta no newer
+    /// than it would change nothing, and need not be checked at all.
+    pub fn version_of(&self, key: &DeltaKey) -> Option<Version> {
+        match key {
+            DeltaKey::Node(id) => self.nodes.entry(id).map(|e| e.version),
+            DeltaKey::Availability(id) => self.availability.entry(id).map(|e| e.version),
+            DeltaKey::Secrets => self.secrets.entry(&()).map(|e| e.version),
+            DeltaKey::Endpoint(owner, id) => self.endpoints.entry(&(*owner, id.clone())).map(|e| e.version),
+            DeltaKey::Network(name) => self.networks.entry(name).map(|e| e.version),
+            DeltaKey::Block(network, index) => {
+                self.blocks.entry(&(network.clone(), *index)).map(|e| e.version)
+            }
+            DeltaKey::Service(name) => self.services.entry(name).map(|e| e.version),
+            DeltaKey::Role(id) => self.roles.entry(id).map(|e| e.version),
+            DeltaKey::Revocation(id) => self.revocations.entry(id).map(|e| e.version),
+        }
+    }
+
+    /// Whether `node` has been removed from the cluster.
+    pub fn is_revoked(&self, node: &NodeId) -> bool {
+        self.revocations.get(node).is_some()
     }
 
     /// The newest version anywhere in the state (to seed the Lamport clock after a load).
@@ -175,7 +254,8 @@ impl ClusterState {
             + self.endpoints.reap(now, after);
         reaped +=
             self.secrets.reap(now, after) + self.networks.reap(now, after) + self.blocks.reap(now, after);
-        reaped += self.services.reap(now, after);
+        reaped += self.services.reap(now, after) + self.roles.reap(now, after);
+        // Revocations are never reaped: one must outlive the certificate it revokes.
         reaped
     }
 
@@ -184,12 +264,59 @@ impl ClusterState {
     pub fn forget_node(&mut self, node: &NodeId) {
         self.nodes.forget(node);
         self.availability.forget(node);
+        self.roles.forget(node);
         self.forget_endpoints_of(node, None);
         let blocks: Vec<(String, u32)> =
             self.blocks.live().filter(|(_, claim)| claim.owner == *node).map(|(k, _)| k.clone()).collect();
         for key in blocks {
             self.blocks.forget(&key);
         }
+    }
+
+    /// Forgets every entry last written by `writer` (after its removal: nothing it signed
+    /// stands; what must stay was written again by the manager that removed it).
+    fn forget_writer(&mut self, writer: &NodeId) {
+        for key in self.availability.written_by(writer) {
+            self.availability.forget(&key);
+        }
+        for key in self.secrets.written_by(writer) {
+            self.secrets.forget(&key);
+        }
+        for key in self.networks.written_by(writer) {
+            self.networks.forget(&key);
+        }
+        for key in self.services.written_by(writer) {
+            self.services.forget(&key);
+        }
+        for key in self.roles.written_by(writer) {
+            self.roles.forget(&key);
+        }
+        for key in self.blocks.written_by(writer) {
+            self.blocks.forget(&key);
+        }
+        for key in self.endpoints.written_by(writer) {
+            self.endpoints.forget(&key);
+        }
+    }
+
+    /// Forgets the cluster-wide entries `writer` wrote at `since` or later.
+    fn forget_cluster_wide_since(&mut self, writer: &NodeId, since: Version) {
+        fn forget<K: Ord + Clone, V: Clone>(table: &mut Table<K, V>, writer: &NodeId, since: Version) {
+            let late: Vec<K> = table
+                .written_by(writer)
+                .into_iter()
+                .filter(|k| table.entry(k).is_some_and(|e| e.version >= since))
+                .collect();
+            for key in late {
+                table.forget(&key);
+            }
+        }
+        forget(&mut self.availability, writer, since);
+        forget(&mut self.secrets, writer, since);
+        forget(&mut self.networks, writer, since);
+        forget(&mut self.services, writer, since);
+        forget(&mut self.roles, writer, since);
+        forget(&mut self.revocations, writer, since);
     }
 
     /// Forgets `node`'s endpoints, or only those older than `before`.
@@ -238,6 +365,9 @@ mod tests {
                     gossip_addr: format!("10.0.0.{n}:7946").parse().unwrap(),
                     left,
                     departed: None,
+                    cert: Default::default(),
+                    founder: None,
+                    keyring: Default::default(),
                 }),
             },
         }

@@ -7,6 +7,7 @@
 //! - [`delta`]: one versioned write to one table, the unit gossip spreads.
 //! - [`cluster`]: the tables and the rules that merge deltas into them (node-owned entries are
 //!   hidden while their node is down and removed when it leaves).
+//! - [`validate`]: what a well-formed record is, for local creates and merged records alike.
 //! - [`snapshot`]: the immutable view of the state and of membership that the gossip agent
 //!   publishes and every other part of meshd reads.
 //!
@@ -18,13 +19,15 @@ pub mod delta;
 pub mod records;
 pub mod snapshot;
 pub mod table;
+pub mod validate;
 pub mod version;
 
 pub use cluster::ClusterState;
-pub use delta::{Change, Delta, DeltaError, DeltaKey};
+pub use delta::{Change, Delta, DeltaError, DeltaKey, Signature, SignedDelta};
 pub use records::{
-    Availability, BlockClaim, ClusterSecrets, EndpointMode, EndpointRecord, Liveness, NetworkRecord,
-    NodeRecord, Protocol, PublishedPort, ServiceRecord,
+    Availability, BlockClaim, ClusterSecrets, EndpointMode, EndpointRecord, JoinEpochs, KeyringStatus,
+    Liveness, NetworkRecord, NodeRecord, Protocol, PublishedPort, Revocation, Role, RoleRecord,
+    ServiceRecord,
 };
 pub use snapshot::Snapshot;
 pub use table::{Applied, Table};

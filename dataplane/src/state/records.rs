@@ -7,7 +7,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use super::delta::Signature;
 use super::version::Version;
+use crate::hex::Bytes;
 use crate::identity::{NodeId, Secret};
 
 /// What a node says about itself.
@@ -22,15 +24,42 @@ pub struct NodeRecord {
     /// owned from before that stays gone, whatever order the deltas arrive in.
     #[serde(default)]
     pub departed: Option<Version>,
+    /// The node's certificate (DER), issued by the cluster CA: it certifies the key that signs
+    /// the node's records (and its TLS handshakes).
+    #[serde(default)]
+    pub cert: Bytes,
+    /// The CA's founder grant, on the node that created the cluster: its first manager.
+    #[serde(default)]
+    pub founder: Option<Signature>,
+    /// The gossip keys this node holds and the one it seals with: what a key rotation waits on.
+    #[serde(default)]
+    pub keyring: KeyringStatus,
 }
 
-/// The cluster's shared secrets.
+/// The gossip keys a node holds, by key id (see `gossip::crypto`), and the one it seals with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyringStatus {
+    pub held: Vec<u32>,
+    pub sealing: Option<u32>,
+}
+
+/// The cluster's shared secrets, written by managers only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterSecrets {
-    /// Admits new nodes (the secret half of the join token).
-    pub join_secret: Secret,
-    /// Gossip encryption keys, primary first; older ones still decrypt during a rotation.
+    /// Gossip encryption keys, primary (the one that seals) first; the others still open
+    /// during a rotation. Never empty.
     pub gossip_keys: Vec<Secret>,
+    /// The rotation count of each role's join secret. The secrets themselves are derived from
+    /// the CA key (only managers can compute them), so they never travel in the state.
+    #[serde(default)]
+    pub join_epochs: JoinEpochs,
+}
+
+/// How often each role's join token has been rotated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinEpochs {
+    pub worker: u64,
+    pub manager: u64,
 }
 
 /// A namespace attached to a network on its owner node.
@@ -161,6 +190,54 @@ impl FromStr for Availability {
             other => Err(format!("unknown availability {other:?} (active or drain)")),
         }
     }
+}
+
+/// What a node may do: a manager writes cluster-wide records (networks, services, roles,
+/// secrets, removals) and admits new nodes; a worker writes only its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Worker,
+    Manager,
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "worker" => Ok(Role::Worker),
+            "manager" => Ok(Role::Manager),
+            other => Err(format!("unknown role {other:?} (worker or manager)")),
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Worker => "worker",
+            Role::Manager => "manager",
+        })
+    }
+}
+
+/// A node's role, written by a manager (`node promote`, `node demote`, or when a node joins
+/// with a manager token). A node without one is a worker, unless it founded the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleRecord {
+    pub role: Role,
+    /// A demoted manager: the cluster-wide records it wrote while it was one stay valid.
+    #[serde(default)]
+    pub previously_manager: bool,
+}
+
+/// A node removed from the cluster (`node rm`): its certificate is revoked, everything it
+/// wrote leaves the state, and nothing it signs is accepted again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// The manager that removed it.
+    pub by: NodeId,
 }
 
 /// Liveness of a node as membership sees it; decides what of its entries is visible.

@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 
 use super::cluster::ClusterState;
 use super::records::Liveness;
-use crate::identity::{JoinToken, NodeId, Secret};
+use crate::identity::{Fingerprint, NodeId};
 
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub self_id: NodeId,
-    pub cluster_id: Secret,
+    /// The fingerprint of the cluster CA (what join tokens carry).
+    pub cluster: Fingerprint,
     pub state: ClusterState,
     /// Membership's view of every node it knows; absent means down (not heard of since start).
     pub liveness: BTreeMap<NodeId, Liveness>,
@@ -23,11 +24,6 @@ impl Snapshot {
             return Liveness::Left;
         }
         self.liveness.get(node).copied().unwrap_or(Liveness::Down)
-    }
-
-    /// The current join token (the cluster's fingerprint and its current join secret).
-    pub fn join_token(&self) -> Option<JoinToken> {
-        self.state.secrets.get(&()).map(|s| JoinToken::new(&self.cluster_id, &s.join_secret))
     }
 
     /// Finds a node by full ID, unique ID prefix, or unique name.

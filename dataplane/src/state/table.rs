@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::delta::Signature;
 use super::version::Version;
 
 /// One key's newest write. `value: None` is a tombstone.
@@ -20,6 +21,9 @@ use super::version::Version;
 pub struct Entry<V> {
     pub version: Version,
     pub value: Option<V>,
+    /// The writer's signature over this write; opaque here, checked before the merge.
+    #[serde(default)]
+    pub signature: Signature,
 }
 
 /// What [`Table::apply`] did with a write.
@@ -109,6 +113,11 @@ impl<K: Ord + Clone, V: Clone> Table<K, V> {
         expired.len()
     }
 
+    /// Keys of the entries (tombstones too) last written by `writer`.
+    pub fn written_by(&self, writer: &crate::identity::NodeId) -> Vec<K> {
+        self.entries.iter().filter(|(_, e)| &e.version.node == writer).map(|(k, _)| k.clone()).collect()
+    }
+
     /// Drops an entry outright (no tombstone): only for entries whose owner is gone for good.
     pub fn forget(&mut self, key: &K) {
         self.entries.remove(key);
@@ -126,7 +135,7 @@ mod tests {
     }
 
     fn put(value: &str, version: Version) -> Entry<String> {
-        Entry { version, value: Some(value.to_string()) }
+        Entry { version, value: Some(value.to_string()), signature: Signature::NONE }
     }
 
     #[test]
@@ -160,7 +169,7 @@ mod tests {
         let start = Instant::now();
         let mut table = Table::default();
         table.apply("k", put("x", v(1, 1)), start);
-        table.apply("k", Entry { version: v(2, 1), value: None }, start);
+        table.apply("k", Entry { version: v(2, 1), value: None, signature: Signature::NONE }, start);
         assert_eq!(table.get(&"k"), None);
         assert_eq!(table.apply("k", put("x", v(1, 1)), start), Applied::Stale, "no resurrection");
         assert_eq!(table.len(), 1, "the tombstone is kept");
@@ -174,7 +183,7 @@ mod tests {
     fn a_newer_write_revives_a_tombstoned_key_and_is_not_reaped() {
         let start = Instant::now();
         let mut table = Table::default();
-        table.apply("k", Entry { version: v(2, 1), value: None }, start);
+        table.apply("k", Entry { version: v(2, 1), value: None, signature: Signature::NONE }, start);
         table.apply("k", put("back", v(3, 1)), start);
         assert_eq!(table.reap(start + Duration::from_secs(100), Duration::from_secs(1)), 0);
         assert_eq!(table.get(&"k").map(String::as_str), Some("back"));

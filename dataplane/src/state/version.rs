@@ -19,6 +19,17 @@ pub struct Version {
     pub node: NodeId,
 }
 
+/// How far ahead of this node's wall clock a version from another node may be (clock skew plus
+/// bursts of writes, which advance a Lamport clock faster than the wall clock). A version
+/// further ahead is refused: adopting it would pin every later write of the cluster to it (one
+/// delta at u64::MAX would leave no version after it at all).
+pub const MAX_AHEAD_MS: u64 = 10 * 60 * 1000;
+
+/// Whether `version` is within [`MAX_AHEAD_MS`] of the wall clock `now_millis`.
+pub fn within_skew(version: &Version, now_millis: u64) -> bool {
+    version.lamport <= now_millis.saturating_add(MAX_AHEAD_MS)
+}
+
 /// The local Lamport clock.
 #[derive(Debug, Default)]
 pub struct LamportClock {
@@ -33,7 +44,9 @@ impl LamportClock {
 
     /// [`tick`](Self::tick) with the wall clock given, for tests.
     pub fn tick_at(&mut self, node: NodeId, now_millis: u64) -> Version {
-        self.last = (self.last + 1).max(now_millis);
+        // Saturating: versions are checked against the wall clock before they are observed, so
+        // this never comes near u64::MAX; if it did, the clock would stop rather than wrap.
+        self.last = self.last.saturating_add(1).max(now_millis);
         Version { lamport: self.last, node }
     }
 
@@ -61,6 +74,18 @@ mod tests {
         let b = Version { lamport: 6, node: id(1) };
         let c = Version { lamport: 6, node: id(2) };
         assert!(a < b && b < c);
+    }
+
+    #[test]
+    fn versions_far_ahead_of_the_wall_clock_are_refused_and_the_clock_never_wraps() {
+        let now = 1_000_000;
+        assert!(within_skew(&Version { lamport: now + MAX_AHEAD_MS, node: id(1) }, now));
+        assert!(!within_skew(&Version { lamport: now + MAX_AHEAD_MS + 1, node: id(1) }, now));
+        assert!(!within_skew(&Version { lamport: u64::MAX, node: id(1) }, now));
+        assert!(within_skew(&Version { lamport: u64::MAX, node: id(1) }, u64::MAX), "no overflow");
+        let mut clock = LamportClock::default();
+        clock.observe(&Version { lamport: u64::MAX, node: id(2) });
+        assert_eq!(clock.tick_at(id(1), 5).lamport, u64::MAX, "saturates, never wraps or panics");
     }
 
     #[test]

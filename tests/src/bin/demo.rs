@@ -39,8 +39,8 @@ fn main() {
 
     say("n1 starts a cluster; n2 and n3 join it with n1's join token (gossip on UDP/TCP 7946, encrypted)");
     cluster.form();
-    let token = cluster.node(1).meshctl_ok(&["join-token"]);
-    shell("meshctl join-token        # on n1", &token);
+    let token = cluster.node(1).meshctl_ok(&["join-token", "manager"]);
+    shell("meshctl join-token manager   # on n1", &token);
     for node in cluster.nodes().iter().skip(1) {
         println!(
             "$ meshd --state-dir ... --advertise-addr {} --join 10.77.0.1 --token MESHTKN-1-...   # on {}",

@@ -122,7 +122,6 @@ pub fn run_suite(quick: bool) {
 /// state is built directly, then the registry from it, as meshd does after every snapshot).
 pub fn registry_memory() {
     use meshd::identity::NodeId;
-    use meshd::identity::Secret;
     use meshd::state::Snapshot;
     use meshd::state::{Change, ClusterState, Delta, Version};
     use meshd::state::{EndpointMode, EndpointRecord, Liveness, NetworkRecord, NodeRecord, ServiceRecord};
@@ -139,6 +138,9 @@ pub fn registry_memory() {
         gossip_addr: "10.77.0.1:7946".parse().unwrap(),
         left: false,
         departed: None,
+        cert: Default::default(),
+        founder: None,
+        keyring: Default::default(),
     };
     apply(&mut state, Change::Node { id: node, record: Some(record) });
     apply(
@@ -173,7 +175,7 @@ pub fn registry_memory() {
     }
     let snapshot = Snapshot {
         self_id: node,
-        cluster_id: Secret::random().unwrap(),
+        cluster: meshd::identity::Fingerprint::from_bytes([0; 16]),
         state,
         liveness: std::collections::BTreeMap::from([(node, Liveness::Alive)]),
     };

@@ -46,7 +46,6 @@ fn disruption(n: u32) -> (f64, f64, f64) {
 /// other nodes; returns it as the snapshot meshd reconciles from.
 fn big_snapshot(services: u32, per_service: u32) -> meshd::state::Snapshot {
     use meshd::identity::NodeId;
-    use meshd::identity::Secret;
     use meshd::state::{Change, ClusterState, Delta, Version};
     use meshd::state::{EndpointMode, EndpointRecord, Liveness, NetworkRecord, NodeRecord, ServiceRecord};
 
@@ -65,6 +64,9 @@ fn big_snapshot(services: u32, per_service: u32) -> meshd::state::Snapshot {
             gossip_addr: format!("10.77.0.{}:7946", i + 1).parse().unwrap(),
             left: false,
             departed: None,
+            cert: Default::default(),
+            founder: None,
+            keyring: Default::default(),
         };
         apply(&mut state, *id, Change::Node { id: *id, record: Some(record) });
         liveness.insert(*id, Liveness::Alive);
@@ -97,7 +99,12 @@ fn big_snapshot(services: u32, per_service: u32) -> meshd::state::Snapshot {
             );
         }
     }
-    meshd::state::Snapshot { self_id: me, cluster_id: Secret::random().unwrap(), state, liveness }
+    meshd::state::Snapshot {
+        self_id: me,
+        cluster: meshd::identity::Fingerprint::from_bytes([0; 16]),
+        state,
+        liveness,
+    }
 }
 
 /// Sum of the kernel memory (memlock) of every BPF map on the machine, from bpftool.

@@ -1,7 +1,8 @@
 //! An in-process simulation of a large cluster: 1,000 foca instances with meshd's configuration
 //! and state-delta handler, exchanging real encoded messages over a simulated network with
 //! virtual time (200 +/- 100 µs one-way latency, no loss). foca has no I/O of its own, so this is
-//! the same protocol code meshd runs, minus sockets and encryption.
+//! the same protocol code meshd runs, minus sockets and encryption; deltas are signed and every
+//! node checks them as meshd does (admission: certificate, signature, role).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
@@ -10,13 +11,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use foca::{AccumulatingRuntime, Foca, Member, OwnedNotification, PostcardCodec, Timer};
+use meshd::gossip::admission::Admission;
 use meshd::gossip::broadcast::{self, lock, DeltaHandler, Shared, SharedState};
 use meshd::gossip::member::MemberId;
 use meshd::gossip::stats::Stats;
 use meshd::gossip::GossipConfig;
+use meshd::hex::Bytes;
 use meshd::identity::NodeId;
-use meshd::state::Availability;
-use meshd::state::{Change, Delta};
+use meshd::state::{Availability, Change, Delta, NodeRecord, Signature, SignedDelta, Version};
+use meshd::trust::ca::ClusterCa;
+use meshd::trust::certs::CaAnchor;
+use meshd::trust::keys::NodeKey;
+use meshd::trust::record;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
@@ -60,12 +66,43 @@ struct Sim {
     messages: u64,
 }
 
+/// The cluster's CA and the manager that writes the simulated change (its node record, with a
+/// certificate and the founder grant, is in every node's state from the start).
+struct Writer {
+    ca: ClusterCa,
+    key: NodeKey,
+    record: SignedDelta,
+}
+
+impl Writer {
+    fn new() -> Writer {
+        let ca = ClusterCa::create().expect("a CA");
+        let key = NodeKey::generate().expect("a key");
+        let id = key.node_id();
+        let cert = ca.issue(&key.public(), 3600).expect("a certificate");
+        let record = NodeRecord {
+            name: "manager".into(),
+            gossip_addr: "10.255.0.1:7946".parse().unwrap(),
+            left: false,
+            departed: None,
+            cert: Bytes(cert.der),
+            founder: Some(Signature(ca.founder_grant(&id))),
+            keyring: Default::default(),
+        };
+        let version = Version { lamport: 1, node: id };
+        let record = record::sign(&key, Delta { version, change: Change::Node { id, record: Some(record) } });
+        Writer { ca, key, record }
+    }
+}
+
 impl Sim {
-    fn new(size: usize, config: &GossipConfig) -> Sim {
+    fn new(size: usize, config: &GossipConfig, writer: &Writer) -> Sim {
         let stats = Arc::new(Stats::default());
+        let anchor = CaAnchor::new(writer.ca.cert()).expect("the CA's own certificate");
         let nodes = (0..size)
             .map(|i| {
-                let shared: SharedState = Arc::new(Mutex::new(Shared::default()));
+                let shared: SharedState = Arc::new(Mutex::new(Shared::new(Admission::new(anchor.clone()))));
+                broadcast::merge(&mut lock(&shared), writer.record.clone(), &stats);
                 let handler = DeltaHandler { shared: shared.clone(), stats: stats.clone() };
                 let foca = Foca::with_custom_broadcast(
                     member(i),
@@ -178,7 +215,8 @@ pub fn run(quick: bool) {
         [("meshd defaults", GossipConfig::default()), ("memberlist LAN timings", memberlist)]
     {
         let wall = Instant::now();
-        let mut sim = Sim::new(size, &config);
+        let writer = Writer::new();
+        let mut sim = Sim::new(size, &config, &writer);
         // Let probing settle for a couple of virtual seconds.
         sim.run_until(Duration::from_secs(2), |_| false);
         let messages_before = (sim.messages, sim.now_us);
@@ -186,9 +224,9 @@ pub fn run(quick: bool) {
         // A change on node 0: how long until every node holds it?
         let target = member(size / 2).node;
         let delta = {
-            let mut shared = lock(&sim.nodes[0].shared);
-            let version = shared.clock.tick(member(0).node);
-            Delta { version, change: Change::Availability { id: target, value: Some(Availability::Drain) } }
+            let version = lock(&sim.nodes[0].shared).clock.tick(writer.key.node_id());
+            let change = Change::Availability { id: target, value: Some(Availability::Drain) };
+            record::sign(&writer.key, Delta { version, change })
         };
         sim.nodes[0].foca.add_broadcast(&broadcast::encode(&delta)).expect("broadcast");
         sim.drain(0);

@@ -81,13 +81,18 @@ fn the_example_files_parse() {
         args.iter().any(|a| a == "--state-dir") && args.iter().any(|a| a == "/var/lib/meshd"),
         "{args:?}"
     );
-    let switched =
-        text.replace("# docker-plugin = true", "docker-plugin = true").replace("# join = ", "join = ");
+    let switched = text
+        .replace("# docker-plugin = true", "docker-plugin = true")
+        .replace("# join = ", "join = ")
+        .replace("# token-file = ", "token-file = ");
     let dir = TempDir::new("toml");
     std::fs::write(dir.0.join("meshd.toml"), switched).unwrap();
     argv[2] = dir.0.join("meshd.toml").into();
     let args = meshd::daemon::config_file::with_config_file(argv, &clap_command(), &|_| None).unwrap();
     assert!(args.iter().any(|a| a == "--docker-plugin"), "{args:?}");
+    assert!(args.iter().any(|a| a == "/run/credentials/meshd.service/join-token"), "{args:?}");
+    let parsed = <meshd::daemon::config::DaemonArgs as clap::Parser>::try_parse_from(&args);
+    assert!(parsed.is_ok(), "{parsed:?}");
 
     // The example conflists: what a runtime would hand meshd-cni (plus name and version).
     for entry in std::fs::read_dir(dist().join("cni")).unwrap() {

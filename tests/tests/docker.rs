@@ -171,6 +171,31 @@ fn docker_containers_are_tasks_reachable_by_name_and_drain_when_stopped() {
         "the VIP balances over both Docker tasks"
     );
 
+    // A MAC the user asked for is the container's (meshd sets it on the peer it hands over,
+    // and forwards to it).
+    dockerd.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "dmac",
+        "--network",
+        "front",
+        "--mac-address",
+        "02:42:0a:5d:00:99",
+        "--dns",
+        DNS,
+        "local/busybox",
+        "sh",
+        "-c",
+        &http_server("dmac"),
+    ]);
+    let mac = dockerd.ok(&["exec", "dmac", "cat", "/sys/class/net/eth0/address"]);
+    assert_eq!(mac.trim(), "02:42:0a:5d:00:99");
+    let answer =
+        podman.ok(&exec("papi", &http_get(&format!("http://{}/", dockerd.address("dmac", "front")))));
+    assert_eq!(answer.trim(), "dmac");
+    dockerd.ok(&["rm", "--force", "dmac"]);
+
     // docker stop: the task drains as soon as the container is told to stop (it keeps
     // serving 3 s), and leaves the service when it is gone.
     let stopping = {

@@ -187,7 +187,7 @@ fn the_plugin_follows_the_spec() {
         let outcome = call.run(&config);
         assert_eq!(outcome.code(), code, "{config}: {}", outcome.message());
         assert!(outcome.message().contains(needle), "{config}: {}", outcome.message());
-        assert_eq!(outcome.output["cniVersion"].as_str().is_some(), true);
+        assert!(outcome.output["cniVersion"].as_str().is_some(), "{}", outcome.output);
     }
     assert!(!n1.meshctl_ok(&["attachment", "ls"]).contains("cni/front/c6/"), "nothing was attached");
     // A port mapping the service publishes, or an alias naming the service, is meaningful.

@@ -40,9 +40,10 @@ pub enum Reply {
     Attached {
         address: Ipv4Addr,
         interface: String,
-        /// Everything a runtime reports about the attachment (absent from older meshd).
+        /// Everything a runtime reports about the attachment (absent from older meshd; boxed:
+        /// the other replies are small).
         #[serde(default)]
-        attachment: Option<AttachmentInfo>,
+        attachment: Option<Box<AttachmentInfo>>,
     },
     Detached {
         count: usize,

@@ -192,7 +192,7 @@ fn choose_service(meshd: &dyn Meshd, args: &CniArgs, conf: &NetConf) -> Result<O
         let published = service
             .as_ref()
             .and_then(|name| services.iter().find(|s| &s.name == name))
-            .is_some_and(|s| s.ports.iter().any(|p| *p == text));
+            .is_some_and(|s| s.ports.contains(&text));
         if !published {
             return Err(CniError::new(
                 code::UNSUPPORTED_FIELD,
@@ -273,9 +273,11 @@ mod tests {
     use crate::cni::env::{Command, Invocation};
     use crate::cni::version::CniVersion;
 
+    type Script = Box<dyn Fn(&Request) -> Result<Reply, ClientError>>;
+
     /// Answers from a script, remembering every request.
     struct Fake {
-        answer: Box<dyn Fn(&Request) -> Result<Reply, ClientError>>,
+        answer: Script,
         seen: RefCell<Vec<Request>>,
     }
 

@@ -116,7 +116,7 @@ impl ApiHandler {
                 Ok(Reply::Attached {
                     address: attached.address,
                     interface: attached.container_ifname.clone(),
-                    attachment: Some(views::attachment(&agent.snapshot(), &attached, agent.mtu())),
+                    attachment: Some(Box::new(views::attachment(&agent.snapshot(), &attached, agent.mtu()))),
                 })
             }
             Request::ServiceCreate { name, network, publish, endpoint_mode } => {

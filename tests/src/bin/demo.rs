@@ -219,7 +219,7 @@ fn runtimes_scene(cluster: &mut Cluster) -> Runtimes {
     let driver = format!("{}-meshd", cluster.prefix());
     let docker_dir = cluster.work_dir().join("docker3");
     std::fs::create_dir_all(&docker_dir).unwrap();
-    let docker_flags = vec![
+    let docker_flags = [
         "--docker-plugin".to_string(),
         "--docker-plugin-socket".to_string(),
         format!("/run/docker/plugins/{driver}.sock"),

@@ -12,6 +12,10 @@ packages=(
   iproute2 util-linux iputils-ping curl dnsutils iperf3 nftables tcpdump procps
   # Real servers and load generators for the tests and benchmarks.
   nginx-light wrk dnsmasq-base dnsperf unbound
+  # Container runtimes the integration tests drive through meshd-cni and the Docker driver
+  # (each test starts its own daemons with private roots), their image (busybox-static), and
+  # systemd-analyze for checking meshd's unit.
+  docker.io podman containerd runc containernetworking-plugins busybox-static systemd
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -28,11 +32,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # The nginx and unbound packages start host-wide daemons; the tests and benchmarks run their
-  # own in namespaces.
-  for daemon in nginx unbound; do
+  # The nginx, unbound, docker.io, containerd and podman packages start host-wide daemons; the
+  # tests and benchmarks run their own, privately, in namespaces.
+  for daemon in nginx unbound docker containerd podman; do
     if printf '%s\n' "${missing[@]}" | grep -q "^$daemon"; then
-      systemctl disable --now "$daemon" >/dev/null 2>&1 || service "$daemon" stop >/dev/null 2>&1 || true
+      for unit in "$daemon.service" "$daemon.socket"; do
+        systemctl disable --now "$unit" >/dev/null 2>&1 || true
+      done
+      service "$daemon" stop >/dev/null 2>&1 || true
     fi
   done
 fi

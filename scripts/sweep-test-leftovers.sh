@@ -39,9 +39,25 @@ if [ -d "$tmp" ]; then
       id=$(sed -n 's/.*"id": *"\([0-9a-f]\{32\}\)".*/\1/p' "$node_file")
       [ -n "$id" ] && rm -rf "/sys/fs/bpf/meshd/$id"
     done
+    # Container runtimes the run started (dockerd, containerd, shims, conmon) name its
+    # private directories; their mounts (layers, namespace files) are below it.
+    for proc in /proc/[0-9]*; do
+      if tr '\0' ' ' < "$proc/cmdline" 2>/dev/null | grep -qF "$run/"; then
+        kill -9 "${proc#/proc/}" 2>/dev/null
+      fi
+    done
+    awk -v dir="$run/" 'index($2, dir) == 1 { print $2 }' /proc/self/mounts | sort -r | while read -r mnt; do
+      umount -l "$mnt" 2>/dev/null
+    done
     rm -rf "$run"
   done
 fi
+# The runtime tests' global leftovers, named after their run: Docker plugin sockets and
+# libcni's cached results.
+for file in /run/docker/plugins/mt*.sock /var/lib/cni/results/mt*; do
+  [ -e "$file" ] || continue
+  is_leftover "$(basename "$file")" && rm -f "$file"
+done
 for pins in /sys/fs/bpf/meshd-tests/* /sys/fs/bpf/meshd-demo; do
   [ -e "$pins" ] || continue
   is_leftover "$(basename "$pins")" && rm -rf "$pins"

@@ -96,5 +96,9 @@ pub fn local() -> Vec<LocalAttachment> {
         container_ifname: "eth0".into(),
         container_mac: [2, 0, 0, 0, 0, 8],
         resolv_conf: true,
+        owner: None,
+        netns_id: None,
+        default_route: true,
+        dns: Default::default(),
     }]
 }

@@ -3,9 +3,10 @@
 //! Floors, top to bottom; a module imports only from floors below it (docs/architecture.md has
 //! the picture):
 //!
-//! 1. [`cli`] (`meshctl`'s grammar and tables) and [`daemon`] (the `meshd` process: flags,
-//!    start-up order, the API handler).
-//! 2. [`api`]: the local API's messages, its server and client, and the rows of its replies.
+//! 1. [`cli`] (`meshctl`'s grammar and tables), [`daemon`] (the `meshd` process: flags,
+//!    start-up order, the API handler, the Docker driver) and [`cni`] (the `meshd-cni` plugin).
+//! 2. [`api`]: the local API's messages, its server and client, and the rows of its replies;
+//!    [`docker`]: Docker's network driver protocol, its plugin socket, and a Docker API client.
 //! 3. [`agent`]: the node's operations (networks, services, attach/detach) and the loop that
 //!    keeps the kernel equal to the cluster state.
 //! 4. [`manager`]: the managers' Raft group, which decides everything cluster-wide (networks,
@@ -26,8 +27,10 @@ pub mod agent;
 pub mod api;
 pub mod bpf;
 pub mod cli;
+pub mod cni;
 pub mod daemon;
 pub mod discovery;
+pub mod docker;
 pub mod duration;
 pub mod gossip;
 pub mod hash;

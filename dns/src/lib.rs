@@ -5,12 +5,15 @@
 //! - [`handler`]: answers one request from the registry, scoped to the asking namespace's
 //!   networks, or hands it to the [`forward`]er; it knows nothing of sockets;
 //! - [`listener`]: UDP and TCP sockets on 127.0.0.11:53 inside a namespace, served by
-//!   hickory-server with per-connection timeouts.
+//!   hickory-server with per-connection timeouts;
+//! - [`by_source`]: one address on the node, each query scoped by its source address (Docker
+//!   containers, whose 127.0.0.11 is Docker's resolver).
 //!
 //! No unsafe code.
 
 #![forbid(unsafe_code)]
 
+pub mod by_source;
 pub mod forward;
 pub mod handler;
 pub mod listener;

@@ -35,3 +35,7 @@ pub fn meshd() -> PathBuf {
 pub fn meshctl() -> PathBuf {
     binary("meshctl")
 }
+
+pub fn meshd_cni() -> PathBuf {
+    binary("meshd-cni")
+}

@@ -148,9 +148,19 @@ impl Cluster {
     /// Forms one cluster in which n1..n`managers` join as managers and the rest as workers.
     pub fn form_roles<S: AsRef<std::ffi::OsStr>>(&mut self, managers: usize, extra: &[S]) {
         let extra: Vec<std::ffi::OsString> = extra.iter().map(|a| a.as_ref().to_os_string()).collect();
+        self.form_roles_per_node(managers, |_| extra.clone());
+    }
+
+    /// [`form`](Self::form) with extra meshd arguments per node (`extra(index)`, from 1).
+    pub fn form_per_node(&mut self, extra: impl Fn(usize) -> Vec<String>) {
+        let managers = self.nodes.len().min(5);
+        self.form_roles_per_node(managers, |i| extra(i).into_iter().map(Into::into).collect());
+    }
+
+    fn form_roles_per_node(&mut self, managers: usize, extra: impl Fn(usize) -> Vec<std::ffi::OsString>) {
         let mut args: Vec<std::ffi::OsString> =
             self.nodes[0].base_args().into_iter().map(Into::into).collect();
-        args.extend(extra.iter().cloned());
+        args.extend(extra(1));
         self.nodes[0].start_with(&args);
         let manager_token = self.nodes[0].meshctl_ok(&["join-token", "manager"]).trim().to_string();
         let worker_token = self.nodes[0].meshctl_ok(&["join-token", "worker"]).trim().to_string();
@@ -159,7 +169,7 @@ impl Cluster {
             let token = if i < managers { &manager_token } else { &worker_token };
             let mut args: Vec<std::ffi::OsString> = node.base_args().into_iter().map(Into::into).collect();
             args.extend(["--join".into(), seed.clone().into(), "--token".into(), token.clone().into()]);
-            args.extend(extra.iter().cloned());
+            args.extend(extra(i + 1));
             node.start_with(&args);
         }
         let expected = self.nodes.len();
@@ -171,9 +181,12 @@ impl Cluster {
             Duration::from_secs(30),
             |cluster| {
                 let nodes = cluster.nodes[0].nodes_json();
+                // A build from before the managers' group (a benchmark's baseline) has no voters.
+                let raft = nodes.iter().any(|n| n.get("voter").is_some());
                 let voters = nodes.iter().filter(|n| n["role"] == "manager" && n["voter"] == true).count();
-                voters == managers.max(1)
-                    && nodes.iter().all(|n| n["role"] == "manager" || n["voter"] == false)
+                !raft
+                    || (voters == managers.max(1)
+                        && nodes.iter().all(|n| n["role"] == "manager" || n["voter"] == false))
             },
         );
     }
@@ -311,6 +324,18 @@ pub struct UnderlayClient {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        // A failed test shows what each meshd said (its log goes with the work directory).
+        if std::thread::panicking() {
+            for node in &self.nodes {
+                let log = node.log();
+                let tail: Vec<&str> = log.lines().rev().take(200).collect();
+                eprintln!(
+                    "--- {} log tail:\n{}",
+                    node.name,
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+        }
         // Order matters: containers, then nodes (their processes, pins and namespaces), then the
         // underlay; a namespace still used by a process would linger.
         self.containers.clear();

@@ -9,6 +9,7 @@
 
 pub mod binaries;
 pub mod cluster;
+pub mod cni;
 pub mod command;
 pub mod http;
 pub mod load;
@@ -17,6 +18,7 @@ pub mod netns;
 pub mod nginx;
 pub mod process;
 pub mod rogue;
+pub mod runtimes;
 
 pub use cluster::{Cluster, Container, Node};
 pub use netns::Netns;

@@ -20,7 +20,8 @@ impl Agent {
         network: &str,
         subnet: &ipnet::Ipv4Net,
     ) -> Result<Ipv4Addr, AgentError> {
-        let pending: HashSet<Ipv4Addr> = inner.attachments.iter().map(|a| a.address).collect();
+        // Addresses attached here or reserved for an owner (the state may not show them yet).
+        let pending: HashSet<Ipv4Addr> = inner.pending_addresses();
         for _ in 0..=MAX_GRANTS {
             let snapshot = self.gossip.snapshot();
             // Once gossip has any word of a block (the grant mirrored, or since removed with its

@@ -2,16 +2,23 @@
 //! written to the cluster state, DNS served inside it) and detaching it again, at once or after a
 //! grace period during which its tasks finish their open flows. What was attached is kept in
 //! `attachments.json`, so an agent restart finds its veths again.
+//!
+//! An attachment may carry an owner key (a CNI runtime's container and interface, a Docker
+//! endpoint): the runtime finds, checks and releases it by that key, also when the namespace is
+//! already gone ([`super::owners`]).
 
+use std::collections::{BTreeMap, HashSet};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{netns, Agent, AgentError};
+use super::{netns, Agent, AgentError, Inner};
+use crate::netlink::links::LinkError;
 use crate::netlink::veth::{self, VethSpec};
-use crate::network::{ipam, LocalAttachment};
+use crate::network::attachment::DnsPlacement;
+use crate::network::{ifname, ipam, LocalAttachment};
 use crate::service::plan;
 use crate::state::{Change, EndpointRecord};
 use crate::state_dir::{StateDir, StateDirError};
@@ -21,6 +28,32 @@ const ATTACHMENTS_FILE: &str = "attachments.json";
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct AttachmentsFile {
     attachments: Vec<LocalAttachment>,
+    /// Addresses held for an owner before its attachment exists (Docker's IPAM asks for the
+    /// address before the endpoint is made).
+    #[serde(default)]
+    reservations: BTreeMap<String, Reservation>,
+}
+
+/// An address held for an owner.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub network: String,
+    pub address: Ipv4Addr,
+}
+
+/// How a namespace is attached, beyond the network.
+#[derive(Debug, Clone, Default)]
+pub struct AttachOptions {
+    /// Make the endpoint a task of this service.
+    pub service: Option<String>,
+    /// The task's name (resolvable by DNS).
+    pub task: Option<String>,
+    /// Write /etc/netns/NAME/resolv.conf for a named namespace.
+    pub resolv_conf: bool,
+    /// The interface's name inside the namespace (None: the first free `ethN`).
+    pub interface: Option<String>,
+    /// Who the attachment belongs to (see [`LocalAttachment::owner`]).
+    pub owner: Option<String>,
 }
 
 impl Agent {
@@ -33,7 +66,37 @@ impl Agent {
         task: Option<String>,
         resolv_conf: bool,
     ) -> Result<(Ipv4Addr, String), AgentError> {
+        let options = AttachOptions { service, task, resolv_conf, ..AttachOptions::default() };
+        let attached = self.attach_with(netns, network_name, options).await?;
+        Ok((attached.address, attached.container_ifname))
+    }
+
+    /// Attaches the namespace at `netns` to `network` as `options` say; returns the attachment.
+    /// With an owner that already has an attachment: the same namespace and network get that
+    /// attachment back (a repeated ADD), anything else replaces it (a stale one, say of a
+    /// container restarted in a new namespace while meshd missed the DEL).
+    pub async fn attach_with(
+        &self,
+        netns: &str,
+        network_name: &str,
+        options: AttachOptions,
+    ) -> Result<LocalAttachment, AgentError> {
         let path = netns::resolve(netns)?;
+        if let Some(name) = &options.interface {
+            ifname::validate(name).map_err(AgentError::BadRequest)?;
+        }
+        if let Some(owner) = &options.owner {
+            super::owners::validate(owner)?;
+            let existing =
+                self.inner.lock().await.attachments.iter().find(|a| a.owner.as_ref() == Some(owner)).cloned();
+            if let Some(existing) = existing {
+                if netns::same(&existing.netns, &path) && existing.network == network_name {
+                    return Ok(existing);
+                }
+                tracing::info!(owner, netns = %existing.netns.display(), "replacing a stale attachment");
+                self.release(owner, Duration::ZERO).await?;
+            }
+        }
         let mut inner = self.inner.lock().await;
         if let Some(existing) =
             inner.attachments.iter().find(|a| netns::same(&a.netns, &path) && a.network == network_name)
@@ -47,7 +110,7 @@ impl Agent {
             .get(&network_name.to_string())
             .cloned()
             .ok_or_else(|| crate::network::NetworkError::NotFound(network_name.to_string()))?;
-        if let Some(service) = &service {
+        if let Some(service) = &options.service {
             plan::check_task(&snapshot.state, service, network_name)?;
         }
         let address = self.allocate(&mut inner, network_name, &record.subnet).await?;
@@ -60,8 +123,13 @@ impl Agent {
             prefix_len: record.subnet.prefix_len(),
             gateway: ipam::gateway(&record.subnet),
             mtu: self.mtu,
+            container_ifname: options.interface.clone(),
         };
-        let attached = veth::wire(&self.node, &spec).await?;
+        let attached = veth::wire(&self.node, &spec).await.map_err(|error| match error {
+            // The runtime's name is taken: not the kernel's fault, and not transient.
+            LinkError::Taken { .. } => AgentError::BadRequest(error.to_string()),
+            other => other.into(),
+        })?;
         if let Err(error) = inner.datapath.attach_veth(&spec.host_ifname) {
             let _ = inner.datapath.forget_links(&spec.host_ifname);
             let _ = veth::unwire(&self.node, &spec.host_ifname).await;
@@ -77,22 +145,31 @@ impl Agent {
             host_mac: attached.host_mac,
             container_ifname: attached.container_ifname.clone(),
             container_mac: attached.container_mac,
-            resolv_conf,
+            resolv_conf: options.resolv_conf,
+            owner: options.owner,
+            netns_id: netns::identify(&spec.netns),
+            default_route: attached.default_route,
+            dns: DnsPlacement::Namespace,
         };
-        inner.attachments.push(attachment);
-        let endpoint =
-            EndpointRecord { network: network_name.to_string(), address, service, task, terminating: false };
+        inner.attachments.push(attachment.clone());
+        let endpoint = EndpointRecord {
+            network: network_name.to_string(),
+            address,
+            service: options.service,
+            task: options.task,
+            terminating: false,
+        };
         let written = self
             .gossip
             .write(vec![Change::Endpoint { owner: self.node_id, id, record: Some(endpoint) }])
             .await;
-        save_attachments(&self.state_dir, &inner.attachments);
+        inner.save(&self.state_dir);
         drop(inner);
         written.map_err(AgentError::Gossip)?;
         self.reconcile().await?;
         self.serve_dns(&spec.netns).await;
         tracing::info!(%address, network = network_name, netns, "attached");
-        Ok((address, attached.container_ifname))
+        Ok(attachment)
     }
 
     /// Detaches the namespace from `network`, or from every network. Returns how many. With a
@@ -105,53 +182,86 @@ impl Agent {
         grace: Duration,
     ) -> Result<usize, AgentError> {
         let path = netns::resolve(netns)?;
+        let selected =
+            |a: &LocalAttachment| netns::same(&a.netns, &path) && network.is_none_or(|n| n == a.network);
         if !grace.is_zero() {
-            let marked = self.mark_terminating(&path, network).await?;
+            let marked = self.mark_terminating(&selected).await?;
             if marked > 0 {
                 tracing::info!(netns, grace = ?grace, "tasks terminating");
                 tokio::time::sleep(grace).await;
             }
         }
-        let mut inner = self.inner.lock().await;
-        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut inner.attachments)
-            .into_iter()
-            .partition(|a| netns::same(&a.netns, &path) && network.is_none_or(|n| n == a.network));
-        inner.attachments = kept;
+        let gone = self.remove(&selected).await?;
         if gone.is_empty() {
             let which = network.map(|n| format!(" to network {n:?}")).unwrap_or_default();
             return Err(AgentError::NotAttached(netns.to_string(), which));
         }
-        let mut changes = Vec::new();
-        for attachment in &gone {
-            inner.datapath.forget_links(&attachment.host_ifname)?;
-            veth::unwire(&self.node, &attachment.host_ifname).await?;
-            changes.push(Change::Endpoint { owner: self.node_id, id: attachment.id.clone(), record: None });
-        }
-        save_attachments(&self.state_dir, &inner.attachments);
-        drop(inner);
-        self.gossip.write(changes).await.map_err(AgentError::Gossip)?;
-        self.reconcile().await?;
-        self.serve_dns(&path).await;
         tracing::info!(netns, count = gone.len(), "detached");
         Ok(gone.len())
     }
 
-    /// Marks the endpoints of `netns` (on `network`, or all) terminating. Returns how many.
-    async fn mark_terminating(&self, netns: &Path, network: Option<&str>) -> Result<usize, AgentError> {
+    /// Removes the attachments `selected` picks (veth, links, endpoint, DNS); returns them.
+    pub(super) async fn remove(
+        &self,
+        selected: &(dyn Fn(&LocalAttachment) -> bool + Sync),
+    ) -> Result<Vec<LocalAttachment>, AgentError> {
+        let mut inner = self.inner.lock().await;
+        let (gone, kept): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut inner.attachments).into_iter().partition(|a| selected(a));
+        inner.attachments = kept;
+        if gone.is_empty() {
+            return Ok(gone);
+        }
+        let mut changes = Vec::new();
+        let mut failed = None;
+        for attachment in &gone {
+            // Every one is removed from the state even if the kernel refuses one: a stale
+            // endpoint would keep receiving flows.
+            if let Err(error) = inner.datapath.forget_links(&attachment.host_ifname) {
+                failed = Some(AgentError::from(error));
+            }
+            if let Err(error) = veth::unwire(&self.node, &attachment.host_ifname).await {
+                failed = Some(AgentError::from(error));
+            }
+            changes.push(Change::Endpoint { owner: self.node_id, id: attachment.id.clone(), record: None });
+        }
+        inner.save(&self.state_dir);
+        drop(inner);
+        self.gossip.write(changes).await.map_err(AgentError::Gossip)?;
+        self.reconcile().await?;
+        let mut namespaces: Vec<&Path> = Vec::new();
+        for attachment in &gone {
+            if !namespaces.contains(&attachment.netns.as_path()) {
+                namespaces.push(&attachment.netns);
+            }
+        }
+        for netns in namespaces {
+            self.serve_dns(netns).await;
+        }
+        self.refresh_node_dns().await;
+        match failed {
+            Some(error) => Err(error),
+            None => Ok(gone),
+        }
+    }
+
+    /// Marks the endpoints of the attachments `selected` picks terminating. Returns how many.
+    pub(super) async fn mark_terminating(
+        &self,
+        selected: &(dyn Fn(&LocalAttachment) -> bool + Sync),
+    ) -> Result<usize, AgentError> {
         let ids: Vec<String> = {
             let inner = self.inner.lock().await;
-            inner
-                .attachments
-                .iter()
-                .filter(|a| netns::same(&a.netns, netns) && network.is_none_or(|n| n == a.network))
-                .map(|a| a.id.clone())
-                .collect()
+            inner.attachments.iter().filter(|a| selected(a)).map(|a| a.id.clone()).collect()
         };
         let snapshot = self.gossip.snapshot();
         let changes: Vec<Change> = ids
             .into_iter()
             .filter_map(|id| {
                 let mut record = snapshot.state.endpoints.get(&(self.node_id, id.clone()))?.clone();
+                if record.terminating {
+                    return None;
+                }
                 record.terminating = true;
                 Some(Change::Endpoint { owner: self.node_id, id, record: Some(record) })
             })
@@ -165,11 +275,14 @@ impl Agent {
     }
 
     /// Serves DNS in `netns` for the networks it is attached to now (none: stops serving).
-    async fn serve_dns(&self, netns: &Path) {
+    pub(super) async fn serve_dns(&self, netns: &Path) {
         let (networks, resolv_conf) = {
             let inner = self.inner.lock().await;
-            let mine: Vec<&LocalAttachment> =
-                inner.attachments.iter().filter(|a| netns::same(&a.netns, netns)).collect();
+            let mine: Vec<&LocalAttachment> = inner
+                .attachments
+                .iter()
+                .filter(|a| a.dns == DnsPlacement::Namespace && netns::same(&a.netns, netns))
+                .collect();
             (mine.iter().map(|a| a.network.clone()).collect::<Vec<_>>(), mine.iter().all(|a| a.resolv_conf))
         };
         if let Err(error) = self.discovery.serve(netns, networks, resolv_conf).await {
@@ -178,23 +291,47 @@ impl Agent {
     }
 }
 
-/// The attachments saved before a restart (none on a first start).
-pub fn load_attachments(state_dir: &StateDir) -> Result<Vec<LocalAttachment>, StateDirError> {
-    let saved: AttachmentsFile = state_dir.read_json(ATTACHMENTS_FILE)?.unwrap_or_default();
-    Ok(saved.attachments)
+impl Inner {
+    /// Addresses handed out on this node that the cluster state may not show yet.
+    pub(super) fn pending_addresses(&self) -> HashSet<Ipv4Addr> {
+        self.attachments
+            .iter()
+            .map(|a| a.address)
+            .chain(self.reservations.values().map(|r| r.address))
+            .collect()
+    }
+
+    /// Writes `attachments.json` (a failure is logged: the kernel state is what counts, and
+    /// the next change writes the file again).
+    pub(super) fn save(&self, state_dir: &StateDir) {
+        save_attachments(state_dir, &self.attachments, &self.reservations);
+    }
 }
 
-pub fn save_attachments(state_dir: &StateDir, attachments: &[LocalAttachment]) {
-    let file = AttachmentsFile { attachments: attachments.to_vec() };
+/// The attachments and reservations saved before a restart (none on a first start).
+pub fn load_attachments(
+    state_dir: &StateDir,
+) -> Result<(Vec<LocalAttachment>, BTreeMap<String, Reservation>), StateDirError> {
+    let saved: AttachmentsFile = state_dir.read_json(ATTACHMENTS_FILE)?.unwrap_or_default();
+    Ok((saved.attachments, saved.reservations))
+}
+
+pub fn save_attachments(
+    state_dir: &StateDir,
+    attachments: &[LocalAttachment],
+    reservations: &BTreeMap<String, Reservation>,
+) {
+    let file = AttachmentsFile { attachments: attachments.to_vec(), reservations: reservations.clone() };
     if let Err(error) = state_dir.write_json(ATTACHMENTS_FILE, &file) {
         tracing::warn!(%error, "cannot save attachments");
     }
 }
 
-/// Every attached namespace with the networks it is on, and whether it wants a resolv.conf.
+/// Every namespace served at 127.0.0.11 with the networks it is on, and whether it wants a
+/// resolv.conf.
 pub fn scopes(attachments: &[LocalAttachment]) -> Vec<(PathBuf, Vec<String>, bool)> {
     let mut out: Vec<(PathBuf, Vec<String>, bool)> = Vec::new();
-    for a in attachments {
+    for a in attachments.iter().filter(|a| a.dns == DnsPlacement::Namespace) {
         match out.iter_mut().find(|(ns, _, _)| netns::same(ns, &a.netns)) {
             Some((_, networks, resolv)) => {
                 networks.push(a.network.clone());
@@ -206,7 +343,7 @@ pub fn scopes(attachments: &[LocalAttachment]) -> Vec<(PathBuf, Vec<String>, boo
     out
 }
 
-fn random_id() -> String {
+pub(super) fn random_id() -> String {
     let mut bytes = [0u8; 6];
     getrandom::fill(&mut bytes).expect("the OS random source failed");
     crate::hex::encode(&bytes)

@@ -25,6 +25,14 @@ pub enum AgentError {
     Gossip(#[from] crate::gossip::GossipError),
     #[error(transparent)]
     Managers(#[from] crate::manager::ManagerError),
+    /// A request that makes no sense (a bad interface name, owner key, address).
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("no attachment is owned by {0:?}")]
+    NotOwned(String),
+    /// CHECK found the attachment different from what was made.
+    #[error("attachment {owner:?}: {problem}")]
+    Check { owner: String, problem: String },
 }
 
 impl From<BpfError> for AgentError {

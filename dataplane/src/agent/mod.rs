@@ -10,21 +10,30 @@
 //!   the managers (`manager`).
 //! - [`attachments`]: attach and detach namespaces (veth, address, DNS); [`allocate`]: the
 //!   address they get.
+//! - [`owners`]: attachments a runtime owns (CNI, Docker): found, checked and released by their
+//!   owner key, and addresses reserved before the attachment exists.
+//! - [`handover`]: attachments whose veth the runtime moves into the container itself (Docker).
+//! - [`reaper`]: attachments whose namespace or veth vanished without a detach.
+//! - [`node_dns`]: the node's DNS address for containers whose 127.0.0.11 is not meshd's.
 //! - [`counters`]: the datapath's verdict counters by interface name.
 
 pub mod allocate;
 pub mod attachments;
 pub mod counters;
 pub mod error;
+pub mod handover;
 pub mod netns;
 pub mod networks;
+pub mod node_dns;
+pub mod owners;
+pub mod reaper;
 pub mod reconcile_loop;
 pub mod services;
 pub mod setup;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rtnetlink::Handle;
@@ -33,6 +42,7 @@ use tokio::sync::Mutex;
 pub use error::AgentError;
 
 use crate::bpf::Datapath;
+use crate::discovery::node::NodeDns;
 use crate::discovery::serve::DnsSettings;
 use crate::discovery::Discovery;
 use crate::gossip::GossipHandle;
@@ -71,6 +81,8 @@ struct Inner {
     /// Address blocks the managers granted this node that gossip has not brought back yet (it
     /// does a moment later; from then on, gossip's word on them counts).
     granted: BTreeSet<(String, u32)>,
+    /// Addresses held for owners whose attachment does not exist yet (see `owners`).
+    reservations: BTreeMap<String, attachments::Reservation>,
 }
 
 pub struct Agent {
@@ -88,11 +100,23 @@ pub struct Agent {
     advertise: Ipv4Addr,
     /// The interface the routing mesh's front door is attached to.
     underlay_ifname: String,
+    /// The node's DNS address for Docker containers, once enabled (`--docker-plugin`).
+    node_dns: OnceLock<NodeDns>,
 }
 
 impl Agent {
     /// The latest cluster snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.gossip.snapshot()
+    }
+
+    /// The MTU of the interfaces this node makes (the underlay's, minus VXLAN's overhead).
+    pub fn mtu(&self) -> u32 {
+        self.mtu
+    }
+
+    /// This node's ID.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
     }
 }

@@ -1,6 +1,6 @@
 //! Keeping the kernel equal to the cluster state: after every new snapshot (and every 5 s, to
-//! repair anything changed behind meshd's back), the reconciler's answer is written into the
-//! maps, and meshd's nftables table, reserved ports and overlay routes follow the networks and
+//! repair anything changed behind meshd's back, and to release attachments whose namespace is
+//! gone), the reconciler's answer is written into the maps, and meshd's nftables table, reserved ports and overlay routes follow the networks and
 //! published ports. Each is written only when it differs from what was written last.
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -21,12 +21,17 @@ impl Agent {
         let mut snapshots = self.gossip.subscribe();
         let mut tick = tokio::time::interval(RECONCILE_EVERY);
         loop {
-            tokio::select! {
-                changed = snapshots.changed() => if changed.is_err() { return },
-                _ = tick.tick() => {}
-            }
+            let ticked = tokio::select! {
+                changed = snapshots.changed() => if changed.is_err() { return } else { false },
+                _ = tick.tick() => true,
+            };
             if let Err(error) = self.reconcile().await {
                 tracing::warn!(%error, "overlay reconcile failed; retrying");
+            }
+            if ticked {
+                if let Err(error) = self.reap().await {
+                    tracing::warn!(%error, "cannot release vanished attachments; retrying");
+                }
             }
         }
     }

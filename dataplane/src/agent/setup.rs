@@ -19,7 +19,9 @@ use crate::host::sysctl;
 use crate::identity::NodeId;
 use crate::manager::Managers;
 use crate::netlink::{links, vxlan};
+use crate::network::LocalAttachment;
 use crate::service::MaglevCache;
+use crate::state::Change;
 use crate::state_dir::StateDir;
 
 impl Agent {
@@ -63,7 +65,9 @@ impl Agent {
         sysctl::enable_forwarding().map_err(|e| anyhow::anyhow!("cannot enable IPv4 forwarding: {e}"))?;
 
         let mut attachments = Vec::new();
-        for mut attachment in load_attachments(&state_dir)? {
+        let mut dropped = Vec::new();
+        let (saved, reservations) = load_attachments(&state_dir)?;
+        for mut attachment in saved {
             match links::find(&node, &attachment.host_ifname).await? {
                 Some(link) => {
                     attachment.host_ifindex = link.header.index;
@@ -71,10 +75,18 @@ impl Agent {
                     attachments.push(attachment);
                 }
                 None => {
-                    tracing::warn!(ifname = %attachment.host_ifname, "attached veth is gone; dropping it")
+                    tracing::warn!(ifname = %attachment.host_ifname, "attached veth is gone; dropping it");
+                    dropped.push(Change::Endpoint { owner: node_id, id: attachment.id, record: None });
                 }
             }
         }
+        if !dropped.is_empty() {
+            gossip
+                .write(dropped)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot drop vanished endpoints: {e}"))?;
+        }
+        remove_stray_veths(&node, &attachments).await?;
         tracing::info!(mtu, attachments = attachments.len(), "overlay ready");
 
         let discovery = Discovery::new(settings.dns);
@@ -84,7 +96,7 @@ impl Agent {
                 tracing::warn!(%error, netns = %netns.display(), "cannot serve DNS in the namespace");
             }
         }
-        save_attachments(&state_dir, &attachments);
+        save_attachments(&state_dir, &attachments, &reservations);
         let agent = Arc::new(Agent {
             inner: Mutex::new(Inner {
                 datapath,
@@ -96,6 +108,7 @@ impl Agent {
                 reserved_base: sysctl::reserved_ports().unwrap_or_default(),
                 reserved: None,
                 granted: BTreeSet::new(),
+                reservations,
             }),
             discovery,
             node,
@@ -107,9 +120,31 @@ impl Agent {
             vxlan_ifindex,
             advertise: advertise_v4,
             underlay_ifname: underlay.name.clone(),
+            node_dns: Default::default(),
         });
+        // Attachments whose namespace went while meshd was away.
+        if let Err(error) = agent.reap().await {
+            tracing::warn!(%error, "cannot release vanished attachments");
+        }
         let looped = agent.clone();
         tokio::spawn(async move { looped.reconcile_loop().await });
         Ok(agent)
     }
+}
+
+/// Deletes veths with meshd's names (`mdXXXXXXXX`, and a peer `pmdXXXXXXXX` a runtime moved
+/// back to the node) that belong to no attachment: pairs left when meshd lost track of them
+/// (a Docker endpoint whose DeleteEndpoint never came while meshd was away).
+async fn remove_stray_veths(node: &rtnetlink::Handle, kept: &[LocalAttachment]) -> anyhow::Result<()> {
+    for name in links::names(node).await? {
+        let host = name.strip_prefix('p').unwrap_or(&name);
+        let ours = host.len() == 10
+            && host.starts_with("md")
+            && host[2..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if ours && !kept.iter().any(|a| a.host_ifname == host) {
+            tracing::info!(ifname = %name, "removing a stray veth");
+            links::delete(node, &name).await?;
+        }
+    }
+    Ok(())
 }

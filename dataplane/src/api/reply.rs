@@ -24,19 +24,60 @@ pub enum Response {
 #[serde(rename_all = "snake_case")]
 pub enum Reply {
     Nodes(Vec<NodeInfo>),
-    JoinToken { token: String },
-    NodeUpdated { id: NodeId },
+    JoinToken {
+        token: String,
+    },
+    NodeUpdated {
+        id: NodeId,
+    },
     Left {},
-    Stats { gossip: Vec<Counter>, datapath: Vec<DatapathCounter> },
+    Stats {
+        gossip: Vec<Counter>,
+        datapath: Vec<DatapathCounter>,
+    },
     Networks(Vec<NetworkInfo>),
     NetworkDetail(NetworkDetail),
     Removed {},
-    Attached { address: Ipv4Addr, interface: String },
-    Detached { count: usize },
+    Attached {
+        address: Ipv4Addr,
+        interface: String,
+        /// Everything a runtime reports about the attachment (absent from older meshd; boxed:
+        /// the other replies are small).
+        #[serde(default)]
+        attachment: Option<Box<AttachmentInfo>>,
+    },
+    Detached {
+        count: usize,
+    },
     Services(Vec<ServiceInfo>),
     Tasks(Vec<TaskInfo>),
     Inspect(ServiceInspect),
     KeyRotated {},
+    Attachments(Vec<AttachmentInfo>),
+}
+
+/// One attachment of this node, as a runtime reports it (a CNI result, a Docker join).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentInfo {
+    pub owner: Option<String>,
+    pub netns: String,
+    pub network: String,
+    pub address: Ipv4Addr,
+    pub prefix_len: u8,
+    pub gateway: Ipv4Addr,
+    pub mtu: u32,
+    /// The interface in the namespace (for a Docker endpoint: the peer's name as handed over).
+    pub interface: String,
+    /// `aa:bb:cc:dd:ee:ff`
+    pub mac: String,
+    pub host_interface: String,
+    pub host_mac: String,
+    /// Whether meshd added the namespace's default route (via the gateway).
+    pub default_route: bool,
+    pub service: Option<String>,
+    pub task: Option<String>,
+    /// Draining: no new flows.
+    pub terminating: bool,
 }
 
 /// One verdict counter of the eBPF programs.
@@ -147,7 +188,7 @@ pub struct TaskInfo {
     pub task: String,
     pub address: Ipv4Addr,
     pub node: String,
-    /// running (receives new flows), or why not: node-down, node-drained.
+    /// running (receives new flows), or why not: terminating, node-down, node-drained.
     pub state: String,
 }
 

@@ -75,6 +75,14 @@ pub enum Request {
         /// Do not write /etc/netns/NAME/resolv.conf.
         #[serde(default)]
         no_resolv_conf: bool,
+        /// The interface's name inside the namespace (default: the first free `ethN`).
+        #[serde(default)]
+        interface: Option<String>,
+        /// Who owns the attachment (a runtime's key, e.g. `cni/NET/CONTAINER/IFNAME`): it is
+        /// found, checked and released by this key, also when the namespace is gone. The same
+        /// owner attaching the same namespace again gets its attachment back.
+        #[serde(default)]
+        owner: Option<String>,
     },
     ServiceCreate {
         name: String,
@@ -100,6 +108,22 @@ pub enum Request {
         #[serde(default)]
         network: Option<String>,
         /// Milliseconds the tasks stay terminating before they go (0: at once).
+        #[serde(default)]
+        grace_ms: u64,
+    },
+    /// This node's attachments, those whose owner starts with `owner_prefix` if given.
+    AttachmentLs {
+        #[serde(default)]
+        owner_prefix: Option<String>,
+    },
+    /// Checks an owner's attachment against the kernel (veth, namespace, interface, address).
+    AttachmentCheck {
+        owner: String,
+    },
+    /// Releases an owner's attachments (none is not an error), after a grace period like
+    /// `detach --grace`.
+    Release {
+        owner: String,
         #[serde(default)]
         grace_ms: u64,
     },

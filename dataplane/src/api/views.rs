@@ -8,12 +8,12 @@ use meshd_ebpf::mesh::PROTO_UDP;
 use meshd_ebpf::net_order;
 
 use super::reply::{
-    BackendView, BlockInfo, EndpointInfo, ManagerState, NetworkDetail, NetworkInfo, NodeInfo, NodeStatus,
-    ServiceInfo, ServiceInspect, TaskInfo,
+    AttachmentInfo, BackendView, BlockInfo, EndpointInfo, ManagerState, NetworkDetail, NetworkInfo, NodeInfo,
+    NodeStatus, ServiceInfo, ServiceInspect, TaskInfo,
 };
 use crate::bpf::LbView;
 use crate::identity::NodeId;
-use crate::network::ipam;
+use crate::network::{ipam, LocalAttachment};
 use crate::service::backends::{healthy_backends, node_health, NodeHealth};
 use crate::service::ports::port_owners;
 use crate::state::{Liveness, Role, Snapshot};
@@ -171,6 +171,7 @@ pub fn tasks(snapshot: &Snapshot, name: &str) -> Option<Vec<TaskInfo>> {
             address: e.address,
             node: snapshot.state.nodes.get(owner).map(|n| n.name.clone()).unwrap_or_else(|| owner.short()),
             state: match node_health(snapshot, owner) {
+                NodeHealth::Up if e.terminating => "terminating",
                 NodeHealth::Up => "running",
                 NodeHealth::Down => "node-down",
                 NodeHealth::Drained => "node-drained",
@@ -213,6 +214,34 @@ pub fn inspect(name: &str, vip: Option<Ipv4Addr>, view: &LbView) -> ServiceInspe
         })
         .collect();
     ServiceInspect { name: name.to_string(), vip, table_size: view.table_size, backends, frontends }
+}
+
+/// A local attachment as a runtime reports it, with its endpoint's service and task from the
+/// state. `mtu` is the node's overlay MTU.
+pub fn attachment(snapshot: &Snapshot, attachment: &LocalAttachment, mtu: u32) -> AttachmentInfo {
+    let endpoint = snapshot.state.endpoints.get(&(snapshot.self_id, attachment.id.clone()));
+    let subnet = snapshot.state.networks.get(&attachment.network).map(|n| n.subnet);
+    AttachmentInfo {
+        owner: attachment.owner.clone(),
+        netns: attachment.netns.display().to_string(),
+        network: attachment.network.clone(),
+        address: attachment.address,
+        prefix_len: subnet.map_or(32, |s| s.prefix_len()),
+        gateway: subnet.map_or(Ipv4Addr::UNSPECIFIED, |s| ipam::gateway(&s)),
+        mtu,
+        interface: attachment.container_ifname.clone(),
+        mac: mac_text(&attachment.container_mac),
+        host_interface: attachment.host_ifname.clone(),
+        host_mac: mac_text(&attachment.host_mac),
+        default_route: attachment.default_route,
+        service: endpoint.and_then(|e| e.service.clone()),
+        task: endpoint.and_then(|e| e.task.clone()),
+        terminating: endpoint.is_some_and(|e| e.terminating),
+    }
+}
+
+fn mac_text(mac: &[u8; 6]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 #[cfg(test)]

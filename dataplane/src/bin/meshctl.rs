@@ -3,15 +3,30 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use meshd::api::client;
 use meshd::api::request::Request;
-use meshd::cli::args::{Command, CtlArgs, KeyCommand, NetworkCommand, NodeCommand, ServiceCommand};
+use meshd::cli::args::{
+    AttachmentCommand, Command, CompletionShell, CtlArgs, KeyCommand, NetworkCommand, NodeCommand,
+    ServiceCommand,
+};
 use meshd::cli::render::render;
 
 fn main() -> ExitCode {
     let args = CtlArgs::parse();
     let request = match args.command {
+        Command::Completion { shell } => {
+            let shell = match shell {
+                CompletionShell::Bash => clap_complete::Shell::Bash,
+                CompletionShell::Zsh => clap_complete::Shell::Zsh,
+                CompletionShell::Fish => clap_complete::Shell::Fish,
+            };
+            clap_complete::generate(shell, &mut CtlArgs::command(), "meshctl", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Command::Attachment { command: AttachmentCommand::Ls { owner } } => {
+            Request::AttachmentLs { owner_prefix: owner }
+        }
         Command::JoinToken { role, rotate } => Request::JoinToken { role, rotate },
         Command::Key { command: KeyCommand::Rotate } => Request::KeyRotate {},
         Command::Node { command: NodeCommand::Ls } => Request::NodeLs {},
@@ -30,7 +45,7 @@ fn main() -> ExitCode {
         Command::Network { command: NetworkCommand::Inspect { name } } => Request::NetworkInspect { name },
         Command::Network { command: NetworkCommand::Rm { name } } => Request::NetworkRm { name },
         Command::Attach { netns, network, service, name, no_resolv_conf } => {
-            Request::Attach { netns, network, service, name, no_resolv_conf }
+            Request::Attach { netns, network, service, name, no_resolv_conf, interface: None, owner: None }
         }
         Command::Detach { netns, network, grace } => {
             Request::Detach { netns, network, grace_ms: grace.map_or(0, |g| g.as_millis() as u64) }

@@ -2,11 +2,22 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use meshd::daemon::config::{Config, DaemonArgs};
+use meshd::daemon::config_file::with_config_file;
 
 fn main() -> ExitCode {
-    let args = DaemonArgs::parse();
+    // /etc/meshd/meshd.toml (or --config) stands in for flags; the real ones override it.
+    let argv = match with_config_file(std::env::args_os().collect(), &DaemonArgs::command(), &|name| {
+        std::env::var_os(name)
+    }) {
+        Ok(argv) => argv,
+        Err(error) => {
+            eprintln!("meshd: error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let args = DaemonArgs::parse_from(argv);
     let config = match Config::from_args(args) {
         Ok(config) => config,
         Err(error) => {

@@ -85,6 +85,16 @@ pub enum Command {
         #[arg(long)]
         no_resolv_conf: bool,
     },
+    /// This node's attachments, also those made by runtimes (meshd-cni, the Docker driver)
+    Attachment {
+        #[command(subcommand)]
+        command: AttachmentCommand,
+    },
+    /// Print a shell completion script: `meshctl completion bash > /etc/bash_completion.d/meshctl`
+    Completion {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
     /// Detach a network namespace from a network (or from all)
     Detach {
         #[arg(long, value_name = "NAME|PATH")]
@@ -96,6 +106,25 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", value_parser = crate::duration::within(std::time::Duration::from_millis(1), std::time::Duration::from_secs(3600)))]
         grace: Option<std::time::Duration>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AttachmentCommand {
+    /// List attachments: NETWORK, ADDRESS, SERVICE, TASK, VETH, NETNS, OWNER
+    #[command(visible_alias = "list")]
+    Ls {
+        /// Only those whose owner key starts with this (`cni/`, `docker/`)
+        #[arg(long, value_name = "PREFIX")]
+        owner: Option<String>,
+    },
+}
+
+/// Shells `meshctl completion` writes a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Subcommand)]

@@ -20,7 +20,7 @@ pub fn render(reply: &Reply, format: Format) -> String {
                 Reply::Networks(networks) => serde_json::to_value(networks),
                 Reply::NetworkDetail(detail) => serde_json::to_value(detail),
                 Reply::Removed {} => Ok(serde_json::json!({ "removed": true })),
-                Reply::Attached { address, interface } => {
+                Reply::Attached { address, interface, .. } => {
                     Ok(serde_json::json!({ "address": address, "interface": interface }))
                 }
                 Reply::Detached { count } => Ok(serde_json::json!({ "detached": count })),
@@ -28,6 +28,7 @@ pub fn render(reply: &Reply, format: Format) -> String {
                 Reply::Tasks(tasks) => serde_json::to_value(tasks),
                 Reply::Inspect(inspect) => serde_json::to_value(inspect),
                 Reply::KeyRotated {} => Ok(serde_json::json!({ "rotated": true })),
+                Reply::Attachments(attachments) => serde_json::to_value(attachments),
             };
             let mut text = value
                 .and_then(|v| serde_json::to_string_pretty(&v))
@@ -158,6 +159,24 @@ pub fn render(reply: &Reply, format: Format) -> String {
                     .map(|t| vec![t.task.clone(), t.address.to_string(), t.node.clone(), t.state.clone()])
                     .collect();
                 table(&["TASK", "ADDRESS", "NODE", "STATE"], &rows)
+            }
+            Reply::Attachments(attachments) => {
+                let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+                let rows: Vec<Vec<String>> = attachments
+                    .iter()
+                    .map(|a| {
+                        vec![
+                            a.network.clone(),
+                            format!("{}/{}", a.address, a.prefix_len),
+                            dash(&a.service),
+                            dash(&a.task),
+                            a.host_interface.clone(),
+                            a.netns.clone(),
+                            dash(&a.owner),
+                        ]
+                    })
+                    .collect();
+                table(&["NETWORK", "ADDRESS", "SERVICE", "TASK", "VETH", "NETNS", "OWNER"], &rows)
             }
         },
     }

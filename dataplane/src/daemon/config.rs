@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+use super::docker::config::{DockerArgs, DockerConfigError, DockerSettings};
 use crate::api::DEFAULT_SOCKET;
 use crate::discovery::serve::DnsSettings;
 use crate::duration::within;
@@ -21,9 +22,15 @@ pub const DEFAULT_GOSSIP_PORT: u16 = 7946;
     name = "meshd",
     version,
     about = "The meshd node agent: overlay networks, service discovery and a routing mesh for network namespaces",
-    long_about = None
+    long_about = None,
+    // The configuration file's settings come first as arguments; the last occurrence wins.
+    args_override_self = true
 )]
 pub struct DaemonArgs {
+    /// Configuration file: keys are these flags' long names (default: /etc/meshd/meshd.toml if
+    /// it exists); flags and environment variables override it
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
     /// Directory for the node's identity and cluster secrets (created with mode 0700)
     #[arg(long, value_name = "DIR")]
     pub state_dir: PathBuf,
@@ -82,6 +89,8 @@ pub struct DaemonArgs {
     /// How long departed and dead nodes, and deleted entries, are remembered
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = within(secs(60), days(365)))]
     pub gossip_reap_after: Duration,
+    #[command(flatten)]
+    pub docker: DockerArgs,
 }
 
 const fn ms(n: u64) -> Duration {
@@ -119,6 +128,8 @@ pub struct Config {
     pub lb_idle_timeout: Duration,
     /// How long the certificates this node issues are valid.
     pub cert_expiry: Duration,
+    /// The Docker network driver (`--docker-plugin`).
+    pub docker: Option<DockerSettings>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -141,6 +152,8 @@ pub enum ConfigError {
     EmptyStateDir,
     #[error("--gossip-probe-timeout must be shorter than --gossip-probe-interval")]
     ProbeTimeout,
+    #[error(transparent)]
+    Docker(#[from] DockerConfigError),
 }
 
 impl Config {
@@ -203,6 +216,7 @@ impl Config {
             dns: DnsSettings { resolv_conf: args.resolv_conf, ttl: args.dns_ttl },
             lb_idle_timeout: args.lb_idle_timeout,
             cert_expiry: args.cert_expiry,
+            docker: args.docker.settings()?,
         })
     }
 }

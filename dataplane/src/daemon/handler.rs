@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::agent::attachments::AttachOptions;
 use crate::agent::{Agent, AgentError};
 use crate::api::error::{ApiError, ErrorKind};
 use crate::api::reply::{Counter, DatapathCounter, Reply, Response};
@@ -113,11 +114,16 @@ impl ApiHandler {
             Request::NetworkRm { name } => {
                 agent.network_rm(&name).await.map(|()| Reply::Removed {}).map_err(agent_error)
             }
-            Request::Attach { netns, network, service, name, no_resolv_conf } => agent
-                .attach(&netns, &network, service, name, !no_resolv_conf)
-                .await
-                .map(|(address, interface)| Reply::Attached { address, interface })
-                .map_err(agent_error),
+            Request::Attach { netns, network, service, name, no_resolv_conf, interface, owner } => {
+                let options =
+                    AttachOptions { service, task: name, resolv_conf: !no_resolv_conf, interface, owner };
+                let attached = agent.attach_with(&netns, &network, options).await.map_err(agent_error)?;
+                Ok(Reply::Attached {
+                    address: attached.address,
+                    interface: attached.container_ifname.clone(),
+                    attachment: Some(Box::new(views::attachment(&agent.snapshot(), &attached, agent.mtu()))),
+                })
+            }
             Request::ServiceCreate { name, network, publish, endpoint_mode } => {
                 agent.service_create(&name, &network, endpoint_mode, &publish).await.map_err(agent_error)?;
                 let created =
@@ -146,6 +152,22 @@ impl ApiHandler {
                 .await
                 .map(|count| Reply::Detached { count })
                 .map_err(agent_error),
+            Request::AttachmentLs { owner_prefix } => {
+                let owned = agent.owned(owner_prefix.as_deref()).await;
+                let snapshot = agent.snapshot();
+                Ok(Reply::Attachments(
+                    owned.iter().map(|a| views::attachment(&snapshot, a, agent.mtu())).collect(),
+                ))
+            }
+            Request::AttachmentCheck { owner } => {
+                let attachment = agent.check(&owner).await.map_err(agent_error)?;
+                Ok(Reply::Attachments(vec![views::attachment(&agent.snapshot(), &attachment, agent.mtu())]))
+            }
+            Request::Release { owner, grace_ms } => agent
+                .release(&owner, Duration::from_millis(grace_ms))
+                .await
+                .map(|count| Reply::Detached { count })
+                .map_err(agent_error),
         }
     }
 }
@@ -167,6 +189,9 @@ fn agent_error(error: AgentError) -> ApiError {
         AgentError::Gossip(error) => return gossip_error(error.clone()),
         AgentError::Managers(error) => return manager_error(error.clone()),
         AgentError::Kernel(_) => ErrorKind::Internal,
+        AgentError::BadRequest(_) => ErrorKind::BadRequest,
+        AgentError::NotOwned(_) => ErrorKind::NotFound,
+        AgentError::Check { .. } => ErrorKind::Conflict,
     };
     ApiError::new(kind, error.to_string())
 }

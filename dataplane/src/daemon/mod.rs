@@ -19,16 +19,21 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
 use self::config::Config;
+use self::docker::DockerDriver;
 use self::handler::ApiHandler;
 use crate::agent::{Agent, AgentSettings};
 use crate::api::server::ApiServer;
 use crate::bpf::{bpffs, Datapath};
+use crate::docker::client::DockerApi;
+use crate::docker::server::PluginServer;
 use crate::gossip::{self, Exit, StartParams};
 use crate::manager::Managers;
 use crate::netlink::addresses::local_addresses;
 use crate::state_dir::StateDir;
 
 pub mod config;
+pub mod config_file;
+pub mod docker;
 pub mod handler;
 pub mod logging;
 
@@ -51,6 +56,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Claim the socket before touching the kernel: a second meshd pointed at a live socket stops
     // here, having created nothing. Requests wait in the backlog until serving starts below.
     let server = ApiServer::bind(&config.socket)?;
+    let plugin = match &config.docker {
+        Some(docker) => Some(PluginServer::bind(&docker.plugin_socket)?),
+        None => None,
+    };
 
     let bpffs_root = PathBuf::from(bpffs::ROOT);
     if bpffs::ensure_mounted(&bpffs_root)? {
@@ -87,6 +96,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(socket = %server.path().display(), "API listening");
     let handler = Arc::new(ApiHandler { gossip: gossip.clone(), managers, agent: agent.clone() });
     let (stop, stop_rx) = watch::channel(false);
+    let mut plugin_task = None;
+    if let (Some(docker), Some(plugin)) = (&config.docker, plugin) {
+        agent.enable_node_dns(docker.dns_addr).await?;
+        let driver =
+            Arc::new(DockerDriver::load(agent.clone(), state.clone(), docker.dns_addr, &docker.docker_host)?);
+        tracing::info!(socket = %plugin.path().display(), dns = %docker.dns_addr, "Docker network driver listening");
+        plugin_task = Some(tokio::spawn(plugin.serve(driver.clone(), stop_rx.clone())));
+        tokio::spawn(docker::events::watch(driver, DockerApi::new(&docker.docker_host), stop_rx.clone()));
+    }
     let api = tokio::spawn(server.serve(handler, stop_rx));
 
     tokio::select! {
@@ -109,6 +127,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let _ = stop.send(true);
     api.await.context("API task failed")?;
+    if let Some(task) = plugin_task {
+        // Its socket file goes with it: Docker then sees the plugin gone, not a dead socket.
+        task.await.context("Docker plugin task failed")?;
+    }
     Ok(())
 }
 

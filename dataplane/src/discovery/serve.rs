@@ -31,11 +31,11 @@ pub struct DnsSettings {
 }
 
 pub struct Discovery {
-    registry: Arc<ArcSwap<Registry>>,
-    forwarder: Arc<Forwarder>,
+    pub(super) registry: Arc<ArcSwap<Registry>>,
+    pub(super) forwarder: Arc<Forwarder>,
     resolv_conf: PathBuf,
     resolv_text: std::sync::Mutex<String>,
-    ttl: u32,
+    pub(super) ttl: u32,
     served: tokio::sync::Mutex<HashMap<PathBuf, Served>>,
 }
 

@@ -34,3 +34,18 @@ pub async fn local_addresses() -> io::Result<Vec<IpAddr>> {
     connection.abort();
     result.map(|()| out)
 }
+
+/// The addresses of interface `index` in the namespace of `handle`.
+pub async fn of_link(handle: &rtnetlink::Handle, index: u32) -> Result<Vec<IpAddr>, super::links::LinkError> {
+    let mut messages = handle.address().get().set_link_index_filter(index).execute();
+    let mut out = Vec::new();
+    while let Some(message) =
+        messages.try_next().await.map_err(super::links::netlink_err("list addresses", index.to_string()))?
+    {
+        out.extend(message.attributes.iter().find_map(|attr| match attr {
+            AddressAttribute::Local(ip) | AddressAttribute::Address(ip) => Some(*ip),
+            _ => None,
+        }));
+    }
+    Ok(out)
+}

@@ -18,6 +18,8 @@ pub enum LinkError {
     Missing(String),
     #[error("cannot enter network namespace {path}: {source}")]
     Netns { path: String, source: io::Error },
+    #[error("an interface named {name} already exists in network namespace {netns}")]
+    Taken { name: String, netns: String },
 }
 
 pub fn netlink_err(

@@ -6,10 +6,14 @@
 //! - [`addresses`]: the addresses of this namespace.
 //! - [`vxlan`]: the node's collect-metadata VXLAN device and the underlay interface.
 //! - [`veth`]: wiring a namespace to the node with a veth pair.
+//! - [`handover`]: a veth pair left in the node's namespace for a runtime (Docker) to move.
+//! - [`local_address`]: the node's DNS address for Docker containers, on loopback.
 //! - [`routes`]: the node's routes into the overlay.
 
 pub mod addresses;
+pub mod handover;
 pub mod links;
+pub mod local_address;
 pub mod routes;
 pub mod veth;
 pub mod vxlan;

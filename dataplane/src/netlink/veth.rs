@@ -25,6 +25,9 @@ pub struct VethSpec {
     pub prefix_len: u8,
     pub gateway: Ipv4Addr,
     pub mtu: u32,
+    /// The interface's name inside the namespace (a CNI runtime chooses it); None: the first
+    /// free `ethN`.
+    pub container_ifname: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -33,6 +36,8 @@ pub struct WiredVeth {
     pub host_mac: [u8; 6],
     pub container_ifname: String,
     pub container_mac: [u8; 6],
+    /// Whether the namespace got its default route from this wiring (it had none).
+    pub default_route: bool,
 }
 
 /// Creates and configures the veth pair; on any failure, removes what it created.
@@ -63,8 +68,14 @@ async fn configure(node: &Handle, spec: &VethSpec, peer: &str) -> Result<WiredVe
     // The container side.
     let inside = links::handle_in(&spec.netns).await?;
     let existing = links::names(&inside).await?;
-    let container_ifname =
-        (0..).map(|i| format!("eth{i}")).find(|name| !existing.contains(name)).expect("unbounded");
+    let container_ifname = match &spec.container_ifname {
+        // A runtime's name must be free: taking over an interface it made would break it.
+        Some(name) if existing.contains(name) => {
+            return Err(LinkError::Taken { name: name.clone(), netns: spec.netns.display().to_string() })
+        }
+        Some(name) => name.clone(),
+        None => (0..).map(|i| format!("eth{i}")).find(|name| !existing.contains(name)).expect("unbounded"),
+    };
     let moved = links::find(&inside, peer).await?.ok_or_else(|| LinkError::Missing(peer.to_string()))?;
     let index = moved.header.index;
     inside
@@ -82,7 +93,8 @@ async fn configure(node: &Handle, spec: &VethSpec, peer: &str) -> Result<WiredVe
         .execute()
         .await
         .map_err(netlink_err("add address", &container_ifname))?;
-    if !has_default_route(&inside).await? {
+    let default_route = !has_default_route(&inside).await?;
+    if default_route {
         let route =
             RouteMessageBuilder::<Ipv4Addr>::new().gateway(spec.gateway).output_interface(index).build();
         inside
@@ -113,7 +125,13 @@ async fn configure(node: &Handle, spec: &VethSpec, peer: &str) -> Result<WiredVe
         .build();
     node.route().add(back).replace().execute().await.map_err(netlink_err("add route", &spec.host_ifname))?;
 
-    Ok(WiredVeth { host_ifindex, host_mac: links::mac_of(&host), container_ifname, container_mac })
+    Ok(WiredVeth {
+        host_ifindex,
+        host_mac: links::mac_of(&host),
+        container_ifname,
+        container_mac,
+        default_route,
+    })
 }
 
 async fn has_default_route(handle: &Handle) -> Result<bool, LinkError> {

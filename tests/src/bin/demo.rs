@@ -5,6 +5,10 @@
 use std::time::Duration;
 
 use meshd_tests::command::describe_failure;
+use meshd_tests::runtimes::docker::Dockerd;
+use meshd_tests::runtimes::global::GlobalFiles;
+use meshd_tests::runtimes::image::{busybox_tarball, http_get};
+use meshd_tests::runtimes::podman::Podman;
 use meshd_tests::Cluster;
 use nix::sys::signal::{SigSet, Signal};
 
@@ -176,6 +180,10 @@ fn main() {
     );
     drop(servers);
 
+    // Made before meshd serves its Docker plugin socket, dropped after meshd removed it.
+    let global = GlobalFiles::new();
+    let runtimes = runtimes_scene(&mut cluster);
+
     say("Gossip counters on n1 (what was received, sent, and dropped and why)");
     let stats = cluster.node(1).meshctl_ok(&["stats"]);
     shell(
@@ -196,7 +204,134 @@ fn main() {
         let _ = signals.wait();
     }
 
-    say("Cleaning up: stopping meshd, deleting namespaces and pins");
+    say("Cleaning up: removing the containers, stopping dockerd and meshd, deleting namespaces and pins");
+    drop(runtimes);
     drop(cluster);
+    drop(global);
     println!("done");
+}
+
+/// What the runtime scene leaves running (for `--hold`); dropped before the cluster.
+struct Runtimes {
+    _dockerd: Dockerd,
+    _podman: Podman,
+}
+
+/// A podman container (CNI, meshd-cni) on n2 and a Docker container (the meshd driver) on n3
+/// reach each other by service name over the overlay.
+fn runtimes_scene(cluster: &mut Cluster) -> Runtimes {
+    say("Real container runtimes: podman on n2 through the CNI plugin meshd-cni, Docker on n3\n   through meshd's network driver; each container is a task of a service");
+    let driver = format!("{}-meshd", cluster.prefix());
+    let docker_dir = cluster.work_dir().join("docker3");
+    std::fs::create_dir_all(&docker_dir).unwrap();
+    let docker_flags = [
+        "--docker-plugin".to_string(),
+        "--docker-plugin-socket".to_string(),
+        format!("/run/docker/plugins/{driver}.sock"),
+        "--docker-host".to_string(),
+        format!("unix://{}", docker_dir.join("docker.sock").display()),
+    ];
+    cluster.node_mut(3).stop();
+    let mut args = cluster.node(3).base_args();
+    args.extend(docker_flags.iter().cloned());
+    cluster.node_mut(3).start_with(&args);
+    println!("$ meshd ... {}   # n3 restarted as the node's Docker network driver", docker_flags.join(" "));
+    let dockerd = Dockerd::start(&docker_dir, &cluster.node(3).ns.path());
+    let tarball = busybox_tarball(cluster.work_dir());
+    dockerd.import(&tarball);
+    let node2 = cluster.node(2);
+    let cni_name = format!("{}-front", cluster.prefix());
+    let podman = Podman::new(
+        &cluster.work_dir().join("podman2"),
+        &node2.ns.path(),
+        &cni_name,
+        "front",
+        node2.socket(),
+        None,
+    );
+    podman.import(&tarball);
+    println!("  n2: podman with the CNI backend; its network {cni_name} is a meshd-cni conflist:");
+    println!("      {{\"cniVersion\":\"1.0.0\",\"name\":\"{cni_name}\",\"plugins\":[{{\"type\":\"meshd-cni\",\"network\":\"front\",...}}]}}");
+
+    cluster.node(1).meshctl_ok(&["service", "create", "podweb", "--network", "front"]);
+    cluster.node(1).meshctl_ok(&["service", "create", "dockweb", "--network", "front"]);
+    println!(
+        "$ meshctl service create podweb --network front; meshctl service create dockweb --network front"
+    );
+    cluster.wait_listed(&["service", "ls"], "dockweb");
+
+    let created = dockerd.ok(&[
+        "network",
+        "create",
+        "-d",
+        &driver,
+        "--ipam-driver",
+        &driver,
+        "--subnet",
+        "10.10.0.0/24",
+        "front",
+    ]);
+    shell(
+        &format!("docker network create -d meshd --ipam-driver meshd --subnet 10.10.0.0/24 front   # on n3 (driver {driver})"),
+        &created,
+    );
+    let page = |name: &str, runtime: &str| {
+        format!("echo 'hello from {name} ({runtime})' > /www/index.html && exec httpd -f -p 80 -h /www")
+    };
+    podman.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "pod1",
+        "--network",
+        &podman.network,
+        "--network-alias",
+        "podweb",
+        "localhost/busybox",
+        "sh",
+        "-c",
+        &page("pod1", "podman on n2"),
+    ]);
+    println!(
+        "$ podman run -d --name pod1 --network {cni_name} --network-alias podweb busybox httpd ...   # on n2"
+    );
+    dockerd.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "dock1",
+        "--network",
+        "name=front,driver-opt=meshd.service=dockweb",
+        "--dns",
+        "169.254.53.53",
+        "local/busybox",
+        "sh",
+        "-c",
+        &page("dock1", "docker on n3"),
+    ]);
+    println!("$ docker run -d --name dock1 --network name=front,driver-opt=meshd.service=dockweb --dns 169.254.53.53 busybox httpd ...   # on n3");
+    cluster.wait_for("both containers as tasks on n1", Duration::from_secs(15), |c| {
+        let ls = c.node(1).meshctl_ok(&["service", "ls"]);
+        ls.lines()
+            .filter(|l| (l.starts_with("podweb") || l.starts_with("dockweb")) && l.contains("1/1"))
+            .count()
+            == 2
+    });
+    shell("meshctl service ps podweb   # on n1", &cluster.node(1).meshctl_ok(&["service", "ps", "podweb"]));
+    shell("meshctl service ps dockweb  # on n1", &cluster.node(1).meshctl_ok(&["service", "ps", "dockweb"]));
+    let mut podman_exec = vec!["exec".to_string(), "pod1".to_string()];
+    podman_exec.extend(http_get("http://dockweb/"));
+    shell(
+        "podman exec pod1 wget -qO- http://dockweb/   # on n2: to the Docker container on n3",
+        &podman.ok(&podman_exec),
+    );
+    let mut docker_exec = vec!["exec".to_string(), "dock1".to_string()];
+    docker_exec.extend(http_get("http://podweb/"));
+    shell(
+        "docker exec dock1 wget -qO- http://podweb/   # on n3: to the podman container on n2",
+        &dockerd.ok(&docker_exec),
+    );
+    println!("  (Docker's resolver at 127.0.0.11 in dock1 forwards meshd's names to --dns 169.254.53.53,");
+    println!("   which meshd answers on n3 for the networks of the asking container)");
+    Runtimes { _dockerd: dockerd, _podman: podman }
 }

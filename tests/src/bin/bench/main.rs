@@ -19,6 +19,9 @@
 //! - `managers`: `network create`, `service create` and `attach` with 1, 3 and 5 managers in
 //!   the Raft group (and, with `MESHD_BASELINE_BIN_DIR`, a build from before it).
 //!
+//! - `runtimes`: `podman run` / `docker run` to the first answered request, through a VIP on
+//!   another node (meshd-cni, the meshd Docker driver) and on the runtime's own bridge.
+//!
 //! `--quick` runs smaller sizes and fewer trials (a smoke run of the benchmark code itself).
 
 mod alloc;
@@ -29,6 +32,7 @@ mod logs;
 mod managers;
 mod mesh;
 mod overlay;
+mod runtimes;
 mod sim;
 
 fn main() {
@@ -36,7 +40,7 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let suites: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with("--")).collect();
     if suites.is_empty() {
-        eprintln!("usage: bench [--quick] gossip|gossip-sim|overlay|mesh|lb-scale|dns|managers");
+        eprintln!("usage: bench [--quick] gossip|gossip-sim|overlay|mesh|lb-scale|dns|managers|runtimes");
         std::process::exit(2);
     }
     for suite in suites {
@@ -54,8 +58,9 @@ fn main() {
             "dns" => dns::run_suite(quick),
             "managers" => managers::run(quick),
             "lb-scale" => lb_scale::run(quick),
+            "runtimes" => runtimes::run_suite(quick),
             other => {
-                eprintln!("bench: unknown suite {other:?} (known: gossip, gossip-sim, overlay, mesh, lb-scale, dns, managers)");
+                eprintln!("bench: unknown suite {other:?} (known: gossip, gossip-sim, overlay, mesh, lb-scale, dns, managers, runtimes)");
                 std::process::exit(2);
             }
         }

@@ -1,0 +1,107 @@
+//! Attachments whose veth the runtime moves into the container itself (Docker's network driver
+//! protocol: the driver makes the pair and names the peer, Docker moves it, renames it `ethN`
+//! and sets its address and routes). meshd wires the node side exactly as for `attach`, and the
+//! container asks meshd's DNS at the node's DNS address (its 127.0.0.11 is Docker's).
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use super::attachments::random_id;
+use super::{netns, Agent, AgentError};
+use crate::netlink::handover;
+use crate::network::attachment::DnsPlacement;
+use crate::network::LocalAttachment;
+use crate::service::plan;
+use crate::state::{Change, EndpointRecord};
+
+/// What a runtime asks for.
+#[derive(Debug, Clone)]
+pub struct Handover {
+    /// The attachment's owner key (one attachment per owner).
+    pub owner: String,
+    pub network: String,
+    /// The address, reserved before on `network` ([`Agent::reserve`]).
+    pub address: Ipv4Addr,
+    /// The namespace the runtime will move the peer into.
+    pub netns: PathBuf,
+    pub service: Option<String>,
+    pub task: Option<String>,
+    /// A MAC the container must have (the runtime keeps the peer's).
+    pub mac: Option<[u8; 6]>,
+}
+
+impl Agent {
+    /// Makes the pair, wires the node side and publishes the endpoint. The same owner again
+    /// gets its attachment back (a runtime retrying a call).
+    pub async fn attach_handover(&self, request: Handover) -> Result<LocalAttachment, AgentError> {
+        super::owners::validate(&request.owner)?;
+        let mut inner = self.inner.lock().await;
+        if let Some(existing) = inner.attachments.iter().find(|a| a.owner.as_ref() == Some(&request.owner)) {
+            return Ok(existing.clone());
+        }
+        let reserved =
+            inner.reservations.values().any(|r| r.network == request.network && r.address == request.address);
+        if !reserved {
+            return Err(AgentError::BadRequest(format!(
+                "{} is not an address reserved on network {:?}",
+                request.address, request.network
+            )));
+        }
+        if inner.attachments.iter().any(|a| a.address == request.address) {
+            return Err(AgentError::BadRequest(format!("{} is attached already", request.address)));
+        }
+        let snapshot = self.gossip.snapshot();
+        if snapshot.state.networks.get(&request.network).is_none() {
+            return Err(crate::network::NetworkError::NotFound(request.network.clone()).into());
+        }
+        if let Some(service) = &request.service {
+            plan::check_task(&snapshot.state, service, &request.network)?;
+        }
+        let id = random_id();
+        let host_ifname = format!("md{}", &id[..8]);
+        let peer_ifname = format!("p{host_ifname}");
+        let pair =
+            handover::create(&self.node, &host_ifname, &peer_ifname, self.mtu, request.address, request.mac)
+                .await?;
+        if let Err(error) = inner.datapath.attach_veth(&host_ifname) {
+            let _ = inner.datapath.forget_links(&host_ifname);
+            let _ = crate::netlink::links::delete(&self.node, &host_ifname).await;
+            return Err(error.into());
+        }
+        let attachment = LocalAttachment {
+            id: id.clone(),
+            netns: request.netns.clone(),
+            network: request.network.clone(),
+            address: request.address,
+            host_ifname,
+            host_ifindex: pair.host_ifindex,
+            host_mac: pair.host_mac,
+            container_ifname: pair.peer_ifname,
+            container_mac: pair.peer_mac,
+            resolv_conf: false,
+            owner: Some(request.owner.clone()),
+            netns_id: netns::identify(&request.netns),
+            default_route: false,
+            dns: DnsPlacement::Node,
+        };
+        inner.attachments.push(attachment.clone());
+        let endpoint = EndpointRecord {
+            network: request.network.clone(),
+            address: request.address,
+            service: request.service,
+            task: request.task,
+            terminating: false,
+        };
+        let written = self
+            .gossip
+            .write(vec![Change::Endpoint { owner: self.node_id, id, record: Some(endpoint) }])
+            .await;
+        inner.save(&self.state_dir);
+        drop(inner);
+        written.map_err(AgentError::Gossip)?;
+        self.reconcile().await?;
+        self.refresh_node_dns().await;
+        tracing::info!(address = %request.address, network = request.network, owner = request.owner, "attached (handed over)");
+        Ok(attachment)
+    }
+}

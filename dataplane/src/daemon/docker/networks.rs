@@ -1,0 +1,133 @@
+//! Docker networks and the meshd networks behind them. Docker does not tell a driver the
+//! network's name; meshd learns it from Docker's events (or from `-o meshd.network=NAME`) and
+//! then joins the meshd network of that name, or creates it with the network's subnet. The
+//! same `docker network create` on every node thus gives every node the same network (Docker
+//! engines are not in swarm mode; their networks are local).
+
+use std::time::{Duration, Instant};
+
+use ipnet::Ipv4Net;
+use serde_json::{json, Value};
+
+use super::state::DockerNetwork;
+use super::DockerDriver;
+use crate::docker::error::DriverError;
+use crate::docker::protocol::NetworkRequest;
+
+/// How long a call waits for a network's name (it arrives in Docker's event a few
+/// milliseconds after `docker network create` returns).
+const NAME_WAIT: Duration = Duration::from_secs(5);
+
+/// The driver options `docker network create -o` takes.
+const NETWORK_OPTIONS: [&str; 1] = ["meshd.network"];
+
+impl DockerDriver {
+    pub(super) async fn create_network(&self, request: NetworkRequest) -> Result<Value, DriverError> {
+        for key in request.options.keys().filter(|k| k.starts_with("meshd.")) {
+            if !NETWORK_OPTIONS.contains(&key.as_str()) {
+                return Err(DriverError::bad(format!(
+                    "unknown option -o {key} (known: {})",
+                    NETWORK_OPTIONS.join(", ")
+                )));
+            }
+        }
+        let explicit = request.options.get("meshd.network").cloned();
+        {
+            let mut state = self.state.lock().await;
+            if !state.pools.values().any(|s| *s == request.subnet) {
+                return Err(DriverError::bad(format!(
+                    "subnet {} did not come from meshd's IPAM",
+                    request.subnet
+                )));
+            }
+            let network = DockerNetwork { subnet: request.subnet, name: None, problem: None };
+            state.networks.insert(request.network_id.clone(), network);
+            state.save(&self.state_dir);
+        }
+        if let Some(name) = explicit {
+            self.bind(&request.network_id, &name).await;
+            let state = self.state.lock().await;
+            if let Some(problem) = state.networks.get(&request.network_id).and_then(|n| n.problem.clone()) {
+                drop(state);
+                self.delete_network(&request.network_id).await?;
+                return Err(DriverError::bad(problem));
+            }
+        }
+        Ok(json!({}))
+    }
+
+    pub(super) async fn delete_network(&self, network_id: &str) -> Result<Value, DriverError> {
+        let mut state = self.state.lock().await;
+        if state.networks.remove(network_id).is_some() {
+            state.save(&self.state_dir);
+        }
+        // The meshd network stays: other nodes may use it (meshctl network rm removes it).
+        Ok(json!({}))
+    }
+
+    /// Gives Docker network `network_id` its meshd network `name` (created if missing). A
+    /// network already named keeps its name. Problems are recorded for the calls that need it.
+    pub(super) async fn bind(&self, network_id: &str, name: &str) {
+        let subnet = {
+            let state = self.state.lock().await;
+            match state.networks.get(network_id) {
+                Some(network) if network.name.is_none() => network.subnet,
+                _ => return,
+            }
+        };
+        let existing = self.agent.snapshot().state.networks.get(&name.to_string()).map(|n| n.subnet);
+        let problem = match existing {
+            Some(s) if s == subnet => None,
+            Some(s) => Some(format!(
+                "meshd network {name} has subnet {s}, this Docker network {subnet}: create it with --subnet {s}"
+            )),
+            None => match self.agent.network_create(name, &subnet.to_string()).await {
+                Ok(()) => {
+                    tracing::info!(name, %subnet, "created the meshd network of a Docker network");
+                    None
+                }
+                Err(error) => Some(format!("cannot create meshd network {name} ({subnet}): {error}")),
+            },
+        };
+        if let Some(problem) = &problem {
+            tracing::warn!(network_id, problem, "Docker network unusable");
+        }
+        let mut state = self.state.lock().await;
+        if let Some(network) = state.networks.get_mut(network_id) {
+            network.name = Some(name.to_string());
+            network.problem = problem;
+        }
+        state.save(&self.state_dir);
+        drop(state);
+        self.named.notify_waiters();
+    }
+
+    /// The meshd network behind the Docker network on `subnet`, waiting briefly for its name.
+    pub(super) async fn bound_network(&self, subnet: &Ipv4Net) -> Result<String, DriverError> {
+        let deadline = Instant::now() + NAME_WAIT;
+        loop {
+            let notified = self.named.notified();
+            tokio::pin!(notified);
+            // Registered before looking, so a name that arrives in between is not missed.
+            notified.as_mut().enable();
+            {
+                let state = self.state.lock().await;
+                match state.network_on(subnet) {
+                    Some((_, DockerNetwork { problem: Some(problem), .. })) => {
+                        return Err(DriverError::bad(problem.clone()))
+                    }
+                    Some((_, DockerNetwork { name: Some(name), .. })) => return Ok(name.clone()),
+                    _ => {}
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || tokio::time::timeout(left, notified).await.is_err() {
+                return Err(DriverError::bad(format!(
+                    "the name of the Docker network on {subnet} is not known yet: meshd learns it from Docker's events \
+                     at {} (check --docker-host), or create the network with -o meshd.network=NAME",
+                    self.docker_host.display()
+                )));
+            }
+        }
+    }
+}

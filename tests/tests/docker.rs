@@ -1,0 +1,281 @@
+//! Docker on meshd through its network and IPAM driver (`meshd --docker-plugin`): a Docker
+//! network that is a meshd network, containers that are tasks of services, names that resolve
+//! both ways between Docker and podman containers, a VIP over Docker containers, a graceful
+//! `docker stop`, and a rolling replacement under load through a published port.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use meshd_tests::load::wrk;
+use meshd_tests::runtimes::docker::Dockerd;
+use meshd_tests::runtimes::global::GlobalFiles;
+use meshd_tests::runtimes::image::{busybox_tarball, http_get, http_server};
+use meshd_tests::runtimes::podman::Podman;
+use meshd_tests::Cluster;
+
+/// The node's DNS address for Docker containers (meshd's default).
+const DNS: &str = "169.254.53.53";
+
+/// A task's server that drains like a good backend: on SIGTERM it keeps serving for `drain`
+/// seconds (meshd stops sending it new flows at once), then exits.
+fn draining_server(name: &str, drain: u32) -> String {
+    format!(
+        "echo {name} > /www/index.html; httpd -f -p 80 -h /www & pid=$!; \
+         trap 'sleep {drain}; kill $pid' TERM; wait $pid"
+    )
+}
+
+struct Setup {
+    cluster: Cluster,
+    /// Made before meshd creates /run/docker/plugins for its socket.
+    _global: GlobalFiles,
+    dockerd: Dockerd,
+    podman: Podman,
+}
+
+/// n1: meshd + podman; n2: meshd with the Docker driver + dockerd. A Docker network `front`
+/// made by `docker network create` (meshd creates the meshd network from it), services `api`
+/// (podman) and `web` (Docker, published on 8093).
+fn setup(tag: &str) -> Setup {
+    let global = GlobalFiles::new();
+    let mut cluster = Cluster::new(tag, 2);
+    let driver = format!("{}-meshd", cluster.prefix());
+    let plugin_socket = format!("/run/docker/plugins/{driver}.sock");
+    let docker_dir = cluster.work_dir().join("docker2");
+    std::fs::create_dir_all(&docker_dir).unwrap();
+    let docker_host = format!("unix://{}", docker_dir.join("docker.sock").display());
+    cluster.form_per_node(|index| {
+        if index == 2 {
+            vec![
+                "--docker-plugin".into(),
+                "--docker-plugin-socket".into(),
+                plugin_socket.clone(),
+                "--docker-host".into(),
+                docker_host.clone(),
+            ]
+        } else {
+            Vec::new()
+        }
+    });
+    let dockerd = Dockerd::start(&docker_dir, &cluster.node(2).ns.path());
+    let tarball = busybox_tarball(cluster.work_dir());
+    dockerd.import(&tarball);
+    let node1 = cluster.node(1);
+    let podman = Podman::new(
+        &cluster.work_dir().join("podman1"),
+        &node1.ns.path(),
+        &format!("{}-front", cluster.prefix()),
+        "front",
+        node1.socket(),
+        None,
+    );
+    podman.import(&tarball);
+
+    // The Docker network makes the meshd network (named after it, with its subnet).
+    dockerd.ok(&[
+        "network",
+        "create",
+        "-d",
+        &driver,
+        "--ipam-driver",
+        &driver,
+        "--subnet",
+        "10.93.0.0/24",
+        "front",
+    ]);
+    cluster.wait_listed(&["network", "ls"], "10.93.0.0/24");
+    cluster.node(1).meshctl_ok(&["service", "create", "api", "--network", "front"]);
+    cluster.node(1).meshctl_ok(&["service", "create", "web", "--network", "front", "--publish", "8093:80"]);
+    cluster.wait_listed(&["service", "ls"], "web");
+    Setup { cluster, _global: global, dockerd, podman }
+}
+
+/// `docker run -d` of a task of `service` on network front, asking meshd's DNS.
+fn run_task(dockerd: &Dockerd, name: &str, service: &str, command: &str) {
+    dockerd.ok(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        &format!("name=front,driver-opt=meshd.service={service}"),
+        "--dns",
+        DNS,
+        "local/busybox",
+        "sh",
+        "-c",
+        command,
+    ]);
+}
+
+fn ps(cluster: &Cluster, node: usize, service: &str) -> String {
+    cluster.node(node).meshctl_ok(&["service", "ps", service])
+}
+
+#[test]
+fn docker_containers_are_tasks_reachable_by_name_and_drain_when_stopped() {
+    // Dropped in reverse: podman, dockerd, the cluster (meshd removes its plugin socket),
+    // then the global paths.
+    let Setup { _global, cluster, dockerd, podman, .. } = setup("docker");
+
+    // A podman task of api on n1, two Docker tasks of web on n2.
+    podman.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "papi",
+        "--network",
+        &podman.network,
+        "--network-alias",
+        "api",
+        "localhost/busybox",
+        "sh",
+        "-c",
+        &http_server("papi"),
+    ]);
+    run_task(&dockerd, "dweb1", "web", &http_server("dweb1"));
+    run_task(&dockerd, "dweb2", "web", &draining_server("dweb2", 3));
+    let address = dockerd.address("dweb1", "front");
+    assert!(address.starts_with("10.93.0."), "{address}");
+    cluster.wait_for(
+        "both Docker tasks in web, named after their containers, on both nodes",
+        Duration::from_secs(15),
+        |c| {
+            (1..=2).all(|n| {
+                let ps = ps(c, n, "web");
+                ps.contains("dweb1") && ps.contains("dweb2")
+            })
+        },
+    );
+    // Docker's own resolver is the container's 127.0.0.11; it forwards meshd's names to --dns.
+    let resolv = dockerd.ok(&["exec", "dweb1", "cat", "/etc/resolv.conf"]);
+    assert!(resolv.contains("nameserver 127.0.0.11"), "{resolv}");
+
+    // Docker container -> podman container by service name, and the other way round by
+    // service (VIP, both Docker tasks) and by task name.
+    let answer = dockerd.ok(&exec("dweb1", &http_get("http://api/")));
+    assert_eq!(answer.trim(), "papi");
+    let answer = podman.ok(&exec("papi", &http_get("http://dweb1/")));
+    assert_eq!(answer.trim(), "dweb1");
+    let mut seen = BTreeSet::new();
+    for _ in 0..40 {
+        let out = podman.cmd(&exec("papi", &http_get("http://web/")));
+        seen.insert(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        if seen.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        ["dweb1", "dweb2"],
+        "the VIP balances over both Docker tasks"
+    );
+
+    // A MAC the user asked for is the container's (meshd sets it on the peer it hands over,
+    // and forwards to it).
+    dockerd.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "dmac",
+        "--network",
+        "front",
+        "--mac-address",
+        "02:42:0a:5d:00:99",
+        "--dns",
+        DNS,
+        "local/busybox",
+        "sh",
+        "-c",
+        &http_server("dmac"),
+    ]);
+    let mac = dockerd.ok(&["exec", "dmac", "cat", "/sys/class/net/eth0/address"]);
+    assert_eq!(mac.trim(), "02:42:0a:5d:00:99");
+    let answer =
+        podman.ok(&exec("papi", &http_get(&format!("http://{}/", dockerd.address("dmac", "front")))));
+    assert_eq!(answer.trim(), "dmac");
+    dockerd.ok(&["rm", "--force", "dmac"]);
+
+    // docker stop: the task drains as soon as the container is told to stop (it keeps
+    // serving 3 s), and leaves the service when it is gone.
+    let stopping = {
+        let socket = dockerd.socket();
+        std::thread::spawn(move || {
+            let start = Instant::now();
+            let out = std::process::Command::new("/usr/bin/docker")
+                .arg("-H")
+                .arg(format!("unix://{}", socket.display()))
+                .args(["stop", "-t", "10", "dweb2"])
+                .output()
+                .unwrap();
+            (out.status.success(), start.elapsed())
+        })
+    };
+    let started = Instant::now();
+    cluster.wait_for("dweb2 terminating on n1", Duration::from_secs(3), |c| {
+        ps(c, 1, "web").lines().any(|l| l.contains("dweb2") && l.contains("terminating"))
+    });
+    let drained_after = started.elapsed();
+    for _ in 0..10 {
+        let out = podman.cmd(&exec("papi", &http_get("http://web/")));
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "dweb1", "new flows avoid the stopping task");
+    }
+    let (stopped, took) = stopping.join().unwrap();
+    assert!(stopped && took >= Duration::from_secs(3), "docker stop took {took:?}");
+    assert!(drained_after < took, "drained ({drained_after:?}) before the container ended ({took:?})");
+    cluster.wait_for("dweb2 gone from web on both nodes", Duration::from_secs(10), |c| {
+        (1..=2).all(|n| !ps(c, n, "web").contains("dweb2"))
+    });
+    let left = cluster.node(2).meshctl_ok(&["attachment", "ls", "--owner", "docker/"]);
+    assert_eq!(left.lines().count(), 2, "the header and dweb1's attachment only: {left}");
+}
+
+#[test]
+fn a_rolling_replacement_with_docker_stop_and_run_loses_no_request() {
+    let Setup { _global, mut cluster, podman: _podman, dockerd, .. } = setup("dockroll");
+    for i in 1..=2 {
+        run_task(&dockerd, &format!("web-v1-{i}"), "web", &draining_server(&format!("web-v1-{i}"), 2));
+    }
+    // The backends of web in n1's Maglev table (n1 is the clients' ingress node); a drained
+    // one is listed with its tracked flows but owns no slot.
+    let backends = |c: &Cluster| -> usize {
+        let inspect = c.node(1).meshctl_ok(&["--format", "json", "service", "inspect", "web"]);
+        let inspect: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+        inspect["backends"]
+            .as_array()
+            .map_or(0, |all| all.iter().filter(|b| b["slots"].as_u64() > Some(0)).count())
+    };
+    cluster.wait_for("two backends in n1's tables", Duration::from_secs(15), |c| backends(c) == 2);
+    let outside = cluster.add_underlay_client();
+    let client_ns = cluster.clients()[outside].ns.name().to_string();
+    let url = format!("http://{}:8093/", cluster.node(1).addr);
+    cluster.wait_for("the published port answering", Duration::from_secs(10), |c| {
+        c.clients()[outside].ns.exec("curl", ["-s", "--max-time", "2", &url]).status.success()
+    });
+
+    // wrk through n1's published port (a new connection per request) while every task is
+    // replaced: the new one started and in the tables first, then the old one stopped.
+    let load = std::thread::spawn({
+        let (ns, url) = (client_ns.clone(), url.clone());
+        move || wrk(&ns, &url, 25, true)
+    });
+    for i in 1..=2 {
+        let new = format!("web-v2-{i}");
+        run_task(&dockerd, &new, "web", &draining_server(&new, 2));
+        cluster.wait_for("the new task in n1's tables", Duration::from_secs(15), |c| backends(c) == 3);
+        dockerd.ok(&["stop", "-t", "10", &format!("web-v1-{i}")]);
+        cluster.wait_for("the old task gone from n1's tables", Duration::from_secs(15), |c| backends(c) == 2);
+    }
+    let run = load.join().unwrap();
+    assert!(run.requests > 100, "{}", run.report);
+    assert_eq!(run.errors, 0, "requests lost during the replacement:\n{}", run.report);
+    let ps = ps(&cluster, 1, "web");
+    assert!(ps.contains("web-v2-1") && ps.contains("web-v2-2") && !ps.contains("web-v1-"), "{ps}");
+}
+
+/// `exec CONTAINER COMMAND...` as runtime arguments.
+fn exec(container: &str, command: &[String]) -> Vec<String> {
+    let mut args = vec!["exec".to_string(), container.to_string()];
+    args.extend_from_slice(command);
+    args
+}

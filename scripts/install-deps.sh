@@ -12,6 +12,8 @@ packages=(
   iproute2 util-linux iputils-ping curl dnsutils iperf3 nftables tcpdump procps
   # Real servers and load generators for the tests and benchmarks.
   nginx-light wrk dnsmasq-base dnsperf unbound
+  # Observability tests: promtool checks /metrics; headless Chromium loads the web view.
+  prometheus chromium
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -27,10 +29,20 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # Packages with daemons (nginx, unbound, prometheus) must not start them: a policy-rc.d that
+  # says "no" for the length of the install (Debian's own mechanism), unless one exists already.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    own_policy=1
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # The nginx and unbound packages start host-wide daemons; the tests and benchmarks run their
-  # own in namespaces.
-  for daemon in nginx unbound; do
+  if [ "$own_policy" -eq 1 ]; then rm -f "$policy"; fi
+  # Should one have started anyway: the tests and benchmarks run their own in namespaces
+  # (promtool is used as a checker only; no Prometheus server runs).
+  for daemon in nginx unbound prometheus; do
     if printf '%s\n' "${missing[@]}" | grep -q "^$daemon"; then
       systemctl disable --now "$daemon" >/dev/null 2>&1 || service "$daemon" stop >/dev/null 2>&1 || true
     fi

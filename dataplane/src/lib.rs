@@ -4,10 +4,11 @@
 //! the picture):
 //!
 //! 1. [`cli`] (`meshctl`'s grammar and tables) and [`daemon`] (the `meshd` process: flags,
-//!    start-up order, the API handler).
+//!    start-up order, the API handler); [`observe`] (metrics and the web view, over HTTP).
 //! 2. [`api`]: the local API's messages, its server and client, and the rows of its replies.
 //! 3. [`agent`]: the node's operations (networks, services, attach/detach) and the loop that
 //!    keeps the kernel equal to the cluster state.
+//!    [`monitor`]: drop and flow events from the programs, named and fanned out.
 //! 4. The rules, pure: [`reconcile`] (cluster state + local facts -> map contents),
 //!    [`discovery`] (which names DNS answers, and serving them), [`service`] (validation,
 //!    published ports, backend health, Maglev), [`network`] (validation, IPAM, attachments).
@@ -29,10 +30,13 @@ pub mod duration;
 pub mod gossip;
 pub mod hash;
 pub mod hex;
+pub mod histogram;
 pub mod host;
 pub mod identity;
+pub mod monitor;
 pub mod netlink;
 pub mod network;
+pub mod observe;
 pub mod reconcile;
 pub mod service;
 pub mod state;

@@ -5,7 +5,8 @@
 //! - [`handler`]: answers one request from the registry, scoped to the asking namespace's
 //!   networks, or hands it to the [`forward`]er; it knows nothing of sockets;
 //! - [`listener`]: UDP and TCP sockets on 127.0.0.11:53 inside a namespace, served by
-//!   hickory-server with per-connection timeouts.
+//!   hickory-server with per-connection timeouts;
+//! - [`stats`]: queries by outcome and a latency histogram, atomics that meshd reads.
 //!
 //! No unsafe code.
 
@@ -15,7 +16,9 @@ pub mod forward;
 pub mod handler;
 pub mod listener;
 pub mod registry;
+pub mod stats;
 
 pub use forward::Forwarder;
 pub use handler::MeshHandler;
 pub use registry::{Lookup, Registry};
+pub use stats::{DnsStats, Outcome};

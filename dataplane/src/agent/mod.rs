@@ -11,6 +11,7 @@
 //! - [`attachments`]: attach and detach namespaces (veth, address, DNS); [`allocate`]: the
 //!   address they get.
 //! - [`counters`]: the datapath's verdict counters by interface name.
+//! - [`observe`]: what the metrics read: reconcile timing, map fill, DNS counters.
 
 pub mod allocate;
 pub mod attachments;
@@ -18,6 +19,7 @@ pub mod counters;
 pub mod error;
 pub mod netns;
 pub mod networks;
+pub mod observe;
 pub mod reconcile_loop;
 pub mod services;
 pub mod setup;
@@ -76,6 +78,8 @@ pub struct Agent {
     gossip: GossipHandle,
     node_id: NodeId,
     state_dir: Arc<StateDir>,
+    /// How long reconciling takes, and how far the kernel lags the state.
+    timing: observe::ReconcileTiming,
     /// The MTU of overlay interfaces: the underlay's, minus VXLAN's overhead.
     mtu: u32,
     vxlan_ifindex: u32,

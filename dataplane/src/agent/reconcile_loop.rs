@@ -21,11 +21,18 @@ impl Agent {
         let mut snapshots = self.gossip.subscribe();
         let mut tick = tokio::time::interval(RECONCILE_EVERY);
         loop {
-            tokio::select! {
-                changed = snapshots.changed() => if changed.is_err() { return },
-                _ = tick.tick() => {}
-            }
-            if let Err(error) = self.reconcile().await {
+            let changed_at = tokio::select! {
+                changed = snapshots.changed() => {
+                    if changed.is_err() { return }
+                    self.timing.state_changed();
+                    Some(std::time::Instant::now())
+                }
+                _ = tick.tick() => None,
+            };
+            let start = std::time::Instant::now();
+            let result = self.reconcile().await;
+            self.timing.reconciled(start.elapsed(), changed_at, result.is_ok());
+            if let Err(error) = result {
                 tracing::warn!(%error, "overlay reconcile failed; retrying");
             }
         }

@@ -98,6 +98,7 @@ impl Agent {
             gossip,
             node_id,
             state_dir,
+            timing: Default::default(),
             mtu,
             vxlan_ifindex,
             advertise: advertise_v4,

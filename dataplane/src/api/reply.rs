@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use crate::identity::NodeId;
+use crate::monitor::MonitorEvent;
 use crate::state::{Availability, EndpointMode};
 
 /// Largest response line the client accepts (node tables of thousands of nodes fit easily).
@@ -24,17 +25,44 @@ pub enum Response {
 #[serde(rename_all = "snake_case")]
 pub enum Reply {
     Nodes(Vec<NodeInfo>),
-    JoinToken { token: String },
-    NodeUpdated { id: NodeId },
+    JoinToken {
+        token: String,
+    },
+    NodeUpdated {
+        id: NodeId,
+    },
     Left {},
-    Stats { gossip: Vec<Counter>, datapath: Vec<DatapathCounter> },
+    Stats {
+        gossip: Vec<Counter>,
+        datapath: Vec<DatapathCounter>,
+    },
     Networks(Vec<NetworkInfo>),
     Removed {},
-    Attached { address: Ipv4Addr, interface: String },
-    Detached { count: usize },
+    Attached {
+        address: Ipv4Addr,
+        interface: String,
+    },
+    Detached {
+        count: usize,
+    },
     Services(Vec<ServiceInfo>),
     Tasks(Vec<TaskInfo>),
     Inspect(ServiceInspect),
+    /// The first line of a monitor stream: events follow as [`StreamLine`]s.
+    Monitoring {},
+}
+
+/// A line of a stream (after its first line, a [`Response`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamLine {
+    Event(Box<MonitorEvent>),
+    /// This many events did not reach this client: it read too slowly and its queue was full.
+    Dropped {
+        count: u64,
+    },
+    /// The stream is over (no `follow`, or meshd is stopping).
+    End {},
 }
 
 /// One verdict counter of the eBPF programs.

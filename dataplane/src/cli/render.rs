@@ -1,6 +1,7 @@
 //! Rendering replies: aligned tables like `docker node ls`, or JSON.
 
 use crate::api::reply::{NodeInfo, Reply};
+use crate::monitor::{EventKind, MonitorEvent, Peer};
 
 use super::args::Format;
 
@@ -26,6 +27,7 @@ pub fn render(reply: &Reply, format: Format) -> String {
                 Reply::Services(services) => serde_json::to_value(services),
                 Reply::Tasks(tasks) => serde_json::to_value(tasks),
                 Reply::Inspect(inspect) => serde_json::to_value(inspect),
+                Reply::Monitoring {} => Ok(serde_json::json!({ "monitoring": true })),
             };
             let mut text = value
                 .and_then(|v| serde_json::to_string_pretty(&v))
@@ -97,6 +99,7 @@ pub fn render(reply: &Reply, format: Format) -> String {
                     .collect();
                 table(&["NAME", "NETWORK", "MODE", "VIP", "BACKENDS", "PORTS"], &rows)
             }
+            Reply::Monitoring {} => String::new(),
             Reply::Inspect(inspect) => {
                 let vip = inspect.vip.map(|v| v.to_string()).unwrap_or_else(|| "- (dnsrr)".into());
                 let mut out = format!(
@@ -204,4 +207,54 @@ mod tests {
         assert_eq!(json[0]["status"], "alive");
         assert_eq!(json[0]["id"], "12".repeat(16));
     }
+}
+
+/// One monitor event as one line: time, node, interface, direction, protocol, the two ends
+/// (with what each address is: NETWORK/SERVICE or task), the verdict and reason, and a flow's
+/// backend. JSON: the event object.
+pub fn event_line(event: &MonitorEvent, format: Format) -> String {
+    if format == Format::Json {
+        let mut line = serde_json::to_string(event).unwrap_or_default();
+        line.push('\n');
+        return line;
+    }
+    let time = event.time.split_once('T').map_or(event.time.as_str(), |(_, t)| t.trim_end_matches('Z'));
+    let kind = match event.kind {
+        EventKind::Drop => "DROP",
+        EventKind::Flow => "FLOW",
+    };
+    let mut line = format!(
+        "{time} {kind} {} {} {} {} {} -> {} {} {}",
+        event.node,
+        event.interface,
+        event.direction,
+        event.protocol,
+        peer(&event.source),
+        peer(&event.destination),
+        event.verdict,
+        event.reason
+    );
+    if let Some(backend) = &event.backend {
+        line.push_str(&format!(" backend {}", peer(backend)));
+    }
+    line.push('\n');
+    line
+}
+
+/// `10.1.0.2:80 (front/web.1)`.
+fn peer(peer: &Peer) -> String {
+    let mut out = match peer.port {
+        Some(port) => format!("{}:{port}", peer.address),
+        None => peer.address.to_string(),
+    };
+    let what: Vec<&str> = [peer.network.as_deref(), peer.task.as_deref().or(peer.service.as_deref())]
+        .into_iter()
+        .flatten()
+        .collect();
+    if !what.is_empty() {
+        out.push_str(&format!(" ({})", what.join("/")));
+    } else if let Some(node) = &peer.node {
+        out.push_str(&format!(" (node {node})"));
+    }
+    out
 }

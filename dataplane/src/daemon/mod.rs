@@ -24,7 +24,9 @@ use crate::agent::{Agent, AgentSettings};
 use crate::api::server::ApiServer;
 use crate::bpf::{bpffs, Datapath};
 use crate::gossip::{self, Exit, StartParams};
+use crate::monitor::{self, Monitor};
 use crate::netlink::addresses::local_addresses;
+use crate::observe::{self, Sources};
 use crate::state_dir::StateDir;
 
 pub mod config;
@@ -49,6 +51,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     // Claim the socket before touching the kernel: a second meshd pointed at a live socket stops
     // here, having created nothing. Requests wait in the backlog until serving starts below.
     let server = ApiServer::bind(&config.socket)?;
+    // The metrics port likewise: a port in use fails here, before the kernel is touched.
+    let metrics = match config.metrics_addr {
+        Some(addr) => {
+            let listener = observe::http::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on --metrics-addr {addr}"))?;
+            if !addr.ip().is_loopback() {
+                tracing::warn!(%addr, "metrics and the web view are served beyond localhost, without authentication");
+            }
+            Some(listener)
+        }
+        None => None,
+    };
 
     let bpffs_root = PathBuf::from(bpffs::ROOT);
     if bpffs::ensure_mounted(&bpffs_root)? {
@@ -56,8 +71,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let pin_dir = bpffs::node_pin_dir(&bpffs_root, &node_id);
     bpffs::create_pin_dir(&pin_dir)?;
-    let datapath = Datapath::load(&pin_dir)?;
+    let mut datapath = Datapath::load(&pin_dir)?;
     tracing::info!(pins = %pin_dir.display(), "eBPF programs loaded and verified");
+    let (ring, control) = datapath.take_events()?;
+    let monitor = Monitor::new(Some(control), config.monitor_rate)?;
 
     let (gossip, mut gossip_task) = gossip::start(StartParams {
         config: config.gossip.clone(),
@@ -79,9 +96,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )
     .await?;
 
+    tokio::spawn(monitor::reader::run(ring, monitor.clone(), gossip.clone()));
+
     tracing::info!(socket = %server.path().display(), "API listening");
-    let handler = Arc::new(ApiHandler { gossip: gossip.clone(), agent: agent.clone() });
+    let handler =
+        Arc::new(ApiHandler { gossip: gossip.clone(), agent: agent.clone(), monitor: monitor.clone() });
     let (stop, stop_rx) = watch::channel(false);
+    let metrics = metrics.map(|listener| {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "metrics and web view listening");
+        }
+        let sources = Arc::new(Sources::new(gossip.clone(), agent.clone(), monitor.clone()));
+        tokio::spawn(observe::http::serve(listener, sources, stop_rx.clone()))
+    });
     let api = tokio::spawn(server.serve(handler, stop_rx));
 
     tokio::select! {
@@ -104,6 +131,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let _ = stop.send(true);
     api.await.context("API task failed")?;
+    if let Some(metrics) = metrics {
+        let _ = metrics.await;
+    }
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -82,12 +82,22 @@ async fn bounded<F: std::future::Future<Output = Response>>(state: &AppState, wo
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+/// OpenMetrics when the client asks for it (Prometheus does), else the classic text format.
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/openmetrics-text"));
     let sources = state.sources.clone();
     bounded(&state, async move {
         let text = sources.render().await;
-        ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
-            .into_response()
+        if openmetrics {
+            ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+                .into_response()
+        } else {
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], super::metrics::to_classic(&text))
+                .into_response()
+        }
     })
     .await
 }

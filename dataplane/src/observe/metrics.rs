@@ -47,14 +47,25 @@ impl Collector for Scrape {
             match family {
                 Family::Counter(name, help, samples) => {
                     let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
-                    for (labels, value) in samples {
-                        ConstCounter::new(*value).encode(metric.encode_family(labels)?)?;
+                    match samples.as_slice() {
+                        // One sample without labels: `name 3`, not `name{} 3`.
+                        [(labels, value)] if labels.is_empty() => ConstCounter::new(*value).encode(metric)?,
+                        _ => {
+                            for (labels, value) in samples {
+                                ConstCounter::new(*value).encode(metric.encode_family(labels)?)?;
+                            }
+                        }
                     }
                 }
                 Family::Gauge(name, help, samples) => {
                     let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-                    for (labels, value) in samples {
-                        ConstGauge::new(*value).encode(metric.encode_family(labels)?)?;
+                    match samples.as_slice() {
+                        [(labels, value)] if labels.is_empty() => ConstGauge::new(*value).encode(metric)?,
+                        _ => {
+                            for (labels, value) in samples {
+                                ConstGauge::new(*value).encode(metric.encode_family(labels)?)?;
+                            }
+                        }
                     }
                 }
                 Family::Histogram(name, help, h) => {
@@ -355,9 +366,45 @@ impl Sources {
     }
 }
 
+/// The same metrics in the classic Prometheus text format (0.0.4), for clients that do not ask
+/// for OpenMetrics (curl, `promtool check metrics`, older servers): a counter family is named
+/// with its `_total` in `# HELP` and `# TYPE`, and there is no `# EOF` or `# UNIT`.
+pub fn to_classic(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len() + counters.len() * 12);
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let rest = line.strip_prefix("# HELP ").map(|r| ("# HELP ", r)).or_else(|| line.strip_prefix("# TYPE ").map(|r| ("# TYPE ", r)));
+        match rest {
+            Some((head, rest)) => {
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let suffix = if counters.contains(name) { "_total" } else { "" };
+                out.push_str(&format!("{head}{name}{suffix} {tail}"));
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn classic_text_names_counters_with_total() {
+        let text = "# HELP meshd_x help.\n# TYPE meshd_x counter\nmeshd_x_total 3\n# HELP meshd_y y.\n# TYPE meshd_y gauge\nmeshd_y 1\n# EOF\n";
+        assert_eq!(
+            to_classic(text),
+            "# HELP meshd_x_total help.\n# TYPE meshd_x_total counter\nmeshd_x_total 3\n# HELP meshd_y y.\n# TYPE meshd_y gauge\nmeshd_y 1\n"
+        );
+    }
 
     fn row(interface: &str, packets: u64) -> (String, String, String, u64, u64) {
         (interface.into(), "from-container".into(), "drop-no-endpoint".into(), packets, packets * 100)
@@ -392,7 +439,7 @@ mod tests {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(text.contains("meshd_x_total{reason=\"a\"} 3"), "{text}");
-        assert!(text.contains("meshd_y 0.5"), "{text}");
+        assert!(text.contains("\nmeshd_y 0.5\n"), "{text}");
         assert!(text.contains("meshd_z_seconds_bucket{le=\"+Inf\"} 2"), "{text}");
         assert!(text.ends_with("# EOF\n"));
     }

@@ -107,7 +107,11 @@ fn promtool(text: &str) {
         .expect("promtool (apt-get install prometheus)");
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}\n--- the metrics ---\n{text}", describe_failure("promtool check metrics", &out));
+    assert!(
+        out.status.success(),
+        "{}\n--- the metrics ---\n{text}",
+        describe_failure("promtool check metrics", &out)
+    );
 }
 
 #[test]
@@ -124,7 +128,10 @@ fn metrics_pass_promtool_and_monitor_shows_drops_as_they_happen() {
     let ip_d = attach(cluster.node(2), &d, "back", None);
     cluster.wait_for("n1 to know d's endpoint", Duration::from_secs(10), |c| {
         c.node(1).meshctl_ok(&["service", "ps", "web"]).contains(&ip_a)
-            && c.node(1).meshctl_ok(&["network", "ls"]).lines().any(|l| l.starts_with("back") && l.ends_with('1'))
+            && c.node(1)
+                .meshctl_ok(&["network", "ls"])
+                .lines()
+                .any(|l| l.starts_with("back") && l.ends_with('1'))
     });
 
     // A drop monitor on n1, subscribed before the ping.
@@ -185,7 +192,11 @@ fn metrics_pass_promtool_and_monitor_shows_drops_as_they_happen() {
     assert!(sample(&text, "meshd_dns_queries_total{outcome=\"local\"}").is_some_and(|n| n >= 1.0), "{text}");
     assert!(sample(&text, "meshd_dns_query_duration_seconds_count").is_some_and(|n| n >= 1.0), "{text}");
     assert_eq!(sample(&text, "meshd_members{state=\"alive\"}"), Some(3.0), "{text}");
-    assert_eq!(sample(&text, "meshd_service_backends{service=\"web\",state=\"healthy\"}"), Some(1.0), "{text}");
+    assert_eq!(
+        sample(&text, "meshd_service_backends{service=\"web\",state=\"healthy\"}"),
+        Some(1.0),
+        "{text}"
+    );
     assert!(sample(&text, "meshd_bpf_map_pressure{map_name=\"md_ct_v2\"}").is_some(), "{text}");
     assert!(sample(&text, "meshd_process_resident_memory_bytes").is_some_and(|b| b > 1e6), "{text}");
     assert!(sample(&text, "meshd_reconcile_duration_seconds_count").is_some_and(|n| n >= 1.0), "{text}");
@@ -224,8 +235,10 @@ fn a_flood_of_drops_does_not_grow_the_agent() {
     )
     .unwrap_or(0.0);
     assert!(drops >= 1_000_000.0, "every packet was dropped and counted: {drops}\n{text}");
-    let suppressed = sample(&text, "meshd_monitor_events_total{type=\"drop\",outcome=\"suppressed\"}").unwrap_or(0.0);
-    let emitted = sample(&text, "meshd_monitor_events_total{type=\"drop\",outcome=\"emitted\"}").unwrap_or(0.0);
+    let suppressed =
+        sample(&text, "meshd_monitor_events_total{type=\"drop\",outcome=\"suppressed\"}").unwrap_or(0.0);
+    let emitted =
+        sample(&text, "meshd_monitor_events_total{type=\"drop\",outcome=\"emitted\"}").unwrap_or(0.0);
     assert!(suppressed > 500_000.0, "the kernel's rate limit held most events back: {suppressed}");
     assert!(emitted < 200_000.0, "only a bounded number reached the agent: {emitted}");
     let grown = after.saturating_sub(before);
@@ -253,7 +266,8 @@ fn the_web_view_shows_every_node_and_service_and_follows_a_node_going_down() {
     let work = cluster.work_dir().to_path_buf();
     let mut browser = Browser::open(&cluster.node(1).ns, &work, &format!("http://{METRICS}/"));
     let nodes_js = "JSON.stringify([...document.querySelectorAll('[data-node]')].map(e => [e.dataset.node, e.dataset.status]))";
-    let services_js = "JSON.stringify([...document.querySelectorAll('tr[data-service]')].map(e => e.dataset.service))";
+    let services_js =
+        "JSON.stringify([...document.querySelectorAll('tr[data-service]')].map(e => e.dataset.service))";
     let state = |browser: &mut Browser, js: &str| -> Value {
         serde_json::from_str(browser.eval(js).as_str().unwrap_or("[]")).unwrap_or(Value::Null)
     };
@@ -261,14 +275,29 @@ fn the_web_view_shows_every_node_and_service_and_follows_a_node_going_down() {
     loop {
         let nodes = state(&mut browser, nodes_js);
         let services = state(&mut browser, services_js);
-        let all_up = ["n1", "n2", "n3"].iter().all(|n| nodes.as_array().is_some_and(|a| a.contains(&serde_json::json!([n, "alive"]))));
-        let all_services = ["web", "api"].iter().all(|s| services.as_array().is_some_and(|a| a.contains(&serde_json::json!(s))));
+        let all_up = ["n1", "n2", "n3"]
+            .iter()
+            .all(|n| nodes.as_array().is_some_and(|a| a.contains(&serde_json::json!([n, "alive"]))));
+        let all_services = ["web", "api"]
+            .iter()
+            .all(|s| services.as_array().is_some_and(|a| a.contains(&serde_json::json!(s))));
         let tasks = browser.eval("document.querySelectorAll('[data-task]').length").as_u64().unwrap_or(0);
         if all_up && all_services && tasks == 4 {
             break;
         }
-        assert!(Instant::now() < deadline, "the page never showed every node and service: {nodes} {services} {tasks} tasks\n{}", browser.log());
+        assert!(
+            Instant::now() < deadline,
+            "the page never showed every node and service: {nodes} {services} {tasks} tasks\n{}",
+            browser.log()
+        );
         std::thread::sleep(Duration::from_millis(200));
+    }
+    // One more poll, so the rates have two answers to compare before the picture is taken.
+    let first = browser.eval("document.body.dataset.updated").as_str().unwrap_or("").to_string();
+    let polled = Instant::now();
+    while browser.eval("document.body.dataset.updated").as_str().unwrap_or("") == first {
+        assert!(polled.elapsed() < Duration::from_secs(10), "the page stopped polling");
+        std::thread::sleep(Duration::from_millis(100));
     }
     let png = browser.screenshot();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "a PNG screenshot");
@@ -291,5 +320,9 @@ fn the_web_view_shows_every_node_and_service_and_follows_a_node_going_down() {
     eprintln!("the page showed n3 down {:?} after the kill", killed.elapsed());
     let updated_after = browser.eval("document.body.dataset.updated").as_str().unwrap_or("").to_string();
     assert_ne!(updated_before, updated_after, "the page updated itself");
-    assert_eq!(browser.eval("performance.getEntriesByType('navigation').length").as_u64(), Some(1), "no reload");
+    assert_eq!(
+        browser.eval("performance.getEntriesByType('navigation').length").as_u64(),
+        Some(1),
+        "no reload"
+    );
 }

@@ -95,7 +95,10 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
             ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
                 .into_response()
         } else {
-            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], super::metrics::to_classic(&text))
+            (
+                [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+                super::metrics::to_classic(&text),
+            )
                 .into_response()
         }
     })

@@ -16,10 +16,14 @@
 //!
 //! - `dns`: dnsperf against the embedded DNS, unbound and dnsmasq serving the same record.
 //!
+//! - `events`: the cost of `meshctl monitor` (drops only, and every flow event) on overlay
+//!   throughput and on the VIP's new-connection rate, against no monitor.
+//!
 //! `--quick` runs smaller sizes and fewer trials (a smoke run of the benchmark code itself).
 
 mod alloc;
 mod dns;
+mod events;
 mod gossip;
 mod lb_scale;
 mod logs;
@@ -32,7 +36,7 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let suites: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with("--")).collect();
     if suites.is_empty() {
-        eprintln!("usage: bench [--quick] gossip|gossip-sim|overlay|mesh|lb-scale|dns");
+        eprintln!("usage: bench [--quick] gossip|gossip-sim|overlay|mesh|lb-scale|dns|events");
         std::process::exit(2);
     }
     for suite in suites {
@@ -48,9 +52,10 @@ fn main() {
                 lb_scale::run(quick);
             }
             "dns" => dns::run_suite(quick),
+            "events" => events::run_suite(quick),
             "lb-scale" => lb_scale::run(quick),
             other => {
-                eprintln!("bench: unknown suite {other:?} (known: gossip, gossip-sim, overlay, mesh, lb-scale, dns)");
+                eprintln!("bench: unknown suite {other:?} (known: gossip, gossip-sim, overlay, mesh, lb-scale, dns, events)");
                 std::process::exit(2);
             }
         }

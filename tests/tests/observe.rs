@@ -200,6 +200,21 @@ fn metrics_pass_promtool_and_monitor_shows_drops_as_they_happen() {
     assert!(sample(&text, "meshd_bpf_map_pressure{map_name=\"md_ct_v2\"}").is_some(), "{text}");
     assert!(sample(&text, "meshd_process_resident_memory_bytes").is_some_and(|b| b > 1e6), "{text}");
     assert!(sample(&text, "meshd_reconcile_duration_seconds_count").is_some_and(|n| n >= 1.0), "{text}");
+
+    // A command that waits shows what for and how long is left, in a terminal (script(1) gives
+    // it one), and stays quiet in a pipe.
+    let detach = format!(
+        "{} --socket {} detach --netns {a} --grace 2s",
+        binaries::meshctl().display(),
+        cluster.node(1).socket().display()
+    );
+    let out =
+        Command::new("script").args(["-qec", &detach, "/dev/null"]).output().expect("script (util-linux)");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", describe_failure("detach --grace in a terminal", &out));
+    assert!(shown.contains("its tasks terminate") && shown.contains("s left"), "{shown:?}");
+    let quiet = cluster.node(2).meshctl(&["detach", "--netns", &d, "--grace", "1s"]);
+    assert!(quiet.status.success() && !String::from_utf8_lossy(&quiet.stderr).contains("left"), "{quiet:?}");
 }
 
 #[test]

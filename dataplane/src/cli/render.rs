@@ -176,39 +176,6 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::reply::NodeStatus;
-    use crate::identity::NodeId;
-    use crate::state::Availability;
-
-    #[test]
-    fn tables_align() {
-        let out = table(&["A", "LONGER"], &[vec!["xyz".into(), "1".into()], vec!["q".into(), "22".into()]]);
-        assert_eq!(out, "A     LONGER\nxyz   1\nq     22\n");
-    }
-
-    #[test]
-    fn node_rows_mark_self_and_json_is_an_array() {
-        let node = NodeInfo {
-            id: NodeId::from_bytes([0x12; 16]),
-            name: "n1".into(),
-            address: "10.0.0.1".parse().unwrap(),
-            status: NodeStatus::Alive,
-            availability: Availability::Active,
-            is_self: true,
-        };
-        let reply = Reply::Nodes(vec![node]);
-        let text = render(&reply, Format::Table);
-        let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
-        assert_eq!(row, ["121212121212", "*", "n1", "10.0.0.1", "alive", "active"], "{text}");
-        let json: serde_json::Value = serde_json::from_str(&render(&reply, Format::Json)).unwrap();
-        assert_eq!(json[0]["status"], "alive");
-        assert_eq!(json[0]["id"], "12".repeat(16));
-    }
-}
-
 /// One monitor event as one line: time, node, interface, direction, protocol, the two ends
 /// (with what each address is: NETWORK/SERVICE or task), the verdict and reason, and a flow's
 /// backend. JSON: the event object.
@@ -257,4 +224,69 @@ fn peer(peer: &Peer) -> String {
         out.push_str(&format!(" (node {node})"));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_is_one_line() {
+        let peer = |last, network: &str, task: Option<&str>| Peer {
+            address: std::net::Ipv4Addr::new(10, 0, 0, last),
+            port: None,
+            network: Some(network.into()),
+            service: None,
+            task: task.map(Into::into),
+            node: None,
+        };
+        let event = MonitorEvent {
+            time: "2026-01-02T03:04:05.000006Z".into(),
+            kind: EventKind::Drop,
+            node: "n1".into(),
+            interface: "mdv1".into(),
+            direction: "from-container".into(),
+            verdict: "dropped".into(),
+            reason: "drop-network-mismatch".into(),
+            protocol: "icmp".into(),
+            source: peer(2, "front", Some("web.1")),
+            destination: peer(3, "back", None),
+            backend: None,
+            length: 98,
+        };
+        assert_eq!(
+            event_line(&event, Format::Table),
+            "03:04:05.000006 DROP n1 mdv1 from-container icmp 10.0.0.2 (front/web.1) -> 10.0.0.3 (back) dropped drop-network-mismatch\n"
+        );
+        let json: serde_json::Value = serde_json::from_str(&event_line(&event, Format::Json)).unwrap();
+        assert_eq!(json["destination"]["network"], "back");
+    }
+    use crate::api::reply::NodeStatus;
+    use crate::identity::NodeId;
+    use crate::state::Availability;
+
+    #[test]
+    fn tables_align() {
+        let out = table(&["A", "LONGER"], &[vec!["xyz".into(), "1".into()], vec!["q".into(), "22".into()]]);
+        assert_eq!(out, "A     LONGER\nxyz   1\nq     22\n");
+    }
+
+    #[test]
+    fn node_rows_mark_self_and_json_is_an_array() {
+        let node = NodeInfo {
+            id: NodeId::from_bytes([0x12; 16]),
+            name: "n1".into(),
+            address: "10.0.0.1".parse().unwrap(),
+            status: NodeStatus::Alive,
+            availability: Availability::Active,
+            is_self: true,
+        };
+        let reply = Reply::Nodes(vec![node]);
+        let text = render(&reply, Format::Table);
+        let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
+        assert_eq!(row, ["121212121212", "*", "n1", "10.0.0.1", "alive", "active"], "{text}");
+        let json: serde_json::Value = serde_json::from_str(&render(&reply, Format::Json)).unwrap();
+        assert_eq!(json[0]["status"], "alive");
+        assert_eq!(json[0]["id"], "12".repeat(16));
+    }
 }

@@ -70,8 +70,19 @@ impl Collector for Scrape {
                 }
                 Family::Histogram(name, help, h) => {
                     let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+                    // The encoder sums the buckets itself and writes f64::MAX as +Inf.
+                    let mut below = 0;
+                    let buckets: Vec<(f64, u64)> = h
+                        .buckets
+                        .iter()
+                        .map(|(bound, cumulative)| {
+                            let own = cumulative.saturating_sub(below);
+                            below = *cumulative;
+                            (if bound.is_infinite() { f64::MAX } else { *bound }, own)
+                        })
+                        .collect();
                     metric.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
-                        h.sum, h.count, &h.buckets, None,
+                        h.sum, h.count, &buckets, None,
                     )?;
                 }
             }

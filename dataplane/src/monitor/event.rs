@@ -157,8 +157,8 @@ impl Directory {
         let port = |p: u16| ports.then(|| net_order::to_port(p));
         let source = self.peer(net_order::to_ipv4(raw.saddr), port(raw.sport));
         let mut destination = self.peer(net_order::to_ipv4(raw.daddr), port(raw.dport));
+        // The reader passes only the two known types; anything else reads as a drop.
         let kind = if raw.kind == TYPE_FLOW { EventKind::Flow } else { EventKind::Drop };
-        debug_assert!(raw.kind == TYPE_FLOW || raw.kind == TYPE_DROP);
         let (verdict, reason, backend, direction) = match kind {
             EventKind::Drop => (
                 "dropped",
@@ -235,6 +235,23 @@ pub fn rfc3339(time: SystemTime) -> String {
 mod tests {
     use super::*;
     use crate::fixture::snapshot_with_web;
+
+    proptest::proptest! {
+        /// Whatever the ring holds (a bug, a newer program), reading and naming it never
+        /// panics, and the JSON always has the fields a script expects.
+        #[test]
+        fn any_record_decodes_or_is_refused(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let directory = Directory::new(&snapshot_with_web());
+            if let Some(raw) = Event::from_bytes(&bytes) {
+                let event = directory.describe(&raw, "x".into(), UNIX_EPOCH);
+                let json = serde_json::to_value(&event).unwrap();
+                proptest::prop_assert!(json["source"]["address"].is_string());
+                proptest::prop_assert!(json["time"].as_str().is_some_and(|t| t.ends_with('Z')));
+            } else {
+                proptest::prop_assert!(bytes.len() < 40);
+            }
+        }
+    }
 
     #[test]
     fn time_is_rfc3339() {

@@ -56,7 +56,7 @@ impl Filter {
 pub struct MonitorStats {
     /// Events read from the ring buffer.
     pub received: AtomicU64,
-    /// Records that were not a whole event (a bug or a version mismatch).
+    /// Records that were not a whole event of a known type (a bug or a version mismatch).
     pub malformed: AtomicU64,
     /// Events a subscriber lost because its queue was full.
     pub subscriber_dropped: AtomicU64,

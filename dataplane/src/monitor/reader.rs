@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use meshd_ebpf::events::Event;
+use meshd_ebpf::events::{Event, TYPE_DROP, TYPE_FLOW};
 use tokio::io::unix::AsyncFd;
 
 use super::event::Directory;
@@ -55,8 +55,8 @@ pub async fn run(ring: EventRing, monitor: Arc<Monitor>, gossip: GossipHandle) {
                 while raw.len() < BATCH {
                     let Some(item) = ring.next() else { break };
                     match Event::from_bytes(&item) {
-                        Some(event) => raw.push(event),
-                        None => {
+                        Some(event) if matches!(event.kind, TYPE_DROP | TYPE_FLOW) => raw.push(event),
+                        _ => {
                             monitor.stats.malformed.fetch_add(1, Ordering::Relaxed);
                         }
                     }

@@ -51,7 +51,7 @@ fn metric(node: &Node, name: &str) -> f64 {
 }
 
 pub fn run_suite(quick: bool) {
-    let (secs, rounds) = if quick { (2, 1) } else { (5, 5) };
+    let (secs, rounds) = if quick { (2, 1) } else { (4, 9) };
     let mut cluster = Cluster::new("bevents", 2);
     cluster.form_with(&["--metrics-addr", METRICS, "--monitor-rate", "10000000"]);
     cluster.node(1).meshctl_ok(&["network", "create", "bench", "--subnet", "10.62.0.0/24"]);
@@ -122,4 +122,52 @@ pub fn run_suite(quick: bool) {
             flow_events[i]
         );
     }
+}
+
+/// The cost of `meshd_bpf_map_pressure`: a walk of every map's keys, with conntrack and the
+/// reverse translations full (262,144 entries each), in process against the real kernel.
+pub fn walk_cost() {
+    use aya::maps::{HashMap, Map, MapData};
+    use meshd_ebpf::lb::{CtKey, CtVal, RnatKey, RnatVal, CT_MAP, CT_MAX, RNAT_MAP, RNAT_MAX};
+
+    let pins = std::path::PathBuf::from(format!("/sys/fs/bpf/meshd-bench-walk-{}", std::process::id()));
+    std::fs::create_dir_all(&pins).expect("a pin directory on bpffs");
+    let ns = meshd_tests::Netns::new(&meshd_tests::names::unique_prefix("bwalk"));
+    let dir = pins.clone();
+    let report = ns.run_inside(move || {
+        let datapath = meshd::bpf::Datapath::load(&dir).expect("load the datapath");
+        let empty = datapath.usage().expect("walk").took;
+        let mut ct = Map::LruHashMap(MapData::from_pin(dir.join(CT_MAP)).expect("pinned conntrack"));
+        let mut ct: HashMap<&mut MapData, CtKey, CtVal> = HashMap::try_from(&mut ct).expect("conntrack");
+        for i in 0..CT_MAX {
+            let key =
+                CtKey { client_ip: i, vip: 0x0a00_0001, client_port: 1, port: 80, proto: 6, pad: [0; 3] };
+            ct.insert(key, CtVal { backend_ip: i % 16, flags: 0, last_seen: 0 }, 0).expect("insert");
+        }
+        let mut rnat = Map::LruHashMap(MapData::from_pin(dir.join(RNAT_MAP)).expect("pinned rnat"));
+        let mut rnat: HashMap<&mut MapData, RnatKey, RnatVal> = HashMap::try_from(&mut rnat).expect("rnat");
+        for i in 0..RNAT_MAX {
+            let key =
+                RnatKey { backend_ip: i % 16, client_ip: i, port: 80, client_port: 1, proto: 6, pad: [0; 3] };
+            rnat.insert(key, RnatVal { vip: 1, pad: 0 }, 0).expect("insert");
+        }
+        let mut full: Vec<std::time::Duration> =
+            (0..3).map(|_| datapath.usage().expect("walk").took).collect();
+        full.sort();
+        let usage = datapath.usage().expect("walk");
+        let ct_entries = usage.maps.iter().find(|m| m.name == CT_MAP).map_or(0, |m| m.entries);
+        (empty, full, ct_entries)
+    });
+    let _ = std::fs::remove_dir_all(&pins);
+    let (empty, full, ct_entries) = report;
+    println!("\n## The map walk behind meshd_bpf_map_pressure (in process, real kernel maps)\n");
+    println!("| maps | walk of every map (3 runs: min / median / max) |");
+    println!("|---|---|");
+    println!("| empty | {:.1} ms |", empty.as_secs_f64() * 1e3);
+    println!(
+        "| md_ct_v2 and md_rnat_v1 full ({ct_entries} entries each counted) | {:.0} / {:.0} / {:.0} ms |",
+        full[0].as_secs_f64() * 1e3,
+        full[1].as_secs_f64() * 1e3,
+        full[2].as_secs_f64() * 1e3
+    );
 }

@@ -36,7 +36,7 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let suites: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with("--")).collect();
     if suites.is_empty() {
-        eprintln!("usage: bench [--quick] gossip|gossip-sim|overlay|mesh|lb-scale|dns|events");
+        eprintln!("usage: bench [--quick] gossip|gossip-sim|overlay|mesh|lb-scale|dns|events|map-walk");
         std::process::exit(2);
     }
     for suite in suites {
@@ -52,10 +52,14 @@ fn main() {
                 lb_scale::run(quick);
             }
             "dns" => dns::run_suite(quick),
-            "events" => events::run_suite(quick),
+            "events" => {
+                events::run_suite(quick);
+                events::walk_cost();
+            }
+            "map-walk" => events::walk_cost(),
             "lb-scale" => lb_scale::run(quick),
             other => {
-                eprintln!("bench: unknown suite {other:?} (known: gossip, gossip-sim, overlay, mesh, lb-scale, dns, events)");
+                eprintln!("bench: unknown suite {other:?} (known: gossip, gossip-sim, overlay, mesh, lb-scale, dns, events, map-walk)");
                 std::process::exit(2);
             }
         }

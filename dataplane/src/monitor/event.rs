@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use meshd_ebpf::events::{Event, DIR_UNKNOWN, TYPE_DROP, TYPE_FLOW};
+use meshd_ebpf::events::{Event, DIR_UNKNOWN, TYPE_FLOW};
 use meshd_ebpf::net_order;
 use meshd_ebpf::verdict::{Direction, Reason};
 use serde::{Deserialize, Serialize};
@@ -235,6 +235,7 @@ pub fn rfc3339(time: SystemTime) -> String {
 mod tests {
     use super::*;
     use crate::fixture::snapshot_with_web;
+    use meshd_ebpf::events::TYPE_DROP;
 
     proptest::proptest! {
         /// Whatever the ring holds (a bug, a newer program), reading and naming it never

@@ -80,7 +80,12 @@ impl Agent {
                 return Ok(usage.clone());
             }
         }
-        let usage = Arc::new(self.inner.lock().await.datapath.usage()?);
+        // The walk opens the pins itself: the agent's lock is held only to read where they are.
+        let pin_dir = self.inner.lock().await.datapath.pin_dir().to_path_buf();
+        let usage = tokio::task::spawn_blocking(move || crate::bpf::pressure::usage(&pin_dir))
+            .await
+            .map_err(|e| AgentError::Kernel(format!("map walk: {e}")))??;
+        let usage = Arc::new(usage);
         *cache.last.lock().expect("usage cache") = Some((Instant::now(), usage.clone()));
         Ok(usage)
     }

@@ -209,12 +209,12 @@ impl Sources {
             }
             families.push(Family::Gauge(
                 "meshd_service_flows",
-                "Flows to each service's VIP tracked by this node's conntrack (sampled every 15 s)",
+                "Flows to each service's VIP tracked by this node's conntrack (sampled every 30 s)",
                 via_vip.into_iter().map(|(s, n)| (labels(&[("service", s)]), n as f64)).collect(),
             ));
             families.push(Family::Gauge(
                 "meshd_published_port_flows",
-                "Flows through each published port tracked by this node's conntrack (sampled every 15 s)",
+                "Flows through each published port tracked by this node's conntrack (sampled every 30 s)",
                 via_port
                     .into_iter()
                     .map(|((s, port, proto), n)| {
@@ -227,7 +227,7 @@ impl Sources {
             ));
             families.push(Family::Gauge(
                 "meshd_bpf_map_pressure",
-                "Fill of each eBPF map: entries / max_entries (sampled every 15 s)",
+                "Fill of each eBPF map: entries / max_entries (sampled every 30 s)",
                 usage
                     .maps
                     .iter()
@@ -238,7 +238,7 @@ impl Sources {
             ));
             families.push(Family::Gauge(
                 "meshd_bpf_map_entries",
-                "Entries in each eBPF map (sampled every 15 s)",
+                "Entries in each eBPF map (sampled every 30 s)",
                 usage.maps.iter().map(|m| (labels(&[("map_name", m.name)]), m.entries as f64)).collect(),
             ));
             families.push(Family::Gauge(

@@ -323,6 +323,84 @@ mod tests {
         assert!(!path.exists(), "socket file removed on shutdown");
     }
 
+    /// Serves monitor streams from a hub the test feeds.
+    struct Streams(Arc<crate::monitor::Monitor>);
+
+    impl Handler for Streams {
+        async fn handle(&self, _request: Request) -> Response {
+            Response::Ok(Reply::Left {})
+        }
+
+        fn monitor(&self, filter: Filter) -> Result<Subscription, ApiError> {
+            self.0.subscribe(filter).map_err(|e| ApiError::new(ErrorKind::Conflict, e.to_string()))
+        }
+    }
+
+    fn event(n: u8) -> crate::monitor::MonitorEvent {
+        let peer = crate::monitor::Peer {
+            address: std::net::Ipv4Addr::new(10, 0, 0, n),
+            port: None,
+            network: Some("front".into()),
+            service: None,
+            task: None,
+            node: None,
+        };
+        crate::monitor::MonitorEvent {
+            time: String::new(),
+            kind: crate::monitor::EventKind::Drop,
+            node: "n1".into(),
+            interface: "x".into(),
+            direction: "from-container".into(),
+            verdict: "dropped".into(),
+            reason: "drop-no-endpoint".into(),
+            protocol: "icmp".into(),
+            source: peer.clone(),
+            destination: peer,
+            backend: None,
+            length: 64,
+        }
+    }
+
+    #[tokio::test]
+    async fn monitor_streams_history_then_follows_until_the_client_goes() {
+        let path = socket_path("stream");
+        let server = ApiServer::bind(&path).unwrap();
+        let hub = crate::monitor::Monitor::new(None, 1000).unwrap();
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(server.serve(Arc::new(Streams(hub.clone())), stop_rx));
+        hub.publish(vec![event(1)]);
+
+        // Without follow: the answer, the history, the end.
+        let lines = exchange(&path, b"{\"op\":\"monitor\"}\n").await;
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(lines[0].contains("monitoring"));
+        assert!(lines[1].starts_with("{\"event\""), "{lines:?}");
+        assert_eq!(lines[2], "{\"end\":{}}");
+
+        // Following: new events arrive as they are published; closing ends the subscription.
+        let stream = UnixStream::connect(&path).await.unwrap();
+        let (read, mut write) = stream.into_split();
+        write.write_all(b"{\"op\":\"monitor\",\"follow\":true,\"types\":[\"drop\"]}\n").await.unwrap();
+        let mut lines = BufReader::new(read).lines();
+        assert!(lines.next_line().await.unwrap().unwrap().contains("monitoring"));
+        assert!(lines.next_line().await.unwrap().unwrap().contains("10.0.0.1"), "history first");
+        while hub.subscribers() == 0 {
+            tokio::task::yield_now().await;
+        }
+        hub.publish(vec![event(2)]);
+        assert!(lines.next_line().await.unwrap().unwrap().contains("10.0.0.2"));
+        drop(write);
+        drop(lines);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while hub.subscribers() != 0 {
+            assert!(std::time::Instant::now() < deadline, "the subscription outlived its client");
+            hub.publish(vec![event(3)]);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop.send(true).unwrap();
+        task.await.unwrap();
+    }
+
     #[tokio::test]
     async fn a_live_socket_is_not_taken_over() {
         let path = socket_path("live");

@@ -16,6 +16,8 @@ packages=(
   # (each test starts its own daemons with private roots), their image (busybox-static), and
   # systemd-analyze for checking meshd's unit.
   docker.io podman containerd runc containernetworking-plugins busybox-static systemd
+  # Observability tests: promtool checks /metrics; headless Chromium loads the web view.
+  prometheus chromium
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -31,10 +33,21 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # Packages with daemons (nginx, unbound, prometheus) must not start them: a policy-rc.d that
+  # says "no" for the length of the install (Debian's own mechanism), unless one exists already.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    own_policy=1
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # The nginx, unbound, docker.io, containerd and podman packages start host-wide daemons; the
-  # tests and benchmarks run their own, privately, in namespaces.
-  for daemon in nginx unbound docker containerd podman; do
+  if [ "$own_policy" -eq 1 ]; then rm -f "$policy"; fi
+  # The nginx, unbound, docker.io, containerd and podman packages start host-wide daemons
+  # (should one have started anyway): the tests and benchmarks run their own, privately, in
+  # namespaces (promtool is used as a checker only; no Prometheus server runs).
+  for daemon in nginx unbound prometheus docker containerd podman; do
     if printf '%s\n' "${missing[@]}" | grep -q "^$daemon"; then
       for unit in "$daemon.service" "$daemon.socket"; do
         systemctl disable --now "$unit" >/dev/null 2>&1 || true

@@ -4,11 +4,13 @@
 //! the picture):
 //!
 //! 1. [`cli`] (`meshctl`'s grammar and tables), [`daemon`] (the `meshd` process: flags,
-//!    start-up order, the API handler, the Docker driver) and [`cni`] (the `meshd-cni` plugin).
+//!    start-up order, the API handler, the Docker driver), [`cni`] (the `meshd-cni` plugin) and
+//!    [`observe`] (metrics and the web view, over HTTP).
 //! 2. [`api`]: the local API's messages, its server and client, and the rows of its replies;
 //!    [`docker`]: Docker's network driver protocol, its plugin socket, and a Docker API client.
 //! 3. [`agent`]: the node's operations (networks, services, attach/detach) and the loop that
-//!    keeps the kernel equal to the cluster state.
+//!    keeps the kernel equal to the cluster state; [`monitor`]: drop and flow events from the
+//!    programs, named and fanned out.
 //! 4. [`manager`]: the managers' Raft group, which decides everything cluster-wide (networks,
 //!    address blocks, services, roles, removals, secrets) and mirrors it into gossip.
 //! 5. The rules, pure: [`reconcile`] (cluster state + local facts -> map contents),
@@ -35,11 +37,14 @@ pub mod duration;
 pub mod gossip;
 pub mod hash;
 pub mod hex;
+pub mod histogram;
 pub mod host;
 pub mod identity;
 pub mod manager;
+pub mod monitor;
 pub mod netlink;
 pub mod network;
+pub mod observe;
 pub mod reconcile;
 pub mod service;
 pub mod state;

@@ -15,6 +15,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 
+use crate::stats::DnsStats;
+
 /// The address every attached namespace asks.
 pub const MESH_DNS: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
 /// Queries forwarded at once, at most.
@@ -35,6 +37,9 @@ pub enum ForwardError {
 pub struct Forwarder {
     upstreams: ArcSwap<Vec<SocketAddr>>,
     in_flight: Semaphore,
+    /// The node's DNS counters: every namespace's handler shares this forwarder, so it keeps
+    /// them for all.
+    stats: Arc<DnsStats>,
 }
 
 impl Forwarder {
@@ -42,6 +47,7 @@ impl Forwarder {
         let forwarder = Forwarder {
             upstreams: ArcSwap::from_pointee(Vec::new()),
             in_flight: Semaphore::new(MAX_IN_FLIGHT),
+            stats: Arc::default(),
         };
         forwarder.set_upstreams(upstreams);
         forwarder
@@ -58,13 +64,26 @@ impl Forwarder {
         self.upstreams.load_full()
     }
 
+    /// The node's DNS counters.
+    pub fn stats(&self) -> &Arc<DnsStats> {
+        &self.stats
+    }
+
+    /// Queries being forwarded now.
+    pub fn in_flight(&self) -> usize {
+        MAX_IN_FLIGHT - self.in_flight.available_permits()
+    }
+
     /// Resolves `query` upstream; the answer carries the upstream's ID (the caller restores its own).
     pub async fn resolve(&self, query: &Query, recursion_desired: bool) -> Result<Message, ForwardError> {
         let upstreams = self.upstreams.load_full();
         if upstreams.is_empty() {
             return Err(ForwardError::NoUpstream);
         }
-        let _permit = self.in_flight.try_acquire().map_err(|_| ForwardError::Busy)?;
+        let _permit = self.in_flight.try_acquire().map_err(|_| {
+            self.stats.busy.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            ForwardError::Busy
+        })?;
         for upstream in upstreams.iter() {
             let mut message = Message::new(rand::random(), MessageType::Query, OpCode::Query);
             message.metadata.recursion_desired = recursion_desired;

@@ -16,6 +16,7 @@ use rand::seq::SliceRandom;
 
 use crate::forward::Forwarder;
 use crate::registry::{Lookup, Registry};
+use crate::stats::Outcome;
 
 /// Answers for one namespace.
 #[derive(Clone)]
@@ -94,15 +95,29 @@ impl RequestHandler for MeshHandler {
         request: &Request,
         mut response: R,
     ) -> ResponseInfo {
+        let start = std::time::Instant::now();
+        let (info, outcome) = self.respond(request, &mut response).await;
+        self.forwarder.stats().record(outcome, start.elapsed());
+        info
+    }
+}
+
+impl MeshHandler {
+    /// Answers one request; returns what was sent and the outcome it counts as.
+    async fn respond<R: ResponseHandler>(
+        &self,
+        request: &Request,
+        response: &mut R,
+    ) -> (ResponseInfo, Outcome) {
         let builder = MessageResponseBuilder::new(&request.queries, None);
         let metadata = &request.metadata;
         let error = |code| MessageResponseBuilder::new(&request.queries, None).error_msg(metadata, code);
         if metadata.op_code != OpCode::Query {
-            return send(&mut response, error(ResponseCode::Refused), request).await;
+            return (send(response, error(ResponseCode::Refused), request).await, Outcome::Refused);
         }
         let queries = request.queries.queries();
         let [query] = queries else {
-            return send(&mut response, error(ResponseCode::FormErr), request).await;
+            return (send(response, error(ResponseCode::FormErr), request).await, Outcome::Refused);
         };
         let name: Name = query.name().into();
         let answer = self.answer(&name, query.query_type());
@@ -111,12 +126,15 @@ impl RequestHandler for MeshHandler {
         match answer {
             Answer::Records(records) => {
                 reply.authoritative = true;
-                send(&mut response, builder.build(reply, records.iter(), [], [], []), request).await
+                let info = send(response, builder.build(reply, records.iter(), [], [], []), request).await;
+                (info, Outcome::Local)
             }
             Answer::Code(code) => {
                 reply.response_code = code;
                 reply.authoritative = true;
-                send(&mut response, builder.build_no_records(reply), request).await
+                let outcome =
+                    if code == ResponseCode::NXDomain { Outcome::NxDomain } else { Outcome::Refused };
+                (send(response, builder.build_no_records(reply), request).await, outcome)
             }
             Answer::Forward => {
                 match self.forwarder.resolve(query.original(), metadata.recursion_desired).await {
@@ -129,9 +147,11 @@ impl RequestHandler for MeshHandler {
                             [],
                             upstream.additionals.iter().filter(|r| r.record_type() != RecordType::OPT),
                         );
-                        send(&mut response, built, request).await
+                        (send(response, built, request).await, Outcome::Forwarded)
                     }
-                    Err(_) => send(&mut response, error(ResponseCode::ServFail), request).await,
+                    Err(_) => {
+                        (send(response, error(ResponseCode::ServFail), request).await, Outcome::ForwardFailed)
+                    }
                 }
             }
         }

@@ -8,6 +8,7 @@
 //!   hickory-server with per-connection timeouts;
 //! - [`by_source`]: one address on the node, each query scoped by its source address (Docker
 //!   containers, whose 127.0.0.11 is Docker's resolver).
+//! - [`stats`]: queries by outcome and a latency histogram, atomics that meshd reads.
 //!
 //! No unsafe code.
 
@@ -18,7 +19,9 @@ pub mod forward;
 pub mod handler;
 pub mod listener;
 pub mod registry;
+pub mod stats;
 
 pub use forward::Forwarder;
 pub use handler::MeshHandler;
 pub use registry::{Lookup, Registry};
+pub use stats::{DnsStats, Outcome};

@@ -11,6 +11,7 @@
 #![deny(unsafe_code)]
 
 pub mod endpoint;
+pub mod events;
 pub mod lb;
 pub mod mesh;
 pub mod net_order;

@@ -10,6 +10,10 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use meshd_ebpf::endpoint::{Endpoint, Iface, ENDPOINTS_MAX, FLAG_LOCAL, IFACES_MAX};
+use meshd_ebpf::events::{
+    Event, EventBucket, EventConfig, BUCKETS_MAX, CONFIG_MAX as EVENT_CONFIG_MAX, DIR_UNKNOWN, RING_BYTES,
+    TYPE_DROP, TYPE_FLOW,
+};
 use meshd_ebpf::lb::{
     CtKey, CtVal, RnatKey, RnatVal, Service, CT_FIN, CT_MAX, MAGLEV_FINGERPRINT, MAGLEV_MAX, MAGLEV_SIZE,
     MAGLEV_SLOTS, MAGLEV_TEMPLATE_MAX, RNAT_MAX, SERVICES_MAX,
@@ -31,7 +35,7 @@ fn c_facts(probe_body: &str) -> HashMap<String, u64> {
     let src = dir.join("probe.c");
     let exe = dir.join("probe");
     let program = format!(
-        "#include <stdio.h>\n#include <stddef.h>\n#include \"abi/verdict.h\"\n#include \"abi/endpoint.h\"\n#include \"abi/node.h\"\n#include \"abi/lb.h\"\n#include \"abi/mesh.h\"\n\
+        "#include <stdio.h>\n#include <stddef.h>\n#include \"abi/verdict.h\"\n#include \"abi/endpoint.h\"\n#include \"abi/node.h\"\n#include \"abi/lb.h\"\n#include \"abi/mesh.h\"\n#include \"abi/events.h\"\n\
          #define SIZE(t) printf(\"sizeof %s %zu\\n\", #t, sizeof(struct t))\n\
          #define OFF(t, f) printf(\"offsetof %s.%s %zu\\n\", #t, #f, offsetof(struct t, f))\n\
          #define ENUM(e) printf(\"enum %s %d\\n\", #e, (int)(e))\n\
@@ -292,5 +296,68 @@ fn mesh_types_match_the_header() {
     assert_eq!(
         header_enumerators("abi/mesh.h"),
         ["MD_FRONTENDS_MAX", "MD_MESH_RNAT_MAX", "MD_MESH_RETURN_MAX", "MD_SOCK_RNAT_MAX"]
+    );
+}
+
+#[test]
+fn event_types_match_the_header() {
+    let facts = c_facts(
+        "SIZE(md_event); OFF(md_event, time_ns); OFF(md_event, ifindex); OFF(md_event, len);\n\
+         OFF(md_event, saddr); OFF(md_event, daddr); OFF(md_event, backend); OFF(md_event, sport);\n\
+         OFF(md_event, dport); OFF(md_event, reason); OFF(md_event, dir); OFF(md_event, proto);\n\
+         OFF(md_event, type); OFF(md_event, pad);\n\
+         SIZE(md_event_config); OFF(md_event_config, mask); OFF(md_event_config, pad);\n\
+         OFF(md_event_config, interval_ns); OFF(md_event_config, burst_ns);\n\
+         SIZE(md_event_bucket); OFF(md_event_bucket, last_ns); OFF(md_event_bucket, credit_ns);\n\
+         OFF(md_event_bucket, emitted); OFF(md_event_bucket, suppressed); OFF(md_event_bucket, lost);\n\
+         ENUM(MD_EVENTS_RING_BYTES); ENUM(MD_EVENT_CONFIG_MAX); ENUM(MD_EVENT_BUCKETS_MAX);\n\
+         ENUM(MD_EVENT_DROP); ENUM(MD_EVENT_FLOW); ENUM(MD_EVENT_DIR_UNKNOWN);",
+    );
+    let rust: HashMap<&str, usize> = HashMap::from([
+        ("sizeof md_event", size_of::<Event>()),
+        ("offsetof md_event.time_ns", offset_of!(Event, time_ns)),
+        ("offsetof md_event.ifindex", offset_of!(Event, ifindex)),
+        ("offsetof md_event.len", offset_of!(Event, len)),
+        ("offsetof md_event.saddr", offset_of!(Event, saddr)),
+        ("offsetof md_event.daddr", offset_of!(Event, daddr)),
+        ("offsetof md_event.backend", offset_of!(Event, backend)),
+        ("offsetof md_event.sport", offset_of!(Event, sport)),
+        ("offsetof md_event.dport", offset_of!(Event, dport)),
+        ("offsetof md_event.reason", offset_of!(Event, reason)),
+        ("offsetof md_event.dir", offset_of!(Event, dir)),
+        ("offsetof md_event.proto", offset_of!(Event, proto)),
+        ("offsetof md_event.type", offset_of!(Event, kind)),
+        ("offsetof md_event.pad", offset_of!(Event, pad)),
+        ("sizeof md_event_config", size_of::<EventConfig>()),
+        ("offsetof md_event_config.mask", offset_of!(EventConfig, mask)),
+        ("offsetof md_event_config.pad", offset_of!(EventConfig, pad)),
+        ("offsetof md_event_config.interval_ns", offset_of!(EventConfig, interval_ns)),
+        ("offsetof md_event_config.burst_ns", offset_of!(EventConfig, burst_ns)),
+        ("sizeof md_event_bucket", size_of::<EventBucket>()),
+        ("offsetof md_event_bucket.last_ns", offset_of!(EventBucket, last_ns)),
+        ("offsetof md_event_bucket.credit_ns", offset_of!(EventBucket, credit_ns)),
+        ("offsetof md_event_bucket.emitted", offset_of!(EventBucket, emitted)),
+        ("offsetof md_event_bucket.suppressed", offset_of!(EventBucket, suppressed)),
+        ("offsetof md_event_bucket.lost", offset_of!(EventBucket, lost)),
+        ("enum MD_EVENTS_RING_BYTES", RING_BYTES as usize),
+        ("enum MD_EVENT_CONFIG_MAX", EVENT_CONFIG_MAX as usize),
+        ("enum MD_EVENT_BUCKETS_MAX", BUCKETS_MAX as usize),
+        ("enum MD_EVENT_DROP", usize::from(TYPE_DROP)),
+        ("enum MD_EVENT_FLOW", usize::from(TYPE_FLOW)),
+        ("enum MD_EVENT_DIR_UNKNOWN", usize::from(DIR_UNKNOWN)),
+    ]);
+    for (name, rust_value) in &rust {
+        assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
+    }
+    assert_eq!(
+        header_enumerators("abi/events.h"),
+        [
+            "MD_EVENTS_RING_BYTES",
+            "MD_EVENT_CONFIG_MAX",
+            "MD_EVENT_BUCKETS_MAX",
+            "MD_EVENT_DROP",
+            "MD_EVENT_FLOW",
+            "MD_EVENT_DIR_UNKNOWN"
+        ]
     );
 }

@@ -8,6 +8,7 @@
 //! before it starts.
 
 pub mod binaries;
+pub mod browser;
 pub mod cluster;
 pub mod cni;
 pub mod command;

@@ -16,6 +16,7 @@
 //! - [`reaper`]: attachments whose namespace or veth vanished without a detach.
 //! - [`node_dns`]: the node's DNS address for containers whose 127.0.0.11 is not meshd's.
 //! - [`counters`]: the datapath's verdict counters by interface name.
+//! - [`observe`]: what the metrics read: reconcile timing, map fill, DNS counters.
 
 pub mod allocate;
 pub mod attachments;
@@ -25,6 +26,7 @@ pub mod handover;
 pub mod netns;
 pub mod networks;
 pub mod node_dns;
+pub mod observe;
 pub mod owners;
 pub mod reaper;
 pub mod reconcile_loop;
@@ -94,6 +96,8 @@ pub struct Agent {
     managers: Managers,
     node_id: NodeId,
     state_dir: Arc<StateDir>,
+    /// How long reconciling takes, and how far the kernel lags the state.
+    timing: observe::ReconcileTiming,
     /// The MTU of overlay interfaces: the underlay's, minus VXLAN's overhead.
     mtu: u32,
     vxlan_ifindex: u32,

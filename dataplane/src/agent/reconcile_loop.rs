@@ -21,14 +21,21 @@ impl Agent {
         let mut snapshots = self.gossip.subscribe();
         let mut tick = tokio::time::interval(RECONCILE_EVERY);
         loop {
-            let ticked = tokio::select! {
-                changed = snapshots.changed() => if changed.is_err() { return } else { false },
-                _ = tick.tick() => true,
+            let changed_at = tokio::select! {
+                changed = snapshots.changed() => {
+                    if changed.is_err() { return }
+                    self.timing.state_changed();
+                    Some(std::time::Instant::now())
+                }
+                _ = tick.tick() => None,
             };
-            if let Err(error) = self.reconcile().await {
+            let start = std::time::Instant::now();
+            let result = self.reconcile().await;
+            self.timing.reconciled(start.elapsed(), changed_at, result.is_ok());
+            if let Err(error) = result {
                 tracing::warn!(%error, "overlay reconcile failed; retrying");
             }
-            if ticked {
+            if changed_at.is_none() {
                 if let Err(error) = self.reap().await {
                     tracing::warn!(%error, "cannot release vanished attachments; retrying");
                 }

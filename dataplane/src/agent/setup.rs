@@ -116,6 +116,7 @@ impl Agent {
             managers,
             node_id,
             state_dir,
+            timing: Default::default(),
             mtu,
             vxlan_ifindex,
             advertise: advertise_v4,

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use crate::identity::NodeId;
+use crate::monitor::MonitorEvent;
 use crate::state::{Availability, EndpointMode, Role};
 
 /// Largest response line the client accepts (node tables of thousands of nodes fit easily).
@@ -54,6 +55,8 @@ pub enum Reply {
     Inspect(ServiceInspect),
     KeyRotated {},
     Attachments(Vec<AttachmentInfo>),
+    /// The first line of a monitor stream: events follow as [`StreamLine`]s.
+    Monitoring {},
 }
 
 /// One attachment of this node, as a runtime reports it (a CNI result, a Docker join).
@@ -78,6 +81,19 @@ pub struct AttachmentInfo {
     pub task: Option<String>,
     /// Draining: no new flows.
     pub terminating: bool,
+}
+
+/// A line of a stream (after its first line, a [`Response`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamLine {
+    Event(Box<MonitorEvent>),
+    /// This many events did not reach this client: it read too slowly and its queue was full.
+    Dropped {
+        count: u64,
+    },
+    /// The stream is over (no `follow`, or meshd is stopping).
+    End {},
 }
 
 /// One verdict counter of the eBPF programs.

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ErrorKind};
+use crate::monitor::{EventKind, Filter};
 use crate::state::{Availability, EndpointMode, Role};
 
 /// Largest request line the server reads; a longer one is refused and the connection closed.
@@ -127,6 +128,33 @@ pub enum Request {
         #[serde(default)]
         grace_ms: u64,
     },
+    /// Drop and flow events as the programs see them. The answer is a stream (see
+    /// [`super::reply::StreamLine`]): the recent events that match, then, with `follow`, every
+    /// new one until the client goes; without it, an `end` line.
+    Monitor {
+        /// drop, flow (empty: both).
+        #[serde(default)]
+        types: Vec<EventKind>,
+        #[serde(default)]
+        network: Option<String>,
+        #[serde(default)]
+        service: Option<String>,
+        #[serde(default)]
+        follow: bool,
+    },
+}
+
+impl Request {
+    /// The monitor's filter, for a [`Request::Monitor`].
+    pub fn monitor_filter(&self) -> Option<(Filter, bool)> {
+        match self {
+            Request::Monitor { types, network, service, follow } => Some((
+                Filter { types: types.clone(), network: network.clone(), service: service.clone() },
+                *follow,
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// Parses one request line; the error is ready to send back.
@@ -154,6 +182,13 @@ mod tests {
             parse_request(br#"{"op":"node_rm","node":"n2"}"#).unwrap(),
             Request::NodeRm { node: "n2".into(), force: false }
         );
+        let monitor =
+            parse_request(br#"{"op":"monitor","types":["drop"],"network":"front","follow":true}"#).unwrap();
+        let (filter, follow) = monitor.monitor_filter().unwrap();
+        assert!(follow);
+        assert_eq!(filter.types, [EventKind::Drop]);
+        assert_eq!(filter.network.as_deref(), Some("front"));
+        assert!(parse_request(br#"{"op":"monitor","types":["everything"]}"#).is_err());
     }
 
     #[test]

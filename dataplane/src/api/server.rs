@@ -18,8 +18,9 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{watch, Semaphore};
 
 use super::error::{ApiError, ErrorKind};
-use super::reply::Response;
+use super::reply::{Reply, Response, StreamLine};
 use super::request::{parse_request, Request, MAX_REQUEST_BYTES};
+use crate::monitor::{Filter, Subscription};
 
 /// How long a connection may sit idle between requests before it is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -29,6 +30,13 @@ const MAX_CONNECTIONS: usize = 64;
 /// Answers API requests. Implemented by the daemon; tests use small fakes.
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, request: Request) -> impl Future<Output = Response> + Send;
+
+    /// A subscription to the monitor's events, for a `monitor` request (a stream). The
+    /// default: this handler has no monitor.
+    fn monitor(&self, filter: Filter) -> Result<Subscription, ApiError> {
+        let _ = filter;
+        Err(ApiError::new(ErrorKind::BadRequest, "this server has no monitor"))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,8 +116,9 @@ impl ApiServer {
                 _ = stopped(&mut shutdown) => break,
             };
             let handler = handler.clone();
+            let shutdown = shutdown.clone();
             tokio::spawn(async move {
-                if let Err(error) = serve_connection(stream, &*handler).await {
+                if let Err(error) = serve_connection(stream, &*handler, shutdown).await {
                     tracing::debug!(%error, "API connection ended with an error");
                 }
                 drop(permit);
@@ -125,7 +134,11 @@ impl Drop for ApiServer {
 }
 
 /// Serves one connection: requests in, responses out, until EOF, timeout or a framing error.
-async fn serve_connection<H: Handler>(stream: UnixStream, handler: &H) -> io::Result<()> {
+async fn serve_connection<H: Handler>(
+    stream: UnixStream,
+    handler: &H,
+    shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
     let peer_uid = write.as_ref().peer_cred().map(|cred| cred.uid());
     // The socket's mode already keeps others out; checking the peer too means a wrongly
@@ -158,7 +171,16 @@ async fn serve_connection<H: Handler>(stream: UnixStream, handler: &H) -> io::Re
             Response::Error(ApiError::new(ErrorKind::Forbidden, "the meshd API is for root only"))
         } else {
             match parse_request(trim_newline(&line)) {
-                Ok(request) => handler.handle(request).await,
+                Ok(request) => match request.monitor_filter() {
+                    // A stream takes the connection over until its end.
+                    Some((filter, follow)) => match handler.monitor(filter) {
+                        Ok(subscription) => {
+                            return stream_events(reader, write, subscription, follow, shutdown).await
+                        }
+                        Err(error) => Response::Error(error),
+                    },
+                    None => handler.handle(request).await,
+                },
                 Err(error) => Response::Error(error),
             }
         };
@@ -166,6 +188,56 @@ async fn serve_connection<H: Handler>(stream: UnixStream, handler: &H) -> io::Re
         if !allowed || !complete {
             return Ok(());
         }
+    }
+}
+
+/// Serves a monitor stream: the first line says yes, then the matching history, then (with
+/// `follow`) every new event until the client closes its side, meshd stops, or a write has
+/// waited [`IDLE_TIMEOUT`]. Before an event, a `dropped` line tells how many this client lost
+/// since the last one (its queue in the hub is bounded; it never grows for a slow reader).
+async fn stream_events(
+    mut reader: BufReader<tokio::net::unix::OwnedReadHalf>,
+    mut write: tokio::net::unix::OwnedWriteHalf,
+    mut subscription: Subscription,
+    follow: bool,
+    mut shutdown: watch::Receiver<bool>,
+) -> io::Result<()> {
+    send(&mut write, &Response::Ok(Reply::Monitoring {})).await?;
+    for event in std::mem::take(&mut subscription.history) {
+        send_line(&mut write, &StreamLine::Event(Box::new((*event).clone()))).await?;
+    }
+    if !follow {
+        return send_line(&mut write, &StreamLine::End {}).await;
+    }
+    let mut reported = 0;
+    let mut scratch = [0u8; 64];
+    loop {
+        tokio::select! {
+            event = subscription.events.recv() => {
+                let Some(event) = event else { return Ok(()) };
+                let dropped = subscription.dropped.load(std::sync::atomic::Ordering::Relaxed);
+                if dropped > reported {
+                    send_line(&mut write, &StreamLine::Dropped { count: dropped - reported }).await?;
+                    reported = dropped;
+                }
+                send_line(&mut write, &StreamLine::Event(Box::new((*event).clone()))).await?;
+            }
+            // Anything the client sends now is ignored; its EOF ends the stream.
+            read = reader.read(&mut scratch) => match read {
+                Ok(0) | Err(_) => return Ok(()),
+                Ok(_) => {}
+            },
+            _ = stopped(&mut shutdown) => return send_line(&mut write, &StreamLine::End {}).await,
+        }
+    }
+}
+
+async fn send_line(write: &mut tokio::net::unix::OwnedWriteHalf, line: &StreamLine) -> io::Result<()> {
+    let mut bytes = serde_json::to_vec(line).map_err(io::Error::other)?;
+    bytes.push(b'\n');
+    match tokio::time::timeout(IDLE_TIMEOUT, write.write_all(&bytes)).await {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "monitor client stopped reading")),
     }
 }
 
@@ -251,6 +323,84 @@ mod tests {
         stop.send(true).unwrap();
         task.await.unwrap();
         assert!(!path.exists(), "socket file removed on shutdown");
+    }
+
+    /// Serves monitor streams from a hub the test feeds.
+    struct Streams(Arc<crate::monitor::Monitor>);
+
+    impl Handler for Streams {
+        async fn handle(&self, _request: Request) -> Response {
+            Response::Ok(Reply::Left {})
+        }
+
+        fn monitor(&self, filter: Filter) -> Result<Subscription, ApiError> {
+            self.0.subscribe(filter).map_err(|e| ApiError::new(ErrorKind::Conflict, e.to_string()))
+        }
+    }
+
+    fn event(n: u8) -> crate::monitor::MonitorEvent {
+        let peer = crate::monitor::Peer {
+            address: std::net::Ipv4Addr::new(10, 0, 0, n),
+            port: None,
+            network: Some("front".into()),
+            service: None,
+            task: None,
+            node: None,
+        };
+        crate::monitor::MonitorEvent {
+            time: String::new(),
+            kind: crate::monitor::EventKind::Drop,
+            node: "n1".into(),
+            interface: "x".into(),
+            direction: "from-container".into(),
+            verdict: "dropped".into(),
+            reason: "drop-no-endpoint".into(),
+            protocol: "icmp".into(),
+            source: peer.clone(),
+            destination: peer,
+            backend: None,
+            length: 64,
+        }
+    }
+
+    #[tokio::test]
+    async fn monitor_streams_history_then_follows_until_the_client_goes() {
+        let path = socket_path("stream");
+        let server = ApiServer::bind(&path).unwrap();
+        let hub = crate::monitor::Monitor::new(None, 1000).unwrap();
+        let (stop, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(server.serve(Arc::new(Streams(hub.clone())), stop_rx));
+        hub.publish(vec![event(1)]);
+
+        // Without follow: the answer, the history, the end.
+        let lines = exchange(&path, b"{\"op\":\"monitor\"}\n").await;
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(lines[0].contains("monitoring"));
+        assert!(lines[1].starts_with("{\"event\""), "{lines:?}");
+        assert_eq!(lines[2], "{\"end\":{}}");
+
+        // Following: new events arrive as they are published; closing ends the subscription.
+        let stream = UnixStream::connect(&path).await.unwrap();
+        let (read, mut write) = stream.into_split();
+        write.write_all(b"{\"op\":\"monitor\",\"follow\":true,\"types\":[\"drop\"]}\n").await.unwrap();
+        let mut lines = BufReader::new(read).lines();
+        assert!(lines.next_line().await.unwrap().unwrap().contains("monitoring"));
+        assert!(lines.next_line().await.unwrap().unwrap().contains("10.0.0.1"), "history first");
+        while hub.subscribers() == 0 {
+            tokio::task::yield_now().await;
+        }
+        hub.publish(vec![event(2)]);
+        assert!(lines.next_line().await.unwrap().unwrap().contains("10.0.0.2"));
+        drop(write);
+        drop(lines);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while hub.subscribers() != 0 {
+            assert!(std::time::Instant::now() < deadline, "the subscription outlived its client");
+            hub.publish(vec![event(3)]);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop.send(true).unwrap();
+        task.await.unwrap();
     }
 
     #[tokio::test]

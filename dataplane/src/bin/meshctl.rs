@@ -5,16 +5,28 @@ use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 use meshd::api::client;
+use meshd::api::reply::StreamLine;
 use meshd::api::request::Request;
 use meshd::cli::args::{
-    AttachmentCommand, Command, CompletionShell, CtlArgs, KeyCommand, NetworkCommand, NodeCommand,
-    ServiceCommand,
+    AttachmentCommand, Command, CompletionShell, CtlArgs, EventType, Format, KeyCommand, NetworkCommand,
+    NodeCommand, ServiceCommand,
 };
-use meshd::cli::render::render;
+use meshd::cli::progress::wait_with_progress;
+use meshd::cli::render::{event_line, render};
+use meshd::monitor::EventKind;
 
 fn main() -> ExitCode {
     let args = CtlArgs::parse();
+    if let Command::Monitor { kind, network, service, follow } = args.command {
+        let types = match kind {
+            EventType::Drop => vec![EventKind::Drop],
+            EventType::Flow => vec![EventKind::Flow],
+            EventType::All => vec![],
+        };
+        return monitor(&args.socket, args.format, Request::Monitor { types, network, service, follow });
+    }
     let request = match args.command {
+        Command::Monitor { .. } => unreachable!("handled above"),
         Command::Completion { shell } => {
             let shell = match shell {
                 CompletionShell::Bash => clap_complete::Shell::Bash,
@@ -65,13 +77,44 @@ fn main() -> ExitCode {
         Request::KeyRotate {} => std::time::Duration::from_secs(180),
         _ => std::time::Duration::ZERO,
     };
-    match client::call_waiting(&args.socket, &request, wait) {
+    let call = || client::call_waiting(&args.socket, &request, wait);
+    let result = match &request {
+        Request::Detach { netns, .. } if !wait.is_zero() => wait_with_progress(
+            &format!("detaching {netns}: its tasks terminate (open flows finish, no new ones)"),
+            wait,
+            call,
+        ),
+        _ => call(),
+    };
+    match result {
         Ok(reply) => {
             let mut stdout = std::io::stdout().lock();
             // A closed pipe (`meshctl node ls | head -1`) is not an error worth a message.
             let _ = stdout.write_all(render(&reply, args.format).as_bytes());
             ExitCode::SUCCESS
         }
+        Err(error) => {
+            eprintln!("meshctl: error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `meshctl monitor`: prints each event as it comes (flushed at once, so a pipe sees it too).
+fn monitor(socket: &std::path::Path, format: Format, request: Request) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    let result = client::stream(socket, &request, |line| match line {
+        StreamLine::Event(event) => {
+            stdout.write_all(event_line(&event, format).as_bytes()).is_ok() && stdout.flush().is_ok()
+        }
+        StreamLine::Dropped { count } => {
+            eprintln!("meshctl: {count} events lost: this monitor read too slowly");
+            true
+        }
+        StreamLine::End {} => false,
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("meshctl: error: {error}");
             ExitCode::FAILURE

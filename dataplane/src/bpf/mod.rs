@@ -7,17 +7,21 @@
 //! - [`forwarding`]: the forwarding maps as one value, diffed and written.
 //! - [`maglev_tables`]: the per-service Maglev arrays in the hash of maps.
 //! - [`inspect`]: a VIP's load balancing read back from the kernel.
+//! - [`pressure`]: how full each map is (a walk of its keys), and conntrack's flows per VIP.
 //! - [`verdicts`]: the per-CPU verdict counters.
+//! - [`events`]: the monitor's ring buffer of drop and flow events, its switch and rate limit.
 //! - [`cgroup`]: where the socket programs attach, and the netns cookie that scopes them.
 
 pub mod bpffs;
 pub mod cgroup;
 pub mod datapath;
 pub mod error;
+pub mod events;
 pub mod forwarding;
 pub mod inspect;
 pub mod links;
 pub mod maglev_tables;
+pub mod pressure;
 pub mod verdicts;
 
 pub use datapath::Datapath;

@@ -57,6 +57,23 @@ pub enum Command {
     Leave,
     /// Show counters: gossip traffic, eBPF verdicts, and what was dropped, and why
     Stats,
+    /// Show drop and flow events from the eBPF programs on this node: the recent ones, or with
+    /// --follow every new one until Ctrl-C. Events are rate-limited in the kernel (see
+    /// `meshd --monitor-rate`); lost ones are counted
+    Monitor {
+        /// Which events: drops, new balanced flows (to a VIP or a published port), or both
+        #[arg(long = "type", value_enum, default_value_t = EventType::All)]
+        kind: EventType,
+        /// Only events with an end (or the backend) on this network
+        #[arg(long, value_name = "NET")]
+        network: Option<String>,
+        /// Only events with an end (or the backend) in this service
+        #[arg(long, value_name = "SVC")]
+        service: Option<String>,
+        /// Keep printing new events until interrupted
+        #[arg(long, short = 'f')]
+        follow: bool,
+    },
     /// Manage overlay networks
     Network {
         #[command(subcommand)]
@@ -106,6 +123,14 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", value_parser = crate::duration::within(std::time::Duration::from_millis(1), std::time::Duration::from_secs(3600)))]
         grace: Option<std::time::Duration>,
     },
+}
+
+/// `monitor --type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventType {
+    Drop,
+    Flow,
+    All,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,7 @@
 //! Rendering replies: aligned tables like `docker node ls`, or JSON.
 
 use crate::api::reply::{NodeInfo, Reply};
+use crate::monitor::{EventKind, MonitorEvent, Peer};
 
 use super::args::Format;
 
@@ -29,6 +30,7 @@ pub fn render(reply: &Reply, format: Format) -> String {
                 Reply::Inspect(inspect) => serde_json::to_value(inspect),
                 Reply::KeyRotated {} => Ok(serde_json::json!({ "rotated": true })),
                 Reply::Attachments(attachments) => serde_json::to_value(attachments),
+                Reply::Monitoring {} => Ok(serde_json::json!({ "monitoring": true })),
             };
             let mut text = value
                 .and_then(|v| serde_json::to_string_pretty(&v))
@@ -129,6 +131,7 @@ pub fn render(reply: &Reply, format: Format) -> String {
                     .collect();
                 table(&["NAME", "NETWORK", "MODE", "VIP", "BACKENDS", "PORTS"], &rows)
             }
+            Reply::Monitoring {} => String::new(),
             Reply::Inspect(inspect) => {
                 let vip = inspect.vip.map(|v| v.to_string()).unwrap_or_else(|| "- (dnsrr)".into());
                 let mut out = format!(
@@ -225,10 +228,92 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// One monitor event as one line: time, node, interface, direction, protocol, the two ends
+/// (with what each address is: NETWORK/SERVICE or task), the verdict and reason, and a flow's
+/// backend. JSON: the event object.
+pub fn event_line(event: &MonitorEvent, format: Format) -> String {
+    if format == Format::Json {
+        let mut line = serde_json::to_string(event).unwrap_or_default();
+        line.push('\n');
+        return line;
+    }
+    let time = event.time.split_once('T').map_or(event.time.as_str(), |(_, t)| t.trim_end_matches('Z'));
+    let kind = match event.kind {
+        EventKind::Drop => "DROP",
+        EventKind::Flow => "FLOW",
+    };
+    let mut line = format!(
+        "{time} {kind} {} {} {} {} {} -> {} {} {}",
+        event.node,
+        event.interface,
+        event.direction,
+        event.protocol,
+        peer(&event.source),
+        peer(&event.destination),
+        event.verdict,
+        event.reason
+    );
+    if let Some(backend) = &event.backend {
+        line.push_str(&format!(" backend {}", peer(backend)));
+    }
+    line.push('\n');
+    line
+}
+
+/// `10.1.0.2:80 (front/web.1)`.
+fn peer(peer: &Peer) -> String {
+    let mut out = match peer.port {
+        Some(port) => format!("{}:{port}", peer.address),
+        None => peer.address.to_string(),
+    };
+    let what: Vec<&str> = [peer.network.as_deref(), peer.task.as_deref().or(peer.service.as_deref())]
+        .into_iter()
+        .flatten()
+        .collect();
+    if !what.is_empty() {
+        out.push_str(&format!(" ({})", what.join("/")));
+    } else if let Some(node) = &peer.node {
+        out.push_str(&format!(" (node {node})"));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::reply::{ManagerState, NodeStatus};
+
+    #[test]
+    fn an_event_is_one_line() {
+        let peer = |last, network: &str, task: Option<&str>| Peer {
+            address: std::net::Ipv4Addr::new(10, 0, 0, last),
+            port: None,
+            network: Some(network.into()),
+            service: None,
+            task: task.map(Into::into),
+            node: None,
+        };
+        let event = MonitorEvent {
+            time: "2026-01-02T03:04:05.000006Z".into(),
+            kind: EventKind::Drop,
+            node: "n1".into(),
+            interface: "mdv1".into(),
+            direction: "from-container".into(),
+            verdict: "dropped".into(),
+            reason: "drop-network-mismatch".into(),
+            protocol: "icmp".into(),
+            source: peer(2, "front", Some("web.1")),
+            destination: peer(3, "back", None),
+            backend: None,
+            length: 98,
+        };
+        assert_eq!(
+            event_line(&event, Format::Table),
+            "03:04:05.000006 DROP n1 mdv1 from-container icmp 10.0.0.2 (front/web.1) -> 10.0.0.3 (back) dropped drop-network-mismatch\n"
+        );
+        let json: serde_json::Value = serde_json::from_str(&event_line(&event, Format::Json)).unwrap();
+        assert_eq!(json["destination"]["network"], "back");
+    }
     use crate::identity::NodeId;
     use crate::state::{Availability, Role};
 

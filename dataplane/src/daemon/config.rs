@@ -86,6 +86,15 @@ pub struct DaemonArgs {
     /// survive, unlike IPVS's 900 s timeout)
     #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = within(secs(1), days(30)))]
     pub lb_idle_timeout: Duration,
+    /// Serve Prometheus metrics (/metrics) and the web view (/) on this address, e.g.
+    /// 127.0.0.1:9646. Off unless given: it is plain HTTP without authentication and shows
+    /// the cluster's layout, so keep it on localhost or a management network
+    #[arg(long, value_name = "IP:PORT")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Monitor events each CPU may send per second, per type (drops, flows): the kernel
+    /// suppresses (and counts) the rest, so a flood costs meshd a bounded amount of work
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub monitor_rate: u32,
     /// How long departed and dead nodes, and deleted entries, are remembered
     #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = within(secs(60), days(365)))]
     pub gossip_reap_after: Duration,
@@ -130,6 +139,10 @@ pub struct Config {
     pub cert_expiry: Duration,
     /// The Docker network driver (`--docker-plugin`).
     pub docker: Option<DockerSettings>,
+    /// Where metrics and the web view are served (None: not at all).
+    pub metrics_addr: Option<SocketAddr>,
+    /// Monitor events per second per CPU and type.
+    pub monitor_rate: u32,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -154,6 +167,8 @@ pub enum ConfigError {
     ProbeTimeout,
     #[error(transparent)]
     Docker(#[from] DockerConfigError),
+    #[error("--metrics-addr {0} needs a port other than 0")]
+    MetricsPort(SocketAddr),
 }
 
 impl Config {
@@ -196,6 +211,11 @@ impl Config {
         if args.gossip_probe_timeout >= args.gossip_probe_interval {
             return Err(ConfigError::ProbeTimeout);
         }
+        if let Some(addr) = args.metrics_addr {
+            if addr.port() == 0 {
+                return Err(ConfigError::MetricsPort(addr));
+            }
+        }
         let gossip = GossipConfig {
             probe_interval: args.gossip_probe_interval,
             probe_timeout: args.gossip_probe_timeout,
@@ -217,6 +237,8 @@ impl Config {
             lb_idle_timeout: args.lb_idle_timeout,
             cert_expiry: args.cert_expiry,
             docker: args.docker.settings()?,
+            metrics_addr: args.metrics_addr,
+            monitor_rate: args.monitor_rate,
         })
     }
 }
@@ -285,6 +307,13 @@ mod tests {
         let err =
             parse(&["--gossip-probe-interval", "100ms", "--gossip-probe-timeout", "200ms"]).unwrap_err();
         assert!(err.contains("shorter"), "{err}");
+        assert!(parse(&["--metrics-addr", "127.0.0.1"]).unwrap_err().contains("--metrics-addr"));
+        assert!(parse(&["--metrics-addr", "127.0.0.1:0"]).unwrap_err().contains("port other than 0"));
+        assert_eq!(
+            parse(&["--metrics-addr", "127.0.0.1:9646"]).unwrap().metrics_addr,
+            Some("127.0.0.1:9646".parse().unwrap())
+        );
+        assert!(parse(&["--monitor-rate", "0"]).unwrap_err().contains("--monitor-rate"));
         assert!(parse(&["--gossip-suspect-timeout", "soon"])
             .unwrap_err()
             .contains("--gossip-suspect-timeout"));

@@ -13,6 +13,7 @@ use crate::api::server::Handler;
 use crate::api::views;
 use crate::gossip::{GossipError, GossipHandle};
 use crate::manager::{key_rotation, ManagerError, Managers};
+use crate::monitor::{Filter, Monitor, MonitorError, Subscription};
 use crate::network::NetworkError;
 use crate::service::ServiceError;
 use crate::state::Role;
@@ -24,6 +25,7 @@ pub struct ApiHandler {
     pub managers: Managers,
     /// Owns the loaded programs and maps for as long as meshd runs.
     pub agent: Arc<Agent>,
+    pub monitor: Arc<Monitor>,
 }
 
 impl Handler for ApiHandler {
@@ -32,6 +34,13 @@ impl Handler for ApiHandler {
             Ok(reply) => Response::Ok(reply),
             Err(error) => Response::Error(error),
         }
+    }
+
+    fn monitor(&self, filter: Filter) -> Result<Subscription, ApiError> {
+        self.monitor.subscribe(filter).map_err(|error| match error {
+            MonitorError::TooMany => ApiError::new(ErrorKind::Conflict, error.to_string()),
+            MonitorError::Kernel(_) => internal(error.to_string()),
+        })
     }
 }
 
@@ -147,6 +156,8 @@ impl ApiHandler {
             Request::ServiceRm { name } => {
                 agent.service_rm(&name).await.map(|()| Reply::Removed {}).map_err(agent_error)
             }
+            // Streams are served by `monitor` above; the server never hands one to `handle`.
+            Request::Monitor { .. } => Err(ApiError::new(ErrorKind::BadRequest, "monitor is a stream")),
             Request::Detach { netns, network, grace_ms } => agent
                 .detach(&netns, network.as_deref(), Duration::from_millis(grace_ms))
                 .await
@@ -216,4 +227,8 @@ fn gossip_error(error: GossipError) -> ApiError {
         GossipError::Stopped => ErrorKind::Internal,
     };
     ApiError::new(kind, error.to_string())
+}
+
+fn internal(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorKind::Internal, message)
 }

@@ -28,7 +28,9 @@ use crate::docker::client::DockerApi;
 use crate::docker::server::PluginServer;
 use crate::gossip::{self, Exit, StartParams};
 use crate::manager::Managers;
+use crate::monitor::{self, Monitor};
 use crate::netlink::addresses::local_addresses;
+use crate::observe::{self, Sources};
 use crate::state_dir::StateDir;
 
 pub mod config;
@@ -60,6 +62,19 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Some(docker) => Some(PluginServer::bind(&docker.plugin_socket)?),
         None => None,
     };
+    // The metrics port likewise: a port in use fails here, before the kernel is touched.
+    let metrics = match config.metrics_addr {
+        Some(addr) => {
+            let listener = observe::http::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on --metrics-addr {addr}"))?;
+            if !addr.ip().is_loopback() {
+                tracing::warn!(%addr, "metrics and the web view are served beyond localhost, without authentication");
+            }
+            Some(listener)
+        }
+        None => None,
+    };
 
     let bpffs_root = PathBuf::from(bpffs::ROOT);
     if bpffs::ensure_mounted(&bpffs_root)? {
@@ -67,8 +82,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let pin_dir = bpffs::node_pin_dir(&bpffs_root, &node_id);
     bpffs::create_pin_dir(&pin_dir)?;
-    let datapath = Datapath::load(&pin_dir)?;
+    let mut datapath = Datapath::load(&pin_dir)?;
     tracing::info!(pins = %pin_dir.display(), "eBPF programs loaded and verified");
+    let (ring, control) = datapath.take_events()?;
+    let monitor = Monitor::new(Some(control), config.monitor_rate)?;
 
     let (gossip, mut gossip_task) = gossip::start(StartParams {
         config: config.gossip.clone(),
@@ -93,8 +110,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )
     .await?;
 
+    tokio::spawn(monitor::reader::run(ring, monitor.clone(), gossip.clone()));
+
     tracing::info!(socket = %server.path().display(), "API listening");
-    let handler = Arc::new(ApiHandler { gossip: gossip.clone(), managers, agent: agent.clone() });
+    let handler = Arc::new(ApiHandler {
+        gossip: gossip.clone(),
+        managers,
+        agent: agent.clone(),
+        monitor: monitor.clone(),
+    });
     let (stop, stop_rx) = watch::channel(false);
     let mut plugin_task = None;
     if let (Some(docker), Some(plugin)) = (&config.docker, plugin) {
@@ -105,6 +129,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         plugin_task = Some(tokio::spawn(plugin.serve(driver.clone(), stop_rx.clone())));
         tokio::spawn(docker::events::watch(driver, DockerApi::new(&docker.docker_host), stop_rx.clone()));
     }
+    let metrics = metrics.map(|listener| {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(%addr, "metrics and web view listening");
+        }
+        let sources = Arc::new(Sources::new(gossip.clone(), agent.clone(), monitor.clone()));
+        tokio::spawn(observe::http::serve(listener, sources, stop_rx.clone()))
+    });
     let api = tokio::spawn(server.serve(handler, stop_rx));
 
     tokio::select! {
@@ -130,6 +161,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(task) = plugin_task {
         // Its socket file goes with it: Docker then sees the plugin gone, not a dead socket.
         task.await.context("Docker plugin task failed")?;
+    }
+    if let Some(metrics) = metrics {
+        let _ = metrics.await;
     }
     Ok(())
 }

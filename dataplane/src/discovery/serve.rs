@@ -40,6 +40,11 @@ pub struct Discovery {
 }
 
 impl Discovery {
+    /// The forwarder every namespace's handler shares (it keeps the DNS counters).
+    pub fn forwarder(&self) -> &Arc<Forwarder> {
+        &self.forwarder
+    }
+
     /// `settings.resolv_conf` names the node's upstream resolvers (re-read when it changes).
     pub fn new(settings: DnsSettings) -> Discovery {
         let DnsSettings { resolv_conf, ttl } = settings;

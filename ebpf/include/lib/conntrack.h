@@ -8,6 +8,7 @@
 #define MESHD_LIB_CONNTRACK_H
 
 #include "common.h"
+#include "events.h"
 #include "l4.h"
 #include "maglev.h"
 #include "node.h"
@@ -82,6 +83,7 @@ md_inline int ct_pick_backend(struct __sk_buff *skb, const struct md_service *sv
 	/* Fail closed: a flow that cannot be tracked would lose its replies. */
 	if (bpf_map_update_elem(&md_ct_v2, ct, &pinned, BPF_ANY) < 0)
 		return -MD_REASON_DROP_CT_FULL;
+	event_flow(skb, ct->client_ip, ct->client_port, ct->vip, ct->port, ct->proto, pinned.backend_ip);
 	*backend = pinned.backend_ip;
 	return 0;
 }

@@ -4,6 +4,7 @@
 #define MESHD_LIB_VERDICT_H
 
 #include "common.h"
+#include "events.h"
 #include "../abi/verdict.h"
 
 /*
@@ -46,11 +47,13 @@ md_inline void count_verdict(const struct __sk_buff *skb, enum md_dir dir, enum 
 	bpf_map_update_elem(&md_verdict_v1, &key, &first, BPF_NOEXIST);
 }
 
-/* Counts a drop and returns the verdict that drops the packet. A helper that fails returns its
- * reason negated (-MD_REASON_...); its caller passes it on as is: drop(skb, dir, -ret). */
+/* Counts a drop, reports it to the monitor (lib/events.h: rate-limited per CPU) and
+ * returns the verdict that drops the packet. A helper that fails returns its reason negated
+ * (-MD_REASON_...); its caller passes it on as is: drop(skb, dir, -ret). */
 md_inline int drop(const struct __sk_buff *skb, enum md_dir dir, enum md_reason reason)
 {
 	count_verdict(skb, dir, reason);
+	event_drop(skb, dir, reason);
 	return TC_ACT_SHOT;
 }
 

@@ -22,10 +22,14 @@
 //! - `runtimes`: `podman run` / `docker run` to the first answered request, through a VIP on
 //!   another node (meshd-cni, the meshd Docker driver) and on the runtime's own bridge.
 //!
+//! - `events`: the cost of `meshctl monitor` (drops only, and every flow event) on overlay
+//!   throughput and on the VIP's new-connection rate, against no monitor.
+//!
 //! `--quick` runs smaller sizes and fewer trials (a smoke run of the benchmark code itself).
 
 mod alloc;
 mod dns;
+mod events;
 mod gossip;
 mod lb_scale;
 mod logs;
@@ -40,7 +44,7 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let suites: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with("--")).collect();
     if suites.is_empty() {
-        eprintln!("usage: bench [--quick] gossip|gossip-sim|overlay|mesh|lb-scale|dns|managers|runtimes");
+        eprintln!("usage: bench [--quick] gossip|gossip-sim|overlay|mesh|lb-scale|dns|managers|runtimes|events|map-walk");
         std::process::exit(2);
     }
     for suite in suites {
@@ -57,10 +61,15 @@ fn main() {
             }
             "dns" => dns::run_suite(quick),
             "managers" => managers::run(quick),
+            "events" => {
+                events::run_suite(quick);
+                events::walk_cost();
+            }
+            "map-walk" => events::walk_cost(),
             "lb-scale" => lb_scale::run(quick),
             "runtimes" => runtimes::run_suite(quick),
             other => {
-                eprintln!("bench: unknown suite {other:?} (known: gossip, gossip-sim, overlay, mesh, lb-scale, dns, managers, runtimes)");
+                eprintln!("bench: unknown suite {other:?} (known: gossip, gossip-sim, overlay, mesh, lb-scale, dns, managers, runtimes, events, map-walk)");
                 std::process::exit(2);
             }
         }

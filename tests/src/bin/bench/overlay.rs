@@ -32,7 +32,7 @@ impl Drop for Server {
 }
 
 /// TCP throughput in Gbit/s from `client_ns` to `server_ip` (median of `runs` runs of `secs`).
-fn throughput(client_ns: &str, server_ns: &str, server_ip: &str, runs: usize, secs: u32) -> f64 {
+pub fn throughput(client_ns: &str, server_ns: &str, server_ip: &str, runs: usize, secs: u32) -> f64 {
     let _server = Server::start(server_ns);
     let mut samples: Vec<f64> = (0..runs)
         .map(|_| {

@@ -40,6 +40,8 @@ use crate::state_dir::StateDir;
 pub const UPGRADE_WAIT: Duration = Duration::from_secs(10);
 /// How long a demoted manager waits to be taken out of the voters before it stops anyway.
 const LEAVE_WAIT: Duration = Duration::from_secs(60);
+/// How long after a failed start of the Raft member (an unreadable log, say) it is tried again.
+const START_RETRY: Duration = Duration::from_secs(5);
 /// How often the loop runs without news (it also runs on every snapshot and decision).
 const TICK: Duration = Duration::from_millis(500);
 
@@ -63,6 +65,7 @@ impl Managers {
                 decided_tx,
                 channels: Default::default(),
                 demoted_since: Mutex::new(None),
+                start_failed: Mutex::new(None),
                 missing_since: Mutex::new(BTreeMap::new()),
                 started: Instant::now(),
             }),
@@ -109,8 +112,14 @@ impl Managers {
         match (manager, self.raft()) {
             (true, None) => {
                 *self.inner.demoted_since.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                if let Err(error) = self.join_group(&snapshot).await {
-                    tracing::warn!(%error, "cannot start this manager's Raft member");
+                let failed_at = *self.inner.start_failed.lock().unwrap_or_else(|p| p.into_inner());
+                if failed_at.is_none_or(|at| at.elapsed() >= START_RETRY) {
+                    let result = self.join_group(&snapshot).await;
+                    if let Err(error) = &result {
+                        tracing::warn!(%error, retry = ?START_RETRY, "cannot start this manager's Raft member");
+                    }
+                    *self.inner.start_failed.lock().unwrap_or_else(|p| p.into_inner()) =
+                        result.is_err().then(Instant::now);
                 }
             }
             (true, Some(raft)) => self.found_if_due(&raft, &snapshot).await,

@@ -71,6 +71,8 @@ struct Inner {
     /// When this node was first seen a worker while still in the group (it waits to be taken
     /// out of the voters before it stops).
     demoted_since: Mutex<Option<Instant>>,
+    /// When starting this manager's Raft member last failed (it is retried after a while).
+    start_failed: Mutex<Option<Instant>>,
     /// Block owners the leader found gone from the state, and since when.
     missing_since: Mutex<BTreeMap<NodeId, Instant>>,
     started: Instant,

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use meshd::gossip::channel::Channel;
+use meshd::gossip::channel_client::Channel;
 use meshd::gossip::member::MemberId;
 use meshd::gossip::persist::ClusterFile;
 use meshd::gossip::tcp;

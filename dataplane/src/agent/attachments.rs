@@ -86,7 +86,7 @@ impl Agent {
             ifname::validate(name).map_err(AgentError::BadRequest)?;
         }
         if let Some(owner) = &options.owner {
-            super::owners::validate(owner)?;
+            super::owner_key::validate(owner)?;
             let existing =
                 self.inner.lock().await.attachments.iter().find(|a| a.owner.as_ref() == Some(owner)).cloned();
             if let Some(existing) = existing {

@@ -34,7 +34,7 @@ impl Agent {
     /// Makes the pair, wires the node side and publishes the endpoint. The same owner again
     /// gets its attachment back (a runtime retrying a call).
     pub async fn attach_handover(&self, request: Handover) -> Result<LocalAttachment, AgentError> {
-        super::owners::validate(&request.owner)?;
+        super::owner_key::validate(&request.owner)?;
         let mut inner = self.inner.lock().await;
         if let Some(existing) = inner.attachments.iter().find(|a| a.owner.as_ref() == Some(&request.owner)) {
             return Ok(existing.clone());

@@ -27,6 +27,7 @@ pub mod netns;
 pub mod networks;
 pub mod node_dns;
 pub mod observe;
+pub mod owner_key;
 pub mod owners;
 pub mod reaper;
 pub mod reconcile_loop;

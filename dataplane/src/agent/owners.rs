@@ -10,25 +10,11 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::attachments::Reservation;
+use super::owner_key::validate;
 use super::{netns, Agent, AgentError};
 use crate::netlink::{addresses, links};
 use crate::network::LocalAttachment;
 use crate::state::Change;
-
-/// Longest owner key accepted.
-pub const MAX_OWNER_LEN: usize = 512;
-
-/// An owner key is printable ASCII without spaces, 1 to [`MAX_OWNER_LEN`] bytes.
-pub fn validate(owner: &str) -> Result<(), AgentError> {
-    if (1..=MAX_OWNER_LEN).contains(&owner.len()) && owner.bytes().all(|b| b.is_ascii_graphic()) {
-        Ok(())
-    } else {
-        let shown: String = owner.chars().take(60).collect();
-        Err(AgentError::BadRequest(format!(
-            "owner {shown:?} is not valid (1 to {MAX_OWNER_LEN} printable ASCII characters, no spaces)"
-        )))
-    }
-}
 
 impl Agent {
     /// Releases the attachments owned by `owner`, after `grace` during which they are
@@ -172,20 +158,5 @@ impl Agent {
     pub async fn reservations(&self) -> Vec<(String, Reservation)> {
         let inner = self.inner.lock().await;
         inner.reservations.iter().map(|(owner, r)| (owner.clone(), r.clone())).collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn owner_keys() {
-        assert!(validate("cni/front/abc/eth0").is_ok());
-        assert!(validate("docker/0123abcd").is_ok());
-        assert!(validate("").is_err());
-        assert!(validate("has space").is_err());
-        assert!(validate(&"x".repeat(MAX_OWNER_LEN + 1)).is_err());
-        assert!(validate("caf\u{e9}").is_err());
     }
 }

@@ -9,23 +9,18 @@
 //!
 //! Bounded like any member connection (it holds one of the server's connection slots and its
 //! source's share), plus an idle limit: a channel that carries nothing for [`IDLE`] closes.
+//! The client end is `channel_client::Channel`.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
-use tokio_rustls::client::TlsStream;
-use tokio_rustls::TlsConnector;
 
-use super::tcp::{connect, ExchangeError, HANDSHAKE_DEADLINE};
 use super::wire::{self, TcpMessage, WireError, MAX_FRAME};
 use crate::hex::Bytes;
 use crate::identity::NodeId;
-use crate::trust::tls::{self, TlsConfigs};
 
 /// How long a channel may stay silent before the server closes it.
 pub const IDLE: Duration = Duration::from_secs(30);
@@ -61,72 +56,5 @@ pub(super) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             Err(WireError::Closed | WireError::Timeout) => return Ok(()),
             Err(_) => return Err("channel broken"),
         };
-    }
-}
-
-/// The client end of a channel to one member: connected on first use, and again after any
-/// failure. One request at a time (`&mut self`).
-pub struct Channel {
-    addr: SocketAddr,
-    node: NodeId,
-    stream: Option<TlsStream<TcpStream>>,
-}
-
-impl Channel {
-    pub fn new(addr: SocketAddr, node: NodeId) -> Channel {
-        Channel { addr, node, stream: None }
-    }
-
-    pub fn node(&self) -> NodeId {
-        self.node
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Sends `request` and returns the reply, within `deadline` (connecting included).
-    pub async fn call(
-        &mut self,
-        tls: &TlsConfigs,
-        request: Vec<u8>,
-        deadline: Duration,
-    ) -> Result<Vec<u8>, ExchangeError> {
-        let addr = self.addr;
-        let result = tokio::time::timeout(deadline, self.exchange(tls, request))
-            .await
-            .unwrap_or(Err(ExchangeError::Wire { addr, source: WireError::Timeout }));
-        if result.is_err() {
-            // Whatever state the stream is in, the next call starts afresh.
-            self.stream = None;
-        }
-        result
-    }
-
-    async fn exchange(&mut self, tls: &TlsConfigs, request: Vec<u8>) -> Result<Vec<u8>, ExchangeError> {
-        let addr = self.addr;
-        if self.stream.is_none() {
-            let tcp = connect(addr).await?;
-            let connector = TlsConnector::from(tls.client.clone());
-            let name = tls::server_name(Some(self.node), addr.ip());
-            let stream = tokio::time::timeout(HANDSHAKE_DEADLINE, connector.connect(name, tcp))
-                .await
-                .map_err(|_| ExchangeError::Tls { addr, source: std::io::ErrorKind::TimedOut.into() })?
-                .map_err(|source| ExchangeError::Tls { addr, source })?;
-            self.stream = Some(stream);
-        }
-        let stream = self.stream.as_mut().expect("connected above");
-        let frame = wire::encode(&TcpMessage::Channel { payload: Bytes(request) });
-        wire::write_frame(stream, &frame).await.map_err(|source| ExchangeError::Wire { addr, source })?;
-        let answer = match wire::read_frame(stream).await {
-            Ok(frame) => frame,
-            Err(WireError::Closed) => return Err(ExchangeError::Refused { addr }),
-            Err(source) => return Err(ExchangeError::Wire { addr, source }),
-        };
-        match wire::decode(&answer).map_err(|source| ExchangeError::Wire { addr, source })? {
-            TcpMessage::Channel { payload } => Ok(payload.0),
-            TcpMessage::Refused { reason } => Err(ExchangeError::RefusedWithReason { addr, reason }),
-            _ => Err(ExchangeError::Wire { addr, source: WireError::Closed }),
-        }
     }
 }

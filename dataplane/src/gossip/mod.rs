@@ -21,6 +21,7 @@ pub mod agent;
 pub mod broadcast;
 pub mod certificates;
 pub mod channel;
+pub mod channel_client;
 pub mod commands;
 pub mod config;
 pub mod credentials;

@@ -18,7 +18,8 @@ use openraft::type_config::async_runtime::watch::WatchReceiver;
 use openraft::ChangeMembers;
 
 use super::machine::Action;
-use super::types::{ManagerNode, Raft};
+use super::state_machine::Raft;
+use super::types::ManagerNode;
 use super::Managers;
 use crate::identity::NodeId;
 use crate::state::Snapshot;

@@ -6,7 +6,7 @@
 //!
 //! - [`machine`]: what is decided, as a pure state machine (the rules that keep things unique).
 //! - [`types`]: the group as openraft sees it, and its timings; [`store`] and
-//!   [`state_machine`]: the log, vote and snapshots, durable in the state directory.
+//!   [`state_machine`]: the log, vote and snapshots, durable in the state directory ([`files`]).
 //! - [`transport`]: Raft's messages over gossip's mutual-TLS channels; [`serve`]: answering
 //!   them, proposals from other nodes, and manager joins.
 //! - [`propose`]: getting a command decided from any node (to the leader, retried, with a clear
@@ -22,6 +22,7 @@
 //! cut off does not depose the leader when it comes back); docs/consistency.md says more.
 
 pub mod error;
+pub mod files;
 pub mod group;
 pub mod key_rotation;
 pub mod lifecycle;
@@ -44,11 +45,11 @@ use tokio::sync::watch;
 pub use error::ManagerError;
 pub use machine::{Action, Decided, Decision};
 
-use crate::gossip::channel::Channel;
+use crate::gossip::channel_client::Channel;
 use crate::gossip::GossipHandle;
 use crate::identity::NodeId;
 use crate::state_dir::StateDir;
-use types::Raft;
+use state_machine::Raft;
 
 /// This node's part in the managers' group: a Raft member while it is a manager, a client of
 /// the group always. Cheap to clone.

@@ -18,10 +18,11 @@ use rand::seq::IndexedRandom;
 use tokio::time::Instant;
 
 use super::machine::{Action, Command, Decision};
+use super::state_machine::Raft;
 use super::transport::{self, ProposeFailure, Request, Response};
-use super::types::{ManagerNode, Raft};
+use super::types::ManagerNode;
 use super::{ManagerError, Managers};
-use crate::gossip::channel::Channel;
+use crate::gossip::channel_client::Channel;
 use crate::identity::NodeId;
 use crate::state::{Role, Snapshot};
 

@@ -13,8 +13,8 @@ use openraft::{EntryPayload, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::files::{read_value, write_value};
 use super::machine::{Decided, Decision};
-use super::store::{read_value, write_value};
 use super::types::RaftTypes;
 use crate::state_dir::StateDir;
 
@@ -24,6 +24,9 @@ type Membership = StoredMembershipOf<RaftTypes>;
 type Snapshot = SnapshotOf<RaftTypes, Vec<u8>>;
 
 pub const SNAPSHOT_FILE: &str = "raft-snapshot";
+
+/// A member of the managers' group, over this state machine.
+pub type Raft = openraft::Raft<RaftTypes, StateMachine>;
 
 /// What `raft-snapshot` holds.
 #[derive(Serialize, Deserialize)]

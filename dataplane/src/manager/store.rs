@@ -23,9 +23,8 @@ use std::sync::{Arc, Mutex};
 use openraft::alias::{EntryOf, LogIdOf, VoteOf};
 use openraft::storage::{IOFlushed, RaftLogStorage};
 use openraft::{LogState, RaftLogReader};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
+use super::files::{read_value, write_value};
 use super::types::RaftTypes;
 use crate::state_dir::StateDir;
 
@@ -230,20 +229,6 @@ fn rewrite<'a>(dir: &StateDir, entries: impl Iterator<Item = &'a Entry>) -> io::
     OpenOptions::new().append(true).mode(0o600).open(dir.path().join(LOG_FILE))
 }
 
-pub(super) fn read_value<T: DeserializeOwned>(dir: &StateDir, name: &str) -> io::Result<Option<T>> {
-    match dir.read_bytes(name).map_err(io::Error::other)? {
-        None => Ok(None),
-        Some(bytes) => postcard::from_bytes(&bytes).map(Some).map_err(|e| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("{}: {e}", dir.path().join(name).display()))
-        }),
-    }
-}
-
-pub(super) fn write_value<T: Serialize>(dir: &StateDir, name: &str, value: &T) -> io::Result<()> {
-    let bytes = postcard::to_allocvec(value).map_err(io::Error::other)?;
-    dir.write_bytes(name, &bytes).map_err(io::Error::other)
-}
-
 /// Where the log of `dir` lives (for messages).
 pub fn log_path(dir: &StateDir) -> PathBuf {
     dir.path().join(LOG_FILE)
@@ -258,9 +243,10 @@ mod tests {
 
     use super::*;
     use crate::manager::machine::{Action, Command, Decided, Decision};
+    use crate::manager::state_machine::Raft;
     use crate::manager::state_machine::StateMachine;
     use crate::manager::transport::Network;
-    use crate::manager::types::{self, ManagerNode, Raft};
+    use crate::manager::types::{self, ManagerNode};
     use crate::state::validate::vni_for;
     use crate::state::NetworkRecord;
     use crate::trust::ca::ClusterCa;

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::machine::{Command, Decision};
 use super::types::{ManagerNode, RaftTypes};
-use crate::gossip::channel::Channel;
+use crate::gossip::channel_client::Channel;
 use crate::gossip::tcp::{ExchangeError, SharedTls};
 use crate::identity::NodeId;
 

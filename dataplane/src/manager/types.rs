@@ -30,8 +30,6 @@ openraft::declare_raft_types!(
         Node = ManagerNode,
 );
 
-pub type Raft = openraft::Raft<RaftTypes, super::state_machine::StateMachine>;
-
 /// Election timeout 150–300 ms, heartbeat 50 ms: a lost leader is replaced in about half a
 /// second (a follower waits out the old leader's lease, then its own timeout). Pre-vote keeps a
 /// manager that was cut off from forcing an election when it comes back. A snapshot every 1000

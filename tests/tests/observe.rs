@@ -192,6 +192,8 @@ fn metrics_pass_promtool_and_monitor_shows_drops_as_they_happen() {
     assert!(sample(&text, "meshd_dns_queries_total{outcome=\"local\"}").is_some_and(|n| n >= 1.0), "{text}");
     assert!(sample(&text, "meshd_dns_query_duration_seconds_count").is_some_and(|n| n >= 1.0), "{text}");
     assert_eq!(sample(&text, "meshd_members{state=\"alive\"}"), Some(3.0), "{text}");
+    assert!(sample(&text, "meshd_manager_term").is_some_and(|t| t >= 1.0), "{text}");
+    assert_eq!(sample(&text, "meshd_manager_voters"), Some(3.0), "{text}");
     assert_eq!(
         sample(&text, "meshd_service_backends{service=\"web\",state=\"healthy\"}"),
         Some(1.0),

@@ -277,6 +277,24 @@ impl Sources {
             "Nodes this node knows, by state",
             members.into_iter().map(|(s, n)| (labels(&[("state", &s)]), n as f64)).collect(),
         ));
+        // The managers' group, as this node (a manager) sees it; absent on workers.
+        if let Some(status) = snapshot.state.managers.get(&snapshot.self_id) {
+            families.push(Family::Gauge(
+                "meshd_manager_term",
+                "The managers' Raft term this manager is in (a rising term: elections)",
+                vec![(Vec::new(), status.term as f64)],
+            ));
+            families.push(Family::Gauge(
+                "meshd_manager_leader",
+                "1 while this manager leads the managers' group",
+                vec![(Vec::new(), f64::from(u8::from(status.leader == Some(snapshot.self_id))))],
+            ));
+            families.push(Family::Gauge(
+                "meshd_manager_voters",
+                "Voters of the managers' group as this manager sees it (a majority of them must agree)",
+                vec![(Vec::new(), status.voters.len() as f64)],
+            ));
+        }
 
         // Reconcile and convergence.
         let timing = self.agent.timing();

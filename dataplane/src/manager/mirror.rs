@@ -178,6 +178,47 @@ mod tests {
     }
 
     #[test]
+    fn an_imported_gossip_state_is_left_as_it_is_but_for_the_founders_role() {
+        // A cluster from before the managers' group: a network, a node's own block claim, a
+        // founder (manager by its grant, no role record), secrets.
+        let mut state = ClusterState::default();
+        let mut lamport = 0;
+        let founder = crate::state::NodeRecord {
+            name: "n1".into(),
+            gossip_addr: "10.0.0.1:7946".parse().unwrap(),
+            left: false,
+            departed: None,
+            cert: Default::default(),
+            founder: Some(crate::state::Signature([1; 64])),
+            keyring: Default::default(),
+        };
+        apply_all(
+            &mut state,
+            1,
+            &mut lamport,
+            vec![
+                Change::Node { id: id(1), record: Some(founder) },
+                Change::Network { name: "front".into(), record: Some(network("10.1.0.0/24", "front")) },
+            ],
+        );
+        apply_all(
+            &mut state,
+            2,
+            &mut lamport,
+            vec![Change::Block {
+                network: "front".into(),
+                index: 5,
+                claim: Some(BlockClaim { owner: id(2) }),
+            }],
+        );
+        let decided = Decided::from_state(&state);
+        assert_eq!(decided.blocks.get(&("front".to_string(), 5)), Some(&id(2)));
+        assert_eq!(decided.managers(), std::collections::BTreeSet::from([id(1)]));
+        let batch = changes(&state, &decided, id(1));
+        assert!(matches!(batch.as_slice(), [Change::Role { id: who, .. }] if *who == id(1)), "{batch:?}");
+    }
+
+    #[test]
     fn a_manager_never_writes_its_own_removal() {
         let mut decided = Decided::default();
         decided.revoked.insert(id(1));

@@ -420,6 +420,12 @@ impl Node {
         }
     }
 
+    /// Runs `meshd` and `meshctl` from `dir` (None: the binaries under test) from the next start
+    /// on: an upgrade, node by node.
+    pub fn use_binaries(&mut self, dir: Option<&Path>) {
+        self.bin_dir = dir.map(Path::to_path_buf);
+    }
+
     /// Cuts this node off from `peers`: nftables rules in its namespace drop everything to and
     /// from their addresses (a partition, as the network would make it). [`heal`](Self::heal)
     /// removes them.

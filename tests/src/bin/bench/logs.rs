@@ -11,8 +11,6 @@ pub struct Event {
     pub message: String,
     pub node: Option<String>,
     pub availability: Option<String>,
-    pub network: Option<String>,
-    pub service: Option<String>,
 }
 
 /// Every event in `node`'s log (meshd started with `--log-format json`).
@@ -28,8 +26,6 @@ pub fn events(node: &Node) -> Vec<Event> {
                 message: fields["message"].as_str()?.to_string(),
                 node: fields["node"].as_str().map(str::to_string),
                 availability: fields["availability"].as_str().map(str::to_string),
-                network: fields["network"].as_str().map(str::to_string),
-                service: fields["service"].as_str().map(str::to_string),
             })
         })
         .collect()

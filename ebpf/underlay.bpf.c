@@ -7,12 +7,54 @@
  * lib/mesh.h). Everything else (gossip, VXLAN, the node's own traffic) is none of this
  * program's business: it goes on to the next program or the stack, uncounted, so the underlay's
  * hot path pays one hash lookup per TCP/UDP packet and nothing more.
+ *
+ * VXLAN (UDP 4789) is the exception: it is checked here, before the kernel's VXLAN socket
+ * decapsulates it, because only here is the outer frame still there. Its outer source must be a
+ * cluster node (md_nodes_v1), and the frame must come from the L2 hop the node would send a
+ * reply to that address through (the node's own MAC on a shared segment, its router's
+ * otherwise): a host that is not a node and writes a node's address as its source is dropped.
+ * VXLAN carries no authentication, so this holds against hosts that cannot also take over the
+ * node's address in the neighbour table (ARP spoofing) or sit on the path; see docs/security.md.
  */
 #include "lib/common.h"
 #include "lib/eth.h"
 #include "lib/mesh.h"
+#include "lib/node.h"
+#include "lib/tunnel.h"
+#include "lib/verdict.h"
 
 #define DIR MD_DIR_FROM_UNDERLAY
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+
+/*
+ * Whether a VXLAN datagram may go on to the VXLAN socket: from a cluster node, through the L2
+ * hop a reply to that node would take. A missing neighbour entry (the kernel has not resolved the
+ * node's address lately; gossip keeps it fresh for the nodes this one talks to) lets it go on:
+ * failing closed there would cut off a node whose first packet this is. Returns 0, or the
+ * negative reason to drop it with.
+ */
+md_inline int vxlan_sender_ok(struct __sk_buff *skb, struct ethhdr *eth, struct iphdr *ip)
+{
+	struct bpf_fib_lookup fib = {};
+	int ret;
+
+	if (!cluster_node(ip->saddr))
+		return -MD_REASON_DROP_NOT_A_NODE;
+	fib.family = AF_INET;
+	fib.l4_protocol = IPPROTO_UDP;
+	fib.ipv4_src = ip->daddr;
+	fib.ipv4_dst = ip->saddr;
+	fib.ifindex = skb->ifindex;
+	ret = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	if (ret != BPF_FIB_LKUP_RET_SUCCESS)
+		return 0;
+	if (fib.ifindex != skb->ifindex || __builtin_memcmp(fib.dmac, eth->h_source, ETH_ALEN) != 0)
+		return -MD_REASON_DROP_SPOOFED;
+	return 0;
+}
 
 SEC("classifier")
 int underlay_ingress(struct __sk_buff *skb)
@@ -30,6 +72,13 @@ int underlay_ingress(struct __sk_buff *skb)
 	 * martian, and the stack drops it. */
 	if ((ip->daddr & bpf_htonl(0xff000000)) == bpf_htonl(0x7f000000))
 		return TC_ACT_UNSPEC;
+	if (to_vxlan_port(skb, ip)) {
+		int ret = vxlan_sender_ok(skb, eth, ip);
+
+		if (ret < 0)
+			return drop(skb, DIR, -ret);
+		return TC_ACT_UNSPEC;
+	}
 	if (mesh_to_backend(skb, ip, DIR, &verdict))
 		return verdict;
 	return TC_ACT_UNSPEC;

@@ -13,7 +13,10 @@
  *   a published flow's reply -> back to the client from the published address (this node was
  *                           the ingress), or through the tunnel to the ingress node
  *   IPv4 elsewhere       -> outside the network's subnet: up the node's stack (masquerade);
- *                           inside it with no endpoint: dropped
+ *                           inside it with no endpoint: dropped; UDP to the VXLAN port (4789)
+ *                           anywhere: dropped (it would be decapsulated by a node as if that
+ *                           node sent it). What the stack may take for the node itself is
+ *                           decided by meshd's nftables table (replies only).
  *   IPv4 from another source than the container's own address -> dropped (spoofed)
  *   anything else        -> dropped (IPv6 is not supported yet)
  * A veth not in md_ifaces_v1 (not attached by meshd) passes through untouched.
@@ -133,6 +136,8 @@ int veth_from_container(struct __sk_buff *skb)
 			return verdict;
 		if (in_subnet(ip->daddr, iface->subnet, iface->mask))
 			return drop(skb, DIR, MD_REASON_DROP_NO_ENDPOINT);
+		if (to_vxlan_port(skb, ip))
+			return drop(skb, DIR, MD_REASON_DROP_TUNNEL_PORT);
 		/* Outside the overlay: the node routes (and masquerades) it. */
 		count_verdict(skb, DIR, MD_REASON_PASS_STACK);
 		return TC_ACT_OK;

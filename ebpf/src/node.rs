@@ -5,6 +5,23 @@ pub const CONFIG_MAP: &str = "md_config_v3";
 /// `MD_CONFIG_MAX`: [`CONFIG_MAP`] has one entry, key 0.
 pub const CONFIG_MAX: u32 = 1;
 
+/// The cluster's nodes by underlay address: who may send tunnel packets.
+pub const NODES_MAP: &str = "md_nodes_v1";
+/// `MD_NODES_MAX`: capacity of [`NODES_MAP`].
+pub const NODES_MAX: u32 = 16384;
+/// `MD_NODE_MEMBER`: a current member of the cluster.
+pub const NODE_MEMBER: u32 = 1;
+
+/// Mirrors `struct md_node`, the value of [`NODES_MAP`] (keyed by the node's underlay address,
+/// [`crate::net_order::ipv4`]).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Node {
+    /// `MD_NODE_*` flags.
+    pub flags: u32,
+    pub pad: u32,
+}
+
 /// Mirrors `struct md_node_config`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -21,3 +38,5 @@ pub struct NodeConfig {
 // SAFETY: repr(C), integers only, no implicit padding: every bit pattern is valid.
 #[allow(unsafe_code)]
 unsafe impl aya::Pod for NodeConfig {}
+#[allow(unsafe_code)]
+unsafe impl aya::Pod for Node {}

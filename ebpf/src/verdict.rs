@@ -84,6 +84,14 @@ pub enum Reason {
     DropSpoofed,
     /// A header rewrite or checksum update failed.
     DropRewrite,
+    /// A tunnel packet whose outer source is not a cluster node.
+    DropNotANode,
+    /// Out of the tunnel with an inner source that is another node's (or network's) endpoint.
+    DropTunnelSpoofed,
+    /// A container opening a connection to the node itself (meshd's nftables table counts it).
+    DropToNode,
+    /// A container sending to UDP 4789 (VXLAN).
+    DropTunnelPort,
     /// A code this build does not know (a newer program wrote it); kept so nothing is hidden.
     Unknown(u16),
 }
@@ -115,6 +123,10 @@ impl Reason {
         Reason::DropCtFull,
         Reason::DropSpoofed,
         Reason::DropRewrite,
+        Reason::DropNotANode,
+        Reason::DropTunnelSpoofed,
+        Reason::DropToNode,
+        Reason::DropTunnelPort,
     ];
 
     /// (code, C enumerator, name shown to people) of every known reason: the one table both
@@ -144,6 +156,10 @@ impl Reason {
         (137, "MD_REASON_DROP_CT_FULL", "drop-ct-full"),
         (138, "MD_REASON_DROP_SPOOFED", "drop-spoofed"),
         (139, "MD_REASON_DROP_REWRITE", "drop-rewrite"),
+        (140, "MD_REASON_DROP_NOT_A_NODE", "drop-not-a-node"),
+        (141, "MD_REASON_DROP_TUNNEL_SPOOFED", "drop-tunnel-spoofed"),
+        (142, "MD_REASON_DROP_TO_NODE", "drop-to-node"),
+        (143, "MD_REASON_DROP_TUNNEL_PORT", "drop-tunnel-port"),
     ];
 
     fn index(self) -> Option<usize> {

@@ -18,7 +18,7 @@ use meshd_ebpf::mesh::{
     Frontend, FrontendKey, MeshNat, MeshReturn, SockKey, SockNat, FRONTENDS_MAX, MESH_RETURN_MAX,
     MESH_RNAT_MAX, SOCK_RNAT_MAX,
 };
-use meshd_ebpf::node::{NodeConfig, CONFIG_MAX};
+use meshd_ebpf::node::{Node, NodeConfig, CONFIG_MAX, NODES_MAX, NODE_MEMBER};
 use meshd_ebpf::verdict::{Direction, Reason, VerdictCounter, VerdictKey, VERDICT_MAX};
 
 /// Runs the C probe and returns its `name value` lines as a map.
@@ -155,7 +155,8 @@ fn node_types_match_the_header() {
     let facts = c_facts(
         "SIZE(md_node_config); OFF(md_node_config, vxlan_ifindex); OFF(md_node_config, node_ip);\n\
          OFF(md_node_config, ct_idle_ns); OFF(md_node_config, netns_cookie);\n\
-         ENUM(MD_CONFIG_MAX);",
+         SIZE(md_node); OFF(md_node, flags); OFF(md_node, pad);\n\
+         ENUM(MD_CONFIG_MAX); ENUM(MD_NODES_MAX); ENUM(MD_NODE_MEMBER);",
     );
     let rust: HashMap<&str, usize> = HashMap::from([
         ("sizeof md_node_config", size_of::<NodeConfig>()),
@@ -164,11 +165,16 @@ fn node_types_match_the_header() {
         ("offsetof md_node_config.ct_idle_ns", offset_of!(NodeConfig, ct_idle_ns)),
         ("offsetof md_node_config.netns_cookie", offset_of!(NodeConfig, netns_cookie)),
         ("enum MD_CONFIG_MAX", CONFIG_MAX as usize),
+        ("sizeof md_node", size_of::<Node>()),
+        ("offsetof md_node.flags", offset_of!(Node, flags)),
+        ("offsetof md_node.pad", offset_of!(Node, pad)),
+        ("enum MD_NODES_MAX", NODES_MAX as usize),
+        ("enum MD_NODE_MEMBER", NODE_MEMBER as usize),
     ]);
     for (name, rust_value) in &rust {
         assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
     }
-    assert_eq!(header_enumerators("abi/node.h"), ["MD_CONFIG_MAX"]);
+    assert_eq!(header_enumerators("abi/node.h"), ["MD_CONFIG_MAX", "MD_NODES_MAX", "MD_NODE_MEMBER"]);
 }
 
 #[test]

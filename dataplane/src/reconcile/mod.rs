@@ -7,9 +7,11 @@
 //! - [`endpoints`](mod@endpoints): md_endpoints_v2 and md_ifaces_v1.
 //! - [`services`](mod@services): md_services_v1 and md_maglev_v2.
 //! - [`frontends`](mod@frontends): md_frontends_v1.
+//! - [`nodes`](mod@nodes): md_nodes_v1.
 
 pub mod endpoints;
 pub mod frontends;
+pub mod nodes;
 pub mod services;
 
 use std::net::Ipv4Addr;
@@ -34,6 +36,7 @@ pub fn desired(
         services,
         maglev,
         frontends: frontends::frontends(snapshot, node_addrs),
+        nodes: nodes::nodes(snapshot),
     }
 }
 
@@ -52,6 +55,7 @@ mod tests {
         assert_eq!(first.services.len(), 2);
         assert_eq!(first.maglev.len(), 1);
         assert_eq!(first.frontends.len(), 2);
+        assert_eq!(first.nodes.len(), 2);
         assert_eq!(desired(&snapshot, &crate::fixture::local(), &addrs, &mut cache), first);
     }
 }

@@ -45,6 +45,12 @@ enum md_reason {
 	MD_REASON_DROP_CT_FULL = 137,          /* a flow could not be tracked (its replies would be lost) */
 	MD_REASON_DROP_SPOOFED = 138,          /* a source address the sender may not use */
 	MD_REASON_DROP_REWRITE = 139,          /* a header rewrite or checksum update failed */
+	MD_REASON_DROP_NOT_A_NODE = 140,       /* a tunnel packet whose outer source is no cluster node */
+	MD_REASON_DROP_TUNNEL_SPOOFED = 141,   /* out of the tunnel with an inner source that is an
+	                                        * endpoint of another node or network, or ours */
+	MD_REASON_DROP_TO_NODE = 142,          /* a container opening a connection to the node itself
+	                                        * (counted by meshd's nftables table, not a program) */
+	MD_REASON_DROP_TUNNEL_PORT = 143,      /* a container sending to UDP 4789 (VXLAN) anywhere */
 };
 
 /* Which way the packet was going, seen from the container. */

@@ -1,12 +1,40 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Sending a packet to another node through the collect-metadata VXLAN device. */
+/* Sending a packet to another node through the collect-metadata VXLAN device, and recognising
+ * packets to the VXLAN port. */
 #ifndef MESHD_LIB_TUNNEL_H
 #define MESHD_LIB_TUNNEL_H
 
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/udp.h>
 #include <bpf/bpf_endian.h>
 #include "common.h"
+#include "l4.h"
 #include "node.h"
 #include "../abi/verdict.h"
+
+/* The VXLAN port (network order): the node's VXLAN device listens on it, and no container may
+ * send to it (see veth.bpf.c). */
+#define MD_VXLAN_PORT bpf_htons(4789)
+
+/* Whether the packet is UDP to the VXLAN port (an IPv4 header with options too). A later fragment
+ * has no port to check: the first one decides (dropped, the datagram never reassembles). A UDP
+ * header cut short counts as one to the port: the callers then check or drop it. */
+md_inline int to_vxlan_port(struct __sk_buff *skb, struct iphdr *ip)
+{
+	struct udphdr *udp;
+	__u32 ihl = ip->ihl;
+
+	if (ip->protocol != IPPROTO_UDP || (ip->frag_off & bpf_htons(IP_OFFSET)))
+		return 0;
+	/* Options move the UDP header; they do not hide it. */
+	if (ihl < 5 || ihl > 15)
+		return 1;
+	udp = (void *)ip + ihl * 4;
+	if ((void *)(udp + 1) > (void *)(long)skb->data_end)
+		return 1;
+	return udp->dest == MD_VXLAN_PORT;
+}
 
 /* Sets the tunnel key: the VXLAN device will encapsulate the packet for node `node_ip` (network
  * byte order) with VNI `vni`. Returns 0, or -MD_REASON_DROP_NO_VXLAN when the key cannot be set

@@ -17,7 +17,7 @@
 //! 7. The kernel: [`bpf`] (aya: programs, links, maps), [`netlink`] (rtnetlink: links,
 //!    addresses, routes, veths, the VXLAN device), [`host`] (sysctls, nftables).
 //! 8. Foundations: [`identity`] (node ID, cluster secrets, join token), [`state_dir`], [`hash`],
-//!    [`hex`], [`duration`].
+//!    [`hex`], [`duration`], [`names`] (the rules for network, service and task names).
 
 pub mod agent;
 pub mod api;
@@ -31,6 +31,7 @@ pub mod hash;
 pub mod hex;
 pub mod host;
 pub mod identity;
+pub mod names;
 pub mod netlink;
 pub mod network;
 pub mod reconcile;

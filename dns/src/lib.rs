@@ -13,7 +13,9 @@
 
 pub mod forward;
 pub mod handler;
+pub mod limits;
 pub mod listener;
+pub mod public;
 pub mod registry;
 
 pub use forward::Forwarder;

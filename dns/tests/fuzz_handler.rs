@@ -35,6 +35,7 @@ fn handler(scope: Vec<String>) -> MeshHandler {
         scope: Arc::new(ArcSwap::from_pointee(scope)),
         forwarder: Arc::new(Forwarder::new(Vec::new())),
         ttl: 5,
+        limits: meshd_dns::limits::NodeLimits::new().namespace(),
     }
 }
 

@@ -128,3 +128,244 @@ fn vxlan_injection_from_containers_and_underlay_hosts_reaches_no_one() {
     let outside = cluster.clients()[outsider].addr.to_string();
     assert!(a.exec("ping", ["-c", "1", "-W", "2", &outside]).status.success(), "and the underlay");
 }
+
+/// dnsmasq as the nodes' upstream resolver, in an underlay host's namespace; killed on drop.
+struct Upstream(std::process::Child);
+
+impl Upstream {
+    fn start(cluster: &Cluster, client: usize, rules: &[&str]) -> Upstream {
+        let ns = cluster.clients()[client].ns.name().to_string();
+        let ip = cluster.clients()[client].addr.to_string();
+        let child = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns,
+                "dnsmasq",
+                "--no-daemon",
+                "--no-resolv",
+                "--no-hosts",
+                "--bind-interfaces",
+            ])
+            .arg(format!("--listen-address={ip}"))
+            .args(rules)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("dnsmasq (apt-get install dnsmasq-base)");
+        std::fs::write(cluster.work_dir().join("resolv.conf"), format!("nameserver {ip}\n")).unwrap();
+        Upstream(child)
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn dig(ns: &meshd_tests::Netns, args: &[&str]) -> String {
+    let mut all = vec!["@127.0.0.11", "+time=2", "+tries=1"];
+    all.extend_from_slice(args);
+    meshd_tests::command::stdout(&ns.exec("dig", all))
+}
+
+fn short(ns: &meshd_tests::Netns, name: &str) -> String {
+    dig(ns, &["+short", name]).trim().to_string()
+}
+
+#[test]
+fn names_of_the_cluster_never_hide_public_names() {
+    let mut cluster = Cluster::new("dnshijack", 1);
+    let upstream = cluster.add_underlay_client();
+    let _dnsmasq =
+        Upstream::start(&cluster, upstream, &["--address=/com/192.0.2.55", "--address=/org/192.0.2.56"]);
+    cluster.form();
+    let n1 = cluster.node(1);
+    // A network named like a public top-level domain is allowed; its names have no `.com` form.
+    n1.meshctl_ok(&["network", "create", "com", "--subnet", "10.63.0.0/24"]);
+    n1.meshctl_ok(&["network", "create", "front", "--subnet", "10.64.0.0/24"]);
+    n1.meshctl_ok(&["service", "create", "example", "--network", "com"]);
+    for (args, expected) in [
+        (&["network", "create", "a.b", "--subnet", "10.65.0.0/24"][..], "invalid network name \"a.b\""),
+        (&["service", "create", "x.y", "--network", "front"], "invalid service name \"x.y\""),
+    ] {
+        let out = n1.meshctl(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            meshd_tests::command::stderr(&out).contains(expected),
+            "{}",
+            meshd_tests::command::stderr(&out)
+        );
+    }
+    let on_com = cluster.add_namespace("oncom");
+    let www = cluster
+        .node(1)
+        .meshctl_ok(&[
+            "attach",
+            "--netns",
+            &on_com,
+            "--network",
+            "com",
+            "--service",
+            "example",
+            "--name",
+            "www",
+        ])
+        .trim()
+        .to_string();
+    let on_front = cluster.add_namespace("onfront");
+    // A task named like a public domain is refused, with a reason, and nothing is attached.
+    let out = cluster.node(1).meshctl(&[
+        "attach",
+        "--netns",
+        &on_front,
+        "--network",
+        "front",
+        "--name",
+        "example.org",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = meshd_tests::command::stderr(&out);
+    assert!(
+        err.contains("invalid task name \"example.org\"") && err.contains("public top-level domain"),
+        "{err}"
+    );
+    cluster.node(1).meshctl_ok(&["attach", "--netns", &on_front, "--network", "front", "--name", "web.1"]);
+
+    let (c, f) = (cluster.namespace(&on_com), cluster.namespace(&on_front));
+    cluster.wait_for("www known", Duration::from_secs(10), |_| short(c, "www") == www);
+    // Names under `com` and under `example.org` go upstream, for every namespace, also the
+    // namespace on `com` with a service `example` and a task `www`.
+    for ns in [c, f] {
+        for name in ["example.com", "www.com", "anything.com", "x.example.com"] {
+            assert_eq!(short(ns, name), "192.0.2.55", "{name}");
+        }
+        for name in ["example.org", "www.example.org"] {
+            assert_eq!(short(ns, name), "192.0.2.56", "{name}");
+        }
+    }
+    // The cluster's own names keep working, scoped as before.
+    assert!(!short(c, "example").is_empty());
+    assert!(dig(f, &["example"]).contains("status: NXDOMAIN"), "out of scope");
+    assert!(dig(c, &["web.1.front"]).contains("status: NXDOMAIN"), "a private suffix is never forwarded");
+    assert!(!short(f, "web.1.front").is_empty());
+}
+
+/// Sends a query per 2 ms for `secs` for names an upstream never answers, after opening 1,000 TCP
+/// connections to the embedded DNS and holding them; prints `ready` once they are open.
+const DNS_FLOOD: &str = r#"
+import resource, socket, struct, sys, time
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(4096, hard), hard))
+conns = []
+for i in range(1000):
+    s = socket.socket(); s.setblocking(False)
+    try: s.connect(('127.0.0.11', 53))
+    except BlockingIOError: pass
+    conns.append(s)
+print('ready', flush=True)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.setblocking(False)
+end, n = time.time() + float(sys.argv[1]), 0
+while time.time() < end:
+    labels = [b'q%d' % n, b'blackhole', b'test']
+    q = struct.pack('!HHHHHH', n & 0xffff, 0x0100, 1, 0, 0, 0)
+    q += b''.join(bytes([len(l)]) + l for l in labels) + b'\0' + struct.pack('!HH', 1, 1)
+    try: u.sendto(q, ('127.0.0.11', 53))
+    except BlockingIOError: pass
+    try:
+        while True: u.recv(4096)
+    except BlockingIOError: pass
+    n += 1
+    time.sleep(0.002)
+print('sent', n, flush=True)
+"#;
+
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn one_namespace_cannot_starve_the_dns_of_the_others() {
+    let mut cluster = Cluster::new("dnsstarve", 1);
+    let upstream = cluster.add_underlay_client();
+    // An upstream that answers `upstream.test` and sends `blackhole.test` to a socket that never
+    // answers (it never reads), so those lookups hold their forwarding slots until they time out.
+    let silent =
+        cluster.clients()[upstream].ns.run_inside(|| std::net::UdpSocket::bind("127.0.0.1:5399").unwrap());
+    let _dnsmasq = Upstream::start(
+        &cluster,
+        upstream,
+        &["--address=/upstream.test/192.0.2.44", "--server=/blackhole.test/127.0.0.1#5399"],
+    );
+    cluster.form();
+    cluster.node(1).meshctl_ok(&["network", "create", "front", "--subnet", "10.66.0.0/24"]);
+    cluster.node(1).meshctl_ok(&["service", "create", "web", "--network", "front"]);
+    let greedy = cluster.add_namespace("greedy");
+    cluster.node(1).meshctl_ok(&["attach", "--netns", &greedy, "--network", "front"]);
+    let victim = cluster.add_namespace("victim");
+    cluster.node(1).meshctl_ok(&["attach", "--netns", &victim, "--network", "front"]);
+    let v = cluster.namespace(&victim);
+    cluster.wait_for("web resolvable", Duration::from_secs(10), |_| !short(v, "web").is_empty());
+    assert_eq!(short(v, "x.upstream.test"), "192.0.2.44");
+    let pid = cluster.node(1).pid().expect("meshd runs");
+    let before = open_files(pid);
+
+    let mut flood = std::process::Command::new("ip")
+        .args(["netns", "exec", &greedy, "setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"])
+        .args(["/usr/bin/python3", "-c", DNS_FLOOD, "12"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(flood.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "the flood opened its connections");
+    // Let the flood fill its slots (each held ~2 s by the silent upstream).
+    cluster.wait_for("the greedy namespace over its forwarding share", Duration::from_secs(10), |c| {
+        let stats: serde_json::Value =
+            serde_json::from_str(&c.node(1).meshctl_ok(&["--format", "json", "stats"])).unwrap();
+        let get = |name: &str| {
+            stats["dns"].as_array().unwrap().iter().find(|r| r["name"] == name).unwrap()["value"]
+                .as_u64()
+                .unwrap()
+        };
+        get("forward_busy_namespace") > 0 && get("tcp_refused_namespace") > 0
+    });
+
+    // The other namespace's lookups, local and forwarded, over UDP and TCP, keep answering
+    // within dig's 2 s (a stall would time out), and meshd's descriptors stay bounded.
+    let mut slowest = Duration::ZERO;
+    let mut most_files = 0;
+    for round in 0..10 {
+        for (name, expect) in [("web", None), ("x.upstream.test", Some("192.0.2.44"))] {
+            for tcp in [false, true] {
+                let started = std::time::Instant::now();
+                let answer = if tcp { dig(v, &["+tcp", "+short", name]) } else { dig(v, &["+short", name]) };
+                slowest = slowest.max(started.elapsed());
+                let answer = answer.trim();
+                assert!(!answer.is_empty(), "round {round}: {name} (tcp: {tcp}) got no answer");
+                if let Some(expect) = expect {
+                    assert_eq!(answer, expect);
+                }
+            }
+        }
+        most_files = most_files.max(open_files(pid));
+    }
+    eprintln!("slowest lookup under the flood: {slowest:?}; meshd's files {before} -> at most {most_files}");
+    assert!(
+        most_files < before + meshd_dns_bound(),
+        "meshd holds {most_files} files (from {before}) under 1,000 connections"
+    );
+    let _ = flood.kill();
+    let _ = flood.wait();
+    drop(silent);
+}
+
+/// Descriptors the DNS may hold for one flooding namespace: its forwarding slots (one socket
+/// each), its TCP connections and the refusals in progress, with room for the rest of meshd.
+fn meshd_dns_bound() -> usize {
+    64 + 16 + 8 + 40
+}

@@ -33,6 +33,9 @@ impl Agent {
         task: Option<String>,
         resolv_conf: bool,
     ) -> Result<(Ipv4Addr, String), AgentError> {
+        if let Some(task) = &task {
+            crate::names::check(crate::names::NameKind::Task, task)?;
+        }
         let path = netns::resolve(netns)?;
         let mut inner = self.inner.lock().await;
         if let Some(existing) =

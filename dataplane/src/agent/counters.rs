@@ -51,3 +51,10 @@ impl Agent {
         Ok(rows)
     }
 }
+
+impl Agent {
+    /// The embedded DNS's counters, as (name, value).
+    pub fn dns_counters(&self) -> Vec<(&'static str, u64)> {
+        self.discovery.counters()
+    }
+}

@@ -24,14 +24,29 @@ pub enum Response {
 #[serde(rename_all = "snake_case")]
 pub enum Reply {
     Nodes(Vec<NodeInfo>),
-    JoinToken { token: String },
-    NodeUpdated { id: NodeId },
+    JoinToken {
+        token: String,
+    },
+    NodeUpdated {
+        id: NodeId,
+    },
     Left {},
-    Stats { gossip: Vec<Counter>, datapath: Vec<DatapathCounter> },
+    Stats {
+        gossip: Vec<Counter>,
+        datapath: Vec<DatapathCounter>,
+        /// The embedded DNS (forwarded queries, refusals by the per-namespace and node bounds).
+        #[serde(default)]
+        dns: Vec<Counter>,
+    },
     Networks(Vec<NetworkInfo>),
     Removed {},
-    Attached { address: Ipv4Addr, interface: String },
-    Detached { count: usize },
+    Attached {
+        address: Ipv4Addr,
+        interface: String,
+    },
+    Detached {
+        count: usize,
+    },
     Services(Vec<ServiceInfo>),
     Tasks(Vec<TaskInfo>),
     Inspect(ServiceInspect),

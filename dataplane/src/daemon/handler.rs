@@ -72,6 +72,11 @@ impl ApiHandler {
                             bytes: row.bytes,
                         })
                         .collect(),
+                    dns: agent
+                        .dns_counters()
+                        .into_iter()
+                        .map(|(name, value)| Counter { name: name.to_string(), value })
+                        .collect(),
                 })
             }
             Request::NetworkCreate { name, subnet } => {
@@ -134,7 +139,7 @@ fn agent_error(error: AgentError) -> ApiError {
         AgentError::Network(_) => ErrorKind::BadRequest,
         AgentError::Service(S::NotFound(_) | S::NoNetwork(_)) => ErrorKind::NotFound,
         AgentError::Service(S::Exists(_) | S::WrongNetwork { .. }) => ErrorKind::Conflict,
-        AgentError::Service(_) => ErrorKind::BadRequest,
+        AgentError::Service(_) | AgentError::Name(_) => ErrorKind::BadRequest,
         AgentError::Kernel(_) | AgentError::Gossip(_) => ErrorKind::Internal,
     };
     ApiError::new(kind, error.to_string())

@@ -5,16 +5,9 @@ use super::error::ServiceError;
 use super::ports::{meshd_ports, parse_publish, port_owners};
 use crate::state::{ClusterState, EndpointMode, PublishedPort};
 
-/// A service name must be a DNS label: it will be resolvable by name.
+/// A service name must be a DNS label: it will be resolvable by name (`crate::names`).
 pub fn validate_name(name: &str) -> Result<(), ServiceError> {
-    let ok = (1..=63).contains(&name.len())
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ServiceError::Name(name.chars().take(80).collect()))
-    }
+    Ok(crate::names::check(crate::names::NameKind::Service, name)?)
 }
 
 /// Checks a new service against the state (the VIP is allocated by the caller); returns its

@@ -6,7 +6,11 @@
  * decides where it goes:
  *   ARP request          -> answered here with the veth's own MAC (no flooding, no learning)
  *   ARP reply            -> to the node's stack (it asked, to deliver routed replies)
- *   IPv4 to a VIP        -> destination rewritten to a backend (Maglev, tracked), then as below
+ *   IPv4 to a VIP        -> of its network: destination rewritten to a backend (Maglev, tracked
+ *                           in the container's own flow table), then as below; of another
+ *                           network: dropped before any state
+ *   to a published port of this node (hairpin), for a service of its network: the same, the
+ *                           port becoming the target port
  *   IPv4 to an endpoint  -> same network: straight into the target container on this node
  *                           (redirect_peer), or into the VXLAN device with the tunnel key of the
  *                           target's node and network; another network: dropped (isolation)
@@ -29,7 +33,7 @@
 #include "lib/endpoint.h"
 #include "lib/lb.h"
 #include "lib/mesh.h"
-#include "lib/rnat.h"
+#include "lib/flows.h"
 #include "lib/tunnel.h"
 #include "lib/verdict.h"
 
@@ -111,13 +115,21 @@ int veth_from_container(struct __sk_buff *skb)
 	if (ip->saddr != iface->ip)
 		return drop(skb, DIR, MD_REASON_DROP_SPOOFED);
 
-	ret = lb_to_vip(skb, ip);
+	ret = lb_to_vip(skb, ip, iface);
 	if (ret < 0)
 		return drop(skb, DIR, -ret);
+	if (ret == PKT_REWRITTEN) {
+		count_verdict(skb, DIR, MD_REASON_LB_DNAT);
+	} else {
+		ret = lb_to_frontend(skb, ip, iface);
+		if (ret < 0)
+			return drop(skb, DIR, -ret);
+		if (ret == PKT_REWRITTEN)
+			count_verdict(skb, DIR, MD_REASON_HAIRPIN);
+	}
 	if (ret == PKT_UNTOUCHED) {
 		lb_direct_flow(skb, ip);
 	} else {
-		count_verdict(skb, DIR, MD_REASON_LB_DNAT);
 		/* The rewrite invalidated the packet pointers. */
 		eth = parse_eth(skb);
 		if (!eth)

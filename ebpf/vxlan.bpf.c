@@ -20,7 +20,7 @@
 #include "lib/endpoint.h"
 #include "lib/mesh.h"
 #include "lib/node.h"
-#include "lib/rnat.h"
+#include "lib/flows.h"
 #include "lib/verdict.h"
 
 #define DIR MD_DIR_FROM_TUNNEL

@@ -9,11 +9,12 @@
 //! | `maglev` | md_maglev_v2 (hash of maps) | service id |
 //! | `frontends` | md_frontends_v1 | (node address, published port, protocol) |
 //! | `nodes` | md_nodes_v1 | a cluster node's underlay address |
+//! | `flow_tables` | md_flows_v1 (hash of maps) | a local endpoint's address: its own flow table |
 //!
 //! Keys and values are the `#[repr(C)]` mirrors of the C headers (`meshd_ebpf`); addresses and
 //! ports are in network order (`meshd_ebpf::net_order`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aya::maps::{HashMap as AyaHashMap, MapData};
 use aya::Ebpf;
@@ -37,6 +38,8 @@ pub struct Forwarding {
     pub frontends: BTreeMap<FrontendKey, Frontend>,
     /// The cluster's nodes by underlay address: the only senders the tunnel accepts.
     pub nodes: BTreeMap<u32, Node>,
+    /// The local endpoints that have a flow table (their balanced flows, both ways).
+    pub flow_tables: BTreeSet<u32>,
 }
 
 /// A Maglev table as an element of md_maglev_v2: M, a fingerprint of the slots, then the M
@@ -78,8 +81,12 @@ impl Datapath {
         let synced = &mut self.synced;
         // Nodes first: an endpoint's tunnel packets are accepted only from a known node.
         let (w0, d0) = sync_map(veth, node::NODES_MAP, &mut synced.nodes, &desired.nodes)?;
-        // Interfaces next: a local endpoint is only useful once its veth is known.
+        // Interfaces next: a local endpoint is only useful once its veth is known; its flow
+        // table before it can balance.
         let (w1, d1) = sync_map(veth, endpoint::IFACES_MAP, &mut synced.ifaces, &desired.ifaces)?;
+        let (w6, d6) = self.sync_flow_tables(&desired.flow_tables)?;
+        let veth = &mut self.veth;
+        let synced = &mut self.synced;
         let (w2, d2) = sync_map(veth, endpoint::ENDPOINTS_MAP, &mut synced.endpoints, &desired.endpoints)?;
         // Tables before the services that point at them.
         let (w3, d3) = self.sync_maglev(&desired.maglev)?;
@@ -87,7 +94,7 @@ impl Datapath {
         let synced = &mut self.synced;
         let (w4, d4) = sync_map(veth, lb::SERVICES_MAP, &mut synced.services, &desired.services)?;
         let (w5, d5) = sync_map(veth, mesh::FRONTENDS_MAP, &mut synced.frontends, &desired.frontends)?;
-        Ok((w0 + w1 + w2 + w3 + w4 + w5, d0 + d1 + d2 + d3 + d4 + d5))
+        Ok((w0 + w1 + w2 + w3 + w4 + w5 + w6, d0 + d1 + d2 + d3 + d4 + d5 + d6))
     }
 }
 

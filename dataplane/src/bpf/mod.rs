@@ -14,6 +14,7 @@ pub mod bpffs;
 pub mod cgroup;
 pub mod datapath;
 pub mod error;
+pub mod flow_tables;
 pub mod forwarding;
 pub mod inspect;
 pub mod links;

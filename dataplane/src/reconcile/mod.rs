@@ -30,9 +30,12 @@ pub fn desired(
     cache: &mut MaglevCache,
 ) -> Forwarding {
     let (services, maglev) = services::services(snapshot, cache);
+    let ifaces = endpoints::ifaces(snapshot, local);
     Forwarding {
         endpoints: endpoints::endpoints(snapshot, local),
-        ifaces: endpoints::ifaces(snapshot, local),
+        // Every attached veth's endpoint has a flow table of its own.
+        flow_tables: ifaces.values().map(|iface| iface.ip).collect(),
+        ifaces,
         services,
         maglev,
         frontends: frontends::frontends(snapshot, node_addrs),
@@ -56,6 +59,7 @@ mod tests {
         assert_eq!(first.maglev.len(), 1);
         assert_eq!(first.frontends.len(), 2);
         assert_eq!(first.nodes.len(), 2);
+        assert_eq!(first.flow_tables.len(), 1);
         assert_eq!(desired(&snapshot, &crate::fixture::local(), &addrs, &mut cache), first);
     }
 }

@@ -369,3 +369,180 @@ fn one_namespace_cannot_starve_the_dns_of_the_others() {
 fn meshd_dns_bound() -> usize {
     64 + 16 + 8 + 40
 }
+
+/// Sends one datagram per (source port, destination port) from `socks` sockets (each its own
+/// source port) to every port in FIRST..FIRST+PORTS-1 of the VIP: `socks` x `ports` distinct flows.
+const UDP_FLOOD: &str = r#"
+import resource, socket, sys
+vip, socks, first, ports = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(socks + 64, hard), hard))
+ss = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(socks)]
+for s in ss:
+    s.bind(('0.0.0.0', 0)); s.setblocking(False)
+sent = 0
+for port in range(first, first + ports):
+    for s in ss:
+        try:
+            s.sendto(b'x', (vip, port)); sent += 1
+        except (BlockingIOError, ConnectionRefusedError):
+            pass
+print(sent)
+"#;
+
+fn service_vip(cluster: &Cluster, service: &str) -> String {
+    let ls = cluster.node(1).meshctl_ok(&["--format", "json", "service", "ls"]);
+    let services: serde_json::Value = serde_json::from_str(&ls).unwrap();
+    services.as_array().unwrap().iter().find(|s| s["name"] == service).unwrap()["vip"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_flow_flood_from_one_container_breaks_no_one_elses_connection() {
+    let mut cluster = Cluster::new("flowflood", 2);
+    cluster.form();
+    cluster.node(1).meshctl_ok(&["network", "create", "front", "--subnet", "10.67.0.0/16"]);
+    cluster.node(1).meshctl_ok(&["service", "create", "web", "--network", "front"]);
+    cluster.node(1).meshctl_ok(&["service", "create", "sink", "--network", "front"]);
+    cluster.wait_listed(&["service", "ls"], "sink");
+    let web = cluster.add_namespace("web");
+    cluster.node(2).meshctl_ok(&["attach", "--netns", &web, "--network", "front", "--service", "web"]);
+    let _http = meshd_tests::http::NamedServer::start(cluster.namespace(&web), 80, "web.1");
+    // The flood's target answers every datagram, so the flood's replies are real too.
+    let sink = cluster.add_namespace("sink");
+    cluster.node(2).meshctl_ok(&["attach", "--netns", &sink, "--network", "front", "--service", "sink"]);
+    let mut echo = std::process::Command::new("ip")
+        .args(["netns", "exec", &sink, "/usr/bin/python3", "-c", UDP_ECHO, "2001", "300"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (web_vip, sink_vip) = (service_vip(&cluster, "web"), service_vip(&cluster, "sink"));
+    // Both clients on n1: they share its node, its programs and its maps.
+    let victim = cluster.add_namespace("victim");
+    cluster.node(1).meshctl_ok(&["attach", "--netns", &victim, "--network", "front"]);
+    let attacker = cluster.add_namespace("attacker");
+    cluster.node(1).meshctl_ok(&["attach", "--netns", &attacker, "--network", "front"]);
+    cluster.wait_for("web's task in n1's table", Duration::from_secs(10), |c| {
+        c.node(1).meshctl_ok(&["service", "ls"]).matches("1/1").count() == 2
+    });
+
+    // The victim's keep-alive connection through web's VIP, asking every 20 ms.
+    let vip: std::net::Ipv4Addr = web_vip.parse().unwrap();
+    let stream =
+        cluster.namespace(&victim).run_inside(move || std::net::TcpStream::connect((vip, 80)).unwrap());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let asking = {
+        let (mut stream, stop) = (stream, stop.clone());
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    meshd_tests::http::request(&mut stream)
+                })) {
+                    Ok(answer) if answer == "web.1" => ok += 1,
+                    Ok(other) => failed.push(other),
+                    Err(_) => {
+                        failed.push("no answer".to_string());
+                        break;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            (ok, failed)
+        })
+    };
+
+    // 300,000 distinct flows (1,000 source ports x 300 destination ports) to sink's VIP from
+    // one unprivileged process: more than the node's old shared table held (262,144).
+    let out = meshd_tests::attack::python_as_nobody(
+        cluster.namespace(&attacker),
+        UDP_FLOOD,
+        &[&sink_vip, "1000", "2001", "300"],
+    );
+    assert!(out.status.success(), "{}", describe_failure("the flood", &out));
+    let sent: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+    assert!(sent > 250_000, "the flood sent {sent} datagrams");
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = asking.join().unwrap();
+    eprintln!("flood: {sent} datagrams; the victim's connection answered {ok} requests meanwhile");
+    assert!(failed.is_empty(), "the victim's keep-alive connection broke: {failed:?}");
+    assert!(ok > 10, "the victim kept asking ({ok})");
+    // The victim's connection still works after the flood, and so do new ones.
+    let out =
+        cluster.namespace(&victim).exec("curl", ["-s", "--max-time", "3", &format!("http://{web_vip}/")]);
+    assert_eq!(meshd_tests::command::stdout(&out).trim(), "web.1");
+    let _ = echo.kill();
+    let _ = echo.wait();
+}
+
+/// Answers every datagram on ports FIRST..FIRST+COUNT-1 with an empty one (runs until killed).
+const UDP_ECHO: &str = r#"
+import selectors, socket, sys
+first, count = int(sys.argv[1]), int(sys.argv[2])
+sel = selectors.DefaultSelector()
+for port in range(first, first + count):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', port)); s.setblocking(False)
+    sel.register(s, selectors.EVENT_READ)
+while True:
+    for key, _ in sel.select():
+        try:
+            while True:
+                data, peer = key.fileobj.recvfrom(64); key.fileobj.sendto(b'', peer)
+        except BlockingIOError:
+            pass
+"#;
+
+#[test]
+fn a_container_reaches_its_own_nodes_published_port_and_closed_sockets_free_their_translation() {
+    let mut cluster = Cluster::new("hairpin", 2);
+    cluster.form();
+    cluster.node(1).meshctl_ok(&["network", "create", "front", "--subnet", "10.68.0.0/24"]);
+    cluster.node(1).meshctl_ok(&["service", "create", "web", "--network", "front", "--publish", "8080:80"]);
+    cluster.wait_listed(&["service", "ls"], "8080:80/tcp");
+    let mut servers = Vec::new();
+    for node in [1, 2] {
+        let ns = cluster.add_namespace(&format!("web{node}"));
+        let task = format!("web.{node}");
+        cluster.node(node).meshctl_ok(&[
+            "attach",
+            "--netns",
+            &ns,
+            "--network",
+            "front",
+            "--service",
+            "web",
+            "--name",
+            &task,
+        ]);
+        servers.push(meshd_tests::http::NamedServer::start(cluster.namespace(&ns), 80, &task));
+    }
+    cluster.wait_for("two backends on n1", Duration::from_secs(10), |c| {
+        c.node(1).meshctl_ok(&["service", "ls"]).contains("2/2")
+    });
+    let client = cluster.add_namespace("client");
+    cluster.node(1).meshctl_ok(&["attach", "--netns", &client, "--network", "front"]);
+    let c = cluster.namespace(&client);
+    // Its own node's published port (hairpin), and another node's (through the underlay).
+    for node in [1, 2] {
+        let url = format!("http://{}:8080/", cluster.node(node).addr);
+        let seen = meshd_tests::load::spread(c, &url, 12);
+        assert!(!seen.contains_key("FAILED") && seen.len() == 2, "via n{node}: {seen:?}");
+    }
+    let stats = cluster.node(1).meshctl_ok(&["stats"]);
+    assert!(stats.contains("hairpin"), "{stats}");
+
+    // The node's own clients: every closed socket's translation is freed at once.
+    let n1 = &cluster.node(1).ns;
+    let seen = meshd_tests::load::spread(n1, "http://127.0.0.1:8080/", 8);
+    assert!(!seen.contains_key("FAILED"), "{seen:?}");
+    let pin = cluster.node(1).pin_dir().unwrap().join(meshd_ebpf::mesh::SOCK_RNAT_MAP);
+    cluster.wait_for("no socket translation left", Duration::from_secs(5), |_| {
+        let dump =
+            meshd_tests::command::run("bpftool", ["-j", "map", "dump", "pinned", pin.to_str().unwrap()]);
+        let entries: serde_json::Value = serde_json::from_slice(&dump.stdout).unwrap_or_default();
+        entries.as_array().is_some_and(|e| e.is_empty())
+    });
+}

@@ -95,8 +95,8 @@ int vxlan_ingress(struct __sk_buff *skb)
 	ret = lb_from_backend(skb, ip);
 	if (ret < 0)
 		return drop(skb, DIR, -ret);
-	if (ret == PKT_REWRITTEN) {
-		count_verdict(skb, DIR, MD_REASON_LB_RNAT);
+	if (ret != PKT_UNTOUCHED) {
+		count_verdict(skb, DIR, ret == PKT_ICMP_REWRITTEN ? MD_REASON_ICMP_RNAT : MD_REASON_LB_RNAT);
 		/* The rewrite invalidated the packet pointers. */
 		eth = parse_eth(skb);
 		if (!eth)

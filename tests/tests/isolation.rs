@@ -546,3 +546,103 @@ fn a_container_reaches_its_own_nodes_published_port_and_closed_sockets_free_thei
         entries.as_array().is_some_and(|e| e.is_empty())
     });
 }
+
+/// Connects to ADDR:PORT, sends COUNT bytes, closes its side and prints what the server says
+/// (the number of bytes it got); times out after 15 s.
+const SEND_BYTES: &str = r#"
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=15)
+s.sendall(b'x' * int(sys.argv[3]))
+s.shutdown(socket.SHUT_WR)
+print(s.recv(64).decode().strip())
+"#;
+
+#[test]
+fn path_mtu_discovery_works_through_a_vip_and_a_published_port() {
+    let mut cluster = Cluster::new("pmtu", 2);
+    cluster.form();
+    cluster.node(1).meshctl_ok(&["network", "create", "front", "--subnet", "10.69.0.0/24"]);
+    cluster.node(1).meshctl_ok(&["service", "create", "gw", "--network", "front", "--publish", "8080:80"]);
+    cluster.wait_listed(&["service", "ls"], "8080:80/tcp");
+    // The task on n2 is a gateway: it forwards port 80 to a server behind a 1200-byte link, so
+    // a full-size segment from a client makes it answer "fragmentation needed" (as a router
+    // would), about the packet as it got it: to the task's own address and port.
+    let gw = cluster.add_namespace("gw");
+    cluster.node(2).meshctl_ok(&["attach", "--netns", &gw, "--network", "front", "--service", "gw"]);
+    let server = cluster.add_namespace("server");
+    let g = cluster.namespace(&gw);
+    g.ip(["link", "add", "vb", "type", "veth", "peer", "name", "eth0", "netns", &server]);
+    g.ip(["addr", "add", "192.168.77.1/30", "dev", "vb"]);
+    g.ip(["link", "set", "vb", "mtu", "1200", "up"]);
+    let s = cluster.namespace(&server);
+    s.ip(["addr", "add", "192.168.77.2/30", "dev", "eth0"]);
+    s.ip(["link", "set", "eth0", "up"]);
+    s.ip(["route", "add", "default", "via", "192.168.77.1"]);
+    let out = g.exec("sysctl", ["-qw", "net.ipv4.ip_forward=1"]);
+    assert!(out.status.success(), "{}", describe_failure("ip_forward", &out));
+    let rules = "table ip gw {\n chain pre { type nat hook prerouting priority dstnat; tcp dport 80 dnat to 192.168.77.2; }\n \
+                 chain post { type nat hook postrouting priority srcnat; oifname \"vb\" masquerade; }\n}\n";
+    let nft = std::process::Command::new("ip")
+        .args(["netns", "exec", &gw, "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(rules.as_bytes())?;
+            child.wait()
+        })
+        .unwrap();
+    assert!(nft.success(), "the gateway's nftables rules");
+    // The server counts what it gets and says so.
+    let listener = s.run_inside(|| std::net::TcpListener::bind("0.0.0.0:80").unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut stream = stream;
+                let mut total = 0usize;
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    total += n;
+                }
+                let _ = stream.write_all(format!("{total}\n").as_bytes());
+            });
+        }
+    });
+    cluster.wait_for("the gateway in n1's table", Duration::from_secs(10), |c| {
+        c.node(1).meshctl_ok(&["service", "ls"]).contains("1/1")
+    });
+    let vip = service_vip(&cluster, "gw");
+
+    // A container on n1 through the VIP, and a host on the underlay through n1's published
+    // port: both send 20,000 bytes in full-size segments, and get there only if the error
+    // reaches their socket, translated (the VIP, or n1's address and port 8080).
+    let client = cluster.add_namespace("client");
+    cluster.node(1).meshctl_ok(&["attach", "--netns", &client, "--network", "front"]);
+    let out =
+        meshd_tests::attack::python_as_nobody(cluster.namespace(&client), SEND_BYTES, &[&vip, "80", "20000"]);
+    assert_eq!(
+        meshd_tests::command::stdout(&out).trim(),
+        "20000",
+        "through the VIP: {}",
+        describe_failure("send", &out)
+    );
+    let outsider = cluster.add_underlay_client();
+    let n1 = cluster.node(1).addr.to_string();
+    let out = meshd_tests::attack::python_as_nobody(
+        &cluster.clients()[outsider].ns,
+        SEND_BYTES,
+        &[&n1, "8080", "20000"],
+    );
+    assert_eq!(
+        meshd_tests::command::stdout(&out).trim(),
+        "20000",
+        "through the published port: {}",
+        describe_failure("send", &out)
+    );
+    let stats = stats(&cluster, 1);
+    assert!(drops(&stats, "icmp-rnat") >= 2, "{stats}");
+}

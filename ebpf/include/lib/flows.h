@@ -13,6 +13,7 @@
 #include "common.h"
 #include "conntrack.h"
 #include "eth.h"
+#include "icmp.h"
 #include "l4.h"
 #include "maglev.h"
 #include "../abi/lb.h"
@@ -140,11 +141,38 @@ md_inline void lb_direct_flow(struct __sk_buff *skb, struct iphdr *ip)
 		bpf_map_delete_elem(table, &rk);
 }
 
+/* An ICMP error about a flow a client of this node balanced (lib/icmp.h): translated back like
+ * a reply. Returns PKT_ICMP_REWRITTEN, PKT_UNTOUCHED or -MD_REASON_DROP_REWRITE. */
+md_inline int lb_icmp_from_backend(struct __sk_buff *skb, struct iphdr *ip)
+{
+	struct md_flow_key rk = {};
+	struct icmp_error err = {};
+	struct md_flow *rv;
+	__u32 outer_src = ip->saddr;
+	void *table;
+	int ret;
+
+	if (!icmp_error_parse(skb, ip, &err))
+		return PKT_UNTOUCHED;
+	table = flow_table(err.client);
+	if (!table)
+		return PKT_UNTOUCHED;
+	flow_reply_key(&rk, err.backend, err.port, err.client_port, err.proto);
+	rv = bpf_map_lookup_elem(table, &rk);
+	if (!rv)
+		return PKT_UNTOUCHED;
+	ret = icmp_error_translate(skb, outer_src, &err, rv->addr, rv->port);
+	if (ret < 0)
+		return ret;
+	return PKT_ICMP_REWRITTEN;
+}
+
 /*
  * If the packet is a backend's reply to a flow a client of this node balanced, rewrites its
  * source back to what the client sent to (the VIP; the node address and published port of a
- * hairpin flow). Returns PKT_REWRITTEN if it did (re-parse the packet), PKT_UNTOUCHED if the
- * packet is no such reply, or -MD_REASON_DROP_REWRITE.
+ * hairpin flow); an ICMP error about such a flow is translated the same way. Returns
+ * PKT_REWRITTEN or PKT_ICMP_REWRITTEN if it did (re-parse the packet), PKT_UNTOUCHED if the
+ * packet is neither, or -MD_REASON_DROP_REWRITE.
  */
 md_inline int lb_from_backend(struct __sk_buff *skb, struct iphdr *ip)
 {
@@ -156,6 +184,8 @@ md_inline int lb_from_backend(struct __sk_buff *skb, struct iphdr *ip)
 	void *table;
 	int ret;
 
+	if (ip->protocol == IPPROTO_ICMP)
+		return lb_icmp_from_backend(skb, ip);
 	if (!parse_l4(skb, ip, &l4))
 		return PKT_UNTOUCHED;
 	table = flow_table(ip->daddr);

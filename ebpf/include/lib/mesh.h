@@ -19,6 +19,7 @@
 #include "conntrack.h"
 #include "endpoint.h"
 #include "eth.h"
+#include "icmp.h"
 #include "l4.h"
 #include "maglev.h"
 #include "node.h"
@@ -98,6 +99,24 @@ md_inline int outside_source(__u32 addr)
 	if (lookup_endpoint(addr) || bpf_map_lookup_elem(&md_services_v1, &addr))
 		return 0;
 	return 1;
+}
+
+/* The reply key of a packet from a backend: its own tuple for TCP and UDP (a reply), or the
+ * tuple of the packet an ICMP error is about (*icmp set, `err` filled). Returns 0 for anything
+ * else. */
+md_inline int mesh_reply_key(struct __sk_buff *skb, struct iphdr *ip, struct l4 *l4, struct icmp_error *err,
+			     struct md_rnat_key *rk, int *icmp)
+{
+	if (parse_l4(skb, ip, l4)) {
+		reply_key(rk, ip->saddr, l4->sport, ip->daddr, l4->dport, l4->proto);
+		return 1;
+	}
+	if (icmp_error_parse(skb, ip, err)) {
+		reply_key(rk, err->backend, err->port, err->client, err->client_port, err->proto);
+		*icmp = 1;
+		return 1;
+	}
+	return 0;
 }
 
 /* Records the verdict of a packet a helper took. */
@@ -220,17 +239,17 @@ md_inline int mesh_to_backend(struct __sk_buff *skb, struct iphdr *ip, enum md_d
 md_inline int mesh_reply(struct __sk_buff *skb, struct iphdr *ip, enum md_dir dir, int *verdict)
 {
 	struct md_rnat_key rk = {};
+	struct icmp_error err = {};
 	struct md_mesh_nat *nat;
 	struct ethhdr *eth;
 	struct l4 l4 = {};
 	__u8 peer_mac[ETH_ALEN], local_mac[ETH_ALEN];
-	__u32 addr, ifindex;
+	__u32 addr, ifindex, outer_src = ip->saddr;
 	__u16 port;
-	int ret;
+	int ret, icmp = 0;
 
-	if (!parse_l4(skb, ip, &l4))
+	if (!mesh_reply_key(skb, ip, &l4, &err, &rk, &icmp))
 		return 0;
-	reply_key(&rk, ip->saddr, l4.sport, ip->daddr, l4.dport, l4.proto);
 	nat = bpf_map_lookup_elem(&md_mesh_rnat_v2, &rk);
 	if (!nat)
 		return 0;
@@ -243,9 +262,13 @@ md_inline int mesh_reply(struct __sk_buff *skb, struct iphdr *ip, enum md_dir di
 	ifindex = nat->ifindex;
 	__builtin_memcpy(peer_mac, nat->peer_mac, ETH_ALEN);
 	__builtin_memcpy(local_mac, nat->local_mac, ETH_ALEN);
-	ret = rewrite_addr(skb, &l4, IP_SRC_OFF, rk.backend_ip, addr);
-	if (ret == 0)
-		ret = rewrite_port(skb, &l4, L4_SPORT_OFF, rk.port, port);
+	if (icmp) {
+		ret = icmp_error_translate(skb, outer_src, &err, addr, port);
+	} else {
+		ret = rewrite_addr(skb, &l4, IP_SRC_OFF, rk.backend_ip, addr);
+		if (ret == 0)
+			ret = rewrite_port(skb, &l4, L4_SPORT_OFF, rk.port, port);
+	}
 	if (ret < 0)
 		return took(verdict, drop(skb, dir, -ret));
 	/* The rewrite invalidated the packet pointers. */
@@ -253,7 +276,7 @@ md_inline int mesh_reply(struct __sk_buff *skb, struct iphdr *ip, enum md_dir di
 	if (!eth)
 		return took(verdict, drop(skb, dir, MD_REASON_DROP_MALFORMED));
 	set_macs(eth, local_mac, peer_mac);
-	count_verdict(skb, dir, MD_REASON_MESH_REPLY);
+	count_verdict(skb, dir, icmp ? MD_REASON_ICMP_RNAT : MD_REASON_MESH_REPLY);
 	return took(verdict, bpf_redirect(ifindex, 0));
 }
 
@@ -264,13 +287,13 @@ md_inline int mesh_reply(struct __sk_buff *skb, struct iphdr *ip, enum md_dir di
 md_inline int mesh_return(struct __sk_buff *skb, struct iphdr *ip, __u32 vni, enum md_dir dir, int *verdict)
 {
 	struct md_rnat_key rk = {};
+	struct icmp_error err = {};
 	struct md_mesh_return *back;
 	struct l4 l4 = {};
-	int ret;
+	int ret, icmp = 0;
 
-	if (!parse_l4(skb, ip, &l4))
+	if (!mesh_reply_key(skb, ip, &l4, &err, &rk, &icmp))
 		return 0;
-	reply_key(&rk, ip->saddr, l4.sport, ip->daddr, l4.dport, l4.proto);
 	back = bpf_map_lookup_elem(&md_mesh_return_v2, &rk);
 	/* The tunnel back is the sender's own network, never another one. */
 	if (!back || back->vni != vni)

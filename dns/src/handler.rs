@@ -32,7 +32,7 @@ pub struct MeshHandler {
 }
 
 /// What to send back, decided before any I/O.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     Records(Vec<Record>),
     Code(ResponseCode),

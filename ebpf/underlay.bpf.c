@@ -29,20 +29,37 @@
 #define AF_INET 2
 #endif
 
+/* The L2 hop each node's tunnel packets came through, as last confirmed by a route lookup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MD_NODE_HOPS_MAX);
+	__type(key, __u32);
+	__type(value, struct md_node_hop);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} md_node_hops_v1 SEC(".maps");
+
 /*
  * Whether a VXLAN datagram may go on to the VXLAN socket: from a cluster node, through the L2
  * hop a reply to that node would take. A missing neighbour entry (the kernel has not resolved the
  * node's address lately; gossip keeps it fresh for the nodes this one talks to) lets it go on:
- * failing closed there would cut off a node whose first packet this is. Returns 0, or the
+ * failing closed there would cut off a node whose first packet this is. A hop the route lookup
+ * confirmed is remembered (md_node_hops_v1), so a packet from the same hop costs one lookup; a
+ * different MAC (a router that failed over, or a spoofer) is checked again. Returns 0, or the
  * negative reason to drop it with.
  */
 md_inline int vxlan_sender_ok(struct __sk_buff *skb, struct ethhdr *eth, struct iphdr *ip)
 {
 	struct bpf_fib_lookup fib = {};
+	struct md_node_hop hop = {};
+	struct md_node_hop *known;
+	__u32 sender = ip->saddr;
 	int ret;
 
-	if (!cluster_node(ip->saddr))
+	if (!cluster_node(sender))
 		return -MD_REASON_DROP_NOT_A_NODE;
+	known = bpf_map_lookup_elem(&md_node_hops_v1, &sender);
+	if (known && __builtin_memcmp(known->mac, eth->h_source, ETH_ALEN) == 0)
+		return 0;
 	fib.family = AF_INET;
 	fib.l4_protocol = IPPROTO_UDP;
 	fib.ipv4_src = ip->daddr;
@@ -53,6 +70,8 @@ md_inline int vxlan_sender_ok(struct __sk_buff *skb, struct ethhdr *eth, struct 
 		return 0;
 	if (fib.ifindex != skb->ifindex || __builtin_memcmp(fib.dmac, eth->h_source, ETH_ALEN) != 0)
 		return -MD_REASON_DROP_SPOOFED;
+	__builtin_memcpy(hop.mac, fib.dmac, ETH_ALEN);
+	bpf_map_update_elem(&md_node_hops_v1, &sender, &hop, BPF_ANY);
 	return 0;
 }
 

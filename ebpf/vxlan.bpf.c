@@ -114,6 +114,7 @@ int vxlan_to_tunnel(struct __sk_buff *skb)
 	struct md_endpoint *ep;
 	struct ethhdr *eth;
 	struct iphdr *ip;
+	__u32 local;
 	int ret;
 
 	/* Redirected here by the other programs, with the key already set. */
@@ -131,12 +132,13 @@ int vxlan_to_tunnel(struct __sk_buff *skb)
 	ip = parse_ipv4(skb, eth);
 	if (!ip)
 		return drop(skb, MD_DIR_TO_TUNNEL, MD_REASON_DROP_MALFORMED);
-	if (ip->saddr != node_ip())
+	local = node_ip();
+	if (ip->saddr != local)
 		return drop(skb, MD_DIR_TO_TUNNEL, MD_REASON_DROP_SPOOFED);
 	ep = lookup_endpoint(ip->daddr);
 	if (!ep || (ep->flags & MD_EP_LOCAL))
 		return drop(skb, MD_DIR_TO_TUNNEL, MD_REASON_DROP_NO_ENDPOINT);
-	ret = tunnel_set_key(skb, ep->node_ip, ep->vni);
+	ret = tunnel_set_key(skb, ep->node_ip, ep->vni, local);
 	if (ret < 0)
 		return drop(skb, MD_DIR_TO_TUNNEL, -ret);
 	count_verdict(skb, MD_DIR_TO_TUNNEL, MD_REASON_FROM_NODE);

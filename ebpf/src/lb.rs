@@ -30,6 +30,8 @@ pub const FLOW_TABLES_MAX: u32 = 4096;
 pub const FLOWS_PER_ENDPOINT: u32 = 8192;
 /// `BPF_MAP_TYPE_LRU_HASH`: the type of an endpoint's flow table.
 pub const FLOW_TABLE_TYPE: u32 = 9;
+/// `BPF_F_NO_COMMON_LRU`: the flags of an endpoint's flow table (as the C template declares).
+pub const FLOW_TABLE_FLAGS: u32 = 1 << 1;
 /// `MD_FLOW_TO_SERVICE`, `MD_FLOW_REPLY`: the two entries of a flow.
 pub const FLOW_TO_SERVICE: u8 = 0;
 pub const FLOW_REPLY: u8 = 1;

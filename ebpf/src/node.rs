@@ -22,6 +22,19 @@ pub struct Node {
     pub pad: u32,
 }
 
+/// The L2 hop each node's tunnel packets came through (written by the underlay program only).
+pub const NODE_HOPS_MAP: &str = "md_node_hops_v1";
+/// `MD_NODE_HOPS_MAX`: capacity of [`NODE_HOPS_MAP`] (LRU).
+pub const NODE_HOPS_MAX: u32 = 16384;
+
+/// Mirrors `struct md_node_hop`, the value of [`NODE_HOPS_MAP`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct NodeHop {
+    pub mac: [u8; 6],
+    pub pad: [u8; 2],
+}
+
 /// Mirrors `struct md_node_config`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,3 +53,5 @@ pub struct NodeConfig {
 unsafe impl aya::Pod for NodeConfig {}
 #[allow(unsafe_code)]
 unsafe impl aya::Pod for Node {}
+#[allow(unsafe_code)]
+unsafe impl aya::Pod for NodeHop {}

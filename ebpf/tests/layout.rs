@@ -19,7 +19,7 @@ use meshd_ebpf::mesh::{
     Frontend, FrontendKey, MeshNat, MeshReturn, SockKey, SockNat, FRONTENDS_MAX, MESH_RETURN_MAX,
     MESH_RNAT_MAX, SOCK_RNAT_MAX,
 };
-use meshd_ebpf::node::{Node, NodeConfig, CONFIG_MAX, NODES_MAX, NODE_MEMBER};
+use meshd_ebpf::node::{Node, NodeConfig, NodeHop, CONFIG_MAX, NODES_MAX, NODE_HOPS_MAX, NODE_MEMBER};
 use meshd_ebpf::verdict::{Direction, Reason, VerdictCounter, VerdictKey, VERDICT_MAX};
 
 /// Runs the C probe and returns its `name value` lines as a map.
@@ -157,7 +157,8 @@ fn node_types_match_the_header() {
         "SIZE(md_node_config); OFF(md_node_config, vxlan_ifindex); OFF(md_node_config, node_ip);\n\
          OFF(md_node_config, ct_idle_ns); OFF(md_node_config, netns_cookie);\n\
          SIZE(md_node); OFF(md_node, flags); OFF(md_node, pad);\n\
-         ENUM(MD_CONFIG_MAX); ENUM(MD_NODES_MAX); ENUM(MD_NODE_MEMBER);",
+         SIZE(md_node_hop); OFF(md_node_hop, mac); OFF(md_node_hop, pad);\n\
+         ENUM(MD_CONFIG_MAX); ENUM(MD_NODES_MAX); ENUM(MD_NODE_HOPS_MAX); ENUM(MD_NODE_MEMBER);",
     );
     let rust: HashMap<&str, usize> = HashMap::from([
         ("sizeof md_node_config", size_of::<NodeConfig>()),
@@ -171,11 +172,18 @@ fn node_types_match_the_header() {
         ("offsetof md_node.pad", offset_of!(Node, pad)),
         ("enum MD_NODES_MAX", NODES_MAX as usize),
         ("enum MD_NODE_MEMBER", NODE_MEMBER as usize),
+        ("sizeof md_node_hop", size_of::<NodeHop>()),
+        ("offsetof md_node_hop.mac", offset_of!(NodeHop, mac)),
+        ("offsetof md_node_hop.pad", offset_of!(NodeHop, pad)),
+        ("enum MD_NODE_HOPS_MAX", NODE_HOPS_MAX as usize),
     ]);
     for (name, rust_value) in &rust {
         assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
     }
-    assert_eq!(header_enumerators("abi/node.h"), ["MD_CONFIG_MAX", "MD_NODES_MAX", "MD_NODE_MEMBER"]);
+    assert_eq!(
+        header_enumerators("abi/node.h"),
+        ["MD_CONFIG_MAX", "MD_NODES_MAX", "MD_NODE_HOPS_MAX", "MD_NODE_MEMBER"]
+    );
 }
 
 #[test]

@@ -62,7 +62,7 @@ fn new_flow_table() -> Result<MapData, aya::maps::MapError> {
         size_of::<FlowKey>() as u32,
         size_of::<Flow>() as u32,
         lb::FLOWS_PER_ENDPOINT,
-        0,
+        lb::FLOW_TABLE_FLAGS,
     );
     MapData::create(obj, "md_flow_table", None)
 }

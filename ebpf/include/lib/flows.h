@@ -26,6 +26,7 @@
 struct md_flow_table {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, MD_FLOWS_PER_ENDPOINT);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__uint(key_size, sizeof(struct md_flow_key));
 	__uint(value_size, sizeof(struct md_flow));
 };

@@ -37,13 +37,16 @@ md_inline int to_vxlan_port(struct __sk_buff *skb, struct iphdr *ip)
 }
 
 /* Sets the tunnel key: the VXLAN device will encapsulate the packet for node `node_ip` (network
- * byte order) with VNI `vni`. Returns 0, or -MD_REASON_DROP_NO_VXLAN when the key cannot be set
- * (the packet cannot enter the tunnel). */
-md_inline int tunnel_set_key(struct __sk_buff *skb, __u32 node_ip, __u32 vni)
+ * byte order) with VNI `vni`, from this node's advertise address `local_ip` (network order; 0:
+ * the kernel's choice), which is the address every other node accepts tunnel packets from
+ * (md_nodes_v1), whichever interface or address the route would pick. Returns 0, or
+ * -MD_REASON_DROP_NO_VXLAN when the key cannot be set (the packet cannot enter the tunnel). */
+md_inline int tunnel_set_key(struct __sk_buff *skb, __u32 node_ip, __u32 vni, __u32 local_ip)
 {
 	struct bpf_tunnel_key key = {};
 
 	key.remote_ipv4 = bpf_ntohl(node_ip);
+	key.local_ipv4 = bpf_ntohl(local_ip);
 	key.tunnel_id = vni;
 	key.tunnel_ttl = 64;
 	/* The inner packet carries its own checksums; a zero UDP checksum saves computing one. */
@@ -57,15 +60,15 @@ md_inline int tunnel_set_key(struct __sk_buff *skb, __u32 node_ip, __u32 vni)
  * set: the caller drops and counts that. */
 md_inline int tunnel_redirect(struct __sk_buff *skb, __u32 node_ip, __u32 vni)
 {
-	__u32 vxlan = vxlan_ifindex();
+	struct md_node_config *config = node_config();
 	int ret;
 
-	if (!vxlan)
+	if (!config || !config->vxlan_ifindex)
 		return -MD_REASON_DROP_NO_VXLAN;
-	ret = tunnel_set_key(skb, node_ip, vni);
+	ret = tunnel_set_key(skb, node_ip, vni, config->node_ip);
 	if (ret < 0)
 		return ret;
-	return bpf_redirect(vxlan, 0);
+	return bpf_redirect(config->vxlan_ifindex, 0);
 }
 
 #endif /* MESHD_LIB_TUNNEL_H */

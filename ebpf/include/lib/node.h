@@ -42,14 +42,6 @@ md_inline struct md_node_config *node_config(void)
 	return bpf_map_lookup_elem(&md_config_v3, &zero);
 }
 
-/* The node's VXLAN device; 0 until the agent set it. */
-md_inline __u32 vxlan_ifindex(void)
-{
-	struct md_node_config *config = node_config();
-
-	return config ? config->vxlan_ifindex : 0;
-}
-
 /* The node's underlay address (network order); 0 until the agent set it. */
 md_inline __u32 node_ip(void)
 {

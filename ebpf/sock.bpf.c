@@ -11,6 +11,7 @@
  *   sendmsg4    the same for each datagram of an unconnected UDP socket
  *   recvmsg4    a datagram from that backend shows the published address as its source
  *   getpeername4  a connected socket shows the published address as its peer
+ *   sock_release  a closed socket's translation is freed (md_sock_index_v1 finds it)
  * Remote backends are reached through the overlay route the agent adds on the VXLAN device; the
  * replies come back to the node's own address (vxlan.bpf.c, to_outside).
  */
@@ -28,6 +29,16 @@ struct {
 	__type(value, struct md_sock_nat);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } md_sock_rnat_v1 SEC(".maps");
+
+/* The last translation written for each socket, by its cookie: what sock_release frees. (A UDP
+ * socket sending to several published ports has older ones too; those age out of the LRU.) */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MD_SOCK_RNAT_MAX);
+	__type(key, __u64);
+	__type(value, struct md_sock_key);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} md_sock_index_v1 SEC(".maps");
 
 /* Socket programs: 1 lets the call go on (with whatever the program rewrote). */
 #define SOCK_CONTINUE 1
@@ -71,6 +82,7 @@ md_inline void to_backend(struct bpf_sock_addr *ctx, __u8 proto)
 	nat.addr = fk.addr;
 	nat.port = fk.port;
 	bpf_map_update_elem(&md_sock_rnat_v1, &sk, &nat, BPF_ANY);
+	bpf_map_update_elem(&md_sock_index_v1, &cookie, &sk, BPF_ANY);
 	ctx->user_ip4 = *backend;
 	ctx->user_port = fe->target_port;
 }
@@ -120,6 +132,23 @@ int sock_getpeername4(struct bpf_sock_addr *ctx)
 {
 	if (in_node_netns(ctx))
 		from_backend(ctx);
+	return SOCK_CONTINUE;
+}
+
+/* Any socket of the machine closing (cgroup root): if this node translated it, free its entry. One
+ * lookup per socket close; the entry would otherwise stay until the LRU pushed it out. */
+SEC("cgroup/sock_release")
+int sock_release(struct bpf_sock *ctx)
+{
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	struct md_sock_key *known = bpf_map_lookup_elem(&md_sock_index_v1, &cookie);
+	struct md_sock_key sk;
+
+	if (known) {
+		sk = *known;
+		bpf_map_delete_elem(&md_sock_rnat_v1, &sk);
+		bpf_map_delete_elem(&md_sock_index_v1, &cookie);
+	}
 	return SOCK_CONTINUE;
 }
 

@@ -6,14 +6,21 @@
  * decides where it goes:
  *   ARP request          -> answered here with the veth's own MAC (no flooding, no learning)
  *   ARP reply            -> to the node's stack (it asked, to deliver routed replies)
- *   IPv4 to a VIP        -> destination rewritten to a backend (Maglev, tracked), then as below
+ *   IPv4 to a VIP        -> of its network: destination rewritten to a backend (Maglev, tracked
+ *                           in the container's own flow table), then as below; of another
+ *                           network: dropped before any state
+ *   to a published port of this node (hairpin), for a service of its network: the same, the
+ *                           port becoming the target port
  *   IPv4 to an endpoint  -> same network: straight into the target container on this node
  *                           (redirect_peer), or into the VXLAN device with the tunnel key of the
  *                           target's node and network; another network: dropped (isolation)
  *   a published flow's reply -> back to the client from the published address (this node was
  *                           the ingress), or through the tunnel to the ingress node
  *   IPv4 elsewhere       -> outside the network's subnet: up the node's stack (masquerade);
- *                           inside it with no endpoint: dropped
+ *                           inside it with no endpoint: dropped; UDP to the VXLAN port (4789)
+ *                           anywhere: dropped (it would be decapsulated by a node as if that
+ *                           node sent it). What the stack may take for the node itself is
+ *                           decided by meshd's nftables table (replies only).
  *   IPv4 from another source than the container's own address -> dropped (spoofed)
  *   anything else        -> dropped (IPv6 is not supported yet)
  * A veth not in md_ifaces_v1 (not attached by meshd) passes through untouched.
@@ -26,7 +33,7 @@
 #include "lib/endpoint.h"
 #include "lib/lb.h"
 #include "lib/mesh.h"
-#include "lib/rnat.h"
+#include "lib/flows.h"
 #include "lib/tunnel.h"
 #include "lib/verdict.h"
 
@@ -108,13 +115,21 @@ int veth_from_container(struct __sk_buff *skb)
 	if (ip->saddr != iface->ip)
 		return drop(skb, DIR, MD_REASON_DROP_SPOOFED);
 
-	ret = lb_to_vip(skb, ip);
+	ret = lb_to_vip(skb, ip, iface);
 	if (ret < 0)
 		return drop(skb, DIR, -ret);
+	if (ret == PKT_REWRITTEN) {
+		count_verdict(skb, DIR, MD_REASON_LB_DNAT);
+	} else {
+		ret = lb_to_frontend(skb, ip, iface);
+		if (ret < 0)
+			return drop(skb, DIR, -ret);
+		if (ret == PKT_REWRITTEN)
+			count_verdict(skb, DIR, MD_REASON_HAIRPIN);
+	}
 	if (ret == PKT_UNTOUCHED) {
 		lb_direct_flow(skb, ip);
 	} else {
-		count_verdict(skb, DIR, MD_REASON_LB_DNAT);
 		/* The rewrite invalidated the packet pointers. */
 		eth = parse_eth(skb);
 		if (!eth)
@@ -133,6 +148,8 @@ int veth_from_container(struct __sk_buff *skb)
 			return verdict;
 		if (in_subnet(ip->daddr, iface->subnet, iface->mask))
 			return drop(skb, DIR, MD_REASON_DROP_NO_ENDPOINT);
+		if (to_vxlan_port(skb, ip))
+			return drop(skb, DIR, MD_REASON_DROP_TUNNEL_PORT);
 		/* Outside the overlay: the node routes (and masquerades) it. */
 		count_verdict(skb, DIR, MD_REASON_PASS_STACK);
 		return TC_ACT_OK;
@@ -146,8 +163,8 @@ int veth_from_container(struct __sk_buff *skb)
 	ret = lb_from_backend(skb, ip);
 	if (ret < 0)
 		return drop(skb, DIR, -ret);
-	if (ret == PKT_REWRITTEN) {
-		count_verdict(skb, DIR, MD_REASON_LB_RNAT);
+	if (ret != PKT_UNTOUCHED) {
+		count_verdict(skb, DIR, ret == PKT_ICMP_REWRITTEN ? MD_REASON_ICMP_RNAT : MD_REASON_LB_RNAT);
 		/* The rewrite invalidated the packet pointers. */
 		eth = parse_eth(skb);
 		if (!eth)

@@ -3,8 +3,10 @@
  * The program on the node's collect-metadata VXLAN device (tc ingress): packets that arrived
  * through the tunnel from another node.
  *
- * The tunnel's VNI must be the network of the destination endpoint, and that endpoint must be on
- * this node; then the packet goes straight into the container (redirect_peer) with its MACs set
+ * The outer source must be a current member of the cluster (md_nodes_v1), and an inner source that
+ * is an endpoint must be a remote endpoint of that very node on the tunnel's VNI: a node speaks
+ * for its own containers only. The tunnel's VNI must be the network of the destination endpoint,
+ * and that endpoint must be on this node; then the packet goes straight into the container (redirect_peer) with its MACs set
  * as if it came from the container's gateway. A packet to an address outside the overlay is a
  * reply of the routing mesh (lib/mesh.h) or for the node itself. Everything else is dropped and
  * counted.
@@ -18,7 +20,7 @@
 #include "lib/endpoint.h"
 #include "lib/mesh.h"
 #include "lib/node.h"
-#include "lib/rnat.h"
+#include "lib/flows.h"
 #include "lib/verdict.h"
 
 #define DIR MD_DIR_FROM_TUNNEL
@@ -47,15 +49,18 @@ SEC("classifier")
 int vxlan_ingress(struct __sk_buff *skb)
 {
 	struct bpf_tunnel_key key = {};
-	struct md_endpoint *ep;
+	struct md_endpoint *ep, *src;
 	struct md_iface *iface;
 	struct ethhdr *eth;
 	struct iphdr *ip;
-	__u32 ifindex;
+	__u32 ifindex, outer;
 	int ret;
 
 	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) < 0)
 		return drop(skb, DIR, MD_REASON_DROP_NO_TUNNEL_KEY);
+	outer = bpf_htonl(key.remote_ipv4);
+	if (!cluster_node(outer))
+		return drop(skb, DIR, MD_REASON_DROP_NOT_A_NODE);
 	eth = parse_eth(skb);
 	if (!eth)
 		return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
@@ -64,6 +69,10 @@ int vxlan_ingress(struct __sk_buff *skb)
 	ip = parse_ipv4(skb, eth);
 	if (!ip)
 		return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
+	/* An endpoint's address as the source: only its own node sends it, on its own network. */
+	src = lookup_endpoint(ip->saddr);
+	if (src && ((src->flags & MD_EP_LOCAL) || src->node_ip != outer || src->vni != key.tunnel_id))
+		return drop(skb, DIR, MD_REASON_DROP_TUNNEL_SPOOFED);
 
 	ep = lookup_endpoint(ip->daddr);
 	if (!ep)
@@ -79,15 +88,15 @@ int vxlan_ingress(struct __sk_buff *skb)
 
 	/* A client from outside the overlay (a published port on another node, or that node's own
 	 * client): remember where the replies go back to. */
-	if (!lookup_endpoint(ip->saddr))
+	if (!src)
 		mesh_learn_return(skb, ip, &key);
 
 	/* A remote backend's reply to a flow balanced on this node: the source becomes the VIP. */
 	ret = lb_from_backend(skb, ip);
 	if (ret < 0)
 		return drop(skb, DIR, -ret);
-	if (ret == PKT_REWRITTEN) {
-		count_verdict(skb, DIR, MD_REASON_LB_RNAT);
+	if (ret != PKT_UNTOUCHED) {
+		count_verdict(skb, DIR, ret == PKT_ICMP_REWRITTEN ? MD_REASON_ICMP_RNAT : MD_REASON_LB_RNAT);
 		/* The rewrite invalidated the packet pointers. */
 		eth = parse_eth(skb);
 		if (!eth)
@@ -105,6 +114,7 @@ int vxlan_to_tunnel(struct __sk_buff *skb)
 	struct md_endpoint *ep;
 	struct ethhdr *eth;
 	struct iphdr *ip;
+	__u32 local;
 	int ret;
 
 	/* Redirected here by the other programs, with the key already set. */
@@ -122,12 +132,13 @@ int vxlan_to_tunnel(struct __sk_buff *skb)
 	ip = parse_ipv4(skb, eth);
 	if (!ip)
 		return drop(skb, MD_DIR_TO_TUNNEL, MD_REASON_DROP_MALFORMED);
-	if (ip->saddr != node_ip())
+	local = node_ip();
+	if (ip->saddr != local)
 		return drop(skb, MD_DIR_TO_TUNNEL, MD_REASON_DROP_SPOOFED);
 	ep = lookup_endpoint(ip->daddr);
 	if (!ep || (ep->flags & MD_EP_LOCAL))
 		return drop(skb, MD_DIR_TO_TUNNEL, MD_REASON_DROP_NO_ENDPOINT);
-	ret = tunnel_set_key(skb, ep->node_ip, ep->vni);
+	ret = tunnel_set_key(skb, ep->node_ip, ep->vni, local);
 	if (ret < 0)
 		return drop(skb, MD_DIR_TO_TUNNEL, -ret);
 	count_verdict(skb, MD_DIR_TO_TUNNEL, MD_REASON_FROM_NODE);

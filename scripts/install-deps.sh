@@ -10,6 +10,8 @@ packages=(
   gcc libc6-dev linux-libc-dev
   # Namespaces, links and the real clients the tests drive.
   iproute2 util-linux iputils-ping curl dnsutils iperf3 nftables tcpdump procps
+  # Packet crafting and floods run as an unprivileged user inside container namespaces.
+  python3
   # Real servers and load generators for the tests and benchmarks.
   nginx-light wrk dnsmasq-base dnsperf unbound
   # Container runtimes the integration tests drive through meshd-cni and the Docker driver

@@ -23,7 +23,7 @@
 //! 8. The kernel: [`bpf`] (aya: programs, links, maps), [`netlink`] (rtnetlink: links,
 //!    addresses, routes, veths, the VXLAN device), [`host`] (sysctls, nftables).
 //! 9. Foundations: [`identity`] (node ID, cluster secrets, join token), [`state_dir`], [`hash`],
-//!    [`hex`], [`duration`].
+//!    [`hex`], [`duration`], [`names`] (the rules for network, service and task names).
 
 pub mod agent;
 pub mod api;
@@ -42,6 +42,7 @@ pub mod host;
 pub mod identity;
 pub mod manager;
 pub mod monitor;
+pub mod names;
 pub mod netlink;
 pub mod network;
 pub mod observe;

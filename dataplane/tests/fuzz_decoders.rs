@@ -359,3 +359,24 @@ proptest! {
         prop_assert_eq!(lock(&forward.shared).state.dump(), lock(&other.shared).state.dump());
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    /// Names come from the API and, merged, from other nodes: any text gets a decision, and what
+    /// is accepted keeps the naming rules' promises (one label for networks and services; no
+    /// task name that hides a public one).
+    #[test]
+    fn any_name_gets_a_decision_that_keeps_the_rules(name in "[a-zA-Z0-9._ -]{0,80}|.{0,300}") {
+        use meshd::names::{check, NameKind};
+        for kind in [NameKind::Network, NameKind::Service] {
+            if check(kind, &name).is_ok() {
+                prop_assert!(!name.contains('.') && (1..=63).contains(&name.len()), "{}", name);
+            }
+        }
+        if check(NameKind::Task, &name).is_ok() {
+            prop_assert!(!meshd_dns::public::may_be_public(&name), "{}", name);
+            prop_assert!(name.len() <= 253 && !name.to_ascii_lowercase().starts_with("tasks."));
+        }
+    }
+}

@@ -19,13 +19,22 @@ use hickory_server::Server;
 
 use crate::forward::Forwarder;
 use crate::handler::MeshHandler;
+use crate::limits::NamespaceLimits;
 use crate::registry::Registry;
 
 /// How long a TCP client may stay idle.
 const TCP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Each asker's scope: the networks of the namespace that owns the source address.
-pub type Scopes = HashMap<IpAddr, Arc<ArcSwap<Vec<String>>>>;
+/// Who may ask, by source address: the networks of the namespace that owns the address, and
+/// that namespace's share of the node's forwarding slots.
+pub type Scopes = HashMap<IpAddr, Asker>;
+
+/// One namespace that asks from its address.
+#[derive(Clone)]
+pub struct Asker {
+    pub scope: Arc<ArcSwap<Vec<String>>>,
+    pub limits: Arc<NamespaceLimits>,
+}
 
 /// Answers like [`MeshHandler`], with the scope taken from the query's source address.
 #[derive(Clone)]
@@ -43,8 +52,8 @@ impl RequestHandler for SourceScopedHandler {
         request: &Request,
         mut response: R,
     ) -> ResponseInfo {
-        let scope = self.scopes.load().get(&request.src().ip()).cloned();
-        let Some(scope) = scope else {
+        let asker = self.scopes.load().get(&request.src().ip()).cloned();
+        let Some(Asker { scope, limits }) = asker else {
             let refused = MessageResponseBuilder::new(&request.queries, None)
                 .error_msg(&request.metadata, ResponseCode::Refused);
             return match response.send_response(refused).await {
@@ -61,6 +70,7 @@ impl RequestHandler for SourceScopedHandler {
             scope,
             forwarder: self.forwarder.clone(),
             ttl: self.ttl,
+            limits,
         };
         handler.handle_request::<R, T>(request, response).await
     }
@@ -108,8 +118,11 @@ mod tests {
         let mut registry = Registry::default();
         registry.add("front", "web", Ipv4Addr::new(10, 0, 0, 100));
         let known: IpAddr = Ipv4Addr::new(127, 0, 0, 1).into();
-        let scopes: Scopes =
-            HashMap::from([(known, Arc::new(ArcSwap::from_pointee(vec!["front".to_string()])))]);
+        let asker = Asker {
+            scope: Arc::new(ArcSwap::from_pointee(vec!["front".to_string()])),
+            limits: crate::limits::NodeLimits::new().namespace(),
+        };
+        let scopes: Scopes = HashMap::from([(known, asker)]);
         let handler = SourceScopedHandler {
             registry: Arc::new(ArcSwap::from_pointee(registry)),
             scopes: Arc::new(ArcSwap::from_pointee(scopes)),

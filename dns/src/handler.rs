@@ -14,7 +14,8 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::zone_handler::MessageResponseBuilder;
 use rand::seq::SliceRandom;
 
-use crate::forward::Forwarder;
+use crate::forward::{ForwardError, Forwarder};
+use crate::limits::{DnsCounters, NamespaceLimits};
 use crate::registry::{Lookup, Registry};
 use crate::stats::Outcome;
 
@@ -27,10 +28,12 @@ pub struct MeshHandler {
     pub forwarder: Arc<Forwarder>,
     /// TTL of local answers: short, so clients never hold stale answers for long.
     pub ttl: u32,
+    /// This namespace's share of the node's forwarding slots and TCP connections.
+    pub limits: Arc<NamespaceLimits>,
 }
 
 /// What to send back, decided before any I/O.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     Records(Vec<Record>),
     Code(ResponseCode),
@@ -137,7 +140,22 @@ impl MeshHandler {
                 (send(response, builder.build_no_records(reply), request).await, outcome)
             }
             Answer::Forward => {
-                match self.forwarder.resolve(query.original(), metadata.recursion_desired).await {
+                // One namespace's lookups to an upstream that never answers must not take the
+                // slots of the others: over its share, SERVFAIL at once (counted).
+                let Some(_slot) = self.limits.forward_slot() else {
+                    return (
+                        send(response, error(ResponseCode::ServFail), request).await,
+                        Outcome::ForwardFailed,
+                    );
+                };
+                let counters = self.limits.counters();
+                let resolved = self.forwarder.resolve(query.original(), metadata.recursion_desired).await;
+                match &resolved {
+                    Ok(_) => DnsCounters::add(&counters.forwarded),
+                    Err(ForwardError::Busy) => DnsCounters::add(&counters.forward_busy_node),
+                    Err(_) => DnsCounters::add(&counters.forward_failed),
+                }
+                match resolved {
                     Ok(upstream) => {
                         reply.response_code = upstream.metadata.response_code;
                         let built = builder.build(
@@ -196,6 +214,7 @@ mod tests {
             scope: Arc::new(ArcSwap::from_pointee(vec!["front".to_string()])),
             forwarder: Arc::new(Forwarder::new(Vec::new())),
             ttl: 5,
+            limits: crate::limits::NodeLimits::new().namespace(),
         }
     }
 

@@ -17,7 +17,9 @@
 pub mod by_source;
 pub mod forward;
 pub mod handler;
+pub mod limits;
 pub mod listener;
+pub mod public;
 pub mod registry;
 pub mod stats;
 

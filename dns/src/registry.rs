@@ -6,14 +6,20 @@
 //! | `tasks.SVC` | every healthy task address |
 //! | `TASK` | that task's address |
 //!
-//! each also as `NAME.NETWORK`. A name is "ours" (answered here, or NXDOMAIN, never forwarded)
-//! when it has one label, is `tasks.X`, is a name on any network of the cluster, or ends in the
-//! name of any network; so a
-//! name on a network the asking namespace is not on is NXDOMAIN exactly like a name that does
-//! not exist, and never leaks upstream. Everything else is forwarded.
+//! each also as `NAME.NETWORK` (unless the network is named like a public top-level domain:
+//! `NAME.com` would be a public name). For a namespace, in this order:
+//! 1. a name of one of its own networks is answered;
+//! 2. a name that may be public (two labels or more, ending in a public TLD: [`crate::public`])
+//!    is forwarded: no name of the cluster ever hides a public one from anyone;
+//! 3. a name that is "ours" is NXDOMAIN, exactly like a name that does not exist, and never
+//!    leaks upstream: one label, `tasks.X`, a name on any network of the cluster, or a name
+//!    ending in a network's name (a private suffix, by 2);
+//! 4. everything else is forwarded.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
+
+use crate::public::{is_public_tld, may_be_public};
 
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
@@ -44,20 +50,35 @@ impl Registry {
         self.networks.insert(network.to_ascii_lowercase());
     }
 
-    /// Adds `name` (and `name.network`) -> `address` on `network`.
+    /// Adds `name` (and `name.network`) -> `address` on `network`. A name that may be public
+    /// (`example.org`) is not added, nor is `name.network` when the network is named like a
+    /// public top-level domain; `tasks.SVC` always is (Docker's name for a service's tasks).
     pub fn add(&mut self, network: &str, name: &str, address: Ipv4Addr) {
         let network = network.to_ascii_lowercase();
         let name = name.to_ascii_lowercase();
+        if may_be_public(&name) && !name.starts_with("tasks.") {
+            return;
+        }
         self.networks.insert(network.clone());
         self.all_names.insert(name.clone());
-        self.names.entry((network.clone(), format!("{name}.{network}"))).or_default().insert(address);
+        if !is_public_tld(&network) {
+            let qualified = format!("{name}.{network}");
+            self.all_names.insert(qualified.clone());
+            self.names.entry((network.clone(), qualified)).or_default().insert(address);
+        }
         self.names.entry((network, name)).or_default().insert(address);
     }
 
-    /// The name PTR queries for `address` on `network` get.
+    /// The name PTR queries for `address` on `network` get (`name.network`, or `name` alone on a
+    /// network named like a public top-level domain).
     pub fn add_reverse(&mut self, network: &str, address: Ipv4Addr, name: &str) {
         let network = network.to_ascii_lowercase();
-        self.reverse.insert((network.clone(), address), format!("{}.{network}", name.to_ascii_lowercase()));
+        let name = name.to_ascii_lowercase();
+        if may_be_public(&name) {
+            return;
+        }
+        let target = if is_public_tld(&network) { name } else { format!("{name}.{network}") };
+        self.reverse.insert((network, address), target);
     }
 
     pub fn networks(&self) -> impl Iterator<Item = &String> {
@@ -70,19 +91,20 @@ impl Registry {
         if name.is_empty() {
             return Lookup::Forward;
         }
-        if !self.is_ours(&name) {
-            return Lookup::Forward;
-        }
         let mut found = BTreeSet::new();
-        for network in scope {
-            if let Some(addresses) = self.names.get(&(network.to_ascii_lowercase(), name.clone())) {
-                found.extend(addresses.iter().copied());
+        if self.all_names.contains(&name) || !name.contains('.') || name.starts_with("tasks.") {
+            for network in scope {
+                if let Some(addresses) = self.names.get(&(network.to_ascii_lowercase(), name.clone())) {
+                    found.extend(addresses.iter().copied());
+                }
             }
         }
-        if found.is_empty() {
-            Lookup::NotFound
-        } else {
+        if !found.is_empty() {
             Lookup::Found(found.into_iter().collect())
+        } else if may_be_public(&name) || !self.is_ours(&name) {
+            Lookup::Forward
+        } else {
+            Lookup::NotFound
         }
     }
 
@@ -156,6 +178,28 @@ mod tests {
         let r = registry();
         assert_eq!(r.lookup(&scope(&["front"]), "example.com"), Lookup::Forward);
         assert_eq!(r.lookup(&scope(&["front"]), "www.example.org."), Lookup::Forward);
+    }
+
+    #[test]
+    fn no_cluster_name_hides_a_public_name() {
+        let mut r = registry();
+        // A network named like a TLD, with a service `example` and a task `www` on it; a task
+        // named like a public domain on `front` (refused at attach; here as if merged anyway).
+        r.add("com", "example", Ipv4Addr::new(10, 2, 0, 100));
+        r.add("com", "www", Ipv4Addr::new(10, 2, 0, 2));
+        r.add("front", "example.org", Ipv4Addr::new(10, 0, 0, 9));
+        r.add_reverse("com", Ipv4Addr::new(10, 2, 0, 2), "www");
+        for networks in [&["com"][..], &["front"], &["back"]] {
+            for name in ["example.com", "www.com", "anything.com", "example.org", "www.example.org"] {
+                assert_eq!(r.lookup(&scope(networks), name), Lookup::Forward, "{name} from {networks:?}");
+            }
+        }
+        // The names themselves still work on their network, without the public-looking form.
+        assert_eq!(r.lookup(&scope(&["com"]), "example"), Lookup::Found(vec![Ipv4Addr::new(10, 2, 0, 100)]));
+        assert_eq!(r.lookup(&scope(&["front"]), "example"), Lookup::NotFound);
+        assert_eq!(r.reverse(&scope(&["com"]), Ipv4Addr::new(10, 2, 0, 2)).as_deref(), Some("www"));
+        // A private suffix stays private: never forwarded, in scope or not.
+        assert_eq!(r.lookup(&scope(&["back"]), "nothing.front"), Lookup::NotFound);
     }
 
     #[test]

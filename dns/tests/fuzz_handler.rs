@@ -30,11 +30,15 @@ fn handler(scope: Vec<String>) -> MeshHandler {
     registry.add("front", "tasks.web", Ipv4Addr::new(10, 0, 0, 2));
     registry.add("back", "db", Ipv4Addr::new(10, 1, 0, 5));
     registry.add_reverse("front", Ipv4Addr::new(10, 0, 0, 2), "web.1");
+    // A network named like a TLD, with names that would hide public ones if they counted.
+    registry.add("com", "example", Ipv4Addr::new(10, 2, 0, 100));
+    registry.add("com", "www.example.com", Ipv4Addr::new(10, 2, 0, 2));
     MeshHandler {
         registry: Arc::new(ArcSwap::from_pointee(registry)),
         scope: Arc::new(ArcSwap::from_pointee(scope)),
         forwarder: Arc::new(Forwarder::new(Vec::new())),
         ttl: 5,
+        limits: meshd_dns::limits::NodeLimits::new().namespace(),
     }
 }
 
@@ -42,15 +46,23 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
 
     #[test]
-    fn any_name_and_type_gets_a_decision(name in "[a-zA-Z0-9.-]{0,80}", rtype in any::<u16>(), front in any::<bool>()) {
-        let scope = if front { vec!["front".to_string()] } else { vec!["back".to_string()] };
+    fn any_name_and_type_gets_a_decision(
+        name in "[a-zA-Z0-9.-]{0,60}|([a-z0-9]{1,8}\\.){0,3}(com|org|example|front|back|web)",
+        rtype in any::<u16>(),
+        front in any::<bool>(),
+    ) {
+        let scope = if front { vec!["front".to_string(), "com".to_string()] } else { vec!["back".to_string()] };
         let h = handler(scope);
         if let Ok(name) = Name::from_str(&name) {
             let answer = h.answer(&name, RecordType::from(rtype));
             // Names of the cluster's networks are never forwarded, in or out of scope.
             let lower = name.to_ascii().trim_end_matches('.').to_ascii_lowercase();
             if lower == "web" || lower == "db" || lower.ends_with(".front") || lower.ends_with(".back") {
-                prop_assert_ne!(answer, Answer::Forward);
+                prop_assert_ne!(answer.clone(), Answer::Forward);
+            }
+            // A name that may be public is never refused, for any namespace.
+            if meshd_dns::public::may_be_public(&lower) {
+                prop_assert_ne!(answer, Answer::Code(ResponseCode::NXDomain), "{}", lower);
             }
         }
     }

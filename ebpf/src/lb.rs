@@ -17,15 +17,27 @@ pub const MAGLEV_TABLE_FLAGS: u32 = 1 << 12;
 pub const MAGLEV_SIZE: u32 = 0;
 pub const MAGLEV_FINGERPRINT: u32 = 1;
 pub const MAGLEV_SLOTS: u32 = 2;
-pub const CT_MAP: &str = "md_ct_v2";
+/// Published ports' flows from outside clients (the routing mesh).
+pub const CT_MAP: &str = "md_ct_v3";
 /// `MD_CT_MAX`: capacity of [`CT_MAP`] (tracked flows; LRU).
 pub const CT_MAX: u32 = 262144;
+/// Every local endpoint's flow table (a hash of maps keyed by the endpoint's address).
+pub const FLOWS_MAP: &str = "md_flows_v1";
+/// `MD_FLOW_TABLES_MAX`: capacity of [`FLOWS_MAP`] (one table per local endpoint).
+pub const FLOW_TABLES_MAX: u32 = 4096;
+/// `MD_FLOWS_PER_ENDPOINT`: capacity of one endpoint's flow table (an LRU hash of
+/// [`FlowKey`] -> [`Flow`]); every table is created with exactly these parameters.
+pub const FLOWS_PER_ENDPOINT: u32 = 8192;
+/// `BPF_MAP_TYPE_LRU_HASH`: the type of an endpoint's flow table.
+pub const FLOW_TABLE_TYPE: u32 = 9;
+/// `BPF_F_NO_COMMON_LRU`: the flags of an endpoint's flow table (as the C template declares).
+pub const FLOW_TABLE_FLAGS: u32 = 1 << 1;
+/// `MD_FLOW_TO_SERVICE`, `MD_FLOW_REPLY`: the two entries of a flow.
+pub const FLOW_TO_SERVICE: u8 = 0;
+pub const FLOW_REPLY: u8 = 1;
 
 /// `MD_CT_FIN`: the client sent FIN; the entry expires soon after.
 pub const CT_FIN: u32 = 1;
-pub const RNAT_MAP: &str = "md_rnat_v1";
-/// `MD_RNAT_MAX`: capacity of [`RNAT_MAP`] (reverse translations, one per balanced flow; LRU).
-pub const RNAT_MAX: u32 = 262144;
 
 /// Mirrors `struct md_service`.
 #[repr(C)]
@@ -43,6 +55,8 @@ pub struct Service {
 pub struct CtKey {
     pub client_ip: u32,
     pub vip: u32,
+    /// The service's id.
+    pub svc: u32,
     pub client_port: u16,
     pub port: u16,
     pub proto: u8,
@@ -71,12 +85,30 @@ pub struct RnatKey {
     pub pad: [u8; 3],
 }
 
-/// Mirrors `struct md_rnat_val`.
+/// Mirrors `struct md_flow_key`: a key of an endpoint's flow table.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct FlowKey {
+    /// [`FLOW_TO_SERVICE`]: the VIP (or node address); [`FLOW_REPLY`]: the backend.
+    pub addr: u32,
+    /// [`FLOW_TO_SERVICE`]: the service id; [`FLOW_REPLY`]: 0.
+    pub svc: u32,
+    pub port: u16,
+    pub client_port: u16,
+    pub proto: u8,
+    pub dir: u8,
+    pub pad: [u8; 2],
+}
+
+/// Mirrors `struct md_flow`: a value of an endpoint's flow table.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RnatVal {
-    pub vip: u32,
-    pub pad: u32,
+pub struct Flow {
+    /// [`FLOW_TO_SERVICE`]: the backend; [`FLOW_REPLY`]: the source to put back.
+    pub addr: u32,
+    pub port: u16,
+    pub flags: u16,
+    pub last_seen: u64,
 }
 
 // SAFETY: repr(C), integers and byte arrays only, explicit padding: every bit pattern is valid.
@@ -89,4 +121,6 @@ unsafe impl aya::Pod for CtVal {}
 #[allow(unsafe_code)]
 unsafe impl aya::Pod for RnatKey {}
 #[allow(unsafe_code)]
-unsafe impl aya::Pod for RnatVal {}
+unsafe impl aya::Pod for FlowKey {}
+#[allow(unsafe_code)]
+unsafe impl aya::Pod for Flow {}

@@ -64,7 +64,10 @@ pub mod sock {
     pub const SENDMSG4: &str = "sock_sendmsg4";
     pub const RECVMSG4: &str = "sock_recvmsg4";
     pub const GETPEERNAME4: &str = "sock_getpeername4";
+    /// The socket-address programs (`cgroup/connect4` and the like).
     pub const ALL: &[&str] = &[CONNECT4, SENDMSG4, RECVMSG4, GETPEERNAME4];
+    /// `cgroup/sock_release`: frees a closed socket's translation.
+    pub const RELEASE: &str = "sock_release";
 }
 
 /// Program names inside [`VXLAN`].

@@ -3,11 +3,13 @@
 /// Published ports on this node's addresses.
 pub const FRONTENDS_MAP: &str = "md_frontends_v1";
 /// Ingress node: the published address of each flow, by its reply.
-pub const MESH_RNAT_MAP: &str = "md_mesh_rnat_v1";
+pub const MESH_RNAT_MAP: &str = "md_mesh_rnat_v2";
 /// Backend's node: the ingress node of each flow that came through the tunnel.
-pub const MESH_RETURN_MAP: &str = "md_mesh_return_v1";
+pub const MESH_RETURN_MAP: &str = "md_mesh_return_v2";
 /// The node's own sockets translated by the socket programs.
 pub const SOCK_RNAT_MAP: &str = "md_sock_rnat_v1";
+/// The last translation of each of the node's sockets, by cookie (freed when it closes).
+pub const SOCK_INDEX_MAP: &str = "md_sock_index_v1";
 
 /// `MD_FRONTENDS_MAX`: capacity of [`FRONTENDS_MAP`] (published ports on this node's addresses).
 pub const FRONTENDS_MAX: u32 = 16384;
@@ -49,6 +51,8 @@ pub struct MeshNat {
     pub peer_mac: [u8; 6],
     pub local_mac: [u8; 6],
     pub pad: u16,
+    /// `bpf_ktime_get_ns()` of the client's last packet.
+    pub last_seen: u64,
 }
 
 /// Mirrors `struct md_mesh_return`.
@@ -57,6 +61,8 @@ pub struct MeshNat {
 pub struct MeshReturn {
     pub node_ip: u32,
     pub vni: u32,
+    /// `bpf_ktime_get_ns()` of the flow's last packet through the tunnel.
+    pub last_seen: u64,
 }
 
 /// Mirrors `struct md_sock_key`.

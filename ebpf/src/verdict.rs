@@ -71,6 +71,10 @@ pub enum Reason {
     ToNode,
     /// From the node's stack into the tunnel.
     FromNode,
+    /// A container to a published port of its own node, balanced at its veth.
+    Hairpin,
+    /// An ICMP error about a balanced flow, translated back for the client.
+    IcmpRnat,
     DropMalformed,
     DropUnsupportedL3,
     DropNoEndpoint,
@@ -84,6 +88,18 @@ pub enum Reason {
     DropSpoofed,
     /// A header rewrite or checksum update failed.
     DropRewrite,
+    /// A tunnel packet whose outer source is not a cluster node.
+    DropNotANode,
+    /// Out of the tunnel with an inner source that is another node's (or network's) endpoint.
+    DropTunnelSpoofed,
+    /// A container opening a connection to the node itself (meshd's nftables table counts it).
+    DropToNode,
+    /// A container sending to UDP 4789 (VXLAN).
+    DropTunnelPort,
+    /// A TCP packet other than a SYN of an untracked balanced flow: no state for it.
+    DropNoFlow,
+    /// A container without a flow table (not attached yet).
+    DropNoFlowTable,
     /// A code this build does not know (a newer program wrote it); kept so nothing is hidden.
     Unknown(u16),
 }
@@ -103,6 +119,8 @@ impl Reason {
         Reason::MeshReturn,
         Reason::ToNode,
         Reason::FromNode,
+        Reason::Hairpin,
+        Reason::IcmpRnat,
         Reason::DropMalformed,
         Reason::DropUnsupportedL3,
         Reason::DropNoEndpoint,
@@ -115,6 +133,12 @@ impl Reason {
         Reason::DropCtFull,
         Reason::DropSpoofed,
         Reason::DropRewrite,
+        Reason::DropNotANode,
+        Reason::DropTunnelSpoofed,
+        Reason::DropToNode,
+        Reason::DropTunnelPort,
+        Reason::DropNoFlow,
+        Reason::DropNoFlowTable,
     ];
 
     /// (code, C enumerator, name shown to people) of every known reason: the one table both
@@ -132,6 +156,8 @@ impl Reason {
         (10, "MD_REASON_MESH_RETURN", "mesh-return"),
         (11, "MD_REASON_TO_NODE", "to-node"),
         (12, "MD_REASON_FROM_NODE", "from-node"),
+        (13, "MD_REASON_HAIRPIN", "hairpin"),
+        (14, "MD_REASON_ICMP_RNAT", "icmp-rnat"),
         (128, "MD_REASON_DROP_MALFORMED", "drop-malformed"),
         (129, "MD_REASON_DROP_UNSUPPORTED_L3", "drop-unsupported-l3"),
         (130, "MD_REASON_DROP_NO_ENDPOINT", "drop-no-endpoint"),
@@ -144,6 +170,12 @@ impl Reason {
         (137, "MD_REASON_DROP_CT_FULL", "drop-ct-full"),
         (138, "MD_REASON_DROP_SPOOFED", "drop-spoofed"),
         (139, "MD_REASON_DROP_REWRITE", "drop-rewrite"),
+        (140, "MD_REASON_DROP_NOT_A_NODE", "drop-not-a-node"),
+        (141, "MD_REASON_DROP_TUNNEL_SPOOFED", "drop-tunnel-spoofed"),
+        (142, "MD_REASON_DROP_TO_NODE", "drop-to-node"),
+        (143, "MD_REASON_DROP_TUNNEL_PORT", "drop-tunnel-port"),
+        (144, "MD_REASON_DROP_NO_FLOW", "drop-no-flow"),
+        (145, "MD_REASON_DROP_NO_FLOW_TABLE", "drop-no-flow-table"),
     ];
 
     fn index(self) -> Option<usize> {

@@ -15,14 +15,15 @@ use meshd_ebpf::events::{
     TYPE_DROP, TYPE_FLOW,
 };
 use meshd_ebpf::lb::{
-    CtKey, CtVal, RnatKey, RnatVal, Service, CT_FIN, CT_MAX, MAGLEV_FINGERPRINT, MAGLEV_MAX, MAGLEV_SIZE,
-    MAGLEV_SLOTS, MAGLEV_TEMPLATE_MAX, RNAT_MAX, SERVICES_MAX,
+    CtKey, CtVal, Flow, FlowKey, RnatKey, Service, CT_FIN, CT_MAX, FLOWS_PER_ENDPOINT, FLOW_REPLY,
+    FLOW_TABLES_MAX, FLOW_TO_SERVICE, MAGLEV_FINGERPRINT, MAGLEV_MAX, MAGLEV_SIZE, MAGLEV_SLOTS,
+    MAGLEV_TEMPLATE_MAX, SERVICES_MAX,
 };
 use meshd_ebpf::mesh::{
     Frontend, FrontendKey, MeshNat, MeshReturn, SockKey, SockNat, FRONTENDS_MAX, MESH_RETURN_MAX,
     MESH_RNAT_MAX, SOCK_RNAT_MAX,
 };
-use meshd_ebpf::node::{NodeConfig, CONFIG_MAX};
+use meshd_ebpf::node::{Node, NodeConfig, NodeHop, CONFIG_MAX, NODES_MAX, NODE_HOPS_MAX, NODE_MEMBER};
 use meshd_ebpf::verdict::{Direction, Reason, VerdictCounter, VerdictKey, VERDICT_MAX};
 
 /// Runs the C probe and returns its `name value` lines as a map.
@@ -159,7 +160,9 @@ fn node_types_match_the_header() {
     let facts = c_facts(
         "SIZE(md_node_config); OFF(md_node_config, vxlan_ifindex); OFF(md_node_config, node_ip);\n\
          OFF(md_node_config, ct_idle_ns); OFF(md_node_config, netns_cookie);\n\
-         ENUM(MD_CONFIG_MAX);",
+         SIZE(md_node); OFF(md_node, flags); OFF(md_node, pad);\n\
+         SIZE(md_node_hop); OFF(md_node_hop, mac); OFF(md_node_hop, pad);\n\
+         ENUM(MD_CONFIG_MAX); ENUM(MD_NODES_MAX); ENUM(MD_NODE_HOPS_MAX); ENUM(MD_NODE_MEMBER);",
     );
     let rust: HashMap<&str, usize> = HashMap::from([
         ("sizeof md_node_config", size_of::<NodeConfig>()),
@@ -168,25 +171,40 @@ fn node_types_match_the_header() {
         ("offsetof md_node_config.ct_idle_ns", offset_of!(NodeConfig, ct_idle_ns)),
         ("offsetof md_node_config.netns_cookie", offset_of!(NodeConfig, netns_cookie)),
         ("enum MD_CONFIG_MAX", CONFIG_MAX as usize),
+        ("sizeof md_node", size_of::<Node>()),
+        ("offsetof md_node.flags", offset_of!(Node, flags)),
+        ("offsetof md_node.pad", offset_of!(Node, pad)),
+        ("enum MD_NODES_MAX", NODES_MAX as usize),
+        ("enum MD_NODE_MEMBER", NODE_MEMBER as usize),
+        ("sizeof md_node_hop", size_of::<NodeHop>()),
+        ("offsetof md_node_hop.mac", offset_of!(NodeHop, mac)),
+        ("offsetof md_node_hop.pad", offset_of!(NodeHop, pad)),
+        ("enum MD_NODE_HOPS_MAX", NODE_HOPS_MAX as usize),
     ]);
     for (name, rust_value) in &rust {
         assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
     }
-    assert_eq!(header_enumerators("abi/node.h"), ["MD_CONFIG_MAX"]);
+    assert_eq!(
+        header_enumerators("abi/node.h"),
+        ["MD_CONFIG_MAX", "MD_NODES_MAX", "MD_NODE_HOPS_MAX", "MD_NODE_MEMBER"]
+    );
 }
 
 #[test]
 fn lb_types_match_the_header() {
     let facts = c_facts(
         "SIZE(md_service); OFF(md_service, id); OFF(md_service, pad);\n\
-         SIZE(md_ct_key); OFF(md_ct_key, client_ip); OFF(md_ct_key, vip); OFF(md_ct_key, client_port);\n\
+         SIZE(md_ct_key); OFF(md_ct_key, client_ip); OFF(md_ct_key, vip); OFF(md_ct_key, svc); OFF(md_ct_key, client_port);\n\
          OFF(md_ct_key, port); OFF(md_ct_key, proto); OFF(md_ct_key, pad);\n\
          SIZE(md_ct_val); OFF(md_ct_val, backend_ip); OFF(md_ct_val, flags); OFF(md_ct_val, last_seen);\n\
          SIZE(md_rnat_key); OFF(md_rnat_key, backend_ip); OFF(md_rnat_key, client_ip); OFF(md_rnat_key, port);\n\
          OFF(md_rnat_key, client_port); OFF(md_rnat_key, proto); OFF(md_rnat_key, pad);\n\
-         SIZE(md_rnat_val); OFF(md_rnat_val, vip); OFF(md_rnat_val, pad);\n\
+         SIZE(md_flow_key); OFF(md_flow_key, addr); OFF(md_flow_key, svc); OFF(md_flow_key, port);\n\
+         OFF(md_flow_key, client_port); OFF(md_flow_key, proto); OFF(md_flow_key, dir); OFF(md_flow_key, pad);\n\
+         SIZE(md_flow); OFF(md_flow, addr); OFF(md_flow, port); OFF(md_flow, flags); OFF(md_flow, last_seen);\n\
          ENUM(MD_CT_FIN); ENUM(MD_MAGLEV_SIZE); ENUM(MD_MAGLEV_FINGERPRINT); ENUM(MD_MAGLEV_SLOTS);\n\
-         ENUM(MD_SERVICES_MAX); ENUM(MD_MAGLEV_MAX); ENUM(MD_MAGLEV_TEMPLATE_MAX); ENUM(MD_CT_MAX); ENUM(MD_RNAT_MAX);",
+         ENUM(MD_SERVICES_MAX); ENUM(MD_MAGLEV_MAX); ENUM(MD_MAGLEV_TEMPLATE_MAX); ENUM(MD_CT_MAX);\n\
+         ENUM(MD_FLOW_TABLES_MAX); ENUM(MD_FLOWS_PER_ENDPOINT); ENUM(MD_FLOW_TO_SERVICE); ENUM(MD_FLOW_REPLY);",
     );
     let rust: HashMap<&str, usize> = HashMap::from([
         ("sizeof md_service", size_of::<Service>()),
@@ -195,6 +213,7 @@ fn lb_types_match_the_header() {
         ("sizeof md_ct_key", size_of::<CtKey>()),
         ("offsetof md_ct_key.client_ip", offset_of!(CtKey, client_ip)),
         ("offsetof md_ct_key.vip", offset_of!(CtKey, vip)),
+        ("offsetof md_ct_key.svc", offset_of!(CtKey, svc)),
         ("offsetof md_ct_key.client_port", offset_of!(CtKey, client_port)),
         ("offsetof md_ct_key.port", offset_of!(CtKey, port)),
         ("offsetof md_ct_key.proto", offset_of!(CtKey, proto)),
@@ -210,9 +229,19 @@ fn lb_types_match_the_header() {
         ("offsetof md_rnat_key.client_port", offset_of!(RnatKey, client_port)),
         ("offsetof md_rnat_key.proto", offset_of!(RnatKey, proto)),
         ("offsetof md_rnat_key.pad", offset_of!(RnatKey, pad)),
-        ("sizeof md_rnat_val", size_of::<RnatVal>()),
-        ("offsetof md_rnat_val.vip", offset_of!(RnatVal, vip)),
-        ("offsetof md_rnat_val.pad", offset_of!(RnatVal, pad)),
+        ("sizeof md_flow_key", size_of::<FlowKey>()),
+        ("offsetof md_flow_key.addr", offset_of!(FlowKey, addr)),
+        ("offsetof md_flow_key.svc", offset_of!(FlowKey, svc)),
+        ("offsetof md_flow_key.port", offset_of!(FlowKey, port)),
+        ("offsetof md_flow_key.client_port", offset_of!(FlowKey, client_port)),
+        ("offsetof md_flow_key.proto", offset_of!(FlowKey, proto)),
+        ("offsetof md_flow_key.dir", offset_of!(FlowKey, dir)),
+        ("offsetof md_flow_key.pad", offset_of!(FlowKey, pad)),
+        ("sizeof md_flow", size_of::<Flow>()),
+        ("offsetof md_flow.addr", offset_of!(Flow, addr)),
+        ("offsetof md_flow.port", offset_of!(Flow, port)),
+        ("offsetof md_flow.flags", offset_of!(Flow, flags)),
+        ("offsetof md_flow.last_seen", offset_of!(Flow, last_seen)),
         ("enum MD_CT_FIN", CT_FIN as usize),
         ("enum MD_MAGLEV_SIZE", MAGLEV_SIZE as usize),
         ("enum MD_MAGLEV_FINGERPRINT", MAGLEV_FINGERPRINT as usize),
@@ -221,7 +250,10 @@ fn lb_types_match_the_header() {
         ("enum MD_MAGLEV_MAX", MAGLEV_MAX as usize),
         ("enum MD_MAGLEV_TEMPLATE_MAX", MAGLEV_TEMPLATE_MAX as usize),
         ("enum MD_CT_MAX", CT_MAX as usize),
-        ("enum MD_RNAT_MAX", RNAT_MAX as usize),
+        ("enum MD_FLOW_TABLES_MAX", FLOW_TABLES_MAX as usize),
+        ("enum MD_FLOWS_PER_ENDPOINT", FLOWS_PER_ENDPOINT as usize),
+        ("enum MD_FLOW_TO_SERVICE", FLOW_TO_SERVICE as usize),
+        ("enum MD_FLOW_REPLY", FLOW_REPLY as usize),
     ]);
     for (name, rust_value) in &rust {
         assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
@@ -233,11 +265,14 @@ fn lb_types_match_the_header() {
             "MD_MAGLEV_MAX",
             "MD_MAGLEV_TEMPLATE_MAX",
             "MD_CT_MAX",
-            "MD_RNAT_MAX",
+            "MD_FLOW_TABLES_MAX",
+            "MD_FLOWS_PER_ENDPOINT",
             "MD_MAGLEV_SIZE",
             "MD_MAGLEV_FINGERPRINT",
             "MD_MAGLEV_SLOTS",
-            "MD_CT_FIN"
+            "MD_CT_FIN",
+            "MD_FLOW_TO_SERVICE",
+            "MD_FLOW_REPLY"
         ]
     );
 }
@@ -249,8 +284,8 @@ fn mesh_types_match_the_header() {
          OFF(md_frontend_key, proto); OFF(md_frontend_key, pad);\n\
          SIZE(md_frontend); OFF(md_frontend, vip); OFF(md_frontend, target_port); OFF(md_frontend, pad);\n\
          SIZE(md_mesh_nat); OFF(md_mesh_nat, addr); OFF(md_mesh_nat, ifindex); OFF(md_mesh_nat, port);\n\
-         OFF(md_mesh_nat, peer_mac); OFF(md_mesh_nat, local_mac); OFF(md_mesh_nat, pad);\n\
-         SIZE(md_mesh_return); OFF(md_mesh_return, node_ip); OFF(md_mesh_return, vni);\n\
+         OFF(md_mesh_nat, peer_mac); OFF(md_mesh_nat, local_mac); OFF(md_mesh_nat, pad); OFF(md_mesh_nat, last_seen);\n\
+         SIZE(md_mesh_return); OFF(md_mesh_return, node_ip); OFF(md_mesh_return, vni); OFF(md_mesh_return, last_seen);\n\
          SIZE(md_sock_key); OFF(md_sock_key, cookie); OFF(md_sock_key, backend_ip);\n\
          OFF(md_sock_key, backend_port); OFF(md_sock_key, pad);\n\
          SIZE(md_sock_nat); OFF(md_sock_nat, addr); OFF(md_sock_nat, port); OFF(md_sock_nat, pad);\n\
@@ -273,9 +308,11 @@ fn mesh_types_match_the_header() {
         ("offsetof md_mesh_nat.peer_mac", offset_of!(MeshNat, peer_mac)),
         ("offsetof md_mesh_nat.local_mac", offset_of!(MeshNat, local_mac)),
         ("offsetof md_mesh_nat.pad", offset_of!(MeshNat, pad)),
+        ("offsetof md_mesh_nat.last_seen", offset_of!(MeshNat, last_seen)),
         ("sizeof md_mesh_return", size_of::<MeshReturn>()),
         ("offsetof md_mesh_return.node_ip", offset_of!(MeshReturn, node_ip)),
         ("offsetof md_mesh_return.vni", offset_of!(MeshReturn, vni)),
+        ("offsetof md_mesh_return.last_seen", offset_of!(MeshReturn, last_seen)),
         ("sizeof md_sock_key", size_of::<SockKey>()),
         ("offsetof md_sock_key.cookie", offset_of!(SockKey, cookie)),
         ("offsetof md_sock_key.backend_ip", offset_of!(SockKey, backend_ip)),

@@ -7,6 +7,7 @@
 //! A test killed outright (SIGKILL) cannot clean up; `.ci/run` sweeps namespaces named `mt*`
 //! before it starts.
 
+pub mod attack;
 pub mod binaries;
 pub mod browser;
 pub mod cluster;

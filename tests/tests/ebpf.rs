@@ -47,11 +47,14 @@ fn every_object_passes_the_verifier_in_a_namespace() {
         meshd_ebpf::lb::SERVICES_MAP,
         meshd_ebpf::lb::MAGLEV_MAP,
         meshd_ebpf::lb::CT_MAP,
-        meshd_ebpf::lb::RNAT_MAP,
+        meshd_ebpf::lb::FLOWS_MAP,
+        meshd_ebpf::node::NODES_MAP,
+        meshd_ebpf::node::NODE_HOPS_MAP,
         meshd_ebpf::mesh::FRONTENDS_MAP,
         meshd_ebpf::mesh::MESH_RNAT_MAP,
         meshd_ebpf::mesh::MESH_RETURN_MAP,
         meshd_ebpf::mesh::SOCK_RNAT_MAP,
+        meshd_ebpf::mesh::SOCK_INDEX_MAP,
     ];
     for name in by_name {
         assert!(pins.0.join(name).exists(), "map {name} is not pinned under that name");

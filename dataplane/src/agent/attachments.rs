@@ -81,6 +81,9 @@ impl Agent {
         network_name: &str,
         options: AttachOptions,
     ) -> Result<LocalAttachment, AgentError> {
+        if let Some(task) = &options.task {
+            crate::names::check(crate::names::NameKind::Task, task)?;
+        }
         let path = netns::resolve(netns)?;
         if let Some(name) = &options.interface {
             ifname::validate(name).map_err(AgentError::BadRequest)?;

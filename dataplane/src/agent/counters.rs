@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use meshd_ebpf::verdict::{Direction, Reason};
 
 use super::{Agent, AgentError};
+use crate::host::nftables;
 use crate::netlink::vxlan;
 
 /// One counter: packets and bytes with one verdict, on one interface, in one direction.
@@ -25,7 +26,7 @@ impl Agent {
         let mut names: HashMap<u32, String> =
             inner.attachments.iter().map(|a| (a.host_ifindex, a.host_ifname.clone())).collect();
         names.insert(self.vxlan_ifindex, vxlan::DEVICE.to_string());
-        Ok(counters
+        let mut rows: Vec<VerdictRow> = counters
             .iter()
             .map(|(key, value)| VerdictRow {
                 interface: names.get(&key.ifindex).cloned().unwrap_or_else(|| format!("if{}", key.ifindex)),
@@ -34,6 +35,26 @@ impl Agent {
                 packets: value.packets,
                 bytes: value.bytes,
             })
-            .collect())
+            .collect();
+        // The one drop that nftables decides (it needs conntrack): containers to the node.
+        match nftables::to_node_dropped() {
+            Ok((packets, bytes)) if packets > 0 => rows.push(VerdictRow {
+                interface: "nftables".to_string(),
+                direction: Direction::FromContainer,
+                reason: Reason::DropToNode,
+                packets,
+                bytes,
+            }),
+            Ok(_) => {}
+            Err(error) => tracing::debug!(%error, "cannot read the nftables counter"),
+        }
+        Ok(rows)
+    }
+}
+
+impl Agent {
+    /// The embedded DNS's counters, as (name, value).
+    pub fn dns_counters(&self) -> Vec<(&'static str, u64)> {
+        self.discovery.counters()
     }
 }

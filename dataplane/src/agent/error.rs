@@ -11,6 +11,8 @@ pub enum AgentError {
     Network(#[from] NetworkError),
     #[error(transparent)]
     Service(#[from] ServiceError),
+    #[error(transparent)]
+    Name(#[from] crate::names::NameError),
     #[error("network namespace {0}: {1}")]
     Netns(String, String),
     #[error("{0} is already attached to network {1:?}")]

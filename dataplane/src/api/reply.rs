@@ -35,6 +35,9 @@ pub enum Reply {
     Stats {
         gossip: Vec<Counter>,
         datapath: Vec<DatapathCounter>,
+        /// The embedded DNS (forwarded queries, refusals by the per-namespace and node bounds).
+        #[serde(default)]
+        dns: Vec<Counter>,
     },
     Networks(Vec<NetworkInfo>),
     NetworkDetail(NetworkDetail),

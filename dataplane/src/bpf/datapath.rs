@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use aya::maps::{Array, MapData};
-use aya::programs::{CgroupSockAddr, ProgramError, SchedClassifier};
+use aya::programs::{CgroupSock, CgroupSockAddr, ProgramError, SchedClassifier};
 use aya::{Ebpf, EbpfLoader};
 use meshd_ebpf::{node, sock, underlay, verdict, veth, vxlan, Object, SOCK, UNDERLAY, VETH, VXLAN};
 
@@ -57,6 +57,12 @@ impl Datapath {
                 source: Box::new(source),
             })?;
         }
+        let release: &mut CgroupSock = program_of(&mut sock, &SOCK, sock::RELEASE)?;
+        release.load().map_err(|source| BpfError::Program {
+            object: SOCK.name,
+            program: sock::RELEASE,
+            source: Box::new(source),
+        })?;
         Ok(Datapath {
             veth,
             vxlan,

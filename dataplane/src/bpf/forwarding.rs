@@ -8,18 +8,21 @@
 //! | `services` | md_services_v1 | VIP |
 //! | `maglev` | md_maglev_v2 (hash of maps) | service id |
 //! | `frontends` | md_frontends_v1 | (node address, published port, protocol) |
+//! | `nodes` | md_nodes_v1 | a cluster node's underlay address |
+//! | `flow_tables` | md_flows_v1 (hash of maps) | a local endpoint's address: its own flow table |
 //!
 //! Keys and values are the `#[repr(C)]` mirrors of the C headers (`meshd_ebpf`); addresses and
 //! ports are in network order (`meshd_ebpf::net_order`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use aya::maps::{HashMap as AyaHashMap, MapData};
 use aya::Ebpf;
 use meshd_ebpf::endpoint::{Endpoint, Iface};
 use meshd_ebpf::lb::{Service, MAGLEV_FINGERPRINT, MAGLEV_SIZE, MAGLEV_SLOTS};
 use meshd_ebpf::mesh::{Frontend, FrontendKey};
-use meshd_ebpf::{endpoint, lb, mesh, VETH};
+use meshd_ebpf::node::Node;
+use meshd_ebpf::{endpoint, lb, mesh, node, VETH};
 
 use super::{BpfError, Datapath};
 use crate::hash::fnv1a_32;
@@ -33,6 +36,10 @@ pub struct Forwarding {
     /// Service id -> its Maglev table as the kernel array holds it ([`maglev_array`]).
     pub maglev: BTreeMap<u32, Vec<u32>>,
     pub frontends: BTreeMap<FrontendKey, Frontend>,
+    /// The cluster's nodes by underlay address: the only senders the tunnel accepts.
+    pub nodes: BTreeMap<u32, Node>,
+    /// The local endpoints that have a flow table (their balanced flows, both ways).
+    pub flow_tables: BTreeSet<u32>,
 }
 
 /// A Maglev table as an element of md_maglev_v2: M, a fingerprint of the slots, then the M
@@ -63,16 +70,23 @@ pub(super) struct Synced {
     endpoints: Option<BTreeMap<u32, Endpoint>>,
     services: Option<BTreeMap<u32, Service>>,
     frontends: Option<BTreeMap<FrontendKey, Frontend>>,
+    nodes: Option<BTreeMap<u32, Node>>,
 }
 
 impl Datapath {
-    /// Brings the forwarding maps (interfaces, endpoints, Maglev tables, services, published
-    /// ports) to `desired`. Returns (entries written, entries deleted).
+    /// Brings the forwarding maps (nodes, interfaces, endpoints, Maglev tables, services,
+    /// published ports) to `desired`. Returns (entries written, entries deleted).
     pub fn sync_forwarding(&mut self, desired: &Forwarding) -> Result<(usize, usize), BpfError> {
         let veth = &mut self.veth;
         let synced = &mut self.synced;
-        // Interfaces first: a local endpoint is only useful once its veth is known.
+        // Nodes first: an endpoint's tunnel packets are accepted only from a known node.
+        let (w0, d0) = sync_map(veth, node::NODES_MAP, &mut synced.nodes, &desired.nodes)?;
+        // Interfaces next: a local endpoint is only useful once its veth is known; its flow
+        // table before it can balance.
         let (w1, d1) = sync_map(veth, endpoint::IFACES_MAP, &mut synced.ifaces, &desired.ifaces)?;
+        let (w6, d6) = self.sync_flow_tables(&desired.flow_tables)?;
+        let veth = &mut self.veth;
+        let synced = &mut self.synced;
         let (w2, d2) = sync_map(veth, endpoint::ENDPOINTS_MAP, &mut synced.endpoints, &desired.endpoints)?;
         // Tables before the services that point at them.
         let (w3, d3) = self.sync_maglev(&desired.maglev)?;
@@ -80,7 +94,7 @@ impl Datapath {
         let synced = &mut self.synced;
         let (w4, d4) = sync_map(veth, lb::SERVICES_MAP, &mut synced.services, &desired.services)?;
         let (w5, d5) = sync_map(veth, mesh::FRONTENDS_MAP, &mut synced.frontends, &desired.frontends)?;
-        Ok((w1 + w2 + w3 + w4 + w5, d1 + d2 + d3 + d4 + d5))
+        Ok((w0 + w1 + w2 + w3 + w4 + w5 + w6, d0 + d1 + d2 + d3 + d4 + d5 + d6))
     }
 }
 

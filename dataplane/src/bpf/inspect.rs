@@ -51,14 +51,16 @@ impl Datapath {
         view.frontends.sort_by_key(|(key, _)| *key);
         let ct: AyaHashMap<&MapData, lb::CtKey, lb::CtVal> =
             AyaHashMap::try_from(map(lb::CT_MAP)?).map_err(err(lb::CT_MAP))?;
+        // A published flow is tracked under the node address it arrived on and the service.
         for (key, value) in ct.iter().filter_map(Result::ok) {
-            // A published flow is tracked under the node address it arrived on.
-            let published = view
-                .frontends
-                .iter()
-                .any(|(f, _)| (f.addr, f.port, f.proto) == (key.vip, key.port, key.proto));
-            if key.vip == vip || published {
+            if key.svc == service.id {
                 *view.flows.entry(value.backend_ip).or_insert(0) += 1;
+            }
+        }
+        // The containers' own flows to it (through the VIP, or a published port: hairpin).
+        for (_, key, value) in self.container_flows()? {
+            if key.dir == lb::FLOW_TO_SERVICE && key.svc == service.id {
+                *view.flows.entry(value.addr).or_insert(0) += 1;
             }
         }
         Ok(view)

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use aya::programs::links::{FdLink, LinkOrder, PinnedLink};
 use aya::programs::tc::{SchedClassifierLink, TcAttachOptions};
-use aya::programs::{CgroupAttachMode, CgroupSockAddr, ProgramError, SchedClassifier, TcAttachType};
+use aya::programs::{
+    CgroupAttachMode, CgroupSock, CgroupSockAddr, ProgramError, SchedClassifier, TcAttachType,
+};
 use aya::Ebpf;
 use meshd_ebpf::{sock, underlay, veth, vxlan, Object, SOCK, UNDERLAY, VETH, VXLAN};
 
@@ -70,16 +72,24 @@ impl Datapath {
         };
         let file = std::fs::File::open(cgroup)
             .map_err(|source| BpfError::PinDir { path: cgroup.to_path_buf(), source })?;
-        for program in sock::ALL {
+        for program in sock::ALL.iter().copied().chain([sock::RELEASE]) {
             let pin = self.link_pin("cgroup", program);
             // bpffs refuses names with a dot.
             let fresh = self.link_pin("cgroup", &format!("{program}-new"));
-            let prog: &mut CgroupSockAddr = program_of(&mut self.sock, &SOCK, program)?;
             // Through bpf_link_create, which takes no attach flags (EINVAL otherwise): cgroup links
             // always stack with the other links on the cgroup (each node's agent has its own).
-            let id = prog.attach(&file, CgroupAttachMode::Single).map_err(attach_err(program))?;
-            let link = prog.take_link(id).map_err(attach_err(program))?;
-            let fd_link = FdLink::try_from(link).map_err(|source| BpfError::Link {
+            let fd_link = if program == sock::RELEASE {
+                let prog: &mut CgroupSock = program_of(&mut self.sock, &SOCK, program)?;
+                let id = prog.attach(&file, CgroupAttachMode::Single).map_err(attach_err(program))?;
+                let link = prog.take_link(id).map_err(attach_err(program))?;
+                FdLink::try_from(link)
+            } else {
+                let prog: &mut CgroupSockAddr = program_of(&mut self.sock, &SOCK, program)?;
+                let id = prog.attach(&file, CgroupAttachMode::Single).map_err(attach_err(program))?;
+                let link = prog.take_link(id).map_err(attach_err(program))?;
+                FdLink::try_from(link)
+            }
+            .map_err(|source| BpfError::Link {
                 program,
                 interface: cgroup.display().to_string(),
                 source: Box::new(source),
@@ -95,7 +105,7 @@ impl Datapath {
     /// pins.
     pub fn detach_mesh(&mut self, underlay_ifname: &str) -> Result<(), BpfError> {
         remove_pin(&self.link_pin(underlay_ifname, "ingress"))?;
-        for program in sock::ALL {
+        for program in sock::ALL.iter().copied().chain([sock::RELEASE]) {
             remove_pin(&self.link_pin("cgroup", program))?;
         }
         Ok(())

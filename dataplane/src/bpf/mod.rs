@@ -17,6 +17,7 @@ pub mod cgroup;
 pub mod datapath;
 pub mod error;
 pub mod events;
+pub mod flow_tables;
 pub mod forwarding;
 pub mod inspect;
 pub mod links;

@@ -7,8 +7,10 @@
 //! walks at most every [`crate::bpf::pressure::MIN_INTERVAL`]) and every walk stops at the map's
 //! size. The walk opens the pinned maps by path, so it runs without the agent's lock (and off the
 //! async workers). The same walk of conntrack gives the flows per VIP and published port.
-//! Measured (`cargo xtask bench map-walk`): 3 ms with empty maps, about 0.6 s with `md_ct_v2` and
-//! `md_rnat_v1` full (262,144 entries each).
+//! Measured (`cargo xtask bench map-walk`, before the flow tables were split per endpoint): 3 ms
+//! with empty maps, about 0.6 s with the shared conntrack and reverse-translation maps full
+//! (262,144 entries each). The containers' flows now sit in one table per local endpoint
+//! (`md_flows_v1`, at most 8,192 each), walked the same way.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -76,7 +78,7 @@ pub fn usage(pin_dir: &Path) -> Result<Usage, BpfError> {
             lb::SERVICES_MAP,
             lb::MAGLEV_MAP,
             mesh::FRONTENDS_MAP,
-            lb::RNAT_MAP,
+            lb::FLOWS_MAP,
             mesh::MESH_RNAT_MAP,
             mesh::MESH_RETURN_MAP,
             mesh::SOCK_RNAT_MAP,
@@ -137,11 +139,23 @@ pub fn usage(pin_dir: &Path) -> Result<Usage, BpfError> {
             )?,
             mesh::FRONTENDS_MAX,
         );
-        add(
-            lb::RNAT_MAP,
-            keys::<lb::RnatKey, lb::RnatVal>(veth(lb::RNAT_MAP)?, lb::RNAT_MAP, lb::RNAT_MAX)?,
-            lb::RNAT_MAX,
-        );
+        // The containers' flow tables: how many exist, and the balanced flows in them by the
+        // (VIP, port, protocol) they were balanced at.
+        let mut flows = BTreeMap::new();
+        let tables: HashOfMaps<&MapData, u32, AyaHashMap<MapData, lb::FlowKey, lb::Flow>> =
+            HashOfMaps::try_from(veth(lb::FLOWS_MAP)?)
+                .map_err(|source| BpfError::Map { map: lb::FLOWS_MAP, source: Box::new(source) })?;
+        let mut table_count = 0u64;
+        for endpoint in tables.keys().take(lb::FLOW_TABLES_MAX as usize).filter_map(Result::ok) {
+            table_count += 1;
+            let Ok(table) = tables.get(&endpoint, 0) else { continue };
+            for key in table.keys().take(lb::FLOWS_PER_ENDPOINT as usize).filter_map(Result::ok) {
+                if key.dir == lb::FLOW_TO_SERVICE {
+                    *flows.entry((key.addr, key.port, key.proto)).or_insert(0) += 1;
+                }
+            }
+        }
+        add(lb::FLOWS_MAP, table_count, lb::FLOW_TABLES_MAX);
         add(
             mesh::MESH_RNAT_MAP,
             keys::<lb::RnatKey, mesh::MeshNat>(
@@ -177,10 +191,9 @@ pub fn usage(pin_dir: &Path) -> Result<Usage, BpfError> {
         // Arrays are always full; listed so every map has a line.
         add(node::CONFIG_MAP, u64::from(node::CONFIG_MAX), node::CONFIG_MAX);
 
-        // Conntrack: counted and grouped in one walk.
+        // Conntrack of published ports (flows from outside): counted and grouped in one walk.
         let ct: AyaHashMap<&MapData, lb::CtKey, lb::CtVal> = AyaHashMap::try_from(veth(lb::CT_MAP)?)
             .map_err(|source| BpfError::Map { map: lb::CT_MAP, source: Box::new(source) })?;
-        let mut flows = BTreeMap::new();
         let mut entries = 0u64;
         for key in ct.keys().take(lb::CT_MAX as usize).filter_map(Result::ok) {
             entries += 1;

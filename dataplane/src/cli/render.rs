@@ -15,8 +15,8 @@ pub fn render(reply: &Reply, format: Format) -> String {
                 Reply::JoinToken { token } => Ok(serde_json::json!({ "token": token })),
                 Reply::NodeUpdated { id } => Ok(serde_json::json!({ "id": id })),
                 Reply::Left {} => Ok(serde_json::json!({ "left": true })),
-                Reply::Stats { gossip, datapath } => {
-                    Ok(serde_json::json!({ "gossip": gossip, "datapath": datapath }))
+                Reply::Stats { gossip, datapath, dns } => {
+                    Ok(serde_json::json!({ "gossip": gossip, "datapath": datapath, "dns": dns }))
                 }
                 Reply::Networks(networks) => serde_json::to_value(networks),
                 Reply::NetworkDetail(detail) => serde_json::to_value(detail),
@@ -73,10 +73,11 @@ pub fn render(reply: &Reply, format: Format) -> String {
             Reply::NodeUpdated { id } => format!("{id}\n"),
             Reply::Left {} => "left the cluster\n".to_string(),
             Reply::KeyRotated {} => "gossip key rotated on every node\n".to_string(),
-            Reply::Stats { gossip, datapath } => {
+            Reply::Stats { gossip, datapath, dns } => {
                 let rows: Vec<Vec<String>> = gossip
                     .iter()
                     .map(|c| vec!["gossip".to_string(), c.name.clone(), c.value.to_string()])
+                    .chain(dns.iter().map(|c| vec!["dns".to_string(), c.name.clone(), c.value.to_string()]))
                     .collect();
                 let mut out = table(&["AREA", "COUNTER", "VALUE"], &rows);
                 if !datapath.is_empty() {

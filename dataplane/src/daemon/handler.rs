@@ -108,6 +108,11 @@ impl ApiHandler {
                             bytes: row.bytes,
                         })
                         .collect(),
+                    dns: agent
+                        .dns_counters()
+                        .into_iter()
+                        .map(|(name, value)| Counter { name: name.to_string(), value })
+                        .collect(),
                 })
             }
             Request::NetworkCreate { name, subnet } => {
@@ -196,7 +201,7 @@ fn agent_error(error: AgentError) -> ApiError {
         AgentError::Network(_) => ErrorKind::BadRequest,
         AgentError::Service(S::NotFound(_) | S::NoNetwork(_)) => ErrorKind::NotFound,
         AgentError::Service(S::Exists(_) | S::WrongNetwork { .. }) => ErrorKind::Conflict,
-        AgentError::Service(_) => ErrorKind::BadRequest,
+        AgentError::Service(_) | AgentError::Name(_) => ErrorKind::BadRequest,
         AgentError::Gossip(error) => return gossip_error(error.clone()),
         AgentError::Managers(error) => return manager_error(error.clone()),
         AgentError::Kernel(_) => ErrorKind::Internal,

@@ -7,10 +7,13 @@
 //! | `SVC` | the VIP (vip mode), or the healthy backends (dnsrr mode) |
 //!
 //! each also as `NAME.NETWORK`, and PTR records for tasks and VIPs. Which namespace sees which
-//! network is decided when it asks (`meshd_dns::Registry::lookup`).
+//! network is decided when it asks (`meshd_dns::Registry::lookup`). A record whose network,
+//! service or task name breaks the naming rules (`crate::names`; one merged from a node that
+//! did not check them) gives no name at all.
 
 use meshd_dns::Registry;
 
+use crate::names::{check, NameKind};
 use crate::service::backends::healthy_backends;
 use crate::state::{EndpointMode, Snapshot};
 
@@ -19,17 +22,26 @@ use crate::state::{EndpointMode, Snapshot};
 pub fn build(snapshot: &Snapshot) -> Registry {
     let state = &snapshot.state;
     let mut registry = Registry::default();
+    let valid = |kind, name: &str| check(kind, name).is_ok();
     for (name, _) in state.networks.live() {
-        registry.add_network(name);
+        if valid(NameKind::Network, name) {
+            registry.add_network(name);
+        }
     }
     for (_, endpoint) in state.visible_endpoints(|n| snapshot.liveness_of(n)) {
-        if let Some(task) = &endpoint.task {
+        if !valid(NameKind::Network, &endpoint.network) {
+            continue;
+        }
+        if let Some(task) = endpoint.task.as_ref().filter(|t| valid(NameKind::Task, t)) {
             registry.add(&endpoint.network, task, endpoint.address);
             registry.add_reverse(&endpoint.network, endpoint.address, task);
         }
     }
     let by_service = healthy_backends(snapshot);
     for (name, service) in state.services.live() {
+        if !valid(NameKind::Service, name) || !valid(NameKind::Network, &service.network) {
+            continue;
+        }
         let backends = by_service.get(name).cloned().unwrap_or_default();
         for address in &backends {
             registry.add(&service.network, &format!("tasks.{name}"), *address);
@@ -79,6 +91,32 @@ mod tests {
         assert_eq!(registry.lookup(&front(), "web.c"), Lookup::NotFound);
         assert_eq!(registry.reverse(&front(), addr(2)).as_deref(), Some("web.a.front"));
         assert_eq!(registry.reverse(&front(), WEB_VIP).as_deref(), Some("web.front"));
+    }
+
+    #[test]
+    fn names_merged_without_validation_give_no_name() {
+        let mut snapshot = snapshot_with_web();
+        for (id_, task) in [("x", "example.org"), ("y", "tasks.web"), ("z", "bad name")] {
+            let record = crate::state::EndpointRecord {
+                network: "front".into(),
+                address: addr(40),
+                service: None,
+                task: Some(task.into()),
+                terminating: false,
+            };
+            let change = Change::Endpoint { owner: id(2), id: id_.into(), record: Some(record) };
+            snapshot
+                .state
+                .apply(
+                    Delta { version: Version { lamport: 20, node: id(2) }, change },
+                    std::time::Instant::now(),
+                )
+                .unwrap();
+        }
+        let registry = build(&snapshot);
+        assert_eq!(registry.lookup(&front(), "example.org"), Lookup::Forward);
+        assert_eq!(registry.lookup(&front(), "tasks.web"), Lookup::Found(vec![addr(2), addr(3)]));
+        assert_eq!(registry.lookup(&front(), "bad name"), Lookup::NotFound);
     }
 
     #[test]

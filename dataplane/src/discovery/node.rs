@@ -9,12 +9,14 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use meshd_dns::by_source::{self, NodeListener, Scopes, SourceScopedHandler};
+use meshd_dns::by_source::{self, Asker, NodeListener, Scopes, SourceScopedHandler};
+use meshd_dns::limits::NodeLimits;
 
 use super::Discovery;
 
 pub struct NodeDns {
     scopes: Arc<ArcSwap<Scopes>>,
+    limits: Arc<NodeLimits>,
     _listener: NodeListener,
 }
 
@@ -29,14 +31,21 @@ impl NodeDns {
             ttl: discovery.ttl,
         };
         let listener = by_source::listen(SocketAddr::new(address.into(), 53), handler)?;
-        Ok(NodeDns { scopes, _listener: listener })
+        Ok(NodeDns { scopes, limits: discovery.limits.clone(), _listener: listener })
     }
 
-    /// Replaces who may ask and what each sees: `(source address, its networks)`.
+    /// Replaces who may ask and what each sees: `(source address, its networks)`. An address
+    /// that stays keeps its share of the forwarding slots (its lookups in flight count on).
     pub fn set_scopes(&self, scopes: Vec<(Ipv4Addr, Vec<String>)>) {
-        let map: HashMap<IpAddr, Arc<ArcSwap<Vec<String>>>> = scopes
+        let current = self.scopes.load();
+        let map: HashMap<IpAddr, Asker> = scopes
             .into_iter()
-            .map(|(address, networks)| (IpAddr::V4(address), Arc::new(ArcSwap::from_pointee(networks))))
+            .map(|(address, networks)| {
+                let address = IpAddr::V4(address);
+                let limits =
+                    current.get(&address).map_or_else(|| self.limits.namespace(), |a| a.limits.clone());
+                (address, Asker { scope: Arc::new(ArcSwap::from_pointee(networks)), limits })
+            })
             .collect();
         self.scopes.store(Arc::new(map));
     }

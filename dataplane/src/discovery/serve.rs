@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use meshd_dns::limits::NodeLimits;
 use meshd_dns::listener::{self, Listener};
 use meshd_dns::{Forwarder, MeshHandler, Registry};
 
@@ -36,6 +37,7 @@ pub struct Discovery {
     resolv_conf: PathBuf,
     resolv_text: std::sync::Mutex<String>,
     pub(super) ttl: u32,
+    pub(super) limits: Arc<NodeLimits>,
     served: tokio::sync::Mutex<HashMap<PathBuf, Served>>,
 }
 
@@ -57,8 +59,14 @@ impl Discovery {
             resolv_conf,
             resolv_text: std::sync::Mutex::new(text),
             ttl,
+            limits: NodeLimits::new(),
             served: tokio::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The embedded DNS's counters (forwarded, refused by a bound, ...), as (name, value).
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        self.limits.counters.rows()
     }
 
     /// Rebuilds the names from a snapshot, and re-reads the upstreams if resolv.conf changed.
@@ -98,6 +106,7 @@ impl Discovery {
             scope: scope.clone(),
             forwarder: self.forwarder.clone(),
             ttl: self.ttl,
+            limits: self.limits.namespace(),
         };
         let listener = listener::listen(netns, handler).await?;
         let resolv_conf = if resolv_conf { write_resolv_conf(netns) } else { None };

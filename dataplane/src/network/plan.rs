@@ -15,8 +15,8 @@ pub use crate::state::validate::{vni_for, MAX_PREFIX, MIN_PREFIX, VNI_BASE};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NetworkError {
-    #[error("invalid network name {0:?}: use 1 to 64 letters, digits, '_', '.' or '-', starting with a letter or digit")]
-    Name(String),
+    #[error(transparent)]
+    Name(#[from] crate::names::NameError),
     #[error("invalid subnet {0:?}: expected an IPv4 CIDR such as 10.10.0.0/24")]
     Subnet(String),
     #[error("subnet {given} has host bits set; did you mean {network}?")]
@@ -35,12 +35,9 @@ pub enum NetworkError {
     InUse { name: String, count: usize },
 }
 
+/// A network name is one DNS label (`crate::names`).
 pub fn validate_name(name: &str) -> Result<(), NetworkError> {
-    if crate::state::validate::is_network_name(name) {
-        Ok(())
-    } else {
-        Err(NetworkError::Name(name.chars().take(80).collect()))
-    }
+    Ok(crate::names::check(crate::names::NameKind::Network, name)?)
 }
 
 pub fn parse_subnet(text: &str) -> Result<Ipv4Net, NetworkError> {
@@ -113,6 +110,8 @@ mod tests {
         assert!(matches!(plan_create(&state, "", "10.0.0.0/24"), Err(NetworkError::Name(_))));
         assert!(matches!(plan_create(&state, "-x", "10.0.0.0/24"), Err(NetworkError::Name(_))));
         assert!(matches!(plan_create(&state, "a b", "10.0.0.0/24"), Err(NetworkError::Name(_))));
+        // NAME.NETWORK must be two labels.
+        assert!(matches!(plan_create(&state, "front.v2", "10.0.0.0/24"), Err(NetworkError::Name(_))));
         assert!(matches!(plan_create(&state, "ok", "10.0.0.0"), Err(NetworkError::Subnet(_))));
         assert!(matches!(plan_create(&state, "ok", "300.0.0.0/24"), Err(NetworkError::Subnet(_))));
         assert!(matches!(plan_create(&state, "ok", "fd00::/64"), Err(NetworkError::Subnet(_))));
@@ -121,7 +120,7 @@ mod tests {
         assert!(matches!(plan_create(&state, "ok", "10.0.0.0/30"), Err(NetworkError::Prefix(_))));
         assert!(matches!(plan_create(&state, "ok", "0.0.0.0/4"), Err(NetworkError::Prefix(_))));
         assert_eq!(
-            plan_create(&state, "front-end.v2", "10.0.0.0/24").unwrap().subnet.to_string(),
+            plan_create(&state, "front-end_v2", "10.0.0.0/24").unwrap().subnet.to_string(),
             "10.0.0.0/24"
         );
     }
@@ -139,7 +138,7 @@ mod tests {
     fn vnis_are_stable_and_in_range() {
         assert_eq!(vni_for("front"), vni_for("front"));
         assert_ne!(vni_for("front"), vni_for("back"));
-        for name in ["a", "front", "x".repeat(64).as_str()] {
+        for name in ["a", "front", "x".repeat(63).as_str()] {
             let vni = vni_for(name);
             assert!((VNI_BASE..1 << 24).contains(&vni), "{vni}");
         }

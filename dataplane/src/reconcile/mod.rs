@@ -7,9 +7,11 @@
 //! - [`endpoints`](mod@endpoints): md_endpoints_v2 and md_ifaces_v1.
 //! - [`services`](mod@services): md_services_v1 and md_maglev_v2.
 //! - [`frontends`](mod@frontends): md_frontends_v1.
+//! - [`nodes`](mod@nodes): md_nodes_v1.
 
 pub mod endpoints;
 pub mod frontends;
+pub mod nodes;
 pub mod services;
 
 use std::net::Ipv4Addr;
@@ -28,12 +30,16 @@ pub fn desired(
     cache: &mut MaglevCache,
 ) -> Forwarding {
     let (services, maglev) = services::services(snapshot, cache);
+    let ifaces = endpoints::ifaces(snapshot, local);
     Forwarding {
         endpoints: endpoints::endpoints(snapshot, local),
-        ifaces: endpoints::ifaces(snapshot, local),
+        // Every attached veth's endpoint has a flow table of its own.
+        flow_tables: ifaces.values().map(|iface| iface.ip).collect(),
+        ifaces,
         services,
         maglev,
         frontends: frontends::frontends(snapshot, node_addrs),
+        nodes: nodes::nodes(snapshot),
     }
 }
 
@@ -52,6 +58,8 @@ mod tests {
         assert_eq!(first.services.len(), 2);
         assert_eq!(first.maglev.len(), 1);
         assert_eq!(first.frontends.len(), 2);
+        assert_eq!(first.nodes.len(), 2);
+        assert_eq!(first.flow_tables.len(), 1);
         assert_eq!(desired(&snapshot, &crate::fixture::local(), &addrs, &mut cache), first);
     }
 }

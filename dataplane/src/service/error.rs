@@ -4,8 +4,8 @@ use crate::state::PublishedPort;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceError {
-    #[error("invalid service name {0:?}: use 1 to 63 letters, digits, '_' or '-', starting with a letter or digit")]
-    Name(String),
+    #[error(transparent)]
+    Name(#[from] crate::names::NameError),
     #[error("a service named {0:?} already exists")]
     Exists(String),
     #[error("no network named {0:?}")]

@@ -5,13 +5,9 @@ use super::error::ServiceError;
 use super::ports::{meshd_ports, parse_publish, port_owners};
 use crate::state::{ClusterState, EndpointMode, PublishedPort};
 
-/// A service name must be a DNS label: it will be resolvable by name.
+/// A service name must be a DNS label: it will be resolvable by name (`crate::names`).
 pub fn validate_name(name: &str) -> Result<(), ServiceError> {
-    if crate::state::validate::is_service_name(name) {
-        Ok(())
-    } else {
-        Err(ServiceError::Name(name.chars().take(80).collect()))
-    }
+    Ok(crate::names::check(crate::names::NameKind::Service, name)?)
 }
 
 /// Checks a new service against the state (the VIP is allocated by the caller); returns its

@@ -7,10 +7,12 @@
  * A published flow keeps the client's address all the way to the backend (no SNAT). So the
  * replies must find their own way back:
  *   - the ingress node (where the client's packet arrived) remembers, per (backend, client) flow,
- *     which of its addresses and ports the client used: md_mesh_rnat_v1;
+ *     which of its addresses and ports the client used: md_mesh_rnat_v2;
  *   - the backend's node, when the flow came through the tunnel, remembers which node it came
- *     from, and sends the replies back there through the tunnel: md_mesh_return_v1.
- * Both are keyed by the reply as it leaves the backend (struct md_rnat_key of abi/lb.h).
+ *     from, and sends the replies back there through the tunnel: md_mesh_return_v2.
+ * Both are keyed by the reply as it leaves the backend (struct md_rnat_key of abi/lb.h). An entry
+ * idle for longer than the node's flow timeout (md_node_config.ct_idle_ns) is no longer used:
+ * a stale way back never carries a new flow's replies.
  */
 #ifndef MESHD_ABI_MESH_H
 #define MESHD_ABI_MESH_H
@@ -20,8 +22,8 @@
 /* Map sizes (max_entries). */
 enum md_mesh_limits {
 	MD_FRONTENDS_MAX = 16384,    /* md_frontends_v1: published ports on this node's addresses */
-	MD_MESH_RNAT_MAX = 131072,   /* md_mesh_rnat_v1: flows that entered here (LRU) */
-	MD_MESH_RETURN_MAX = 131072, /* md_mesh_return_v1: flows brought in by other nodes (LRU) */
+	MD_MESH_RNAT_MAX = 131072,   /* md_mesh_rnat_v2: flows that entered here (LRU, idle timeout) */
+	MD_MESH_RETURN_MAX = 131072, /* md_mesh_return_v2: flows brought in by other nodes (LRU, idle timeout) */
 	MD_SOCK_RNAT_MAX = 16384,    /* md_sock_rnat_v1: the node's own translated sockets (LRU) */
 };
 
@@ -40,7 +42,7 @@ struct md_frontend {
 	__u16 pad;          /* always 0 */
 };
 
-/* Value of md_mesh_rnat_v1 (on the ingress node): what the client sent to, and the way back. */
+/* Value of md_mesh_rnat_v2 (on the ingress node): what the client sent to, and the way back. */
 struct md_mesh_nat {
 	__u32 addr;        /* the node address the client used: the replies' source */
 	__u32 ifindex;     /* the interface the client's packets arrived on: where replies leave */
@@ -48,12 +50,14 @@ struct md_mesh_nat {
 	__u8 peer_mac[6];  /* the L2 hop the client's packets came from (the client or its router) */
 	__u8 local_mac[6]; /* the MAC they were sent to (this node's interface) */
 	__u16 pad;         /* always 0 */
+	__u64 last_seen;   /* bpf_ktime_get_ns() of the client's last packet (refreshed at most once a second) */
 };
 
-/* Value of md_mesh_return_v1 (on the backend's node): where the flow came in. */
+/* Value of md_mesh_return_v2 (on the backend's node): where the flow came in. */
 struct md_mesh_return {
-	__u32 node_ip; /* underlay address of the ingress node */
-	__u32 vni;     /* the backend's network: the tunnel key back */
+	__u32 node_ip;   /* underlay address of the ingress node */
+	__u32 vni;       /* the backend's network: the tunnel key back */
+	__u64 last_seen; /* as md_mesh_nat's */
 };
 
 /* Key of md_sock_rnat_v1: a socket of the node's own that a published port was translated for,

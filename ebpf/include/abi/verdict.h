@@ -32,6 +32,8 @@ enum md_reason {
 	MD_REASON_MESH_RETURN = 10,   /* a published flow's reply: tunnelled back to its ingress node */
 	MD_REASON_TO_NODE = 11,       /* from the tunnel to the node's own stack (its own clients) */
 	MD_REASON_FROM_NODE = 12,     /* from the node's stack into the tunnel, to a remote endpoint */
+	MD_REASON_HAIRPIN = 13,       /* a container to a published port of its own node: balanced at its veth */
+	MD_REASON_ICMP_RNAT = 14,     /* an ICMP error about a balanced flow, translated back for the client */
 
 	MD_REASON_DROP_MALFORMED = 128,        /* too short to parse */
 	MD_REASON_DROP_UNSUPPORTED_L3 = 129,   /* neither IPv4 nor ARP (IPv6 is not supported yet) */
@@ -45,6 +47,15 @@ enum md_reason {
 	MD_REASON_DROP_CT_FULL = 137,          /* a flow could not be tracked (its replies would be lost) */
 	MD_REASON_DROP_SPOOFED = 138,          /* a source address the sender may not use */
 	MD_REASON_DROP_REWRITE = 139,          /* a header rewrite or checksum update failed */
+	MD_REASON_DROP_NOT_A_NODE = 140,       /* a tunnel packet whose outer source is no cluster node */
+	MD_REASON_DROP_TUNNEL_SPOOFED = 141,   /* out of the tunnel with an inner source that is an
+	                                        * endpoint of another node or network, or ours */
+	MD_REASON_DROP_TO_NODE = 142,          /* a container opening a connection to the node itself
+	                                        * (counted by meshd's nftables table, not a program) */
+	MD_REASON_DROP_TUNNEL_PORT = 143,      /* a container sending to UDP 4789 (VXLAN) anywhere */
+	MD_REASON_DROP_NO_FLOW = 144,          /* a TCP packet other than a SYN, of a balanced flow that
+	                                        * is not tracked: it creates no state */
+	MD_REASON_DROP_NO_FLOW_TABLE = 145,    /* a container without a flow table (not attached yet) */
 };
 
 /* Which way the packet was going, seen from the container. */

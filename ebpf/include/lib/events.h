@@ -134,7 +134,8 @@ md_inline void event_drop(const struct __sk_buff *skb, __u8 dir, __u16 reason)
 }
 
 /* Reports a new balanced flow (called by ct_pick_backend(), lib/conntrack.h): the client, the
- * address and port it asked for, the protocol and the backend chosen. Addresses in network order. */
+ * address and port it asked for, the protocol and the backend chosen. Addresses in network order.
+ * For a container's own flows, see event_flow_from_packet(). */
 md_inline void event_flow(const struct __sk_buff *skb, __u32 client, __u16 client_port, __u32 addr,
 			  __u16 port, __u8 proto, __u32 backend)
 {
@@ -152,6 +153,25 @@ md_inline void event_flow(const struct __sk_buff *skb, __u32 client, __u16 clien
 	event->daddr = addr;
 	event->dport = port;
 	event->proto = proto;
+	event->backend = backend;
+	bpf_ringbuf_submit(event, 0);
+}
+
+/* Reports a new balanced flow from the packet that starts it, before any rewrite (called by
+ * flow_pick_backend(), lib/flows.h: a container's flow to a VIP): client, VIP, ports and protocol
+ * as the packet carries them, and the backend chosen. */
+md_inline void event_flow_from_packet(const struct __sk_buff *skb, __u32 backend)
+{
+	struct md_event_bucket *bucket = event_admit(MD_EVENT_FLOW);
+	struct md_event *event;
+
+	if (!bucket)
+		return;
+	event = event_reserve(bucket, skb, MD_EVENT_FLOW);
+	if (!event)
+		return;
+	event->dir = MD_EVENT_DIR_UNKNOWN;
+	event_fill_ipv4(skb, event);
 	event->backend = backend;
 	bpf_ringbuf_submit(event, 0);
 }

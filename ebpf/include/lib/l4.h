@@ -40,6 +40,7 @@
 enum pkt_rewrite {
 	PKT_UNTOUCHED = 0, /* not its business: the packet and its pointers are as they were */
 	PKT_REWRITTEN = 1, /* rewritten: re-parse before touching the packet again */
+	PKT_ICMP_REWRITTEN = 2, /* an ICMP error about the flow, translated: re-parse as well */
 };
 
 /* The L4 ports, TCP flags and checksum offset of a TCP or UDP packet without IP options. */

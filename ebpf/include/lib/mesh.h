@@ -19,10 +19,10 @@
 #include "conntrack.h"
 #include "endpoint.h"
 #include "eth.h"
+#include "icmp.h"
 #include "l4.h"
 #include "maglev.h"
 #include "node.h"
-#include "rnat.h"
 #include "tunnel.h"
 #include "verdict.h"
 #include "../abi/mesh.h"
@@ -46,14 +46,14 @@ struct {
 } md_frontends_v1 SEC(".maps");
 
 /* On the ingress node: the published address of each flow, by its reply. LRU: the flows of
- * clients long gone age out. */
+ * clients long gone age out; an entry idle past the flow timeout is not used. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, MD_MESH_RNAT_MAX);
 	__type(key, struct md_rnat_key);
 	__type(value, struct md_mesh_nat);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} md_mesh_rnat_v1 SEC(".maps");
+} md_mesh_rnat_v2 SEC(".maps");
 
 /* On the backend's node: the ingress node of each flow that came through the tunnel. */
 struct {
@@ -62,7 +62,28 @@ struct {
 	__type(key, struct md_rnat_key);
 	__type(value, struct md_mesh_return);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} md_mesh_return_v1 SEC(".maps");
+} md_mesh_return_v2 SEC(".maps");
+
+/* The reply direction of a flow: as the backend at `backend:port` sends to the client at
+ * `client:client_port`. `rk` starts zeroed (its padding is part of the hashed key). */
+md_inline void reply_key(struct md_rnat_key *rk, __u32 backend, __u16 port, __u32 client,
+			 __u16 client_port, __u8 proto)
+{
+	rk->backend_ip = backend;
+	rk->port = port;
+	rk->client_ip = client;
+	rk->client_port = client_port;
+	rk->proto = proto;
+}
+
+/* Whether a reply table's entry, last refreshed at `last_seen`, is past the node's flow
+ * timeout (then it is not used: a stale way back must not carry a new flow's replies). */
+md_inline int mesh_expired(__u64 last_seen, __u64 now)
+{
+	struct md_node_config *config = node_config();
+
+	return config && config->ct_idle_ns && now - last_seen > config->ct_idle_ns;
+}
 
 /* Whether `addr` (network order) may be the source of a client from outside: not this node,
  * not loopback (127/8), "this network" (0/8) or multicast/reserved (224/3), not an overlay
@@ -78,6 +99,24 @@ md_inline int outside_source(__u32 addr)
 	if (lookup_endpoint(addr) || bpf_map_lookup_elem(&md_services_v1, &addr))
 		return 0;
 	return 1;
+}
+
+/* The reply key of a packet from a backend: its own tuple for TCP and UDP (a reply), or the
+ * tuple of the packet an ICMP error is about (*icmp set, `err` filled). Returns 0 for anything
+ * else. */
+md_inline int mesh_reply_key(struct __sk_buff *skb, struct iphdr *ip, struct l4 *l4, struct icmp_error *err,
+			     struct md_rnat_key *rk, int *icmp)
+{
+	if (parse_l4(skb, ip, l4)) {
+		reply_key(rk, ip->saddr, l4->sport, ip->daddr, l4->dport, l4->proto);
+		return 1;
+	}
+	if (icmp_error_parse(skb, ip, err)) {
+		reply_key(rk, err->backend, err->port, err->client, err->client_port, err->proto);
+		*icmp = 1;
+		return 1;
+	}
+	return 0;
 }
 
 /* Records the verdict of a packet a helper took. */
@@ -132,6 +171,7 @@ md_inline int mesh_to_backend(struct __sk_buff *skb, struct iphdr *ip, enum md_d
 	/* The node address stands in for the VIP in the flow's conntrack key. */
 	ct.client_ip = ip->saddr;
 	ct.vip = ip->daddr;
+	ct.svc = svc->id;
 	ct.client_port = l4.sport;
 	ct.port = l4.dport;
 	ct.proto = l4.proto;
@@ -153,10 +193,12 @@ md_inline int mesh_to_backend(struct __sk_buff *skb, struct iphdr *ip, enum md_d
 		return took(verdict, drop(skb, dir, MD_REASON_DROP_MALFORMED));
 	__builtin_memcpy(nat.peer_mac, eth->h_source, ETH_ALEN);
 	__builtin_memcpy(nat.local_mac, eth->h_dest, ETH_ALEN);
-	known = bpf_map_lookup_elem(&md_mesh_rnat_v1, &rk);
+	nat.last_seen = bpf_ktime_get_ns();
+	known = bpf_map_lookup_elem(&md_mesh_rnat_v2, &rk);
 	if (!known || known->addr != nat.addr || known->port != nat.port || known->ifindex != nat.ifindex ||
-	    __builtin_memcmp(known->peer_mac, nat.peer_mac, ETH_ALEN) != 0) {
-		if (bpf_map_update_elem(&md_mesh_rnat_v1, &rk, &nat, BPF_ANY) < 0)
+	    __builtin_memcmp(known->peer_mac, nat.peer_mac, ETH_ALEN) != 0 ||
+	    nat.last_seen - known->last_seen > CT_REFRESH_NS) {
+		if (bpf_map_update_elem(&md_mesh_rnat_v2, &rk, &nat, BPF_ANY) < 0)
 			return took(verdict, drop(skb, dir, MD_REASON_DROP_CT_FULL));
 	}
 
@@ -176,7 +218,7 @@ md_inline int mesh_to_backend(struct __sk_buff *skb, struct iphdr *ip, enum md_d
 	}
 	/* This node is the ingress now: an older flow of the same tuple that came in through
 	 * another node must not send these replies there. */
-	bpf_map_delete_elem(&md_mesh_return_v1, &rk);
+	bpf_map_delete_elem(&md_mesh_return_v2, &rk);
 	iface = lookup_iface(ep->ifindex);
 	/* The rewrite invalidated the packet pointers. */
 	eth = parse_eth(skb);
@@ -197,28 +239,36 @@ md_inline int mesh_to_backend(struct __sk_buff *skb, struct iphdr *ip, enum md_d
 md_inline int mesh_reply(struct __sk_buff *skb, struct iphdr *ip, enum md_dir dir, int *verdict)
 {
 	struct md_rnat_key rk = {};
+	struct icmp_error err = {};
 	struct md_mesh_nat *nat;
 	struct ethhdr *eth;
 	struct l4 l4 = {};
 	__u8 peer_mac[ETH_ALEN], local_mac[ETH_ALEN];
-	__u32 addr, ifindex;
+	__u32 addr, ifindex, outer_src = ip->saddr;
 	__u16 port;
-	int ret;
+	int ret, icmp = 0;
 
-	if (!parse_l4(skb, ip, &l4))
+	if (!mesh_reply_key(skb, ip, &l4, &err, &rk, &icmp))
 		return 0;
-	reply_key(&rk, ip->saddr, l4.sport, ip->daddr, l4.dport, l4.proto);
-	nat = bpf_map_lookup_elem(&md_mesh_rnat_v1, &rk);
+	nat = bpf_map_lookup_elem(&md_mesh_rnat_v2, &rk);
 	if (!nat)
 		return 0;
+	if (mesh_expired(nat->last_seen, bpf_ktime_get_ns())) {
+		bpf_map_delete_elem(&md_mesh_rnat_v2, &rk);
+		return 0;
+	}
 	addr = nat->addr;
 	port = nat->port;
 	ifindex = nat->ifindex;
 	__builtin_memcpy(peer_mac, nat->peer_mac, ETH_ALEN);
 	__builtin_memcpy(local_mac, nat->local_mac, ETH_ALEN);
-	ret = rewrite_addr(skb, &l4, IP_SRC_OFF, rk.backend_ip, addr);
-	if (ret == 0)
-		ret = rewrite_port(skb, &l4, L4_SPORT_OFF, rk.port, port);
+	if (icmp) {
+		ret = icmp_error_translate(skb, outer_src, &err, addr, port);
+	} else {
+		ret = rewrite_addr(skb, &l4, IP_SRC_OFF, rk.backend_ip, addr);
+		if (ret == 0)
+			ret = rewrite_port(skb, &l4, L4_SPORT_OFF, rk.port, port);
+	}
 	if (ret < 0)
 		return took(verdict, drop(skb, dir, -ret));
 	/* The rewrite invalidated the packet pointers. */
@@ -226,7 +276,7 @@ md_inline int mesh_reply(struct __sk_buff *skb, struct iphdr *ip, enum md_dir di
 	if (!eth)
 		return took(verdict, drop(skb, dir, MD_REASON_DROP_MALFORMED));
 	set_macs(eth, local_mac, peer_mac);
-	count_verdict(skb, dir, MD_REASON_MESH_REPLY);
+	count_verdict(skb, dir, icmp ? MD_REASON_ICMP_RNAT : MD_REASON_MESH_REPLY);
 	return took(verdict, bpf_redirect(ifindex, 0));
 }
 
@@ -237,17 +287,21 @@ md_inline int mesh_reply(struct __sk_buff *skb, struct iphdr *ip, enum md_dir di
 md_inline int mesh_return(struct __sk_buff *skb, struct iphdr *ip, __u32 vni, enum md_dir dir, int *verdict)
 {
 	struct md_rnat_key rk = {};
+	struct icmp_error err = {};
 	struct md_mesh_return *back;
 	struct l4 l4 = {};
-	int ret;
+	int ret, icmp = 0;
 
-	if (!parse_l4(skb, ip, &l4))
+	if (!mesh_reply_key(skb, ip, &l4, &err, &rk, &icmp))
 		return 0;
-	reply_key(&rk, ip->saddr, l4.sport, ip->daddr, l4.dport, l4.proto);
-	back = bpf_map_lookup_elem(&md_mesh_return_v1, &rk);
+	back = bpf_map_lookup_elem(&md_mesh_return_v2, &rk);
 	/* The tunnel back is the sender's own network, never another one. */
 	if (!back || back->vni != vni)
 		return 0;
+	if (mesh_expired(back->last_seen, bpf_ktime_get_ns())) {
+		bpf_map_delete_elem(&md_mesh_return_v2, &rk);
+		return 0;
+	}
 	ret = tunnel_redirect(skb, back->node_ip, back->vni);
 	if (ret < 0)
 		return took(verdict, drop(skb, dir, -ret));
@@ -272,15 +326,19 @@ md_inline void mesh_learn_return(struct __sk_buff *skb, struct iphdr *ip, const 
 	reply_key(&rk, ip->daddr, l4.dport, ip->saddr, l4.sport, l4.proto);
 	back.node_ip = bpf_htonl(key->remote_ipv4);
 	back.vni = key->tunnel_id;
-	known = bpf_map_lookup_elem(&md_mesh_return_v1, &rk);
-	if (known && known->node_ip == back.node_ip && known->vni == back.vni)
+	back.last_seen = bpf_ktime_get_ns();
+	known = bpf_map_lookup_elem(&md_mesh_return_v2, &rk);
+	if (known && known->node_ip == back.node_ip && known->vni == back.vni) {
+		if (back.last_seen - known->last_seen > CT_REFRESH_NS)
+			known->last_seen = back.last_seen;
 		return;
+	}
 	/* Another node is the ingress now: a reply translation this node kept from an older flow
 	 * of the same tuple (when it was the ingress itself) must not win over the way back. */
-	bpf_map_delete_elem(&md_mesh_rnat_v1, &rk);
+	bpf_map_delete_elem(&md_mesh_rnat_v2, &rk);
 	/* A full LRU evicts; an update can only fail for lack of memory: the replies then go the
 	 * node's default way, which is what happens without a mesh. */
-	bpf_map_update_elem(&md_mesh_return_v1, &rk, &back, BPF_ANY);
+	bpf_map_update_elem(&md_mesh_return_v2, &rk, &back, BPF_ANY);
 }
 
 #endif /* MESHD_LIB_MESH_H */

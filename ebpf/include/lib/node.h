@@ -16,6 +16,23 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } md_config_v3 SEC(".maps");
 
+/* The cluster's nodes by underlay address (abi/node.h): who may send us tunnel packets. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MD_NODES_MAX);
+	__type(key, __u32);
+	__type(value, struct md_node);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} md_nodes_v1 SEC(".maps");
+
+/* Whether `addr` (network order) is the underlay address of a current member of the cluster. */
+md_inline int cluster_node(__u32 addr)
+{
+	struct md_node *node = bpf_map_lookup_elem(&md_nodes_v1, &addr);
+
+	return node && (node->flags & MD_NODE_MEMBER);
+}
+
 /* The settings: zeroed until the agent writes them. An array's entry always exists; the NULL
  * check is for the verifier. */
 md_inline struct md_node_config *node_config(void)
@@ -23,14 +40,6 @@ md_inline struct md_node_config *node_config(void)
 	__u32 zero = 0;
 
 	return bpf_map_lookup_elem(&md_config_v3, &zero);
-}
-
-/* The node's VXLAN device; 0 until the agent set it. */
-md_inline __u32 vxlan_ifindex(void)
-{
-	struct md_node_config *config = node_config();
-
-	return config ? config->vxlan_ifindex : 0;
 }
 
 /* The node's underlay address (network order); 0 until the agent set it. */

@@ -1,21 +1,52 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Sending a packet to another node through the collect-metadata VXLAN device. */
+/* Sending a packet to another node through the collect-metadata VXLAN device, and recognising
+ * packets to the VXLAN port. */
 #ifndef MESHD_LIB_TUNNEL_H
 #define MESHD_LIB_TUNNEL_H
 
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/udp.h>
 #include <bpf/bpf_endian.h>
 #include "common.h"
+#include "l4.h"
 #include "node.h"
 #include "../abi/verdict.h"
 
+/* The VXLAN port (network order): the node's VXLAN device listens on it, and no container may
+ * send to it (see veth.bpf.c). */
+#define MD_VXLAN_PORT bpf_htons(4789)
+
+/* Whether the packet is UDP to the VXLAN port (an IPv4 header with options too). A later fragment
+ * has no port to check: the first one decides (dropped, the datagram never reassembles). A UDP
+ * header cut short counts as one to the port: the callers then check or drop it. */
+md_inline int to_vxlan_port(struct __sk_buff *skb, struct iphdr *ip)
+{
+	struct udphdr *udp;
+	__u32 ihl = ip->ihl;
+
+	if (ip->protocol != IPPROTO_UDP || (ip->frag_off & bpf_htons(IP_OFFSET)))
+		return 0;
+	/* Options move the UDP header; they do not hide it. */
+	if (ihl < 5 || ihl > 15)
+		return 1;
+	udp = (void *)ip + ihl * 4;
+	if ((void *)(udp + 1) > (void *)(long)skb->data_end)
+		return 1;
+	return udp->dest == MD_VXLAN_PORT;
+}
+
 /* Sets the tunnel key: the VXLAN device will encapsulate the packet for node `node_ip` (network
- * byte order) with VNI `vni`. Returns 0, or -MD_REASON_DROP_NO_VXLAN when the key cannot be set
- * (the packet cannot enter the tunnel). */
-md_inline int tunnel_set_key(struct __sk_buff *skb, __u32 node_ip, __u32 vni)
+ * byte order) with VNI `vni`, from this node's advertise address `local_ip` (network order; 0:
+ * the kernel's choice), which is the address every other node accepts tunnel packets from
+ * (md_nodes_v1), whichever interface or address the route would pick. Returns 0, or
+ * -MD_REASON_DROP_NO_VXLAN when the key cannot be set (the packet cannot enter the tunnel). */
+md_inline int tunnel_set_key(struct __sk_buff *skb, __u32 node_ip, __u32 vni, __u32 local_ip)
 {
 	struct bpf_tunnel_key key = {};
 
 	key.remote_ipv4 = bpf_ntohl(node_ip);
+	key.local_ipv4 = bpf_ntohl(local_ip);
 	key.tunnel_id = vni;
 	key.tunnel_ttl = 64;
 	/* The inner packet carries its own checksums; a zero UDP checksum saves computing one. */
@@ -29,15 +60,15 @@ md_inline int tunnel_set_key(struct __sk_buff *skb, __u32 node_ip, __u32 vni)
  * set: the caller drops and counts that. */
 md_inline int tunnel_redirect(struct __sk_buff *skb, __u32 node_ip, __u32 vni)
 {
-	__u32 vxlan = vxlan_ifindex();
+	struct md_node_config *config = node_config();
 	int ret;
 
-	if (!vxlan)
+	if (!config || !config->vxlan_ifindex)
 		return -MD_REASON_DROP_NO_VXLAN;
-	ret = tunnel_set_key(skb, node_ip, vni);
+	ret = tunnel_set_key(skb, node_ip, vni, config->node_ip);
 	if (ret < 0)
 		return ret;
-	return bpf_redirect(vxlan, 0);
+	return bpf_redirect(config->vxlan_ifindex, 0);
 }
 
 #endif /* MESHD_LIB_TUNNEL_H */

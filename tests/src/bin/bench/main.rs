@@ -12,7 +12,8 @@
 //!
 //! - `mesh`: wrk against nginx straight to a backend, through a service VIP, through a published
 //!   port (meshd's routing mesh) and through a Swarm-style nftables mesh; Maglev disruption; the
-//!   time to program 10,000 services with 100,000 backends.
+//!   time to program 10,000 services with 100,000 backends. `mesh-paths`: the wrk part alone
+//!   (for comparing two builds of meshd, which the rest does not depend on).
 //!
 //! - `dns`: dnsperf against the embedded DNS, unbound and dnsmasq serving the same record.
 //!
@@ -44,7 +45,7 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let suites: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with("--")).collect();
     if suites.is_empty() {
-        eprintln!("usage: bench [--quick] gossip|gossip-sim|overlay|mesh|lb-scale|dns|managers|runtimes|events|map-walk");
+        eprintln!("usage: bench [--quick] gossip|gossip-sim|overlay|mesh|mesh-paths|lb-scale|dns|managers|runtimes|events|map-walk");
         std::process::exit(2);
     }
     for suite in suites {
@@ -59,6 +60,7 @@ fn main() {
                 mesh::run_suite(quick);
                 lb_scale::run(quick);
             }
+            "mesh-paths" => mesh::run_suite(quick),
             "dns" => dns::run_suite(quick),
             "managers" => managers::run(quick),
             "events" => {
@@ -69,7 +71,7 @@ fn main() {
             "lb-scale" => lb_scale::run(quick),
             "runtimes" => runtimes::run_suite(quick),
             other => {
-                eprintln!("bench: unknown suite {other:?} (known: gossip, gossip-sim, overlay, mesh, lb-scale, dns, managers, runtimes, events, map-walk)");
+                eprintln!("bench: unknown suite {other:?} (known: gossip, gossip-sim, overlay, mesh, mesh-paths, lb-scale, dns, managers, runtimes, events, map-walk)");
                 std::process::exit(2);
             }
         }

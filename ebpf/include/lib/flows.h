@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The flow tables of the node's containers (types and the reason for one table per endpoint in
+ * abi/lb.h): what a container's balanced flows are pinned to, and what its replies get back as
+ * their source. flow_pick_backend() and flow_remember_reply() write them (lib/lb.h), and
+ * lb_from_backend() translates a backend's reply for a client of this node; lb_direct_flow()
+ * forgets a stale reply translation that would hijack a direct flow.
+ */
+#ifndef MESHD_LIB_FLOWS_H
+#define MESHD_LIB_FLOWS_H
+
+#include <linux/in.h>
+#include "common.h"
+#include "conntrack.h"
+#include "eth.h"
+#include "events.h"
+#include "icmp.h"
+#include "l4.h"
+#include "maglev.h"
+#include "../abi/lb.h"
+#include "../abi/verdict.h"
+
+/* One endpoint's flow table (the template of md_flows_v1's values; the agent creates each table
+ * with exactly these parameters, so every table fits). Sizes rather than types: clang emits only
+ * a forward declaration for a struct reached through an inner-map template, which the loader
+ * cannot size. */
+struct md_flow_table {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, MD_FLOWS_PER_ENDPOINT);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__uint(key_size, sizeof(struct md_flow_key));
+	__uint(value_size, sizeof(struct md_flow));
+};
+
+/* Every local endpoint's flow table, by the endpoint's address. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__uint(max_entries, MD_FLOW_TABLES_MAX);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct md_flow_table); /* last: a flexible array member */
+} md_flows_v1 SEC(".maps");
+
+/* The flow table of local endpoint `addr` (network order), or NULL. */
+md_inline void *flow_table(__u32 addr)
+{
+	return bpf_map_lookup_elem(&md_flows_v1, &addr);
+}
+
+/*
+ * The backend (and its port) of a container's flow `key` (TO_SERVICE) to service `svc`: the
+ * tracked one while the flow lives, else a Maglev pick tracked from now on, with `port` as the
+ * backend's port. The same life rules as the mesh's (ct_alive, ct_may_start). Returns 0,
+ * -MD_REASON_DROP_NO_BACKEND, -MD_REASON_DROP_NO_FLOW or -MD_REASON_DROP_CT_FULL.
+ */
+md_inline int flow_pick_backend(struct __sk_buff *skb, void *table, const struct md_service *svc,
+				const struct md_flow_key *key, const struct l4 *l4, __u16 port,
+				struct md_flow *out)
+{
+	struct md_flow *tracked;
+	struct md_flow pinned = {};
+	__u32 *chosen;
+	__u64 now = bpf_ktime_get_ns();
+
+	tracked = bpf_map_lookup_elem(table, key);
+	if (tracked && ct_alive(tracked->flags, tracked->last_seen, l4, now)) {
+		out->addr = tracked->addr;
+		out->port = tracked->port;
+		if (l4->rst) {
+			bpf_map_delete_elem(table, key);
+		} else {
+			if (l4->fin)
+				tracked->flags |= MD_CT_FIN;
+			if (now - tracked->last_seen > CT_REFRESH_NS || l4->fin)
+				tracked->last_seen = now;
+		}
+		return 0;
+	}
+	if (!tracked && !ct_may_start(l4))
+		return -MD_REASON_DROP_NO_FLOW;
+	chosen = maglev_backend(svc, bpf_get_hash_recalc(skb));
+	if (!chosen)
+		return -MD_REASON_DROP_NO_BACKEND;
+	pinned.addr = *chosen;
+	pinned.port = port;
+	pinned.last_seen = now;
+	/* Fail closed: a flow that cannot be tracked would lose its replies. */
+	if (bpf_map_update_elem(table, key, &pinned, BPF_ANY) < 0)
+		return -MD_REASON_DROP_CT_FULL;
+	event_flow_from_packet(skb, pinned.addr);
+	out->addr = pinned.addr;
+	out->port = pinned.port;
+	return 0;
+}
+
+/* The reply key of a flow: as the backend at `backend:port` answers the client's `client_port`. */
+md_inline void flow_reply_key(struct md_flow_key *rk, __u32 backend, __u16 port, __u16 client_port, __u8 proto)
+{
+	rk->addr = backend;
+	rk->port = port;
+	rk->client_port = client_port;
+	rk->proto = proto;
+	rk->dir = MD_FLOW_REPLY;
+}
+
+/* Remembers `addr:port` as the source to put back on the replies `rk` names. Writes only when
+ * missing or changed (an LRU update per packet would cost more than the lookup). Returns 0, or
+ * -MD_REASON_DROP_CT_FULL (fail closed: the replies would come from the backend's address). */
+md_inline int flow_remember_reply(void *table, const struct md_flow_key *rk, __u32 addr, __u16 port)
+{
+	struct md_flow rv = {};
+	struct md_flow *known;
+
+	rv.addr = addr;
+	rv.port = port;
+	known = bpf_map_lookup_elem(table, rk);
+	if ((!known || known->addr != addr || known->port != port) && bpf_map_update_elem(table, rk, &rv, BPF_ANY) < 0)
+		return -MD_REASON_DROP_CT_FULL;
+	return 0;
+}
+
+/*
+ * A client's packet straight to an address that is not a VIP (a task, say, found through
+ * tasks.NAME). If the reply tuple of this new flow still has a translation from an earlier flow
+ * through a VIP with the same ports (an ephemeral port reused), the replies would get the VIP as
+ * their source and the client would reset the connection: forget it. Done for a TCP SYN and for
+ * every UDP packet (one lookup); other TCP packets cannot start a flow.
+ */
+md_inline void lb_direct_flow(struct __sk_buff *skb, struct iphdr *ip)
+{
+	struct md_flow_key rk = {};
+	struct l4 l4 = {};
+	void *table;
+
+	if (!parse_l4(skb, ip, &l4))
+		return;
+	if (l4.proto == IPPROTO_TCP && !l4.syn)
+		return;
+	table = flow_table(ip->saddr);
+	if (!table)
+		return;
+	flow_reply_key(&rk, ip->daddr, l4.dport, l4.sport, l4.proto);
+	if (bpf_map_lookup_elem(table, &rk))
+		bpf_map_delete_elem(table, &rk);
+}
+
+/* An ICMP error about a flow a client of this node balanced (lib/icmp.h): translated back like
+ * a reply. Returns PKT_ICMP_REWRITTEN, PKT_UNTOUCHED or -MD_REASON_DROP_REWRITE. */
+md_inline int lb_icmp_from_backend(struct __sk_buff *skb, struct iphdr *ip)
+{
+	struct md_flow_key rk = {};
+	struct icmp_error err = {};
+	struct md_flow *rv;
+	__u32 outer_src = ip->saddr;
+	void *table;
+	int ret;
+
+	if (!icmp_error_parse(skb, ip, &err))
+		return PKT_UNTOUCHED;
+	table = flow_table(err.client);
+	if (!table)
+		return PKT_UNTOUCHED;
+	flow_reply_key(&rk, err.backend, err.port, err.client_port, err.proto);
+	rv = bpf_map_lookup_elem(table, &rk);
+	if (!rv)
+		return PKT_UNTOUCHED;
+	ret = icmp_error_translate(skb, outer_src, &err, rv->addr, rv->port);
+	if (ret < 0)
+		return ret;
+	return PKT_ICMP_REWRITTEN;
+}
+
+/*
+ * If the packet is a backend's reply to a flow a client of this node balanced, rewrites its
+ * source back to what the client sent to (the VIP; the node address and published port of a
+ * hairpin flow); an ICMP error about such a flow is translated the same way. Returns
+ * PKT_REWRITTEN or PKT_ICMP_REWRITTEN if it did (re-parse the packet), PKT_UNTOUCHED if the
+ * packet is neither, or -MD_REASON_DROP_REWRITE.
+ */
+md_inline int lb_from_backend(struct __sk_buff *skb, struct iphdr *ip)
+{
+	struct md_flow_key rk = {};
+	struct md_flow *rv;
+	struct l4 l4 = {};
+	__u32 backend = ip->saddr, addr;
+	__u16 port;
+	void *table;
+	int ret;
+
+	if (ip->protocol == IPPROTO_ICMP)
+		return lb_icmp_from_backend(skb, ip);
+	if (!parse_l4(skb, ip, &l4))
+		return PKT_UNTOUCHED;
+	table = flow_table(ip->daddr);
+	if (!table)
+		return PKT_UNTOUCHED;
+	flow_reply_key(&rk, backend, l4.sport, l4.dport, l4.proto);
+	rv = bpf_map_lookup_elem(table, &rk);
+	if (!rv)
+		return PKT_UNTOUCHED;
+	addr = rv->addr;
+	port = rv->port;
+	ret = rewrite_addr(skb, &l4, IP_SRC_OFF, backend, addr);
+	if (ret == 0)
+		ret = rewrite_port(skb, &l4, L4_SPORT_OFF, l4.sport, port);
+	if (ret < 0)
+		return ret;
+	return PKT_REWRITTEN;
+}
+
+#endif /* MESHD_LIB_FLOWS_H */

@@ -199,7 +199,7 @@ fn metrics_pass_promtool_and_monitor_shows_drops_as_they_happen() {
         Some(1.0),
         "{text}"
     );
-    assert!(sample(&text, "meshd_bpf_map_pressure{map_name=\"md_ct_v2\"}").is_some(), "{text}");
+    assert!(sample(&text, "meshd_bpf_map_pressure{map_name=\"md_flows_v1\"}").is_some(), "{text}");
     assert!(sample(&text, "meshd_process_resident_memory_bytes").is_some_and(|b| b > 1e6), "{text}");
     assert!(sample(&text, "meshd_reconcile_duration_seconds_count").is_some_and(|n| n >= 1.0), "{text}");
 

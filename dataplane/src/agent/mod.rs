@@ -72,7 +72,8 @@ struct Inner {
     /// Maglev tables of the last reconcile rounds (see `service::maglev_cache`).
     maglev: MaglevCache,
     /// The subnets the nftables table masquerades (None: the table is not written yet).
-    masqueraded: Option<Vec<ipnet::Ipv4Net>>,
+    /// (and the node's DNS address containers may ask, if any).
+    masqueraded: Option<(Vec<ipnet::Ipv4Net>, Option<Ipv4Addr>)>,
     /// Overlay subnets routed into the VXLAN device from the node itself.
     routed: Vec<ipnet::Ipv4Net>,
     /// The node's IPv4 addresses as last read (published ports answer on each).

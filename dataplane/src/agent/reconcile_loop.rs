@@ -62,9 +62,11 @@ impl Agent {
         let mut subnets: Vec<ipnet::Ipv4Net> =
             snapshot.state.networks.live().map(|(_, n)| n.subnet).collect();
         subnets.sort();
-        if inner.masqueraded.as_ref() != Some(&subnets) {
-            nftables::apply(&subnets).map_err(|e| AgentError::Kernel(e.to_string()))?;
-            inner.masqueraded = Some(subnets.clone());
+        let node_dns = self.node_dns.get().map(|dns| dns.address());
+        let table = (subnets.clone(), node_dns);
+        if inner.masqueraded.as_ref() != Some(&table) {
+            nftables::apply(&table.0, node_dns).map_err(|e| AgentError::Kernel(e.to_string()))?;
+            inner.masqueraded = Some(table);
         }
         let mut published: Vec<u16> = port_owners(&snapshot.state).keys().map(|(port, _)| *port).collect();
         published.dedup();

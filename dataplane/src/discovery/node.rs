@@ -15,6 +15,7 @@ use meshd_dns::limits::NodeLimits;
 use super::Discovery;
 
 pub struct NodeDns {
+    address: Ipv4Addr,
     scopes: Arc<ArcSwap<Scopes>>,
     limits: Arc<NodeLimits>,
     _listener: NodeListener,
@@ -31,7 +32,12 @@ impl NodeDns {
             ttl: discovery.ttl,
         };
         let listener = by_source::listen(SocketAddr::new(address.into(), 53), handler)?;
-        Ok(NodeDns { scopes, limits: discovery.limits.clone(), _listener: listener })
+        Ok(NodeDns { address, scopes, limits: discovery.limits.clone(), _listener: listener })
+    }
+
+    /// The address it serves (containers may ask it: meshd's nftables table lets DNS to it in).
+    pub fn address(&self) -> Ipv4Addr {
+        self.address
     }
 
     /// Replaces who may ask and what each sees: `(source address, its networks)`. An address

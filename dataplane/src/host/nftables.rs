@@ -14,14 +14,16 @@ pub const TO_NODE_COUNTER: &str = "to_node";
 ///   masqueraded (containers reach the underlay through the node);
 /// - no new connection from outside is forwarded into an overlay subnet;
 /// - a container (a source in an overlay subnet) may not open anything on the node itself: its
-///   VXLAN and gossip ports, its API, any other service. Replies to the node's own connections
-///   (its clients of published ports, say) still come in. Counted in [`TO_NODE_COUNTER`].
+///   VXLAN and gossip ports, its API, any other service; but for DNS to `node_dns`, the address
+///   meshd answers Docker containers on (their resolver forwards there). Replies to the node's
+///   own connections (its clients of published ports, say) still come in. Counted in
+///   [`TO_NODE_COUNTER`].
 ///
 /// This rule is here rather than in the container veth's eBPF program because only conntrack
 /// tells a reply to one of the node's own connections from a new flow (for UDP too), and the input
 /// hook sees whatever is addressed to any local address of the node, also ones added later. What eBPF does at the veth is stateless: spoofed sources, other networks, UDP to
 /// the VXLAN port of any host.
-pub fn apply(subnets: &[ipnet::Ipv4Net]) -> std::io::Result<()> {
+pub fn apply(subnets: &[ipnet::Ipv4Net], node_dns: Option<std::net::Ipv4Addr>) -> std::io::Result<()> {
     use std::io::Write;
     let mut rules = String::from("table ip meshd {}\ndelete table ip meshd\ntable ip meshd {\n");
     rules.push_str(&format!(
@@ -32,9 +34,12 @@ pub fn apply(subnets: &[ipnet::Ipv4Net]) -> std::io::Result<()> {
     rules.push_str(&format!("  counter {TO_NODE_COUNTER} {{ }}\n"));
     if !subnets.is_empty() {
         let set = subnets.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ");
+        let dns = node_dns
+            .map(|addr| format!("ip saddr {{ {set} }} ip daddr {addr} meta l4proto {{ udp, tcp }} th dport 53 accept\n    "))
+            .unwrap_or_default();
         rules.push_str(&format!(
             "  chain input {{\n    type filter hook input priority filter; policy accept;\n    \
-             ip saddr {{ {set} }} ct state != {{ established, related }} \
+             {dns}ip saddr {{ {set} }} ct state != {{ established, related }} \
              counter name {TO_NODE_COUNTER} drop\n  }}\n"
         ));
         rules.push_str(&format!(

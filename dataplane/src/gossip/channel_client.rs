@@ -35,7 +35,10 @@ impl Channel {
         self.addr
     }
 
-    /// Sends `request` and returns the reply, within `deadline` (connecting included).
+    /// Sends `request` and returns the reply within `deadline`. Connecting (TCP and the TLS
+    /// handshake) has its own deadline and is not counted in `deadline`: on a loaded host a
+    /// handshake can take longer than a short request's deadline, and a channel that is torn
+    /// down whenever its connection is slow to come up would never come up at all.
     pub async fn call(
         &mut self,
         tls: &TlsConfigs,
@@ -43,7 +46,10 @@ impl Channel {
         deadline: Duration,
     ) -> Result<Vec<u8>, ExchangeError> {
         let addr = self.addr;
-        let result = tokio::time::timeout(deadline, self.exchange(tls, request))
+        if self.stream.is_none() {
+            self.stream = Some(self.connect(tls).await?);
+        }
+        let result = tokio::time::timeout(deadline, self.exchange(request))
             .await
             .unwrap_or(Err(ExchangeError::Wire { addr, source: WireError::Timeout }));
         if result.is_err() {
@@ -53,18 +59,19 @@ impl Channel {
         result
     }
 
-    async fn exchange(&mut self, tls: &TlsConfigs, request: Vec<u8>) -> Result<Vec<u8>, ExchangeError> {
+    async fn connect(&self, tls: &TlsConfigs) -> Result<TlsStream<TcpStream>, ExchangeError> {
         let addr = self.addr;
-        if self.stream.is_none() {
-            let tcp = connect(addr).await?;
-            let connector = TlsConnector::from(tls.client.clone());
-            let name = tls::server_name(Some(self.node), addr.ip());
-            let stream = tokio::time::timeout(HANDSHAKE_DEADLINE, connector.connect(name, tcp))
-                .await
-                .map_err(|_| ExchangeError::Tls { addr, source: std::io::ErrorKind::TimedOut.into() })?
-                .map_err(|source| ExchangeError::Tls { addr, source })?;
-            self.stream = Some(stream);
-        }
+        let tcp = connect(addr).await?;
+        let connector = TlsConnector::from(tls.client.clone());
+        let name = tls::server_name(Some(self.node), addr.ip());
+        tokio::time::timeout(HANDSHAKE_DEADLINE, connector.connect(name, tcp))
+            .await
+            .map_err(|_| ExchangeError::Tls { addr, source: std::io::ErrorKind::TimedOut.into() })?
+            .map_err(|source| ExchangeError::Tls { addr, source })
+    }
+
+    async fn exchange(&mut self, request: Vec<u8>) -> Result<Vec<u8>, ExchangeError> {
+        let addr = self.addr;
         let stream = self.stream.as_mut().expect("connected above");
         let frame = wire::encode(&TcpMessage::Channel { payload: Bytes(request) });
         wire::write_frame(stream, &frame).await.map_err(|source| ExchangeError::Wire { addr, source })?;

@@ -29,7 +29,7 @@ use super::state_machine::Raft;
 use super::state_machine::StateMachine;
 use super::store::LogStore;
 use super::transport::Network;
-use super::types::{self, ManagerNode, ELECTION_TIMEOUT_MAX_MS};
+use super::types::{self, ManagerNode, ELECTION_TIMEOUT_MIN_MS};
 use super::{Inner, ManagerError, Managers};
 use crate::gossip::GossipHandle;
 use crate::identity::NodeId;
@@ -304,7 +304,9 @@ impl Managers {
 }
 
 /// Whether `me` leads and a majority acknowledged it within the lease: only then may it act for
-/// the group (a cut-off leader's lease runs out before anyone else is elected).
+/// the group. The lease is the shortest election timeout: no follower that heard from this
+/// leader starts an election sooner, so a cut-off leader's lease runs out before anyone else is
+/// elected.
 pub fn leads_with_lease(raft: &Raft, me: NodeId) -> bool {
     let metrics = raft.metrics().borrow_watched().clone();
     if metrics.state != ServerState::Leader || metrics.current_leader != Some(me) {
@@ -314,6 +316,6 @@ pub fn leads_with_lease(raft: &Raft, me: NodeId) -> bool {
     let fresh = metrics
         .last_quorum_acked
         .as_ref()
-        .is_some_and(|at| at.elapsed() < Duration::from_millis(ELECTION_TIMEOUT_MAX_MS));
+        .is_some_and(|at| at.elapsed() < Duration::from_millis(ELECTION_TIMEOUT_MIN_MS));
     alone || fresh
 }

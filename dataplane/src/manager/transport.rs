@@ -107,13 +107,23 @@ pub struct Peer {
     tls: SharedTls,
 }
 
+/// The shortest deadline of one exchange. openraft gives appends and heartbeats one heartbeat
+/// interval; on a loaded host a follower's fsync alone can take longer, and a timed-out exchange
+/// tears the channel down (a late answer could not be told from the next one). Half the
+/// shortest election timeout still answers (or fails) before any follower gives up on the leader.
+const MIN_DEADLINE: Duration = Duration::from_millis(super::types::ELECTION_TIMEOUT_MIN_MS / 2);
+
+fn deadline(option: &RPCOption) -> Duration {
+    option.hard_ttl().max(MIN_DEADLINE)
+}
+
 impl Peer {
     async fn send<E: std::error::Error>(
         &mut self,
         request: &Request,
         option: &RPCOption,
     ) -> Result<Response, RPCError<RaftTypes, E>> {
-        call(&mut self.channel, &self.tls, request, option.hard_ttl()).await.map_err(rpc_error)
+        call(&mut self.channel, &self.tls, request, deadline(option)).await.map_err(rpc_error)
     }
 }
 
@@ -184,7 +194,7 @@ impl RaftNetworkV2<RaftTypes> for Peer {
     ) -> Result<SnapshotResponse<RaftTypes>, StreamingError<RaftTypes>> {
         let request = Request::Snapshot { vote, meta: snapshot.meta, data: snapshot.snapshot };
         let sent = tokio::select! {
-            sent = call(&mut self.channel, &self.tls, &request, option.hard_ttl()) => sent,
+            sent = call(&mut self.channel, &self.tls, &request, deadline(&option)) => sent,
             closed = cancel => return Err(StreamingError::Closed(closed)),
         };
         match sent {

@@ -30,16 +30,19 @@ openraft::declare_raft_types!(
         Node = ManagerNode,
 );
 
-/// Election timeout 150–300 ms, heartbeat 50 ms: a lost leader is replaced in about half a
-/// second (a follower waits out the old leader's lease, then its own timeout). Pre-vote keeps a
-/// manager that was cut off from forcing an election when it comes back. A snapshot every 1000
+/// Election timeout 1–2 s, heartbeat 200 ms: a lost leader is replaced in one to three seconds
+/// (a follower waits out the old leader's lease, then its own timeout). Shorter timings (150–300
+/// ms, 50 ms heartbeats) made a loaded host elect again and again: a follower's fsync or a busy
+/// core took longer than a heartbeat's deadline, the channel was torn down and built again, and
+/// no leader held a quorum long enough to decide anything. Swarm waits 10 s; etcd 1 s.
+/// Pre-vote keeps a manager that was cut off from forcing an election when it comes back. A snapshot every 1000
 /// entries keeps the log file short (the state machine is small: the cluster-wide records).
 pub fn config() -> Arc<openraft::Config> {
     let config = openraft::Config {
         cluster_name: "meshd-managers".into(),
         election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
         election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
-        heartbeat_interval: 50,
+        heartbeat_interval: HEARTBEAT_MS,
         enable_pre_vote: Some(true),
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
         max_in_snapshot_log_to_keep: 100,
@@ -48,5 +51,6 @@ pub fn config() -> Arc<openraft::Config> {
     Arc::new(config.validate().expect("the managers' Raft configuration is valid"))
 }
 
-pub const ELECTION_TIMEOUT_MIN_MS: u64 = 150;
-pub const ELECTION_TIMEOUT_MAX_MS: u64 = 300;
+pub const ELECTION_TIMEOUT_MIN_MS: u64 = 1000;
+pub const ELECTION_TIMEOUT_MAX_MS: u64 = 2000;
+pub const HEARTBEAT_MS: u64 = 200;

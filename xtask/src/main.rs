@@ -16,7 +16,8 @@ const USAGE: &str = "usage: cargo xtask <task>
 tasks:
   build-ebpf              compile ebpf/*.bpf.c into target/bpf/ (clang-19 -O2 -g -target bpf)
   bench [--quick] SUITE   release build, then run a benchmark suite (gossip, gossip-sim, overlay,
-                          mesh, lb-scale, dns, managers, runtimes, events, map-walk); root";
+                          mesh, lb-scale, dns, managers, runtimes, events, map-walk, scale,
+                          soak); root";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -26,6 +26,12 @@
 //! - `events`: the cost of `meshctl monitor` (drops only, and every flow event) on overlay
 //!   throughput and on the VIP's new-connection rate, against no monitor.
 //!
+//! - `scale`: clusters of 10 to 100 nodes with 10 services and 50 tasks per node: time until
+//!   every node's tables agree, the convergence of one change, meshd's memory and CPU at rest.
+//!
+//! - `soak`: 20 minutes of kills, partitions, drains and rolling replacements under two wrk
+//!   loads: failed requests, agent memory growth, entries left that do not match the cluster.
+//!
 //! `--quick` runs smaller sizes and fewer trials (a smoke run of the benchmark code itself).
 
 mod alloc;
@@ -38,14 +44,16 @@ mod managers;
 mod mesh;
 mod overlay;
 mod runtimes;
+mod scale;
 mod sim;
+mod soak;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
     let suites: Vec<&str> = args.iter().map(String::as_str).filter(|a| !a.starts_with("--")).collect();
     if suites.is_empty() {
-        eprintln!("usage: bench [--quick] gossip|gossip-sim|overlay|mesh|mesh-paths|lb-scale|dns|managers|runtimes|events|map-walk");
+        eprintln!("usage: bench [--quick] gossip|gossip-sim|overlay|mesh|mesh-paths|lb-scale|dns|managers|runtimes|events|map-walk|scale|soak");
         std::process::exit(2);
     }
     for suite in suites {
@@ -70,8 +78,10 @@ fn main() {
             "map-walk" => events::walk_cost(),
             "lb-scale" => lb_scale::run(quick),
             "runtimes" => runtimes::run_suite(quick),
+            "scale" => scale::run(quick),
+            "soak" => soak::run(quick),
             other => {
-                eprintln!("bench: unknown suite {other:?} (known: gossip, gossip-sim, overlay, mesh, mesh-paths, lb-scale, dns, managers, runtimes, events, map-walk)");
+                eprintln!("bench: unknown suite {other:?} (known: gossip, gossip-sim, overlay, mesh, mesh-paths, lb-scale, dns, managers, runtimes, events, map-walk, scale, soak)");
                 std::process::exit(2);
             }
         }

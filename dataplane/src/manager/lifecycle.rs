@@ -83,23 +83,35 @@ impl Managers {
         let mut snapshots = self.gossip().subscribe();
         let mut decided = self.inner.decided.clone();
         let mut tick = tokio::time::interval(TICK);
+        // Leader, term and membership changes (not every heartbeat: those are in the other
+        // metrics) wake the loop too: a new leader mirrors and reports at once. One receiver for
+        // as long as the member runs, with what it has seen marked: a fresh clone of openraft's
+        // receiver has seen nothing, so waiting on one made every round wake the next at once
+        // (a quarter of a core per manager at rest).
+        let mut raft_changes = None;
         loop {
-            // Leader, term and membership changes (not every heartbeat: those are in the other
-            // metrics) wake the loop too: a new leader mirrors and reports at once.
-            let mut raft_changes = self.raft().map(|raft| raft.server_metrics());
+            if raft_changes.is_none() {
+                raft_changes = self.raft().map(|raft| {
+                    let mut changes = raft.server_metrics();
+                    let _ = changes.borrow_and_update();
+                    changes
+                });
+            }
             let raft_changed = async {
                 match raft_changes.as_mut() {
-                    Some(changes) => {
-                        let _ = changes.changed().await;
-                    }
-                    None => std::future::pending::<()>().await,
+                    Some(changes) => changes.changed().await.is_ok(),
+                    None => std::future::pending().await,
                 }
             };
-            tokio::select! {
-                changed = snapshots.changed() => if changed.is_err() { return },
-                _ = decided.changed() => {}
-                _ = raft_changed => {}
-                _ = tick.tick() => {}
+            let member_stopped = tokio::select! {
+                changed = snapshots.changed() => if changed.is_err() { return } else { false },
+                _ = decided.changed() => false,
+                running = raft_changed => !running,
+                _ = tick.tick() => false,
+            };
+            if member_stopped {
+                // Its member stopped (left the group): follow the next one, if any.
+                raft_changes = None;
             }
             self.step().await;
         }

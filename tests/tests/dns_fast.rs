@@ -97,8 +97,9 @@ fn edge_cases(fast: bool) {
     let mixed = dig(c, &["WeB.FrOnT"]);
     assert!(mixed.contains(";WeB.FrOnT.\t"), "question case kept: {mixed}");
     assert!(mixed.contains(&format!("\tIN\tA\t{vip}")) && mixed.contains("status: NOERROR"), "{mixed}");
+    // kdig prints names lower case, whatever came back: the case is dig's to check.
     let k = kdig(c, &["wEb", "A"]);
-    assert!(k.contains("wEb.") && k.contains(&vip) && k.contains("NOERROR"), "{k}");
+    assert!(k.contains(&vip) && k.contains("NOERROR"), "{k}");
 
     // NODATA, not NXDOMAIN, for AAAA (and any other type) of an existing name.
     for rtype in ["AAAA", "TXT", "MX"] {

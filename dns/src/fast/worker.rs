@@ -216,7 +216,7 @@ struct BatchIo {
     recv_headers: MultiHeaders<SockaddrIn>,
     send_headers: MultiHeaders<SockaddrIn>,
     bufs: Vec<Box<[u8; RECV_BUF]>>,
-    outs: Vec<Box<[u8; MAX_ANSWER]>>,
+    outs: Vec<[u8; MAX_ANSWER]>,
     /// (length, source, truncated) of each datagram of the batch.
     got: Vec<(usize, Option<SockaddrIn>, bool)>,
     /// (length, destination) of each answer of the batch, in `outs` order.
@@ -230,7 +230,7 @@ impl BatchIo {
             recv_headers: MultiHeaders::preallocate(BATCH, None),
             send_headers: MultiHeaders::preallocate(BATCH, None),
             bufs: (0..BATCH).map(|_| Box::new([0u8; RECV_BUF])).collect(),
-            outs: (0..BATCH).map(|_| Box::new([0u8; MAX_ANSWER])).collect(),
+            outs: vec![[0u8; MAX_ANSWER]; BATCH],
             got: Vec::with_capacity(BATCH),
             answers: Vec::with_capacity(BATCH),
             rng: rand::rng(),
@@ -288,7 +288,7 @@ impl BatchIo {
         let scope = served.handler.scope.load();
         let tables = built.as_ref().map(|built| built.answers.tables(&scope));
         for (i, &(len, source, truncated)) in self.got.iter().enumerate() {
-            let Some(source) = source.filter(|s| answerable(s)) else { continue };
+            let Some(source) = source.filter(answerable) else { continue };
             if truncated {
                 continue;
             }

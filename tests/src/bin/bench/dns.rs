@@ -85,6 +85,26 @@ fn latency(ns: &str, server: &str, queries: &std::path::Path, secs: u32, rate: u
     (at(0.5), at(0.99), qps(&text), lost)
 }
 
+/// CPU time (user + system, in clock ticks) of the threads of `pid` whose name starts with
+/// `prefix` (all of them for ""): what a server spent, whatever else loads the machine.
+fn cpu_ticks(pid: u32, prefix: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+    tasks
+        .filter_map(|task| {
+            let path = task.ok()?.path();
+            let comm = std::fs::read_to_string(path.join("comm")).ok()?;
+            if !comm.starts_with(prefix) {
+                return None;
+            }
+            let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+            // After the command name: state is field 3, utime field 14, stime field 15.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+        })
+        .sum()
+}
+
 fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(|a, b| a.total_cmp(b));
@@ -137,8 +157,8 @@ pub fn run_suite(quick: bool) {
         ),
     )
     .unwrap();
-    let _unbound = spawn(&client, &["unbound", "-d", "-c", unbound_conf.to_str().unwrap()]);
-    let _dnsmasq = spawn(
+    let unbound_daemon = spawn(&client, &["unbound", "-d", "-c", unbound_conf.to_str().unwrap()]);
+    let dnsmasq_daemon = spawn(
         &client,
         &[
             "dnsmasq",
@@ -157,6 +177,14 @@ pub fn run_suite(quick: bool) {
         ("dnsmasq", &client, "127.0.0.12"),
         ("meshd, --dns-fast-path off (hickory-server)", &slow_client, "127.0.0.11"),
     ];
+    // Whose CPU each turn is charged to: meshd's fast-path workers (its control plane runs on
+    // the same cores but is not the DNS), the hickory-server node's whole process, the others'.
+    let cpu_of: [(u32, &str); 4] = [
+        (cluster.node(1).pid().expect("meshd runs"), "dns-fast-"),
+        (unbound_daemon.0.id(), ""),
+        (dnsmasq_daemon.0.id(), ""),
+        (cluster.node(2).pid().expect("meshd runs"), ""),
+    ];
     for (name, ns, server) in servers {
         let answer = Command::new("ip")
             .args(["netns", "exec", ns, "dig", "+short", "+time=2", &format!("@{server}"), "web"])
@@ -168,11 +196,19 @@ pub fn run_suite(quick: bool) {
 
     // Peak rate: the servers take turns, the first one of a round moving on each round.
     let mut peak: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
+    let mut cpu_per_query: Vec<Vec<f64>> = vec![Vec::new(); servers.len()];
+    // /proc counts CPU time in USER_HZ ticks, 100 per second on Linux whatever the kernel's HZ.
+    let tick_us = 1e6 / 100.0;
     for round in 0..rounds {
         for k in 0..servers.len() {
             let i = (k + round) % servers.len();
             let (_, ns, server) = servers[i];
-            peak[i].push(dnsperf(ns, server, &queries, secs));
+            let (pid, threads) = cpu_of[i];
+            let before = cpu_ticks(pid, threads);
+            let rate = dnsperf(ns, server, &queries, secs);
+            let spent = cpu_ticks(pid, threads).saturating_sub(before) as f64 * tick_us;
+            peak[i].push(rate);
+            cpu_per_query[i].push(spent / (rate * f64::from(secs)).max(1.0));
         }
     }
     let unbound = median(&peak[1]);
@@ -181,17 +217,19 @@ pub fn run_suite(quick: bool) {
          unbound with {threads} threads, meshd's fast path with {threads} workers\n"
     );
     println!(
-        "| server | queries/s median | min | max | ratio to unbound (median) | ratio per round (min-max) |"
+        "| server | queries/s median | min | max | ratio to unbound (median) | ratio per round (min-max) | server CPU µs/query (median, min-max) |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for (i, (name, _, _)) in servers.iter().enumerate() {
         let (min, max) = range(&peak[i]);
         let ratios: Vec<f64> = peak[i].iter().zip(&peak[1]).map(|(x, u)| x / u.max(1.0)).collect();
         let (rmin, rmax) = range(&ratios);
+        let (cmin, cmax) = range(&cpu_per_query[i]);
         println!(
-            "| {name} | {:.0} | {min:.0} | {max:.0} | {:.2} | {rmin:.2}-{rmax:.2} |",
+            "| {name} | {:.0} | {min:.0} | {max:.0} | {:.2} | {rmin:.2}-{rmax:.2} | {:.2} ({cmin:.2}-{cmax:.2}) |",
             median(&peak[i]),
-            median(&peak[i]) / unbound.max(1.0)
+            median(&peak[i]) / unbound.max(1.0),
+            median(&cpu_per_query[i])
         );
     }
 

@@ -121,8 +121,9 @@ impl FastPath {
                 map.insert(token, served.clone());
                 map
             });
-            worker.registry.register(&mut SourceFd(&socket.as_raw_fd()), token, Interest::READABLE)?;
+            // Recorded first: if registering fails, dropping the listener still takes it out of the map.
             listener.registered.push((i % self.workers.len(), token, socket.as_raw_fd()));
+            worker.registry.register(&mut SourceFd(&socket.as_raw_fd()), token, Interest::READABLE)?;
             // Datagrams that arrived before the registration: edge-triggered epoll reports only
             // new ones, so let the worker look once.
             worker.waker.wake()?;
@@ -188,17 +189,18 @@ fn run(mut poll: Poll, sockets: Arc<ArcSwap<Sockets>>, stop: Arc<AtomicBool>, pr
             return;
         }
         let map = sockets.load();
-        let woken = events.iter().any(|e| e.token() == WAKE);
         ready.clear();
-        ready.append(&mut backlog);
-        if woken {
-            // A socket was added: it may hold datagrams from before its registration.
-            let missing: Vec<Token> = map.keys().copied().filter(|t| !ready.contains(t)).collect();
-            ready.extend(missing);
-        }
-        for event in events.iter() {
-            if event.token() != WAKE && !ready.contains(&event.token()) {
-                ready.push(event.token());
+        if events.iter().any(|e| e.token() == WAKE) {
+            // A socket was added: it may hold datagrams from before its registration. Every
+            // socket gets a turn (the ready and backlogged ones among them).
+            backlog.clear();
+            ready.extend(map.keys().copied());
+        } else {
+            ready.append(&mut backlog);
+            for event in events.iter() {
+                if !ready.contains(&event.token()) {
+                    ready.push(event.token());
+                }
             }
         }
         for token in &ready {
@@ -254,14 +256,11 @@ impl BatchIo {
             let started = Instant::now();
             self.answer(served, prepared);
             let answered = self.answers.len();
-            self.send(fd);
             if answered > 0 {
-                served.handler.forwarder.stats().record_many(
-                    Outcome::Local,
-                    answered as u64,
-                    started.elapsed(),
-                );
+                let took = started.elapsed();
+                served.handler.forwarder.stats().record_many(Outcome::Local, answered as u64, took);
             }
+            self.send(fd);
             if received < BATCH {
                 return true;
             }
@@ -340,4 +339,90 @@ impl BatchIo {
 fn answerable(source: &SockaddrIn) -> bool {
     let ip = source.ip();
     source.port() != 0 && !ip.is_unspecified() && !ip.is_broadcast()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::forward::Forwarder;
+    use crate::registry::Registry;
+
+    /// `name` A, ID 7, over UDP to `server`; the answer's bytes.
+    fn ask(server: SocketAddr, name: &str, qtype: u8) -> Option<Vec<u8>> {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.set_read_timeout(Some(std::time::Duration::from_secs(3))).unwrap();
+        let mut query = vec![0, 7, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        for label in name.split('.') {
+            query.push(label.len() as u8);
+            query.extend_from_slice(label.as_bytes());
+        }
+        query.extend_from_slice(&[0, 0, qtype, 0, 1]);
+        socket.send_to(&query, server).unwrap();
+        let mut buf = [0u8; 2048];
+        socket.recv_from(&mut buf).ok().map(|(n, _)| buf[..n].to_vec())
+    }
+
+    /// Real sockets on loopback: the workers answer a name of the scope (fast), the slow path
+    /// answers NXDOMAIN for one that is not; after the listener is dropped nothing answers.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn workers_answer_fast_hand_on_the_rest_and_stop_on_drop() {
+        let mut registry = Registry::default();
+        registry.add("front", "web", Ipv4Addr::new(10, 0, 0, 100));
+        let registry = Arc::new(registry);
+        let prepared = Arc::new(Prepared::default());
+        prepared.prepare(registry.clone(), 5);
+        let handler = MeshHandler {
+            registry: Arc::new(ArcSwap::new(registry)),
+            scope: Arc::new(ArcSwap::from_pointee(vec!["front".to_string()])),
+            forwarder: Arc::new(Forwarder::new(Vec::new())),
+            ttl: 5,
+            limits: crate::limits::NodeLimits::new().namespace(),
+        };
+        let stats = handler.forwarder.clone();
+        let fast = FastPath::with_workers(prepared, 2).unwrap();
+        let first = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        first.set_reuse_port(true).unwrap();
+        first.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
+        let server = first.local_addr().unwrap().as_socket().unwrap();
+        let second = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        second.set_reuse_port(true).unwrap();
+        second.bind(&server.into()).unwrap();
+        let sockets: Vec<UdpSocket> = [first, second]
+            .into_iter()
+            .map(|s| {
+                s.set_nonblocking(true).unwrap();
+                s.into()
+            })
+            .collect();
+        let listener = fast.serve(sockets, handler).unwrap();
+
+        let (web, nothing) =
+            tokio::task::spawn_blocking(move || (ask(server, "web", 1), ask(server, "nothing", 1)))
+                .await
+                .unwrap();
+        let web = web.expect("an answer");
+        assert_eq!(&web[..4], &[0, 7, 0x85, 0x80], "ID, QR AA RD, RA");
+        assert_eq!(&web[web.len() - 4..], &[10, 0, 0, 100]);
+        let nothing = nothing.expect("the slow path answers");
+        assert_eq!(nothing[3] & 0x0f, 3, "NXDOMAIN");
+        assert_eq!(stats.stats().count(Outcome::Local), 1, "the fast answer is counted before it is sent");
+        // The slow path counts after it has sent.
+        let deadline = Instant::now() + std::time::Duration::from_secs(2);
+        while stats.stats().count(Outcome::NxDomain) != 1 {
+            assert!(Instant::now() < deadline, "the slow answer is counted");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+
+        drop(listener);
+        let after = tokio::task::spawn_blocking(move || ask(server, "web", 1)).await.unwrap();
+        assert!(after.is_none(), "no answer once the listener is gone");
+        // And the sockets are closed: the address binds again without SO_REUSEPORT.
+        let deadline = Instant::now() + std::time::Duration::from_secs(2);
+        while UdpSocket::bind(server).is_err() {
+            assert!(Instant::now() < deadline, "the listener's sockets stay open");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
 }

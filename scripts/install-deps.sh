@@ -14,6 +14,8 @@ packages=(
   python3
   # Real servers and load generators for the tests and benchmarks.
   nginx-light wrk dnsmasq-base dnsperf unbound
+  # A second DNS client for the fast path's edge cases (tests/tests/dns_fast.rs).
+  knot-dnsutils
   # Container runtimes the integration tests drive through meshd-cni and the Docker driver
   # (each test starts its own daemons with private roots), their image (busybox-static), and
   # systemd-analyze for checking meshd's unit.

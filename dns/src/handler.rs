@@ -112,9 +112,12 @@ impl MeshHandler {
         request: &Request,
         response: &mut R,
     ) -> (ResponseInfo, Outcome) {
-        let builder = MessageResponseBuilder::new(&request.queries, None);
+        // EDNS echoed: an OPT record with the UDP size this answer may use (crate::udp_size).
+        let edns = request.edns.as_ref().map(crate::udp_size::response_edns);
+        let builder = MessageResponseBuilder::new(&request.queries, edns.as_ref());
         let metadata = &request.metadata;
-        let error = |code| MessageResponseBuilder::new(&request.queries, None).error_msg(metadata, code);
+        let error =
+            |code| MessageResponseBuilder::new(&request.queries, edns.as_ref()).error_msg(metadata, code);
         if metadata.op_code != OpCode::Query {
             return (send(response, error(ResponseCode::Refused), request).await, Outcome::Refused);
         }

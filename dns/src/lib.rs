@@ -9,12 +9,17 @@
 //! - [`by_source`]: one address on the node, each query scoped by its source address (Docker
 //!   containers, whose 127.0.0.11 is Docker's resolver).
 //! - [`stats`]: queries by outcome and a latency histogram, atomics that meshd reads.
+//! - [`fast`]: the fast path for the names meshd owns over UDP (answers prepared when the
+//!   registry changes, batched receive and send on per-core sockets), in front of the listener;
+//!   everything else still goes through hickory and the handler ([`udp_size`]: one rule for
+//!   the size of UDP answers on both paths).
 //!
 //! No unsafe code.
 
 #![forbid(unsafe_code)]
 
 pub mod by_source;
+pub mod fast;
 pub mod forward;
 pub mod handler;
 pub mod limits;
@@ -22,6 +27,7 @@ pub mod listener;
 pub mod public;
 pub mod registry;
 pub mod stats;
+pub mod udp_size;
 
 pub use forward::Forwarder;
 pub use handler::MeshHandler;

@@ -13,6 +13,7 @@
 //! | TCP connections, per namespace | [`TCP_PER_NAMESPACE`] | REFUSED to its first query, then closed; `tcp_refused_namespace` |
 //! | TCP connections, node | [`TCP_TOTAL`] | the same; `tcp_refused_node` |
 //! | connections being refused at once | [`TCP_REFUSALS`] | closed without an answer; `tcp_dropped` |
+//! | UDP datagrams waiting for the slow path, per namespace | `fast::slow::QUEUE` | dropped; `udp_slow_queue_full` |
 //!
 //! Local names never wait for anything, so they answer whatever the limits say.
 
@@ -42,6 +43,8 @@ pub struct DnsCounters {
     pub tcp_refused_namespace: AtomicU64,
     pub tcp_refused_node: AtomicU64,
     pub tcp_dropped: AtomicU64,
+    /// UDP datagrams the fast path could not hand to a namespace's full slow-path queue.
+    pub udp_slow_queue_full: AtomicU64,
 }
 
 impl DnsCounters {
@@ -61,6 +64,7 @@ impl DnsCounters {
             ("tcp_refused_namespace", get(&self.tcp_refused_namespace)),
             ("tcp_refused_node", get(&self.tcp_refused_node)),
             ("tcp_dropped", get(&self.tcp_dropped)),
+            ("udp_slow_queue_full", get(&self.udp_slow_queue_full)),
         ]
     }
 }

@@ -30,6 +30,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+use crate::fast::{FastListener, FastPath};
 use crate::forward::MESH_DNS;
 use crate::handler::MeshHandler;
 use crate::limits::TcpPermit;
@@ -41,6 +42,8 @@ const REFUSAL_TIMEOUT: Duration = Duration::from_millis(500);
 
 pub struct Listener {
     server: Option<Server<MeshHandler>>,
+    /// UDP on the fast path ([`crate::fast`]) instead of hickory-server's loop, when it is on.
+    fast: Option<FastListener>,
     tcp: JoinHandle<()>,
 }
 
@@ -50,10 +53,24 @@ pub async fn listen(netns: &Path, handler: MeshHandler) -> io::Result<Listener> 
 }
 
 pub async fn listen_on(netns: &Path, addr: SocketAddr, handler: MeshHandler) -> io::Result<Listener> {
+    listen_with(netns, addr, handler, None).await
+}
+
+/// Like [`listen_on`], with UDP served by `fast` (the node's fast path) when given.
+pub async fn listen_with(
+    netns: &Path,
+    addr: SocketAddr,
+    handler: MeshHandler,
+    fast: Option<Arc<FastPath>>,
+) -> io::Result<Listener> {
     let file = File::open(netns)?;
     // One UDP socket per core, sharing the port (SO_REUSEPORT): the kernel spreads queries over
-    // them and hickory-server runs one receive loop per socket, so all cores answer.
-    let sockets = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8);
+    // them and hickory-server runs one receive loop per socket (or each fast-path worker serves
+    // one), so all cores answer.
+    let sockets = match &fast {
+        Some(fast) => fast.sockets(),
+        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 8),
+    };
     let (udp, tcp) = std::thread::spawn(move || -> io::Result<_> {
         setns(&file)?;
         let udp = (0..sockets).map(|_| reuseport_udp(addr)).collect::<io::Result<Vec<_>>>()?;
@@ -63,18 +80,25 @@ pub async fn listen_on(netns: &Path, addr: SocketAddr, handler: MeshHandler) -> 
     })
     .join()
     .map_err(|_| io::Error::other("namespace thread panicked"))??;
+    let tcp = TcpListener::from_std(tcp)?;
+    if let Some(fast) = fast {
+        let fast = fast.serve(udp, handler.clone())?;
+        let tcp = tokio::spawn(accept_loop(tcp, handler));
+        return Ok(Listener { server: None, fast: Some(fast), tcp });
+    }
     let mut server = Server::new(handler.clone());
     for socket in udp {
         server.register_socket(tokio::net::UdpSocket::from_std(socket)?);
     }
-    let tcp = tokio::spawn(accept_loop(TcpListener::from_std(tcp)?, handler));
-    Ok(Listener { server: Some(server), tcp })
+    let tcp = tokio::spawn(accept_loop(tcp, handler));
+    Ok(Listener { server: Some(server), fast: None, tcp })
 }
 
 impl Listener {
     /// Stops serving and closes the sockets.
     pub async fn stop(mut self) {
         self.tcp.abort();
+        self.fast.take();
         if let Some(mut server) = self.server.take() {
             let _ = server.shutdown_gracefully().await;
         }

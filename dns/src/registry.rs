@@ -85,6 +85,12 @@ impl Registry {
         self.networks.iter()
     }
 
+    /// Every (network, lower-case name, addresses) that [`Registry::lookup`] finds, for the
+    /// answers the fast path prepares ahead ([`crate::fast::answers`]).
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str, &BTreeSet<Ipv4Addr>)> {
+        self.names.iter().map(|((network, name), addresses)| (network.as_str(), name.as_str(), addresses))
+    }
+
     /// Looks `name` up for a namespace on `scope` (its networks).
     pub fn lookup(&self, scope: &[String], name: &str) -> Lookup {
         let name = name.trim_end_matches('.').to_ascii_lowercase();

@@ -73,6 +73,19 @@ impl DnsStats {
         self.latency_sum_ns.fetch_add(took.as_nanos().min(u128::from(u64::MAX)) as u64, Ordering::Relaxed);
     }
 
+    /// Counts `n` queries with the same outcome, each answered in `took` (a batch of the fast
+    /// path: one add per counter instead of `n`).
+    pub fn record_many(&self, outcome: Outcome, n: u64, took: Duration) {
+        let index = Outcome::ALL.iter().position(|o| *o == outcome).expect("every outcome is in ALL");
+        self.outcomes[index].fetch_add(n, Ordering::Relaxed);
+        let seconds = took.as_secs_f64();
+        let bucket =
+            LATENCY_BOUNDS.iter().position(|bound| seconds <= *bound).unwrap_or(LATENCY_BOUNDS.len());
+        self.buckets[bucket].fetch_add(n, Ordering::Relaxed);
+        let ns = took.as_nanos().min(u128::from(u64::MAX)) as u64;
+        self.latency_sum_ns.fetch_add(ns.saturating_mul(n), Ordering::Relaxed);
+    }
+
     /// Queries with `outcome` so far.
     pub fn count(&self, outcome: Outcome) -> u64 {
         let index = Outcome::ALL.iter().position(|o| *o == outcome).expect("every outcome is in ALL");

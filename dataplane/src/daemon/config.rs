@@ -81,6 +81,11 @@ pub struct DaemonArgs {
     /// TTL of the embedded DNS's own answers, in seconds (short: clients never hold stale ones)
     #[arg(long, value_name = "SECONDS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=3600))]
     pub dns_ttl: u32,
+    /// Answer the names meshd owns over UDP on the DNS fast path (answers prepared when the
+    /// names change, batched receive and send on one thread per core); `off` serves every query
+    /// through hickory-server as before
+    #[arg(long, value_enum, value_name = "on|off", default_value_t = OnOff::On)]
+    pub dns_fast_path: OnOff,
     /// How long an idle load-balanced flow keeps its backend; after that it is balanced afresh
     /// (Maglev gives the same backend while the backends are unchanged, so idle connections
     /// survive, unlike IPVS's 900 s timeout)
@@ -112,6 +117,12 @@ const fn secs(n: u64) -> Duration {
 
 const fn days(n: u64) -> Duration {
     Duration::from_secs(n * 86_400)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -233,7 +244,11 @@ impl Config {
             node_name,
             log_format: args.log_format,
             gossip,
-            dns: DnsSettings { resolv_conf: args.resolv_conf, ttl: args.dns_ttl },
+            dns: DnsSettings {
+                resolv_conf: args.resolv_conf,
+                ttl: args.dns_ttl,
+                fast_path: args.dns_fast_path == OnOff::On,
+            },
             lb_idle_timeout: args.lb_idle_timeout,
             cert_expiry: args.cert_expiry,
             docker: args.docker.settings()?,

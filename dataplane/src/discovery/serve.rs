@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use meshd_dns::fast::{FastPath, Prepared};
 use meshd_dns::limits::NodeLimits;
 use meshd_dns::listener::{self, Listener};
 use meshd_dns::{Forwarder, MeshHandler, Registry};
@@ -29,6 +30,9 @@ struct Served {
 pub struct DnsSettings {
     pub resolv_conf: PathBuf,
     pub ttl: u32,
+    /// UDP queries for the names meshd owns answered on the fast path (`meshd_dns::fast`);
+    /// `--dns-fast-path off` leaves every query to hickory-server.
+    pub fast_path: bool,
 }
 
 pub struct Discovery {
@@ -38,6 +42,9 @@ pub struct Discovery {
     resolv_text: std::sync::Mutex<String>,
     pub(super) ttl: u32,
     pub(super) limits: Arc<NodeLimits>,
+    /// The fast path's workers and prepared answers (None: `--dns-fast-path off`, or its threads
+    /// could not start).
+    fast: Option<Arc<FastPath>>,
     served: tokio::sync::Mutex<HashMap<PathBuf, Served>>,
 }
 
@@ -49,7 +56,18 @@ impl Discovery {
 
     /// `settings.resolv_conf` names the node's upstream resolvers (re-read when it changes).
     pub fn new(settings: DnsSettings) -> Discovery {
-        let DnsSettings { resolv_conf, ttl } = settings;
+        let DnsSettings { resolv_conf, ttl, fast_path } = settings;
+        let fast = if fast_path {
+            match FastPath::start(Arc::new(Prepared::default())) {
+                Ok(fast) => Some(fast),
+                Err(error) => {
+                    tracing::warn!(%error, "DNS fast path not started: every query goes through hickory-server");
+                    None
+                }
+            }
+        } else {
+            None
+        };
         let text = std::fs::read_to_string(&resolv_conf).unwrap_or_default();
         let upstreams = meshd_dns::forward::parse_resolv_conf(&text);
         tracing::info!(?upstreams, path = %resolv_conf.display(), "DNS upstreams");
@@ -60,6 +78,7 @@ impl Discovery {
             resolv_text: std::sync::Mutex::new(text),
             ttl,
             limits: NodeLimits::new(),
+            fast,
             served: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -71,7 +90,13 @@ impl Discovery {
 
     /// Rebuilds the names from a snapshot, and re-reads the upstreams if resolv.conf changed.
     pub fn update(&self, snapshot: &Snapshot) {
-        self.registry.store(Arc::new(names::build(snapshot)));
+        let registry = Arc::new(names::build(snapshot));
+        self.registry.store(registry.clone());
+        // Until this returns, the fast path sees answers of an older registry and leaves every
+        // query to the slow path, which reads the new one.
+        if let Some(fast) = &self.fast {
+            fast.prepared().prepare(registry, self.ttl);
+        }
         let text = std::fs::read_to_string(&self.resolv_conf).unwrap_or_default();
         let mut known = self.resolv_text.lock().unwrap_or_else(|p| p.into_inner());
         if *known != text {
@@ -108,7 +133,8 @@ impl Discovery {
             ttl: self.ttl,
             limits: self.limits.namespace(),
         };
-        let listener = listener::listen(netns, handler).await?;
+        let address = std::net::SocketAddr::new(meshd_dns::forward::MESH_DNS.into(), 53);
+        let listener = listener::listen_with(netns, address, handler, self.fast.clone()).await?;
         let resolv_conf = if resolv_conf { write_resolv_conf(netns) } else { None };
         served.insert(netns.to_path_buf(), Served { listener, scope, resolv_conf });
         Ok(())

@@ -231,6 +231,36 @@ fn offloads(ns: &str, iface: &str) -> String {
         .join(", ")
 }
 
+/// A system-wide profile (`perf record -a -g`) while one TCP stream runs on `path` for `secs`
+/// seconds: the top symbols by self time, from `perf report`.
+fn profile(path: &Path, secs: u32) -> String {
+    let data = std::env::temp_dir().join(format!("meshd-bench-perf-{}.data", std::process::id()));
+    let recorder = Command::new("perf")
+        .args(["record", "-a", "-g", "-q", "-o"])
+        .arg(&data)
+        .args(["--", "sleep", &(secs + 1).to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(recorder) = recorder else { return "perf not found (apt-get install linux-perf)".into() };
+    tcp_once(&path.client, &path.ip, secs);
+    let _ = recorder.wait_with_output();
+    let out = Command::new("perf")
+        .args(["report", "--stdio", "--no-children", "-g", "none", "--percent-limit", "1.5"])
+        // The benchmark's own processes and the softirq threads: not the other load on the machine.
+        .args(["--comms", "iperf3,ksoftirqd/0,ksoftirqd/1,swapper", "-i"])
+        .arg(&data)
+        .output();
+    let _ = std::fs::remove_file(&data);
+    let Ok(out) = out else { return "perf report failed".into() };
+    stdout(&out)
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .take(25)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// One path under test: where the client and the server run.
 struct Path {
     name: &'static str,
@@ -252,7 +282,8 @@ struct Sample {
 /// cluster, the client namespace on n1 and the server's overlay address on n2.
 fn meshd_pair(tag: &str, extra: &[&str]) -> (Cluster, String, String, String) {
     let mut cluster = Cluster::new(tag, 2);
-    cluster.form_with(extra);
+    // One manager: the benchmark needs no Raft majority, and forms faster on a loaded machine.
+    cluster.form_roles(1, extra);
     cluster.node(1).meshctl_ok(&["network", "create", "bench", "--subnet", "10.60.0.0/24"]);
     cluster.wait_for("the network on n2", Duration::from_secs(10), |c| {
         c.node(2).meshctl_ok(&["network", "ls"]).contains("bench")
@@ -359,6 +390,12 @@ pub fn run_suite(quick: bool) {
             fmt(summary(&per(|s| s.p50)), 0),
             fmt(summary(&per(|s| s.p99)), 0),
         );
+    }
+    // `MESHD_BENCH_PROFILE=1`: where the time goes on each overlay path, after the rounds.
+    if std::env::var_os("MESHD_BENCH_PROFILE").is_some() {
+        for path in &paths[1..] {
+            println!("\n### perf, one TCP stream for 5 s: {}\n\n```\n{}\n```", path.name, profile(path, 5));
+        }
     }
     drop((ka, kb));
     drop(slow);

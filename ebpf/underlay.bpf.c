@@ -15,19 +15,19 @@
  * otherwise): a host that is not a node and writes a node's address as its source is dropped.
  * VXLAN carries no authentication, so this holds against hosts that cannot also take over the
  * node's address in the neighbour table (ARP spoofing) or sit on the path; see docs/security.md.
+ * A VXLAN packet that passes and is for a local container is decapsulated right here and handed
+ * to it (the overlay fast path, lib/overlay.h), with vxlan_ingress's checks; the rest goes on to
+ * the VXLAN device.
  */
 #include "lib/common.h"
 #include "lib/eth.h"
 #include "lib/mesh.h"
 #include "lib/node.h"
+#include "lib/overlay.h"
 #include "lib/tunnel.h"
 #include "lib/verdict.h"
 
 #define DIR MD_DIR_FROM_UNDERLAY
-
-#ifndef AF_INET
-#define AF_INET 2
-#endif
 
 /* The L2 hop each node's tunnel packets came through, as last confirmed by a route lookup. */
 struct {
@@ -96,6 +96,9 @@ int underlay_ingress(struct __sk_buff *skb)
 
 		if (ret < 0)
 			return drop(skb, DIR, -ret);
+		/* The overlay fast path: straight into a local container (lib/overlay.h). */
+		if (overlay_decap(skb, &verdict))
+			return verdict;
 		return TC_ACT_UNSPEC;
 	}
 	if (mesh_to_backend(skb, ip, DIR, &verdict))

@@ -12,8 +12,10 @@
  *   to a published port of this node (hairpin), for a service of its network: the same, the
  *                           port becoming the target port
  *   IPv4 to an endpoint  -> same network: straight into the target container on this node
- *                           (redirect_peer), or into the VXLAN device with the tunnel key of the
- *                           target's node and network; another network: dropped (isolation)
+ *                           (redirect_peer), or to the target's node: encapsulated here and sent
+ *                           out of the underlay (lib/overlay.h), or, when that cannot be done,
+ *                           into the VXLAN device with the tunnel key of the target's node and
+ *                           network; another network: dropped (isolation)
  *   a published flow's reply -> back to the client from the published address (this node was
  *                           the ingress), or through the tunnel to the ingress node
  *   IPv4 elsewhere       -> outside the network's subnet: up the node's stack (masquerade);
@@ -34,6 +36,7 @@
 #include "lib/lb.h"
 #include "lib/mesh.h"
 #include "lib/flows.h"
+#include "lib/overlay.h"
 #include "lib/tunnel.h"
 #include "lib/verdict.h"
 
@@ -76,11 +79,18 @@ md_inline int answer_arp(struct __sk_buff *skb, struct ethhdr *eth, const struct
 	return bpf_redirect(skb->ifindex, 0);
 }
 
-/* Sends the packet to a remote endpoint's node through the VXLAN device. */
+/* Sends the packet to a remote endpoint's node: encapsulated here and straight out of the
+ * underlay interface (the fast path, lib/overlay.h), else through the VXLAN device. */
 md_inline int to_tunnel(struct __sk_buff *skb, const struct md_endpoint *ep)
 {
-	int ret = tunnel_redirect(skb, ep->node_ip, ep->vni);
+	int ret;
 
+	if (overlay_encap(skb, ep, &ret)) {
+		if (ret != TC_ACT_SHOT)
+			count_verdict(skb, DIR, MD_REASON_FORWARD_TUNNEL);
+		return ret;
+	}
+	ret = tunnel_redirect(skb, ep->node_ip, ep->vni);
 	if (ret < 0)
 		return drop(skb, DIR, -ret);
 	count_verdict(skb, DIR, MD_REASON_FORWARD_TUNNEL);

@@ -16,6 +16,7 @@ pub mod lb;
 pub mod mesh;
 pub mod net_order;
 pub mod node;
+pub mod overlay;
 pub mod verdict;
 
 /// One compiled eBPF object: its file name under `target/bpf/` and its bytes.

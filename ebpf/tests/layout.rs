@@ -24,6 +24,7 @@ use meshd_ebpf::mesh::{
     MESH_RNAT_MAX, SOCK_RNAT_MAX,
 };
 use meshd_ebpf::node::{Node, NodeConfig, NodeHop, CONFIG_MAX, NODES_MAX, NODE_HOPS_MAX, NODE_MEMBER};
+use meshd_ebpf::overlay::{OverlayConfig, OverlayHop, CONFIG_MAX as OVERLAY_MAX, FAST_PATH, HOPS_MAX};
 use meshd_ebpf::verdict::{Direction, Reason, VerdictCounter, VerdictKey, VERDICT_MAX};
 
 /// Runs the C probe and returns its `name value` lines as a map.
@@ -36,7 +37,7 @@ fn c_facts(probe_body: &str) -> HashMap<String, u64> {
     let src = dir.join("probe.c");
     let exe = dir.join("probe");
     let program = format!(
-        "#include <stdio.h>\n#include <stddef.h>\n#include \"abi/verdict.h\"\n#include \"abi/endpoint.h\"\n#include \"abi/node.h\"\n#include \"abi/lb.h\"\n#include \"abi/mesh.h\"\n#include \"abi/events.h\"\n\
+        "#include <stdio.h>\n#include <stddef.h>\n#include \"abi/verdict.h\"\n#include \"abi/endpoint.h\"\n#include \"abi/node.h\"\n#include \"abi/lb.h\"\n#include \"abi/mesh.h\"\n#include \"abi/events.h\"\n#include \"abi/overlay.h\"\n\
          #define SIZE(t) printf(\"sizeof %s %zu\\n\", #t, sizeof(struct t))\n\
          #define OFF(t, f) printf(\"offsetof %s.%s %zu\\n\", #t, #f, offsetof(struct t, f))\n\
          #define ENUM(e) printf(\"enum %s %d\\n\", #e, (int)(e))\n\
@@ -187,6 +188,39 @@ fn node_types_match_the_header() {
     assert_eq!(
         header_enumerators("abi/node.h"),
         ["MD_CONFIG_MAX", "MD_NODES_MAX", "MD_NODE_HOPS_MAX", "MD_NODE_MEMBER"]
+    );
+}
+
+#[test]
+fn overlay_types_match_the_header() {
+    let facts = c_facts(
+        "SIZE(md_overlay_config); OFF(md_overlay_config, flags); OFF(md_overlay_config, underlay_ifindex);\n\
+         OFF(md_overlay_config, underlay_mtu); OFF(md_overlay_config, pad);\n\
+         SIZE(md_overlay_hop); OFF(md_overlay_hop, dmac); OFF(md_overlay_hop, smac); OFF(md_overlay_hop, ifindex);\n\
+         OFF(md_overlay_hop, checked_ns);\n\
+         ENUM(MD_OVERLAY_MAX); ENUM(MD_OVERLAY_HOPS_MAX); ENUM(MD_OVERLAY_FAST_PATH);",
+    );
+    let rust: HashMap<&str, usize> = HashMap::from([
+        ("sizeof md_overlay_config", size_of::<OverlayConfig>()),
+        ("offsetof md_overlay_config.flags", offset_of!(OverlayConfig, flags)),
+        ("offsetof md_overlay_config.underlay_ifindex", offset_of!(OverlayConfig, underlay_ifindex)),
+        ("offsetof md_overlay_config.underlay_mtu", offset_of!(OverlayConfig, underlay_mtu)),
+        ("offsetof md_overlay_config.pad", offset_of!(OverlayConfig, pad)),
+        ("sizeof md_overlay_hop", size_of::<OverlayHop>()),
+        ("offsetof md_overlay_hop.dmac", offset_of!(OverlayHop, dmac)),
+        ("offsetof md_overlay_hop.smac", offset_of!(OverlayHop, smac)),
+        ("offsetof md_overlay_hop.ifindex", offset_of!(OverlayHop, ifindex)),
+        ("offsetof md_overlay_hop.checked_ns", offset_of!(OverlayHop, checked_ns)),
+        ("enum MD_OVERLAY_MAX", OVERLAY_MAX as usize),
+        ("enum MD_OVERLAY_HOPS_MAX", HOPS_MAX as usize),
+        ("enum MD_OVERLAY_FAST_PATH", FAST_PATH as usize),
+    ]);
+    for (name, rust_value) in &rust {
+        assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
+    }
+    assert_eq!(
+        header_enumerators("abi/overlay.h"),
+        ["MD_OVERLAY_MAX", "MD_OVERLAY_HOPS_MAX", "MD_OVERLAY_FAST_PATH"]
     );
 }
 

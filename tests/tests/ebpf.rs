@@ -50,6 +50,8 @@ fn every_object_passes_the_verifier_in_a_namespace() {
         meshd_ebpf::lb::FLOWS_MAP,
         meshd_ebpf::node::NODES_MAP,
         meshd_ebpf::node::NODE_HOPS_MAP,
+        meshd_ebpf::overlay::CONFIG_MAP,
+        meshd_ebpf::overlay::HOPS_MAP,
         meshd_ebpf::mesh::FRONTENDS_MAP,
         meshd_ebpf::mesh::MESH_RNAT_MAP,
         meshd_ebpf::mesh::MESH_RETURN_MAP,

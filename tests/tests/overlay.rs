@@ -287,3 +287,99 @@ fn concurrent_attaches_never_collide_and_leavers_take_their_endpoints() {
     });
     assert!(!ping(&cluster, &names[0], &n3_address), "a departed node's endpoint is unreachable");
 }
+
+/// Packets counted under `verdict` in `direction` on `interface` by the node's programs.
+fn verdict_packets(node: &Node, interface: &str, direction: &str, verdict: &str) -> u64 {
+    let json: serde_json::Value =
+        serde_json::from_str(&node.meshctl_ok(&["--format", "json", "stats"])).expect("stats as JSON");
+    json["datapath"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["interface"] == interface && c["direction"] == direction && c["verdict"] == verdict)
+        .filter_map(|c| c["packets"].as_u64())
+        .sum()
+}
+
+/// Packets the node's VXLAN device sent (the kernel's count, not a program's).
+fn vxlan_device_tx(node: &Node) -> u64 {
+    let out = node.ns.ip(["-s", "-j", "link", "show", "md-vxlan"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j");
+    json[0]["stats64"]["tx"]["packets"].as_u64().expect("tx packets")
+}
+
+/// Sends `len` bytes over TCP from namespace `from` to `to_ip:port` (a server in `to`), which
+/// echoes a checksum back: bulk data with GSO super-packets across the tunnel.
+fn bulk_tcp(cluster: &Cluster, from: &str, to: &str, to_ip: &str, port: u16, len: usize) {
+    let server =
+        cluster.namespace(to).run_inside(move || std::net::TcpListener::bind(("0.0.0.0", port)).unwrap());
+    let reader = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut stream, _) = server.accept().unwrap();
+        let mut data = Vec::new();
+        stream.read_to_end(&mut data).unwrap();
+        let sum: u64 = data.iter().enumerate().map(|(i, b)| (i as u64 + 1) * u64::from(*b)).sum();
+        stream.write_all(format!("{} {sum}", data.len()).as_bytes()).unwrap();
+    });
+    let target = to_ip.to_string();
+    let (echo, expected) = cluster.namespace(from).run_inside(move || {
+        use std::io::{Read, Write};
+        let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 1000) as u8).collect();
+        let expected: u64 = data.iter().enumerate().map(|(i, b)| (i as u64 + 1) * u64::from(*b)).sum();
+        let mut stream = std::net::TcpStream::connect((target.as_str(), port)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        stream.write_all(&data).unwrap();
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut echo = String::new();
+        stream.read_to_string(&mut echo).unwrap();
+        (echo, format!("{len} {expected}"))
+    });
+    reader.join().unwrap();
+    assert_eq!(echo, expected, "{len} bytes {from} -> {to_ip} arrived intact");
+}
+
+#[test]
+fn fast_path_and_vxlan_device_fallback_interoperate() {
+    // n1 encapsulates and decapsulates in its programs (the default); n2 runs with the fast
+    // path off, through its VXLAN device: each side must understand the other's packets.
+    let mut cluster = Cluster::new("fastpath", 2);
+    cluster.form_per_node(|i| if i == 2 { vec!["--overlay-fast-path".into(), "off".into()] } else { vec![] });
+    cluster.node(1).meshctl_ok(&["network", "create", "front", "--subnet", "10.45.0.0/24"]);
+    wait_network_everywhere(&cluster, "front");
+    let a = cluster.add_namespace("a");
+    let b = cluster.add_namespace("b");
+    let ip_a = attach(cluster.node(1), &a, "front");
+    let ip_b = attach(cluster.node(2), &b, "front");
+    cluster.wait_for("a reaches b", Duration::from_secs(10), |cl| ping(cl, &a, &ip_b));
+    cluster.wait_for("b reaches a", Duration::from_secs(10), |cl| ping(cl, &b, &ip_a));
+    let n1_device_before = vxlan_device_tx(cluster.node(1));
+    let n2_device_before = vxlan_device_tx(cluster.node(2));
+
+    assert_eq!(lost_pings(&cluster, &a, &ip_b, 100), 0, "a -> b");
+    let big = cluster.namespace(&a).exec("ping", ["-c", "3", "-M", "do", "-s", "1372", "-W", "2", &ip_b]);
+    assert!(big.status.success(), "{}", describe_failure("ping -M do -s 1372", &big));
+    bulk_tcp(&cluster, &a, &b, &ip_b, 7100, 8 << 20);
+    bulk_tcp(&cluster, &b, &a, &ip_a, 7101, 8 << 20);
+
+    // n1's side of it went the fast path: delivered from its underlay interface (eth0), and its
+    // VXLAN device sent (almost) nothing while n2's sent every packet of b's.
+    assert!(
+        verdict_packets(cluster.node(1), "eth0", "from-tunnel", "deliver-tunnel") > 100,
+        "{}",
+        cluster.node(1).meshctl_ok(&["stats"])
+    );
+    let n1_device = vxlan_device_tx(cluster.node(1)) - n1_device_before;
+    let n2_device = vxlan_device_tx(cluster.node(2)) - n2_device_before;
+    assert!(n1_device < 10, "n1's VXLAN device sent {n1_device} packets");
+    assert!(n2_device > 100, "n2's VXLAN device sent {n2_device} packets");
+    // n2 (off) never took it.
+    assert_eq!(verdict_packets(cluster.node(2), "eth0", "from-tunnel", "deliver-tunnel"), 0);
+    assert!(verdict_packets(cluster.node(2), "md-vxlan", "from-tunnel", "deliver-tunnel") > 100);
+
+    // Isolation holds on the fast path: a namespace of another network on n2 cannot reach a.
+    cluster.node(2).meshctl_ok(&["network", "create", "back", "--subnet", "10.46.0.0/24"]);
+    wait_network_everywhere(&cluster, "back");
+    let d = cluster.add_namespace("d");
+    attach(cluster.node(2), &d, "back");
+    assert!(!ping(&cluster, &d, &ip_a), "another network is unreachable");
+}

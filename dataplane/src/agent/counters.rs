@@ -1,5 +1,5 @@
 //! The datapath's verdict counters, summed over CPUs, with interfaces by name where the agent
-//! knows them (its veths and the VXLAN device; other interfaces as `ifN`).
+//! knows them (its veths, the VXLAN device and the underlay interface; others as `ifN`).
 
 use std::collections::HashMap;
 
@@ -26,6 +26,10 @@ impl Agent {
         let mut names: HashMap<u32, String> =
             inner.attachments.iter().map(|a| (a.host_ifindex, a.host_ifname.clone())).collect();
         names.insert(self.vxlan_ifindex, vxlan::DEVICE.to_string());
+        // The underlay interface: published ports, VXLAN checks and the overlay fast path.
+        if let Ok(index) = nix::net::if_::if_nametoindex(self.underlay_ifname.as_str()) {
+            names.insert(index, self.underlay_ifname.clone());
+        }
         let mut rows: Vec<VerdictRow> = counters
             .iter()
             .map(|(key, value)| VerdictRow {

@@ -63,6 +63,8 @@ pub struct AgentSettings {
     pub dns: DnsSettings,
     /// How long an idle load-balanced flow keeps its backend.
     pub lb_idle_timeout: Duration,
+    /// Encapsulate and decapsulate VXLAN in the programs (`--overlay-fast-path`).
+    pub overlay_fast_path: bool,
 }
 
 /// What the agent changes under its lock.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use meshd_ebpf::net_order;
 use meshd_ebpf::node::NodeConfig;
+use meshd_ebpf::overlay::{self, OverlayConfig};
 use tokio::sync::Mutex;
 
 use super::attachments::{load_attachments, save_attachments, scopes};
@@ -55,6 +56,14 @@ impl Agent {
             node_ip: net_order::ipv4(advertise_v4),
             ct_idle_ns: settings.lb_idle_timeout.as_nanos().min(u128::from(u64::MAX)) as u64,
             netns_cookie,
+        })?;
+        // The overlay fast path (docs/overlay.md): written before the underlay program is
+        // attached, and written again (on or off) at every start.
+        datapath.set_overlay(OverlayConfig {
+            flags: if settings.overlay_fast_path { overlay::FAST_PATH } else { 0 },
+            underlay_ifindex: underlay.ifindex,
+            underlay_mtu: underlay.mtu,
+            pad: 0,
         })?;
         // The routing mesh: published ports on the underlay interface, and for the node's own
         // sockets at the cgroup v2 root.

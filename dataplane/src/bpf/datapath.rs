@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use aya::maps::{Array, MapData};
 use aya::programs::{CgroupSock, CgroupSockAddr, ProgramError, SchedClassifier};
 use aya::{Ebpf, EbpfLoader};
-use meshd_ebpf::{node, sock, underlay, verdict, veth, vxlan, Object, SOCK, UNDERLAY, VETH, VXLAN};
+use meshd_ebpf::{node, overlay, sock, underlay, verdict, veth, vxlan, Object, SOCK, UNDERLAY, VETH, VXLAN};
 
 use super::forwarding::Synced;
 use super::BpfError;
@@ -82,6 +82,18 @@ impl Datapath {
             .map_mut(node::CONFIG_MAP)
             .ok_or(BpfError::MissingMap { object: VETH.name, map: node::CONFIG_MAP })?;
         let mut array: Array<&mut MapData, node::NodeConfig> = Array::try_from(map).map_err(map_err)?;
+        array.set(0, config, 0).map_err(map_err)
+    }
+
+    /// Writes the overlay fast path's settings (`md_overlay_v1`; flags 0 turns the fast path
+    /// off: every packet then takes the VXLAN device).
+    pub fn set_overlay(&mut self, config: overlay::OverlayConfig) -> Result<(), BpfError> {
+        let map_err = |source| BpfError::Map { map: overlay::CONFIG_MAP, source: Box::new(source) };
+        let map = self
+            .veth
+            .map_mut(overlay::CONFIG_MAP)
+            .ok_or(BpfError::MissingMap { object: VETH.name, map: overlay::CONFIG_MAP })?;
+        let mut array: Array<&mut MapData, overlay::OverlayConfig> = Array::try_from(map).map_err(map_err)?;
         array.set(0, config, 0).map_err(map_err)
     }
 

@@ -91,6 +91,11 @@ pub struct DaemonArgs {
     /// survive, unlike IPVS's 900 s timeout)
     #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = within(secs(1), days(30)))]
     pub lb_idle_timeout: Duration,
+    /// The overlay fast path: VXLAN encapsulated and decapsulated by the eBPF programs, without
+    /// the VXLAN device on the data path (docs/overlay.md). `off`: every packet takes the VXLAN
+    /// device, as before
+    #[arg(long, value_enum, value_name = "on|off", default_value_t = OnOff::On)]
+    pub overlay_fast_path: OnOff,
     /// Serve Prometheus metrics (/metrics) and the web view (/) on this address, e.g.
     /// 127.0.0.1:9646. Off unless given: it is plain HTTP without authentication and shows
     /// the cluster's layout, so keep it on localhost or a management network
@@ -117,6 +122,13 @@ const fn secs(n: u64) -> Duration {
 
 const fn days(n: u64) -> Duration {
     Duration::from_secs(n * 86_400)
+}
+
+/// A switch given as `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -146,6 +158,8 @@ pub struct Config {
     pub dns: DnsSettings,
     /// How long an idle load-balanced flow keeps its backend.
     pub lb_idle_timeout: Duration,
+    /// The overlay fast path (`--overlay-fast-path`).
+    pub overlay_fast_path: OnOff,
     /// How long the certificates this node issues are valid.
     pub cert_expiry: Duration,
     /// The Docker network driver (`--docker-plugin`).
@@ -250,6 +264,7 @@ impl Config {
                 fast_path: args.dns_fast_path == OnOff::On,
             },
             lb_idle_timeout: args.lb_idle_timeout,
+            overlay_fast_path: args.overlay_fast_path,
             cert_expiry: args.cert_expiry,
             docker: args.docker.settings()?,
             metrics_addr: args.metrics_addr,

@@ -18,7 +18,7 @@ use anyhow::{bail, Context};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
-use self::config::Config;
+use self::config::{Config, OnOff};
 use self::docker::DockerDriver;
 use self::handler::ApiHandler;
 use crate::agent::{Agent, AgentSettings};
@@ -106,7 +106,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         node_id,
         state.clone(),
         config.advertise_addr,
-        AgentSettings { dns: config.dns.clone(), lb_idle_timeout: config.lb_idle_timeout },
+        AgentSettings {
+            dns: config.dns.clone(),
+            lb_idle_timeout: config.lb_idle_timeout,
+            overlay_fast_path: config.overlay_fast_path == OnOff::On,
+        },
     )
     .await?;
 

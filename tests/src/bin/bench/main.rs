@@ -7,8 +7,9 @@
 //!   (5, 20, 50 nodes), an in-process simulation of 1,000 nodes, and the idle cost of one meshd
 //!   in a 50-node cluster. Baseline: the same meshd with memberlist's LAN timings.
 //!
-//! - `overlay`: TCP throughput and latency container to container across nodes: plain underlay,
-//!   a Docker-style kernel overlay (bridge + VXLAN), meshd.
+//! - `overlay`: TCP throughput, 64-byte UDP packets/s and RTT p50/p99 container to container
+//!   across nodes, paths taking turns over rounds: plain underlay, a Docker-style kernel overlay
+//!   (bridge + VXLAN), meshd with its fast path, meshd with `--overlay-fast-path off`.
 //!
 //! - `mesh`: wrk against nginx straight to a backend, through a service VIP, through a published
 //!   port (meshd's routing mesh) and through a Swarm-style nftables mesh; Maglev disruption; the

@@ -30,6 +30,9 @@ use std::os::fd::AsFd;
 use super::{batch, BpfError, Datapath};
 use crate::hash::fnv1a_32;
 
+/// Service id -> its Maglev table as the kernel array holds it ([`maglev_array`]), shared.
+pub type MaglevTables = BTreeMap<u32, Arc<Vec<u32>>>;
+
 /// What the forwarding maps should hold.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Forwarding {
@@ -38,7 +41,7 @@ pub struct Forwarding {
     pub services: BTreeMap<u32, Service>,
     /// Service id -> its Maglev table as the kernel array holds it ([`maglev_array`]).
     /// Shared with the reconciler's cache and the agent's record of what is installed.
-    pub maglev: BTreeMap<u32, Arc<Vec<u32>>>,
+    pub maglev: MaglevTables,
     pub frontends: BTreeMap<FrontendKey, Frontend>,
     /// The cluster's nodes by underlay address: the only senders the tunnel accepts.
     pub nodes: BTreeMap<u32, Node>,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use meshd_ebpf::lb::Service;
 use meshd_ebpf::net_order;
 
-use crate::bpf::forwarding::maglev_array;
+use crate::bpf::forwarding::{maglev_array, MaglevTables};
 use crate::service::backends::healthy_backends;
 use crate::service::id::service_id;
 use crate::service::maglev;
@@ -17,10 +17,7 @@ use crate::state::{EndpointMode, Snapshot};
 /// Every VIP, and each VIP service's Maglev table over its healthy backends (none when it has
 /// no backend: packets to it are then dropped as `drop-no-backend`). The table's size M comes
 /// from [`maglev::table_size`]; tables come from `cache` when their backends did not change.
-pub fn services(
-    snapshot: &Snapshot,
-    cache: &mut MaglevCache,
-) -> (BTreeMap<u32, Service>, BTreeMap<u32, Arc<Vec<u32>>>) {
+pub fn services(snapshot: &Snapshot, cache: &mut MaglevCache) -> (BTreeMap<u32, Service>, MaglevTables) {
     let mut backends = healthy_backends(snapshot);
     let mut services = BTreeMap::new();
     let mut tables = BTreeMap::new();

@@ -52,7 +52,7 @@ use crate::gossip::GossipHandle;
 use crate::identity::NodeId;
 use crate::manager::Managers;
 use crate::network::LocalAttachment;
-use crate::service::MaglevCache;
+use crate::reconcile::Reconciler;
 use crate::state::Snapshot;
 use crate::state_dir::StateDir;
 
@@ -71,8 +71,8 @@ pub struct AgentSettings {
 struct Inner {
     datapath: Datapath,
     attachments: Vec<LocalAttachment>,
-    /// Maglev tables of the last reconcile rounds (see `service::maglev_cache`).
-    maglev: MaglevCache,
+    /// The desired forwarding state, kept between rounds (see `reconcile::incremental`).
+    reconciler: Reconciler,
     /// The subnets the nftables table masquerades (None: the table is not written yet).
     /// (and the node's DNS address containers may ask, if any).
     masqueraded: Option<(Vec<ipnet::Ipv4Net>, Option<Ipv4Addr>)>,

@@ -10,7 +10,6 @@ use std::time::Duration;
 use super::{Agent, AgentError};
 use crate::host::{nftables, sysctl};
 use crate::netlink::{addresses, routes};
-use crate::reconcile;
 use crate::service::ports::port_owners;
 
 /// How often the kernel is compared with the state even when nothing changed.
@@ -54,8 +53,9 @@ impl Agent {
         if let Some(addrs) = node_addrs {
             inner.node_addrs = addrs;
         }
-        let desired = reconcile::desired(&snapshot, &inner.attachments, &inner.node_addrs, &mut inner.maglev);
-        let (written, deleted) = inner.datapath.sync_forwarding(&desired)?;
+        let round = inner.reconciler.update(&snapshot, &inner.attachments, &inner.node_addrs);
+        let (written, deleted) =
+            inner.datapath.sync_forwarding_touched(inner.reconciler.desired(), &round.touched)?;
         if written + deleted > 0 {
             tracing::debug!(written, deleted, "forwarding maps updated");
         }

@@ -21,7 +21,7 @@ use crate::identity::NodeId;
 use crate::manager::Managers;
 use crate::netlink::{links, vxlan};
 use crate::network::LocalAttachment;
-use crate::service::MaglevCache;
+use crate::reconcile::Reconciler;
 use crate::state::Change;
 use crate::state_dir::StateDir;
 
@@ -110,7 +110,7 @@ impl Agent {
             inner: Mutex::new(Inner {
                 datapath,
                 attachments,
-                maglev: MaglevCache::default(),
+                reconciler: Reconciler::default(),
                 masqueraded: None,
                 routed: Vec::new(),
                 node_addrs: Vec::new(),

@@ -27,7 +27,10 @@ pub struct Datapath {
     pub(super) pin_dir: PathBuf,
     /// The Maglev tables this process installed (service id -> array contents), so an
     /// unchanged table is not written again.
-    pub(super) tables: std::collections::HashMap<u32, Vec<u32>>,
+    pub(super) tables: std::collections::HashMap<u32, std::sync::Arc<Vec<u32>>>,
+    /// Whether `tables` is every table in md_maglev_v2 (false until the first sync succeeds,
+    /// and after a failed one: then the kernel's keys are read back).
+    pub(super) tables_known: bool,
     /// What the forwarding maps held after the last sync, so a sync diffs in memory instead of
     /// reading 100,000 entries back from the kernel every time (read once, on the first sync).
     pub(super) synced: Synced,
@@ -70,6 +73,7 @@ impl Datapath {
             sock,
             pin_dir: pin_dir.to_path_buf(),
             tables: std::collections::HashMap::new(),
+            tables_known: false,
             synced: Synced::default(),
         })
     }

@@ -1,6 +1,8 @@
 //! The eBPF side of the kernel-facing layer, all through aya; the C sources and the map ABI live
 //! in the `meshd-ebpf` crate.
 //!
+//! - [`batch`]: batched map writes (`BPF_MAP_UPDATE_BATCH`, `BPF_MAP_DELETE_BATCH`), which aya
+//!   0.14 has no call for.
 //! - [`bpffs`]: mounting bpffs and the node's pin directory.
 //! - [`datapath`]: loading (and verifying) every object, the node-wide settings map.
 //! - [`links`]: attaching programs to interfaces and to the cgroup v2 root, pinned.
@@ -12,6 +14,7 @@
 //! - [`events`]: the monitor's ring buffer of drop and flow events, its switch and rate limit.
 //! - [`cgroup`]: where the socket programs attach, and the netns cookie that scopes them.
 
+pub mod batch;
 pub mod bpffs;
 pub mod cgroup;
 pub mod datapath;

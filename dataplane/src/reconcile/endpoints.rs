@@ -6,43 +6,58 @@ use std::net::IpAddr;
 use meshd_ebpf::endpoint::{Endpoint, Iface, FLAG_LOCAL};
 use meshd_ebpf::net_order;
 
+use crate::identity::NodeId;
 use crate::network::LocalAttachment;
-use crate::state::Snapshot;
+use crate::state::{EndpointRecord, Snapshot};
 
 /// Every endpoint of every known network, by address: local ones (this node's, with a veth here)
 /// delivered to their veth, remote ones tunnelled to their node. A node that is only down keeps
 /// its entries (harmless, and nothing is lost if it comes back); one that left has no endpoints
 /// left in the state.
 pub fn endpoints(snapshot: &Snapshot, local: &[LocalAttachment]) -> BTreeMap<u32, Endpoint> {
-    let state = &snapshot.state;
     let mut out = BTreeMap::new();
-    for ((owner, id), record) in state.endpoints.live() {
-        let Some(network) = state.networks.get(&record.network) else { continue };
-        let endpoint = if *owner == snapshot.self_id {
-            let Some(attachment) = local.iter().find(|a| &a.id == id) else { continue };
-            Endpoint {
-                vni: network.vni,
-                node_ip: 0,
-                ifindex: attachment.host_ifindex,
-                mac: attachment.container_mac,
-                flags: FLAG_LOCAL,
-                pad: 0,
-            }
-        } else {
-            let Some(node) = state.nodes.get(owner) else { continue };
-            let IpAddr::V4(node_ip) = node.gossip_addr.ip() else { continue };
-            Endpoint {
-                vni: network.vni,
-                node_ip: net_order::ipv4(node_ip),
-                ifindex: 0,
-                mac: [0; 6],
-                flags: 0,
-                pad: 0,
-            }
-        };
-        out.insert(net_order::ipv4(record.address), endpoint);
+    for ((owner, id), record) in snapshot.state.endpoints.live() {
+        if let Some(endpoint) = endpoint_of(snapshot, local, owner, id, record) {
+            // Two records with one address: the last key wins (the incremental reconciler
+            // follows the same rule).
+            out.insert(net_order::ipv4(record.address), endpoint);
+        }
     }
     out
+}
+
+/// The md_endpoints_v2 value of one endpoint record (None: it has no entry, see [`endpoints`]).
+pub fn endpoint_of(
+    snapshot: &Snapshot,
+    local: &[LocalAttachment],
+    owner: &NodeId,
+    id: &str,
+    record: &EndpointRecord,
+) -> Option<Endpoint> {
+    let state = &snapshot.state;
+    let network = state.networks.get(&record.network)?;
+    if *owner == snapshot.self_id {
+        let attachment = local.iter().find(|a| a.id == id)?;
+        Some(Endpoint {
+            vni: network.vni,
+            node_ip: 0,
+            ifindex: attachment.host_ifindex,
+            mac: attachment.container_mac,
+            flags: FLAG_LOCAL,
+            pad: 0,
+        })
+    } else {
+        let node = state.nodes.get(owner)?;
+        let IpAddr::V4(node_ip) = node.gossip_addr.ip() else { return None };
+        Some(Endpoint {
+            vni: network.vni,
+            node_ip: net_order::ipv4(node_ip),
+            ifindex: 0,
+            mac: [0; 6],
+            flags: 0,
+            pad: 0,
+        })
+    }
 }
 
 /// Every veth this node attached, by the host side's ifindex: its network, its address, the

@@ -8,13 +8,19 @@
 //! - [`services`](mod@services): md_services_v1 and md_maglev_v2.
 //! - [`frontends`](mod@frontends): md_frontends_v1.
 //! - [`nodes`](mod@nodes): md_nodes_v1.
+//!
+//! [`Reconciler`] keeps the answer between rounds and recomputes only what a state change can
+//! have touched ([`incremental`]); the agent uses it, [`desired`] is the full build it must equal.
 
 pub mod endpoints;
 pub mod frontends;
+pub mod incremental;
 pub mod nodes;
 pub mod services;
 
 use std::net::Ipv4Addr;
+
+pub use incremental::{Reconciler, Round};
 
 use crate::bpf::Forwarding;
 use crate::network::LocalAttachment;

@@ -1,11 +1,13 @@
 //! Service VIPs (md_services_v1) and their Maglev tables (md_maglev_v2).
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use meshd_ebpf::lb::Service;
 use meshd_ebpf::net_order;
 
-use crate::bpf::forwarding::maglev_array;
+use crate::bpf::forwarding::{maglev_array, MaglevTables};
 use crate::service::backends::healthy_backends;
 use crate::service::id::service_id;
 use crate::service::maglev;
@@ -15,10 +17,7 @@ use crate::state::{EndpointMode, Snapshot};
 /// Every VIP, and each VIP service's Maglev table over its healthy backends (none when it has
 /// no backend: packets to it are then dropped as `drop-no-backend`). The table's size M comes
 /// from [`maglev::table_size`]; tables come from `cache` when their backends did not change.
-pub fn services(
-    snapshot: &Snapshot,
-    cache: &mut MaglevCache,
-) -> (BTreeMap<u32, Service>, BTreeMap<u32, Vec<u32>>) {
+pub fn services(snapshot: &Snapshot, cache: &mut MaglevCache) -> (BTreeMap<u32, Service>, MaglevTables) {
     let mut backends = healthy_backends(snapshot);
     let mut services = BTreeMap::new();
     let mut tables = BTreeMap::new();
@@ -27,21 +26,27 @@ pub fn services(
         let (Some(vip), EndpointMode::Vip) = (service.vip, service.mode) else { continue };
         let id = service_id(name);
         let backends = backends.remove(name).unwrap_or_default();
-        let size = if backends.is_empty() { 0 } else { maglev::table_size(backends.len()) };
         services.insert(net_order::ipv4(vip), Service { id, pad: 0 });
-        if size > 0 {
-            let slots: Vec<u32> =
-                cache.table(&backends, size).iter().map(|b| net_order::ipv4(backends[*b as usize])).collect();
-            tables.insert(id, maglev_array(&slots));
+        if let Some(table) = table_of(&backends, |m| cache.table(&backends, m)) {
+            tables.insert(id, table);
         }
     }
     (services, tables)
 }
 
+/// The md_maglev_v2 array over `backends` (sorted), None without backends; `build` makes the
+/// Maglev table of size M (slot -> index into `backends`), from a cache or afresh.
+pub fn table_of(backends: &[Ipv4Addr], build: impl FnOnce(u32) -> Arc<Vec<u32>>) -> Option<Arc<Vec<u32>>> {
+    if backends.is_empty() {
+        return None;
+    }
+    let table = build(maglev::table_size(backends.len()));
+    let slots: Vec<u32> = table.iter().map(|b| net_order::ipv4(backends[*b as usize])).collect();
+    Some(Arc::new(maglev_array(&slots)))
+}
+
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
-
     use super::*;
     use crate::fixture::{snapshot_with_web, WEB_VIP};
     use meshd_ebpf::lb::{MAGLEV_SIZE, MAGLEV_SLOTS};

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 use crate::identity::NodeId;
-use crate::state::{Availability, Snapshot};
+use crate::state::{Availability, EndpointRecord, ServiceRecord, Snapshot};
 
 /// What a node's state means for the tasks on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +32,12 @@ pub fn node_health(snapshot: &Snapshot, node: &NodeId) -> NodeHealth {
     }
 }
 
+/// Whether `endpoint` (a task of `service`) may take its new flows, its node's health aside: on
+/// the service's network and not terminating.
+pub fn may_serve(service: &ServiceRecord, endpoint: &EndpointRecord) -> bool {
+    endpoint.network == service.network && !endpoint.terminating
+}
+
 /// The healthy backends of every service, each list sorted (every node must build the same
 /// Maglev table from it), in one pass over the endpoints: per-service scans would cost services
 /// x endpoints on every snapshot.
@@ -42,7 +48,7 @@ pub fn healthy_backends(snapshot: &Snapshot) -> HashMap<String, Vec<Ipv4Addr>> {
     for ((owner, _), endpoint) in state.endpoints.live() {
         let Some(name) = endpoint.service.as_deref() else { continue };
         let Some(service) = state.services.get(&name.to_string()) else { continue };
-        if endpoint.network != service.network || endpoint.terminating {
+        if !may_serve(service, endpoint) {
             continue;
         }
         if *health.entry(*owner).or_insert_with(|| node_health(snapshot, owner)) == NodeHealth::Up {

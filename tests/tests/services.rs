@@ -85,9 +85,10 @@ fn a_vip_balances_over_tasks_on_every_node_and_follows_their_health() {
     let node_of = |task: &str| task.trim_start_matches("web.").parse::<usize>().unwrap();
     let drained = node_of(&first);
     cluster.node(1).meshctl_ok(&["node", "update", "--availability", "drain", &format!("n{drained}")]);
-    cluster.wait_for("the drain in n1's tables", Duration::from_secs(10), |c| {
+    cluster.wait_for("the drain in n1's state", Duration::from_secs(10), |c| {
         c.node(1).meshctl_ok(&["service", "ls"]).contains("2/3")
     });
+    wait_no_slots(&cluster, 1, &first);
     assert_eq!(request(&mut stream), first, "the open connection stays on its backend");
     let seen = spread(cluster.namespace(&client), &url, 30);
     assert!(
@@ -287,6 +288,7 @@ fn a_detach_with_grace_lets_open_connections_finish() {
     cluster.wait_for("the task terminating on n1", Duration::from_secs(3), |c| {
         c.node(1).meshctl_ok(&["service", "ls"]).contains("1/2")
     });
+    wait_no_slots(&cluster, 1, &first);
     let url = format!("http://{vip}:8080/");
     let seen = spread(cluster.namespace(&client), &url, 10);
     assert!(
@@ -411,4 +413,26 @@ fn a_client_port_reused_from_a_vip_flow_to_a_task_directly_still_works() {
             assert_eq!(direct.as_deref(), Ok(name), "{name} directly from port {port} after the VIP");
         }
     }
+}
+
+/// Waits until `node`'s kernel tables give `task` of `web` no Maglev slot (no new flow goes
+/// there). The maps follow the cluster state one reconcile later, so a test that checks new
+/// flows right after `service ls` changed races the reconciler (it lost under load).
+fn wait_no_slots(cluster: &Cluster, node: usize, task: &str) {
+    let tasks: serde_json::Value =
+        serde_json::from_str(&cluster.node(node).meshctl_ok(&["--format", "json", "service", "ps", "web"]))
+            .expect("service ps as JSON");
+    let rows = tasks.as_array().cloned().or_else(|| tasks["tasks"].as_array().cloned()).unwrap_or_default();
+    let address = rows
+        .iter()
+        .find(|t| t["task"] == task)
+        .and_then(|t| t["address"].as_str().map(str::to_string))
+        .unwrap_or_else(|| panic!("{task} in service ps: {tasks}"));
+    cluster.wait_for(&format!("{task} out of n{node}'s Maglev table"), Duration::from_secs(10), |c| {
+        let inspect = c.node(node).meshctl_ok(&["--format", "json", "service", "inspect", "web"]);
+        let inspect: serde_json::Value = serde_json::from_str(&inspect).expect("service inspect as JSON");
+        inspect["backends"]
+            .as_array()
+            .is_some_and(|b| b.iter().all(|b| b["address"] != address.as_str() || b["slots"] == 0))
+    });
 }

@@ -293,36 +293,31 @@ fn task_addresses(tasks: &[Task]) -> BTreeSet<String> {
     tasks.iter().map(|t| t.address.clone()).collect()
 }
 
-/// The backends of `web` in node `i`'s kernel maps: those that own Maglev slots. (`service
-/// inspect` also lists a backend that owns none while flows to it are still tracked: a drained
-/// or replaced task's connections, which end on their own.)
-fn kernel_backends(cluster: &Cluster, i: usize) -> BTreeSet<String> {
+/// The backends of `web` as node `i`'s kernel maps hold them (`service inspect`).
+fn inspect_backends(cluster: &Cluster, i: usize) -> Vec<serde_json::Value> {
     let out = cluster.node(i).meshctl(&["--format", "json", "service", "inspect", "web"]);
     let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    value["backends"]
-        .as_array()
-        .map(|b| {
-            b.iter()
-                .filter(|b| b["slots"].as_u64() > Some(0))
-                .filter_map(|b| b["address"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+    value["backends"].as_array().cloned().unwrap_or_default()
+}
+
+/// The backends of `web` that own Maglev slots on node `i`. (`service inspect` also lists a
+/// backend that owns none while flows to it are still tracked: a drained or replaced task's
+/// connections, which end on their own.)
+fn kernel_backends(cluster: &Cluster, i: usize) -> BTreeSet<String> {
+    inspect_backends(cluster, i)
+        .iter()
+        .filter(|b| b["slots"].as_u64() > Some(0))
+        .filter_map(|b| b["address"].as_str().map(str::to_string))
+        .collect()
 }
 
 /// Backends node `i` lists without slots (tracked flows only), with their flow counts.
 fn flow_only_backends(cluster: &Cluster, i: usize) -> Vec<String> {
-    let out = cluster.node(i).meshctl(&["--format", "json", "service", "inspect", "web"]);
-    let value: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    value["backends"]
-        .as_array()
-        .map(|b| {
-            b.iter()
-                .filter(|b| b["slots"].as_u64() == Some(0))
-                .map(|b| format!("{} ({} flows)", b["address"].as_str().unwrap_or("?"), b["flows"]))
-                .collect()
-        })
-        .unwrap_or_default()
+    inspect_backends(cluster, i)
+        .iter()
+        .filter(|b| b["slots"].as_u64() == Some(0))
+        .map(|b| format!("{} ({} flows)", b["address"].as_str().unwrap_or("?"), b["flows"]))
+        .collect()
 }
 
 /// Every entry in a node's maps or the DNS that is not the cluster's: one line each.

@@ -103,7 +103,8 @@ struct md_flow_key {
 
 /* Value of an endpoint's flow table. */
 struct md_flow {
-	__u32 addr;        /* TO_SERVICE: the backend; REPLY: the source to put back (VIP or node address) */
+	__u32 addr;        /* TO_SERVICE: the backend; REPLY: the source to put back (VIP or node address),
+	                    * or 0: a direct flow took the tuple over (lib/flows.h, lb_direct_flow) */
 	__u16 port;        /* TO_SERVICE: the backend's port; REPLY: the source port to put back */
 	__u16 flags;       /* TO_SERVICE: enum md_ct_flags */
 	__u64 last_seen;   /* TO_SERVICE: bpf_ktime_get_ns() of the last packet (refreshed at most once a second) */

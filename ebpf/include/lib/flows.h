@@ -103,18 +103,30 @@ md_inline void flow_reply_key(struct md_flow_key *rk, __u32 backend, __u16 port,
 	rk->dir = MD_FLOW_REPLY;
 }
 
+/* The address of a reply entry a direct flow took over (lb_direct_flow): translate nothing. */
+#define MD_REPLY_DIRECT 0
+
 /* Remembers `addr:port` as the source to put back on the replies `rk` names. Writes only when
- * missing or changed (an LRU update per packet would cost more than the lookup). Returns 0, or
- * -MD_REASON_DROP_CT_FULL (fail closed: the replies would come from the backend's address). */
-md_inline int flow_remember_reply(void *table, const struct md_flow_key *rk, __u32 addr, __u16 port)
+ * missing or changed (an LRU update per packet would cost more than the lookup); a missing entry
+ * is written again by any packet of the flow (the LRU may evict it mid-flow). An entry a direct
+ * flow took over is taken back only by a packet that starts a flow (a SYN, UDP): the last ACK
+ * of a VIP flow closing late would otherwise take it back from the direct flow that reused the
+ * port, and hijack that flow's replies. Returns 0, or -MD_REASON_DROP_CT_FULL (fail closed: the
+ * replies would come from the backend's address). */
+md_inline int flow_remember_reply(void *table, const struct md_flow_key *rk, const struct l4 *l4,
+				  __u32 addr, __u16 port)
 {
 	struct md_flow rv = {};
 	struct md_flow *known;
 
+	known = bpf_map_lookup_elem(table, rk);
+	if (known && known->addr == addr && known->port == port)
+		return 0;
+	if (known && known->addr == MD_REPLY_DIRECT && !ct_may_start(l4))
+		return 0;
 	rv.addr = addr;
 	rv.port = port;
-	known = bpf_map_lookup_elem(table, rk);
-	if ((!known || known->addr != addr || known->port != port) && bpf_map_update_elem(table, rk, &rv, BPF_ANY) < 0)
+	if (bpf_map_update_elem(table, rk, &rv, BPF_ANY) < 0)
 		return -MD_REASON_DROP_CT_FULL;
 	return 0;
 }
@@ -123,25 +135,33 @@ md_inline int flow_remember_reply(void *table, const struct md_flow_key *rk, __u
  * A client's packet straight to an address that is not a VIP (a task, say, found through
  * tasks.NAME). If the reply tuple of this new flow still has a translation from an earlier flow
  * through a VIP with the same ports (an ephemeral port reused), the replies would get the VIP as
- * their source and the client would reset the connection: forget it. Done for a TCP SYN and for
- * every UDP packet (one lookup); other TCP packets cannot start a flow.
+ * their source and the client would reset the connection: mark the tuple direct (a mark rather
+ * than a delete, so that the late packets of the closing VIP flow do not write the translation
+ * back; see flow_remember_reply). Done for a TCP SYN and for every UDP packet (one lookup);
+ * other TCP packets cannot start a flow. If the table is full the mark is not written and the
+ * old translation stays: the direct flow fails as it would have without this.
  */
 md_inline void lb_direct_flow(struct __sk_buff *skb, struct iphdr *ip)
 {
 	struct md_flow_key rk = {};
+	struct md_flow direct = {};
+	struct md_flow *known;
 	struct l4 l4 = {};
 	void *table;
 
 	if (!parse_l4(skb, ip, &l4))
 		return;
-	if (l4.proto == IPPROTO_TCP && !l4.syn)
+	if (!ct_may_start(&l4))
 		return;
 	table = flow_table(ip->saddr);
 	if (!table)
 		return;
 	flow_reply_key(&rk, ip->daddr, l4.dport, l4.sport, l4.proto);
-	if (bpf_map_lookup_elem(table, &rk))
-		bpf_map_delete_elem(table, &rk);
+	known = bpf_map_lookup_elem(table, &rk);
+	if (known && known->addr != MD_REPLY_DIRECT) {
+		direct.addr = MD_REPLY_DIRECT;
+		bpf_map_update_elem(table, &rk, &direct, BPF_EXIST);
+	}
 }
 
 /* An ICMP error about a flow a client of this node balanced (lib/icmp.h): translated back like
@@ -162,7 +182,7 @@ md_inline int lb_icmp_from_backend(struct __sk_buff *skb, struct iphdr *ip)
 		return PKT_UNTOUCHED;
 	flow_reply_key(&rk, err.backend, err.port, err.client_port, err.proto);
 	rv = bpf_map_lookup_elem(table, &rk);
-	if (!rv)
+	if (!rv || rv->addr == MD_REPLY_DIRECT)
 		return PKT_UNTOUCHED;
 	ret = icmp_error_translate(skb, outer_src, &err, rv->addr, rv->port);
 	if (ret < 0)
@@ -196,7 +216,7 @@ md_inline int lb_from_backend(struct __sk_buff *skb, struct iphdr *ip)
 		return PKT_UNTOUCHED;
 	flow_reply_key(&rk, backend, l4.sport, l4.dport, l4.proto);
 	rv = bpf_map_lookup_elem(table, &rk);
-	if (!rv)
+	if (!rv || rv->addr == MD_REPLY_DIRECT)
 		return PKT_UNTOUCHED;
 	addr = rv->addr;
 	port = rv->port;

@@ -40,7 +40,7 @@ md_inline int lb_balance(struct __sk_buff *skb, struct l4 *l4, __u32 client, con
 	if (ret < 0)
 		return ret;
 	flow_reply_key(&rk, backend.addr, backend.port, l4->sport, l4->proto);
-	ret = flow_remember_reply(table, &rk, to, to_port);
+	ret = flow_remember_reply(table, &rk, l4, to, to_port);
 	if (ret < 0)
 		return ret;
 	ret = rewrite_addr(skb, l4, IP_DST_OFF, to, backend.addr);

@@ -1,25 +1,36 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Published ports for the node's own clients (`curl localhost:PORT`, or the node's own address):
- * their packets never cross the underlay interface, so the translation happens at the socket,
- * before the first packet, as Cilium's socket LB does. The programs are attached to the root of
- * the cgroup v2 hierarchy, so they run for every process of the machine: each one acts only in
- * the network namespace of the node that loaded it (md_config_v3.netns_cookie).
+ * Load balancing at the socket, before the first packet, as Cilium's socket LB does: a socket's
+ * destination is pointed at a backend once, at connect() (or at each sendmsg() of an
+ * unconnected UDP socket), so the flow's packets carry the backend's address from the start and
+ * none of them is translated. Two kinds of socket are balanced:
+ *   - the node's own clients (`curl localhost:PORT`, or the node's own address) to a published
+ *     port: their packets never cross the underlay interface, where the routing mesh works;
+ *   - the node's containers to a VIP of one of their networks (abi/sock.h): the veth program's
+ *     per-packet translation (lib/lb.h) is then left for what the socket hooks cannot see (a
+ *     namespace not known yet, more networks than MD_SOCK_CLIENT_NETS, raw sockets).
+ * The programs are attached to the root of the cgroup v2 hierarchy, so they run for every
+ * process of the machine: each one acts only in the network namespaces of the node that loaded
+ * it (md_config_v3.netns_cookie, md_sock_clients_v1).
  *
- *   connect4    TCP connect() / UDP connect() to a published port -> to a backend's address and
- *               target port (Maglev slot chosen by the socket: one socket, one backend)
- *   sendmsg4    the same for each datagram of an unconnected UDP socket
- *   recvmsg4    a datagram from that backend shows the published address as its source
- *   getpeername4  a connected socket shows the published address as its peer
+ *   connect4    TCP connect() / UDP connect() to a published port or a VIP -> to a backend's
+ *               address (and a published port's target port); Maglev slot chosen by the socket:
+ *               one socket, one backend
+ *   sendmsg4    the same for each datagram of the node's unconnected UDP sockets (a
+ *               container's are left to the veth program: see to_backend)
+ *   recvmsg4    a datagram from that backend shows the address the socket asked for as source
+ *   getpeername4  a connected socket shows the address it asked for as its peer
  *   sock_release  a closed socket's translation is freed (md_sock_index_v1 finds it)
- * Remote backends are reached through the overlay route the agent adds on the VXLAN device; the
- * replies come back to the node's own address (vxlan.bpf.c, to_outside).
+ * Remote backends are reached through the overlay (a container's) or the overlay route the
+ * agent adds on the VXLAN device (the node's); the replies to the node's own sockets come back
+ * to the node's own address (vxlan.bpf.c, to_outside).
  */
 #include <linux/in.h>
 #include "lib/common.h"
 #include "lib/node.h"
 #include "lib/maglev.h"
 #include "lib/mesh.h"
+#include "abi/sock.h"
 
 /* Every socket translated, and the address it asked for. LRU: closed sockets age out. */
 struct {
@@ -28,7 +39,7 @@ struct {
 	__type(key, struct md_sock_key);
 	__type(value, struct md_sock_nat);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} md_sock_rnat_v1 SEC(".maps");
+} md_sock_rnat_v2 SEC(".maps");
 
 /* The last translation written for each socket, by its cookie: what sock_release frees. (A UDP
  * socket sending to several published ports has older ones too; those age out of the LRU.) */
@@ -40,24 +51,51 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } md_sock_index_v1 SEC(".maps");
 
+/* This node's containers, by their network namespace's cookie: the networks each is attached
+ * to (abi/sock.h). Written by the agent when it attaches a namespace (and left empty with
+ * --socket-lb off). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MD_SOCK_CLIENTS_MAX);
+	__type(key, __u64);
+	__type(value, struct md_sock_client);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} md_sock_clients_v1 SEC(".maps");
+
 /* Socket programs: 1 lets the call go on (with whatever the program rewrote). */
 #define SOCK_CONTINUE 1
 
-md_inline int in_node_netns(struct bpf_sock_addr *ctx)
+/* The Maglev hash of a socket: a multiplicative hash of its cookie spreads sockets over the table. */
+md_inline __u32 sock_hash(__u64 cookie)
 {
-	struct md_node_config *config = node_config();
-
-	return config && config->netns_cookie && config->netns_cookie == bpf_get_netns_cookie(ctx);
+	return (__u32)((cookie * 0x9e3779b97f4a7c15ULL) >> 32);
 }
 
-/* If the socket's destination is a published port of this node, points it at a backend. */
-md_inline void to_backend(struct bpf_sock_addr *ctx, __u8 proto)
+/* Points the socket at `backend:port` and remembers what it asked for (`asked:asked_port`),
+ * which recvmsg4 and getpeername4 show it instead. The index entry lets sock_release free it. */
+md_inline void sock_translate(struct bpf_sock_addr *ctx, __u64 cookie, __u32 backend, __u16 port,
+			      __u32 asked, __u16 asked_port)
+{
+	struct md_sock_key sk = {};
+	struct md_sock_nat nat = {};
+
+	sk.cookie = cookie;
+	sk.backend_ip = backend;
+	sk.backend_port = port;
+	nat.addr = asked;
+	nat.port = asked_port;
+	bpf_map_update_elem(&md_sock_rnat_v2, &sk, &nat, BPF_ANY);
+	bpf_map_update_elem(&md_sock_index_v1, &cookie, &sk, BPF_ANY);
+	ctx->user_ip4 = backend;
+	ctx->user_port = port;
+}
+
+/* The node's own socket to a published port of this node: to a backend and the target port. */
+md_inline void published_to_backend(struct bpf_sock_addr *ctx, __u8 proto)
 {
 	struct md_frontend_key fk = {};
 	struct md_frontend *fe;
 	struct md_service *svc;
-	struct md_sock_key sk = {};
-	struct md_sock_nat nat = {};
 	__u32 *backend;
 	__u64 cookie;
 
@@ -71,23 +109,79 @@ md_inline void to_backend(struct bpf_sock_addr *ctx, __u8 proto)
 	if (!svc)
 		return;
 	cookie = bpf_get_socket_cookie(ctx);
-	/* A multiplicative hash of the cookie spreads sockets over the table. */
-	backend = maglev_backend(svc, (__u32)((cookie * 0x9e3779b97f4a7c15ULL) >> 32));
+	backend = maglev_backend(svc, sock_hash(cookie));
 	/* No backend: leave the address alone; the connection is refused as it would be anyway. */
 	if (!backend)
 		return;
-	sk.cookie = cookie;
-	sk.backend_ip = *backend;
-	sk.backend_port = fe->target_port;
-	nat.addr = fk.addr;
-	nat.port = fk.port;
-	bpf_map_update_elem(&md_sock_rnat_v1, &sk, &nat, BPF_ANY);
-	bpf_map_update_elem(&md_sock_index_v1, &cookie, &sk, BPF_ANY);
-	ctx->user_ip4 = *backend;
-	ctx->user_port = fe->target_port;
+	sock_translate(ctx, cookie, *backend, fe->target_port, fk.addr, fk.port);
 }
 
-/* The reverse: a backend's address as seen by the socket becomes the published one. */
+/* Whether `vip` is in one of the client's networks (a VIP comes from its network's subnet). */
+md_inline int sock_client_reaches(const struct md_sock_client *client, __u32 vip)
+{
+	int i;
+
+	for (i = 0; i < MD_SOCK_CLIENT_NETS; i++) {
+		if (i >= client->count)
+			break;
+		if (in_subnet(vip, client->nets[i].subnet, client->nets[i].mask))
+			return 1;
+	}
+	return 0;
+}
+
+/* A container's socket to a VIP of one of its networks: to a backend, same port. A VIP of
+ * another network is left alone: the veth program drops its packets (drop-network-mismatch),
+ * counted and shown where every isolation drop is. No backend: left alone too, and dropped
+ * there (drop-no-backend). */
+md_inline void vip_to_backend(struct bpf_sock_addr *ctx, const struct md_sock_client *client)
+{
+	struct md_service *svc;
+	__u32 vip = ctx->user_ip4;
+	__u16 port = (__u16)ctx->user_port;
+	__u32 *backend;
+	__u64 cookie;
+
+	svc = bpf_map_lookup_elem(&md_services_v1, &vip);
+	if (!svc || !sock_client_reaches(client, vip))
+		return;
+	cookie = bpf_get_socket_cookie(ctx);
+	backend = maglev_backend(svc, sock_hash(cookie));
+	if (!backend)
+		return;
+	sock_translate(ctx, cookie, *backend, port, vip, port);
+}
+
+/* Whether the socket may be balanced for a container: a TCP or UDP connect(). An unconnected
+ * UDP socket's datagrams (sendmsg4) are left to the veth program, whose flow table is the
+ * container's own: one socket sending to many VIPs and ports would otherwise fill the shared
+ * md_sock_rnat_v2 (abi/mesh.h) with an entry per destination, and push other sockets' out. */
+enum sock_call {
+	SOCK_CONNECT,
+	SOCK_SENDMSG,
+};
+
+/* Balances the socket if it is one of this node's: the node's own (published ports) or, at
+ * connect(), a container's (VIPs). Every other socket of the machine costs two lookups. */
+md_inline void to_backend(struct bpf_sock_addr *ctx, __u8 proto, enum sock_call call)
+{
+	struct md_node_config *config = node_config();
+	struct md_sock_client *client;
+	__u64 netns = bpf_get_netns_cookie(ctx);
+
+	if (config && config->netns_cookie && config->netns_cookie == netns) {
+		published_to_backend(ctx, proto);
+		return;
+	}
+	if (call != SOCK_CONNECT)
+		return;
+	client = bpf_map_lookup_elem(&md_sock_clients_v1, &netns);
+	if (client)
+		vip_to_backend(ctx, client);
+}
+
+/* The reverse: a backend's address as seen by the socket becomes the one it asked for. Only a
+ * socket this node translated has an entry (socket cookies are unique on the machine). */
 md_inline void from_backend(struct bpf_sock_addr *ctx)
 {
 	struct md_sock_key sk = {};
@@ -96,7 +190,7 @@ md_inline void from_backend(struct bpf_sock_addr *ctx)
 	sk.cookie = bpf_get_socket_cookie(ctx);
 	sk.backend_ip = ctx->user_ip4;
 	sk.backend_port = (__u16)ctx->user_port;
-	nat = bpf_map_lookup_elem(&md_sock_rnat_v1, &sk);
+	nat = bpf_map_lookup_elem(&md_sock_rnat_v2, &sk);
 	if (!nat)
 		return;
 	ctx->user_ip4 = nat->addr;
@@ -106,32 +200,29 @@ md_inline void from_backend(struct bpf_sock_addr *ctx)
 SEC("cgroup/connect4")
 int sock_connect4(struct bpf_sock_addr *ctx)
 {
-	if (in_node_netns(ctx) && (ctx->protocol == IPPROTO_TCP || ctx->protocol == IPPROTO_UDP))
-		to_backend(ctx, ctx->protocol);
+	if (ctx->protocol == IPPROTO_TCP || ctx->protocol == IPPROTO_UDP)
+		to_backend(ctx, ctx->protocol, SOCK_CONNECT);
 	return SOCK_CONTINUE;
 }
 
 SEC("cgroup/sendmsg4")
 int sock_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	if (in_node_netns(ctx))
-		to_backend(ctx, IPPROTO_UDP);
+	to_backend(ctx, IPPROTO_UDP, SOCK_SENDMSG);
 	return SOCK_CONTINUE;
 }
 
 SEC("cgroup/recvmsg4")
 int sock_recvmsg4(struct bpf_sock_addr *ctx)
 {
-	if (in_node_netns(ctx))
-		from_backend(ctx);
+	from_backend(ctx);
 	return SOCK_CONTINUE;
 }
 
 SEC("cgroup/getpeername4")
 int sock_getpeername4(struct bpf_sock_addr *ctx)
 {
-	if (in_node_netns(ctx))
-		from_backend(ctx);
+	from_backend(ctx);
 	return SOCK_CONTINUE;
 }
 
@@ -146,7 +237,7 @@ int sock_release(struct bpf_sock *ctx)
 
 	if (known) {
 		sk = *known;
-		bpf_map_delete_elem(&md_sock_rnat_v1, &sk);
+		bpf_map_delete_elem(&md_sock_rnat_v2, &sk);
 		bpf_map_delete_elem(&md_sock_index_v1, &cookie);
 	}
 	return SOCK_CONTINUE;

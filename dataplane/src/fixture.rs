@@ -100,5 +100,6 @@ pub fn local() -> Vec<LocalAttachment> {
         netns_id: None,
         default_route: true,
         dns: Default::default(),
+        netns_cookie: None,
     }]
 }

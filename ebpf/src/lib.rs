@@ -17,6 +17,7 @@ pub mod mesh;
 pub mod net_order;
 pub mod node;
 pub mod overlay;
+pub mod sock_lb;
 pub mod verdict;
 
 /// One compiled eBPF object: its file name under `target/bpf/` and its bytes.
@@ -44,7 +45,8 @@ pub const UNDERLAY: Object = Object {
     bytes: aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/underlay.bpf.o")),
 };
 
-/// Published ports for the node's own sockets, on the cgroup v2 root (`sock.bpf.c`).
+/// Load balancing at the socket, on the cgroup v2 root (`sock.bpf.c`): published ports for the
+/// node's own sockets, VIPs for its containers'.
 pub const SOCK: Object = Object {
     name: "sock.bpf.o",
     bytes: aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/sock.bpf.o")),

@@ -6,8 +6,8 @@ pub const FRONTENDS_MAP: &str = "md_frontends_v1";
 pub const MESH_RNAT_MAP: &str = "md_mesh_rnat_v2";
 /// Backend's node: the ingress node of each flow that came through the tunnel.
 pub const MESH_RETURN_MAP: &str = "md_mesh_return_v2";
-/// The node's own sockets translated by the socket programs.
-pub const SOCK_RNAT_MAP: &str = "md_sock_rnat_v1";
+/// The sockets the socket programs translated (the node's own, its containers').
+pub const SOCK_RNAT_MAP: &str = "md_sock_rnat_v2";
 /// The last translation of each of the node's sockets, by cookie (freed when it closes).
 pub const SOCK_INDEX_MAP: &str = "md_sock_index_v1";
 
@@ -17,8 +17,9 @@ pub const FRONTENDS_MAX: u32 = 16384;
 pub const MESH_RNAT_MAX: u32 = 131072;
 /// `MD_MESH_RETURN_MAX`: capacity of [`MESH_RETURN_MAP`] (flows brought in by other nodes; LRU).
 pub const MESH_RETURN_MAX: u32 = 131072;
-/// `MD_SOCK_RNAT_MAX`: capacity of [`SOCK_RNAT_MAP`] (the node's own translated sockets; LRU).
-pub const SOCK_RNAT_MAX: u32 = 16384;
+/// `MD_SOCK_RNAT_MAX`: capacity of [`SOCK_RNAT_MAP`] (sockets translated at connect: the node's
+/// own and its containers'; LRU).
+pub const SOCK_RNAT_MAX: u32 = 65536;
 
 /// Mirrors `struct md_frontend_key`.
 #[repr(C)]

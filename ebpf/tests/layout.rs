@@ -25,6 +25,7 @@ use meshd_ebpf::mesh::{
 };
 use meshd_ebpf::node::{Node, NodeConfig, NodeHop, CONFIG_MAX, NODES_MAX, NODE_HOPS_MAX, NODE_MEMBER};
 use meshd_ebpf::overlay::{OverlayConfig, OverlayHop, CONFIG_MAX as OVERLAY_MAX, FAST_PATH, HOPS_MAX};
+use meshd_ebpf::sock_lb::{SockClient, SockNet, SOCK_CLIENTS_MAX, SOCK_CLIENT_NETS};
 use meshd_ebpf::verdict::{Direction, Reason, VerdictCounter, VerdictKey, VERDICT_MAX};
 
 /// Runs the C probe and returns its `name value` lines as a map.
@@ -37,7 +38,7 @@ fn c_facts(probe_body: &str) -> HashMap<String, u64> {
     let src = dir.join("probe.c");
     let exe = dir.join("probe");
     let program = format!(
-        "#include <stdio.h>\n#include <stddef.h>\n#include \"abi/verdict.h\"\n#include \"abi/endpoint.h\"\n#include \"abi/node.h\"\n#include \"abi/lb.h\"\n#include \"abi/mesh.h\"\n#include \"abi/events.h\"\n#include \"abi/overlay.h\"\n\
+        "#include <stdio.h>\n#include <stddef.h>\n#include \"abi/verdict.h\"\n#include \"abi/endpoint.h\"\n#include \"abi/node.h\"\n#include \"abi/lb.h\"\n#include \"abi/mesh.h\"\n#include \"abi/events.h\"\n#include \"abi/overlay.h\"\n#include \"abi/sock.h\"\n\
          #define SIZE(t) printf(\"sizeof %s %zu\\n\", #t, sizeof(struct t))\n\
          #define OFF(t, f) printf(\"offsetof %s.%s %zu\\n\", #t, #f, offsetof(struct t, f))\n\
          #define ENUM(e) printf(\"enum %s %d\\n\", #e, (int)(e))\n\
@@ -368,6 +369,30 @@ fn mesh_types_match_the_header() {
         header_enumerators("abi/mesh.h"),
         ["MD_FRONTENDS_MAX", "MD_MESH_RNAT_MAX", "MD_MESH_RETURN_MAX", "MD_SOCK_RNAT_MAX"]
     );
+}
+
+#[test]
+fn socket_lb_types_match_the_header() {
+    let facts = c_facts(
+        "SIZE(md_sock_net); OFF(md_sock_net, subnet); OFF(md_sock_net, mask);\n\
+         SIZE(md_sock_client); OFF(md_sock_client, count); OFF(md_sock_client, pad); OFF(md_sock_client, nets);\n\
+         ENUM(MD_SOCK_CLIENTS_MAX); ENUM(MD_SOCK_CLIENT_NETS);",
+    );
+    let rust: HashMap<&str, usize> = HashMap::from([
+        ("sizeof md_sock_net", size_of::<SockNet>()),
+        ("offsetof md_sock_net.subnet", offset_of!(SockNet, subnet)),
+        ("offsetof md_sock_net.mask", offset_of!(SockNet, mask)),
+        ("sizeof md_sock_client", size_of::<SockClient>()),
+        ("offsetof md_sock_client.count", offset_of!(SockClient, count)),
+        ("offsetof md_sock_client.pad", offset_of!(SockClient, pad)),
+        ("offsetof md_sock_client.nets", offset_of!(SockClient, nets)),
+        ("enum MD_SOCK_CLIENTS_MAX", SOCK_CLIENTS_MAX as usize),
+        ("enum MD_SOCK_CLIENT_NETS", SOCK_CLIENT_NETS as usize),
+    ]);
+    for (name, rust_value) in &rust {
+        assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
+    }
+    assert_eq!(header_enumerators("abi/sock.h"), ["MD_SOCK_CLIENTS_MAX", "MD_SOCK_CLIENT_NETS"]);
 }
 
 #[test]

@@ -153,6 +153,7 @@ impl Agent {
             netns_id: netns::identify(&spec.netns),
             default_route: attached.default_route,
             dns: DnsPlacement::Namespace,
+            netns_cookie: None,
         };
         inner.attachments.push(attachment.clone());
         let endpoint = EndpointRecord {

@@ -83,6 +83,7 @@ impl Agent {
             netns_id: netns::identify(&request.netns),
             default_route: false,
             dns: DnsPlacement::Node,
+            netns_cookie: None,
         };
         inner.attachments.push(attachment.clone());
         let endpoint = EndpointRecord {

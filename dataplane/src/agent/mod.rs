@@ -65,6 +65,8 @@ pub struct AgentSettings {
     pub lb_idle_timeout: Duration,
     /// Encapsulate and decapsulate VXLAN in the programs (`--overlay-fast-path`).
     pub overlay_fast_path: bool,
+    /// Balance the containers' connections to VIPs at connect() (`--socket-lb`).
+    pub socket_lb: bool,
 }
 
 /// What the agent changes under its lock.
@@ -110,6 +112,9 @@ pub struct Agent {
     underlay_ifname: String,
     /// The node's DNS address for Docker containers, once enabled (`--docker-plugin`).
     node_dns: OnceLock<NodeDns>,
+    /// Whether the containers' sockets are balanced at connect() (`--socket-lb`): their
+    /// namespaces' cookies are read and handed to the socket programs.
+    socket_lb: bool,
 }
 
 impl Agent {

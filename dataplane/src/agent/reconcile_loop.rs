@@ -7,10 +7,31 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Agent, AgentError};
+use super::{netns, Agent, AgentError};
+use crate::bpf::cgroup;
 use crate::host::{nftables, sysctl};
 use crate::netlink::{addresses, routes};
+use crate::network::LocalAttachment;
 use crate::service::ports::port_owners;
+
+/// Reads the namespace cookie of every attachment that has none yet and whose namespace can be
+/// entered now (Docker's appears at its Join, after the attachment): from then on its sockets
+/// are balanced at connect(). One that cannot be read is marked (`Some(0)`) and not tried again
+/// until the next start; its connections are balanced by the veth program as before.
+fn read_netns_cookies(attachments: &mut [LocalAttachment]) {
+    for attachment in attachments.iter_mut().filter(|a| a.netns_cookie.is_none()) {
+        if netns::identify(&attachment.netns).is_none() {
+            continue;
+        }
+        attachment.netns_cookie = Some(match cgroup::netns_cookie_of(&attachment.netns) {
+            Ok(cookie) => cookie,
+            Err(error) => {
+                tracing::warn!(%error, netns = %attachment.netns.display(), "cannot read the namespace's cookie; its connections to VIPs are balanced per packet");
+                0
+            }
+        });
+    }
+}
 
 /// How often the kernel is compared with the state even when nothing changed.
 const RECONCILE_EVERY: Duration = Duration::from_secs(5);
@@ -52,6 +73,9 @@ impl Agent {
         let inner = &mut *guard;
         if let Some(addrs) = node_addrs {
             inner.node_addrs = addrs;
+        }
+        if self.socket_lb {
+            read_netns_cookies(&mut inner.attachments);
         }
         let round = inner.reconciler.update(&snapshot, &inner.attachments, &inner.node_addrs);
         let (written, deleted) =

@@ -131,6 +131,7 @@ impl Agent {
             advertise: advertise_v4,
             underlay_ifname: underlay.name.clone(),
             node_dns: Default::default(),
+            socket_lb: settings.socket_lb,
         });
         // Attachments whose namespace went while meshd was away.
         if let Err(error) = agent.reap().await {

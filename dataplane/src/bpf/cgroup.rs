@@ -66,6 +66,18 @@ pub fn netns_cookie() -> io::Result<u64> {
     Ok(cookie)
 }
 
+/// The cookie of the network namespace at `path` (a `/run/netns/NAME` or `/proc/PID/ns/net`
+/// file), read on a short-lived thread that enters it (setns moves only the calling thread).
+pub fn netns_cookie_of(path: &Path) -> io::Result<u64> {
+    let file = std::fs::File::open(path)?;
+    std::thread::spawn(move || {
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+        netns_cookie()
+    })
+    .join()
+    .map_err(|_| io::Error::other("the thread reading the namespace's cookie panicked"))?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@
 //! | `frontends` | md_frontends_v1 | (node address, published port, protocol) |
 //! | `nodes` | md_nodes_v1 | a cluster node's underlay address |
 //! | `flow_tables` | md_flows_v1 (hash of maps) | a local endpoint's address: its own flow table |
+//! | `sock_clients` | md_sock_clients_v1 (socket programs) | an attached namespace's cookie |
 //!
 //! Keys and values are the `#[repr(C)]` mirrors of the C headers (`meshd_ebpf`); addresses and
 //! ports are in network order (`meshd_ebpf::net_order`).
@@ -23,7 +24,8 @@ use meshd_ebpf::endpoint::{Endpoint, Iface};
 use meshd_ebpf::lb::{Service, MAGLEV_FINGERPRINT, MAGLEV_SIZE, MAGLEV_SLOTS};
 use meshd_ebpf::mesh::{Frontend, FrontendKey};
 use meshd_ebpf::node::Node;
-use meshd_ebpf::{endpoint, lb, mesh, node, VETH};
+use meshd_ebpf::sock_lb::{self, SockClient};
+use meshd_ebpf::{endpoint, lb, mesh, node, SOCK, VETH};
 
 use std::os::fd::AsFd;
 
@@ -47,6 +49,8 @@ pub struct Forwarding {
     pub nodes: BTreeMap<u32, Node>,
     /// The local endpoints that have a flow table (their balanced flows, both ways).
     pub flow_tables: BTreeSet<u32>,
+    /// The attached namespaces whose sockets are balanced at connect(), by netns cookie.
+    pub sock_clients: BTreeMap<u64, SockClient>,
 }
 
 /// A Maglev table as an element of md_maglev_v2: M, a fingerprint of the slots, then the M
@@ -118,6 +122,7 @@ pub(super) struct Synced {
     services: Option<BTreeMap<u32, Service>>,
     frontends: Option<BTreeMap<FrontendKey, Frontend>>,
     nodes: Option<BTreeMap<u32, Node>>,
+    sock_clients: Option<BTreeMap<u64, SockClient>>,
 }
 
 impl Datapath {
@@ -155,15 +160,16 @@ impl Datapath {
         let veth = &mut self.veth;
         let synced = &mut self.synced;
         // Nodes first: an endpoint's tunnel packets are accepted only from a known node.
-        let (w0, d0) = sync_map(veth, node::NODES_MAP, &mut synced.nodes, &desired.nodes, None)?;
+        let (w0, d0) = sync_map((veth, VETH.name), node::NODES_MAP, &mut synced.nodes, &desired.nodes, None)?;
         // Interfaces next: a local endpoint is only useful once its veth is known; its flow
         // table before it can balance.
-        let (w1, d1) = sync_map(veth, endpoint::IFACES_MAP, &mut synced.ifaces, &desired.ifaces, None)?;
+        let (w1, d1) =
+            sync_map((veth, VETH.name), endpoint::IFACES_MAP, &mut synced.ifaces, &desired.ifaces, None)?;
         let (w6, d6) = self.sync_flow_tables(&desired.flow_tables)?;
         let veth = &mut self.veth;
         let synced = &mut self.synced;
         let (w2, d2) = sync_map(
-            veth,
+            (veth, VETH.name),
             endpoint::ENDPOINTS_MAP,
             &mut synced.endpoints,
             &desired.endpoints,
@@ -174,14 +180,29 @@ impl Datapath {
         let veth = &mut self.veth;
         let synced = &mut self.synced;
         let (w4, d4) = sync_map(
-            veth,
+            (veth, VETH.name),
             lb::SERVICES_MAP,
             &mut synced.services,
             &desired.services,
             touched.services.as_ref(),
         )?;
-        let (w5, d5) = sync_map(veth, mesh::FRONTENDS_MAP, &mut synced.frontends, &desired.frontends, None)?;
-        Ok((w0 + w1 + w2 + w3 + w4 + w5 + w6, d0 + d1 + d2 + d3 + d4 + d5 + d6))
+        let (w5, d5) = sync_map(
+            (veth, VETH.name),
+            mesh::FRONTENDS_MAP,
+            &mut synced.frontends,
+            &desired.frontends,
+            None,
+        )?;
+        // The socket programs' map: a namespace is balanced at connect() once its networks and
+        // their services are in the maps above.
+        let (w7, d7) = sync_map(
+            (&mut self.sock, SOCK.name),
+            sock_lb::SOCK_CLIENTS_MAP,
+            &mut synced.sock_clients,
+            &desired.sock_clients,
+            None,
+        )?;
+        Ok((w0 + w1 + w2 + w3 + w4 + w5 + w6 + w7, d0 + d1 + d2 + d3 + d4 + d5 + d6 + d7))
     }
 }
 
@@ -190,14 +211,14 @@ impl Datapath {
 /// updates `synced` to `desired`. With `touched`, only those keys are compared (see [`Touched`]).
 /// Writes go in batches ([`batch`]): one syscall per few thousand entries.
 fn sync_map<K: aya::Pod + Ord + Copy, V: aya::Pod + PartialEq + Copy>(
-    ebpf: &mut Ebpf,
+    (ebpf, object): (&mut Ebpf, &'static str),
     name: &'static str,
     synced: &mut Option<BTreeMap<K, V>>,
     desired: &BTreeMap<K, V>,
     touched: Option<&BTreeSet<K>>,
 ) -> Result<(usize, usize), BpfError> {
     let map_err = |source| BpfError::Map { map: name, source: Box::new(source) };
-    let map = ebpf.map_mut(name).ok_or(BpfError::MissingMap { object: VETH.name, map: name })?;
+    let map = ebpf.map_mut(name).ok_or(BpfError::MissingMap { object, map: name })?;
     let known = synced.is_some();
     let current = match synced {
         Some(current) => current,

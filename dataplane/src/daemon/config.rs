@@ -96,6 +96,11 @@ pub struct DaemonArgs {
     /// device, as before
     #[arg(long, value_enum, value_name = "on|off", default_value_t = OnOff::On)]
     pub overlay_fast_path: OnOff,
+    /// Socket-level load balancing: a container's connect() to a VIP of its network goes to a
+    /// backend chosen once, so no packet of the connection is translated (docs/services.md).
+    /// `off`: every packet to a VIP is translated at the container's veth, as before
+    #[arg(long, value_enum, value_name = "on|off", default_value_t = OnOff::On)]
+    pub socket_lb: OnOff,
     /// Serve Prometheus metrics (/metrics) and the web view (/) on this address, e.g.
     /// 127.0.0.1:9646. Off unless given: it is plain HTTP without authentication and shows
     /// the cluster's layout, so keep it on localhost or a management network
@@ -154,6 +159,8 @@ pub struct Config {
     pub lb_idle_timeout: Duration,
     /// The overlay fast path (`--overlay-fast-path`).
     pub overlay_fast_path: OnOff,
+    /// Socket-level load balancing for the containers (`--socket-lb`).
+    pub socket_lb: OnOff,
     /// How long the certificates this node issues are valid.
     pub cert_expiry: Duration,
     /// The Docker network driver (`--docker-plugin`).
@@ -259,6 +266,7 @@ impl Config {
             },
             lb_idle_timeout: args.lb_idle_timeout,
             overlay_fast_path: args.overlay_fast_path,
+            socket_lb: args.socket_lb,
             cert_expiry: args.cert_expiry,
             docker: args.docker.settings()?,
             metrics_addr: args.metrics_addr,

@@ -110,6 +110,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             dns: config.dns.clone(),
             lb_idle_timeout: config.lb_idle_timeout,
             overlay_fast_path: config.overlay_fast_path == OnOff::On,
+            socket_lb: config.socket_lb == OnOff::On,
         },
     )
     .await?;

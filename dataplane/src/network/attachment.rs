@@ -37,6 +37,11 @@ pub struct LocalAttachment {
     /// Where the namespace asks meshd's DNS.
     #[serde(default)]
     pub dns: DnsPlacement,
+    /// The namespace's cookie (`SO_NETNS_COOKIE`), by which the socket programs recognise its
+    /// sockets (socket-level load balancing). Read when the namespace can be entered (Docker's
+    /// only after its Join), again at every start: never saved. `Some(0)`: it could not be read.
+    #[serde(skip)]
+    pub netns_cookie: Option<u64>,
 }
 
 /// Device and inode of a namespace file (`/run/netns/NAME`, `/proc/PID/ns/net`): two paths

@@ -149,6 +149,7 @@ impl Reconciler {
         let ifaces = endpoints::ifaces(snapshot, local);
         self.desired.flow_tables = ifaces.values().map(|iface| iface.ip).collect();
         self.desired.ifaces = ifaces;
+        self.desired.sock_clients = super::sock_clients::sock_clients(snapshot, local);
         if services_changed || prev_addrs != node_addrs {
             self.desired.frontends = frontends::frontends(snapshot, node_addrs);
         }

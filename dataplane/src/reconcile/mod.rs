@@ -8,6 +8,7 @@
 //! - [`services`](mod@services): md_services_v1 and md_maglev_v2.
 //! - [`frontends`](mod@frontends): md_frontends_v1.
 //! - [`nodes`](mod@nodes): md_nodes_v1.
+//! - [`sock_clients`](mod@sock_clients): md_sock_clients_v1.
 //!
 //! [`Reconciler`] keeps the answer between rounds and recomputes only what a state change can
 //! have touched ([`incremental`]); the agent uses it, [`desired`] is the full build it must equal.
@@ -17,6 +18,7 @@ pub mod frontends;
 pub mod incremental;
 pub mod nodes;
 pub mod services;
+pub mod sock_clients;
 
 use std::net::Ipv4Addr;
 
@@ -46,6 +48,7 @@ pub fn desired(
         maglev,
         frontends: frontends::frontends(snapshot, node_addrs),
         nodes: nodes::nodes(snapshot),
+        sock_clients: sock_clients::sock_clients(snapshot, local),
     }
 }
 

@@ -24,7 +24,7 @@ enum md_mesh_limits {
 	MD_FRONTENDS_MAX = 16384,    /* md_frontends_v1: published ports on this node's addresses */
 	MD_MESH_RNAT_MAX = 131072,   /* md_mesh_rnat_v2: flows that entered here (LRU, idle timeout) */
 	MD_MESH_RETURN_MAX = 131072, /* md_mesh_return_v2: flows brought in by other nodes (LRU, idle timeout) */
-	MD_SOCK_RNAT_MAX = 16384,    /* md_sock_rnat_v1: the node's own translated sockets (LRU) */
+	MD_SOCK_RNAT_MAX = 65536,    /* md_sock_rnat_v2: sockets translated at connect (the node's, its containers'; LRU) */
 };
 
 /* Key of md_frontends_v1: a published port on one of this node's addresses. */
@@ -60,8 +60,9 @@ struct md_mesh_return {
 	__u64 last_seen; /* as md_mesh_nat's */
 };
 
-/* Key of md_sock_rnat_v1: a socket of the node's own that a published port was translated for,
- * and the backend it was sent to (replies come from there). */
+/* Key of md_sock_rnat_v2: a socket the socket programs translated (sock.bpf.c: the node's own
+ * to a published port, a container's to a VIP), and the backend it was sent to (replies come
+ * from there). */
 struct md_sock_key {
 	__u64 cookie;     /* bpf_get_socket_cookie() */
 	__u32 backend_ip;
@@ -69,7 +70,7 @@ struct md_sock_key {
 	__u16 pad;        /* always 0 */
 };
 
-/* Value of md_sock_rnat_v1: the address the socket asked for, shown as the replies' source. */
+/* Value of md_sock_rnat_v2: the address the socket asked for, shown as the replies' source. */
 struct md_sock_nat {
 	__u32 addr;
 	__u16 port;

@@ -4,15 +4,20 @@ pub const SERVICES_MAP: &str = "md_services_v1";
 /// `MD_SERVICES_MAX`: capacity of [`SERVICES_MAP`] (VIPs).
 pub const SERVICES_MAX: u32 = 16384;
 /// Service id -> that service's Maglev table (an array: M, a fingerprint, then the slots).
-pub const MAGLEV_MAP: &str = "md_maglev_v2";
+pub const MAGLEV_MAP: &str = "md_maglev_v3";
 /// `MD_MAGLEV_MAX`: capacity of [`MAGLEV_MAP`] (Maglev tables, one per VIP with a backend).
 pub const MAGLEV_MAX: u32 = 16384;
 /// `MD_MAGLEV_TEMPLATE_MAX`: size of the C inner-map template; each table is created with its
 /// own size.
 pub const MAGLEV_TEMPLATE_MAX: u32 = 1;
-/// `BPF_F_INNER_MAP`: the flags every table is created with (as the C template declares), which
-/// lets tables of different sizes live in one outer map.
-pub const MAGLEV_TABLE_FLAGS: u32 = 1 << 12;
+/// `BPF_F_INNER_MAP | BPF_F_MMAPABLE`: the flags every table is created with (as the C template
+/// declares): tables of different sizes live in one outer map, and the agent writes a table
+/// through a mapping of its memory.
+pub const MAGLEV_TABLE_FLAGS: u32 = BPF_F_INNER_MAP | BPF_F_MMAPABLE;
+/// `BPF_F_INNER_MAP` (uapi/linux/bpf.h).
+pub const BPF_F_INNER_MAP: u32 = 1 << 12;
+/// `BPF_F_MMAPABLE` (uapi/linux/bpf.h).
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 /// `MD_MAGLEV_SIZE`, `MD_MAGLEV_FINGERPRINT`, `MD_MAGLEV_SLOTS`: where a table's parts are.
 pub const MAGLEV_SIZE: u32 = 0;
 pub const MAGLEV_FINGERPRINT: u32 = 1;

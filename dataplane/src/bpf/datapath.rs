@@ -28,7 +28,7 @@ pub struct Datapath {
     /// The Maglev tables this process installed (service id -> array contents), so an
     /// unchanged table is not written again.
     pub(super) tables: std::collections::HashMap<u32, std::sync::Arc<Vec<u32>>>,
-    /// Whether `tables` is every table in md_maglev_v2 (false until the first sync succeeds,
+    /// Whether `tables` is every table in md_maglev_v3 (false until the first sync succeeds,
     /// and after a failed one: then the kernel's keys are read back).
     pub(super) tables_known: bool,
     /// What the forwarding maps held after the last sync, so a sync diffs in memory instead of

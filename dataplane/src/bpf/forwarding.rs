@@ -6,7 +6,7 @@
 //! | `ifaces` | md_ifaces_v1 | host-side ifindex of an attached veth |
 //! | `endpoints` | md_endpoints_v2 | endpoint address |
 //! | `services` | md_services_v1 | VIP |
-//! | `maglev` | md_maglev_v2 (hash of maps) | service id |
+//! | `maglev` | md_maglev_v3 (hash of maps) | service id |
 //! | `frontends` | md_frontends_v1 | (node address, published port, protocol) |
 //! | `nodes` | md_nodes_v1 | a cluster node's underlay address |
 //! | `flow_tables` | md_flows_v1 (hash of maps) | a local endpoint's address: its own flow table |
@@ -53,7 +53,7 @@ pub struct Forwarding {
     pub sock_clients: BTreeMap<u64, SockClient>,
 }
 
-/// A Maglev table as an element of md_maglev_v2: M, a fingerprint of the slots, then the M
+/// A Maglev table as an element of md_maglev_v3: M, a fingerprint of the slots, then the M
 /// slots (backend addresses in network order). The fingerprint lets a restarted agent keep a
 /// table it finds in the kernel without reading all of it back.
 pub fn maglev_array(slots: &[u32]) -> Vec<u32> {
@@ -103,7 +103,7 @@ pub struct Touched {
     pub endpoints: Option<BTreeSet<u32>>,
     /// md_services_v1 keys (VIPs).
     pub services: Option<BTreeSet<u32>>,
-    /// md_maglev_v2 keys (service ids).
+    /// md_maglev_v3 keys (service ids).
     pub maglev: Option<BTreeSet<u32>>,
 }
 

@@ -1,14 +1,15 @@
-//! The Maglev tables in `md_maglev_v2`, a hash of maps: one array per service, each carrying
+//! The Maglev tables in `md_maglev_v3`, a hash of maps: one array per service, each carrying
 //! its own size and a fingerprint (see `include/abi/lb.h`).
 //!
 //! How a table reaches the kernel, cheapest first:
 //! - unchanged: nothing (the agent remembers what it installed);
 //! - same size M (a backend came or went within its size class, the common change): only the
-//!   slots that changed are written into the existing array, in one batch, the fingerprint last.
+//!   slots that changed are written into the existing array, through a mapping of its memory
+//!   (`BPF_F_MMAPABLE`, [`MappedArray`]), the fingerprint last.
 //!   No map-of-maps update, so no RCU grace-period wait. While the batch runs a packet may find
 //!   some slots old and some new; every slot then names a backend of the table before or of the
 //!   table after, and open connections keep theirs anyway (the flow tables pin them);
-//! - new, or another size: a fresh array, filled in one batch, then put into the outer map. The
+//! - new, or another size: a fresh array, filled through a mapping, then put into the outer map. The
 //!   outer map's updates are batched too, so the kernel waits for one grace period per batch of
 //!   [`OUTER_BATCH`] tables instead of one per table; a packet sees the old table or the new one.
 
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use aya::maps::{Array, HashOfMaps, MapData, MapError};
 use meshd_ebpf::{lb, VETH};
 
+use super::mapped_array::MappedArray;
 use super::{batch, BpfError, Datapath};
 
 /// Tables put into the outer map per batch: bounds the file descriptors held open at once.
@@ -28,7 +30,7 @@ const OUTER_BATCH: usize = 1024;
 type Outer<'a> = HashOfMaps<&'a mut MapData, u32, MapData>;
 
 impl Datapath {
-    /// Brings md_maglev_v2 to `desired` (service id -> table); with `touched`, only those ids can
+    /// Brings md_maglev_v3 to `desired` (service id -> table); with `touched`, only those ids can
     /// differ from the previous sync. A table installed by an earlier run of the agent is kept
     /// when its size and fingerprint match. Returns (tables written, tables removed).
     pub(super) fn sync_maglev(
@@ -43,7 +45,7 @@ impl Datapath {
             .ok_or(BpfError::MissingMap { object: VETH.name, map: lb::MAGLEV_MAP })?;
         // A descriptor of its own for the batched calls (aya's handle does not lend its fd).
         let outer_fd: OwnedFd = batch::map_data(map)
-            .expect("md_maglev_v2 is a hash of maps")
+            .expect("md_maglev_v3 is a hash of maps")
             .fd()
             .as_fd()
             .try_clone_to_owned()
@@ -164,16 +166,18 @@ pub fn changed_elements(old: &[u32], new: &[u32]) -> Vec<(u32, u32)> {
     changes
 }
 
-/// Writes the slots of `table` that differ from `old` into the array installed for `id`.
+/// Writes the slots of `table` that differ from `old` into the array installed for `id`,
+/// through a mapping of its memory (see [`MappedArray`]), the fingerprint last.
 fn rewrite_in_place(outer: &Outer<'_>, id: u32, old: &[u32], table: &[u32]) -> Result<(), MapError> {
     let array = outer.get(&id, 0)?;
-    let changes = changed_elements(old, table);
-    let keys: Vec<u32> = changes.iter().map(|(i, _)| *i).collect();
-    let values: Vec<u32> = changes.iter().map(|(_, v)| *v).collect();
-    write_array(array, &keys, &values).map(drop)
+    let mapped = MappedArray::map(array.fd().as_fd(), table.len())
+        .map_err(|e| batch::map_error("mmap of a Maglev table", e))?;
+    write_elements(&mapped, &changed_elements(old, table));
+    Ok(())
 }
 
-/// A fresh array holding `table`, of its own size (`BPF_F_INNER_MAP`, as the C template).
+/// A fresh array holding `table`, of its own size (`BPF_F_INNER_MAP | BPF_F_MMAPABLE`, as the
+/// C template), written through a mapping of its memory.
 fn new_array(table: &[u32]) -> Result<MapData, MapError> {
     let obj = aya_obj::Map::new_from_params(
         BPF_MAP_TYPE_ARRAY,
@@ -183,30 +187,31 @@ fn new_array(table: &[u32]) -> Result<MapData, MapError> {
         lb::MAGLEV_TABLE_FLAGS,
     );
     let array = MapData::create(obj, "md_maglev_table", None)?;
-    let keys: Vec<u32> = (0..table.len() as u32).collect();
-    write_array(array, &keys, table)
+    let mapped = MappedArray::map(array.fd().as_fd(), table.len())
+        .map_err(|e| batch::map_error("mmap of a Maglev table", e))?;
+    // The slots, then the size; the fingerprint last (as changed_elements orders them). The
+    // array is not in the outer map yet, so no program sees it half written anyway.
+    let slots = lb::MAGLEV_SLOTS as usize;
+    for (index, value) in table.iter().enumerate().skip(slots) {
+        mapped.set(index, *value);
+    }
+    mapped.set(lb::MAGLEV_SIZE as usize, table[lb::MAGLEV_SIZE as usize]);
+    mapped.publish(lb::MAGLEV_FINGERPRINT as usize, table[lb::MAGLEV_FINGERPRINT as usize]);
+    Ok(array)
+}
+
+/// Stores `elements` (index, value) in order; the last one (the fingerprint, when it changed)
+/// with release ordering, so a table whose fingerprint matches is complete.
+fn write_elements(mapped: &MappedArray, elements: &[(u32, u32)]) {
+    let Some(((last_index, last_value), rest)) = elements.split_last() else { return };
+    for (index, value) in rest {
+        mapped.set(*index as usize, *value);
+    }
+    mapped.publish(*last_index as usize, *last_value);
 }
 
 /// `BPF_MAP_TYPE_ARRAY`: the type of a Maglev table (as the C template declares).
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
-
-/// Sets `array[keys[i]] = values[i]` in one batch (or one syscall each where there is none).
-/// Returns the array back (aya's typed handle owns it while the fallback writes).
-fn write_array(array: MapData, keys: &[u32], values: &[u32]) -> Result<MapData, MapError> {
-    match batch::update_slices(array.fd().as_fd(), keys, values) {
-        Ok(()) => Ok(array),
-        Err(error) if batch::unsupported(&error) => {
-            let mut map = aya::maps::Map::Array(array);
-            let mut typed = Array::<&mut MapData, u32>::try_from(&mut map)?;
-            for (key, value) in keys.iter().zip(values) {
-                typed.set(*key, value, 0)?;
-            }
-            let aya::maps::Map::Array(array) = map else { unreachable!("built as an array") };
-            Ok(array)
-        }
-        Err(error) => Err(batch::map_error("bpf_map_update_batch", error)),
-    }
-}
 
 /// Puts `arrays` into the outer map: one batch (one grace period); where the kernel has no
 /// batch update for a hash of maps, one update each from a pool of threads, whose waits for

@@ -25,6 +25,7 @@ pub mod forwarding;
 pub mod inspect;
 pub mod links;
 pub mod maglev_tables;
+pub mod mapped_array;
 pub mod pressure;
 pub mod verdicts;
 

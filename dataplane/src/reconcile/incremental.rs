@@ -9,7 +9,7 @@
 //! recomputes:
 //! - the md_endpoints_v2 entries of the addresses of changed endpoint records (their old and
 //!   new address), and every entry of this node's own endpoints when its attachments changed;
-//! - the md_services_v1 and md_maglev_v2 entries of the services whose record changed or one of
+//! - the md_services_v1 and md_maglev_v3 entries of the services whose record changed or one of
 //!   whose endpoint records changed (its old and new service). A service's tasks are found
 //!   through an index (service -> endpoint keys) kept with the result;
 //! - the small maps (interfaces, flow tables, nodes, published ports) whole when their inputs
@@ -225,7 +225,7 @@ impl Reconciler {
         true
     }
 
-    /// Recomputes the md_services_v1 and md_maglev_v2 entries of `dirty` services; returns the
+    /// Recomputes the md_services_v1 and md_maglev_v3 entries of `dirty` services; returns the
     /// VIPs and ids touched. None when a VIP or an id is shared with a service that did not
     /// change: the caller rebuilds.
     fn update_services(
@@ -311,7 +311,7 @@ impl Reconciler {
 }
 
 /// The VIPs and ids the `dirty` services held before or hold now (VIP mode only): the keys of
-/// md_services_v1 and md_maglev_v2 they touch.
+/// md_services_v1 and md_maglev_v3 they touch.
 fn touched_keys(
     prev: &Snapshot,
     snapshot: &Snapshot,

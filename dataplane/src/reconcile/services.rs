@@ -1,4 +1,4 @@
-//! Service VIPs (md_services_v1) and their Maglev tables (md_maglev_v2).
+//! Service VIPs (md_services_v1) and their Maglev tables (md_maglev_v3).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -22,19 +22,33 @@ pub fn services(snapshot: &Snapshot, cache: &mut MaglevCache) -> (BTreeMap<u32, 
     let mut services = BTreeMap::new();
     let mut tables = BTreeMap::new();
     cache.new_round();
-    for (name, service) in snapshot.state.services.live() {
-        let (Some(vip), EndpointMode::Vip) = (service.vip, service.mode) else { continue };
-        let id = service_id(name);
-        let backends = backends.remove(name).unwrap_or_default();
-        services.insert(net_order::ipv4(vip), Service { id, pad: 0 });
-        if let Some(table) = table_of(&backends, |m| cache.table(&backends, m)) {
-            tables.insert(id, table);
+    let vips: Vec<(u32, Ipv4Addr, Vec<Ipv4Addr>)> = snapshot
+        .state
+        .services
+        .live()
+        .filter_map(|(name, service)| match (service.vip, service.mode) {
+            (Some(vip), EndpointMode::Vip) => {
+                Some((service_id(name), vip, backends.remove(name).unwrap_or_default()))
+            }
+            _ => None,
+        })
+        .collect();
+    let wanted: Vec<(&[Ipv4Addr], u32)> = vips
+        .iter()
+        .filter(|(_, _, b)| !b.is_empty())
+        .map(|(_, _, b)| (b.as_slice(), maglev::table_size(b.len())))
+        .collect();
+    cache.prebuild(&wanted);
+    for (id, vip, backends) in &vips {
+        services.insert(net_order::ipv4(*vip), Service { id: *id, pad: 0 });
+        if let Some(table) = table_of(backends, |m| cache.table(backends, m)) {
+            tables.insert(*id, table);
         }
     }
     (services, tables)
 }
 
-/// The md_maglev_v2 array over `backends` (sorted), None without backends; `build` makes the
+/// The md_maglev_v3 array over `backends` (sorted), None without backends; `build` makes the
 /// Maglev table of size M (slot -> index into `backends`), from a cache or afresh.
 pub fn table_of(backends: &[Ipv4Addr], build: impl FnOnce(u32) -> Arc<Vec<u32>>) -> Option<Arc<Vec<u32>>> {
     if backends.is_empty() {

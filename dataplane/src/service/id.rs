@@ -1,4 +1,4 @@
-//! A service's id in the maps (its key in md_maglev_v2): the same on every node and across
+//! A service's id in the maps (its key in md_maglev_v3): the same on every node and across
 //! restarts, because it is a hash of the service's name.
 
 use crate::hash::fnv1a_32;

@@ -15,7 +15,7 @@
 /* Map sizes (max_entries). */
 enum md_lb_limits {
 	MD_SERVICES_MAX = 16384,    /* md_services_v1: VIPs */
-	MD_MAGLEV_MAX = 16384,      /* md_maglev_v2: Maglev tables, one per VIP with a backend */
+	MD_MAGLEV_MAX = 16384,      /* md_maglev_v3: Maglev tables, one per VIP with a backend */
 	MD_MAGLEV_TEMPLATE_MAX = 1, /* the inner-map template; each table is made with its own size */
 	MD_CT_MAX = 262144,         /* md_ct_v3: published ports' flows (LRU: the least recently used go) */
 	MD_FLOW_TABLES_MAX = 4096,  /* md_flows_v1: one flow table per local endpoint (as MD_IFACES_MAX) */
@@ -24,11 +24,11 @@ enum md_lb_limits {
 
 /* Value of md_services_v1, keyed by the VIP (__u32). */
 struct md_service {
-	__u32 id;  /* stable service id: its key in md_maglev_v2 */
-	__u32 pad; /* always 0 (a Maglev table carries its own size M: see md_maglev_v2) */
+	__u32 id;  /* stable service id: its key in md_maglev_v3 */
+	__u32 pad; /* always 0 (a Maglev table carries its own size M: see md_maglev_v3) */
 };
 
-/* md_maglev_v2 (hash of maps) maps a service id to that service's Maglev table: an array of
+/* md_maglev_v3 (hash of maps) maps a service id to that service's Maglev table: an array of
  * M + 2 __u32. Element 0 holds M; element 1 a fingerprint of the table (the agent compares it to
  * skip rewriting an unchanged table after a restart); element 2 + s holds the backend address
  * (network order) of slot s. One array per service, sized for it, so thousands of services with many backends cost only
@@ -46,7 +46,7 @@ struct md_ct_key {
 	__u8 pad[3]; /* always 0 */
 };
 
-/* Where a Maglev table's parts are (see md_maglev_v2). */
+/* Where a Maglev table's parts are (see md_maglev_v3). */
 enum md_maglev_layout {
 	MD_MAGLEV_SIZE = 0,        /* element holding M */
 	MD_MAGLEV_FINGERPRINT = 1, /* element holding the fingerprint */

@@ -30,6 +30,7 @@
 #include "lib/node.h"
 #include "lib/maglev.h"
 #include "lib/mesh.h"
+#include "lib/events.h"
 #include "abi/sock.h"
 
 /* Every socket translated, and the address it asked for. LRU: closed sockets age out. */
@@ -116,8 +117,8 @@ md_inline void published_to_backend(struct bpf_sock_addr *ctx, __u8 proto)
 	sock_translate(ctx, cookie, *backend, fe->target_port, fk.addr, fk.port);
 }
 
-/* Whether `vip` is in one of the client's networks (a VIP comes from its network's subnet). */
-md_inline int sock_client_reaches(const struct md_sock_client *client, __u32 vip)
+/* The client's network `vip` is in (a VIP comes from its network's subnet), or NULL. */
+md_inline const struct md_sock_net *sock_client_net(const struct md_sock_client *client, __u32 vip)
 {
 	int i;
 
@@ -125,17 +126,18 @@ md_inline int sock_client_reaches(const struct md_sock_client *client, __u32 vip
 		if (i >= client->count)
 			break;
 		if (in_subnet(vip, client->nets[i].subnet, client->nets[i].mask))
-			return 1;
+			return &client->nets[i];
 	}
-	return 0;
+	return NULL;
 }
 
-/* A container's socket to a VIP of one of its networks: to a backend, same port. A VIP of
- * another network is left alone: the veth program drops its packets (drop-network-mismatch),
- * counted and shown where every isolation drop is. No backend: left alone too, and dropped
- * there (drop-no-backend). */
-md_inline void vip_to_backend(struct bpf_sock_addr *ctx, const struct md_sock_client *client)
+/* A container's socket to a VIP of one of its networks: to a backend, same port, reported as a
+ * new flow (meshctl monitor). A VIP of another network is left alone: the veth program drops
+ * its packets (drop-network-mismatch), counted and shown where every isolation drop is. No
+ * backend: left alone too, and dropped there (drop-no-backend). */
+md_inline void vip_to_backend(struct bpf_sock_addr *ctx, const struct md_sock_client *client, __u8 proto)
 {
+	const struct md_sock_net *net;
 	struct md_service *svc;
 	__u32 vip = ctx->user_ip4;
 	__u16 port = (__u16)ctx->user_port;
@@ -143,13 +145,17 @@ md_inline void vip_to_backend(struct bpf_sock_addr *ctx, const struct md_sock_cl
 	__u64 cookie;
 
 	svc = bpf_map_lookup_elem(&md_services_v1, &vip);
-	if (!svc || !sock_client_reaches(client, vip))
+	if (!svc)
+		return;
+	net = sock_client_net(client, vip);
+	if (!net)
 		return;
 	cookie = bpf_get_socket_cookie(ctx);
 	backend = maglev_backend(svc, sock_hash(cookie));
 	if (!backend)
 		return;
 	sock_translate(ctx, cookie, *backend, port, vip, port);
+	event_flow_from_socket(net->ifindex, net->addr, vip, port, proto, *backend);
 }
 
 /* Whether the socket may be balanced for a container: a TCP or UDP connect(). An unconnected
@@ -177,7 +183,7 @@ md_inline void to_backend(struct bpf_sock_addr *ctx, __u8 proto, enum sock_call 
 		return;
 	client = bpf_map_lookup_elem(&md_sock_clients_v1, &netns);
 	if (client)
-		vip_to_backend(ctx, client);
+		vip_to_backend(ctx, client, proto);
 }
 
 /* The reverse: a backend's address as seen by the socket becomes the one it asked for. Only a

@@ -20,6 +20,11 @@ pub const TYPE_DROP: u8 = 1;
 pub const TYPE_FLOW: u8 = 2;
 /// `MD_EVENT_DIR_UNKNOWN`: the direction of a flow event (conntrack does not know it).
 pub const DIR_UNKNOWN: u8 = 255;
+/// `MD_EVENT_FLOW_PACKET`: a flow event's `reason` when a tc program balanced its first packet.
+pub const FLOW_PACKET: u16 = 0;
+/// `MD_EVENT_FLOW_SOCKET`: a flow event's `reason` when the socket program balanced a
+/// container's connect() (the client's port is not chosen yet: 0).
+pub const FLOW_SOCKET: u16 = 1;
 
 /// Mirrors `struct md_event`. Addresses and ports in network order.
 #[repr(C)]

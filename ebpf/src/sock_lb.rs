@@ -14,6 +14,10 @@ pub const SOCK_CLIENT_NETS: u32 = 4;
 pub struct SockNet {
     pub subnet: u32,
     pub mask: u32,
+    /// The namespace's address on the network (network order).
+    pub addr: u32,
+    /// The host side of its veth there.
+    pub ifindex: u32,
 }
 
 /// Mirrors `struct md_sock_client`.

@@ -11,8 +11,8 @@ use std::process::Command;
 
 use meshd_ebpf::endpoint::{Endpoint, Iface, ENDPOINTS_MAX, FLAG_LOCAL, IFACES_MAX};
 use meshd_ebpf::events::{
-    Event, EventBucket, EventConfig, BUCKETS_MAX, CONFIG_MAX as EVENT_CONFIG_MAX, DIR_UNKNOWN, RING_BYTES,
-    TYPE_DROP, TYPE_FLOW,
+    Event, EventBucket, EventConfig, BUCKETS_MAX, CONFIG_MAX as EVENT_CONFIG_MAX, DIR_UNKNOWN, FLOW_PACKET,
+    FLOW_SOCKET, RING_BYTES, TYPE_DROP, TYPE_FLOW,
 };
 use meshd_ebpf::lb::{
     CtKey, CtVal, Flow, FlowKey, RnatKey, Service, CT_FIN, CT_MAX, FLOWS_PER_ENDPOINT, FLOW_REPLY,
@@ -374,7 +374,8 @@ fn mesh_types_match_the_header() {
 #[test]
 fn socket_lb_types_match_the_header() {
     let facts = c_facts(
-        "SIZE(md_sock_net); OFF(md_sock_net, subnet); OFF(md_sock_net, mask);\n\
+        "SIZE(md_sock_net); OFF(md_sock_net, subnet); OFF(md_sock_net, mask); OFF(md_sock_net, addr);\n\
+         OFF(md_sock_net, ifindex);\n\
          SIZE(md_sock_client); OFF(md_sock_client, count); OFF(md_sock_client, pad); OFF(md_sock_client, nets);\n\
          ENUM(MD_SOCK_CLIENTS_MAX); ENUM(MD_SOCK_CLIENT_NETS);",
     );
@@ -382,6 +383,8 @@ fn socket_lb_types_match_the_header() {
         ("sizeof md_sock_net", size_of::<SockNet>()),
         ("offsetof md_sock_net.subnet", offset_of!(SockNet, subnet)),
         ("offsetof md_sock_net.mask", offset_of!(SockNet, mask)),
+        ("offsetof md_sock_net.addr", offset_of!(SockNet, addr)),
+        ("offsetof md_sock_net.ifindex", offset_of!(SockNet, ifindex)),
         ("sizeof md_sock_client", size_of::<SockClient>()),
         ("offsetof md_sock_client.count", offset_of!(SockClient, count)),
         ("offsetof md_sock_client.pad", offset_of!(SockClient, pad)),
@@ -407,7 +410,8 @@ fn event_types_match_the_header() {
          SIZE(md_event_bucket); OFF(md_event_bucket, last_ns); OFF(md_event_bucket, credit_ns);\n\
          OFF(md_event_bucket, emitted); OFF(md_event_bucket, suppressed); OFF(md_event_bucket, lost);\n\
          ENUM(MD_EVENTS_RING_BYTES); ENUM(MD_EVENT_CONFIG_MAX); ENUM(MD_EVENT_BUCKETS_MAX);\n\
-         ENUM(MD_EVENT_DROP); ENUM(MD_EVENT_FLOW); ENUM(MD_EVENT_DIR_UNKNOWN);",
+         ENUM(MD_EVENT_DROP); ENUM(MD_EVENT_FLOW); ENUM(MD_EVENT_DIR_UNKNOWN);\n\
+         ENUM(MD_EVENT_FLOW_PACKET); ENUM(MD_EVENT_FLOW_SOCKET);",
     );
     let rust: HashMap<&str, usize> = HashMap::from([
         ("sizeof md_event", size_of::<Event>()),
@@ -441,6 +445,8 @@ fn event_types_match_the_header() {
         ("enum MD_EVENT_DROP", usize::from(TYPE_DROP)),
         ("enum MD_EVENT_FLOW", usize::from(TYPE_FLOW)),
         ("enum MD_EVENT_DIR_UNKNOWN", usize::from(DIR_UNKNOWN)),
+        ("enum MD_EVENT_FLOW_PACKET", usize::from(FLOW_PACKET)),
+        ("enum MD_EVENT_FLOW_SOCKET", usize::from(FLOW_SOCKET)),
     ]);
     for (name, rust_value) in &rust {
         assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
@@ -453,7 +459,9 @@ fn event_types_match_the_header() {
             "MD_EVENT_BUCKETS_MAX",
             "MD_EVENT_DROP",
             "MD_EVENT_FLOW",
-            "MD_EVENT_DIR_UNKNOWN"
+            "MD_EVENT_DIR_UNKNOWN",
+            "MD_EVENT_FLOW_PACKET",
+            "MD_EVENT_FLOW_SOCKET"
         ]
     );
 }

@@ -15,6 +15,7 @@ pub mod cni;
 pub mod command;
 pub mod http;
 pub mod load;
+pub mod monitor;
 pub mod names;
 pub mod netns;
 pub mod nginx;

@@ -2,15 +2,14 @@
 //! from `meshctl monitor` as they happen, a drop flood that the agent's memory does not notice,
 //! and the web view in a real (headless) browser that follows a node going down.
 
-use std::io::{BufRead, BufReader};
 use std::net::UdpSocket;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use meshd_tests::binaries;
 use meshd_tests::browser::Browser;
 use meshd_tests::command::{describe_failure, stdout};
+use meshd_tests::monitor::Monitor;
 use meshd_tests::{Cluster, Node};
 use serde_json::Value;
 
@@ -34,43 +33,6 @@ fn metrics(node: &Node) -> String {
 /// The value of the sample whose line starts with `prefix` (name and labels), if any.
 fn sample(text: &str, prefix: &str) -> Option<f64> {
     text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
-}
-
-/// `meshctl monitor ARGS` on `node`, its stdout lines delivered through a channel.
-struct Monitor {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Monitor {
-    fn start(node: &Node, args: &[&str]) -> Monitor {
-        let mut child = Command::new(binaries::meshctl())
-            .arg("--socket")
-            .arg(node.socket())
-            .arg("monitor")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("meshctl monitor");
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-        Monitor { child, lines }
-    }
-}
-
-impl Drop for Monitor {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn rss_bytes(pid: u32) -> u64 {

@@ -8,6 +8,7 @@ use std::net::{Ipv4Addr, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use meshd_tests::http::{request, NamedServer, UdpNamedServer};
+use meshd_tests::monitor::Monitor;
 use meshd_tests::{Cluster, Netns};
 
 const TCP_PORT: u16 = 8080;
@@ -108,6 +109,34 @@ fn a_containers_connection_to_a_vip_goes_to_a_backend_from_its_first_packet() {
     }
     assert_eq!(answered.len(), 2, "both tasks get connections: {answered:?}");
     assert_eq!(tracked_flows(&setup.cluster), 0, "no packet of those connections was translated at the veth");
+    // meshctl monitor still shows them: new flows balanced at the socket (no client port yet).
+    // Flow events are on in the kernel only while a follower asks for them.
+    let monitor = Monitor::start(setup.cluster.node(1), &["--type", "flow", "--format", "json", "--follow"]);
+    let sock_lb = |line: &str| {
+        serde_json::from_str::<serde_json::Value>(line).ok().filter(|e| e["reason"] == "sock-lb")
+    };
+    setup.cluster.wait_for("the monitor following flows", Duration::from_secs(10), |_| {
+        tcp_through_vip(&setup);
+        monitor.lines.recv_timeout(Duration::from_millis(200)).is_ok_and(|l| sock_lb(&l).is_some())
+    });
+    while monitor.lines.try_recv().is_ok() {}
+    let mut expected = std::collections::BTreeMap::new();
+    for _ in 0..10 {
+        let (_, kernel, _) = tcp_through_vip(&setup);
+        *expected.entry(kernel).or_insert(0) += 1;
+    }
+    let mut seen = std::collections::BTreeMap::new();
+    while seen.values().sum::<usize>() < 10 {
+        let line = monitor.lines.recv_timeout(Duration::from_secs(5)).expect("a flow event per connection");
+        let Some(flow) = sock_lb(&line) else { continue };
+        assert_eq!(flow["destination"]["address"], setup.vip.to_string().as_str(), "{flow}");
+        assert_eq!(flow["destination"]["service"], "web", "{flow}");
+        assert!(flow["source"].get("port").is_none(), "no client port at connect(): {flow}");
+        let backend: Ipv4Addr = flow["backend"]["address"].as_str().unwrap().parse().unwrap();
+        *seen.entry(backend).or_insert(0) += 1;
+    }
+    assert_eq!(seen, expected, "one event per connection, naming the backend its socket went to");
+    drop(monitor);
 
     // Connected UDP: the socket goes to a task, and a datagram's source is the VIP for the
     // application (recvmsg4).

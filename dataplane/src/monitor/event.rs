@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use meshd_ebpf::events::{Event, DIR_UNKNOWN, TYPE_FLOW};
+use meshd_ebpf::events::{Event, DIR_UNKNOWN, FLOW_SOCKET, TYPE_FLOW};
 use meshd_ebpf::net_order;
 use meshd_ebpf::verdict::{Direction, Reason};
 use serde::{Deserialize, Serialize};
@@ -155,7 +155,9 @@ impl Directory {
     pub fn describe(&self, raw: &Event, interface: String, boot: SystemTime) -> MonitorEvent {
         let ports = matches!(raw.proto, IPPROTO_TCP | IPPROTO_UDP);
         let port = |p: u16| ports.then(|| net_order::to_port(p));
-        let source = self.peer(net_order::to_ipv4(raw.saddr), port(raw.sport));
+        // A flow balanced at connect() has no client port yet.
+        let at_socket = raw.kind == TYPE_FLOW && raw.reason == FLOW_SOCKET;
+        let source = self.peer(net_order::to_ipv4(raw.saddr), port(raw.sport).filter(|_| !at_socket));
         let mut destination = self.peer(net_order::to_ipv4(raw.daddr), port(raw.dport));
         // The reader passes only the two known types; anything else reads as a drop.
         let kind = if raw.kind == TYPE_FLOW { EventKind::Flow } else { EventKind::Drop };
@@ -170,7 +172,9 @@ impl Directory {
                 // A VIP is in the directory with its service; anything else that conntrack
                 // balanced is a published port on one of this node's addresses.
                 let to_vip = destination.service.is_some() && destination.task.is_none();
-                let (reason, direction) = if to_vip {
+                let (reason, direction) = if at_socket {
+                    ("sock-lb", Direction::FromContainer)
+                } else if to_vip {
                     ("lb-dnat", Direction::FromContainer)
                 } else {
                     if let Some(port) = destination.port {
@@ -342,5 +346,19 @@ mod tests {
         assert_eq!(event.reason, "mesh-dnat");
         assert_eq!(event.direction, "from-underlay");
         assert_eq!(event.destination.service.as_deref(), Some("web"));
+
+        // Balanced at a container's connect(): sock-lb, and no client port yet.
+        let raw = Event {
+            daddr: addr(web.vip.unwrap()),
+            dport: 80u16.to_be(),
+            sport: 0,
+            reason: FLOW_SOCKET,
+            ..raw
+        };
+        let event = directory.describe(&raw, "mdv1".into(), UNIX_EPOCH);
+        assert_eq!((event.reason.as_str(), event.direction.as_str()), ("sock-lb", "from-container"));
+        assert_eq!(event.source.port, None);
+        assert_eq!(event.destination.service.as_deref(), Some("web"));
+        assert_eq!(event.backend.unwrap().port, Some(80));
     }
 }

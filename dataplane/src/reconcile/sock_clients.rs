@@ -21,12 +21,15 @@ pub fn sock_clients(snapshot: &Snapshot, local: &[LocalAttachment]) -> BTreeMap<
         nets.entry(cookie).or_default().push(SockNet {
             subnet: net_order::ipv4(network.subnet.network()),
             mask: net_order::ipv4(network.subnet.netmask()),
+            addr: net_order::ipv4(attachment.address),
+            ifindex: attachment.host_ifindex,
         });
     }
     nets.into_iter()
         .map(|(cookie, mut list)| {
+            // One entry per network (a namespace has one attachment per network).
             list.sort_by_key(|n| (u32::from_be(n.subnet), u32::from_be(n.mask)));
-            list.dedup();
+            list.dedup_by_key(|n| (n.subnet, n.mask));
             list.truncate(SOCK_CLIENT_NETS as usize);
             let mut client = SockClient { count: list.len() as u32, ..SockClient::default() };
             client.nets[..list.len()].copy_from_slice(&list);
@@ -54,6 +57,8 @@ mod tests {
         let subnet = snapshot.state.networks.get(&"front".to_string()).unwrap().subnet;
         assert_eq!(client.nets[0].subnet, net_order::ipv4(subnet.network()));
         assert_eq!(client.nets[0].mask, net_order::ipv4(subnet.netmask()));
+        assert_eq!(client.nets[0].addr, net_order::ipv4(local[0].address));
+        assert_eq!(client.nets[0].ifindex, local[0].host_ifindex);
         // A second attachment of the same namespace to the same network adds nothing.
         local.push(local[0].clone());
         assert_eq!(sock_clients(&snapshot, &local)[&42].count, 1);

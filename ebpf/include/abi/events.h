@@ -30,20 +30,27 @@ enum md_event_dir {
 	MD_EVENT_DIR_UNKNOWN = 255,
 };
 
+/* md_event.reason of a flow event: where the flow was balanced. */
+enum md_event_flow_origin {
+	MD_EVENT_FLOW_PACKET = 0, /* its first packet, by a tc program (conntrack, a flow table) */
+	MD_EVENT_FLOW_SOCKET = 1, /* a container's connect(), by sock.bpf.c: no client port yet */
+};
+
 /*
  * One event, written by the program into the ring buffer. Addresses and ports in network order;
  * a packet that is not IPv4 has zero addresses, one that is not TCP or UDP zero ports.
  */
 struct md_event {
 	__u64 time_ns;   /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
-	__u32 ifindex;   /* interface the program runs on, in the node's namespace */
-	__u32 len;       /* skb->len */
+	__u32 ifindex;   /* interface the program runs on, in the node's namespace (a socket's flow:
+	                  * the host side of the container's veth on the VIP's network) */
+	__u32 len;       /* skb->len (0 for a socket's flow) */
 	__u32 saddr;     /* IPv4 source */
 	__u32 daddr;     /* IPv4 destination (a flow: the VIP, or the node address of a published port) */
 	__u32 backend;   /* a flow: the backend conntrack chose; a drop: 0 */
 	__u16 sport;     /* TCP/UDP source port */
 	__u16 dport;     /* TCP/UDP destination port */
-	__u16 reason;    /* enum md_reason of a drop; 0 for a flow */
+	__u16 reason;    /* enum md_reason of a drop; enum md_event_flow_origin of a flow */
 	__u8 dir;        /* enum md_dir, or MD_EVENT_DIR_UNKNOWN */
 	__u8 proto;      /* IP protocol number, 0 if not IPv4 */
 	__u8 type;       /* enum md_event_type */

@@ -18,10 +18,12 @@ enum md_sock_limits {
 	MD_SOCK_CLIENT_NETS = 4,    /* networks per namespace balanced at the socket; others by tc */
 };
 
-/* One network a namespace is attached to (network order): its VIPs come from this subnet. */
+/* One network a namespace is attached to: its VIPs come from this subnet. */
 struct md_sock_net {
-	__u32 subnet;
-	__u32 mask;
+	__u32 subnet;  /* network order */
+	__u32 mask;    /* network order */
+	__u32 addr;    /* the namespace's address on it (network order): a flow event's client */
+	__u32 ifindex; /* the host side of its veth there: a flow event's interface */
 };
 
 /* Value of md_sock_clients_v1 (key: the namespace's cookie, bpf_get_netns_cookie()). */

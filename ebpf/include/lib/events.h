@@ -72,8 +72,9 @@ md_inline struct md_event_bucket *event_admit(enum md_event_type type)
 	return bucket;
 }
 
-/* A zeroed event of `type` in the ring buffer, or NULL (counted in `lost`) when it is full. */
-md_inline struct md_event *event_reserve(struct md_event_bucket *bucket, const struct __sk_buff *skb,
+/* A zeroed event of `type` about a packet of `len` bytes on `ifindex` in the ring buffer, or
+ * NULL (counted in `lost`) when it is full. */
+md_inline struct md_event *event_reserve(struct md_event_bucket *bucket, __u32 ifindex, __u32 len,
 					 enum md_event_type type)
 {
 	struct md_event *event = bpf_ringbuf_reserve(&md_events_v1, sizeof(*event), 0);
@@ -84,8 +85,8 @@ md_inline struct md_event *event_reserve(struct md_event_bucket *bucket, const s
 	}
 	__builtin_memset(event, 0, sizeof(*event));
 	event->time_ns = bpf_ktime_get_ns();
-	event->ifindex = skb->ifindex;
-	event->len = skb->len;
+	event->ifindex = ifindex;
+	event->len = len;
 	event->type = type;
 	bucket->emitted += 1;
 	return event;
@@ -124,7 +125,7 @@ md_inline void event_drop(const struct __sk_buff *skb, __u8 dir, __u16 reason)
 
 	if (!bucket)
 		return;
-	event = event_reserve(bucket, skb, MD_EVENT_DROP);
+	event = event_reserve(bucket, skb->ifindex, skb->len, MD_EVENT_DROP);
 	if (!event)
 		return;
 	event->dir = dir;
@@ -144,7 +145,7 @@ md_inline void event_flow(const struct __sk_buff *skb, __u32 client, __u16 clien
 
 	if (!bucket)
 		return;
-	event = event_reserve(bucket, skb, MD_EVENT_FLOW);
+	event = event_reserve(bucket, skb->ifindex, skb->len, MD_EVENT_FLOW);
 	if (!event)
 		return;
 	event->dir = MD_EVENT_DIR_UNKNOWN;
@@ -167,11 +168,35 @@ md_inline void event_flow_from_packet(const struct __sk_buff *skb, __u32 backend
 
 	if (!bucket)
 		return;
-	event = event_reserve(bucket, skb, MD_EVENT_FLOW);
+	event = event_reserve(bucket, skb->ifindex, skb->len, MD_EVENT_FLOW);
 	if (!event)
 		return;
 	event->dir = MD_EVENT_DIR_UNKNOWN;
 	event_fill_ipv4(skb, event);
+	event->backend = backend;
+	bpf_ringbuf_submit(event, 0);
+}
+
+/* Reports a container's connection balanced at its connect() (sock.bpf.c): no packet yet, so
+ * the interface and client address are the container's on the VIP's network, and the client's
+ * port is 0 (the kernel chooses it after the hook). */
+md_inline void event_flow_from_socket(__u32 ifindex, __u32 client, __u32 vip, __u16 port, __u8 proto,
+				      __u32 backend)
+{
+	struct md_event_bucket *bucket = event_admit(MD_EVENT_FLOW);
+	struct md_event *event;
+
+	if (!bucket)
+		return;
+	event = event_reserve(bucket, ifindex, 0, MD_EVENT_FLOW);
+	if (!event)
+		return;
+	event->dir = MD_EVENT_DIR_UNKNOWN;
+	event->reason = MD_EVENT_FLOW_SOCKET;
+	event->saddr = client;
+	event->daddr = vip;
+	event->dport = port;
+	event->proto = proto;
 	event->backend = backend;
 	bpf_ringbuf_submit(event, 0);
 }

@@ -247,6 +247,8 @@ fn profile(path: &Path, secs: u32) -> String {
     let _ = recorder.wait_with_output();
     let out = Command::new("perf")
         .args(["report", "--stdio", "--no-children", "-g", "none", "--percent-limit", "1.5"])
+        // An explicit sort: with --comms and no call graph, perf 6.x prints no rows for its default.
+        .args(["--sort", "comm,dso,sym"])
         // The benchmark's own processes and the softirq threads: not the other load on the machine.
         .args(["--comms", "iperf3,ksoftirqd/0,ksoftirqd/1,swapper", "-i"])
         .arg(&data)
@@ -391,9 +393,10 @@ pub fn run_suite(quick: bool) {
             fmt(summary(&per(|s| s.p99)), 0),
         );
     }
-    // `MESHD_BENCH_PROFILE=1`: where the time goes on each overlay path, after the rounds.
+    // `MESHD_BENCH_PROFILE=1`: where the time goes on each path (the underlay too, to compare),
+    // after the rounds.
     if std::env::var_os("MESHD_BENCH_PROFILE").is_some() {
-        for path in &paths[1..] {
+        for path in &paths {
             println!("\n### perf, one TCP stream for 5 s: {}\n\n```\n{}\n```", path.name, profile(path, 5));
         }
     }

@@ -284,6 +284,32 @@ impl Cluster {
         name
     }
 
+    /// A new namespace (`tag`) attached on `node` to `network` as task `task` of `service`, the
+    /// way a runtime would start a task. Returns the namespace's name and the task's address.
+    pub fn attach_task(
+        &mut self,
+        node: usize,
+        tag: &str,
+        network: &str,
+        service: &str,
+        task: &str,
+    ) -> (String, Ipv4Addr) {
+        let ns = self.add_namespace(tag);
+        let address = self.node(node).meshctl_ok(&[
+            "attach",
+            "--netns",
+            &ns,
+            "--network",
+            network,
+            "--service",
+            service,
+            "--name",
+            task,
+        ]);
+        let address = address.trim().parse().unwrap_or_else(|_| panic!("attach printed {address:?}"));
+        (ns, address)
+    }
+
     /// A namespace made by [`add_namespace`](Self::add_namespace), by name.
     pub fn namespace(&self, name: &str) -> &Netns {
         self.namespaces.iter().find(|n| n.name() == name).expect("a namespace of this cluster")

@@ -1,6 +1,7 @@
 //! nginx (Debian's nginx-light) in a namespace, serving a small page, with its access log in its
 //! own directory; stopped and cleaned up on drop.
 
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -30,9 +31,12 @@ impl Nginx {
             d = dir.display()
         );
         std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        // A process group of its own: the drop kills the master and its worker together (a
+        // SIGKILL to the master alone left the worker running, orphaned, in a deleted namespace).
         let child = Command::new("ip")
             .args(["netns", "exec", ns, "nginx", "-c"])
             .arg(dir.join("nginx.conf"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -53,6 +57,8 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);

@@ -504,19 +504,8 @@ fn a_container_reaches_its_own_nodes_published_port_and_closed_sockets_free_thei
     cluster.wait_listed(&["service", "ls"], "8080:80/tcp");
     let mut servers = Vec::new();
     for node in [1, 2] {
-        let ns = cluster.add_namespace(&format!("web{node}"));
         let task = format!("web.{node}");
-        cluster.node(node).meshctl_ok(&[
-            "attach",
-            "--netns",
-            &ns,
-            "--network",
-            "front",
-            "--service",
-            "web",
-            "--name",
-            &task,
-        ]);
+        let (ns, _) = cluster.attach_task(node, &format!("web{node}"), "front", "web", &task);
         servers.push(meshd_tests::http::NamedServer::start(cluster.namespace(&ns), 80, &task));
     }
     cluster.wait_for("two backends on n1", Duration::from_secs(10), |c| {

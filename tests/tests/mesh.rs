@@ -62,19 +62,8 @@ fn fixture(tag: &str) -> Fixture {
     let mut udp = Vec::new();
     let mut tasks = Vec::new();
     for i in 1..=2 {
-        let ns = cluster.add_namespace(&format!("web{i}"));
         let task = format!("web.{i}");
-        cluster.node(i).meshctl_ok(&[
-            "attach",
-            "--netns",
-            &ns,
-            "--network",
-            "front",
-            "--service",
-            "web",
-            "--name",
-            &task,
-        ]);
+        let (ns, _) = cluster.attach_task(i, &format!("web{i}"), "front", "web", &task);
         servers.push(NamedServer::start_showing_client(cluster.namespace(&ns), 80, &task));
         udp.push(UdpNamedServer::start(cluster.namespace(&ns), 5300, &task));
         tasks.push(ns);
@@ -275,19 +264,8 @@ fn a_rolling_replacement_under_keep_alive_load_loses_no_request() {
     std::thread::sleep(Duration::from_secs(1));
     let mut new = Vec::new();
     for node in [1, 2] {
-        let ns = f.cluster.add_namespace(&format!("new{node}"));
         let task = format!("web.new{node}");
-        f.cluster.node(node).meshctl_ok(&[
-            "attach",
-            "--netns",
-            &ns,
-            "--network",
-            "front",
-            "--service",
-            "web",
-            "--name",
-            &task,
-        ]);
+        let (ns, _) = f.cluster.attach_task(node, &format!("new{node}"), "front", "web", &task);
         new.push(NamedServer::start(f.cluster.namespace(&ns), 80, &task));
     }
     f.cluster.wait_for("four tasks on n3", Duration::from_secs(10), |c| {

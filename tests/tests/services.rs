@@ -24,19 +24,8 @@ fn a_vip_balances_over_tasks_on_every_node_and_follows_their_health() {
 
     let mut servers = Vec::new();
     for i in 1..=3 {
-        let ns = cluster.add_namespace(&format!("web{i}"));
         let task = format!("web.{i}");
-        cluster.node(i).meshctl_ok(&[
-            "attach",
-            "--netns",
-            &ns,
-            "--network",
-            "front",
-            "--service",
-            "web",
-            "--name",
-            &task,
-        ]);
+        let (ns, _) = cluster.attach_task(i, &format!("web{i}"), "front", "web", &task);
         servers.push(NamedServer::start(cluster.namespace(&ns), 8080, &task));
     }
     let client = cluster.add_namespace("client");
@@ -213,19 +202,8 @@ fn two_backends(tag: &str, subnet_octet: u8, extra: &[&str]) -> TwoBackends {
     let mut servers = Vec::new();
     let mut namespaces = Vec::new();
     for i in 1..=2 {
-        let ns = cluster.add_namespace(&format!("web{i}"));
         let task = format!("web.{i}");
-        cluster.node(i).meshctl_ok(&[
-            "attach",
-            "--netns",
-            &ns,
-            "--network",
-            "front",
-            "--service",
-            "web",
-            "--name",
-            &task,
-        ]);
+        let (ns, _) = cluster.attach_task(i, &format!("web{i}"), "front", "web", &task);
         servers.push(NamedServer::start(cluster.namespace(&ns), 8080, &task));
         namespaces.push(ns);
     }
@@ -338,19 +316,8 @@ fn rolling_replacement_and_agent_restarts_under_load_lose_no_request() {
     std::thread::sleep(Duration::from_secs(1));
     let mut new_servers = Vec::new();
     for i in 1..=2 {
-        let ns = cluster.add_namespace(&format!("new{i}"));
         let task = format!("web.new{i}");
-        cluster.node(i).meshctl_ok(&[
-            "attach",
-            "--netns",
-            &ns,
-            "--network",
-            "front",
-            "--service",
-            "web",
-            "--name",
-            &task,
-        ]);
+        let (ns, _) = cluster.attach_task(i, &format!("new{i}"), "front", "web", &task);
         new_servers.push(NamedServer::start(cluster.namespace(&ns), 8080, &task));
     }
     std::thread::sleep(Duration::from_secs(1));

@@ -37,20 +37,9 @@ fn setup(tag: &str, octet: u8, extra: &[&str]) -> Setup {
     cluster.wait_listed(&["service", "ls"], "web");
     let (mut http, mut udp, mut tasks) = (Vec::new(), Vec::new(), Vec::new());
     for i in 1..=2 {
-        let ns = cluster.add_namespace(&format!("web{i}"));
         let task = format!("web.{i}");
-        let address = cluster.node(i).meshctl_ok(&[
-            "attach",
-            "--netns",
-            &ns,
-            "--network",
-            "front",
-            "--service",
-            "web",
-            "--name",
-            &task,
-        ]);
-        tasks.push((task.clone(), address.trim().parse().expect("attach prints the address")));
+        let (ns, address) = cluster.attach_task(i, &format!("web{i}"), "front", "web", &task);
+        tasks.push((task.clone(), address));
         http.push(NamedServer::start(cluster.namespace(&ns), TCP_PORT, &task));
         udp.push(UdpNamedServer::start(cluster.namespace(&ns), UDP_PORT, &task));
     }

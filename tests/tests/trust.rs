@@ -182,19 +182,8 @@ fn a_removed_node_leaves_every_table_and_cannot_come_back() {
     cluster.wait_listed(&["service", "ls"], "web");
     let mut servers = Vec::new();
     for i in [2, 3] {
-        let ns = cluster.add_namespace(&format!("web{i}"));
         let task = format!("web.{i}");
-        cluster.node(i).meshctl_ok(&[
-            "attach",
-            "--netns",
-            &ns,
-            "--network",
-            "front",
-            "--service",
-            "web",
-            "--name",
-            &task,
-        ]);
+        let (ns, _) = cluster.attach_task(i, &format!("web{i}"), "front", "web", &task);
         servers.push(NamedServer::start(cluster.namespace(&ns), 80, &task));
     }
     cluster.wait_for("2 backends everywhere", Duration::from_secs(10), |c| {

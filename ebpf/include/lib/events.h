@@ -134,28 +134,54 @@ md_inline void event_drop(const struct __sk_buff *skb, __u8 dir, __u16 reason)
 	bpf_ringbuf_submit(event, 0);
 }
 
-/* Reports a new balanced flow (called by ct_pick_backend(), lib/conntrack.h): the client, the
- * address and port it asked for, the protocol and the backend chosen. Addresses in network order.
- * For a container's own flows, see event_flow_from_packet(). */
-md_inline void event_flow(const struct __sk_buff *skb, __u32 client, __u16 client_port, __u32 addr,
-			  __u16 port, __u8 proto, __u32 backend)
+/* A flow event: `client:client_port` asked for `addr:port` (`proto`), `backend` was chosen,
+ * seen on `ifindex` (a packet of `len` bytes), balanced where `origin` says. */
+struct flow_seen {
+	__u32 ifindex;
+	__u32 len;
+	__u32 client;
+	__u32 addr;
+	__u32 backend;
+	__u16 client_port;
+	__u16 port;
+	__u16 origin; /* enum md_event_flow_origin */
+	__u8 proto;
+};
+
+md_inline void event_flow_seen(const struct flow_seen *flow)
 {
 	struct md_event_bucket *bucket = event_admit(MD_EVENT_FLOW);
 	struct md_event *event;
 
 	if (!bucket)
 		return;
-	event = event_reserve(bucket, skb->ifindex, skb->len, MD_EVENT_FLOW);
+	event = event_reserve(bucket, flow->ifindex, flow->len, MD_EVENT_FLOW);
 	if (!event)
 		return;
 	event->dir = MD_EVENT_DIR_UNKNOWN;
-	event->saddr = client;
-	event->sport = client_port;
-	event->daddr = addr;
-	event->dport = port;
-	event->proto = proto;
-	event->backend = backend;
+	event->reason = flow->origin;
+	event->saddr = flow->client;
+	event->sport = flow->client_port;
+	event->daddr = flow->addr;
+	event->dport = flow->port;
+	event->proto = flow->proto;
+	event->backend = flow->backend;
 	bpf_ringbuf_submit(event, 0);
+}
+
+/* Reports a new balanced flow (called by ct_pick_backend(), lib/conntrack.h): the client, the
+ * address and port it asked for, the protocol and the backend chosen. Addresses in network order.
+ * For a container's own flows, see event_flow_from_packet() and event_flow_from_socket(). */
+md_inline void event_flow(const struct __sk_buff *skb, __u32 client, __u16 client_port, __u32 addr,
+			  __u16 port, __u8 proto, __u32 backend)
+{
+	struct flow_seen flow = {
+		.ifindex = skb->ifindex, .len = skb->len, .client = client, .client_port = client_port,
+		.addr = addr, .port = port, .proto = proto, .backend = backend,
+		.origin = MD_EVENT_FLOW_PACKET,
+	};
+
+	event_flow_seen(&flow);
 }
 
 /* Reports a new balanced flow from the packet that starts it, before any rewrite (called by
@@ -183,22 +209,12 @@ md_inline void event_flow_from_packet(const struct __sk_buff *skb, __u32 backend
 md_inline void event_flow_from_socket(__u32 ifindex, __u32 client, __u32 vip, __u16 port, __u8 proto,
 				      __u32 backend)
 {
-	struct md_event_bucket *bucket = event_admit(MD_EVENT_FLOW);
-	struct md_event *event;
+	struct flow_seen flow = {
+		.ifindex = ifindex, .client = client, .addr = vip, .port = port, .proto = proto,
+		.backend = backend, .origin = MD_EVENT_FLOW_SOCKET,
+	};
 
-	if (!bucket)
-		return;
-	event = event_reserve(bucket, ifindex, 0, MD_EVENT_FLOW);
-	if (!event)
-		return;
-	event->dir = MD_EVENT_DIR_UNKNOWN;
-	event->reason = MD_EVENT_FLOW_SOCKET;
-	event->saddr = client;
-	event->daddr = vip;
-	event->dport = port;
-	event->proto = proto;
-	event->backend = backend;
-	bpf_ringbuf_submit(event, 0);
+	event_flow_seen(&flow);
 }
 
 #endif /* MESHD_LIB_EVENTS_H */

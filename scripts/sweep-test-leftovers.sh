@@ -58,6 +58,14 @@ for file in /run/docker/plugins/mt*.sock /var/lib/cni/results/mt*; do
   [ -e "$file" ] || continue
   is_leftover "$(basename "$file")" && rm -f "$file"
 done
+# Cgroup directories a test made for `--cgroup-root` (empty ones only: rmdir refuses others).
+cgroup2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
+if [ -n "$cgroup2" ]; then
+  for dir in "$cgroup2"/mt*-*; do
+    [ -d "$dir" ] || continue
+    is_leftover "$(basename "$dir")" && rmdir "$dir" 2>/dev/null
+  done
+fi
 for pins in /sys/fs/bpf/meshd-tests/* /sys/fs/bpf/meshd-demo; do
   [ -e "$pins" ] || continue
   is_leftover "$(basename "$pins")" && rm -rf "$pins"

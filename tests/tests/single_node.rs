@@ -87,3 +87,51 @@ fn nodes_in_separate_namespaces_run_side_by_side() {
     unique.dedup();
     assert_eq!(unique.len(), 3, "every node has its own ID");
 }
+
+/// A cgroup v2 directory made for a test, removed on drop.
+struct CgroupDir(std::path::PathBuf);
+
+impl Drop for CgroupDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// The program ids `bpftool cgroup show DIR` lists.
+fn cgroup_programs(dir: &std::path::Path) -> Vec<u64> {
+    let out = meshd_tests::command::run("bpftool", ["-j", "cgroup", "show", dir.to_str().unwrap()]);
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    shown.as_array().map(|a| a.iter().filter_map(|p| p["id"].as_u64()).collect()).unwrap_or_default()
+}
+
+#[test]
+fn socket_programs_attach_where_cgroup_root_says_and_a_wrong_directory_is_refused() {
+    let mut cluster = Cluster::new("cgroot", 1);
+    let root = meshd::bpf::cgroup::cgroup2_root().expect("the cgroup v2 hierarchy");
+    let dir = CgroupDir(root.join(format!("{}-n1", cluster.prefix())));
+    std::fs::create_dir(&dir.0).expect("a cgroup of the test's own");
+
+    // Not a cgroup directory: refused when the command line is read, nothing loaded.
+    let mut args = cluster.node(1).base_args();
+    args.extend(["--cgroup-root".to_string(), "/tmp".to_string()]);
+    let out = cluster.node(1).meshd_command(&args).output().expect("run meshd");
+    assert!(!out.status.success());
+    let error = meshd_tests::command::stderr(&out);
+    assert!(
+        error.contains("--cgroup-root") && error.contains("not a directory of the cgroup v2 hierarchy"),
+        "{error}"
+    );
+    assert!(cluster.node(1).pin_dir().is_none(), "nothing was made: no node identity, no pins");
+
+    // Its own sub-tree: the five socket programs are attached there, none of them at the root.
+    let mut args = cluster.node(1).base_args();
+    args.extend(["--cgroup-root".to_string(), dir.0.display().to_string()]);
+    cluster.node_mut(1).start_with(&args);
+    let here = cgroup_programs(&dir.0);
+    assert_eq!(here.len(), 5, "connect4, sendmsg4, recvmsg4, getpeername4, sock_release: {here:?}");
+    let at_root = cgroup_programs(&root);
+    assert!(here.iter().all(|id| !at_root.contains(id)), "{here:?} also at the root: {at_root:?}");
+    // The node (and its pinned links) first, then the cgroup.
+    drop(cluster);
+    drop(dir);
+}

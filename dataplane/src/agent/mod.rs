@@ -67,6 +67,8 @@ pub struct AgentSettings {
     pub overlay_fast_path: bool,
     /// Balance the containers' connections to VIPs at connect() (`--socket-lb`).
     pub socket_lb: bool,
+    /// Where the socket programs attach (`--cgroup-root`; None: the cgroup v2 root).
+    pub cgroup_root: Option<std::path::PathBuf>,
 }
 
 /// What the agent changes under its lock.

@@ -66,10 +66,14 @@ impl Agent {
             pad: 0,
         })?;
         // The routing mesh: published ports on the underlay interface, and for the node's own
-        // sockets at the cgroup v2 root.
+        // sockets (and the containers' VIPs) at the cgroup v2 root, or `--cgroup-root`.
         datapath.attach_underlay(&underlay.name)?;
-        let cgroup = cgroup::cgroup2_root()
-            .map_err(|e| anyhow::anyhow!("cannot find or mount the cgroup v2 hierarchy: {e}"))?;
+        // (`--cgroup-root` was checked when the command line was read.)
+        let cgroup = match &settings.cgroup_root {
+            Some(dir) => dir.clone(),
+            None => cgroup::cgroup2_root()
+                .map_err(|e| anyhow::anyhow!("cannot find or mount the cgroup v2 hierarchy: {e}"))?,
+        };
         datapath.attach_sockets(&cgroup)?;
         sysctl::enable_forwarding().map_err(|e| anyhow::anyhow!("cannot enable IPv4 forwarding: {e}"))?;
 

@@ -35,6 +35,21 @@ fn find_cgroup2(mounts: &str) -> Option<PathBuf> {
     })
 }
 
+/// `CGROUP2_SUPER_MAGIC` (linux/magic.h): the filesystem type of a cgroup v2 directory.
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+/// `dir` if it is a directory of the cgroup v2 hierarchy (`--cgroup-root`).
+pub fn check_cgroup2_dir(dir: &Path) -> io::Result<PathBuf> {
+    let fs = nix::sys::statfs::statfs(dir).map_err(io::Error::from)?;
+    if fs.filesystem_type().0 as i64 != CGROUP2_SUPER_MAGIC {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a directory of the cgroup v2 hierarchy",
+        ));
+    }
+    Ok(dir.to_path_buf())
+}
+
 /// `SO_NETNS_COOKIE` (asm-generic/socket.h, the value on every architecture meshd builds for).
 const SO_NETNS_COOKIE: libc::c_int = 71;
 

@@ -101,6 +101,12 @@ pub struct DaemonArgs {
     /// `off`: every packet to a VIP is translated at the container's veth, as before
     #[arg(long, value_enum, value_name = "on|off", default_value_t = OnOff::On)]
     pub socket_lb: OnOff,
+    /// The cgroup v2 directory the socket programs attach to (default: the hierarchy's root, so
+    /// every process of the machine is seen). A sub-tree covers only its processes: for meshd
+    /// in a container with a delegated cgroup, or many nodes on one machine (the kernel allows
+    /// 64 programs per cgroup and hook)
+    #[arg(long, value_name = "DIR", value_parser = cgroup2_dir)]
+    pub cgroup_root: Option<PathBuf>,
     /// Serve Prometheus metrics (/metrics) and the web view (/) on this address, e.g.
     /// 127.0.0.1:9646. Off unless given: it is plain HTTP without authentication and shows
     /// the cluster's layout, so keep it on localhost or a management network
@@ -115,6 +121,11 @@ pub struct DaemonArgs {
     pub gossip_reap_after: Duration,
     #[command(flatten)]
     pub docker: DockerArgs,
+}
+
+/// `--cgroup-root`: checked before anything is changed in the kernel.
+fn cgroup2_dir(value: &str) -> Result<PathBuf, String> {
+    crate::bpf::cgroup::check_cgroup2_dir(std::path::Path::new(value)).map_err(|e| e.to_string())
 }
 
 const fn ms(n: u64) -> Duration {
@@ -161,6 +172,8 @@ pub struct Config {
     pub overlay_fast_path: OnOff,
     /// Socket-level load balancing for the containers (`--socket-lb`).
     pub socket_lb: OnOff,
+    /// Where the socket programs attach (`--cgroup-root`; None: the cgroup v2 root).
+    pub cgroup_root: Option<PathBuf>,
     /// How long the certificates this node issues are valid.
     pub cert_expiry: Duration,
     /// The Docker network driver (`--docker-plugin`).
@@ -267,6 +280,7 @@ impl Config {
             lb_idle_timeout: args.lb_idle_timeout,
             overlay_fast_path: args.overlay_fast_path,
             socket_lb: args.socket_lb,
+            cgroup_root: args.cgroup_root,
             cert_expiry: args.cert_expiry,
             docker: args.docker.settings()?,
             metrics_addr: args.metrics_addr,

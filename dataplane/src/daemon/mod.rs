@@ -111,6 +111,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             lb_idle_timeout: config.lb_idle_timeout,
             overlay_fast_path: config.overlay_fast_path == OnOff::On,
             socket_lb: config.socket_lb == OnOff::On,
+            cgroup_root: config.cgroup_root.clone(),
         },
     )
     .await?;

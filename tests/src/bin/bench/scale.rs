@@ -109,7 +109,11 @@ struct Row {
 fn measure(nodes: usize, quick: bool) -> Row {
     let before = mem_available();
     let mut cluster = Cluster::new("bscale", nodes);
-    cluster.form();
+    // The kernel allows 64 programs per cgroup and hook, and every node attaches its socket
+    // programs: past 64 nodes, each node gets a cgroup of its own (`--cgroup-root`; nothing in
+    // this suite uses the socket programs).
+    let cgroups = NodeCgroups::new(cluster.prefix(), if nodes > 64 { nodes } else { 0 });
+    cluster.form_per_node(|i| cgroups.args(i));
     let formed = mem_available();
     cluster.node(1).meshctl_ok(&["network", "create", "big", "--subnet", "10.128.0.0/12"]);
     cluster.wait_listed(&["network", "ls"], "big");
@@ -195,6 +199,7 @@ fn measure(nodes: usize, quick: bool) -> Row {
     let node_cost = before.saturating_sub(formed) / nodes as u64;
     let task_cost = formed.saturating_sub(loaded) / tasks as u64;
     drop(cluster);
+    drop(cgroups);
     Row {
         create_services,
         attach_tasks,
@@ -326,4 +331,42 @@ fn pinned_map_bytes(pin_dirs: &[PathBuf]) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+/// One cgroup v2 directory per node (`--cgroup-root`), removed on drop (after the cluster).
+struct NodeCgroups(Vec<PathBuf>);
+
+impl NodeCgroups {
+    fn new(prefix: &str, nodes: usize) -> NodeCgroups {
+        let root = if nodes > 0 {
+            meshd::bpf::cgroup::cgroup2_root().expect("the cgroup v2 hierarchy")
+        } else {
+            PathBuf::new()
+        };
+        NodeCgroups(
+            (1..=nodes)
+                .map(|i| {
+                    let dir = root.join(format!("{prefix}-n{i}"));
+                    std::fs::create_dir_all(&dir).expect("a cgroup per node");
+                    dir
+                })
+                .collect(),
+        )
+    }
+
+    /// Node `i`'s extra arguments (1-based).
+    fn args(&self, i: usize) -> Vec<String> {
+        self.0
+            .get(i - 1)
+            .map(|dir| vec!["--cgroup-root".to_string(), dir.display().to_string()])
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for NodeCgroups {
+    fn drop(&mut self) {
+        for dir in &self.0 {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
 }

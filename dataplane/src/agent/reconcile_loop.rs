@@ -20,7 +20,11 @@ use crate::service::ports::port_owners;
 /// until the next start; its connections are balanced by the veth program as before.
 fn read_netns_cookies(attachments: &mut [LocalAttachment]) {
     for attachment in attachments.iter_mut().filter(|a| a.netns_cookie.is_none()) {
-        if netns::identify(&attachment.netns).is_none() {
+        // Not there yet, or the path names another namespace now (a recycled /proc/PID/ns/net:
+        // the reaper releases the attachment; its cookie would be a stranger's).
+        if netns::identify(&attachment.netns).is_none()
+            || netns::is_gone(&attachment.netns, attachment.netns_id)
+        {
             continue;
         }
         attachment.netns_cookie = Some(match cgroup::netns_cookie_of(&attachment.netns) {

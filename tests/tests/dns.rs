@@ -82,23 +82,8 @@ fn names_scoping_forwarding_tcp_and_freshness() {
     for (node, service, task) in
         [(1, "web", "web.1"), (2, "web", "web.2"), (2, "api", "api.1"), (3, "api", "api.2")]
     {
-        let ns = cluster.add_namespace(&task.replace('.', ""));
-        let ip = cluster
-            .node(node)
-            .meshctl_ok(&[
-                "attach",
-                "--netns",
-                &ns,
-                "--network",
-                "front",
-                "--service",
-                service,
-                "--name",
-                task,
-            ])
-            .trim()
-            .to_string();
-        addresses.push((task, ip, ns));
+        let (ns, ip) = cluster.attach_task(node, &task.replace('.', ""), "front", service, task);
+        addresses.push((task, ip.to_string(), ns));
     }
     let client = cluster.add_namespace("client");
     cluster.node(3).meshctl_ok(&["attach", "--netns", &client, "--network", "front"]);

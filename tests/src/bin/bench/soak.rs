@@ -251,21 +251,10 @@ pub fn run(quick: bool) {
 
 fn start_task(cluster: &mut Cluster, node: usize, serial: &mut usize) -> Task {
     *serial += 1;
-    let ns = cluster.add_namespace(&format!("w{serial}"));
     let name = format!("web.{serial}");
-    let address = cluster.node(node).meshctl_ok(&[
-        "attach",
-        "--netns",
-        &ns,
-        "--network",
-        "front",
-        "--service",
-        "web",
-        "--name",
-        &name,
-    ]);
+    let (ns, address) = cluster.attach_task(node, &format!("w{serial}"), "front", "web", &name);
     let server = NamedServer::start(cluster.namespace(&ns), 80, &name);
-    Task { ns, address: address.trim().to_string(), node, server }
+    Task { ns, address: address.to_string(), node, server }
 }
 
 fn vip(cluster: &Cluster) -> String {

@@ -20,7 +20,7 @@ use crate::netlink::veth::{self, VethSpec};
 use crate::network::attachment::DnsPlacement;
 use crate::network::{ifname, ipam, LocalAttachment};
 use crate::service::plan;
-use crate::state::{Change, EndpointRecord};
+use crate::state::{claims, Change, EndpointRecord};
 use crate::state_dir::{StateDir, StateDirError};
 
 const ATTACHMENTS_FILE: &str = "attachments.json";
@@ -115,6 +115,9 @@ impl Agent {
             .ok_or_else(|| crate::network::NetworkError::NotFound(network_name.to_string()))?;
         if let Some(service) = &options.service {
             plan::check_task(&snapshot.state, service, network_name)?;
+        }
+        if claims::live_endpoints_of(&snapshot.state, &self.node_id) >= claims::MAX_ENDPOINTS_PER_NODE {
+            return Err(AgentError::NodeFull(claims::MAX_ENDPOINTS_PER_NODE));
         }
         let address = self.allocate(&mut inner, network_name, &record.subnet).await?;
 

@@ -21,6 +21,9 @@ pub enum AgentError {
     NotAttached(String, String),
     #[error("network {0:?} has no free address left on this node or in free blocks")]
     Exhausted(String),
+    /// Every other node refuses endpoints of a node beyond this bound (`state::claims`).
+    #[error("this node holds {0} endpoints, the most one node may hold")]
+    NodeFull(usize),
     #[error("kernel: {0}")]
     Kernel(String),
     #[error(transparent)]

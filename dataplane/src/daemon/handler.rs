@@ -197,7 +197,8 @@ fn agent_error(error: AgentError) -> ApiError {
         }
         AgentError::Network(N::Exists(_) | N::Overlap { .. } | N::VniCollision { .. } | N::InUse { .. })
         | AgentError::AlreadyAttached(..)
-        | AgentError::Exhausted(_) => ErrorKind::Conflict,
+        | AgentError::Exhausted(_)
+        | AgentError::NodeFull(_) => ErrorKind::Conflict,
         AgentError::Network(_) => ErrorKind::BadRequest,
         AgentError::Service(S::NotFound(_) | S::NoNetwork(_)) => ErrorKind::NotFound,
         AgentError::Service(S::Exists(_) | S::WrongNetwork { .. }) => ErrorKind::Conflict,

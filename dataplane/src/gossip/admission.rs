@@ -5,13 +5,16 @@
 //! 2. its writer is not a removed node;
 //! 3. its writer's key is certified by the cluster CA (the certificate is in the writer's node
 //!    record; a node record brings its own), and the signature is that key's;
-//! 4. the writer may write it: node-owned records (its node record, endpoints, block claims)
-//!    only by their owner, cluster-wide records (networks, services, availability, secrets,
+//! 4. the writer may write it: node-owned records (its node record, endpoints) only by their
+//!    owner, cluster-wide records (networks, services, address blocks, availability, secrets,
 //!    roles, removals) only by a manager;
-//! 5. the record is well formed, as a local create would have checked (`state::validate`).
+//! 5. the record is well formed, as a local create would have checked (`state::validate`);
+//! 6. what a node claims for itself is its own (`state::claims`): an endpoint's address lies in
+//!    a block the managers granted the writer, and the writer is under its endpoint bound.
 //!
 //! A rejected delta changes nothing and is counted by reason (`meshctl stats`). A delta no newer
-//! than what the state holds is not checked at all: it could change nothing.
+//! than what the state holds is not checked at all: it could change nothing. A claim that only
+//! a grant not heard of yet could prove is held back ([`Verdict::Hold`]), not rejected.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -19,6 +22,7 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::UnixTime;
 
 use crate::identity::NodeId;
+use crate::state::claims::{self, Claim, ClaimError};
 use crate::state::{validate, version, Change, ClusterState, Role, SignedDelta, Version};
 use crate::trust::ca::FOUNDER_DOMAIN;
 use crate::trust::certs::CaAnchor;
@@ -48,6 +52,11 @@ pub enum Rejection {
     NotManager,
     /// A record no local create would have accepted.
     Invalid,
+    /// An endpoint at an address not granted to its writer (another node's block, outside
+    /// the subnet, reserved).
+    NotGranted,
+    /// An endpoint beyond its writer's bound (`state::claims::MAX_ENDPOINTS_PER_NODE`).
+    OverBound,
 }
 
 /// What [`Admission::admit`] decided.
@@ -57,19 +66,25 @@ pub enum Verdict {
     Admit,
     /// The state already has this version or a newer one: nothing to do.
     NotNewer,
+    /// A claim that only a grant not heard of here yet can prove: keep it and try again when
+    /// the grants change (`gossip::parked`).
+    Hold,
 }
 
 /// The admission gate, with the certificates it has checked.
 #[derive(Debug)]
 pub struct Admission {
     anchor: CaAnchor,
+    /// This node: its own claims come from its own allocator, which knows of grants gossip
+    /// has not brought back yet, and are not held back.
+    me: NodeId,
     /// Writer -> (its certificate, the key it certifies, when it was checked).
     certified: HashMap<NodeId, (Vec<u8>, PublicKey, Instant)>,
 }
 
 impl Admission {
-    pub fn new(anchor: CaAnchor) -> Admission {
-        Admission { anchor, certified: HashMap::new() }
+    pub fn new(anchor: CaAnchor, me: NodeId) -> Admission {
+        Admission { anchor, me, certified: HashMap::new() }
     }
 
     pub fn anchor(&self) -> &CaAnchor {
@@ -123,6 +138,22 @@ impl Admission {
             return Err((Rejection::BadSignature, format!("a delta claiming to be {writer}'s")));
         }
         authorize(state, &delta.change, writer, delta.version)?;
+        if let Change::Endpoint { owner, id, record: Some(record) } = &delta.change {
+            match claims::endpoint(state, owner, id, record) {
+                Claim::Granted => {}
+                Claim::Unproven if *owner == self.me => {}
+                Claim::Unproven => return Ok(Verdict::Hold),
+                Claim::Refused(error @ ClaimError::TooMany) => {
+                    return Err((Rejection::OverBound, format!("an endpoint of {writer}: {error}")))
+                }
+                Claim::Refused(error) => {
+                    return Err((
+                        Rejection::NotGranted,
+                        format!("{writer}'s endpoint {id:?} at {}: {error}", record.address),
+                    ))
+                }
+            }
+        }
         Ok(Verdict::Admit)
     }
 
@@ -178,18 +209,9 @@ fn authorize(
             owner(id)?;
             status.as_ref().map_or(Ok(()), |s| valid(validate::manager_status(s)))
         }
-        // A grant of the managers; a node's own claim was how blocks were had before them (kept
-        // for state written then: the managers' mirror replaces it with a grant).
-        Change::Block { claim: Some(claim), .. } => owner(&claim.owner).or_else(|_| manager()),
-        Change::Block { network, index, claim: None } => {
-            let holder = state.blocks.get(&(network.clone(), *index)).map(|c| c.owner);
-            if holder == Some(writer) {
-                Ok(())
-            } else {
-                manager()
-            }
-        }
-        Change::Availability { .. } | Change::Role { .. } => manager(),
+        // Grants of the managers only: a node that could claim a block itself could take any
+        // node's addresses (a newer claim wins) and every address of a network.
+        Change::Block { .. } | Change::Availability { .. } | Change::Role { .. } => manager(),
         Change::Network { name, record } => {
             manager()?;
             record.as_ref().map_or(Ok(()), |r| valid(validate::network(state, name, r)))

@@ -17,6 +17,7 @@ use rand::seq::IndexedRandom;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
+use super::admission::Verdict;
 use super::broadcast::{self, lock, DeltaHandler, SharedState};
 use super::config::GossipConfig;
 use super::credentials::Credentials;
@@ -28,6 +29,7 @@ use super::tcp::{self, ExchangeError, Inbound, Keyrings, SharedGuard, SharedTls}
 use super::wire::TcpMessage;
 use crate::hex::Bytes;
 use crate::identity::NodeId;
+use crate::state::version::unix_millis;
 use crate::state::{Change, Delta, Liveness, Role, SignedDelta, Snapshot};
 use crate::state_dir::StateDir;
 use crate::trust::record;
@@ -140,6 +142,7 @@ impl Agent {
                         self.rejoin_if_alone();
                     }
                     self.reap();
+                    self.expire_held();
                     self.maintain_credentials();
                     if self.liveness() != self.published_liveness {
                         self.publish();
@@ -149,8 +152,39 @@ impl Agent {
                     }
                 }
             }
+            self.retry_held();
             self.flush().await;
             self.publish_if_changed();
+        }
+    }
+
+    /// Admits again the held claims whose network's grants changed: through foca when they
+    /// pass (merged and gossiped on), back to waiting when still unproven.
+    fn retry_held(&mut self) {
+        let retry = std::mem::take(&mut lock(&self.shared).retry);
+        for (since, signed) in retry {
+            let verdict = {
+                let shared = &mut *lock(&self.shared);
+                shared.admission.admit(&shared.state, &signed, unix_millis())
+            };
+            match verdict {
+                Ok(Verdict::Admit) => self.gossip_signed(&signed),
+                Ok(Verdict::NotNewer) => {}
+                Ok(Verdict::Hold) => broadcast::hold(&mut lock(&self.shared), signed, since, &self.stats),
+                Err((reason, detail)) => {
+                    tracing::debug!(?reason, detail, "held state delta refused");
+                    self.stats.count_rejection(reason);
+                }
+            }
+        }
+    }
+
+    /// Drops held claims that no grant proved in time.
+    fn expire_held(&mut self) {
+        let expired = lock(&self.shared).parked.expire(Instant::now());
+        if expired > 0 {
+            tracing::debug!(expired, "held endpoint claims dropped: no grant proved them");
+            self.stats.deltas_held_expired.fetch_add(expired as u64, std::sync::atomic::Ordering::Relaxed);
         }
     }
 

@@ -12,10 +12,11 @@ use foca::{BroadcastHandler, Invalidates};
 
 use super::admission::{Admission, Verdict};
 use super::member::MemberId;
+use super::parked::Parked;
 use super::stats::Stats;
 use crate::state::version::unix_millis;
-use crate::state::DeltaKey;
 use crate::state::{Applied, ClusterState, LamportClock, SignedDelta, Version};
+use crate::state::{Change, DeltaKey};
 
 /// The state foca's handler and the gossip agent share.
 #[derive(Debug)]
@@ -26,11 +27,23 @@ pub struct Shared {
     pub admission: Admission,
     /// Set whenever the state changed; the agent clears it when it publishes a snapshot.
     pub dirty: bool,
+    /// Endpoint claims waiting for the grant that proves them.
+    pub parked: Parked,
+    /// Held claims whose network's grants changed: the agent admits them again, through foca
+    /// (so that what is admitted is gossiped on), with when each was first held.
+    pub retry: Vec<(Instant, SignedDelta)>,
 }
 
 impl Shared {
     pub fn new(admission: Admission) -> Shared {
-        Shared { state: ClusterState::default(), clock: LamportClock::default(), admission, dirty: false }
+        Shared {
+            state: ClusterState::default(),
+            clock: LamportClock::default(),
+            admission,
+            dirty: false,
+            parked: Parked::default(),
+            retry: Vec::new(),
+        }
     }
 }
 
@@ -48,6 +61,10 @@ pub fn merge(shared: &mut Shared, signed: SignedDelta, stats: &Stats) -> bool {
     match shared.admission.admit(&shared.state, &signed, unix_millis()) {
         Ok(Verdict::Admit) => {}
         Ok(Verdict::NotNewer) => return false,
+        Ok(Verdict::Hold) => {
+            hold(shared, signed, Instant::now(), stats);
+            return false;
+        }
         Err((reason, detail)) => {
             tracing::debug!(?reason, detail, "state delta refused");
             stats.count_rejection(reason);
@@ -55,8 +72,17 @@ pub fn merge(shared: &mut Shared, signed: SignedDelta, stats: &Stats) -> bool {
         }
     }
     shared.clock.observe(&signed.delta.version);
+    let grants_of = match &signed.delta.change {
+        Change::Block { network, .. } | Change::Network { name: network, .. } => Some(network.clone()),
+        _ => None,
+    };
     match shared.state.apply_signed(signed, Instant::now()) {
         Ok(Applied::Newer) => {
+            if let Some(network) = grants_of {
+                // The grants of a network changed: what waited for them may be proven now.
+                let released = shared.parked.release(&network);
+                shared.retry.extend(released);
+            }
             shared.dirty = true;
             Stats::bump(&stats.deltas_applied);
             true
@@ -67,6 +93,16 @@ pub fn merge(shared: &mut Shared, signed: SignedDelta, stats: &Stats) -> bool {
             Stats::bump(&stats.deltas_rejected_owner);
             false
         }
+    }
+}
+
+/// Holds a claim that a grant not heard of yet may prove (first held at `since`), counted; one
+/// there is no room for is dropped, and counted as such.
+pub fn hold(shared: &mut Shared, signed: SignedDelta, since: Instant, stats: &Stats) {
+    if shared.parked.hold(signed, since) {
+        Stats::bump(&stats.deltas_held);
+    } else {
+        Stats::bump(&stats.deltas_held_expired);
     }
 }
 

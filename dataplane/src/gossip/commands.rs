@@ -55,7 +55,6 @@ impl Agent {
     fn may_write(&self, change: &Change) -> Result<(), GossipError> {
         match change {
             Change::Endpoint { owner, .. } if *owner == self.node_id => Ok(()),
-            Change::Block { claim: Some(claim), .. } if claim.owner == self.node_id => Ok(()),
             Change::Node { id, .. } if *id == self.node_id => Ok(()),
             Change::Manager { id, .. } if *id == self.node_id => Ok(()),
             Change::Network { .. } => self.require_manager("create or remove networks"),

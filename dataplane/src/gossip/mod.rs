@@ -30,6 +30,7 @@ pub mod handle;
 pub mod join;
 pub mod member;
 pub mod membership;
+pub mod parked;
 pub mod persist;
 pub mod publish;
 pub mod start;

@@ -132,7 +132,8 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
         }
     };
 
-    let shared: SharedState = Arc::new(Mutex::new(Shared::new(Admission::new(creds.anchor.clone()))));
+    let shared: SharedState =
+        Arc::new(Mutex::new(Shared::new(Admission::new(creds.anchor.clone(), node_id))));
     {
         let mut guard = lock(&shared);
         for signed in known {

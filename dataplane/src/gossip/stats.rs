@@ -55,6 +55,10 @@ counters! {
     deltas_rejected_owner: "state deltas refused: a node-owned record written by another node",
     deltas_rejected_not_manager: "state deltas refused: a cluster-wide record written by a worker",
     deltas_rejected_invalid: "state deltas refused: a record no local create would accept",
+    deltas_rejected_not_granted: "state deltas refused: an endpoint at an address not granted to its writer",
+    deltas_rejected_over_bound: "state deltas refused: an endpoint beyond its writer's bound",
+    deltas_held: "endpoint claims held until the grant that proves them arrives",
+    deltas_held_expired: "held endpoint claims dropped: no grant proved them in time, or no room to hold them",
     tcp_accepted: "TCP connections served",
     tcp_rejected: "TCP connections closed for bad frames, size or timeouts",
     tcp_tls_refused: "TLS handshakes refused (not a certificate of this cluster, expired or revoked)",
@@ -80,6 +84,8 @@ impl Stats {
             Rejection::NotOwner => &self.deltas_rejected_owner,
             Rejection::NotManager => &self.deltas_rejected_not_manager,
             Rejection::Invalid => &self.deltas_rejected_invalid,
+            Rejection::NotGranted => &self.deltas_rejected_not_granted,
+            Rejection::OverBound => &self.deltas_rejected_over_bound,
         });
     }
 
@@ -94,6 +100,8 @@ impl Stats {
             + s.deltas_rejected_owner
             + s.deltas_rejected_not_manager
             + s.deltas_rejected_invalid
+            + s.deltas_rejected_not_granted
+            + s.deltas_rejected_over_bound
     }
 
     /// Counts a frame that did not open, under its reason.

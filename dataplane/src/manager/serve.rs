@@ -16,6 +16,7 @@ use super::Managers;
 use crate::gossip::channel::ChannelHandler;
 use crate::gossip::join::JoinGate;
 use crate::identity::NodeId;
+use crate::network::ipam;
 use crate::state::Role;
 
 /// The managers' side of this node's channels and join gate.
@@ -64,6 +65,16 @@ impl Managers {
             }
             if state.is_revoked(&peer) {
                 return Response::Refused(format!("{peer} was removed"));
+            }
+            if let Action::GrantBlock { network, node } = &command.action {
+                if !is_manager {
+                    // A worker gets blocks as it uses them (a manager is trusted with the cluster).
+                    let held =
+                        self.decided().blocks.iter().filter(|((n, _), o)| n == network && *o == node).count();
+                    if let Err(reason) = ipam::may_grant(state, *node, network, held) {
+                        return Response::Refused(reason);
+                    }
+                }
             }
             return Response::Proposed(self.decide_here(command).await);
         }

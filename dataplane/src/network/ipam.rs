@@ -18,8 +18,7 @@ use ipnet::Ipv4Net;
 use crate::identity::NodeId;
 use crate::state::ClusterState;
 
-/// Addresses per block: 2^4.
-pub const BLOCK_BITS: u8 = 4;
+pub use crate::state::blocks::{block_count, gateway, BLOCK_BITS};
 
 /// What the caller should do to get an address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,14 +27,6 @@ pub enum Plan {
     Use(Ipv4Addr),
     /// Our blocks are full (or we have none): ask the managers for another.
     NeedBlock,
-}
-
-pub fn block_count(subnet: &Ipv4Net) -> u32 {
-    1 << (32 - u32::from(subnet.prefix_len()) - u32::from(BLOCK_BITS))
-}
-
-pub fn gateway(subnet: &Ipv4Net) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(subnet.network()) + 1)
 }
 
 /// Block `index` as a CIDR.
@@ -52,6 +43,30 @@ pub fn block_addresses(subnet: &Ipv4Net, index: u32) -> impl Iterator<Item = Ipv
     (base..base + (1 << BLOCK_BITS))
         .filter(move |a| *a != network && *a != gateway && *a != broadcast)
         .map(Ipv4Addr::from)
+}
+
+/// Blocks of one network a node may hold beyond those its endpoints fill: room for the attaches
+/// that gossip has not shown the managers yet (a block holds 16 addresses).
+pub const SPARE_BLOCKS: usize = 2;
+
+/// Whether `node`, holding `held` blocks of `network`, may be granted another: only when the
+/// endpoints the managers see of it fill all but [`SPARE_BLOCKS`] of them. So a node (a lying
+/// worker included) cannot take a network's addresses faster than it uses them; what it can
+/// hold in all is bounded by `state::claims::MAX_ENDPOINTS_PER_NODE`.
+pub fn may_grant(state: &ClusterState, node: NodeId, network: &str, held: usize) -> Result<(), String> {
+    let used = state
+        .endpoints
+        .live_from(&(node, String::new()))
+        .take_while(|((owner, _), _)| *owner == node)
+        .filter(|(_, e)| e.network == network)
+        .count();
+    let allowed = used.div_ceil(1 << BLOCK_BITS) + SPARE_BLOCKS;
+    if held >= allowed {
+        return Err(format!(
+            "{node} holds {held} address blocks of network {network:?} for {used} endpoints: no more until they fill"
+        ));
+    }
+    Ok(())
 }
 
 /// Decides how node `me` gets an address on `network`. `pending` are addresses this node is
@@ -181,6 +196,32 @@ mod tests {
         // A grant gossip has not brought back yet counts; one outside the subnet does not.
         let granted = BTreeSet::from([7, 99]);
         assert_eq!(plan(&state, id(1), "n", &net, &full, &granted), Plan::Use(Ipv4Addr::new(10, 1, 0, 112)));
+    }
+
+    #[test]
+    fn a_node_gets_more_blocks_only_as_its_endpoints_fill_them() {
+        let mut state = ClusterState::default();
+        assert!(may_grant(&state, id(1), "n", 0).is_ok());
+        assert!(may_grant(&state, id(1), "n", 1).is_ok());
+        assert!(may_grant(&state, id(1), "n", SPARE_BLOCKS).is_err(), "no endpoint yet: two blocks at most");
+        for n in 0..17u8 {
+            let endpoint = EndpointRecord {
+                network: "n".into(),
+                address: Ipv4Addr::new(10, 1, 0, 2 + n),
+                service: None,
+                task: None,
+                terminating: false,
+            };
+            let delta = Delta {
+                version: Version { lamport: 10 + u64::from(n), node: id(1) },
+                change: Change::Endpoint { owner: id(1), id: format!("e{n}"), record: Some(endpoint) },
+            };
+            state.apply(delta, Instant::now()).unwrap();
+        }
+        assert!(may_grant(&state, id(1), "n", 3).is_ok(), "17 endpoints fill two blocks");
+        assert!(may_grant(&state, id(1), "n", 4).is_err());
+        assert!(may_grant(&state, id(2), "n", 2).is_err(), "another node's endpoints do not count");
+        assert!(may_grant(&state, id(1), "other", 2).is_err(), "nor those on another network");
     }
 
     #[test]

@@ -7,6 +7,9 @@
 //! - [`delta`]: one versioned write to one table, the unit gossip spreads.
 //! - [`cluster`]: the tables and the rules that merge deltas into them (node-owned entries are
 //!   hidden while their node is down and removed when it leaves).
+//! - [`blocks`]: a subnet's address blocks, the unit the managers grant to nodes.
+//! - [`claims`]: what a node may claim for itself (endpoint addresses from its own blocks, a
+//!   bounded number of endpoints), checked at receipt.
 //! - [`validate`]: what a well-formed record is, for local creates and merged records alike.
 //! - [`snapshot`]: the immutable view of the state and of membership that the gossip agent
 //!   publishes and every other part of meshd reads.
@@ -14,6 +17,8 @@
 //! Everything here is pure: no I/O, no clocks read behind the caller's back (the caller passes
 //! `now`), so merge rules are unit-tested exhaustively.
 
+pub mod blocks;
+pub mod claims;
 pub mod cluster;
 pub mod delta;
 pub mod records;

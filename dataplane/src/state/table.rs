@@ -85,6 +85,12 @@ impl<K: Ord + Clone, V: Clone> Table<K, V> {
         self.entries.iter().filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v)))
     }
 
+    /// Live entries from `start` on, by key (the entries of one owner, say, with a key that
+    /// begins with the owner).
+    pub fn live_from<'a>(&'a self, start: &K) -> impl Iterator<Item = (&'a K, &'a V)> + 'a {
+        self.entries.range(start.clone()..).filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v)))
+    }
+
     /// Every entry including tombstones (what push-pull exchanges).
     pub fn entries(&self) -> impl Iterator<Item = (&K, &Entry<V>)> {
         self.entries.iter()

@@ -101,7 +101,8 @@ impl Sim {
         let anchor = CaAnchor::new(writer.ca.cert()).expect("the CA's own certificate");
         let nodes = (0..size)
             .map(|i| {
-                let shared: SharedState = Arc::new(Mutex::new(Shared::new(Admission::new(anchor.clone()))));
+                let shared: SharedState =
+                    Arc::new(Mutex::new(Shared::new(Admission::new(anchor.clone(), writer.key.node_id()))));
                 broadcast::merge(&mut lock(&shared), writer.record.clone(), &stats);
                 let handler = DeltaHandler { shared: shared.clone(), stats: stats.clone() };
                 let foca = Foca::with_custom_broadcast(

@@ -138,8 +138,12 @@ impl Admission {
             return Err((Rejection::BadSignature, format!("a delta claiming to be {writer}'s")));
         }
         authorize(state, &delta.change, writer, delta.version)?;
-        if let Change::Endpoint { owner, id, record: Some(record) } = &delta.change {
-            match claims::endpoint(state, owner, id, record) {
+        if let Change::Endpoint { owner, id, record } = &delta.change {
+            let claim = match record {
+                Some(record) => claims::endpoint(state, owner, id, record),
+                None => claims::endpoint_removal(state, owner, id),
+            };
+            match claim {
                 Claim::Granted => {}
                 Claim::Unproven if *owner == self.me => {}
                 Claim::Unproven => return Ok(Verdict::Hold),
@@ -147,10 +151,7 @@ impl Admission {
                     return Err((Rejection::OverBound, format!("an endpoint of {writer}: {error}")))
                 }
                 Claim::Refused(error) => {
-                    return Err((
-                        Rejection::NotGranted,
-                        format!("{writer}'s endpoint {id:?} at {}: {error}", record.address),
-                    ))
+                    return Err((Rejection::NotGranted, format!("{writer}'s endpoint {id:?}: {error}")))
                 }
             }
         }

@@ -23,6 +23,12 @@ use crate::identity::NodeId;
 /// cannot swell every node's tables, load balancers and DNS answers.
 pub const MAX_ENDPOINTS_PER_NODE: usize = 1024;
 
+/// Endpoint entries one node may hold, tombstones included. A removal is kept as a tombstone for
+/// a day (so a late copy of the record cannot bring it back); one of a record never seen here
+/// is admitted only below this bound, so a node cannot grow everyone's tables with removals of
+/// records that never were. A removal of a record held is always admitted.
+pub const MAX_ENDPOINT_ENTRIES_PER_NODE: usize = 4 * MAX_ENDPOINTS_PER_NODE;
+
 /// What the rules say of one endpoint claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
@@ -78,6 +84,19 @@ pub fn endpoint(state: &ClusterState, owner: &NodeId, id: &str, record: &Endpoin
         Some(grant) => Claim::Refused(ClaimError::OthersBlock(grant.owner)),
         None => Claim::Unproven,
     }
+}
+
+/// Whether `owner` may remove its endpoint `id`: always if the record is here; if not (a
+/// removal that overtook its record), while `owner` has room for the tombstone.
+pub fn endpoint_removal(state: &ClusterState, owner: &NodeId, id: &str) -> Claim {
+    let key = (*owner, id.to_string());
+    let entries = || {
+        state.endpoints.entries_from(&(*owner, String::new())).take_while(|((of, _), _)| of == owner).count()
+    };
+    if state.endpoints.entry(&key).is_none() && entries() >= MAX_ENDPOINT_ENTRIES_PER_NODE {
+        return Claim::Refused(ClaimError::TooMany);
+    }
+    Claim::Granted
 }
 
 /// How many live endpoint records `owner` holds.
@@ -170,5 +189,21 @@ mod tests {
         assert_eq!(endpoint(&state, &id(2), "new", &at([10, 1, 0, 18])), Claim::Granted, "others unaffected");
         apply(&mut state, 5000, 1, Change::Endpoint { owner: id(1), id: "e7".into(), record: None });
         assert_eq!(endpoint(&state, &id(1), "new", &at([10, 1, 0, 3])), Claim::Granted, "room again");
+    }
+
+    #[test]
+    fn removals_of_records_never_seen_are_bounded() {
+        let mut state = granted();
+        for n in 0..MAX_ENDPOINT_ENTRIES_PER_NODE {
+            apply(
+                &mut state,
+                10 + n as u64,
+                1,
+                Change::Endpoint { owner: id(1), id: format!("g{n}"), record: None },
+            );
+        }
+        assert_eq!(endpoint_removal(&state, &id(1), "another"), Claim::Refused(ClaimError::TooMany));
+        assert_eq!(endpoint_removal(&state, &id(1), "g3"), Claim::Granted, "one held: its removal again");
+        assert_eq!(endpoint_removal(&state, &id(2), "another"), Claim::Granted, "others unaffected");
     }
 }

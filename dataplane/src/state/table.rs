@@ -91,6 +91,11 @@ impl<K: Ord + Clone, V: Clone> Table<K, V> {
         self.entries.range(start.clone()..).filter_map(|(k, e)| e.value.as_ref().map(|v| (k, v)))
     }
 
+    /// Every entry from `start` on, tombstones included, by key.
+    pub fn entries_from<'a>(&'a self, start: &K) -> impl Iterator<Item = (&'a K, &'a Entry<V>)> + 'a {
+        self.entries.range(start.clone()..)
+    }
+
     /// Every entry including tombstones (what push-pull exchanges).
     pub fn entries(&self) -> impl Iterator<Item = (&K, &Entry<V>)> {
         self.entries.iter()

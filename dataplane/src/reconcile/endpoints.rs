@@ -18,8 +18,10 @@ pub fn endpoints(snapshot: &Snapshot, local: &[LocalAttachment]) -> BTreeMap<u32
     let mut out = BTreeMap::new();
     for ((owner, id), record) in snapshot.state.endpoints.live() {
         if let Some(endpoint) = endpoint_of(snapshot, local, owner, id, record) {
-            // Two records with one address: the last key wins (the incremental reconciler
-            // follows the same rule).
+            // Two records with one address can only be one node's own (every node admits a
+            // claim only in a block granted to its writer, `state::claims`, and blocks go to
+            // one node each): the last key wins (the incremental reconciler follows the same
+            // rule).
             out.insert(net_order::ipv4(record.address), endpoint);
         }
     }

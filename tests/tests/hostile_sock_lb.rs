@@ -149,7 +149,7 @@ fn a_containers_connect_sweep_leaves_another_containers_sockets_showing_the_vip(
     // larger than its share; the victim's and the node's own are untouched by it.
     let sizes = meshd_tests::sock_tables::sizes(&cluster.node(1).pin_dir().unwrap());
     eprintln!("socket tables after the sweep (entries): {sizes:?}");
-    assert!(sizes.len() >= 3, "the node's own table, the victim's and the sweeper's: {sizes:?}");
+    assert_eq!(sizes.len(), 4, "the node's own table, the task's, the victim's and the sweeper's: {sizes:?}");
     assert!(sizes.iter().all(|n| *n <= SOCK_RNAT_PER_NETNS as usize), "{sizes:?}");
     assert!(
         sizes.iter().any(|n| *n >= SOCK_RNAT_PER_NETNS as usize / 2),

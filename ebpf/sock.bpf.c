@@ -11,7 +11,8 @@
  *     namespace not known yet, more networks than MD_SOCK_CLIENT_NETS, raw sockets).
  * The programs are attached to the root of the cgroup v2 hierarchy, so they run for every
  * process of the machine: each one acts only in the network namespaces of the node that loaded
- * it (md_config_v3.netns_cookie, md_sock_clients_v1).
+ * it (md_config_v3.netns_cookie, md_sock_clients_v1), and remembers what it translated in that
+ * namespace's own table (md_sock_rnat_v3): no namespace can push another's entries out.
  *
  *   connect4    TCP connect() / UDP connect() to a published port or a VIP -> to a backend's
  *               address (and a published port's target port); Maglev slot chosen by the socket:
@@ -20,7 +21,7 @@
  *               container's are left to the veth program: see to_backend)
  *   recvmsg4    a datagram from that backend shows the address the socket asked for as source
  *   getpeername4  a connected socket shows the address it asked for as its peer
- *   sock_release  a closed socket's translation is freed (md_sock_index_v1 finds it)
+ *   sock_release  a closed socket's translation is freed (its MD_SOCK_LAST entry finds it)
  * Remote backends are reached through the overlay (a container's) or the overlay route the
  * agent adds on the VXLAN device (the node's); the replies to the node's own sockets come back
  * to the node's own address (vxlan.bpf.c, to_outside).
@@ -33,24 +34,29 @@
 #include "lib/events.h"
 #include "abi/sock.h"
 
-/* Every socket translated, and the address it asked for. LRU: closed sockets age out. */
-struct {
+/* One namespace's socket table (the template of md_sock_rnat_v3's values; the agent creates each
+ * table with exactly these parameters, so every table fits). Sizes rather than types: clang
+ * emits only a forward declaration for a struct reached through an inner-map template. LRU:
+ * closed sockets age out, and a full table evicts only its own namespace's entries. */
+struct md_sock_table {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, MD_SOCK_RNAT_MAX);
-	__type(key, struct md_sock_key);
-	__type(value, struct md_sock_nat);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} md_sock_rnat_v2 SEC(".maps");
+	__uint(max_entries, MD_SOCK_RNAT_PER_NETNS);
+	__uint(key_size, sizeof(struct md_sock_key));
+	__uint(value_size, sizeof(struct md_sock_nat));
+};
 
-/* The last translation written for each socket, by its cookie: what sock_release frees. (A UDP
- * socket sending to several published ports has older ones too; those age out of the LRU.) */
+/* Every socket translated and the address it asked for, in its network namespace's own table
+ * (abi/mesh.h), by the namespace's cookie: the node's own namespace and each attached one. The
+ * agent creates a namespace's table with its md_sock_clients_v1 entry and drops it when the
+ * namespace leaves; a namespace without a table is not balanced at the socket (the veth
+ * program balances its packets). */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, MD_SOCK_RNAT_MAX);
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__uint(max_entries, MD_SOCK_TABLES_MAX);
 	__type(key, __u64);
-	__type(value, struct md_sock_key);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} md_sock_index_v1 SEC(".maps");
+	__array(values, struct md_sock_table); /* last: a flexible array member */
+} md_sock_rnat_v3 SEC(".maps");
 
 /* This node's containers, by their network namespace's cookie: the networks each is attached
  * to (abi/sock.h). Written by the agent when it attaches a namespace (and left empty with
@@ -72,27 +78,45 @@ md_inline __u32 sock_hash(__u64 cookie)
 	return (__u32)((cookie * 0x9e3779b97f4a7c15ULL) >> 32);
 }
 
-/* Points the socket at `backend:port` and remembers what it asked for (`asked:asked_port`),
- * which recvmsg4 and getpeername4 show it instead. The index entry lets sock_release free it. */
-md_inline void sock_translate(struct bpf_sock_addr *ctx, __u64 cookie, __u32 backend, __u16 port,
-			      __u32 asked, __u16 asked_port)
+/* The socket table of the namespace with cookie `netns`, or NULL. */
+md_inline void *sock_table(__u64 netns)
+{
+	return bpf_map_lookup_elem(&md_sock_rnat_v3, &netns);
+}
+
+/* Points the socket at `backend:port` and remembers in its namespace's `table` what it asked
+ * for (`asked:asked_port`), which recvmsg4 and getpeername4 show it instead; the socket's
+ * MD_SOCK_LAST entry lets sock_release free it. If the translation cannot be remembered, the
+ * socket is left alone (the veth program balances its packets): the application would
+ * otherwise see the backend as its peer. Returns 1 if the socket was translated, else 0. */
+md_inline int sock_translate(struct bpf_sock_addr *ctx, void *table, __u64 cookie, __u32 backend,
+			      __u16 port, __u32 asked, __u16 asked_port)
 {
 	struct md_sock_key sk = {};
+	struct md_sock_key last = {};
 	struct md_sock_nat nat = {};
+	struct md_sock_nat to = {};
 
 	sk.cookie = cookie;
 	sk.backend_ip = backend;
 	sk.backend_port = port;
+	sk.kind = MD_SOCK_TRANSLATION;
 	nat.addr = asked;
 	nat.port = asked_port;
-	bpf_map_update_elem(&md_sock_rnat_v2, &sk, &nat, BPF_ANY);
-	bpf_map_update_elem(&md_sock_index_v1, &cookie, &sk, BPF_ANY);
+	if (bpf_map_update_elem(table, &sk, &nat, BPF_ANY) < 0)
+		return 0;
+	last.cookie = cookie;
+	last.kind = MD_SOCK_LAST;
+	to.addr = backend;
+	to.port = port;
+	bpf_map_update_elem(table, &last, &to, BPF_ANY);
 	ctx->user_ip4 = backend;
 	ctx->user_port = port;
+	return 1;
 }
 
 /* The node's own socket to a published port of this node: to a backend and the target port. */
-md_inline void published_to_backend(struct bpf_sock_addr *ctx, __u8 proto)
+md_inline void published_to_backend(struct bpf_sock_addr *ctx, void *table, __u8 proto)
 {
 	struct md_frontend_key fk = {};
 	struct md_frontend *fe;
@@ -114,7 +138,7 @@ md_inline void published_to_backend(struct bpf_sock_addr *ctx, __u8 proto)
 	/* No backend: leave the address alone; the connection is refused as it would be anyway. */
 	if (!backend)
 		return;
-	sock_translate(ctx, cookie, *backend, fe->target_port, fk.addr, fk.port);
+	sock_translate(ctx, table, cookie, *backend, fe->target_port, fk.addr, fk.port);
 }
 
 /* The client's network `vip` is in (a VIP comes from its network's subnet), or NULL. */
@@ -135,7 +159,8 @@ md_inline const struct md_sock_net *sock_client_net(const struct md_sock_client 
  * new flow (meshctl monitor). A VIP of another network is left alone: the veth program drops
  * its packets (drop-network-mismatch), counted and shown where every isolation drop is. No
  * backend: left alone too, and dropped there (drop-no-backend). */
-md_inline void vip_to_backend(struct bpf_sock_addr *ctx, const struct md_sock_client *client, __u8 proto)
+md_inline void vip_to_backend(struct bpf_sock_addr *ctx, void *table, const struct md_sock_client *client,
+			      __u8 proto)
 {
 	const struct md_sock_net *net;
 	struct md_service *svc;
@@ -154,49 +179,61 @@ md_inline void vip_to_backend(struct bpf_sock_addr *ctx, const struct md_sock_cl
 	backend = maglev_backend(svc, sock_hash(cookie));
 	if (!backend)
 		return;
-	sock_translate(ctx, cookie, *backend, port, vip, port);
-	event_flow_from_socket(net->ifindex, net->addr, vip, port, proto, *backend);
+	if (sock_translate(ctx, table, cookie, *backend, port, vip, port))
+		event_flow_from_socket(net->ifindex, net->addr, vip, port, proto, *backend);
 }
 
 /* Whether the socket may be balanced for a container: a TCP or UDP connect(). An unconnected
- * UDP socket's datagrams (sendmsg4) are left to the veth program, whose flow table is the
- * container's own: one socket sending to many VIPs and ports would otherwise fill the shared
- * md_sock_rnat_v2 (abi/mesh.h) with an entry per destination, and push other sockets' out. */
+ * UDP socket's datagrams (sendmsg4) are left to the veth program: it tracks the flow and its
+ * replies per datagram, where a socket table entry per destination would be kept until the
+ * socket closes or its namespace's LRU pushes it out. */
 enum sock_call {
 	SOCK_CONNECT,
 	SOCK_SENDMSG,
 };
 
 /* Balances the socket if it is one of this node's: the node's own (published ports) or, at
- * connect(), a container's (VIPs). Every other socket of the machine costs two lookups. */
+ * connect(), a container's (VIPs), each through its namespace's socket table. Every other socket
+ * of the machine costs two lookups. */
 md_inline void to_backend(struct bpf_sock_addr *ctx, __u8 proto, enum sock_call call)
 {
 	struct md_node_config *config = node_config();
 	struct md_sock_client *client;
 	__u64 netns = bpf_get_netns_cookie(ctx);
+	void *table;
 
 	if (config && config->netns_cookie && config->netns_cookie == netns) {
-		published_to_backend(ctx, proto);
+		table = sock_table(netns);
+		if (table)
+			published_to_backend(ctx, table, proto);
 		return;
 	}
 	if (call != SOCK_CONNECT)
 		return;
 	client = bpf_map_lookup_elem(&md_sock_clients_v1, &netns);
-	if (client)
-		vip_to_backend(ctx, client, proto);
+	if (!client)
+		return;
+	table = sock_table(netns);
+	if (table)
+		vip_to_backend(ctx, table, client, proto);
 }
 
 /* The reverse: a backend's address as seen by the socket becomes the one it asked for. Only a
- * socket this node translated has an entry (socket cookies are unique on the machine). */
+ * socket this node translated has an entry, in its own namespace's table (socket cookies are
+ * unique on the machine). */
 md_inline void from_backend(struct bpf_sock_addr *ctx)
 {
 	struct md_sock_key sk = {};
 	struct md_sock_nat *nat;
+	void *table = sock_table(bpf_get_netns_cookie(ctx));
 
+	if (!table)
+		return;
 	sk.cookie = bpf_get_socket_cookie(ctx);
 	sk.backend_ip = ctx->user_ip4;
 	sk.backend_port = (__u16)ctx->user_port;
-	nat = bpf_map_lookup_elem(&md_sock_rnat_v2, &sk);
+	sk.kind = MD_SOCK_TRANSLATION;
+	nat = bpf_map_lookup_elem(table, &sk);
 	if (!nat)
 		return;
 	ctx->user_ip4 = nat->addr;
@@ -232,19 +269,30 @@ int sock_getpeername4(struct bpf_sock_addr *ctx)
 	return SOCK_CONTINUE;
 }
 
-/* Any socket of the machine closing (cgroup root): if this node translated it, free its entry. One
- * lookup per socket close; the entry would otherwise stay until the LRU pushed it out. */
+/* Any socket of the machine closing (cgroup root): if this node translated it, free its last
+ * translation. One lookup per socket close outside the node's namespaces; the entries would
+ * otherwise stay until their namespace's LRU pushed them out. (A UDP socket of the node sending
+ * to several published ports has older translations too; those age out.) */
 SEC("cgroup/sock_release")
 int sock_release(struct bpf_sock *ctx)
 {
-	__u64 cookie = bpf_get_socket_cookie(ctx);
-	struct md_sock_key *known = bpf_map_lookup_elem(&md_sock_index_v1, &cookie);
-	struct md_sock_key sk;
+	void *table = sock_table(bpf_get_netns_cookie(ctx));
+	struct md_sock_key last = {};
+	struct md_sock_key sk = {};
+	struct md_sock_nat *to;
 
-	if (known) {
-		sk = *known;
-		bpf_map_delete_elem(&md_sock_rnat_v2, &sk);
-		bpf_map_delete_elem(&md_sock_index_v1, &cookie);
+	if (!table)
+		return SOCK_CONTINUE;
+	last.cookie = bpf_get_socket_cookie(ctx);
+	last.kind = MD_SOCK_LAST;
+	to = bpf_map_lookup_elem(table, &last);
+	if (to) {
+		sk.cookie = last.cookie;
+		sk.backend_ip = to->addr;
+		sk.backend_port = to->port;
+		sk.kind = MD_SOCK_TRANSLATION;
+		bpf_map_delete_elem(table, &sk);
+		bpf_map_delete_elem(table, &last);
 	}
 	return SOCK_CONTINUE;
 }

@@ -6,10 +6,9 @@ pub const FRONTENDS_MAP: &str = "md_frontends_v1";
 pub const MESH_RNAT_MAP: &str = "md_mesh_rnat_v2";
 /// Backend's node: the ingress node of each flow that came through the tunnel.
 pub const MESH_RETURN_MAP: &str = "md_mesh_return_v2";
-/// The sockets the socket programs translated (the node's own, its containers').
-pub const SOCK_RNAT_MAP: &str = "md_sock_rnat_v2";
-/// The last translation of each of the node's sockets, by cookie (freed when it closes).
-pub const SOCK_INDEX_MAP: &str = "md_sock_index_v1";
+/// The sockets the socket programs translated (the node's own, its containers'): a hash of maps,
+/// one LRU table of [`SockKey`] -> [`SockNat`] per network namespace, by the namespace's cookie.
+pub const SOCK_RNAT_MAP: &str = "md_sock_rnat_v3";
 
 /// `MD_FRONTENDS_MAX`: capacity of [`FRONTENDS_MAP`] (published ports on this node's addresses).
 pub const FRONTENDS_MAX: u32 = 16384;
@@ -17,9 +16,21 @@ pub const FRONTENDS_MAX: u32 = 16384;
 pub const MESH_RNAT_MAX: u32 = 131072;
 /// `MD_MESH_RETURN_MAX`: capacity of [`MESH_RETURN_MAP`] (flows brought in by other nodes; LRU).
 pub const MESH_RETURN_MAX: u32 = 131072;
-/// `MD_SOCK_RNAT_MAX`: capacity of [`SOCK_RNAT_MAP`] (sockets translated at connect: the node's
-/// own and its containers'; LRU).
-pub const SOCK_RNAT_MAX: u32 = 65536;
+/// The fullest of the socket tables, as the map-pressure metric names it (not a map of its own).
+pub const SOCK_TABLE_FULLEST: &str = "md_sock_rnat_v3/fullest";
+/// `MD_SOCK_TABLES_MAX`: capacity of [`SOCK_RNAT_MAP`]: a table for each attached namespace
+/// (`sock_lb::SOCK_CLIENTS_MAX`) and the node's own.
+pub const SOCK_TABLES_MAX: u32 = 4097;
+/// `MD_SOCK_RNAT_PER_NETNS`: capacity of one namespace's socket table (an LRU hash; two entries
+/// per socket); every table is created with exactly these parameters.
+pub const SOCK_RNAT_PER_NETNS: u32 = 8192;
+/// `BPF_MAP_TYPE_LRU_HASH`: the type of a namespace's socket table.
+pub const SOCK_TABLE_TYPE: u32 = 9;
+/// The flags of a namespace's socket table (none: one LRU list per table, as the C template).
+pub const SOCK_TABLE_FLAGS: u32 = 0;
+/// `MD_SOCK_TRANSLATION`, `MD_SOCK_LAST`: the two kinds of entry of a socket ([`SockKey::kind`]).
+pub const SOCK_TRANSLATION: u16 = 0;
+pub const SOCK_LAST: u16 = 1;
 
 /// Mirrors `struct md_frontend_key`.
 #[repr(C)]
@@ -71,9 +82,12 @@ pub struct MeshReturn {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct SockKey {
     pub cookie: u64,
+    /// 0 in a [`SOCK_LAST`] entry.
     pub backend_ip: u32,
+    /// 0 in a [`SOCK_LAST`] entry.
     pub backend_port: u16,
-    pub pad: u16,
+    /// [`SOCK_TRANSLATION`] or [`SOCK_LAST`].
+    pub kind: u16,
 }
 
 /// Mirrors `struct md_sock_nat`.

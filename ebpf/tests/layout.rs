@@ -21,7 +21,7 @@ use meshd_ebpf::lb::{
 };
 use meshd_ebpf::mesh::{
     Frontend, FrontendKey, MeshNat, MeshReturn, SockKey, SockNat, FRONTENDS_MAX, MESH_RETURN_MAX,
-    MESH_RNAT_MAX, SOCK_RNAT_MAX,
+    MESH_RNAT_MAX, SOCK_LAST, SOCK_RNAT_PER_NETNS, SOCK_TABLES_MAX, SOCK_TRANSLATION,
 };
 use meshd_ebpf::node::{Node, NodeConfig, NodeHop, CONFIG_MAX, NODES_MAX, NODE_HOPS_MAX, NODE_MEMBER};
 use meshd_ebpf::overlay::{OverlayConfig, OverlayHop, CONFIG_MAX as OVERLAY_MAX, FAST_PATH, HOPS_MAX};
@@ -322,9 +322,10 @@ fn mesh_types_match_the_header() {
          OFF(md_mesh_nat, peer_mac); OFF(md_mesh_nat, local_mac); OFF(md_mesh_nat, pad); OFF(md_mesh_nat, last_seen);\n\
          SIZE(md_mesh_return); OFF(md_mesh_return, node_ip); OFF(md_mesh_return, vni); OFF(md_mesh_return, last_seen);\n\
          SIZE(md_sock_key); OFF(md_sock_key, cookie); OFF(md_sock_key, backend_ip);\n\
-         OFF(md_sock_key, backend_port); OFF(md_sock_key, pad);\n\
+         OFF(md_sock_key, backend_port); OFF(md_sock_key, kind);\n\
          SIZE(md_sock_nat); OFF(md_sock_nat, addr); OFF(md_sock_nat, port); OFF(md_sock_nat, pad);\n\
-         ENUM(MD_FRONTENDS_MAX); ENUM(MD_MESH_RNAT_MAX); ENUM(MD_MESH_RETURN_MAX); ENUM(MD_SOCK_RNAT_MAX);",
+         ENUM(MD_FRONTENDS_MAX); ENUM(MD_MESH_RNAT_MAX); ENUM(MD_MESH_RETURN_MAX);\n\
+         ENUM(MD_SOCK_TABLES_MAX); ENUM(MD_SOCK_RNAT_PER_NETNS); ENUM(MD_SOCK_TRANSLATION); ENUM(MD_SOCK_LAST);",
     );
     let rust: HashMap<&str, usize> = HashMap::from([
         ("sizeof md_frontend_key", size_of::<FrontendKey>()),
@@ -352,7 +353,7 @@ fn mesh_types_match_the_header() {
         ("offsetof md_sock_key.cookie", offset_of!(SockKey, cookie)),
         ("offsetof md_sock_key.backend_ip", offset_of!(SockKey, backend_ip)),
         ("offsetof md_sock_key.backend_port", offset_of!(SockKey, backend_port)),
-        ("offsetof md_sock_key.pad", offset_of!(SockKey, pad)),
+        ("offsetof md_sock_key.kind", offset_of!(SockKey, kind)),
         ("sizeof md_sock_nat", size_of::<SockNat>()),
         ("offsetof md_sock_nat.addr", offset_of!(SockNat, addr)),
         ("offsetof md_sock_nat.port", offset_of!(SockNat, port)),
@@ -360,15 +361,28 @@ fn mesh_types_match_the_header() {
         ("enum MD_FRONTENDS_MAX", FRONTENDS_MAX as usize),
         ("enum MD_MESH_RNAT_MAX", MESH_RNAT_MAX as usize),
         ("enum MD_MESH_RETURN_MAX", MESH_RETURN_MAX as usize),
-        ("enum MD_SOCK_RNAT_MAX", SOCK_RNAT_MAX as usize),
+        ("enum MD_SOCK_TABLES_MAX", SOCK_TABLES_MAX as usize),
+        ("enum MD_SOCK_RNAT_PER_NETNS", SOCK_RNAT_PER_NETNS as usize),
+        ("enum MD_SOCK_TRANSLATION", SOCK_TRANSLATION as usize),
+        ("enum MD_SOCK_LAST", SOCK_LAST as usize),
     ]);
     for (name, rust_value) in &rust {
         assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
     }
     assert_eq!(
         header_enumerators("abi/mesh.h"),
-        ["MD_FRONTENDS_MAX", "MD_MESH_RNAT_MAX", "MD_MESH_RETURN_MAX", "MD_SOCK_RNAT_MAX"]
+        [
+            "MD_FRONTENDS_MAX",
+            "MD_MESH_RNAT_MAX",
+            "MD_MESH_RETURN_MAX",
+            "MD_SOCK_TABLES_MAX",
+            "MD_SOCK_RNAT_PER_NETNS",
+            "MD_SOCK_TRANSLATION",
+            "MD_SOCK_LAST"
+        ]
     );
+    // A table for every namespace md_sock_clients_v1 can hold, and the node's own.
+    assert_eq!(SOCK_TABLES_MAX, meshd_ebpf::sock_lb::SOCK_CLIENTS_MAX + 1);
 }
 
 #[test]

@@ -22,6 +22,7 @@ pub mod nginx;
 pub mod process;
 pub mod rogue;
 pub mod runtimes;
+pub mod sock_tables;
 
 pub use cluster::{Cluster, Container, Node};
 pub use netns::Netns;

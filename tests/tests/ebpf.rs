@@ -56,7 +56,6 @@ fn every_object_passes_the_verifier_in_a_namespace() {
         meshd_ebpf::mesh::MESH_RNAT_MAP,
         meshd_ebpf::mesh::MESH_RETURN_MAP,
         meshd_ebpf::mesh::SOCK_RNAT_MAP,
-        meshd_ebpf::mesh::SOCK_INDEX_MAP,
     ];
     for name in by_name {
         assert!(pins.0.join(name).exists(), "map {name} is not pinned under that name");

@@ -34,6 +34,9 @@ pub struct Datapath {
     /// What the forwarding maps held after the last sync, so a sync diffs in memory instead of
     /// reading 100,000 entries back from the kernel every time (read once, on the first sync).
     pub(super) synced: Synced,
+    /// The cookie of the node's own network namespace (`set_config`; 0 until then): its sockets
+    /// have a socket table of their own (`sock_tables`).
+    pub(super) own_netns: u64,
 }
 
 impl Datapath {
@@ -75,6 +78,7 @@ impl Datapath {
             tables: std::collections::HashMap::new(),
             tables_known: false,
             synced: Synced::default(),
+            own_netns: 0,
         })
     }
 
@@ -86,7 +90,9 @@ impl Datapath {
             .map_mut(node::CONFIG_MAP)
             .ok_or(BpfError::MissingMap { object: VETH.name, map: node::CONFIG_MAP })?;
         let mut array: Array<&mut MapData, node::NodeConfig> = Array::try_from(map).map_err(map_err)?;
-        array.set(0, config, 0).map_err(map_err)
+        array.set(0, config, 0).map_err(map_err)?;
+        self.own_netns = config.netns_cookie;
+        Ok(())
     }
 
     /// Writes the overlay fast path's settings (`md_overlay_v1`; flags 0 turns the fast path

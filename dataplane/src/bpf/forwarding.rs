@@ -11,6 +11,7 @@
 //! | `nodes` | md_nodes_v1 | a cluster node's underlay address |
 //! | `flow_tables` | md_flows_v1 (hash of maps) | a local endpoint's address: its own flow table |
 //! | `sock_clients` | md_sock_clients_v1 (socket programs) | an attached namespace's cookie |
+//! | (`sock_clients`' keys, and the node's own namespace) | md_sock_rnat_v3 (hash of maps) | a namespace's cookie: its own socket table |
 //!
 //! Keys and values are the `#[repr(C)]` mirrors of the C headers (`meshd_ebpf`); addresses and
 //! ports are in network order (`meshd_ebpf::net_order`).
@@ -29,6 +30,7 @@ use meshd_ebpf::{endpoint, lb, mesh, node, SOCK, VETH};
 
 use std::os::fd::AsFd;
 
+use super::sock_tables::{sock_namespaces, Phase};
 use super::{batch, BpfError, Datapath};
 use crate::hash::fnv1a_32;
 
@@ -193,16 +195,20 @@ impl Datapath {
             &desired.frontends,
             None,
         )?;
-        // The socket programs' map: a namespace is balanced at connect() once its networks and
-        // their services are in the maps above.
+        // The socket programs' maps: a namespace is balanced at connect() once its networks and
+        // their services are in the maps above, and its socket table is there; the table goes
+        // after the namespace has left md_sock_clients_v1.
+        let tables = sock_namespaces(&desired.sock_clients, self.own_netns);
+        let w8 = self.sync_sock_tables(&tables, Phase::Add)?;
         let (w7, d7) = sync_map(
             (&mut self.sock, SOCK.name),
             sock_lb::SOCK_CLIENTS_MAP,
-            &mut synced.sock_clients,
+            &mut self.synced.sock_clients,
             &desired.sock_clients,
             None,
         )?;
-        Ok((w0 + w1 + w2 + w3 + w4 + w5 + w6 + w7, d0 + d1 + d2 + d3 + d4 + d5 + d6 + d7))
+        let d8 = self.sync_sock_tables(&tables, Phase::Drop)?;
+        Ok((w0 + w1 + w2 + w3 + w4 + w5 + w6 + w7 + w8, d0 + d1 + d2 + d3 + d4 + d5 + d6 + d7 + d8))
     }
 }
 

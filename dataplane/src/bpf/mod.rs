@@ -8,6 +8,8 @@
 //! - [`links`]: attaching programs to interfaces and to the cgroup v2 root, pinned.
 //! - [`forwarding`]: the forwarding maps as one value, diffed and written.
 //! - [`maglev_tables`]: the per-service Maglev arrays in the hash of maps.
+//! - [`flow_tables`]: the containers' flow tables, one per local endpoint.
+//! - [`sock_tables`]: the socket programs' tables, one per network namespace.
 //! - [`inspect`]: a VIP's load balancing read back from the kernel.
 //! - [`pressure`]: how full each map is (a walk of its keys), and conntrack's flows per VIP.
 //! - [`verdicts`]: the per-CPU verdict counters.
@@ -27,6 +29,7 @@ pub mod links;
 pub mod maglev_tables;
 pub mod mapped_array;
 pub mod pressure;
+pub mod sock_tables;
 pub mod verdicts;
 
 pub use datapath::Datapath;

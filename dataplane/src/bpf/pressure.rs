@@ -174,12 +174,20 @@ pub fn usage(pin_dir: &Path) -> Result<Usage, BpfError> {
             )?,
             mesh::MESH_RETURN_MAX,
         );
-        let sock = veth(mesh::SOCK_RNAT_MAP)?;
-        add(
-            mesh::SOCK_RNAT_MAP,
-            keys::<mesh::SockKey, mesh::SockNat>(sock, mesh::SOCK_RNAT_MAP, mesh::SOCK_RNAT_MAX)?,
-            mesh::SOCK_RNAT_MAX,
-        );
+        // The socket tables: how many namespaces have one, and the fullest one's entries (a
+        // namespace at its share evicts its own oldest sockets).
+        let socks: HashOfMaps<&MapData, u64, AyaHashMap<MapData, mesh::SockKey, mesh::SockNat>> =
+            HashOfMaps::try_from(veth(mesh::SOCK_RNAT_MAP)?)
+                .map_err(|source| BpfError::Map { map: mesh::SOCK_RNAT_MAP, source: Box::new(source) })?;
+        let (mut sock_tables, mut fullest) = (0u64, 0u64);
+        for netns in socks.keys().take(mesh::SOCK_TABLES_MAX as usize).filter_map(Result::ok) {
+            sock_tables += 1;
+            let Ok(table) = socks.get(&netns, 0) else { continue };
+            let entries = table.keys().take(mesh::SOCK_RNAT_PER_NETNS as usize).filter(Result::is_ok).count();
+            fullest = fullest.max(entries as u64);
+        }
+        add(mesh::SOCK_RNAT_MAP, sock_tables, mesh::SOCK_TABLES_MAX);
+        add(mesh::SOCK_TABLE_FULLEST, fullest, mesh::SOCK_RNAT_PER_NETNS);
         let verdicts: PerCpuHashMap<&MapData, verdict::VerdictKey, verdict::VerdictCounter> =
             PerCpuHashMap::try_from(veth(verdict::MAP_NAME)?)
                 .map_err(|source| BpfError::Map { map: verdict::MAP_NAME, source: Box::new(source) })?;

@@ -24,7 +24,8 @@ enum md_mesh_limits {
 	MD_FRONTENDS_MAX = 16384,    /* md_frontends_v1: published ports on this node's addresses */
 	MD_MESH_RNAT_MAX = 131072,   /* md_mesh_rnat_v2: flows that entered here (LRU, idle timeout) */
 	MD_MESH_RETURN_MAX = 131072, /* md_mesh_return_v2: flows brought in by other nodes (LRU, idle timeout) */
-	MD_SOCK_RNAT_MAX = 65536,    /* md_sock_rnat_v2: sockets translated at connect (the node's, its containers'; LRU) */
+	MD_SOCK_TABLES_MAX = 4097,   /* md_sock_rnat_v3: a socket table per namespace (MD_SOCK_CLIENTS_MAX, and the node's own) */
+	MD_SOCK_RNAT_PER_NETNS = 8192, /* one namespace's socket table (LRU): two entries per socket */
 };
 
 /* Key of md_frontends_v1: a published port on one of this node's addresses. */
@@ -60,17 +61,29 @@ struct md_mesh_return {
 	__u64 last_seen; /* as md_mesh_nat's */
 };
 
-/* Key of md_sock_rnat_v2: a socket the socket programs translated (sock.bpf.c: the node's own
- * to a published port, a container's to a VIP), and the backend it was sent to (replies come
- * from there). */
-struct md_sock_key {
-	__u64 cookie;     /* bpf_get_socket_cookie() */
-	__u32 backend_ip;
-	__u16 backend_port;
-	__u16 pad;        /* always 0 */
+/*
+ * The sockets the socket programs translated (sock.bpf.c: the node's own to a published port, a
+ * container's to a VIP), in one LRU table per network namespace: md_sock_rnat_v3, a hash of maps
+ * keyed by the namespace's cookie. One table per namespace, as the containers' flow tables are
+ * one per endpoint (abi/lb.h): a namespace that translates many sockets (or one socket
+ * connect()ed to every port of a VIP) pushes only its own entries out, never another's. A
+ * socket has two kinds of entry in its namespace's table:
+ */
+enum md_sock_entry {
+	MD_SOCK_TRANSLATION = 0, /* (cookie, backend) -> what the socket asked for: the replies' source */
+	MD_SOCK_LAST = 1,        /* (cookie, no backend) -> its last backend: what sock_release frees */
 };
 
-/* Value of md_sock_rnat_v2: the address the socket asked for, shown as the replies' source. */
+/* Key of a socket table: a socket, and the backend it was sent to (replies come from there). */
+struct md_sock_key {
+	__u64 cookie;       /* bpf_get_socket_cookie() */
+	__u32 backend_ip;   /* MD_SOCK_LAST: 0 */
+	__u16 backend_port; /* MD_SOCK_LAST: 0 */
+	__u16 kind;         /* enum md_sock_entry */
+};
+
+/* Value of a socket table. MD_SOCK_TRANSLATION: the address the socket asked for, shown as the
+ * replies' source. MD_SOCK_LAST: the backend of the socket's last translation. */
 struct md_sock_nat {
 	__u32 addr;
 	__u16 port;

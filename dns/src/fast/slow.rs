@@ -8,7 +8,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 
-use hickory_proto::op::{Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::op::{Edns, Header, HeaderCounts, Message, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::Record;
 use hickory_proto::serialize::binary::{BinDecodable, BinDecoder, BinEncoder};
 use hickory_server::net::runtime::TokioTime;
@@ -70,6 +70,31 @@ pub async fn answer(datagram: Datagram, handler: &MeshHandler, socket: Arc<UdpSo
     handler.handle_request::<_, TokioTime>(&request, reply).await;
 }
 
+/// A truncated answer to a query with EDNS keeps its OPT record (RFC 6891, 6.1.1: a responder
+/// that got one MUST answer with one), so the asker still learns the server's UDP size and
+/// extended code. hickory's encoder fills the datagram with records first, and drops OPT when
+/// the records left it no room: then the answer is sent as the fast path sends every truncated
+/// one, TC with the question and OPT and no records (the asker retries over TCP either way).
+fn keep_opt(info: ResponseInfo, bytes: Vec<u8>, edns: Edns) -> (ResponseInfo, Vec<u8>) {
+    let Ok(mut message) = Message::from_vec(&bytes) else { return (info, bytes) };
+    if message.edns.is_some() {
+        return (info, bytes);
+    }
+    message.answers.clear();
+    message.authorities.clear();
+    message.additionals.clear();
+    message.set_edns(edns);
+    message.metadata.truncation = true;
+    match message.to_vec() {
+        Ok(bytes) => {
+            let counts =
+                HeaderCounts { queries: message.queries.len() as u16, additionals: 1, ..Default::default() };
+            (ResponseInfo::from(Header { metadata: message.metadata, counts }), bytes)
+        }
+        Err(_) => (info, bytes),
+    }
+}
+
 /// Sends the handler's answer back over UDP, at most the asker's UDP size long.
 #[derive(Clone)]
 struct UdpReply {
@@ -111,11 +136,15 @@ pub fn encode<'a>(
     >,
 ) -> Result<(ResponseInfo, Vec<u8>), NetError> {
     let id = response.metadata().id;
-    let limit = response.edns().map_or(PLAIN_LIMIT as u16, |edns| edns.max_payload());
+    let edns = response.edns().cloned();
+    let limit = edns.as_ref().map_or(PLAIN_LIMIT as u16, |edns| edns.max_payload());
     let mut bytes = Vec::with_capacity(512);
     let mut encoder = BinEncoder::new(&mut bytes);
     encoder.set_max_size(limit);
     if let Ok(info) = response.destructive_emit(&mut encoder) {
+        if let (true, Some(edns)) = (info.truncation, edns) {
+            return Ok(keep_opt(info, bytes, edns));
+        }
         return Ok((info, bytes));
     }
     bytes.clear();

@@ -225,12 +225,34 @@ fn universe() -> &'static Universe {
     })
 }
 
-/// The gossip agent's broadcast handler over a state that knows the universe's nodes.
+/// The gossip agent's broadcast handler, on a fourth node, over a state that knows the
+/// universe's nodes, network "front" (10.1.0.0/16) and the block each node's endpoints use
+/// (10.1.N.0/28 for node N), granted by the founder.
 fn handler() -> DeltaHandler {
-    let shared = Arc::new(Mutex::new(Shared::new(Admission::new(universe().anchor.clone()))));
+    let u = universe();
+    let me = NodeId::from_bytes([0xee; 16]);
+    let shared = Arc::new(Mutex::new(Shared::new(Admission::new(u.anchor.clone(), me))));
     let stats = Arc::new(Stats::default());
-    for record in &universe().records {
+    for record in &u.records {
         assert!(broadcast::merge(&mut lock(&shared), record.clone(), &stats));
+    }
+    let founder = &u.keys[0];
+    let version = |lamport| Version { lamport, node: founder.node_id() };
+    let network = NetworkRecord {
+        subnet: "10.1.0.0/16".parse().unwrap(),
+        vni: meshd::state::validate::vni_for("front"),
+    };
+    let change = Change::Network { name: "front".into(), record: Some(network) };
+    assert!(broadcast::merge(
+        &mut lock(&shared),
+        record::sign(founder, Delta { version: version(1), change }),
+        &stats
+    ));
+    for (n, key) in u.keys.iter().enumerate() {
+        let claim = Some(meshd::state::BlockClaim { owner: key.node_id() });
+        let change = Change::Block { network: "front".into(), index: n as u32 * 16, claim };
+        let signed = record::sign(founder, Delta { version: version(2 + n as u64), change });
+        assert!(broadcast::merge(&mut lock(&shared), signed, &stats));
     }
     DeltaHandler { shared, stats }
 }

@@ -11,6 +11,8 @@
 //! service or task name breaks the naming rules (`crate::names`; one merged from a node that
 //! did not check them) gives no name at all.
 
+use std::collections::HashSet;
+
 use meshd_dns::Registry;
 
 use crate::names::{check, NameKind};
@@ -28,11 +30,23 @@ pub fn build(snapshot: &Snapshot) -> Registry {
             registry.add_network(name);
         }
     }
+    // A service's name is the service's: a task named like a service of its network gets no
+    // name, or it would join the service's answer (any node names its own tasks as it likes).
+    let services: HashSet<(String, String)> = state
+        .services
+        .live()
+        .map(|(name, s)| (s.network.to_ascii_lowercase(), name.to_ascii_lowercase()))
+        .collect();
+    let is_service = |network: &str, name: &str| {
+        services.contains(&(network.to_ascii_lowercase(), name.to_ascii_lowercase()))
+    };
     for (_, endpoint) in state.visible_endpoints(|n| snapshot.liveness_of(n)) {
         if !valid(NameKind::Network, &endpoint.network) {
             continue;
         }
-        if let Some(task) = endpoint.task.as_ref().filter(|t| valid(NameKind::Task, t)) {
+        if let Some(task) =
+            endpoint.task.as_ref().filter(|t| valid(NameKind::Task, t) && !is_service(&endpoint.network, t))
+        {
             registry.add(&endpoint.network, task, endpoint.address);
             registry.add_reverse(&endpoint.network, endpoint.address, task);
         }
@@ -94,9 +108,9 @@ mod tests {
     }
 
     #[test]
-    fn names_merged_without_validation_give_no_name() {
+    fn names_merged_without_validation_or_named_like_a_service_give_no_name() {
         let mut snapshot = snapshot_with_web();
-        for (id_, task) in [("x", "example.org"), ("y", "tasks.web"), ("z", "bad name")] {
+        for (id_, task) in [("x", "example.org"), ("y", "tasks.web"), ("z", "bad name"), ("w", "WEB")] {
             let record = crate::state::EndpointRecord {
                 network: "front".into(),
                 address: addr(40),
@@ -117,6 +131,11 @@ mod tests {
         assert_eq!(registry.lookup(&front(), "example.org"), Lookup::Forward);
         assert_eq!(registry.lookup(&front(), "tasks.web"), Lookup::Found(vec![addr(2), addr(3)]));
         assert_eq!(registry.lookup(&front(), "bad name"), Lookup::NotFound);
+        assert_eq!(
+            registry.lookup(&front(), "web"),
+            Lookup::Found(vec![WEB_VIP]),
+            "a task named like the service"
+        );
     }
 
     #[test]

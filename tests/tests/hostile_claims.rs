@@ -129,11 +129,15 @@ fn a_worker_that_lies_about_its_endpoints_harms_no_other_node() {
     }
 
     // Its own address, its own block: still accepted (a liar harms only its own containers).
-    let own = claim(now + 5000, "mine", endpoint(Ipv4Addr::from(u32::from(own_ip) + 1), None, "mine"));
+    // Named like the service, it gets no name: web still answers with its VIP alone.
+    let vip = resolve(&cluster, &client, "web");
+    let own = claim(now + 5000, "mine", endpoint(Ipv4Addr::from(u32::from(own_ip) + 1), None, "web"));
     rogue.push(cluster.node(3), cluster.node(1), vec![own]).expect("served");
     cluster.wait_for("n1 to take n3's claim in its own block", Duration::from_secs(5), |c| {
         c.node(1).meshctl_ok(&["--format", "json", "network", "ls"]).contains("\"endpoints\": 5")
     });
+    assert_eq!(vip.len(), 1);
+    assert_eq!(resolve(&cluster, &client, "web"), vip, "a task named web does not join web's answer");
 
     // The bound: at most 1,024 endpoints per node, whatever their addresses.
     let base = u32::from(own_ip) & !0xf;

@@ -47,6 +47,7 @@ pub fn snapshot() -> Snapshot {
             service: Some("web".into()),
             task: Some(format!("web.{name}")),
             terminating: false,
+            aliases: Vec::new(),
         };
         apply(
             &mut state,

@@ -133,6 +133,7 @@ fn arb_delta() -> impl Strategy<Value = Delta> {
                         service: None,
                         task: None,
                         terminating: false,
+                        aliases: Vec::new(),
                     }),
                 },
             }
@@ -279,6 +280,7 @@ fn arb_written() -> impl Strategy<Value = Written> {
             service: None,
             task: None,
             terminating: false,
+            aliases: Vec::new(),
         };
         let (change, forbidden) = match kind {
             0 => {

@@ -27,6 +27,7 @@ fn endpoint(address: Ipv4Addr, service: Option<&str>, task: &str) -> EndpointRec
         service: service.map(Into::into),
         task: Some(task.into()),
         terminating: false,
+        aliases: Vec::new(),
     }
 }
 

@@ -54,6 +54,8 @@ pub struct AttachOptions {
     pub interface: Option<String>,
     /// Who the attachment belongs to (see [`LocalAttachment::owner`]).
     pub owner: Option<String>,
+    /// More names of the endpoint on its network (`--alias`, `--network-alias`).
+    pub aliases: Vec<String>,
 }
 
 impl Agent {
@@ -83,6 +85,15 @@ impl Agent {
     ) -> Result<LocalAttachment, AgentError> {
         if let Some(task) = &options.task {
             crate::names::check(crate::names::NameKind::Task, task)?;
+        }
+        for alias in &options.aliases {
+            crate::names::check(crate::names::NameKind::Task, alias)?;
+        }
+        if options.aliases.len() > crate::state::validate::MAX_ALIASES {
+            return Err(AgentError::BadRequest(format!(
+                "at most {} aliases per endpoint",
+                crate::state::validate::MAX_ALIASES
+            )));
         }
         let path = netns::resolve(netns)?;
         if let Some(name) = &options.interface {
@@ -165,6 +176,7 @@ impl Agent {
             service: options.service,
             task: options.task,
             terminating: false,
+            aliases: options.aliases,
         };
         let written = self
             .gossip

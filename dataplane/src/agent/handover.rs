@@ -92,6 +92,7 @@ impl Agent {
             service: request.service,
             task: request.task,
             terminating: false,
+            aliases: Vec::new(),
         };
         let written = self
             .gossip

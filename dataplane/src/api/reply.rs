@@ -183,6 +183,8 @@ pub struct EndpointInfo {
     pub id: String,
     pub service: Option<String>,
     pub task: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 /// One row of `service ls`.

@@ -84,6 +84,9 @@ pub enum Request {
         /// owner attaching the same namespace again gets its attachment back.
         #[serde(default)]
         owner: Option<String>,
+        /// More names of the endpoint on the network, resolvable like its task name.
+        #[serde(default)]
+        aliases: Vec<String>,
     },
     ServiceCreate {
         name: String,

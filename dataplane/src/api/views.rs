@@ -111,6 +111,7 @@ pub fn network_detail(snapshot: &Snapshot, name: &str) -> Option<NetworkDetail> 
             id: id.clone(),
             service: e.service.clone(),
             task: e.task.clone(),
+            aliases: e.aliases.clone(),
         })
         .collect();
     endpoints.sort_by_key(|e| e.address);

@@ -56,9 +56,16 @@ fn main() -> ExitCode {
         Command::Network { command: NetworkCommand::Ls } => Request::NetworkLs {},
         Command::Network { command: NetworkCommand::Inspect { name } } => Request::NetworkInspect { name },
         Command::Network { command: NetworkCommand::Rm { name } } => Request::NetworkRm { name },
-        Command::Attach { netns, network, service, name, no_resolv_conf } => {
-            Request::Attach { netns, network, service, name, no_resolv_conf, interface: None, owner: None }
-        }
+        Command::Attach { netns, network, service, name, aliases, no_resolv_conf } => Request::Attach {
+            netns,
+            network,
+            service,
+            name,
+            no_resolv_conf,
+            interface: None,
+            owner: None,
+            aliases,
+        },
         Command::Detach { netns, network, grace } => {
             Request::Detach { netns, network, grace_ms: grace.map_or(0, |g| g.as_millis() as u64) }
         }

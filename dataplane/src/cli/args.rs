@@ -98,6 +98,10 @@ pub enum Command {
         /// Task name (resolvable by DNS as TASK and TASK.NET)
         #[arg(long, value_name = "TASK")]
         name: Option<String>,
+        /// Another name of this endpoint on the network (repeatable; resolves to every endpoint
+        /// holding it, as Docker's --network-alias)
+        #[arg(long = "alias", value_name = "NAME")]
+        aliases: Vec<String>,
         /// Do not write /etc/netns/NAME/resolv.conf (the DNS at 127.0.0.11 still answers)
         #[arg(long)]
         no_resolv_conf: bool,

@@ -60,12 +60,16 @@ pub fn render(reply: &Reply, format: Format) -> String {
                             e.node.clone(),
                             e.service.clone().unwrap_or_default(),
                             e.task.clone().unwrap_or_default(),
+                            e.aliases.join(","),
                             e.id.clone(),
                         ]
                     })
                     .collect();
                 out.push('\n');
-                out.push_str(&table(&["ADDRESS", "NODE", "SERVICE", "TASK", "ENDPOINT"], &endpoints));
+                out.push_str(&table(
+                    &["ADDRESS", "NODE", "SERVICE", "TASK", "ALIASES", "ENDPOINT"],
+                    &endpoints,
+                ));
                 out
             }
             // Just the token, so `TOKEN=$(meshctl join-token)` works.

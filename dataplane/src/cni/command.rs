@@ -57,6 +57,7 @@ pub fn add(meshd: &dyn Meshd, inv: &Invocation, args: &CniArgs, conf: &NetConf) 
     }
     let service = choose_service(meshd, args, conf)?;
     let task = task_name(args, container_id);
+    let aliases = dns_aliases(conf, service.as_deref(), &task);
     let request = Request::Attach {
         netns: netns.clone(),
         network: conf.network.clone(),
@@ -67,6 +68,7 @@ pub fn add(meshd: &dyn Meshd, inv: &Invocation, args: &CniArgs, conf: &NetConf) 
         no_resolv_conf: true,
         interface: Some(ifname.to_string()),
         owner: Some(owner(&conf.name, container_id, ifname)),
+        aliases,
     };
     match call(meshd, conf, &request, Duration::ZERO)? {
         Reply::Attached { attachment: Some(attachment), .. } => {
@@ -167,6 +169,22 @@ pub fn gc(meshd: &dyn Meshd, conf: &NetConf) -> Result<(), CniError> {
             failures.join("; "),
         ))
     }
+}
+
+/// The runtime's aliases that are names of the endpoint of their own: not the service it is a
+/// task of (that name is the service's), not its task name, each valid as a DNS name (podman
+/// also passes the container's short ID: it resolves as Docker's does), at most
+/// `MAX_ALIASES`. An alias that is no valid name is left out rather than failing the container.
+fn dns_aliases(conf: &NetConf, service: Option<&str>, task: &str) -> Vec<String> {
+    let mut aliases: Vec<String> = Vec::new();
+    for alias in &conf.aliases {
+        let own = Some(alias.as_str()) != service && alias != task && !aliases.contains(alias);
+        if own && crate::names::check(crate::names::NameKind::Task, alias).is_ok() {
+            aliases.push(alias.clone());
+        }
+    }
+    aliases.truncate(crate::state::validate::MAX_ALIASES);
+    aliases
 }
 
 /// The service: CNI_ARGS, then the configuration, then an alias that names a service of the

@@ -128,9 +128,15 @@ impl ApiHandler {
             Request::NetworkRm { name } => {
                 agent.network_rm(&name).await.map(|()| Reply::Removed {}).map_err(agent_error)
             }
-            Request::Attach { netns, network, service, name, no_resolv_conf, interface, owner } => {
-                let options =
-                    AttachOptions { service, task: name, resolv_conf: !no_resolv_conf, interface, owner };
+            Request::Attach { netns, network, service, name, no_resolv_conf, interface, owner, aliases } => {
+                let options = AttachOptions {
+                    service,
+                    task: name,
+                    resolv_conf: !no_resolv_conf,
+                    interface,
+                    owner,
+                    aliases,
+                };
                 let attached = agent.attach_with(&netns, &network, options).await.map_err(agent_error)?;
                 Ok(Reply::Attached {
                     address: attached.address,

@@ -5,6 +5,7 @@
 //! | `TASK` | that task, while its node is up (alive or suspect; drained included) |
 //! | `tasks.SVC` | the service's healthy backends ([`healthy_backends`]) |
 //! | `SVC` | the VIP (vip mode), or the healthy backends (dnsrr mode) |
+//! | `ALIAS` | every endpoint holding that alias (`attach --alias`, `--network-alias`) |
 //!
 //! each also as `NAME.NETWORK`, and PTR records for tasks and VIPs. Which namespace sees which
 //! network is decided when it asks (`meshd_dns::Registry::lookup`). A record whose network,
@@ -44,11 +45,15 @@ pub fn build(snapshot: &Snapshot) -> Registry {
         if !valid(NameKind::Network, &endpoint.network) {
             continue;
         }
-        if let Some(task) =
-            endpoint.task.as_ref().filter(|t| valid(NameKind::Task, t) && !is_service(&endpoint.network, t))
-        {
+        let own_name = |name: &&String| valid(NameKind::Task, name) && !is_service(&endpoint.network, name);
+        if let Some(task) = endpoint.task.as_ref().filter(own_name) {
             registry.add(&endpoint.network, task, endpoint.address);
             registry.add_reverse(&endpoint.network, endpoint.address, task);
+        }
+        // Aliases: more names of the endpoint, shared by every endpoint holding one (no PTR:
+        // an address answers with its task name).
+        for alias in endpoint.aliases.iter().filter(own_name) {
+            registry.add(&endpoint.network, alias, endpoint.address);
         }
     }
     let by_service = healthy_backends(snapshot);
@@ -117,6 +122,7 @@ mod tests {
                 service: None,
                 task: Some(task.into()),
                 terminating: false,
+                aliases: Vec::new(),
             };
             let change = Change::Endpoint { owner: id(2), id: id_.into(), record: Some(record) };
             snapshot
@@ -136,6 +142,33 @@ mod tests {
             Lookup::Found(vec![WEB_VIP]),
             "a task named like the service"
         );
+    }
+
+    #[test]
+    fn aliases_resolve_to_every_endpoint_holding_them_but_never_as_a_service() {
+        let mut snapshot = snapshot_with_web();
+        for (id_, last, aliases) in [("p", 41, vec!["db", "primary"]), ("q", 42, vec!["db", "web"])] {
+            let record = crate::state::EndpointRecord {
+                network: "front".into(),
+                address: addr(last),
+                service: None,
+                task: None,
+                terminating: false,
+                aliases: aliases.into_iter().map(String::from).collect(),
+            };
+            let change = Change::Endpoint { owner: id(2), id: id_.into(), record: Some(record) };
+            let delta = Delta { version: Version { lamport: 30, node: id(2) }, change };
+            snapshot.state.apply(delta, std::time::Instant::now()).unwrap();
+        }
+        let registry = build(&snapshot);
+        assert_eq!(registry.lookup(&front(), "db"), Lookup::Found(vec![addr(41), addr(42)]));
+        assert_eq!(registry.lookup(&front(), "primary.front"), Lookup::Found(vec![addr(41)]));
+        assert_eq!(
+            registry.lookup(&front(), "web"),
+            Lookup::Found(vec![WEB_VIP]),
+            "an alias named like the service"
+        );
+        assert_eq!(registry.lookup(&["back".to_string()], "db"), Lookup::NotFound, "scoped to its network");
     }
 
     #[test]

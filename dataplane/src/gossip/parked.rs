@@ -94,6 +94,7 @@ mod tests {
             service: None,
             task: None,
             terminating: false,
+            aliases: Vec::new(),
         };
         let owner = NodeId::from_bytes([writer; 16]);
         SignedDelta {

@@ -183,6 +183,7 @@ mod tests {
             service: None,
             task: None,
             terminating: false,
+            aliases: Vec::new(),
         };
         let delta = Delta {
             version: Version { lamport: 7, node: id(1) },
@@ -211,6 +212,7 @@ mod tests {
                 service: None,
                 task: None,
                 terminating: false,
+                aliases: Vec::new(),
             };
             let delta = Delta {
                 version: Version { lamport: 10 + u64::from(n), node: id(1) },

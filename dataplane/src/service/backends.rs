@@ -125,6 +125,7 @@ mod tests {
                 service: Some("web".into()),
                 task: Some(task.into()),
                 terminating,
+                aliases: Vec::new(),
             };
             apply(
                 &mut state,

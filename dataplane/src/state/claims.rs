@@ -140,6 +140,7 @@ mod tests {
             service: None,
             task: None,
             terminating: false,
+            aliases: Vec::new(),
         }
     }
 

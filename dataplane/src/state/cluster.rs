@@ -402,6 +402,7 @@ mod tests {
                     service: Some("web".into()),
                     task: Some(name.into()),
                     terminating: false,
+                    aliases: Vec::new(),
                 }),
             },
         }

@@ -72,6 +72,10 @@ pub struct EndpointRecord {
     /// Being detached with a grace period: no new flows, open ones continue until it goes.
     #[serde(default)]
     pub terminating: bool,
+    /// More names of the endpoint on its network (`attach --alias`, podman's and Docker's
+    /// `--network-alias`): each resolves to every endpoint holding it, scoped like task names.
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 /// An overlay network.

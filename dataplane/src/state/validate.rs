@@ -27,6 +27,9 @@ const MAX_CERT_BYTES: usize = 4096;
 const MAX_TASK_NAME: usize = 253;
 const MAX_GOSSIP_KEYS: usize = 3;
 const MAX_PUBLISHED_PORTS: usize = 64;
+/// Aliases one endpoint may have (Docker sets a few: the service's name, the container's short
+/// ID, what `--network-alias` adds).
+pub const MAX_ALIASES: usize = 16;
 /// The most voters a manager may list in its view of the Raft group (Swarm advises at most 7
 /// managers; this only bounds the record).
 pub const MAX_VOTERS: usize = 64;
@@ -161,6 +164,14 @@ pub fn endpoint(record: &EndpointRecord) -> Result<(), String> {
     if let Some(service) = &record.service {
         if !is_service_name(service) {
             return Err(format!("endpoint: invalid service name {:?}", shown(service)));
+        }
+    }
+    if record.aliases.len() > MAX_ALIASES {
+        return Err(format!("endpoint: more than {MAX_ALIASES} aliases"));
+    }
+    for alias in &record.aliases {
+        if alias.is_empty() || alias.len() > MAX_TASK_NAME || !alias.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(format!("endpoint: invalid alias {:?}", shown(alias)));
         }
     }
     Ok(())

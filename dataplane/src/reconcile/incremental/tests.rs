@@ -135,6 +135,7 @@ fn step(
                 service: service.map(|s| format!("s{s}")),
                 task: None,
                 terminating,
+                aliases: Vec::new(),
             });
             let change = Change::Endpoint { owner: fixture::id(owner), id: format!("e{id}"), record };
             apply(snapshot, owner, lamport, change);

@@ -337,6 +337,7 @@ pub fn registry_memory() {
                 service: Some(format!("svc{s}")),
                 task: Some(format!("svc{s}.{t}")),
                 terminating: false,
+                aliases: Vec::new(),
             };
             apply(
                 &mut state,

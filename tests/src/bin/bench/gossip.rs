@@ -277,6 +277,7 @@ fn trust_costs(rounds: usize) {
                 service: Some("web".into()),
                 task: Some(format!("web.{n}")),
                 terminating: false,
+                aliases: Vec::new(),
             }),
         },
     };

@@ -92,6 +92,7 @@ fn big_snapshot(services: u32, per_service: u32) -> meshd::state::Snapshot {
                 service: Some(format!("svc{s}")),
                 task: Some(format!("svc{s}.{t}")),
                 terminating: false,
+                aliases: Vec::new(),
             };
             apply(
                 &mut state,

@@ -14,7 +14,7 @@ use super::owner_key::validate;
 use super::{netns, Agent, AgentError};
 use crate::netlink::{addresses, links};
 use crate::network::LocalAttachment;
-use crate::state::Change;
+use crate::state::{Change, EndpointRecord};
 
 impl Agent {
     /// Releases the attachments owned by `owner`, after `grace` during which they are
@@ -92,6 +92,42 @@ impl Agent {
     /// Sets the task name of `owner`'s endpoints (a runtime may learn the container's name
     /// only after it started). Returns how many changed.
     pub async fn rename_task(&self, owner: &str, task: &str) -> Result<usize, AgentError> {
+        self.rewrite_endpoints(owner, |record| {
+            let changed = record.task.as_deref() != Some(task);
+            record.task = Some(task.to_string());
+            changed
+        })
+        .await
+    }
+
+    /// Sets the aliases of `owner`'s endpoints (Docker's `--network-alias`, which Docker tells
+    /// its API and not the driver): those that are valid names, not the task's own, at most
+    /// `MAX_ALIASES`; an invalid one is left out rather than failing the container. Returns
+    /// how many endpoints changed.
+    pub async fn set_aliases(&self, owner: &str, aliases: &[String]) -> Result<usize, AgentError> {
+        self.rewrite_endpoints(owner, |record| {
+            let mut kept: Vec<String> = Vec::new();
+            for alias in aliases {
+                let fresh = record.task.as_ref() != Some(alias) && !kept.contains(alias);
+                if fresh && crate::names::check(crate::names::NameKind::Task, alias).is_ok() {
+                    kept.push(alias.clone());
+                }
+            }
+            kept.truncate(crate::state::validate::MAX_ALIASES);
+            let changed = record.aliases != kept;
+            record.aliases = kept;
+            changed
+        })
+        .await
+    }
+
+    /// Rewrites the endpoint records of `owner`'s attachments with `change` (which says whether
+    /// it changed anything); writes those that changed. Returns how many.
+    async fn rewrite_endpoints(
+        &self,
+        owner: &str,
+        change: impl Fn(&mut EndpointRecord) -> bool,
+    ) -> Result<usize, AgentError> {
         let ids: Vec<String> = {
             let inner = self.inner.lock().await;
             inner
@@ -106,11 +142,11 @@ impl Agent {
             .into_iter()
             .filter_map(|id| {
                 let mut record = snapshot.state.endpoints.get(&(self.node_id, id.clone()))?.clone();
-                if record.task.as_deref() == Some(task) {
-                    return None;
-                }
-                record.task = Some(task.to_string());
-                Some(Change::Endpoint { owner: self.node_id, id, record: Some(record) })
+                change(&mut record).then_some(Change::Endpoint {
+                    owner: self.node_id,
+                    id,
+                    record: Some(record),
+                })
             })
             .collect();
         let count = changes.len();

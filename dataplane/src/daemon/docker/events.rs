@@ -1,6 +1,6 @@
 //! What the driver protocol does not say, from Docker's API: a network's name (the `create`
-//! event), a container's name (its task name; the `connect` event, then a look-up of the
-//! container), and that a container is being stopped (the `kill` event with a stop signal: its
+//! event), a container's name (its task name) and its network aliases (`--network-alias`,
+//! compose's service name; the `connect` event, then a look-up of the container), and that a container is being stopped (the `kill` event with a stop signal: its
 //! tasks stop getting new flows at once, while the container finishes what it has, which is
 //! the graceful half of `docker stop`). One long-lived event stream; on start and after every
 //! reconnect the state is compared with Docker's (names, endpoints Docker no longer has).
@@ -156,6 +156,11 @@ async fn name_from_container(driver: &DockerDriver, api: &DockerApi, container: 
         for info in networks.values() {
             if let Some(endpoint) = info["EndpointID"].as_str() {
                 driver.name_container(endpoint, container, name).await;
+                let aliases: Vec<String> = info["Aliases"]
+                    .as_array()
+                    .map(|all| all.iter().filter_map(|a| a.as_str().map(str::to_string)).collect())
+                    .unwrap_or_default();
+                driver.alias_container(endpoint, &aliases).await;
             }
         }
     }

@@ -81,6 +81,14 @@ impl DockerDriver {
             .collect()
     }
 
+    /// Gives `endpoint`'s task the container's aliases on its network (`--network-alias`,
+    /// compose's service name, the short ID), which Docker tells its API and not the driver.
+    async fn alias_container(&self, endpoint: &str, aliases: &[String]) {
+        if let Err(error) = self.agent.set_aliases(&endpoints::owner(endpoint), aliases).await {
+            tracing::warn!(%error, endpoint, "cannot give a container's task its aliases");
+        }
+    }
+
     /// Records that `endpoint` is `container`'s, named `name`; the task takes the container's
     /// name unless `meshd.task` named it.
     async fn name_container(&self, endpoint: &str, container: &str, name: &str) {

@@ -1,0 +1,183 @@
+//! What a container or a crowd of underlay addresses can take from a node before anyone is
+//! authenticated (issue 19, findings 4, 5 and 8): not its managers (idle connections to TCP 7946
+//! from a container, or from 100 underlay addresses, cannot make an attach or a network create
+//! fail), not its host services (a container reaches no node's metrics), not its open files (the
+//! Docker DNS address's TCP connections are bounded).
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use meshd_tests::attack::{drops, NOBODY};
+use meshd_tests::cluster::node_underlay_addr;
+use meshd_tests::command::stdout;
+use meshd_tests::http::NamedServer;
+use meshd_tests::netns::Netns;
+use meshd_tests::Cluster;
+
+/// Holds idle TCP connections open: for each target (ip:port, comma-separated) and each source
+/// address (comma-separated; empty: the default one), `per` connections, each sending one byte
+/// of a TLS handshake (0x16) so the server waits for the rest; a closed one is opened again, for
+/// `secs` seconds. Prints how many connects succeeded.
+const HOLD: &str = r#"
+import resource, socket, sys, time
+targets = [t.rsplit(':', 1) for t in sys.argv[1].split(',')]
+per, secs = int(sys.argv[2]), float(sys.argv[3])
+sources = sys.argv[4].split(',') if len(sys.argv) > 4 and sys.argv[4] else ['']
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+held, connected, end = {}, 0, time.time() + secs
+while time.time() < end:
+    for host, port in targets:
+        for src in sources:
+            for i in range(per):
+                key = (host, port, src, i)
+                s = held.get(key)
+                if s is not None:
+                    try:
+                        if s.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b'':
+                            s.close(); s = None
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        s.close(); s = None
+                if s is None:
+                    s = socket.socket()
+                    s.settimeout(0.2)
+                    try:
+                        if src: s.bind((src, 0))
+                        s.connect((host, int(port)))
+                        s.send(b'\x16')
+                        s.setblocking(False)
+                        connected += 1
+                    except OSError:
+                        s.close(); s = None
+                held[key] = s
+    time.sleep(0.1)
+print(connected, flush=True)
+"#;
+
+/// A background process holding connections ([`HOLD`]); killed on drop if still running.
+struct Holder {
+    child: Option<Child>,
+}
+
+impl Holder {
+    /// Runs [`HOLD`] in `ns`, as nobody when `unprivileged` (a container's process).
+    fn start(ns: &Netns, unprivileged: bool, targets: &str, per: usize, secs: u32, sources: &str) -> Holder {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns.name()]);
+        if unprivileged {
+            cmd.args(["setpriv", "--reuid", NOBODY, "--regid", NOBODY, "--clear-groups"]);
+        }
+        cmd.args(["/usr/bin/python3", "-c", HOLD, targets, &per.to_string(), &secs.to_string(), sources]);
+        let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn python3");
+        Holder { child: Some(child) }
+    }
+
+    /// Waits for the end of its run: how many connects succeeded.
+    fn connected(mut self) -> u64 {
+        let out = self.child.take().expect("running").wait_with_output().expect("wait python3");
+        let text = stdout(&out);
+        text.trim().parse().unwrap_or_else(|_| {
+            panic!("the holder printed {text:?}: {}", String::from_utf8_lossy(&out.stderr))
+        })
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn gossip_targets(nodes: &[usize]) -> String {
+    nodes.iter().map(|&n| format!("{}:7946", node_underlay_addr(n))).collect::<Vec<_>>().join(",")
+}
+
+const METRICS_PORT: u16 = 9464;
+
+/// Finding 4 (a container) and 8: a container on worker n2 holding idle connections to every
+/// node's gossip port connects to none of them, and n2 and n3 still attach to a new network (a
+/// block from the only manager, n1, over TCP 7946); it gets no answer from another node's
+/// metrics either, while it still reaches a published port on any node's address.
+#[test]
+fn a_container_opens_no_connection_to_any_nodes_gossip_port_or_host_service() {
+    let mut cluster = Cluster::new("hostctr", 3);
+    cluster.form_roles(1, &["--metrics-addr", &format!("0.0.0.0:{METRICS_PORT}")]);
+    cluster.node(1).meshctl_ok(&["network", "create", "front", "--subnet", "10.72.0.0/24"]);
+    cluster.wait_listed(&["network", "ls"], "front");
+    cluster.node(1).meshctl_ok(&["service", "create", "web", "--network", "front", "--publish", "8080:80"]);
+    cluster.wait_listed(&["service", "ls"], "8080:80/tcp");
+    let (web, _) = cluster.attach_task(3, "web1", "front", "web", "web.1");
+    let _server = NamedServer::start_showing_client(cluster.namespace(&web), 80, "web.1");
+    let boxed = cluster.add_namespace("box");
+    cluster.node(2).meshctl_ok(&["attach", "--netns", &boxed, "--network", "front"]);
+    let later: Vec<String> =
+        [2, 3].iter().map(|node| cluster.add_namespace(&format!("back{node}"))).collect();
+    let client = cluster.add_underlay_client();
+    let ns = cluster.namespace(&boxed);
+
+    // Idle connections to all three gossip ports (n2's own included) while n2 and n3 attach to
+    // a network created meanwhile: their first attach asks the manager for a block.
+    let holder = Holder::start(ns, true, &gossip_targets(&[1, 2, 3]), 8, 12, "");
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.node(1).meshctl_ok(&["network", "create", "back", "--subnet", "10.73.0.0/24"]);
+    cluster.wait_listed(&["network", "ls"], "back");
+    for (node, ns) in [2, 3].into_iter().zip(&later) {
+        let out = cluster.node(node).meshctl(&["attach", "--netns", ns, "--network", "back"]);
+        assert!(out.status.success(), "n{node}'s attach failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let connected = holder.connected();
+    assert_eq!(connected, 0, "the container connected to a gossip port {connected} times");
+    let stats = cluster.node(2).meshctl_ok(&["--format", "json", "stats"]);
+    assert!(drops(&stats, "drop-to-node") > 0, "{stats}");
+
+    // Another node's host service: no answer to the container, while the node's own address
+    // serves it (the underlay sees it).
+    let metrics = format!("http://{}:{METRICS_PORT}/metrics", node_underlay_addr(1));
+    let out = ns.exec("curl", ["-s", "--max-time", "2", "-o", "/dev/null", "-w", "%{http_code}", &metrics]);
+    assert!(!out.status.success(), "the container read n1's metrics: {}", stdout(&out));
+    let out =
+        cluster.clients()[client].ns.exec("curl", ["-s", "--max-time", "2", "-o", "/dev/null", &metrics]);
+    assert!(out.status.success(), "n1 serves its metrics to the underlay");
+
+    // A published port still answers the container on every node's address.
+    for node in 1..=3 {
+        let url = format!("http://{}:8080/", node_underlay_addr(node));
+        let out = ns.exec("curl", ["-s", "--max-time", "3", &url]);
+        assert!(stdout(&out).starts_with("web.1 "), "n{node}'s published port: {}", stdout(&out));
+    }
+}
+
+/// Finding 4 (the underlay): 100 addresses on the underlay, each holding 8 idle connections to
+/// the manager's gossip port, cannot make a worker's network create or attach fail; the
+/// manager counts what it refused.
+#[test]
+fn idle_connections_from_100_underlay_addresses_do_not_starve_members() {
+    let mut cluster = Cluster::new("hostflood", 3);
+    cluster.form_roles(1, &[] as &[&str]);
+    let crowd = cluster.add_underlay_client();
+    let later: Vec<String> =
+        [2, 3].iter().map(|node| cluster.add_namespace(&format!("back{node}"))).collect();
+    let ns = &cluster.clients()[crowd].ns;
+    let sources: Vec<String> = (100..200).map(|host| format!("10.77.0.{host}")).collect();
+    for source in &sources {
+        ns.ip(["addr", "add", &format!("{source}/24"), "dev", "eth0"]);
+    }
+    let holder = Holder::start(ns, false, &gossip_targets(&[1]), 8, 15, &sources.join(","));
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.node(1).meshctl_ok(&["network", "create", "back", "--subnet", "10.73.0.0/24"]);
+    cluster.wait_listed(&["network", "ls"], "back");
+    for (node, ns) in [2, 3].into_iter().zip(&later) {
+        let out = cluster.node(node).meshctl(&["attach", "--netns", ns, "--network", "back"]);
+        assert!(out.status.success(), "n{node}'s attach failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let full = cluster.node(1).gossip_stat("tcp_strangers_full");
+    let connected = holder.connected();
+    assert!(connected >= 800, "the crowd held its connections: {connected}");
+    assert!(full > 0, "n1 refused the crowd beyond its pool");
+    eprintln!("the crowd connected {connected} times; n1 refused {full} at once");
+}

@@ -181,3 +181,26 @@ fn idle_connections_from_100_underlay_addresses_do_not_starve_members() {
     assert!(full > 0, "n1 refused the crowd beyond its pool");
     eprintln!("the crowd connected {connected} times; n1 refused {full} at once");
 }
+
+/// Finding 9: a join token on meshd's command line (which every local user reads in `ps`) is
+/// refused before anything starts, unless the test-only opt-in says otherwise.
+#[test]
+fn a_join_token_on_the_command_line_is_refused() {
+    let mut cluster = Cluster::new("hosttoken", 2);
+    cluster.node_mut(1).start();
+    let token = cluster.node(1).meshctl_ok(&["join-token", "worker"]).trim().to_string();
+    let mut args = cluster.node(2).base_args();
+    args.extend(["--join".into(), "10.77.0.1".into(), "--token".into(), token.clone()]);
+    let out = cluster.node(2).meshd_command(&args).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = meshd_tests::command::stderr(&out);
+    assert!(err.contains("--token on the command line") && err.contains("--token-file"), "{err}");
+    assert!(!cluster.node(2).state_dir().exists(), "nothing created");
+    assert_eq!(cluster.node(1).gossip_stat("joins_accepted"), 0, "it never asked");
+
+    // The same token from a file (what the harness does) joins.
+    let mut args = cluster.node(2).base_args();
+    args.extend(cluster.node(2).join_args("10.77.0.1", &token));
+    cluster.node_mut(2).start_with(&args);
+    cluster.wait_for("n2 alive on n1", Duration::from_secs(20), |c| c.node(1).count_status("alive") == 2);
+}

@@ -204,3 +204,67 @@ fn a_join_token_on_the_command_line_is_refused() {
     cluster.node_mut(2).start_with(&args);
     cluster.wait_for("n2 alive on n1", Duration::from_secs(20), |c| c.node(1).count_status("alive") == 2);
 }
+
+/// meshd's open files (its /proc/PID/fd entries).
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|dir| dir.count()).unwrap_or(0)
+}
+
+/// The most files meshd had open while `holder` ran, sampled until it ended.
+fn peak_open_files(pid: u32, secs: u64) -> usize {
+    let until = std::time::Instant::now() + Duration::from_secs(secs);
+    let mut peak = 0;
+    while std::time::Instant::now() < until {
+        peak = peak.max(open_files(pid));
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    peak
+}
+
+/// Finding 5: 1,500 idle TCP connections to the Docker DNS address (169.254.53.53, served with
+/// `--docker-plugin`) from an unprivileged container, then from an underlay host, leave meshd's
+/// open files where they were (the address's TCP is bounded like every namespace's 127.0.0.11,
+/// and sources that no Docker container owns get only a REFUSED); a query over TCP still gets
+/// its answer afterwards.
+#[test]
+fn tcp_connections_to_the_docker_dns_address_leave_meshds_open_files_bounded() {
+    const DNS: &str = "169.254.53.53";
+    let mut cluster = Cluster::new("hostdns", 1);
+    let mut args = cluster.node(1).base_args();
+    let dir = cluster.work_dir().to_path_buf();
+    args.extend([
+        "--docker-plugin".to_string(),
+        "--docker-plugin-socket".to_string(),
+        dir.join("plugin.sock").display().to_string(),
+        "--docker-host".to_string(),
+        format!("unix://{}", dir.join("no-docker.sock").display()),
+    ]);
+    cluster.node_mut(1).start_with(&args);
+    cluster.node(1).meshctl_ok(&["network", "create", "front", "--subnet", "10.72.0.0/24"]);
+    let boxed = cluster.add_namespace("box");
+    cluster.node(1).meshctl_ok(&["attach", "--netns", &boxed, "--network", "front"]);
+    let client = cluster.add_underlay_client();
+    cluster.clients()[client].ns.ip(["route", "add", &format!("{DNS}/32"), "via", "10.77.0.1"]);
+    let pid = cluster.node(1).pid().expect("meshd runs");
+    let ask =
+        |ns: &Netns| stdout(&ns.exec("dig", ["+tcp", "+time=3", "+tries=1", &format!("@{DNS}"), "web"]));
+    let answer = ask(cluster.namespace(&boxed));
+    assert!(answer.contains("status: REFUSED"), "the container asks over TCP: {answer}");
+
+    let before = open_files(pid);
+    for (who, ns, unprivileged) in [
+        ("a container", cluster.namespace(&boxed), true),
+        ("an underlay host", &cluster.clients()[client].ns, false),
+    ] {
+        let holder = Holder::start(ns, unprivileged, &format!("{DNS}:53"), 1500, 8, "");
+        let peak = peak_open_files(pid, 9);
+        let connected = holder.connected();
+        eprintln!("{who}: {connected} connections; meshd's open files {before} -> peak {peak}");
+        assert!(connected >= 1500, "{who} opened its connections: {connected}");
+        assert!(peak <= before + 32, "{who} raised meshd's open files from {before} to {peak}");
+        let answer = ask(ns);
+        assert!(answer.contains("status: REFUSED"), "TCP still answers after {who}: {answer}");
+    }
+    let stats = cluster.node(1).meshctl_ok(&["--format", "json", "stats"]);
+    assert!(stats.contains("tcp_refused_unknown"), "{stats}");
+}

@@ -16,13 +16,15 @@ use meshd_tests::Cluster;
 
 /// Holds idle TCP connections open: for each target (ip:port, comma-separated) and each source
 /// address (comma-separated; empty: the default one), `per` connections, each sending one byte
-/// of a TLS handshake (0x16) so the server waits for the rest; a closed one is opened again, for
-/// `secs` seconds. Prints how many connects succeeded.
+/// of a TLS handshake (0x16) so the server waits for the rest (unless the fifth argument is
+/// `silent`); a closed one is opened again, for `secs` seconds. Prints how many connects
+/// succeeded.
 const HOLD: &str = r#"
 import resource, socket, sys, time
 targets = [t.rsplit(':', 1) for t in sys.argv[1].split(',')]
 per, secs = int(sys.argv[2]), float(sys.argv[3])
 sources = sys.argv[4].split(',') if len(sys.argv) > 4 and sys.argv[4] else ['']
+silent = len(sys.argv) > 5 and sys.argv[5] == 'silent'
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 held, connected, end = {}, 0, time.time() + secs
@@ -46,7 +48,7 @@ while time.time() < end:
                     try:
                         if src: s.bind((src, 0))
                         s.connect((host, int(port)))
-                        s.send(b'\x16')
+                        if not silent: s.send(b'\x16')
                         s.setblocking(False)
                         connected += 1
                     except OSError:
@@ -64,12 +66,33 @@ struct Holder {
 impl Holder {
     /// Runs [`HOLD`] in `ns`, as nobody when `unprivileged` (a container's process).
     fn start(ns: &Netns, unprivileged: bool, targets: &str, per: usize, secs: u32, sources: &str) -> Holder {
+        Holder::start_with(ns, unprivileged, targets, per, secs, sources, "handshake")
+    }
+
+    fn start_with(
+        ns: &Netns,
+        unprivileged: bool,
+        targets: &str,
+        per: usize,
+        secs: u32,
+        sources: &str,
+        first: &str,
+    ) -> Holder {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", ns.name()]);
         if unprivileged {
             cmd.args(["setpriv", "--reuid", NOBODY, "--regid", NOBODY, "--clear-groups"]);
         }
-        cmd.args(["/usr/bin/python3", "-c", HOLD, targets, &per.to_string(), &secs.to_string(), sources]);
+        cmd.args([
+            "/usr/bin/python3",
+            "-c",
+            HOLD,
+            targets,
+            &per.to_string(),
+            &secs.to_string(),
+            sources,
+            first,
+        ]);
         let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn python3");
         Holder { child: Some(child) }
     }
@@ -267,4 +290,42 @@ fn tcp_connections_to_the_docker_dns_address_leave_meshds_open_files_bounded() {
     }
     let stats = cluster.node(1).meshctl_ok(&["--format", "json", "stats"]);
     assert!(stats.contains("tcp_refused_unknown"), "{stats}");
+}
+
+/// Every TCP listener bounded, the metrics one too (`--metrics-addr 0.0.0.0:PORT` faces the
+/// underlay): 1,000 idle connections from 40 underlay addresses leave meshd's open files within
+/// the listener's bound, another host scrapes once they go, and the refusals are counted.
+#[test]
+fn idle_connections_to_the_metrics_listener_are_bounded() {
+    let mut cluster = Cluster::new("hostmetrics", 1);
+    let mut args = cluster.node(1).base_args();
+    args.extend(["--metrics-addr".to_string(), format!("0.0.0.0:{METRICS_PORT}")]);
+    cluster.node_mut(1).start_with(&args);
+    let crowd = cluster.add_underlay_client();
+    let scraper = cluster.add_underlay_client();
+    let ns = &cluster.clients()[crowd].ns;
+    let sources: Vec<String> = (100..140).map(|host| format!("10.77.0.{host}")).collect();
+    for source in &sources {
+        ns.ip(["addr", "add", &format!("{source}/24"), "dev", "eth0"]);
+    }
+    let pid = cluster.node(1).pid().expect("meshd runs");
+    let before = open_files(pid);
+    let target = format!("{}:{METRICS_PORT}", node_underlay_addr(1));
+    let holder = Holder::start_with(ns, false, &target, 25, 8, &sources.join(","), "silent");
+    let peak = peak_open_files(pid, 6);
+    let connected = holder.connected();
+    // The crowd fills the listener's total bound while it lasts (a scraper on the same open
+    // port is refused then); nothing of it stays after.
+    let metrics = format!("http://{target}/metrics");
+    let out = cluster.clients()[scraper].ns.exec("curl", ["-s", "--max-time", "3", &metrics]);
+    let text = stdout(&out);
+    eprintln!("{connected} connections; meshd's open files {before} -> peak {peak}");
+    assert!(connected >= 1000, "the crowd connected: {connected}");
+    assert!(peak <= before + 64 + 8, "meshd's open files rose from {before} to {peak}");
+    let refused = text
+        .lines()
+        .find(|l| l.starts_with("meshd_http_connections_refused_total{reason=\"per_source\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no refusal counter in the scrape: {text}"));
+    assert!(refused > 0, "refusals counted");
 }

@@ -12,6 +12,9 @@ use meshd_tests::cluster::node_underlay_addr;
 use meshd_tests::command::stdout;
 use meshd_tests::http::NamedServer;
 use meshd_tests::netns::Netns;
+use meshd_tests::runtimes::docker::Dockerd;
+use meshd_tests::runtimes::global::GlobalFiles;
+use meshd_tests::runtimes::image::busybox_tarball;
 use meshd_tests::Cluster;
 
 /// Holds idle TCP connections open: for each target (ip:port, comma-separated) and each source
@@ -78,8 +81,21 @@ impl Holder {
         sources: &str,
         first: &str,
     ) -> Holder {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns.name()]);
+        Holder::start_in(&ns.path(), unprivileged, targets, per, secs, sources, first)
+    }
+
+    /// Like [`start_with`](Self::start_with), in the network namespace at `netns` (a path).
+    fn start_in(
+        netns: &str,
+        unprivileged: bool,
+        targets: &str,
+        per: usize,
+        secs: u32,
+        sources: &str,
+        first: &str,
+    ) -> Holder {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net={netns}"));
         if unprivileged {
             cmd.args(["setpriv", "--reuid", NOBODY, "--regid", NOBODY, "--clear-groups"]);
         }
@@ -328,4 +344,91 @@ fn idle_connections_to_the_metrics_listener_are_bounded() {
         .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .unwrap_or_else(|| panic!("no refusal counter in the scrape: {text}"));
     assert!(refused > 0, "refusals counted");
+}
+
+/// Finding 5 as it was found: an unprivileged process in a Docker container (on a meshd network,
+/// `--dns 169.254.53.53`) opens 1,500 idle TCP connections to the node's DNS address. Its address
+/// is one meshd answers, so they count against its namespace's share: meshd's open files stay
+/// bounded, and the container's query over TCP still gets its answer once they close.
+#[test]
+fn tcp_connections_from_a_docker_container_to_its_dns_address_are_its_share() {
+    const DNS: &str = "169.254.53.53";
+    let global = GlobalFiles::new();
+    let mut cluster = Cluster::new("hostdock", 1);
+    let driver = format!("{}-meshd", cluster.prefix());
+    let docker_dir = cluster.work_dir().join("docker");
+    std::fs::create_dir_all(&docker_dir).unwrap();
+    let mut args = cluster.node(1).base_args();
+    args.extend([
+        "--docker-plugin".to_string(),
+        "--docker-plugin-socket".to_string(),
+        format!("/run/docker/plugins/{driver}.sock"),
+        "--docker-host".to_string(),
+        format!("unix://{}", docker_dir.join("docker.sock").display()),
+    ]);
+    cluster.node_mut(1).start_with(&args);
+    let dockerd = Dockerd::start(&docker_dir, &cluster.node(1).ns.path());
+    dockerd.import(&busybox_tarball(cluster.work_dir()));
+    dockerd.ok(&[
+        "network",
+        "create",
+        "-d",
+        &driver,
+        "--ipam-driver",
+        &driver,
+        "--subnet",
+        "10.93.0.0/24",
+        "front",
+    ]);
+    cluster.node(1).meshctl_ok(&["service", "create", "api", "--network", "front"]);
+    dockerd.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "api1",
+        "--network",
+        "name=front,driver-opt=meshd.service=api",
+        "--dns",
+        DNS,
+        "local/busybox",
+        "sleep",
+        "600",
+    ]);
+    let pid = dockerd.ok(&["inspect", "-f", "{{.State.Pid}}", "api1"]).trim().to_string();
+    let netns = format!("/proc/{pid}/ns/net");
+    let dig = || {
+        let out = Command::new("nsenter")
+            .arg(format!("--net={netns}"))
+            .args(["dig", "+tcp", "+time=3", "+tries=1", &format!("@{DNS}"), "api"])
+            .output()
+            .unwrap();
+        stdout(&out)
+    };
+    cluster.wait_for("the container's DNS over TCP", Duration::from_secs(10), |_| {
+        let answer = dig();
+        answer.contains("status: NOERROR") && answer.contains("10.93.0.")
+    });
+
+    let meshd = cluster.node(1).pid().expect("meshd runs");
+    let before = open_files(meshd);
+    let holder = Holder::start_in(&netns, true, &format!("{DNS}:53"), 1500, 8, "", "handshake");
+    let peak = peak_open_files(meshd, 9);
+    let connected = holder.connected();
+    eprintln!("a Docker container: {connected} connections; meshd's open files {before} -> peak {peak}");
+    assert!(connected >= 1500, "the container opened its connections: {connected}");
+    assert!(peak <= before + 32, "the container raised meshd's open files from {before} to {peak}");
+    let stats: serde_json::Value =
+        serde_json::from_str(&cluster.node(1).meshctl_ok(&["--format", "json", "stats"])).unwrap();
+    let refused =
+        stats["dns"].as_array().unwrap().iter().find(|r| r["name"] == "tcp_refused_namespace").unwrap()
+            ["value"]
+            .as_u64()
+            .unwrap();
+    assert!(refused > 0, "the container's share was hit and counted: {stats}");
+    // Its idle connections close within the listener's timeout, and it asks again.
+    cluster.wait_for("the container's DNS over TCP again", Duration::from_secs(10), |_| {
+        dig().contains("status: NOERROR")
+    });
+    drop(dockerd);
+    drop(global);
 }

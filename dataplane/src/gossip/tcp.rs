@@ -124,7 +124,12 @@ enum Pool {
 
 impl Pool {
     fn of(ip: IpAddr, snapshot: &Snapshot) -> Pool {
-        let member = snapshot.state.nodes.live().any(|(_, node)| !node.left && node.gossip_addr.ip() == ip);
+        // A removed node's records are forgotten with its revocation; checked anyway, so that a
+        // record merged before its revocation never gives a removed node a member's share.
+        let member =
+            snapshot.state.nodes.live().any(|(id, node)| {
+                !node.left && node.gossip_addr.ip() == ip && !snapshot.state.is_revoked(id)
+            });
         if member {
             Pool::Members
         } else {

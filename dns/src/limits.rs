@@ -13,6 +13,7 @@
 //! | TCP connections, per namespace | [`TCP_PER_NAMESPACE`] | REFUSED to its first query, then closed; `tcp_refused_namespace` |
 //! | TCP connections, node | [`TCP_TOTAL`] | the same; `tcp_refused_node` |
 //! | connections being refused at once | [`TCP_REFUSALS`] | closed without an answer; `tcp_dropped` |
+//! | TCP connections to the node's DNS address from an address no namespace owns | none | REFUSED (within [`TCP_REFUSALS`]); `tcp_refused_unknown` |
 //! | UDP datagrams waiting for the slow path, per namespace | `fast::slow::QUEUE` | dropped; `udp_slow_queue_full` |
 //!
 //! Local names never wait for anything, so they answer whatever the limits say.
@@ -43,6 +44,8 @@ pub struct DnsCounters {
     pub tcp_refused_namespace: AtomicU64,
     pub tcp_refused_node: AtomicU64,
     pub tcp_dropped: AtomicU64,
+    /// TCP connections to the node's DNS address from an address that no namespace owns.
+    pub tcp_refused_unknown: AtomicU64,
     /// UDP datagrams the fast path could not hand to a namespace's full slow-path queue.
     pub udp_slow_queue_full: AtomicU64,
 }
@@ -64,6 +67,7 @@ impl DnsCounters {
             ("tcp_refused_namespace", get(&self.tcp_refused_namespace)),
             ("tcp_refused_node", get(&self.tcp_refused_node)),
             ("tcp_dropped", get(&self.tcp_dropped)),
+            ("tcp_refused_unknown", get(&self.tcp_refused_unknown)),
             ("udp_slow_queue_full", get(&self.udp_slow_queue_full)),
         ]
     }
@@ -149,9 +153,16 @@ impl NamespaceLimits {
 
     /// A permit to answer one refused connection, or None (counted: it is closed unanswered).
     pub fn refusal(&self) -> Option<OwnedSemaphorePermit> {
-        let permit = self.node.refusals.clone().try_acquire_owned().ok();
+        self.node.refusal()
+    }
+}
+
+impl NodeLimits {
+    /// A permit to answer one refused connection, or None (counted: it is closed unanswered).
+    pub fn refusal(&self) -> Option<OwnedSemaphorePermit> {
+        let permit = self.refusals.clone().try_acquire_owned().ok();
         if permit.is_none() {
-            DnsCounters::add(&self.node.counters.tcp_dropped);
+            DnsCounters::add(&self.counters.tcp_dropped);
         }
         permit
     }

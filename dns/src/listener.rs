@@ -28,6 +28,7 @@ use hickory_server::zone_handler::MessageResponse;
 use hickory_server::Server;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::task::JoinHandle;
 
 use crate::fast::{FastListener, FastPath};
@@ -83,14 +84,14 @@ pub async fn listen_with(
     let tcp = TcpListener::from_std(tcp)?;
     if let Some(fast) = fast {
         let fast = fast.serve(udp, handler.clone())?;
-        let tcp = tokio::spawn(accept_loop(tcp, handler));
+        let tcp = tokio::spawn(accept_namespace(tcp, handler));
         return Ok(Listener { server: None, fast: Some(fast), tcp });
     }
     let mut server = Server::new(handler.clone());
     for socket in udp {
         server.register_socket(tokio::net::UdpSocket::from_std(socket)?);
     }
-    let tcp = tokio::spawn(accept_loop(tcp, handler));
+    let tcp = tokio::spawn(accept_namespace(tcp, handler));
     Ok(Listener { server: Some(server), fast: None, tcp })
 }
 
@@ -114,10 +115,34 @@ impl Drop for Listener {
     }
 }
 
-/// Accepts TCP connections for as long as the listener lives; each is served by a task of its own
-/// when admitted, refused otherwise. Connection tasks end with the connection (at most the idle
-/// timeout after its last query), not with the listener.
-async fn accept_loop(listener: TcpListener, handler: MeshHandler) {
+/// What becomes of a connection just accepted.
+pub(crate) enum Admission {
+    /// Served, holding its share of the bounds until it closes.
+    Serve(TcpPermit),
+    /// Over a bound: its first query gets REFUSED, holding one of the refusal slots.
+    Refuse(OwnedSemaphorePermit),
+    /// Over every bound: closed at once (already counted).
+    Close,
+}
+
+/// A namespace's own listener: every connection is the namespace's.
+async fn accept_namespace(listener: TcpListener, handler: MeshHandler) {
+    let limits = handler.limits.clone();
+    accept_loop(listener, handler, move |_| match limits.admit_tcp() {
+        Ok(permit) => Admission::Serve(permit),
+        Err(_) => limits.node.refusal().map_or(Admission::Close, Admission::Refuse),
+    })
+    .await
+}
+
+/// Accepts TCP connections for as long as the listener lives; `admit` decides each by its
+/// source: served by a task of its own, refused, or closed. Connection tasks end with the
+/// connection (at most the idle timeout after its last query), not with the listener.
+pub(crate) async fn accept_loop<H, A>(listener: TcpListener, handler: H, admit: A)
+where
+    H: RequestHandler + Clone,
+    A: Fn(SocketAddr) -> Admission,
+{
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -128,18 +153,17 @@ async fn accept_loop(listener: TcpListener, handler: MeshHandler) {
                 continue;
             }
         };
-        match handler.limits.admit_tcp() {
-            Ok(permit) => {
+        match admit(peer) {
+            Admission::Serve(permit) => {
                 tokio::spawn(serve_connection(stream, peer, handler.clone(), permit));
             }
-            Err(_) => {
-                if let Some(permit) = handler.limits.refusal() {
-                    tokio::spawn(async move {
-                        let _ = tokio::time::timeout(REFUSAL_TIMEOUT, refuse(stream)).await;
-                        drop(permit);
-                    });
-                }
+            Admission::Refuse(permit) => {
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, refuse(stream)).await;
+                    drop(permit);
+                });
             }
+            Admission::Close => {}
         }
     }
 }
@@ -168,7 +192,12 @@ async fn write_message(stream: &mut TcpStream, message: &[u8]) -> bool {
 
 /// Serves queries on one admitted connection, one at a time, until it closes, idles or sends
 /// what does not parse.
-async fn serve_connection(mut stream: TcpStream, peer: SocketAddr, handler: MeshHandler, _permit: TcpPermit) {
+async fn serve_connection<H: RequestHandler>(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    handler: H,
+    _permit: TcpPermit,
+) {
     while let Some(bytes) = read_message(&mut stream, TCP_TIMEOUT).await {
         let Ok(request) = Request::from_bytes(bytes, peer, Protocol::Tcp) else { return };
         if request.metadata.message_type == MessageType::Response {

@@ -168,7 +168,7 @@ impl Cluster {
         for (i, node) in self.nodes.iter_mut().enumerate().skip(1) {
             let token = if i < managers { &manager_token } else { &worker_token };
             let mut args: Vec<std::ffi::OsString> = node.base_args().into_iter().map(Into::into).collect();
-            args.extend(["--join".into(), seed.clone().into(), "--token".into(), token.clone().into()]);
+            args.extend(node.join_args(&seed, token).into_iter().map(Into::into));
             args.extend(extra(i + 1));
             node.start_with(&args);
         }
@@ -410,6 +410,22 @@ impl Node {
             "--resolv-conf".into(),
             self.resolv_conf.display().to_string(),
         ]
+    }
+
+    /// `--join SEED --token-file FILE`, with `token` written to FILE (mode 0600) in the node's
+    /// directory: meshd refuses a token on its command line, where every local user can read it.
+    pub fn join_args(&self, seed: &str, token: &str) -> Vec<String> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = self.state_dir.parent().expect("a node directory").join("join-token");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        std::io::Write::write_all(&mut file, token.as_bytes()).expect("write the join token");
+        vec!["--join".into(), seed.into(), "--token-file".into(), path.display().to_string()]
     }
 
     /// A `Command` that runs meshd inside this node's network namespace.

@@ -54,8 +54,13 @@ fn meshd_refuses_bad_configuration_and_creates_nothing() {
     let err = meshd_refuses(&cluster, &with_args(&cluster, &[("--no-such-flag", "1")]));
     assert!(err.contains("--no-such-flag"), "{err}");
 
-    let err =
-        meshd_refuses(&cluster, &with_args(&cluster, &[("--join", "10.77.0.2"), ("--token", "garbage")]));
+    let garbage = cluster.work_dir().join("garbage-token");
+    std::fs::write(&garbage, "garbage").unwrap();
+    let garbage = garbage.display().to_string();
+    let err = meshd_refuses(
+        &cluster,
+        &with_args(&cluster, &[("--join", "10.77.0.2"), ("--token-file", garbage.as_str())]),
+    );
     assert!(err.contains("not a meshd join token"), "{err}");
 
     let err = meshd_refuses(&cluster, &with_args(&cluster, &[("--join", "10.77.0.2")]));

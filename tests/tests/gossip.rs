@@ -46,7 +46,7 @@ fn a_wrong_or_rotated_token_is_not_admitted() {
     let flipped: String = secret.chars().map(|c| if c == '0' { '1' } else { '0' }).collect();
     let wrong = format!("{head}-{flipped}");
     let mut args = cluster.node(2).base_args();
-    args.extend(["--join".into(), "10.77.0.1".into(), "--token".into(), wrong]);
+    args.extend(cluster.node(2).join_args("10.77.0.1", &wrong));
     let out = cluster.node(2).meshd_command(&args).output().unwrap();
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -57,11 +57,11 @@ fn a_wrong_or_rotated_token_is_not_admitted() {
     // Rotation: the old token stops working, the new one admits, members are undisturbed.
     let rotated = cluster.node(1).meshctl_ok(&["join-token", "worker", "--rotate"]).trim().to_string();
     let mut args = cluster.node(3).base_args();
-    args.extend(["--join".into(), "10.77.0.1".into(), "--token".into(), good.clone()]);
+    args.extend(cluster.node(3).join_args("10.77.0.1", &good));
     let out = cluster.node(3).meshd_command(&args).output().unwrap();
     assert!(!out.status.success(), "old token refused after rotation");
     let mut args = cluster.node(3).base_args();
-    args.extend(["--join".into(), "10.77.0.1".into(), "--token".into(), rotated]);
+    args.extend(cluster.node(3).join_args("10.77.0.1", &rotated));
     cluster.node_mut(3).start_with(&args);
     cluster.wait_for("n1 and n3 to see each other", Duration::from_secs(10), |c| {
         c.node(1).count_status("alive") == 2 && c.node(3).count_status("alive") == 2
@@ -79,7 +79,7 @@ fn a_token_of_another_cluster_is_refused_by_fingerprint() {
     let parts: Vec<&str> = good.split('-').collect();
     let other = format!("MESHTKN-1-{}-{}", "ab".repeat(16), parts[3]);
     let mut args = cluster.node(2).base_args();
-    args.extend(["--join".into(), "10.77.0.1".into(), "--token".into(), other]);
+    args.extend(cluster.node(2).join_args("10.77.0.1", &other));
     let out = cluster.node(2).meshd_command(&args).output().unwrap();
     assert!(!out.status.success());
     let err = stderr(&out);

@@ -330,7 +330,7 @@ fn idle_connections_from_a_stranger_do_not_hold_up_a_join() {
     let token = cluster.node(1).meshctl_ok(&["join-token", "worker"]).trim().to_string();
     let join = |cluster: &mut Cluster, index: usize| -> Duration {
         let mut args = cluster.node(index).base_args();
-        args.extend(["--join".into(), "10.77.0.1".into(), "--token".into(), token.clone()]);
+        args.extend(cluster.node(index).join_args("10.77.0.1", &token));
         let started = Instant::now();
         cluster.node_mut(index).start_with(&args);
         let expected = index;

@@ -77,9 +77,8 @@ struct Inner {
     attachments: Vec<LocalAttachment>,
     /// The desired forwarding state, kept between rounds (see `reconcile::incremental`).
     reconciler: Reconciler,
-    /// The subnets the nftables table masquerades (None: the table is not written yet).
-    /// (and the node's DNS address containers may ask, if any).
-    masqueraded: Option<(Vec<ipnet::Ipv4Net>, Option<Ipv4Addr>)>,
+    /// What the nftables table was last written from (None: not written yet).
+    masqueraded: Option<crate::host::nftables::Table>,
     /// Overlay subnets routed into the VXLAN device from the node itself.
     routed: Vec<ipnet::Ipv4Net>,
     /// The node's IPv4 addresses as last read (published ports answer on each).

@@ -91,12 +91,29 @@ impl Agent {
             snapshot.state.networks.live().map(|(_, n)| n.subnet).collect();
         subnets.sort();
         let node_dns = self.node_dns.get().map(|dns| dns.address());
-        let table = (subnets.clone(), node_dns);
+        let owners = port_owners(&snapshot.state);
+        let mut nodes: Vec<Ipv4Addr> = snapshot
+            .state
+            .nodes
+            .live()
+            .filter_map(|(_, node)| match node.gossip_addr.ip() {
+                IpAddr::V4(addr) => Some(addr),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        nodes.sort();
+        nodes.dedup();
+        let table = nftables::Table {
+            subnets: subnets.clone(),
+            node_dns,
+            nodes,
+            published: owners.keys().copied().collect(),
+        };
         if inner.masqueraded.as_ref() != Some(&table) {
-            nftables::apply(&table.0, node_dns).map_err(|e| AgentError::Kernel(e.to_string()))?;
+            nftables::apply(&table).map_err(|e| AgentError::Kernel(e.to_string()))?;
             inner.masqueraded = Some(table);
         }
-        let mut published: Vec<u16> = port_owners(&snapshot.state).keys().map(|(port, _)| *port).collect();
+        let mut published: Vec<u16> = owners.keys().map(|(port, _)| *port).collect();
         published.dedup();
         if inner.reserved.as_ref() != Some(&published) {
             sysctl::reserve_ports(&inner.reserved_base, &published)

@@ -3,14 +3,17 @@
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
-use meshd::daemon::config::{Config, DaemonArgs};
+use meshd::daemon::config::{refuse_token_arg, Config, DaemonArgs};
 use meshd::daemon::config_file::with_config_file;
 
 fn main() -> ExitCode {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Err(error) = refuse_token_arg(&argv) {
+        eprintln!("meshd: error: {error}");
+        return ExitCode::from(2);
+    }
     // /etc/meshd/meshd.toml (or --config) stands in for flags; the real ones override it.
-    let argv = match with_config_file(std::env::args_os().collect(), &DaemonArgs::command(), &|name| {
-        std::env::var_os(name)
-    }) {
+    let argv = match with_config_file(argv, &DaemonArgs::command(), &|name| std::env::var_os(name)) {
         Ok(argv) => argv,
         Err(error) => {
             eprintln!("meshd: error: {error}");

@@ -43,10 +43,14 @@ pub struct DaemonArgs {
     /// Address of a manager of the cluster to join (default port: 7946)
     #[arg(long, value_name = "IP[:PORT]")]
     pub join: Option<String>,
-    /// Join token printed by `meshctl join-token worker|manager` on a manager. Every local user
-    /// can read a command line: prefer --token-file or the MESHD_TOKEN environment variable
+    /// Join token printed by `meshctl join-token worker|manager` on a manager, from the
+    /// MESHD_TOKEN environment variable or the configuration file. On the command line (where
+    /// every local user reads it) only with --insecure-token-arg: use --token-file
     #[arg(long, value_name = "TOKEN", env = "MESHD_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Accept --token on the command line, where every local user can read it (tests only)
+    #[arg(long)]
+    pub insecure_token_arg: bool,
     /// File holding the join token (e.g. a systemd credential); mode 0600 or stricter advised
     #[arg(long, value_name = "PATH", conflicts_with = "token")]
     pub token_file: Option<PathBuf>,
@@ -194,7 +198,9 @@ pub enum ConfigError {
     BadToken(ParseTokenError),
     #[error("cannot read the join token from {path}: {error}")]
     TokenFile { path: PathBuf, error: String },
-    #[error("--join needs a join token (--token-file, MESHD_TOKEN or --token)")]
+    #[error("--token on the command line shows the join token to every local user (ps): use --token-file or MESHD_TOKEN (--insecure-token-arg accepts it anyway)")]
+    TokenOnCommandLine,
+    #[error("--join needs a join token (--token-file or MESHD_TOKEN)")]
     JoinWithoutToken,
     #[error("a join token is only used with --join")]
     TokenWithoutJoin,
@@ -289,6 +295,22 @@ impl Config {
     }
 }
 
+/// Refuses a join token on the process's own command line (`argv` as the kernel shows it in
+/// /proc/PID/cmdline, before the configuration file's settings join it), unless
+/// `--insecure-token-arg` is there too.
+pub fn refuse_token_arg(argv: &[std::ffi::OsString]) -> Result<(), ConfigError> {
+    let flags = argv.iter().skip(1).take_while(|a| *a != "--").filter_map(|a| a.to_str());
+    let (mut token, mut allowed) = (false, false);
+    for flag in flags {
+        token |= flag == "--token" || flag.starts_with("--token=");
+        allowed |= flag == "--insecure-token-arg";
+    }
+    if token && !allowed {
+        return Err(ConfigError::TokenOnCommandLine);
+    }
+    Ok(())
+}
+
 /// `IP` or `IP:PORT` (IPv6 with a port as `[IP]:PORT`).
 fn parse_join(text: &str, default_port: u16) -> Result<SocketAddr, ConfigError> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
@@ -331,6 +353,18 @@ mod tests {
         assert_eq!(config.listen_port, 7946);
         assert_eq!(config.node_name, "n1");
         assert!(config.join.is_none());
+    }
+
+    #[test]
+    fn a_token_on_the_command_line_needs_the_opt_in() {
+        let argv = |args: &[&str]| args.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        let refused = |args: &[&str]| refuse_token_arg(&argv(args)) == Err(ConfigError::TokenOnCommandLine);
+        assert!(refused(&["meshd", "--join", "10.1.0.2", "--token", "MESHTKN-1-x-y"]));
+        assert!(refused(&["meshd", "--token=MESHTKN-1-x-y"]));
+        assert!(!refused(&["meshd", "--join", "10.1.0.2", "--token-file", "/run/token"]));
+        assert!(!refused(&["meshd", "--insecure-token-arg", "--token", "MESHTKN-1-x-y"]));
+        assert!(!refused(&["meshd", "--state-dir", "/x"]));
+        assert!(!refused(&["--token"]), "the program name is not a flag");
     }
 
     #[test]

@@ -30,6 +30,7 @@ impl NodeDns {
             scopes: scopes.clone(),
             forwarder: discovery.forwarder.clone(),
             ttl: discovery.ttl,
+            node: discovery.limits.clone(),
         };
         let listener = by_source::listen(SocketAddr::new(address.into(), 53), handler)?;
         Ok(NodeDns { address, scopes, limits: discovery.limits.clone(), _listener: listener })

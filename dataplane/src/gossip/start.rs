@@ -221,6 +221,7 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
         inbound_tx,
         stats.clone(),
         channels.clone(),
+        snapshot_rx.clone(),
     ));
 
     let mut agent = Agent {

@@ -63,6 +63,8 @@ counters! {
     tcp_rejected: "TCP connections closed for bad frames, size or timeouts",
     tcp_tls_refused: "TLS handshakes refused (not a certificate of this cluster, expired or revoked)",
     tcp_source_limited: "TCP connections closed at once: too many from one source address",
+    tcp_members_full: "TCP connections from members' addresses closed at once: their pool was full",
+    tcp_strangers_full: "TCP connections from other addresses (joiners, strangers) closed at once: their pool was full",
     joins_accepted: "nodes admitted",
     joins_refused: "join attempts refused (wrong token)",
     push_pulls: "completed full state exchanges",

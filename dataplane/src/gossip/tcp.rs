@@ -14,8 +14,15 @@
 //! Before a peer is known it holds little: the first byte within [`FIRST_BYTE_DEADLINE`], the
 //! handshake or the join frame within [`HANDSHAKE_DEADLINE`], a join frame of at most
 //! `MAX_JOIN_FRAME` bytes (nothing larger is allocated), and at most [`PER_SOURCE`]
-//! connections from one address at a time ([`MAX_CONNECTIONS`] in all). Anything else closes
-//! the connection and is counted.
+//! connections from one address at a time. Anything else closes the connection and is counted.
+//!
+//! The slots are two pools, chosen by the source address before a byte is read: the gossip
+//! addresses of the cluster's nodes share [`MEMBER_CONNECTIONS`], every other source (joiners,
+//! and anyone else on the underlay) shares [`STRANGER_CONNECTIONS`]. A connection that finds its
+//! pool full is closed at once and counted; nothing waits in the backlog. So a flood from any
+//! number of underlay addresses fills only the strangers' pool (it can delay a join, never a
+//! member's exchange), and a member address's share is taken only by that node itself: its
+//! containers cannot open connections to any node's gossip port (`host::nftables`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -33,12 +40,16 @@ use super::stats::Stats;
 use super::wire::{self, TcpMessage, WireError, MAX_JOIN_FRAME};
 use crate::identity::NodeId;
 use crate::state::version::unix_millis;
+use crate::state::Snapshot;
 use crate::trust::ca::JoinRole;
 use crate::trust::keys::PublicKey;
 use crate::trust::tls::{self, TlsConfigs};
 
-/// Connections served at once; more wait in the backlog.
-pub const MAX_CONNECTIONS: usize = 128;
+/// Connections from the cluster's nodes' gossip addresses served at once: [`PER_SOURCE`] for
+/// each of 128 nodes (a manager holds a lasting channel from every worker).
+pub const MEMBER_CONNECTIONS: usize = 1024;
+/// Connections from any other source served at once; more are closed at once.
+pub const STRANGER_CONNECTIONS: usize = 64;
 /// Connections from one source address at once; more are closed at once.
 pub const PER_SOURCE: usize = 8;
 /// How long an unknown peer has to send its first byte.
@@ -99,15 +110,62 @@ struct Server {
     stats: Arc<Stats>,
     sources: Mutex<HashMap<IpAddr, usize>>,
     channels: HandlerSlot,
+    pools: Pools,
+}
+
+/// Which pool a source's connections take their slots from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pool {
+    /// The gossip address of a node in the cluster's state.
+    Members,
+    /// Anyone else: joiners, underlay hosts.
+    Strangers,
+}
+
+impl Pool {
+    fn of(ip: IpAddr, snapshot: &Snapshot) -> Pool {
+        // A removed node's records are forgotten with its revocation; checked anyway, so that a
+        // record merged before its revocation never gives a removed node a member's share.
+        let member =
+            snapshot.state.nodes.live().any(|(id, node)| {
+                !node.left && node.gossip_addr.ip() == ip && !snapshot.state.is_revoked(id)
+            });
+        if member {
+            Pool::Members
+        } else {
+            Pool::Strangers
+        }
+    }
+}
+
+/// The connection slots, one semaphore per pool.
+struct Pools {
+    members: Arc<Semaphore>,
+    strangers: Arc<Semaphore>,
+}
+
+impl Pools {
+    fn new(members: usize, strangers: usize) -> Pools {
+        Pools { members: Arc::new(Semaphore::new(members)), strangers: Arc::new(Semaphore::new(strangers)) }
+    }
+
+    /// A slot of `pool`, or `None` when it is full (never waits).
+    fn take(&self, pool: Pool) -> Option<OwnedSemaphorePermit> {
+        let semaphore = match pool {
+            Pool::Members => &self.members,
+            Pool::Strangers => &self.strangers,
+        };
+        semaphore.clone().try_acquire_owned().ok()
+    }
 }
 
 /// One connection's hold on its source's share; released on drop.
-struct SourceSlot<'a> {
-    server: &'a Server,
+struct SourceSlot {
+    server: Arc<Server>,
     ip: IpAddr,
 }
 
-impl Drop for SourceSlot<'_> {
+impl Drop for SourceSlot {
     fn drop(&mut self) {
         let mut sources = self.server.sources.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(count) = sources.get_mut(&self.ip) {
@@ -120,18 +178,20 @@ impl Drop for SourceSlot<'_> {
 }
 
 impl Server {
-    fn take_slot(&self, ip: IpAddr) -> Option<SourceSlot<'_>> {
+    fn take_slot(self: &Arc<Self>, ip: IpAddr) -> Option<SourceSlot> {
         let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
         let count = sources.entry(ip).or_insert(0);
         if *count >= PER_SOURCE {
             return None;
         }
         *count += 1;
-        Some(SourceSlot { server: self, ip })
+        Some(SourceSlot { server: self.clone(), ip })
     }
 }
 
-/// Accepts connections until the listener fails or the agent is gone.
+/// Accepts connections until the listener fails or the agent is gone. `snapshot` says which
+/// addresses are members'.
+#[allow(clippy::too_many_arguments)]
 pub async fn serve(
     listener: TcpListener,
     keys: watch::Receiver<Arc<Keyrings>>,
@@ -140,12 +200,19 @@ pub async fn serve(
     inbound: mpsc::Sender<Inbound>,
     stats: Arc<Stats>,
     channels: HandlerSlot,
+    snapshot: watch::Receiver<Arc<Snapshot>>,
 ) {
-    let server =
-        Arc::new(Server { keys, tls, guard, inbound, stats, sources: Mutex::new(HashMap::new()), channels });
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let server = Arc::new(Server {
+        keys,
+        tls,
+        guard,
+        inbound,
+        stats,
+        sources: Mutex::new(HashMap::new()),
+        channels,
+        pools: Pools::new(MEMBER_CONNECTIONS, STRANGER_CONNECTIONS),
+    });
     loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else { return };
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
@@ -157,7 +224,20 @@ pub async fn serve(
         if server.inbound.is_closed() {
             return;
         }
-        tokio::spawn(serve_connection(server.clone(), stream, peer, permit));
+        // Dropping the stream closes it: a refused connection holds nothing.
+        let pool = Pool::of(peer.ip(), &snapshot.borrow());
+        let Some(permit) = server.pools.take(pool) else {
+            Stats::bump(match pool {
+                Pool::Members => &server.stats.tcp_members_full,
+                Pool::Strangers => &server.stats.tcp_strangers_full,
+            });
+            continue;
+        };
+        let Some(slot) = server.take_slot(peer.ip()) else {
+            Stats::bump(&server.stats.tcp_source_limited);
+            continue;
+        };
+        tokio::spawn(serve_connection(server.clone(), stream, peer, permit, slot));
     }
 }
 
@@ -166,11 +246,8 @@ async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     _permit: OwnedSemaphorePermit,
+    _slot: SourceSlot,
 ) {
-    let Some(_slot) = server.take_slot(peer.ip()) else {
-        Stats::bump(&server.stats.tcp_source_limited);
-        return;
-    };
     let _ = stream.set_nodelay(true);
     let mut first = [0u8; 1];
     let kind = match tokio::time::timeout(FIRST_BYTE_DEADLINE, stream.peek(&mut first)).await {
@@ -370,4 +447,30 @@ pub async fn exchange_join(
     let opened = ring.open(&frame).map_err(|source| ExchangeError::Open { addr, source })?;
     check_replay(guard, &opened).map_err(|source| ExchangeError::Open { addr, source })?;
     wire::decode(&opened.payload).map_err(|source| ExchangeError::Wire { addr, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_live_nodes_gossip_address_is_a_member() {
+        let snapshot = crate::fixture::snapshot();
+        assert_eq!(Pool::of("192.0.2.1".parse().unwrap(), &snapshot), Pool::Members);
+        assert_eq!(Pool::of("192.0.2.2".parse().unwrap(), &snapshot), Pool::Members);
+        assert_eq!(Pool::of("192.0.2.3".parse().unwrap(), &snapshot), Pool::Strangers);
+        assert_eq!(Pool::of("10.77.0.200".parse().unwrap(), &snapshot), Pool::Strangers);
+    }
+
+    #[test]
+    fn strangers_filling_their_pool_leave_the_members_theirs() {
+        let pools = Pools::new(2, 3);
+        let strangers: Vec<_> = std::iter::from_fn(|| pools.take(Pool::Strangers)).take(10).collect();
+        assert_eq!(strangers.len(), 3, "the strangers' pool is bounded");
+        let members: Vec<_> = std::iter::from_fn(|| pools.take(Pool::Members)).take(10).collect();
+        assert_eq!(members.len(), 2, "the members' slots were all still there");
+        drop(strangers);
+        assert!(pools.take(Pool::Strangers).is_some(), "a released slot is free again");
+        assert!(pools.take(Pool::Members).is_none());
+    }
 }

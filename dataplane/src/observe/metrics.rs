@@ -345,6 +345,13 @@ impl Sources {
             vec![(Vec::new(), dns.busy.load(std::sync::atomic::Ordering::Relaxed))],
         ));
 
+        // The metrics listener itself.
+        families.push(Family::Counter(
+            "meshd_http_connections_refused",
+            "Connections to --metrics-addr closed at once, by the bound they hit (total, per_source)",
+            self.http.rows().iter().map(|(reason, n)| (labels(&[("reason", reason)]), *n)).collect(),
+        ));
+
         // The monitor.
         if let Some([drops, flows]) = self.monitor.kernel_totals() {
             let mut events = Vec::new();

@@ -22,12 +22,21 @@ pub struct Sources {
     pub gossip: GossipHandle,
     pub agent: Arc<Agent>,
     pub monitor: Arc<Monitor>,
+    /// The metrics listener's refusals.
+    pub http: Arc<http::HttpCounters>,
     usage: UsageCache,
     verdicts: Mutex<metrics::VerdictTotals>,
 }
 
 impl Sources {
     pub fn new(gossip: GossipHandle, agent: Arc<Agent>, monitor: Arc<Monitor>) -> Sources {
-        Sources { gossip, agent, monitor, usage: UsageCache::default(), verdicts: Mutex::default() }
+        Sources {
+            gossip,
+            agent,
+            monitor,
+            http: Default::default(),
+            usage: UsageCache::default(),
+            verdicts: Mutex::default(),
+        }
     }
 }

@@ -43,7 +43,7 @@ fn main() {
     shell("meshctl join-token manager   # on n1", &token);
     for node in cluster.nodes().iter().skip(1) {
         println!(
-            "$ meshd --state-dir ... --advertise-addr {} --join 10.77.0.1 --token MESHTKN-1-...   # on {}",
+            "$ meshd --state-dir ... --advertise-addr {} --join 10.77.0.1 --token-file join-token   # on {}",
             node.addr, node.name
         );
     }

@@ -304,7 +304,7 @@ fn trust_costs(rounds: usize) {
         cluster.node_mut(1).start();
         let token = cluster.node(1).meshctl_ok(&["join-token", "worker"]).trim().to_string();
         let mut args = cluster.node(2).base_args();
-        args.extend(["--join".into(), cluster.node(1).addr.to_string(), "--token".into(), token]);
+        args.extend(cluster.node(2).join_args(&cluster.node(1).addr.to_string(), &token));
         let started = Instant::now();
         cluster.node_mut(2).start_with(&args);
         cluster.wait_for("the joiner alive on n1", Duration::from_secs(30), |c| {

@@ -1,6 +1,7 @@
 //! Docker on meshd through its network and IPAM driver (`meshd --docker-plugin`): a Docker
 //! network that is a meshd network, containers that are tasks of services, names that resolve
-//! both ways between Docker and podman containers, a VIP over Docker containers, a graceful
+//! both ways between Docker and podman containers (also by a Docker network alias), a VIP over
+//! Docker containers, a graceful
 //! `docker stop`, and a rolling replacement under load through a published port.
 
 use std::collections::BTreeSet;
@@ -195,6 +196,31 @@ fn docker_containers_are_tasks_reachable_by_name_and_drain_when_stopped() {
         podman.ok(&exec("papi", &http_get(&format!("http://{}/", dockerd.address("dmac", "front")))));
     assert_eq!(answer.trim(), "dmac");
     dockerd.ok(&["rm", "--force", "dmac"]);
+
+    // Docker's --network-alias, which Docker tells its API and not the driver: a name of the
+    // container on the network, resolved from a podman container on the other node.
+    dockerd.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "dalias",
+        "--network",
+        "front",
+        "--network-alias",
+        "database",
+        "--dns",
+        DNS,
+        "local/busybox",
+        "sh",
+        "-c",
+        &http_server("dalias"),
+    ]);
+    cluster.wait_for("the alias on n1", Duration::from_secs(15), |c| {
+        c.node(1).meshctl_ok(&["network", "inspect", "front"]).contains("database")
+    });
+    let answer = podman.ok(&exec("papi", &http_get("http://database/")));
+    assert_eq!(answer.trim(), "dalias");
+    dockerd.ok(&["rm", "--force", "dalias"]);
 
     // docker stop: the task drains as soon as the container is told to stop (it keeps
     // serving 3 s), and leaves the service when it is gone.

@@ -54,6 +54,16 @@ impl Netns {
         try_run("ip", all)
     }
 
+    /// The addresses `name` resolves to at meshd's DNS (127.0.0.11) from inside, sorted; none
+    /// when it does not resolve.
+    pub fn resolve(&self, name: &str) -> Vec<String> {
+        let out = self.exec("dig", ["+short", "+time=2", "+tries=2", "@127.0.0.11", name]);
+        let mut addresses: Vec<String> =
+            String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+        addresses.sort();
+        addresses
+    }
+
     /// Runs `f` on a new thread that has entered this namespace, and returns its result. The
     /// calling thread never changes namespace, so parallel tests cannot disturb each other.
     pub fn run_inside<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {

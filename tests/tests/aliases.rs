@@ -7,14 +7,6 @@ use meshd_tests::command::{stderr, stdout};
 use meshd_tests::Cluster;
 use serde_json::json;
 
-/// What `name` resolves to at 127.0.0.11 from namespace `ns`, sorted.
-fn resolve(cluster: &Cluster, ns: &str, name: &str) -> Vec<String> {
-    let out = cluster.namespace(ns).exec("dig", ["+short", "+time=2", "+tries=2", "@127.0.0.11", name]);
-    let mut addresses: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
-    addresses.sort();
-    addresses
-}
-
 #[test]
 fn an_alias_resolves_on_its_network_to_every_endpoint_holding_it() {
     let mut cluster = Cluster::new("alias", 2);
@@ -42,14 +34,14 @@ fn an_alias_resolves_on_its_network_to_every_endpoint_holding_it() {
     let mut both = vec![db1.clone(), db2.clone()];
     both.sort();
     cluster.wait_for("db to resolve to both databases", std::time::Duration::from_secs(10), |c| {
-        resolve(c, &client, "db") == both
+        c.namespace(&client).resolve("db") == both
     });
-    assert_eq!(resolve(&cluster, &client, "primary"), vec![db1.clone()]);
-    assert_eq!(resolve(&cluster, &client, "primary.front"), vec![db1.clone()], "NAME.NETWORK too");
-    let vip = resolve(&cluster, &client, "web");
+    assert_eq!(cluster.namespace(&client).resolve("primary"), vec![db1.clone()]);
+    assert_eq!(cluster.namespace(&client).resolve("primary.front"), vec![db1.clone()], "NAME.NETWORK too");
+    let vip = cluster.namespace(&client).resolve("web");
     assert_eq!(vip.len(), 1);
     assert!(!vip.contains(&db2), "web stays the service's VIP: {vip:?}");
-    assert!(resolve(&cluster, &other, "db").is_empty(), "another network does not see it");
+    assert!(cluster.namespace(&other).resolve("db").is_empty(), "another network does not see it");
     // A real client by the alias.
     let ping = cluster.namespace(&client).exec("ping", ["-c", "2", "-i", "0.2", "-W", "2", "primary"]);
     assert!(ping.status.success(), "ping primary: {}{}", stdout(&ping), stderr(&ping));
@@ -85,7 +77,11 @@ fn an_alias_resolves_on_its_network_to_every_endpoint_holding_it() {
     let result = CniCall::new("ADD", "2ee2caada94b", &format!("/run/netns/{pod}"), "eth0").run(&conf).ok();
     let address = result["ips"][0]["address"].as_str().unwrap().trim_end_matches("/24").to_string();
     cluster.wait_for("cache to resolve", std::time::Duration::from_secs(10), |c| {
-        resolve(c, &client, "cache") == vec![address.clone()]
+        c.namespace(&client).resolve("cache") == vec![address.clone()]
     });
-    assert_eq!(resolve(&cluster, &client, "2ee2caada94b"), vec![address], "the short ID, as Docker's");
+    assert_eq!(
+        cluster.namespace(&client).resolve("2ee2caada94b"),
+        vec![address],
+        "the short ID, as Docker's"
+    );
 }

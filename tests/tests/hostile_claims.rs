@@ -31,14 +31,6 @@ fn endpoint(address: Ipv4Addr, service: Option<&str>, task: &str) -> EndpointRec
     }
 }
 
-/// The addresses `name` resolves to from namespace `ns` (embedded DNS), sorted.
-fn resolve(cluster: &Cluster, ns: &str, name: &str) -> Vec<String> {
-    let out = cluster.namespace(ns).exec("dig", ["+short", "+time=2", "+tries=2", "@127.0.0.11", name]);
-    let mut addresses: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
-    addresses.sort();
-    addresses
-}
-
 #[test]
 fn a_worker_that_lies_about_its_endpoints_harms_no_other_node() {
     let mut cluster = Cluster::new("claims", 3);
@@ -75,7 +67,7 @@ fn a_worker_that_lies_about_its_endpoints_harms_no_other_node() {
             .collect()
     };
     let before = views(&cluster);
-    assert_eq!(resolve(&cluster, &client, "tasks.web"), vec![victim_ip.to_string()]);
+    assert_eq!(cluster.namespace(&client).resolve("tasks.web"), vec![victim_ip.to_string()]);
 
     let rogue = Rogue::impersonating(cluster.node(3));
     let n3 = id_of(&cluster, 3);
@@ -110,8 +102,8 @@ fn a_worker_that_lies_about_its_endpoints_harms_no_other_node() {
     }
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(views(&cluster), before, "web's backends are what they were on every node");
-    assert_eq!(resolve(&cluster, &client, "tasks.web"), vec![victim_ip.to_string()], "DNS unchanged");
-    assert_eq!(resolve(&cluster, &client, "web.9"), Vec::<String>::new(), "the liar's task name");
+    assert_eq!(cluster.namespace(&client).resolve("tasks.web"), vec![victim_ip.to_string()], "DNS unchanged");
+    assert_eq!(cluster.namespace(&client).resolve("web.9"), Vec::<String>::new(), "the liar's task name");
     // Traffic to the victim's address still reaches the victim (the liar runs nothing there:
     // diverted, these would go unanswered), also from the victim's own node.
     let ping = |from: &str, to: Ipv4Addr| {
@@ -131,14 +123,14 @@ fn a_worker_that_lies_about_its_endpoints_harms_no_other_node() {
 
     // Its own address, its own block: still accepted (a liar harms only its own containers).
     // Named like the service, it gets no name: web still answers with its VIP alone.
-    let vip = resolve(&cluster, &client, "web");
+    let vip = cluster.namespace(&client).resolve("web");
     let own = claim(now + 5000, "mine", endpoint(Ipv4Addr::from(u32::from(own_ip) + 1), None, "web"));
     rogue.push(cluster.node(3), cluster.node(1), vec![own]).expect("served");
     cluster.wait_for("n1 to take n3's claim in its own block", Duration::from_secs(5), |c| {
         c.node(1).meshctl_ok(&["--format", "json", "network", "ls"]).contains("\"endpoints\": 5")
     });
     assert_eq!(vip.len(), 1);
-    assert_eq!(resolve(&cluster, &client, "web"), vip, "a task named web does not join web's answer");
+    assert_eq!(cluster.namespace(&client).resolve("web"), vip, "a task named web does not join web's answer");
 
     // The bound: at most 1,024 endpoints per node, whatever their addresses.
     let base = u32::from(own_ip) & !0xf;

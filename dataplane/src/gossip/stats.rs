@@ -46,6 +46,9 @@ counters! {
     dropped_stale: "timestamp outside the replay window",
     dropped_replayed: "nonce already seen within the window",
     dropped_malformed: "authentic but undecodable (a bug or a version mismatch)",
+    dropped_revoked: "datagrams from a removed node (it still held the key): dropped unanswered",
+    not_sent_revoked: "datagrams membership addressed to a removed node: not sent",
+    not_sent_no_key: "datagrams not sent: this node holds no key of the current ring yet",
     deltas_applied: "state deltas that changed the local state",
     deltas_rejected_future: "state deltas refused: versioned beyond the clock-skew window",
     deltas_rejected_revoked: "state deltas refused: written by a removed node",
@@ -118,5 +121,6 @@ impl Stats {
             + s.dropped_stale
             + s.dropped_replayed
             + s.dropped_malformed
+            + s.dropped_revoked
     }
 }

@@ -54,8 +54,9 @@ const TLS_HANDSHAKE: u8 = 0x16;
 /// The keys in force for sealed traffic, replaced by the agent whenever they change.
 #[derive(Debug)]
 pub struct Keyrings {
-    /// UDP gossip between members.
-    pub gossip: Keyring,
+    /// UDP gossip between members; none until this node holds a key the `secrets` record
+    /// names (a joiner or a restarted member waiting for a manager to hand it over).
+    pub gossip: Option<Keyring>,
     /// Joins as a worker and as a manager; only a node holding the CA has them.
     pub join: Option<JoinRings>,
 }

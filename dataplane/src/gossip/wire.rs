@@ -18,8 +18,10 @@ use foca::Member;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::key_material::SaltedKey;
 use super::member::MemberId;
 use crate::hex::Bytes;
+use crate::identity::Secret;
 use crate::state::{Signature, SignedDelta};
 use crate::trust::ca::IssuedCert;
 use crate::trust::keys::PublicKey;
@@ -64,6 +66,11 @@ pub enum TcpMessage {
     Refused { reason: String },
     /// Member <-> member (TLS): one frame of a lasting channel (see `channel`).
     Channel { payload: Bytes },
+    /// Member -> manager (TLS): the gossip keys these salts of the `secrets` record name (see
+    /// `key_material`); never asked or answered in gossip.
+    GossipKeysRequest { salts: Vec<Secret> },
+    /// Manager -> member (TLS): the keys of the requested salts the current record names.
+    GossipKeys { keys: Vec<SaltedKey> },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,165 @@
+//! A removed node and a hostile member, with their own state: what `node rm --force` leaves a
+//! removed node (no gossip key, no new record, no answer), and what one member flooding sealed
+//! datagrams or announcing huge frames can do to the others (no more than its own share).
+//! Real meshd processes in namespaces; the hostile side is built from meshd's own crates with
+//! the credentials and keys a real node keeps in its state directory.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use foca::{Codec, Header, Message, PostcardCodec};
+use meshd::gossip::crypto::{Keyring, Purpose};
+use meshd::gossip::key_material::HeldKeys;
+use meshd::gossip::member::MemberId;
+use meshd::identity::NodeId;
+use meshd_tests::Cluster;
+
+const NONE: &[&str] = &[];
+
+fn id_of(cluster: &Cluster, index: usize) -> NodeId {
+    cluster.node(index).node_id().expect("node.json").parse().expect("a node ID")
+}
+
+fn stat(cluster: &Cluster, index: usize, counter: &str) -> u64 {
+    cluster.node(index).gossip_stat(counter)
+}
+
+/// The gossip keys a node keeps in its state directory.
+fn held_keys(dir: &Path) -> HeldKeys {
+    std::fs::read(dir.join("gossip-keys.json"))
+        .map(|bytes| serde_json::from_slice(&bytes).expect("gossip-keys.json"))
+        .unwrap_or_default()
+}
+
+/// Every file of a state directory, as text (hex keys and JSON state are text).
+fn everything_in(dir: &Path) -> String {
+    let mut all = String::new();
+    for entry in std::fs::read_dir(dir).expect("state dir").flatten() {
+        if let Ok(bytes) = std::fs::read(entry.path()) {
+            all.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    all
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// A SWIM ping from `src` to `dst`, as foca encodes it.
+fn ping(src: MemberId, dst: MemberId, probe: u8) -> Vec<u8> {
+    let header = Header { src, src_incarnation: 0, dst, message: Message::Ping(probe) };
+    let mut payload = Vec::new();
+    Codec::<MemberId>::encode_header(&mut PostcardCodec, &header, &mut payload).expect("encodes");
+    payload
+}
+
+#[test]
+fn a_removed_node_gets_no_new_key_no_record_and_no_answer() {
+    let mut cluster = Cluster::new("rmkey", 3);
+    cluster.form_roles(1, NONE);
+    cluster.node(1).meshctl_ok(&["network", "create", "before", "--subnet", "10.97.0.0/24"]);
+    cluster.wait_for("the first network everywhere", Duration::from_secs(10), |c| {
+        (1..=3).all(|i| c.node(i).meshctl_ok(&["network", "ls"]).contains("before"))
+    });
+    let (n1, n3) = (id_of(&cluster, 1), id_of(&cluster, 3));
+    let old = held_keys(cluster.node(2).state_dir());
+    assert_eq!(old.keys().len(), 1, "one gossip key before");
+    assert_eq!(held_keys(cluster.node(3).state_dir()), old, "n3 was handed the same key as n2");
+
+    // n3 is removed while its meshd keeps running with everything it knew.
+    cluster.node(1).meshctl_ok(&["node", "rm", "--force", "n3"]);
+    let rotated = cluster.wait_for("the key rotated on n1 and n2", Duration::from_secs(20), |c| {
+        [1, 2].iter().all(|&i| {
+            let held = held_keys(c.node(i).state_dir());
+            held.keys().len() == 1 && held.keys()[0] != old.keys()[0]
+        })
+    });
+    println!("key rotated {rotated:?} after the removal");
+    cluster.node(1).meshctl_ok(&["network", "create", "after-removal", "--subnet", "10.98.0.0/24"]);
+    cluster.wait_for("the new network on n2", Duration::from_secs(10), |c| {
+        c.node(2).meshctl_ok(&["network", "ls"]).contains("after-removal")
+    });
+    let current = held_keys(cluster.node(2).state_dir());
+    assert_eq!(held_keys(cluster.node(1).state_dir()), current, "n1 and n2 agree on the key");
+    // Time for anything that could still reach n3 to reach it (gossip, push-pull, key fetches).
+    std::thread::sleep(Duration::from_secs(5));
+
+    let removed = |cluster: &Cluster, when: &str| {
+        let files = everything_in(cluster.node(3).state_dir());
+        for key in current.keys() {
+            assert!(
+                !files.contains(&hex(key.key.as_bytes())),
+                "{when}: n3's state directory holds the new key"
+            );
+        }
+        assert!(!files.contains("after-removal"), "{when}: n3's state holds the network created after");
+        assert!(files.contains("before"), "{when}: n3's state is still what it was (a real state file)");
+    };
+    removed(&cluster, "running");
+    assert!(!cluster.node(3).meshctl_ok(&["network", "ls"]).contains("after-removal"), "n3 lists it");
+    // What n3 held no longer opens anywhere.
+    let unknown_before = stat(&cluster, 1, "dropped_unknown_key");
+    let stale_ring = Keyring::new(Purpose::Gossip, &[old.keys()[0].key.clone()]);
+    let n1_addr = SocketAddr::new(cluster.node(1).addr.into(), 7946);
+    let n3_addr = SocketAddr::new(cluster.node(3).addr.into(), 7946);
+    let n1_member = MemberId { node: n1, addr: n1_addr, generation: 0 };
+    let n3_member = MemberId { node: n3, addr: n3_addr, generation: 1 };
+    let stale = stale_ring.seal(&ping(n3_member.clone(), n1_member.clone(), 1), now_ms());
+    cluster.node(3).ns.run_inside(move || {
+        UdpSocket::bind("0.0.0.0:0").unwrap().send_to(&stale, n1_addr).unwrap();
+    });
+    cluster.wait_for("n3's old key refused by n1", Duration::from_secs(5), |c| {
+        stat(c, 1, "dropped_unknown_key") > unknown_before
+    });
+
+    // Killed and with its state directory kept: even sealed with the current key (which a
+    // removed node should never have: taken here from n2's files), what claims to come from n3
+    // is dropped before membership sees it, and nothing answers it.
+    cluster.node_mut(3).kill();
+    let revoked_before = stat(&cluster, 1, "dropped_revoked");
+    let ring = Keyring::new(Purpose::Gossip, &[current.keys()[0].key.clone()]);
+    let answered = cluster.node(3).ns.run_inside(move || {
+        let socket = UdpSocket::bind(n3_addr).expect("n3's gossip port, now free");
+        socket.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        let mut answered = 0;
+        let until = Instant::now() + Duration::from_secs(3);
+        let mut probe = 0u8;
+        while Instant::now() < until {
+            probe = probe.wrapping_add(1);
+            let sealed = ring.seal(&ping(n3_member.clone(), n1_member.clone(), probe), now_ms());
+            socket.send_to(&sealed, n1_addr).unwrap();
+            let mut buf = [0u8; 2048];
+            if socket.recv_from(&mut buf).is_ok() {
+                answered += 1;
+            }
+        }
+        answered
+    });
+    assert_eq!(answered, 0, "n1 answered a removed node");
+    assert!(stat(&cluster, 1, "dropped_revoked") > revoked_before, "n1 counted the removed node's datagrams");
+
+    // Started again with its own state: its push-pull is refused by TLS, its datagrams (sealed
+    // with the key it knew) do not open.
+    let refusals = |c: &Cluster| -> u64 {
+        [1, 2].iter().map(|&i| stat(c, i, "tcp_tls_refused") + stat(c, i, "dropped_unknown_key")).sum()
+    };
+    let refused_before = refusals(&cluster);
+    cluster.node_mut(3).start();
+    cluster.wait_for("n3's return refused", Duration::from_secs(15), |c| refusals(c) > refused_before);
+    std::thread::sleep(Duration::from_secs(3));
+    removed(&cluster, "restarted");
+
+    // The rest of the cluster works: both list the new network, and nobody lists n3.
+    for i in [1, 2] {
+        let node = cluster.node(i);
+        assert!(node.meshctl_ok(&["network", "ls"]).contains("after-removal"), "n{i}");
+        assert!(node.status_of("n3").is_none(), "n{i} lists n3");
+        assert_eq!(node.status_of(if i == 1 { "n2" } else { "n1" }).as_deref(), Some("alive"), "n{i}");
+    }
+}

@@ -163,3 +163,63 @@ fn a_removed_node_gets_no_new_key_no_record_and_no_answer() {
         assert_eq!(node.status_of(if i == 1 { "n2" } else { "n1" }).as_deref(), Some("alive"), "n{i}");
     }
 }
+
+#[test]
+fn a_member_flooding_sealed_datagrams_blinds_no_node_to_the_others() {
+    let mut cluster = Cluster::new("flood", 3);
+    cluster.form_roles(1, NONE);
+    cluster.node(1).meshctl_ok(&["network", "create", "front", "--subnet", "10.99.0.0/24"]);
+    cluster.wait_for("the network everywhere", Duration::from_secs(10), |c| {
+        (1..=3).all(|i| c.node(i).meshctl_ok(&["network", "ls"]).contains("front"))
+    });
+    let n2 = id_of(&cluster, 2);
+    // n3 turns hostile: its meshd is gone, its gossip key (which it holds as a member) floods n1
+    // from n3's address with fresh sealed datagrams, each a new nonce.
+    let key = held_keys(cluster.node(3).state_dir()).keys()[0].key.clone();
+    cluster.node_mut(3).kill();
+    cluster.wait_for("n3 down", Duration::from_secs(10), |c| {
+        c.node(1).status_of("n3").as_deref() == Some("down")
+    });
+    let logged = cluster.node(1).log().len();
+    let over_before = stat(&cluster, 1, "dropped_over_share");
+    let n1_addr = SocketAddr::new(cluster.node(1).addr.into(), 7946);
+    const FLOOD: usize = 50_000;
+    let flood = {
+        let ns = cluster.node(3).ns.path();
+        std::thread::spawn(move || {
+            let ring = Keyring::new(Purpose::Gossip, &[key]);
+            // This thread only: it enters n3's namespace and never leaves it.
+            let file = std::fs::File::open(&ns).expect("n3's namespace");
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
+            for batch in 0..FLOOD / 1_000 {
+                for i in 0..1_000 {
+                    let sealed = ring.seal(&[(batch * 1_000 + i) as u8; 64], now_ms());
+                    let _ = socket.send_to(&sealed, n1_addr);
+                }
+                std::thread::sleep(Duration::from_millis(60));
+            }
+        })
+    };
+    // Meanwhile n2 attaches a task: its endpoint record reaches n1 through gossip.
+    std::thread::sleep(Duration::from_secs(1));
+    let ns = cluster.add_namespace("task");
+    cluster.node(2).meshctl_ok(&["attach", "--netns", &ns, "--network", "front", "--name", "t2"]);
+    let spread = cluster.wait_for("n2's endpoint on n1 during the flood", Duration::from_secs(10), |c| {
+        c.node(1).meshctl_ok(&["--format", "json", "network", "ls"]).contains("\"endpoints\": 1")
+    });
+    flood.join().unwrap();
+    let over = stat(&cluster, 1, "dropped_over_share") - over_before;
+    println!("n2's endpoint reached n1 in {spread:?}; n1 refused {over} of {FLOOD} flooding datagrams");
+    assert!(
+        over as usize >= FLOOD - meshd::gossip::crypto::REPLAY_PER_SOURCE - FLOOD / 5,
+        "the flood beyond n3's share is refused and counted ({over})"
+    );
+    // n2 was never suspected by n1, nor n1 by n2, and they still see each other alive.
+    std::thread::sleep(Duration::from_secs(2));
+    let since = &cluster.node(1).log()[logged..];
+    assert!(!since.contains(&format!("member suspect node={n2}")), "n1 suspected n2:\n{since}");
+    assert_eq!(cluster.node(1).status_of("n2").as_deref(), Some("alive"));
+    assert_eq!(cluster.node(2).status_of("n1").as_deref(), Some("alive"));
+    assert_eq!(stat(&cluster, 1, "dropped_guard_full"), 0, "the total was never reached");
+}

@@ -112,7 +112,7 @@ impl Agent {
         loop {
             tokio::select! {
                 received = self.udp.recv_from(&mut buf) => match received {
-                    Ok((len, _from)) => self.handle_datagram(&buf[..len]),
+                    Ok((len, from)) => self.handle_datagram(&buf[..len], from),
                     Err(error) => tracing::debug!(%error, "gossip UDP receive failed"),
                 },
                 Some(timer) = timers.recv() => {
@@ -162,7 +162,7 @@ impl Agent {
         }
     }
 
-    fn handle_datagram(&mut self, datagram: &[u8]) {
+    fn handle_datagram(&mut self, datagram: &[u8], from: SocketAddr) {
         Stats::bump(&self.stats.udp_received);
         if datagram.len() > self.config.max_datagram {
             Stats::bump(&self.stats.dropped_oversized);
@@ -183,7 +183,7 @@ impl Agent {
                 return;
             }
         }
-        if let Err(error) = tcp::check_replay(&self.guard, &opened) {
+        if let Err(error) = tcp::check_replay(&self.guard, from.ip(), &opened) {
             return self.stats.count_open_error(error);
         }
         if let Err(error) = self.foca.handle_data(&opened.payload, &mut self.runtime) {

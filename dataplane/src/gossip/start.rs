@@ -19,7 +19,7 @@ use super::agent::Agent;
 use super::broadcast::{self, lock, DeltaHandler, Shared, SharedState};
 use super::config::GossipConfig;
 use super::credentials::Credentials;
-use super::crypto::{Keyring, Purpose, ReplayGuard};
+use super::crypto::{Keyring, Purpose, ReplayGuard, REPLAY_PER_SOURCE, REPLAY_TOTAL};
 use super::handle::{Exit, GossipHandle};
 use super::join::{self, JoinError};
 use super::key_material::{self, HeldKeys};
@@ -82,8 +82,11 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
     let listener = TcpListener::bind(advertise).await.map_err(bind_err("TCP"))?;
 
     let stats = Arc::new(Stats::default());
-    let guard: SharedGuard =
-        Arc::new(Mutex::new(ReplayGuard::new(config.replay_window.as_millis() as u64, 1 << 20)));
+    let guard: SharedGuard = Arc::new(Mutex::new(ReplayGuard::new(
+        config.replay_window.as_millis() as u64,
+        REPLAY_PER_SOURCE,
+        REPLAY_TOTAL,
+    )));
     let node_id = key.node_id();
     let identity = MemberId { node: node_id, addr: advertise, generation: unix_millis() };
     let key = Arc::new(key);

@@ -45,6 +45,8 @@ counters! {
     dropped_forged: "failed authentication: forged or corrupted",
     dropped_stale: "timestamp outside the replay window",
     dropped_replayed: "nonce already seen within the window",
+    dropped_over_share: "sealed frames from a source past its share of the replay window (a flood)",
+    dropped_guard_full: "sealed frames refused: the replay guard is full (many sources flooding)",
     dropped_malformed: "authentic but undecodable (a bug or a version mismatch)",
     dropped_revoked: "datagrams from a removed node (it still held the key): dropped unanswered",
     not_sent_revoked: "datagrams membership addressed to a removed node: not sent",
@@ -107,6 +109,8 @@ impl Stats {
             OpenError::Forged => &self.dropped_forged,
             OpenError::Stale => &self.dropped_stale,
             OpenError::Replayed => &self.dropped_replayed,
+            OpenError::OverShare => &self.dropped_over_share,
+            OpenError::GuardFull => &self.dropped_guard_full,
         };
         Stats::bump(counter);
     }
@@ -120,6 +124,8 @@ impl Stats {
             + s.dropped_forged
             + s.dropped_stale
             + s.dropped_replayed
+            + s.dropped_over_share
+            + s.dropped_guard_full
             + s.dropped_malformed
             + s.dropped_revoked
     }

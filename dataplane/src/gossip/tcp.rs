@@ -86,9 +86,9 @@ pub enum Inbound {
 pub type SharedGuard = Arc<Mutex<ReplayGuard>>;
 pub type SharedTls = Arc<ArcSwap<TlsConfigs>>;
 
-/// Checks a frame's timestamp and nonce against the shared replay guard.
-pub fn check_replay(guard: &SharedGuard, opened: &Opened) -> Result<(), OpenError> {
-    guard.lock().unwrap_or_else(|p| p.into_inner()).check(opened, unix_millis())
+/// Checks a frame's timestamp and nonce against the shared replay guard, in `source`'s share.
+pub fn check_replay(guard: &SharedGuard, source: IpAddr, opened: &Opened) -> Result<(), OpenError> {
+    guard.lock().unwrap_or_else(|p| p.into_inner()).check(source, opened, unix_millis())
 }
 
 /// What every connection of the server needs.
@@ -259,7 +259,7 @@ async fn serve_join(server: &Server, mut stream: TcpStream, peer: SocketAddr) ->
         stats.count_open_error(e);
         "did not open"
     })?;
-    check_replay(&server.guard, &opened).map_err(|e| {
+    check_replay(&server.guard, peer.ip(), &opened).map_err(|e| {
         stats.count_open_error(e);
         "replayed or stale"
     })?;
@@ -369,6 +369,6 @@ pub async fn exchange_join(
     wire::write_frame(&mut stream, &sealed).await.map_err(|source| ExchangeError::Wire { addr, source })?;
     let frame = read_answer(addr, &mut stream).await?;
     let opened = ring.open(&frame).map_err(|source| ExchangeError::Open { addr, source })?;
-    check_replay(guard, &opened).map_err(|source| ExchangeError::Open { addr, source })?;
+    check_replay(guard, addr.ip(), &opened).map_err(|source| ExchangeError::Open { addr, source })?;
     wire::decode(&opened.payload).map_err(|source| ExchangeError::Wire { addr, source })
 }

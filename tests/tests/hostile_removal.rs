@@ -223,3 +223,87 @@ fn a_member_flooding_sealed_datagrams_blinds_no_node_to_the_others() {
     assert_eq!(cluster.node(2).status_of("n1").as_deref(), Some("alive"));
     assert_eq!(stat(&cluster, 1, "dropped_guard_full"), 0, "the total was never reached");
 }
+
+/// A kB figure of `/proc/PID/status` (VmData: what the process mapped for its data, which a
+/// buffer of an announced size counts in at once even before it is written).
+fn proc_status_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(field)?.trim_start_matches(':').trim().strip_suffix(" kB")?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// TLS as the member whose state directory is `dir` (its key and certificate).
+fn member_tls(dir: &Path) -> meshd::trust::tls::TlsConfigs {
+    use meshd::gossip::persist::ClusterFile;
+    let key = meshd::trust::keys::NodeKey::from_pkcs8(&std::fs::read(dir.join("node.key")).unwrap()).unwrap();
+    let cluster: ClusterFile =
+        serde_json::from_slice(&std::fs::read(dir.join("cluster.json")).unwrap()).unwrap();
+    let anchor = meshd::trust::certs::CaAnchor::new(&cluster.ca_cert.0).unwrap();
+    let revoked = std::sync::Arc::new(arc_swap::ArcSwap::from_pointee(std::collections::HashSet::new()));
+    meshd::trust::tls::configs(&anchor, &key, &cluster.cert.der, revoked).unwrap()
+}
+
+#[test]
+fn a_member_announcing_huge_frames_makes_no_node_hold_them() {
+    use meshd::gossip::wire::MAX_FRAME;
+    use tokio::io::AsyncWriteExt;
+
+    let mut cluster = Cluster::new("bigframe", 2);
+    cluster.form_roles(1, NONE);
+    let pid = cluster.node(1).pid().expect("n1 runs");
+    let tls = member_tls(cluster.node(2).state_dir());
+    let n1_addr = SocketAddr::new(cluster.node(1).addr.into(), 7946);
+    let too_large_before = stat(&cluster, 1, "tcp_frame_too_large");
+    let data_before = proc_status_kb(pid, "VmData");
+
+    // From n2's address, with n2's certificate: 6 connections (n2's own meshd keeps the rest of
+    // its address's 8) each announce the largest frame, send 1 KiB of it and hold.
+    const CONNECTIONS: usize = 6;
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let ns = cluster.node(2).ns.path();
+    let holder = std::thread::spawn(move || {
+        let file = std::fs::File::open(&ns).expect("n2's namespace");
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let mut streams = Vec::new();
+            for _ in 0..CONNECTIONS {
+                let mut stream = meshd::gossip::tcp::connect_member(n1_addr, None, &tls).await.expect("TLS");
+                stream.write_all(&(MAX_FRAME as u32).to_be_bytes()).await.unwrap();
+                stream.write_all(&[0u8; 1024]).await.unwrap();
+                stream.flush().await.unwrap();
+                streams.push(stream);
+            }
+            // One more announces a byte more than the largest: refused before anything is read.
+            let mut over = meshd::gossip::tcp::connect_member(n1_addr, None, &tls).await.expect("TLS");
+            over.write_all(&(MAX_FRAME as u32 + 1).to_be_bytes()).await.unwrap();
+            over.flush().await.unwrap();
+            held_tx.send(()).unwrap();
+            let _ = release_rx.await;
+            drop(streams);
+        })
+    });
+    held_rx.recv().unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let data_held = proc_status_kb(pid, "VmData");
+    let rss_held = proc_status_kb(pid, "VmRSS");
+    release_tx.send(()).unwrap();
+    holder.join().unwrap();
+
+    let grown_mib = data_held.saturating_sub(data_before) / 1024;
+    let announced_mib = (CONNECTIONS * MAX_FRAME) >> 20;
+    println!("n1's VmData grew {grown_mib} MiB (RSS {rss_held} kB) for {announced_mib} MiB announced");
+    assert!(
+        grown_mib < 16,
+        "n1 holds what was announced: VmData +{grown_mib} MiB of {announced_mib} MiB announced"
+    );
+    cluster.wait_for("the oversized frame counted", Duration::from_secs(5), |c| {
+        stat(c, 1, "tcp_frame_too_large") > too_large_before
+    });
+    assert_eq!(cluster.node(1).status_of("n2").as_deref(), Some("alive"));
+}

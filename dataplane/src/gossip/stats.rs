@@ -64,6 +64,7 @@ counters! {
     tcp_rejected: "TCP connections closed for bad frames, size or timeouts",
     tcp_tls_refused: "TLS handshakes refused (not a certificate of this cluster, expired or revoked)",
     tcp_source_limited: "TCP connections closed at once: too many from one source address",
+    tcp_frame_too_large: "member frames refused for announcing more than the largest state (wire::MAX_FRAME)",
     joins_accepted: "nodes admitted",
     joins_refused: "join attempts refused (wrong token)",
     push_pulls: "completed full state exchanges",

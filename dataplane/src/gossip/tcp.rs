@@ -210,7 +210,10 @@ async fn serve_member(server: &Server, stream: TcpStream, peer: SocketAddr) -> R
     let certificates = stream.get_ref().1.peer_certificates();
     let (node, key) = tls::peer_identity(certificates).ok_or("no peer certificate")?;
     let frame = wire::read_frame(&mut stream).await.map_err(|e| match e {
-        WireError::TooLarge(_) => "frame too large",
+        WireError::TooLarge(_) => {
+            Stats::bump(&server.stats.tcp_frame_too_large);
+            "frame too large"
+        }
         WireError::Timeout => "timed out",
         _ => "no complete frame",
     })?;
@@ -222,7 +225,7 @@ async fn serve_member(server: &Server, stream: TcpStream, peer: SocketAddr) -> R
         return Err("a join message over TLS");
     }
     if let TcpMessage::Channel { payload } = message {
-        return channel::serve(&mut stream, node, payload.0, &server.channels).await;
+        return channel::serve(&mut stream, node, payload.0, &server.channels, &server.stats).await;
     }
     let (reply, answer) = oneshot::channel();
     let request = Inbound::Member { message, peer, node, key, reply };
@@ -339,13 +342,7 @@ pub async fn exchange(
     tls: &TlsConfigs,
     request: &TcpMessage,
 ) -> Result<TcpMessage, ExchangeError> {
-    let stream = connect(addr).await?;
-    let connector = TlsConnector::from(tls.client.clone());
-    let name = tls::server_name(node, addr.ip());
-    let mut stream = tokio::time::timeout(HANDSHAKE_DEADLINE, connector.connect(name, stream))
-        .await
-        .map_err(|_| ExchangeError::Tls { addr, source: std::io::ErrorKind::TimedOut.into() })?
-        .map_err(|source| ExchangeError::Tls { addr, source })?;
+    let mut stream = connect_member(addr, node, tls).await?;
     wire::write_frame(&mut stream, &wire::encode(request))
         .await
         .map_err(|source| ExchangeError::Wire { addr, source })?;
@@ -354,6 +351,21 @@ pub async fn exchange(
         TcpMessage::Refused { reason } => Err(ExchangeError::RefusedWithReason { addr, reason }),
         answer => Ok(answer),
     }
+}
+
+/// Connects to the member at `addr` over mutual TLS (with `node`, it must be that node).
+pub async fn connect_member(
+    addr: SocketAddr,
+    node: Option<NodeId>,
+    tls: &TlsConfigs,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ExchangeError> {
+    let stream = connect(addr).await?;
+    let connector = TlsConnector::from(tls.client.clone());
+    let name = tls::server_name(node, addr.ip());
+    tokio::time::timeout(HANDSHAKE_DEADLINE, connector.connect(name, stream))
+        .await
+        .map_err(|_| ExchangeError::Tls { addr, source: std::io::ErrorKind::TimedOut.into() })?
+        .map_err(|source| ExchangeError::Tls { addr, source })
 }
 
 /// Sends a join request sealed with `ring` (the join token's) and returns the sealed answer,

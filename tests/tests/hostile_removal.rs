@@ -182,8 +182,9 @@ fn a_member_flooding_sealed_datagrams_blinds_no_node_to_the_others() {
     });
     let logged = cluster.node(1).log().len();
     let over_before = stat(&cluster, 1, "dropped_over_share");
+    let received_before = stat(&cluster, 1, "udp_received");
     let n1_addr = SocketAddr::new(cluster.node(1).addr.into(), 7946);
-    const FLOOD: usize = 50_000;
+    const FLOOD: usize = 60_000;
     let flood = {
         let ns = cluster.node(3).ns.path();
         std::thread::spawn(move || {
@@ -201,20 +202,25 @@ fn a_member_flooding_sealed_datagrams_blinds_no_node_to_the_others() {
             }
         })
     };
-    // Meanwhile n2 attaches a task: its endpoint record reaches n1 through gossip.
-    std::thread::sleep(Duration::from_secs(1));
+    // Once n3 is past its share, n2 attaches a task: its endpoint record reaches n1 through
+    // gossip while the flood goes on.
     let ns = cluster.add_namespace("task");
+    cluster.wait_for("n3 past its share on n1", Duration::from_secs(10), |c| {
+        stat(c, 1, "dropped_over_share") > over_before
+    });
     cluster.node(2).meshctl_ok(&["attach", "--netns", &ns, "--network", "front", "--name", "t2"]);
     let spread = cluster.wait_for("n2's endpoint on n1 during the flood", Duration::from_secs(10), |c| {
         c.node(1).meshctl_ok(&["--format", "json", "network", "ls"]).contains("\"endpoints\": 1")
     });
+    assert!(!flood.is_finished(), "the flood was still going");
     flood.join().unwrap();
     let over = stat(&cluster, 1, "dropped_over_share") - over_before;
-    println!("n2's endpoint reached n1 in {spread:?}; n1 refused {over} of {FLOOD} flooding datagrams");
-    assert!(
-        over as usize >= FLOOD - meshd::gossip::crypto::REPLAY_PER_SOURCE - FLOOD / 5,
-        "the flood beyond n3's share is refused and counted ({over})"
-    );
+    println!("n2's endpoint reached n1 in {spread:?}; n1 refused {over} of {FLOOD} flooding datagrams sent");
+    // What reached meshd (the kernel may drop some of a flood) past n3's share is refused and
+    // counted; n2's own datagrams in these seconds are a few hundred at most.
+    let received = stat(&cluster, 1, "udp_received") - received_before;
+    let share = meshd::gossip::crypto::REPLAY_PER_SOURCE as u64;
+    assert!(over > 0 && over + share + 1_000 >= received, "refused {over} of {received} received");
     // n2 was never suspected by n1, nor n1 by n2, and they still see each other alive.
     std::thread::sleep(Duration::from_secs(2));
     let since = &cluster.node(1).log()[logged..];
@@ -306,4 +312,28 @@ fn a_member_announcing_huge_frames_makes_no_node_hold_them() {
         stat(c, 1, "tcp_frame_too_large") > too_large_before
     });
     assert_eq!(cluster.node(1).status_of("n2").as_deref(), Some("alive"));
+}
+
+#[test]
+fn a_worker_down_during_a_rotation_is_handed_the_new_key_when_it_returns() {
+    // The other side of keeping the key out of gossip: a member that is not removed still gets
+    // it, over TLS, also after a rotation it missed.
+    let mut cluster = Cluster::new("missrot", 3);
+    cluster.form_roles(1, NONE);
+    let old = held_keys(cluster.node(3).state_dir());
+    cluster.node_mut(3).stop();
+    cluster.wait_for("n3 down", Duration::from_secs(10), |c| {
+        c.node(1).status_of("n3").as_deref() == Some("down")
+    });
+    cluster.node(1).meshctl_ok(&["key", "rotate"]);
+    let current = held_keys(cluster.node(2).state_dir());
+    assert_ne!(current, old, "rotated");
+    cluster.node(1).meshctl_ok(&["network", "create", "while-away", "--subnet", "10.100.0.0/24"]);
+
+    cluster.node_mut(3).start();
+    cluster.wait_for("n3 back with the new key and the new network", Duration::from_secs(20), |c| {
+        held_keys(c.node(3).state_dir()) == current
+            && c.node(3).meshctl_ok(&["network", "ls"]).contains("while-away")
+            && c.node(1).status_of("n3").as_deref() == Some("alive")
+    });
 }

@@ -168,6 +168,9 @@ impl Agent {
             Stats::bump(&self.stats.dropped_oversized);
             return;
         }
+        if tcp::over_share(&self.guard, from.ip()) {
+            return self.stats.count_open_error(OpenError::OverShare);
+        }
         let Some(ring) = &self.keys.gossip else {
             return self.stats.count_open_error(OpenError::UnknownKey);
         };

@@ -258,6 +258,13 @@ impl ReplayGuard {
         Ok(())
     }
 
+    /// Whether `source` is already past its share of the current window: its frames can be
+    /// dropped before they are even opened (a flood then costs a lookup, not a decryption).
+    pub fn over_share(&mut self, source: IpAddr, now_ms: u64) -> bool {
+        self.rotate(now_ms);
+        self.generations[0].per_source.get(&source).is_some_and(|n| *n >= self.per_source)
+    }
+
     fn rotate(&mut self, now_ms: u64) {
         while now_ms.saturating_sub(self.rotated_at_ms) >= self.window_ms {
             self.generations.rotate_right(1);
@@ -353,6 +360,7 @@ mod tests {
             assert_eq!(guard.check(A, &fresh(&ring, 5), 5), Err(OpenError::OverShare), "A is over its share");
         }
         assert_eq!(guard.check(B, &fresh(&ring, 5), 5), Ok(()), "B is still heard");
+        assert!(guard.over_share(A, 6) && !guard.over_share(B, 6));
         // The next window gives A a new share (its old nonces are still remembered).
         assert_eq!(guard.check(A, &fresh(&ring, 10_005), 10_005), Ok(()));
     }

@@ -91,6 +91,11 @@ pub fn check_replay(guard: &SharedGuard, source: IpAddr, opened: &Opened) -> Res
     guard.lock().unwrap_or_else(|p| p.into_inner()).check(source, opened, unix_millis())
 }
 
+/// Whether `source` is past its share of the replay guard (its frames need not be opened).
+pub fn over_share(guard: &SharedGuard, source: IpAddr) -> bool {
+    guard.lock().unwrap_or_else(|p| p.into_inner()).over_share(source, unix_millis())
+}
+
 /// What every connection of the server needs.
 struct Server {
     keys: watch::Receiver<Arc<Keyrings>>,

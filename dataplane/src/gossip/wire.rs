@@ -27,12 +27,12 @@ use crate::trust::ca::IssuedCert;
 use crate::trust::keys::PublicKey;
 
 /// Largest frame accepted from a member. The largest message a member legitimately sends is
-/// the whole state (a push-pull, or a Raft snapshot on a managers' channel), and the state's own
-/// bounds put it near this: every entry is signed (64 bytes) and bounded by `state::validate`
-/// (a node record by its 4 KiB certificate and 64-byte name, an endpoint by its 253-byte task
-/// name, a service by its 64 published ports), so 1,000 nodes (about 5 MB) and 100,000
-/// endpoints (about 25 MB at their longest names) fit, and a longer frame is refused before
-/// anything is read and counted (`tcp_frame_too_large`).
+/// the whole state (a push-pull, or a Raft snapshot on a managers' channel). Every entry of it
+/// is signed (64 bytes) and bounded by `state::validate` (a node record by its 4 KiB
+/// certificate and 64-byte name: about 4.5 KB signed; an endpoint by its 253-byte task name:
+/// about 400 bytes at its longest), so this holds some 7,000 node records or 80,000 endpoints
+/// at their longest, several times what the benchmarks run. A longer frame is refused before
+/// anything is read, and counted (`tcp_frame_too_large`).
 pub const MAX_FRAME: usize = 32 * 1024 * 1024;
 
 /// What a frame's buffer starts at. It grows only with the bytes that actually arrive (at most

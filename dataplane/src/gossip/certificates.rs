@@ -26,8 +26,8 @@ use crate::trust::ca::{ClusterCa, IssuedCert};
 use crate::trust::keys::PublicKey;
 
 impl Agent {
-    /// Once a second: renew a certificate that is two thirds through its life, and follow a
-    /// change of this node's role with the CA key.
+    /// Once a second: renew a certificate that is two thirds through its life, ask for gossip
+    /// keys still missing, and follow a change of this node's role with the CA key.
     pub(super) fn maintain_credentials(&mut self) {
         let now = unix_millis() / 1000;
         if self.creds.cert.due_for_renewal(now) && !self.renewing {
@@ -49,6 +49,12 @@ impl Agent {
                     }
                 }
             }
+        }
+        // Keys a manager has not handed over yet (it was unreachable, or had not seen the
+        // record yet): asked again every second.
+        let salts = current_salts(&lock(&self.shared).state);
+        if !self.held_keys.missing(&salts).is_empty() {
+            self.follow_gossip_keys(&salts);
         }
         let role = lock(&self.shared).state.role_of(&self.node_id);
         match (role, self.creds.ca.is_some()) {

@@ -185,7 +185,7 @@ impl Agent {
         }
         let managers = managers(&lock(&self.shared).state, self.node_id);
         let Some((node, addr)) = managers.choose(&mut rand::rng()).copied() else { return };
-        tracing::info!(manager = %node, "asking a manager for the gossip keys");
+        tracing::debug!(manager = %node, "asking a manager for the gossip keys");
         self.fetching_keys = true;
         let request = TcpMessage::GossipKeysRequest { salts: self.held_keys.missing(salts) };
         self.spawn_exchange(node, addr, request, Background::GossipKeys);

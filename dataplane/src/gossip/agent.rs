@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use foca::{AccumulatingRuntime, Foca, Member, PostcardCodec, Timer};
+use foca::{AccumulatingRuntime, Codec, Foca, Member, PostcardCodec, Timer};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use tokio::net::UdpSocket;
@@ -21,8 +21,10 @@ use super::admission::Verdict;
 use super::broadcast::{self, lock, DeltaHandler, SharedState};
 use super::config::GossipConfig;
 use super::credentials::Credentials;
+use super::crypto::OpenError;
 use super::handle::{Command, Exit};
 use super::join;
+use super::key_material::HeldKeys;
 use super::member::MemberId;
 use super::stats::Stats;
 use super::tcp::{self, ExchangeError, Inbound, Keyrings, SharedGuard, SharedTls};
@@ -45,6 +47,8 @@ pub(super) enum Background {
     Renewed(Result<TcpMessage, ExchangeError>),
     /// The CA key, fetched after a promotion.
     CaKey(Result<TcpMessage, ExchangeError>),
+    /// Gossip keys a manager handed over.
+    GossipKeys(Result<TcpMessage, ExchangeError>),
     /// The managers' answer on a node joining as a manager.
     ManagerApproved {
         admitted: join::Admitted,
@@ -87,6 +91,10 @@ pub(super) struct Agent {
     pub(super) fetching_ca: bool,
     /// What approves manager joins (the managers' Raft group).
     pub(super) join_gate: join::GateSlot,
+    /// The gossip keys this node holds (see `key_material`).
+    pub(super) held_keys: HeldKeys,
+    /// Gossip keys are being fetched from a manager.
+    pub(super) fetching_keys: bool,
 }
 
 impl Agent {
@@ -106,7 +114,7 @@ impl Agent {
         loop {
             tokio::select! {
                 received = self.udp.recv_from(&mut buf) => match received {
-                    Ok((len, _from)) => self.handle_datagram(&buf[..len]),
+                    Ok((len, from)) => self.handle_datagram(&buf[..len], from),
                     Err(error) => tracing::debug!(%error, "gossip UDP receive failed"),
                 },
                 Some(timer) = timers.recv() => {
@@ -188,17 +196,31 @@ impl Agent {
         }
     }
 
-    fn handle_datagram(&mut self, datagram: &[u8]) {
+    fn handle_datagram(&mut self, datagram: &[u8], from: SocketAddr) {
         Stats::bump(&self.stats.udp_received);
         if datagram.len() > self.config.max_datagram {
             Stats::bump(&self.stats.dropped_oversized);
             return;
         }
-        let opened = match self.keys.gossip.open(datagram) {
+        if tcp::over_share(&self.guard, from.ip()) {
+            return self.stats.count_open_error(OpenError::OverShare);
+        }
+        let Some(ring) = &self.keys.gossip else {
+            return self.stats.count_open_error(OpenError::UnknownKey);
+        };
+        let opened = match ring.open(datagram) {
             Ok(opened) => opened,
             Err(error) => return self.stats.count_open_error(error),
         };
-        if let Err(error) = tcp::check_replay(&self.guard, &opened) {
+        // A removed node may still hold the key until the rotation its removal started is done:
+        // what it says is dropped before membership sees it, and nothing answers it.
+        if let Ok(header) = Codec::<MemberId>::decode_header(&mut PostcardCodec, opened.payload.as_slice()) {
+            if self.revoked.load().contains(&header.src.node) {
+                Stats::bump(&self.stats.dropped_revoked);
+                return;
+            }
+        }
+        if let Err(error) = tcp::check_replay(&self.guard, from.ip(), &opened) {
             return self.stats.count_open_error(error);
         }
         if let Err(error) = self.foca.handle_data(&opened.payload, &mut self.runtime) {
@@ -238,6 +260,7 @@ impl Agent {
                     }
                     TcpMessage::RenewRequest => self.renew_for(node, key),
                     TcpMessage::CaKeyRequest => self.ca_key_for(node),
+                    TcpMessage::GossipKeysRequest { salts } => self.gossip_keys_for(node, salts),
                     _ => TcpMessage::Refused { reason: "not a request a member may make".into() },
                 };
                 let _ = reply.send(Some(answer));
@@ -257,6 +280,7 @@ impl Agent {
             },
             Background::Renewed(result) => self.renewed(result),
             Background::CaKey(result) => self.ca_key_fetched(result),
+            Background::GossipKeys(result) => self.gossip_keys_fetched(result),
             Background::ManagerApproved { admitted, peer, reply, result } => {
                 let answer = match result {
                     Ok(()) => self.accept_join(admitted, peer),

@@ -6,11 +6,14 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use foca::Member;
 use rustls::pki_types::UnixTime;
 
 use super::agent::{Agent, Background};
 use super::broadcast::lock;
 use super::crypto::{key_id, Purpose};
+use super::key_material::current_salts;
+use super::member::MemberId;
 use super::persist;
 use super::start::{keyrings, save_credentials};
 use super::tcp::ExchangeError;
@@ -23,8 +26,8 @@ use crate::trust::ca::{ClusterCa, IssuedCert};
 use crate::trust::keys::PublicKey;
 
 impl Agent {
-    /// Once a second: renew a certificate that is two thirds through its life, and follow a
-    /// change of this node's role with the CA key.
+    /// Once a second: renew a certificate that is two thirds through its life, ask for gossip
+    /// keys still missing, and follow a change of this node's role with the CA key.
     pub(super) fn maintain_credentials(&mut self) {
         let now = unix_millis() / 1000;
         if self.creds.cert.due_for_renewal(now) && !self.renewing {
@@ -46,6 +49,12 @@ impl Agent {
                     }
                 }
             }
+        }
+        // Keys a manager has not handed over yet (it was unreachable, or had not seen the
+        // record yet): asked again every second.
+        let salts = current_salts(&lock(&self.shared).state);
+        if !self.held_keys.missing(&salts).is_empty() {
+            self.follow_gossip_keys(&salts);
         }
         let role = lock(&self.shared).state.role_of(&self.node_id);
         match (role, self.creds.ca.is_some()) {
@@ -145,18 +154,37 @@ impl Agent {
     /// keys (managers), the removed nodes. Reports a change of the gossip keys held in this
     /// node's record (what a key rotation waits for).
     pub(super) fn refresh_trust(&mut self) {
+        let salts = current_salts(&lock(&self.shared).state);
+        self.follow_gossip_keys(&salts);
         let (revoked, keys, status, record) = {
             let shared = lock(&self.shared);
             let revoked: HashSet<NodeId> = shared.state.revocations.live().map(|(id, _)| *id).collect();
-            let keys = keyrings(&shared.state, &self.creds);
+            let keys = keyrings(&shared.state, &self.creds, &self.held_keys);
+            // A rotation step is named by its salt's id; a node reports the ones it holds the
+            // key of, and seals with the first of those.
             let status = shared.state.secrets.get(&()).map(|s| {
-                let ids: Vec<u32> = s.gossip_keys.iter().map(|k| key_id(Purpose::Gossip, k)).collect();
+                let ids: Vec<u32> = s
+                    .gossip_keys
+                    .iter()
+                    .filter(|salt| self.held_keys.holds(salt))
+                    .map(|salt| key_id(Purpose::Gossip, salt))
+                    .collect();
                 KeyringStatus { sealing: ids.first().copied(), held: ids }
             });
             (revoked, keys, status, shared.state.nodes.get(&self.node_id).cloned())
         };
         if **self.revoked.load() != revoked {
+            // Membership forgets a removed node at once: no probe, no gossip goes to it.
+            let newly: Vec<Member<MemberId>> = self
+                .foca
+                .iter_membership_state()
+                .filter(|m| revoked.contains(&m.id().node) && !self.revoked.load().contains(&m.id().node))
+                .map(|m| Member::down(m.id().clone()))
+                .collect();
             self.revoked.store(Arc::new(revoked));
+            if let Err(error) = self.foca.apply_many(newly.into_iter(), false, &mut self.runtime) {
+                tracing::debug!(%error, "removed nodes not declared down");
+            }
         }
         if let Some(keys) = keys {
             let keys = Arc::new(keys);

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::stats::Stats;
 use super::wire::{self, TcpMessage, WireError, MAX_FRAME};
 use crate::hex::Bytes;
 use crate::identity::NodeId;
@@ -41,6 +42,7 @@ pub(super) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     peer: NodeId,
     first: Vec<u8>,
     slot: &HandlerSlot,
+    stats: &Stats,
 ) -> Result<(), &'static str> {
     let handler = slot.get().ok_or("no channel handler on this node")?.clone();
     let mut request = first;
@@ -54,6 +56,10 @@ pub(super) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 _ => return Err("not a channel frame"),
             },
             Err(WireError::Closed | WireError::Timeout) => return Ok(()),
+            Err(WireError::TooLarge(_)) => {
+                Stats::bump(&stats.tcp_frame_too_large);
+                return Err("channel frame too large");
+            }
             Err(_) => return Err("channel broken"),
         };
     }

@@ -12,14 +12,16 @@
 //!   restart, and collisions are negligible.
 //! - The timestamp, inside the encryption, bounds how long a captured frame could be replayed;
 //!   [`ReplayGuard`] remembers the nonces it accepted for that long, so within the window a
-//!   replay is caught too.
+//!   replay is caught too; each source address has its own share of it, so one member that
+//!   floods cannot make a node refuse the others' frames.
 //! - The primary key (first in the ring) seals; every key in the ring opens, so a key rotation
 //!   never splits the cluster while the new key spreads.
 //!
 //! Keys are derived from the cluster's secrets with a purpose label: gossip frames and join
 //! frames can never be mistaken for each other, even if a secret were reused.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -69,6 +71,10 @@ pub enum OpenError {
     Stale,
     #[error("replayed frame")]
     Replayed,
+    #[error("its source sent more than its share of frames within the replay window")]
+    OverShare,
+    #[error("the replay guard is full")]
+    GuardFull,
 }
 
 struct Key {
@@ -183,39 +189,80 @@ impl Keyring {
     }
 }
 
-/// Rejects frames outside the time window and frames whose nonce was already accepted.
+/// Nonces one source address may have accepted within one window: far above what a member
+/// legitimately sends one peer (SWIM sends each peer a few datagrams a second; 2^14 in 30 s is
+/// about 550 a second), so a member that floods fills its own share and nobody else's.
+pub const REPLAY_PER_SOURCE: usize = 1 << 14;
+/// Nonces remembered in all within one window (about 24 MiB of nonces at most over the three
+/// generations): filling it takes 64 sources each flooding at its full share.
+pub const REPLAY_TOTAL: usize = 1 << 20;
+
+/// Rejects frames outside the time window and frames whose nonce was already accepted, with a
+/// share per source address.
 ///
 /// Nonces are kept in three generations of `window` each, so a nonce is remembered for at least
 /// twice the window: as long as a frame stamped within the window of one acceptance can still be
-/// accepted. Memory is bounded by `max_per_generation`; past it the guard fails closed.
+/// accepted. A nonce is a replay whichever source sends it again. Each source may have at most
+/// `per_source` nonces accepted in the current generation, and all sources together `total`;
+/// past its share a source's frames are refused ([`OpenError::OverShare`]) while every other
+/// source's are still accepted. Past the total (only many sources flooding at once can reach
+/// it) the guard fails closed ([`OpenError::GuardFull`]).
 #[derive(Debug)]
 pub struct ReplayGuard {
     window_ms: u64,
-    max_per_generation: usize,
-    generations: [HashSet<[u8; NONCE_LEN]>; 3],
+    per_source: usize,
+    total: usize,
+    generations: [Generation; 3],
     rotated_at_ms: u64,
 }
 
+/// The nonces accepted within one window, and how many came from each source.
+#[derive(Debug, Default)]
+struct Generation {
+    nonces: HashSet<[u8; NONCE_LEN]>,
+    per_source: HashMap<IpAddr, usize>,
+}
+
+impl Generation {
+    fn clear(&mut self) {
+        self.nonces.clear();
+        self.per_source.clear();
+    }
+}
+
 impl ReplayGuard {
-    pub fn new(window_ms: u64, max_per_generation: usize) -> ReplayGuard {
-        ReplayGuard { window_ms, max_per_generation, generations: Default::default(), rotated_at_ms: 0 }
+    pub fn new(window_ms: u64, per_source: usize, total: usize) -> ReplayGuard {
+        ReplayGuard { window_ms, per_source, total, generations: Default::default(), rotated_at_ms: 0 }
     }
 
-    /// Accepts `opened` at local time `now_ms`, or says why not.
-    pub fn check(&mut self, opened: &Opened, now_ms: u64) -> Result<(), OpenError> {
+    /// Accepts `opened`, received from `source` at local time `now_ms`, or says why not.
+    pub fn check(&mut self, source: IpAddr, opened: &Opened, now_ms: u64) -> Result<(), OpenError> {
         if now_ms.abs_diff(opened.timestamp_ms) > self.window_ms {
             return Err(OpenError::Stale);
         }
         self.rotate(now_ms);
-        if self.generations.iter().any(|g| g.contains(&opened.nonce)) {
+        if self.generations.iter().any(|g| g.nonces.contains(&opened.nonce)) {
             return Err(OpenError::Replayed);
         }
-        if self.generations[0].len() >= self.max_per_generation {
-            // Only possible for someone holding the key; better to drop than to grow unbounded.
-            return Err(OpenError::Replayed);
+        let current = &mut self.generations[0];
+        let share = current.per_source.get(&source).copied().unwrap_or(0);
+        if share >= self.per_source {
+            return Err(OpenError::OverShare);
         }
-        self.generations[0].insert(opened.nonce);
+        if current.nonces.len() >= self.total {
+            // Only many sources holding the key can get here; better to drop than to grow.
+            return Err(OpenError::GuardFull);
+        }
+        current.nonces.insert(opened.nonce);
+        current.per_source.insert(source, share + 1);
         Ok(())
+    }
+
+    /// Whether `source` is already past its share of the current window: its frames can be
+    /// dropped before they are even opened (a flood then costs a lookup, not a decryption).
+    pub fn over_share(&mut self, source: IpAddr, now_ms: u64) -> bool {
+        self.rotate(now_ms);
+        self.generations[0].per_source.get(&source).is_some_and(|n| *n >= self.per_source)
     }
 
     fn rotate(&mut self, now_ms: u64) {
@@ -226,7 +273,7 @@ impl ReplayGuard {
                 if self.rotated_at_ms == 0 { now_ms } else { self.rotated_at_ms + self.window_ms };
             if now_ms.saturating_sub(self.rotated_at_ms) >= 3 * self.window_ms {
                 // Long idle: everything is old, start afresh.
-                self.generations.iter_mut().for_each(HashSet::clear);
+                self.generations.iter_mut().for_each(Generation::clear);
                 self.rotated_at_ms = now_ms;
             }
         }
@@ -282,27 +329,59 @@ mod tests {
     #[test]
     fn replay_guard_rejects_repeats_and_stale_frames() {
         let ring = Keyring::new(Purpose::Gossip, &[secret(1)]);
-        let mut guard = ReplayGuard::new(10_000, 1_000);
+        let mut guard = ReplayGuard::new(10_000, 1_000, 10_000);
         let frame = ring.seal(b"x", 100_000);
         let opened = ring.open(&frame).unwrap();
-        assert_eq!(guard.check(&opened, 100_500), Ok(()));
-        assert_eq!(guard.check(&opened, 100_600), Err(OpenError::Replayed));
+        assert_eq!(guard.check(A, &opened, 100_500), Ok(()));
+        assert_eq!(guard.check(A, &opened, 100_600), Err(OpenError::Replayed));
+        assert_eq!(guard.check(B, &opened, 100_600), Err(OpenError::Replayed), "from any source");
         // Still remembered for as long as the timestamp is acceptable.
-        assert_eq!(guard.check(&opened, 109_900), Err(OpenError::Replayed));
-        assert_eq!(guard.check(&opened, 110_001), Err(OpenError::Stale));
+        assert_eq!(guard.check(A, &opened, 109_900), Err(OpenError::Replayed));
+        assert_eq!(guard.check(A, &opened, 110_001), Err(OpenError::Stale));
         let future = ring.open(&ring.seal(b"x", 200_000)).unwrap();
-        assert_eq!(guard.check(&future, 100_000), Err(OpenError::Stale));
+        assert_eq!(guard.check(A, &future, 100_000), Err(OpenError::Stale));
+    }
+
+    const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1));
+    const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2));
+
+    fn fresh(ring: &Keyring, at: u64) -> Opened {
+        ring.open(&ring.seal(b"x", at)).unwrap()
     }
 
     #[test]
-    fn replay_guard_is_bounded() {
+    fn a_flooding_source_fills_only_its_own_share() {
         let ring = Keyring::new(Purpose::Gossip, &[secret(1)]);
-        let mut guard = ReplayGuard::new(10_000, 3);
+        let mut guard = ReplayGuard::new(10_000, 3, 100);
         for _ in 0..3 {
-            let opened = ring.open(&ring.seal(b"x", 5)).unwrap();
-            assert_eq!(guard.check(&opened, 5), Ok(()));
+            assert_eq!(guard.check(A, &fresh(&ring, 5), 5), Ok(()));
         }
-        let opened = ring.open(&ring.seal(b"x", 5)).unwrap();
-        assert_eq!(guard.check(&opened, 5), Err(OpenError::Replayed), "fails closed when full");
+        for _ in 0..50 {
+            assert_eq!(guard.check(A, &fresh(&ring, 5), 5), Err(OpenError::OverShare), "A is over its share");
+        }
+        assert_eq!(guard.check(B, &fresh(&ring, 5), 5), Ok(()), "B is still heard");
+        assert!(guard.over_share(A, 6) && !guard.over_share(B, 6));
+        // The next window gives A a new share (its old nonces are still remembered).
+        assert_eq!(guard.check(A, &fresh(&ring, 10_005), 10_005), Ok(()));
+    }
+
+    #[test]
+    fn replay_guard_is_bounded_in_total() {
+        let ring = Keyring::new(Purpose::Gossip, &[secret(1)]);
+        let mut guard = ReplayGuard::new(10_000, 2, 4);
+        let sources: Vec<IpAddr> =
+            (1..=3).map(|i| IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 1, i))).collect();
+        for source in &sources[..2] {
+            for _ in 0..2 {
+                assert_eq!(guard.check(*source, &fresh(&ring, 5), 5), Ok(()));
+            }
+        }
+        assert_eq!(
+            guard.check(sources[2], &fresh(&ring, 5), 5),
+            Err(OpenError::GuardFull),
+            "fails closed when full"
+        );
+        let remembered: usize = guard.generations.iter().map(|g| g.nonces.len()).sum();
+        assert_eq!(remembered, 4);
     }
 }

@@ -66,8 +66,18 @@ impl Agent {
 
     /// Sends what foca queued, arms its timers, and logs membership changes.
     pub(super) async fn flush(&mut self) {
+        let revoked = self.revoked.load_full();
         while let Some((to, data)) = self.runtime.to_send() {
-            let sealed = self.keys.gossip.seal(&data, unix_millis());
+            // Nothing goes to a removed node, whatever foca still thinks of it.
+            if revoked.contains(&to.node) {
+                Stats::bump(&self.stats.not_sent_revoked);
+                continue;
+            }
+            let Some(ring) = &self.keys.gossip else {
+                Stats::bump(&self.stats.not_sent_no_key);
+                continue;
+            };
+            let sealed = ring.seal(&data, unix_millis());
             match self.udp.send_to(&sealed, to.addr).await {
                 Ok(_) => Stats::bump(&self.stats.udp_sent),
                 Err(error) => tracing::debug!(%error, to = %to.addr, "gossip send failed"),

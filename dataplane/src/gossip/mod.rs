@@ -2,7 +2,8 @@
 //!
 //! - UDP 7946 carries SWIM (the `foca` crate: probes, suspicion, dissemination) with our signed
 //!   state deltas piggybacked on its messages ([`broadcast`]); every datagram is sealed with the
-//!   cluster's gossip key ([`crypto`]), rotatable without a lost packet (`manager::key_rotation`).
+//!   cluster's gossip key ([`crypto`]), rotatable without a lost packet (`manager::key_rotation`);
+//!   the key itself never travels in gossip ([`key_material`]).
 //! - TCP 7946 carries mutual TLS between members (push-pull anti-entropy, certificate renewal,
 //!   the CA key for a promoted manager) and the sealed join handshake ([`tcp`], [`wire`],
 //!   [`join`]).
@@ -28,6 +29,7 @@ pub mod credentials;
 pub mod crypto;
 pub mod handle;
 pub mod join;
+pub mod key_material;
 pub mod member;
 pub mod membership;
 pub mod parked;

@@ -4,6 +4,7 @@
 //! - `cluster.json`: the cluster CA's certificate and this node's certificate. Present exactly
 //!   while the node is a member; removed on leave.
 //! - `ca.key`: the CA's key, on managers only (mode 0600).
+//! - `gossip-keys.json`: the gossip keys this node holds (mode 0600; see `key_material`).
 //! - `state.json`: every state entry with its writer's signature. Checked again on load like any
 //!   delta from another node: a tampered file cannot put anything into the state.
 //!
@@ -64,5 +65,6 @@ pub fn forget_ca_key(dir: &StateDir) -> Result<(), StateDirError> {
 pub fn forget_cluster(dir: &StateDir) -> Result<(), StateDirError> {
     dir.remove(CLUSTER_FILE)?;
     dir.remove(CA_KEY_FILE)?;
+    super::key_material::HeldKeys::forget(dir)?;
     dir.remove(STATE_FILE)
 }

@@ -19,15 +19,16 @@ use super::agent::Agent;
 use super::broadcast::{self, lock, DeltaHandler, Shared, SharedState};
 use super::config::GossipConfig;
 use super::credentials::Credentials;
-use super::crypto::{Keyring, Purpose, ReplayGuard};
+use super::crypto::{Keyring, Purpose, ReplayGuard, REPLAY_PER_SOURCE, REPLAY_TOTAL};
 use super::handle::{Exit, GossipHandle};
 use super::join::{self, JoinError};
+use super::key_material::{self, HeldKeys};
 use super::member::MemberId;
 use super::persist::{self, ClusterFile};
 use super::stats::Stats;
 use super::tcp::{self, JoinRings, Keyrings, SharedGuard};
 use crate::hex::Bytes;
-use crate::identity::{JoinToken, Secret};
+use crate::identity::{JoinToken, NodeId, Secret};
 use crate::state::version::unix_millis;
 use crate::state::{Change, ClusterSecrets, ClusterState, Delta, JoinEpochs, Liveness, Snapshot};
 use crate::state_dir::{StateDir, StateDirError};
@@ -81,15 +82,20 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
     let listener = TcpListener::bind(advertise).await.map_err(bind_err("TCP"))?;
 
     let stats = Arc::new(Stats::default());
-    let guard: SharedGuard =
-        Arc::new(Mutex::new(ReplayGuard::new(config.replay_window.as_millis() as u64, 1 << 20)));
+    let guard: SharedGuard = Arc::new(Mutex::new(ReplayGuard::new(
+        config.replay_window.as_millis() as u64,
+        REPLAY_PER_SOURCE,
+        REPLAY_TOTAL,
+    )));
     let node_id = key.node_id();
     let identity = MemberId { node: node_id, addr: advertise, generation: unix_millis() };
     let key = Arc::new(key);
 
     // Which cluster, and what we know of it.
     let mut seeds: Vec<MemberId> = Vec::new();
-    let (creds, known, founder) = match (persist::load_cluster(&state_dir)?, &join) {
+    let cluster_file = persist::load_cluster(&state_dir)?;
+    let fresh_join = cluster_file.is_none() && join.is_some();
+    let (creds, known, founder) = match (cluster_file, &join) {
         (Some(file), join) => {
             let creds = rejoin(&state_dir, &key, file, join.as_ref().map(|(_, t)| t), cert_validity)?;
             (creds, persist::load_state(&state_dir)?.deltas, None)
@@ -184,9 +190,31 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
         let signed = record::sign(&key, Delta { version, change: Change::Secrets { value: Some(secrets) } });
         broadcast::merge(&mut guard, signed, &stats);
     }
-    let keys = Arc::new(keyrings(&lock(&shared).state, &creds).ok_or(StartError::NoSecrets)?);
     let revoked: crate::trust::tls::Revoked = Arc::new(ArcSwap::from_pointee(HashSet::new()));
     let tls = Arc::new(ArcSwap::from_pointee(creds.tls(revoked.clone())?));
+
+    // The gossip keys: derived (a manager), kept from before, or asked of a manager over TLS
+    // (the one that admitted a joiner first).
+    let mut held_keys = HeldKeys::load(&state_dir)?;
+    let salts = key_material::current_salts(&lock(&shared).state);
+    if let Some(ca) = &creds.ca {
+        held_keys.derive(ca, &salts);
+    }
+    if !held_keys.missing(&salts).is_empty() {
+        let mut managers: Vec<(Option<NodeId>, SocketAddr)> = Vec::new();
+        if let (Some((addr, _)), true) = (&join, fresh_join) {
+            managers.push((None, *addr));
+        }
+        let known = key_material::managers(&lock(&shared).state, node_id);
+        managers.extend(known.into_iter().take(3).map(|(id, addr)| (Some(id), addr)));
+        key_material::fetch_now(&managers, &tls.load(), &salts, &mut held_keys).await;
+    }
+    held_keys.retain(&salts);
+    held_keys.save(&state_dir)?;
+    let keys = Arc::new(keyrings(&lock(&shared).state, &creds, &held_keys).ok_or(StartError::NoSecrets)?);
+    if keys.gossip.is_none() {
+        tracing::warn!("no manager handed over the gossip keys yet; asking again in the background");
+    }
 
     let mut seed_bytes = [0u8; 8];
     getrandom::fill(&mut seed_bytes).map_err(StartError::Random)?;
@@ -250,6 +278,8 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
         renewing: false,
         fetching_ca: false,
         join_gate: join_gate.clone(),
+        held_keys,
+        fetching_keys: false,
     };
     agent.gossip_signed(&own_record);
     for seed in &seeds {
@@ -332,9 +362,9 @@ pub(super) fn save_credentials(state_dir: &StateDir, creds: &Credentials) -> Res
     )
 }
 
-/// The keyrings the current secrets give: the gossip keys for everyone, the join keys for a
-/// node holding the CA.
-pub(super) fn keyrings(state: &ClusterState, creds: &Credentials) -> Option<Keyrings> {
+/// The keyrings the current secrets give: the gossip keys this node holds of those the record
+/// names, the join keys for a node holding the CA.
+pub(super) fn keyrings(state: &ClusterState, creds: &Credentials, held: &HeldKeys) -> Option<Keyrings> {
     let secrets = state.secrets.get(&())?;
     if secrets.gossip_keys.is_empty() {
         return None;
@@ -343,5 +373,7 @@ pub(super) fn keyrings(state: &ClusterState, creds: &Credentials) -> Option<Keyr
         worker: Keyring::new(Purpose::Join, &[join::secret(joins.worker)]),
         manager: Keyring::new(Purpose::Join, &[join::secret(joins.manager)]),
     });
-    Some(Keyrings { gossip: Keyring::new(Purpose::Gossip, &secrets.gossip_keys), join })
+    let ring = held.ring(&secrets.gossip_keys);
+    let gossip = (!ring.is_empty()).then(|| Keyring::new(Purpose::Gossip, &ring));
+    Some(Keyrings { gossip, join })
 }

@@ -45,7 +45,12 @@ counters! {
     dropped_forged: "failed authentication: forged or corrupted",
     dropped_stale: "timestamp outside the replay window",
     dropped_replayed: "nonce already seen within the window",
+    dropped_over_share: "sealed frames from a source past its share of the replay window (a flood)",
+    dropped_guard_full: "sealed frames refused: the replay guard is full (many sources flooding)",
     dropped_malformed: "authentic but undecodable (a bug or a version mismatch)",
+    dropped_revoked: "datagrams from a removed node (it still held the key): dropped unanswered",
+    not_sent_revoked: "datagrams membership addressed to a removed node: not sent",
+    not_sent_no_key: "datagrams not sent: this node holds no key of the current ring yet",
     deltas_applied: "state deltas that changed the local state",
     deltas_rejected_future: "state deltas refused: versioned beyond the clock-skew window",
     deltas_rejected_revoked: "state deltas refused: written by a removed node",
@@ -65,6 +70,7 @@ counters! {
     tcp_source_limited: "TCP connections closed at once: too many from one source address",
     tcp_members_full: "TCP connections from members' addresses closed at once: their pool was full",
     tcp_strangers_full: "TCP connections from other addresses (joiners, strangers) closed at once: their pool was full",
+    tcp_frame_too_large: "member frames refused for announcing more than the largest state (wire::MAX_FRAME)",
     joins_accepted: "nodes admitted",
     joins_refused: "join attempts refused (wrong token)",
     push_pulls: "completed full state exchanges",
@@ -114,6 +120,8 @@ impl Stats {
             OpenError::Forged => &self.dropped_forged,
             OpenError::Stale => &self.dropped_stale,
             OpenError::Replayed => &self.dropped_replayed,
+            OpenError::OverShare => &self.dropped_over_share,
+            OpenError::GuardFull => &self.dropped_guard_full,
         };
         Stats::bump(counter);
     }
@@ -127,6 +135,9 @@ impl Stats {
             + s.dropped_forged
             + s.dropped_stale
             + s.dropped_replayed
+            + s.dropped_over_share
+            + s.dropped_guard_full
             + s.dropped_malformed
+            + s.dropped_revoked
     }
 }

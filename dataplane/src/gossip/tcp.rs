@@ -65,8 +65,9 @@ const TLS_HANDSHAKE: u8 = 0x16;
 /// The keys in force for sealed traffic, replaced by the agent whenever they change.
 #[derive(Debug)]
 pub struct Keyrings {
-    /// UDP gossip between members.
-    pub gossip: Keyring,
+    /// UDP gossip between members; none until this node holds a key the `secrets` record
+    /// names (a joiner or a restarted member waiting for a manager to hand it over).
+    pub gossip: Option<Keyring>,
     /// Joins as a worker and as a manager; only a node holding the CA has them.
     pub join: Option<JoinRings>,
 }
@@ -96,9 +97,14 @@ pub enum Inbound {
 pub type SharedGuard = Arc<Mutex<ReplayGuard>>;
 pub type SharedTls = Arc<ArcSwap<TlsConfigs>>;
 
-/// Checks a frame's timestamp and nonce against the shared replay guard.
-pub fn check_replay(guard: &SharedGuard, opened: &Opened) -> Result<(), OpenError> {
-    guard.lock().unwrap_or_else(|p| p.into_inner()).check(opened, unix_millis())
+/// Checks a frame's timestamp and nonce against the shared replay guard, in `source`'s share.
+pub fn check_replay(guard: &SharedGuard, source: IpAddr, opened: &Opened) -> Result<(), OpenError> {
+    guard.lock().unwrap_or_else(|p| p.into_inner()).check(source, opened, unix_millis())
+}
+
+/// Whether `source` is past its share of the replay guard (its frames need not be opened).
+pub fn over_share(guard: &SharedGuard, source: IpAddr) -> bool {
+    guard.lock().unwrap_or_else(|p| p.into_inner()).over_share(source, unix_millis())
 }
 
 /// What every connection of the server needs.
@@ -286,7 +292,10 @@ async fn serve_member(server: &Server, stream: TcpStream, peer: SocketAddr) -> R
     let certificates = stream.get_ref().1.peer_certificates();
     let (node, key) = tls::peer_identity(certificates).ok_or("no peer certificate")?;
     let frame = wire::read_frame(&mut stream).await.map_err(|e| match e {
-        WireError::TooLarge(_) => "frame too large",
+        WireError::TooLarge(_) => {
+            Stats::bump(&server.stats.tcp_frame_too_large);
+            "frame too large"
+        }
         WireError::Timeout => "timed out",
         _ => "no complete frame",
     })?;
@@ -298,7 +307,7 @@ async fn serve_member(server: &Server, stream: TcpStream, peer: SocketAddr) -> R
         return Err("a join message over TLS");
     }
     if let TcpMessage::Channel { payload } = message {
-        return channel::serve(&mut stream, node, payload.0, &server.channels).await;
+        return channel::serve(&mut stream, node, payload.0, &server.channels, &server.stats).await;
     }
     let (reply, answer) = oneshot::channel();
     let request = Inbound::Member { message, peer, node, key, reply };
@@ -335,7 +344,7 @@ async fn serve_join(server: &Server, mut stream: TcpStream, peer: SocketAddr) ->
         stats.count_open_error(e);
         "did not open"
     })?;
-    check_replay(&server.guard, &opened).map_err(|e| {
+    check_replay(&server.guard, peer.ip(), &opened).map_err(|e| {
         stats.count_open_error(e);
         "replayed or stale"
     })?;
@@ -415,13 +424,7 @@ pub async fn exchange(
     tls: &TlsConfigs,
     request: &TcpMessage,
 ) -> Result<TcpMessage, ExchangeError> {
-    let stream = connect(addr).await?;
-    let connector = TlsConnector::from(tls.client.clone());
-    let name = tls::server_name(node, addr.ip());
-    let mut stream = tokio::time::timeout(HANDSHAKE_DEADLINE, connector.connect(name, stream))
-        .await
-        .map_err(|_| ExchangeError::Tls { addr, source: std::io::ErrorKind::TimedOut.into() })?
-        .map_err(|source| ExchangeError::Tls { addr, source })?;
+    let mut stream = connect_member(addr, node, tls).await?;
     wire::write_frame(&mut stream, &wire::encode(request))
         .await
         .map_err(|source| ExchangeError::Wire { addr, source })?;
@@ -430,6 +433,21 @@ pub async fn exchange(
         TcpMessage::Refused { reason } => Err(ExchangeError::RefusedWithReason { addr, reason }),
         answer => Ok(answer),
     }
+}
+
+/// Connects to the member at `addr` over mutual TLS (with `node`, it must be that node).
+pub async fn connect_member(
+    addr: SocketAddr,
+    node: Option<NodeId>,
+    tls: &TlsConfigs,
+) -> Result<tokio_rustls::client::TlsStream<TcpStream>, ExchangeError> {
+    let stream = connect(addr).await?;
+    let connector = TlsConnector::from(tls.client.clone());
+    let name = tls::server_name(node, addr.ip());
+    tokio::time::timeout(HANDSHAKE_DEADLINE, connector.connect(name, stream))
+        .await
+        .map_err(|_| ExchangeError::Tls { addr, source: std::io::ErrorKind::TimedOut.into() })?
+        .map_err(|source| ExchangeError::Tls { addr, source })
 }
 
 /// Sends a join request sealed with `ring` (the join token's) and returns the sealed answer,
@@ -445,7 +463,7 @@ pub async fn exchange_join(
     wire::write_frame(&mut stream, &sealed).await.map_err(|source| ExchangeError::Wire { addr, source })?;
     let frame = read_answer(addr, &mut stream).await?;
     let opened = ring.open(&frame).map_err(|source| ExchangeError::Open { addr, source })?;
-    check_replay(guard, &opened).map_err(|source| ExchangeError::Open { addr, source })?;
+    check_replay(guard, addr.ip(), &opened).map_err(|source| ExchangeError::Open { addr, source })?;
     wire::decode(&opened.payload).map_err(|source| ExchangeError::Wire { addr, source })
 }
 

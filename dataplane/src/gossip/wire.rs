@@ -18,14 +18,27 @@ use foca::Member;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::key_material::SaltedKey;
 use super::member::MemberId;
 use crate::hex::Bytes;
+use crate::identity::Secret;
 use crate::state::{Signature, SignedDelta};
 use crate::trust::ca::IssuedCert;
 use crate::trust::keys::PublicKey;
 
-/// Largest frame accepted; a full state of many thousands of entries fits well below it.
+/// Largest frame accepted from a member. The largest message a member legitimately sends is
+/// the whole state (a push-pull, or a Raft snapshot on a managers' channel). Every entry of it
+/// is signed (64 bytes) and bounded by `state::validate` (a node record by its 4 KiB
+/// certificate and 64-byte name: about 4.5 KB signed; an endpoint by its 253-byte task name:
+/// about 400 bytes at its longest), so this holds some 7,000 node records or 80,000 endpoints
+/// at their longest, several times what the benchmarks run. A longer frame is refused before
+/// anything is read, and counted (`tcp_frame_too_large`).
 pub const MAX_FRAME: usize = 32 * 1024 * 1024;
+
+/// What a frame's buffer starts at. It grows only with the bytes that actually arrive (at most
+/// doubling), so a length prefix alone, however large, costs the receiver nothing: a member
+/// has to send a frame's bytes to make a node hold them.
+pub const FIRST_CHUNK: usize = 64 * 1024;
 
 /// Largest frame a joiner may send before it is known: a join request is a few hundred bytes,
 /// and nothing larger is read (or allocated) for anyone not yet authenticated.
@@ -64,6 +77,11 @@ pub enum TcpMessage {
     Refused { reason: String },
     /// Member <-> member (TLS): one frame of a lasting channel (see `channel`).
     Channel { payload: Bytes },
+    /// Member -> manager (TLS): the gossip keys these salts of the `secrets` record name (see
+    /// `key_material`); never asked or answered in gossip.
+    GossipKeysRequest { salts: Vec<Secret> },
+    /// Manager -> member (TLS): the keys of the requested salts the current record names.
+    GossipKeys { keys: Vec<SaltedKey> },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,18 +129,20 @@ pub async fn read_frame_limited<R: AsyncRead + Unpin>(
         if len > limit {
             return Err(WireError::TooLarge(len));
         }
-        let mut frame = vec![0u8; len];
-        reader.read_exact(&mut frame).await.map_err(|e| {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                WireError::Closed
-            } else {
-                e.into()
-            }
-        })?;
-        Ok(frame)
+        read_body(reader, len).await
     })
     .await
     .map_err(|_| WireError::Timeout)?
+}
+
+/// Reads a frame's `len` bytes into a buffer that grows as they arrive (see [`FIRST_CHUNK`]).
+async fn read_body<R: AsyncRead + Unpin>(reader: &mut R, len: usize) -> Result<Vec<u8>, WireError> {
+    let mut frame = Vec::with_capacity(len.min(FIRST_CHUNK));
+    let read = (&mut *reader).take(len as u64).read_to_end(&mut frame).await?;
+    if read < len {
+        return Err(WireError::Closed);
+    }
+    Ok(frame)
 }
 
 /// Writes one sealed frame with its length prefix.
@@ -190,6 +210,28 @@ mod tests {
                 .collect();
             let _ = decode(&bytes);
         }
+    }
+
+    #[tokio::test]
+    async fn a_length_prefix_alone_allocates_nothing_large() {
+        // A member announces the largest frame and sends 1 KiB: what is held is about what came.
+        let (mut near, mut far) = tokio::io::duplex(64 * 1024);
+        far.write_all(&(MAX_FRAME as u32).to_be_bytes()).await.unwrap();
+        far.write_all(&[7u8; 1024]).await.unwrap();
+        drop(far);
+        assert!(matches!(read_frame(&mut near).await, Err(WireError::Closed)));
+
+        // Growth follows the bytes: a 1 MiB frame in a buffer of at most twice that.
+        let (mut near, mut far) = tokio::io::duplex(64 * 1024);
+        let frame = vec![9u8; 1 << 20];
+        let sent = frame.clone();
+        let writer = tokio::spawn(async move { write_frame(&mut far, &sent).await.unwrap() });
+        let mut prefix = [0u8; 4];
+        near.read_exact(&mut prefix).await.unwrap();
+        let got = read_body(&mut near, u32::from_be_bytes(prefix) as usize).await.unwrap();
+        writer.await.unwrap();
+        assert_eq!(got, frame);
+        assert!(got.capacity() <= 2 * frame.len(), "capacity {} for {} bytes", got.capacity(), frame.len());
     }
 
     #[tokio::test]

@@ -3,6 +3,11 @@
 //! `keyring`). So no node ever receives a datagram sealed with a key it does not hold yet, and
 //! none stops accepting the old key while someone still seals with it: no lost packet, no false
 //! suspicion.
+//!
+//! What the record carries is a fresh random salt per key, not the key (see
+//! `gossip::key_material`): each node derives the key (a manager) or asks a manager for it over
+//! mutual TLS before it reports holding it, so a removed node, which TLS refuses, never learns
+//! the key that replaces the one it knew. Nodes report the salts' ids.
 
 use std::time::Duration;
 

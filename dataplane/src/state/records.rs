@@ -46,8 +46,9 @@ pub struct KeyringStatus {
 /// The cluster's shared secrets, written by managers only.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterSecrets {
-    /// Gossip encryption keys, primary (the one that seals) first; the others still open
-    /// during a rotation. Never empty.
+    /// The gossip keys, primary (the one that seals) first; the others still open during a
+    /// rotation. Never empty. Each entry is a public salt, not the key: the key is derived
+    /// from it and the CA key (`gossip::key_material`), so it never travels in the state.
     pub gossip_keys: Vec<Secret>,
     /// The rotation count of each role's join secret. The secrets themselves are derived from
     /// the CA key (only managers can compute them), so they never travel in the state.

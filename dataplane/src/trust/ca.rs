@@ -1,6 +1,7 @@
 //! The cluster's certificate authority. The first node of a cluster creates it; managers hold
 //! its key (mode 0600 in their state directory) and use it to certify the keys of joining
-//! nodes, to renew certificates, and to derive the join secrets. Workers never see it.
+//! nodes, to renew certificates, and to derive the join secrets and the gossip keys. Workers
+//! never see it.
 //!
 //! Certificates carry only what TLS and the record check need: the node's key, a DNS and a URI
 //! name made of its ID (`<id>.node.meshd`, `meshd://node/<id>`), both TLS usages, a random
@@ -16,7 +17,7 @@ use ring::digest::{digest, SHA256};
 use ring::hmac;
 
 use super::keys::{NodeKey, PublicKey};
-use crate::identity::{Fingerprint, NodeId};
+use crate::identity::{Fingerprint, NodeId, Secret};
 
 /// How long a CA certificate is valid. Node certificates are much shorter (`--cert-expiry`).
 const CA_VALIDITY_DAYS: i64 = 3650;
@@ -177,6 +178,16 @@ impl ClusterCa {
         };
         let tag = hmac::sign(&key, &[label, &epoch.to_be_bytes()].concat());
         tag.as_ref().try_into().expect("HMAC-SHA256 is 32 bytes")
+    }
+
+    /// The gossip key a rotation's public `salt` (the `secrets` record's entry) stands for.
+    /// Derived from the CA key like the join secrets, so the record may travel anywhere (a
+    /// removed node may even see it) and still only managers, and the members they hand the
+    /// key to over mutual TLS, hold the key itself.
+    pub fn gossip_key(&self, salt: &Secret) -> Secret {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, self.key.pkcs8());
+        let tag = hmac::sign(&key, &[b"meshd-gossip-key-v1".as_slice(), salt.as_bytes()].concat());
+        Secret::from_bytes(tag.as_ref().try_into().expect("HMAC-SHA256 is 32 bytes"))
     }
 }
 

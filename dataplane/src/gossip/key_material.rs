@@ -1,0 +1,267 @@
+//! The gossip keys themselves, kept out of the replicated state.
+//!
+//! The `secrets` record names the keys of the ring (primary first) by a random public salt per
+//! rotation; the key a salt stands for is derived from the CA key (`ClusterCa::gossip_key`). A
+//! manager derives it; every other member asks a manager for it over mutual TLS
+//! (`TcpMessage::GossipKeysRequest`), which a removed node cannot open: its certificate is
+//! refused. So a key never travels in gossip (nor sealed with the key it replaces), and a
+//! removed node that still sees the record learns nothing from it.
+//!
+//! What a member holds is kept in `gossip-keys.json` (0600), so that it restarts without a
+//! manager; only the keys the current record names are kept.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rand::seq::IndexedRandom;
+use serde::{Deserialize, Serialize};
+
+use super::agent::{Agent, Background};
+use super::broadcast::lock;
+use super::tcp::{self, ExchangeError};
+use super::wire::TcpMessage;
+use crate::identity::{NodeId, Secret};
+use crate::state::{ClusterState, Role};
+use crate::state_dir::{StateDir, StateDirError};
+use crate::trust::ca::ClusterCa;
+use crate::trust::tls::TlsConfigs;
+
+const FILE: &str = "gossip-keys.json";
+
+/// One gossip key and the salt that names it in the `secrets` record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaltedKey {
+    pub salt: Secret,
+    pub key: Secret,
+}
+
+/// The gossip keys this node holds (at most a ring's few).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldKeys {
+    keys: Vec<SaltedKey>,
+}
+
+impl HeldKeys {
+    pub fn load(dir: &StateDir) -> Result<HeldKeys, StateDirError> {
+        Ok(dir.read_json(FILE)?.unwrap_or_default())
+    }
+
+    pub fn save(&self, dir: &StateDir) -> Result<(), StateDirError> {
+        dir.write_json(FILE, self)
+    }
+
+    /// Forgets them on disk too (after a leave).
+    pub fn forget(dir: &StateDir) -> Result<(), StateDirError> {
+        dir.remove(FILE)
+    }
+
+    /// Every key held, with its salt.
+    pub fn keys(&self) -> &[SaltedKey] {
+        &self.keys
+    }
+
+    pub fn holds(&self, salt: &Secret) -> bool {
+        self.keys.iter().any(|k| &k.salt == salt)
+    }
+
+    /// Learns `key` for `salt`; whether it was new.
+    pub fn insert(&mut self, salted: SaltedKey) -> bool {
+        if self.holds(&salted.salt) {
+            return false;
+        }
+        self.keys.push(salted);
+        true
+    }
+
+    /// Derives (with the CA, on a manager) every key `salts` name; whether one was new.
+    pub fn derive(&mut self, ca: &ClusterCa, salts: &[Secret]) -> bool {
+        let mut changed = false;
+        for salt in salts {
+            changed |= self.insert(SaltedKey { salt: salt.clone(), key: ca.gossip_key(salt) });
+        }
+        changed
+    }
+
+    /// Drops every key `salts` no longer names (a retired key is gone from disk too); whether
+    /// one was dropped.
+    pub fn retain(&mut self, salts: &[Secret]) -> bool {
+        let before = self.keys.len();
+        self.keys.retain(|k| salts.contains(&k.salt));
+        self.keys.len() != before
+    }
+
+    /// The keys for `salts` this node holds, in the record's order (the first seals).
+    pub fn ring(&self, salts: &[Secret]) -> Vec<Secret> {
+        salts.iter().filter_map(|salt| self.get(salt).map(|k| k.key.clone())).collect()
+    }
+
+    /// The salts whose keys this node lacks.
+    pub fn missing(&self, salts: &[Secret]) -> Vec<Secret> {
+        salts.iter().filter(|salt| !self.holds(salt)).cloned().collect()
+    }
+
+    pub fn get(&self, salt: &Secret) -> Option<&SaltedKey> {
+        self.keys.iter().find(|k| &k.salt == salt)
+    }
+}
+
+/// How long one request for keys may take at start before the next manager is asked.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The salts of the current `secrets` record (none before it is known).
+pub(super) fn current_salts(state: &ClusterState) -> Vec<Secret> {
+    state.secrets.get(&()).map(|s| s.gossip_keys.clone()).unwrap_or_default()
+}
+
+/// The managers that may hand this node keys: every other manager the state knows, not
+/// removed, not gone.
+pub(super) fn managers(state: &ClusterState, own: NodeId) -> Vec<(NodeId, SocketAddr)> {
+    state
+        .nodes
+        .live()
+        .filter(|(id, record)| {
+            **id != own && !record.left && state.role_of(id) == Role::Manager && !state.is_revoked(id)
+        })
+        .map(|(id, record)| (*id, record.gossip_addr))
+        .collect()
+}
+
+/// Asks `managers` in turn for the keys of `salts` until none is missing (at start: a joiner,
+/// or a member restarted after a rotation it missed). What is still missing afterwards is
+/// fetched by the agent in the background.
+pub(super) async fn fetch_now(
+    managers: &[(Option<NodeId>, SocketAddr)],
+    tls: &TlsConfigs,
+    salts: &[Secret],
+    held: &mut HeldKeys,
+) {
+    for (node, addr) in managers {
+        let missing = held.missing(salts);
+        if missing.is_empty() {
+            return;
+        }
+        let request = TcpMessage::GossipKeysRequest { salts: missing.clone() };
+        match tokio::time::timeout(FETCH_TIMEOUT, tcp::exchange(*addr, *node, tls, &request)).await {
+            Ok(Ok(TcpMessage::GossipKeys { keys })) => {
+                keys.into_iter().filter(|k| missing.contains(&k.salt)).for_each(|k| {
+                    held.insert(k);
+                });
+            }
+            Ok(Ok(other)) => tracing::debug!(%addr, ?other, "unexpected answer to a gossip key request"),
+            Ok(Err(error)) => tracing::debug!(%addr, %error, "gossip keys not fetched"),
+            Err(_) => tracing::debug!(%addr, "gossip keys not fetched: timed out"),
+        }
+    }
+}
+
+impl Agent {
+    /// Follows the `secrets` record: derives its keys (a manager), forgets retired ones, and
+    /// asks a manager for those still missing. Whether the keys held changed.
+    pub(super) fn follow_gossip_keys(&mut self, salts: &[Secret]) -> bool {
+        if salts.is_empty() {
+            return false;
+        }
+        let mut changed = match &self.creds.ca {
+            Some(ca) => self.held_keys.derive(ca, salts),
+            None => false,
+        };
+        changed |= self.held_keys.retain(salts);
+        if changed {
+            if let Err(error) = self.held_keys.save(&self.state_dir) {
+                tracing::warn!(%error, "cannot save the gossip keys");
+            }
+        }
+        if !self.held_keys.missing(salts).is_empty() {
+            self.fetch_gossip_keys(salts);
+        }
+        changed
+    }
+
+    /// Asks a random manager for the keys this node lacks, over mutual TLS; the answer comes
+    /// back as `Background::GossipKeys`.
+    fn fetch_gossip_keys(&mut self, salts: &[Secret]) {
+        if self.fetching_keys {
+            return;
+        }
+        let managers = managers(&lock(&self.shared).state, self.node_id);
+        let Some((node, addr)) = managers.choose(&mut rand::rng()).copied() else { return };
+        tracing::debug!(manager = %node, "asking a manager for the gossip keys");
+        self.fetching_keys = true;
+        let request = TcpMessage::GossipKeysRequest { salts: self.held_keys.missing(salts) };
+        self.spawn_exchange(node, addr, request, Background::GossipKeys);
+    }
+
+    pub(super) fn gossip_keys_fetched(&mut self, result: Result<TcpMessage, ExchangeError>) {
+        self.fetching_keys = false;
+        let salts = current_salts(&lock(&self.shared).state);
+        match result {
+            Ok(TcpMessage::GossipKeys { keys }) => {
+                let mut changed = false;
+                for key in keys.into_iter().filter(|k| salts.contains(&k.salt)) {
+                    changed |= self.held_keys.insert(key);
+                }
+                if changed {
+                    tracing::info!("holding the gossip keys a manager handed over");
+                    if let Err(error) = self.held_keys.save(&self.state_dir) {
+                        tracing::warn!(%error, "cannot save the gossip keys");
+                    }
+                    self.refresh_trust();
+                }
+            }
+            Ok(other) => tracing::warn!(?other, "unexpected answer to a gossip key request"),
+            Err(error) => tracing::debug!(%error, "fetching the gossip keys failed; retrying"),
+        }
+    }
+
+    /// A member's request for gossip keys (over TLS, so it is a member and not a removed node):
+    /// the keys of the requested salts the current record names, which only a manager derives.
+    pub(super) fn gossip_keys_for(&self, node: NodeId, salts: Vec<Secret>) -> TcpMessage {
+        let Some(ca) = &self.creds.ca else {
+            return TcpMessage::Refused { reason: "this node does not hold the CA".into() };
+        };
+        // The TLS handshake proved a current certificate of this CA that is not revoked (a
+        // joiner asks before its own node record has spread, so the record is not required).
+        let state = &lock(&self.shared).state;
+        if state.is_revoked(&node) {
+            return TcpMessage::Refused { reason: format!("{node} was removed") };
+        }
+        let current = current_salts(state);
+        let keys = salts
+            .into_iter()
+            .filter(|salt| current.contains(salt))
+            .map(|salt| SaltedKey { key: ca.gossip_key(&salt), salt })
+            .collect();
+        TcpMessage::GossipKeys { keys }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(n: u8) -> Secret {
+        Secret::from_bytes([n; 32])
+    }
+
+    #[test]
+    fn keys_are_the_cas_and_follow_the_record() {
+        let ca = ClusterCa::create().unwrap();
+        let other = ClusterCa::create().unwrap();
+        assert_eq!(ca.gossip_key(&secret(1)), ca.gossip_key(&secret(1)), "deterministic");
+        assert_ne!(ca.gossip_key(&secret(1)), ca.gossip_key(&secret(2)), "one key per salt");
+        assert_ne!(ca.gossip_key(&secret(1)), other.gossip_key(&secret(1)), "only this CA's key gives it");
+        assert_ne!(ca.gossip_key(&secret(1)), secret(1), "the salt is not the key");
+
+        let mut held = HeldKeys::default();
+        assert!(held.derive(&ca, &[secret(1), secret(2)]));
+        assert!(!held.derive(&ca, &[secret(2)]), "nothing new");
+        assert_eq!(
+            held.ring(&[secret(2), secret(1)]),
+            vec![ca.gossip_key(&secret(2)), ca.gossip_key(&secret(1))]
+        );
+        assert_eq!(held.missing(&[secret(3), secret(1)]), vec![secret(3)]);
+        assert!(held.retain(&[secret(2)]));
+        assert!(!held.holds(&secret(1)), "a retired key is forgotten");
+        assert_eq!(held.ring(&[secret(1), secret(2)]), vec![ca.gossip_key(&secret(2))]);
+    }
+}

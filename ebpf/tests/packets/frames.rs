@@ -17,6 +17,10 @@ pub type Mac = [u8; 6];
 pub enum Tcp {
     Syn,
     Ack,
+    /// FIN and ACK.
+    Fin,
+    /// RST and ACK.
+    Rst,
 }
 
 /// L4 of a packet: TCP with flags, or UDP.
@@ -50,9 +54,11 @@ pub fn ipv4(src_mac: Mac, dst_mac: Mac, src: (Ipv4Addr, u16), dst: (Ipv4Addr, u1
             tcp.clear_flags();
             match flags {
                 Tcp::Syn => tcp.set_syn(true),
-                Tcp::Ack => {
+                Tcp::Ack | Tcp::Fin | Tcp::Rst => {
                     tcp.set_ack(true);
                     tcp.set_ack_number(smoltcp::wire::TcpSeqNumber(2000));
+                    tcp.set_fin(flags == Tcp::Fin);
+                    tcp.set_rst(flags == Tcp::Rst);
                 }
             }
             tcp.set_window_len(65535);

@@ -4,9 +4,9 @@
 
 use std::net::Ipv4Addr;
 
-use meshd_ebpf::lb::{CtKey, CtVal};
+use meshd_ebpf::lb::{CtKey, CtVal, Flow, CT_FIN};
 use meshd_ebpf::mesh::{MeshNat, PROTO_TCP};
-use meshd_ebpf::node::{NodeHop, NODE_HOPS_MAP};
+use meshd_ebpf::node::{NodeConfig, NodeHop, NODE_HOPS_MAP};
 use meshd_ebpf::overlay::{OverlayConfig, FAST_PATH};
 use meshd_ebpf::underlay::INGRESS;
 use meshd_ebpf::verdict::{Direction::FromTunnel, Direction::FromUnderlay as From, Reason::*};
@@ -26,6 +26,16 @@ fn from_client(dst: (Ipv4Addr, u16), l4: L4) -> Vec<u8> {
 fn tunnel_from(hop_mac: frames::Mac, outer_src: Ipv4Addr) -> Vec<u8> {
     let inner = ipv4(REMOTE_VETH_MAC, A_MAC, (C, EPHEMERAL), (B, TARGET), L4::Tcp(Tcp::Syn));
     vxlan(hop_mac, HOST_MAC, outer_src, NODE, VNI, &inner)
+}
+
+/// A VXLAN packet from the peer node through its own MAC, carrying `inner`.
+fn tunnel(inner: &[u8]) -> Vec<u8> {
+    vxlan(PEER_MAC, HOST_MAC, PEER, NODE, VNI, inner)
+}
+
+/// md_ct_v3's entry of the client's flow after the run.
+fn tracked(f: &mut Fixture) -> Option<CtVal> {
+    f.lookup(meshd_ebpf::lb::CT_MAP, &client_flow())
 }
 
 fn fast_path() -> Put {
@@ -205,6 +215,91 @@ pub fn rows() -> Vec<Row> {
             &[(From, MeshDnat), (From, ForwardTunnel)],
         )
         .set_key(PEER, VNI, NODE),
+        Row::new(
+            "VXLAN fast path: a remote backend's reply to a VIP flow balanced here gets the VIP back",
+            INGRESS,
+            tunnel(&ipv4(REMOTE_VETH_MAC, A_MAC, (C, TARGET), (A, EPHEMERAL), ack)),
+        )
+        .maps(w())
+        .maps([
+            Put::NodeHop(PEER, PEER_MAC),
+            fast_path(),
+            Put::Flow(
+                A,
+                reply_of(C, TARGET),
+                Flow { addr: be(VIP), port: port(TARGET), flags: 0, last_seen: 0 },
+            ),
+        ])
+        .expect(
+            Verdict::Redirect { ifindex: A_IFINDEX, peer: true },
+            &[(FromTunnel, LbRnat), (FromTunnel, DeliverTunnel)],
+        )
+        .check(frames::l4_is(Expect {
+            src_mac: veth_mac(A_IFINDEX),
+            dst_mac: A_MAC,
+            src: (VIP, TARGET),
+            dst: (A, EPHEMERAL),
+        })),
+        Row::new(
+            "a tracked published flow's RST: to its backend, then forgotten",
+            INGRESS,
+            from_client((NODE, PUBLISHED), L4::Tcp(Tcp::Rst)),
+        )
+        .maps(w())
+        .maps(service(&[B]))
+        .maps([published(), Put::Ct(client_flow(), CtVal { backend_ip: be(C), flags: 0, last_seen: 0 })])
+        .expect(
+            Verdict::Redirect { ifindex: VXLAN_IFINDEX, peer: false },
+            &[(From, MeshDnat), (From, ForwardTunnel)],
+        )
+        .set_key(PEER, VNI, NODE)
+        .after(|f| match tracked(f) {
+            None => Ok(()),
+            Some(v) => Err(format!("md_ct_v3 still holds {v:?}")),
+        }),
+        Row::new(
+            "a tracked published flow's FIN: to its backend, marked to expire soon",
+            INGRESS,
+            from_client((NODE, PUBLISHED), L4::Tcp(Tcp::Fin)),
+        )
+        .maps(w())
+        .maps(service(&[B]))
+        .maps([published(), Put::Ct(client_flow(), CtVal { backend_ip: be(C), flags: 0, last_seen: 0 })])
+        .expect(
+            Verdict::Redirect { ifindex: VXLAN_IFINDEX, peer: false },
+            &[(From, MeshDnat), (From, ForwardTunnel)],
+        )
+        .set_key(PEER, VNI, NODE)
+        .after(|f| match tracked(f) {
+            Some(v) if v.backend_ip == be(C) && v.flags == CT_FIN => Ok(()),
+            other => Err(format!("md_ct_v3 holds {other:?}")),
+        }),
+        Row::new(
+            "a published flow idle past the node's timeout: balanced afresh, even by an ACK",
+            INGRESS,
+            from_client((NODE, PUBLISHED), ack),
+        )
+        .maps(w())
+        .maps(service(&[B]))
+        .maps([
+            published(),
+            Put::Ct(client_flow(), CtVal { backend_ip: be(C), flags: 0, last_seen: 0 }),
+            Put::Config(NodeConfig {
+                vxlan_ifindex: VXLAN_IFINDEX,
+                node_ip: be(NODE),
+                ct_idle_ns: 1,
+                netns_cookie: 0,
+            }),
+        ])
+        .expect(
+            Verdict::Redirect { ifindex: B_IFINDEX, peer: true },
+            &[(From, MeshDnat), (From, ForwardLocal)],
+        )
+        .check(frames::l4_is(to_b))
+        .after(|f| match tracked(f) {
+            Some(v) if v.backend_ip == be(B) => Ok(()),
+            other => Err(format!("md_ct_v3 holds {other:?}")),
+        }),
         Row::new(
             "a published port whose Maglev pick is no endpoint",
             INGRESS,

@@ -1,7 +1,7 @@
 //! `veth.bpf.c`: what a container sends (veth_from_container, tc ingress of its host-side veth)
 //! and what the node's stack delivers to it (veth_to_container).
 
-use meshd_ebpf::lb::Flow;
+use meshd_ebpf::lb::{Flow, CT_FIN};
 use meshd_ebpf::mesh::{MeshNat, MeshReturn};
 use meshd_ebpf::node::NodeConfig;
 use meshd_ebpf::overlay::{OverlayConfig, OverlayHop, FAST_PATH};
@@ -24,6 +24,15 @@ fn from_a(dst: std::net::Ipv4Addr, dport: u16, l4: L4) -> Vec<u8> {
 /// A packet from container B (the veth under test is B's), from port 80, to `dst:dport`.
 fn from_b(dst: std::net::Ipv4Addr, dport: u16, l4: L4) -> Vec<u8> {
     ipv4(B_MAC, veth_mac(IFINDEX), (B, TARGET), (dst, dport), l4)
+}
+
+/// Container A's flow to the VIP, tracked to `backend`.
+fn tracked_to(backend: std::net::Ipv4Addr) -> Put {
+    Put::Flow(
+        A,
+        to_service(VIP, TARGET),
+        Flow { addr: be(backend), port: port(TARGET), flags: 0, last_seen: crate::fixture::now_ns() },
+    )
 }
 
 fn redirect_peer(ifindex: u32) -> Verdict {
@@ -169,6 +178,51 @@ pub fn rows() -> Vec<Row> {
             src: (A, EPHEMERAL),
             dst: (C, TARGET),
         })),
+        Row::new(
+            "a tracked VIP flow's RST: to its backend, then forgotten",
+            FROM_CONTAINER,
+            from_a(VIP, TARGET, L4::Tcp(Tcp::Rst)),
+        )
+        .maps(w())
+        .maps(service(&[B]))
+        .maps([tracked_to(C)])
+        .expect(redirect(VXLAN_IFINDEX), &[(From, LbDnat), (From, ForwardTunnel)])
+        .set_key(PEER, VNI, NODE)
+        .after(|f| match f.flow_table(A).get(&to_service(VIP, TARGET), 0) {
+            Err(_) => Ok(()),
+            Ok(flow) => Err(format!("the flow is still tracked: {flow:?}")),
+        }),
+        Row::new(
+            "a tracked VIP flow's FIN: to its backend, marked to expire soon",
+            FROM_CONTAINER,
+            from_a(VIP, TARGET, L4::Tcp(Tcp::Fin)),
+        )
+        .maps(w())
+        .maps(service(&[B]))
+        .maps([tracked_to(C)])
+        .expect(redirect(VXLAN_IFINDEX), &[(From, LbDnat), (From, ForwardTunnel)])
+        .set_key(PEER, VNI, NODE)
+        .after(|f| match f.flow_table(A).get(&to_service(VIP, TARGET), 0) {
+            Ok(flow) if flow.addr == be(C) && u32::from(flow.flags) == CT_FIN => Ok(()),
+            other => Err(format!("the flow table holds {other:?}")),
+        }),
+        Row::new(
+            "a VIP flow idle past the node's timeout: balanced afresh, even by an ACK",
+            FROM_CONTAINER,
+            from_a(VIP, TARGET, ack),
+        )
+        .maps(w())
+        .maps(service(&[B]))
+        .maps([
+            tracked_to(C),
+            Put::Config(NodeConfig { vxlan_ifindex: VXLAN_IFINDEX, node_ip: be(NODE), ct_idle_ns: 1, netns_cookie: 0 }),
+        ])
+        .expect(redirect_peer(B_IFINDEX), &[(From, LbDnat), (From, ForwardLocal)])
+        .check(frames::l4_is(to_b_at(TARGET)))
+        .after(|f| match f.flow_table(A).get(&to_service(VIP, TARGET), 0) {
+            Ok(flow) if flow.addr == be(B) => Ok(()),
+            other => Err(format!("the flow table holds {other:?}")),
+        }),
         Row::new("a VIP of another network", FROM_CONTAINER, from_a(OTHER_VIP, TARGET, syn))
             .maps(w())
             .maps([Put::Service(OTHER_VIP, SERVICE + 1), Put::FlowTable(A)])

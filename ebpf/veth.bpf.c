@@ -171,7 +171,7 @@ int veth_from_container(struct __sk_buff *skb)
 		return to_tunnel(skb, ep);
 
 	/* A local backend answering a local client of its VIP: the source becomes the VIP again. */
-	return deliver_local(skb, ip, iface->mac, ep, DIR, MD_REASON_FORWARD_LOCAL);
+	return deliver_local(skb, eth, ip, iface->mac, ep, DIR, MD_REASON_FORWARD_LOCAL);
 }
 
 SEC("classifier")

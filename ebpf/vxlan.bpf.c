@@ -90,7 +90,7 @@ int vxlan_ingress(struct __sk_buff *skb)
 		mesh_learn_return(skb, ip, &key);
 
 	/* A remote backend's reply to a flow balanced on this node: the source becomes the VIP. */
-	return deliver_local(skb, ip, iface->mac, ep, DIR, MD_REASON_DELIVER_TUNNEL);
+	return deliver_local(skb, eth, ip, iface->mac, ep, DIR, MD_REASON_DELIVER_TUNNEL);
 }
 
 SEC("classifier")

@@ -17,26 +17,27 @@
 #include "../abi/endpoint.h"
 
 /*
- * Delivers the packet (IPv4 header `ip`) to local endpoint `ep`, from `gateway_mac` (the host
+ * Delivers the packet (headers `eth`, `ip`) to local endpoint `ep`, from `gateway_mac` (the host
  * side of its veth): reverse NAT (counted lb-rnat or icmp-rnat), then counted as `reason` in
  * direction `dir` and redirected into the container. Returns the verdict (a drop if the reverse
  * NAT failed).
  */
-md_inline int deliver_local(struct __sk_buff *skb, struct iphdr *ip, const __u8 *gateway_mac,
-			    const struct md_endpoint *ep, enum md_dir dir, enum md_reason reason)
+md_inline int deliver_local(struct __sk_buff *skb, struct ethhdr *eth, struct iphdr *ip,
+			    const __u8 *gateway_mac, const struct md_endpoint *ep, enum md_dir dir,
+			    enum md_reason reason)
 {
-	struct ethhdr *eth;
 	int ret;
 
 	ret = lb_from_backend(skb, ip);
 	if (ret < 0)
 		return drop(skb, dir, -ret);
-	if (ret != PKT_UNTOUCHED)
+	if (ret != PKT_UNTOUCHED) {
 		count_verdict(skb, dir, ret == PKT_ICMP_REWRITTEN ? MD_REASON_ICMP_RNAT : MD_REASON_LB_RNAT);
-	/* A rewrite invalidated the packet pointers: parse again (on every path, it is cheap). */
-	eth = parse_eth(skb);
-	if (!eth)
-		return drop(skb, dir, MD_REASON_DROP_MALFORMED);
+		/* The rewrite invalidated the packet pointers. */
+		eth = parse_eth(skb);
+		if (!eth)
+			return drop(skb, dir, MD_REASON_DROP_MALFORMED);
+	}
 	set_macs(eth, gateway_mac, ep->mac);
 	count_verdict(skb, dir, reason);
 	return bpf_redirect_peer(ep->ifindex, 0);

@@ -315,7 +315,7 @@ md_inline int overlay_decap(struct __sk_buff *skb, int *verdict)
 	/* A remote backend's reply to a flow balanced on this node: the source becomes the VIP. The
 	 * outer Ethernet header is the one kept (its type is IPv4, checked above), addressed as if
 	 * from the container's gateway. */
-	*verdict = deliver_local(skb, inner, iface->mac, ep, MD_DIR_FROM_TUNNEL, MD_REASON_DELIVER_TUNNEL);
+	*verdict = deliver_local(skb, eth, inner, iface->mac, ep, MD_DIR_FROM_TUNNEL, MD_REASON_DELIVER_TUNNEL);
 	return 1;
 }
 

@@ -1,4 +1,5 @@
-//! Builds the C eBPF programs into OUT_DIR so `src/lib.rs` can embed them.
+//! Builds the C eBPF programs into OUT_DIR so `src/lib.rs` can embed them, and their test build
+//! (with the hooks of `include/lib/test_hooks.h`) into OUT_DIR/test for the packet tests.
 
 #[path = "compile.rs"]
 mod compile;
@@ -20,6 +21,11 @@ fn main() {
     if let Err(message) = compile::compile_all(&manifest, &out_dir, &arch) {
         // One clear line first; clang's own output (if any) follows it.
         eprintln!("error: building the eBPF programs failed: {message}");
+        std::process::exit(1);
+    }
+    // The packet tests' objects (tests/packets): the same sources with the test hooks.
+    if let Err(message) = compile::compile_test_objects(&manifest, &out_dir.join("test"), &arch) {
+        eprintln!("error: building the test build of the eBPF programs failed: {message}");
         std::process::exit(1);
     }
 }

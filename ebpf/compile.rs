@@ -65,9 +65,31 @@ fn multiarch_include(target_arch: &str) -> Option<String> {
 }
 
 /// Compiles every source in `src_dir` into `out_dir`; returns the objects written.
+pub fn compile_all(src_dir: &Path, out_dir: &Path, target_arch: &str) -> Result<Vec<PathBuf>, String> {
+    compile_with(src_dir, out_dir, target_arch, &[])
+}
+
+/// Compiles the test build of every source into `out_dir`: the same code with `-DMD_TEST`, which
+/// adds the hooks of `include/lib/test_hooks.h` (recorded redirects, a tunnel key and a route
+/// lookup the packet tests choose). Only the packet tests load these objects.
+#[allow(dead_code)] // The build script's; `cargo xtask build-ebpf` builds the real objects only.
+pub fn compile_test_objects(
+    src_dir: &Path,
+    out_dir: &Path,
+    target_arch: &str,
+) -> Result<Vec<PathBuf>, String> {
+    compile_with(src_dir, out_dir, target_arch, &["-DMD_TEST"])
+}
+
+/// Compiles every source in `src_dir` into `out_dir` with the extra clang `flags`.
 ///
 /// `-g` is what makes clang emit BTF, which the BTF-defined maps and the loader rely on.
-pub fn compile_all(src_dir: &Path, out_dir: &Path, target_arch: &str) -> Result<Vec<PathBuf>, String> {
+fn compile_with(
+    src_dir: &Path,
+    out_dir: &Path,
+    target_arch: &str,
+    flags: &[&str],
+) -> Result<Vec<PathBuf>, String> {
     let clang = find_clang()?;
     std::fs::create_dir_all(out_dir).map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
     let include = src_dir.join("include");
@@ -80,6 +102,7 @@ pub fn compile_all(src_dir: &Path, out_dir: &Path, target_arch: &str) -> Result<
         let mut cmd = Command::new(&clang);
         cmd.args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror"])
             .arg(format!("-D__TARGET_ARCH_{}", bpf_arch(target_arch)))
+            .args(flags)
             .arg("-I")
             .arg(&include);
         if let Some(dir) = multiarch_include(target_arch) {

@@ -35,7 +35,8 @@
 #include "lib/endpoint.h"
 #include "lib/lb.h"
 #include "lib/mesh.h"
-#include "lib/flows.h"
+#include "lib/deliver.h"
+#include "lib/rnat.h"
 #include "lib/overlay.h"
 #include "lib/tunnel.h"
 #include "lib/verdict.h"
@@ -170,19 +171,7 @@ int veth_from_container(struct __sk_buff *skb)
 		return to_tunnel(skb, ep);
 
 	/* A local backend answering a local client of its VIP: the source becomes the VIP again. */
-	ret = lb_from_backend(skb, ip);
-	if (ret < 0)
-		return drop(skb, DIR, -ret);
-	if (ret != PKT_UNTOUCHED) {
-		count_verdict(skb, DIR, ret == PKT_ICMP_REWRITTEN ? MD_REASON_ICMP_RNAT : MD_REASON_LB_RNAT);
-		/* The rewrite invalidated the packet pointers. */
-		eth = parse_eth(skb);
-		if (!eth)
-			return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
-	}
-	set_macs(eth, iface->mac, ep->mac);
-	count_verdict(skb, DIR, MD_REASON_FORWARD_LOCAL);
-	return bpf_redirect_peer(ep->ifindex, 0);
+	return deliver_local(skb, eth, ip, iface->mac, ep, DIR, MD_REASON_FORWARD_LOCAL);
 }
 
 SEC("classifier")

@@ -20,7 +20,7 @@
 #include "lib/endpoint.h"
 #include "lib/mesh.h"
 #include "lib/node.h"
-#include "lib/flows.h"
+#include "lib/deliver.h"
 #include "lib/verdict.h"
 
 #define DIR MD_DIR_FROM_TUNNEL
@@ -53,8 +53,7 @@ int vxlan_ingress(struct __sk_buff *skb)
 	struct md_iface *iface;
 	struct ethhdr *eth;
 	struct iphdr *ip;
-	__u32 ifindex, outer;
-	int ret;
+	__u32 outer;
 
 	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) < 0)
 		return drop(skb, DIR, MD_REASON_DROP_NO_TUNNEL_KEY);
@@ -81,8 +80,7 @@ int vxlan_ingress(struct __sk_buff *skb)
 		return drop(skb, DIR, MD_REASON_DROP_NO_ENDPOINT);
 	if (ep->vni != key.tunnel_id)
 		return drop(skb, DIR, MD_REASON_DROP_VNI_MISMATCH);
-	ifindex = ep->ifindex;
-	iface = lookup_iface(ifindex);
+	iface = lookup_iface(ep->ifindex);
 	if (!iface)
 		return drop(skb, DIR, MD_REASON_DROP_NO_ENDPOINT);
 
@@ -92,19 +90,7 @@ int vxlan_ingress(struct __sk_buff *skb)
 		mesh_learn_return(skb, ip, &key);
 
 	/* A remote backend's reply to a flow balanced on this node: the source becomes the VIP. */
-	ret = lb_from_backend(skb, ip);
-	if (ret < 0)
-		return drop(skb, DIR, -ret);
-	if (ret != PKT_UNTOUCHED) {
-		count_verdict(skb, DIR, ret == PKT_ICMP_REWRITTEN ? MD_REASON_ICMP_RNAT : MD_REASON_LB_RNAT);
-		/* The rewrite invalidated the packet pointers. */
-		eth = parse_eth(skb);
-		if (!eth)
-			return drop(skb, DIR, MD_REASON_DROP_MALFORMED);
-	}
-	set_macs(eth, iface->mac, ep->mac);
-	count_verdict(skb, DIR, MD_REASON_DELIVER_TUNNEL);
-	return bpf_redirect_peer(ifindex, 0);
+	return deliver_local(skb, eth, ip, iface->mac, ep, DIR, MD_REASON_DELIVER_TUNNEL);
 }
 
 SEC("classifier")

@@ -10,4 +10,7 @@
 /* Every helper is inlined: the verifier then sees one straight-line program per entry point. */
 #define md_inline static __always_inline
 
+/* Nothing unless built with -DMD_TEST (the packet tests' objects): see test_hooks.h. */
+#include "test_hooks.h"
+
 #endif /* MESHD_LIB_COMMON_H */

@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Connection tracking (types in abi/lb.h): a flow keeps the backend it was first given for as
- * long as it lives, so a change of the backend set moves only new flows. The rules of a flow's
- * life (ct_alive) serve both tables: md_ct_v3 here, for the routing mesh's outside clients
- * (keyed by the node address they used and the service), and the containers' own flow tables
- * (lib/flows.h). State is created only for a flow that can live: a TCP flow only by its SYN, and
- * only once a backend was found.
+ * long as it lives, so a change of the backend set moves only new flows. One policy, flow_pin(),
+ * serves both tables: md_ct_v3 here, for the routing mesh's outside clients (keyed by the node
+ * address they used and the service), and the containers' own flow tables (lib/flows.h). State
+ * is created only for a flow that can live: a TCP flow only by its SYN, and only once a backend
+ * was found.
  */
 #ifndef MESHD_LIB_CONNTRACK_H
 #define MESHD_LIB_CONNTRACK_H
@@ -59,49 +59,88 @@ md_inline int ct_may_start(const struct l4 *l4)
 	return l4->proto != IPPROTO_TCP || l4->syn;
 }
 
+/* The two tables that pin flows to backends, for flow_pin(): md_ct_v3 (struct md_ct_val) and an
+ * endpoint's flow table (struct md_flow, lib/flows.h). flow_pin() is inlined with a constant
+ * kind, so every branch on it folds away. */
+enum flow_table_kind {
+	FLOW_TABLE_MESH,     /* md_ct_v3: no port (the published port's target port is the service's) */
+	FLOW_TABLE_ENDPOINT, /* an endpoint's flow table: the backend's port too */
+};
+
+/* What flow_pin() did with a packet that may go on. */
+enum flow_pin_result {
+	FLOW_FOLLOWED = 0, /* the tracked flow's backend */
+	FLOW_PINNED = 1,   /* a fresh Maglev pick, tracked from now on: the caller reports the new flow */
+};
+
+/* A flow's backend: its address and (FLOW_TABLE_ENDPOINT) port, network order. */
+struct flow_backend {
+	__u32 addr;
+	__u16 port;
+};
+
 /*
- * The backend of an outside client's flow to service `svc`, into *backend: the tracked one while
- * the flow lives, else the Maglev slot of the flow hash, tracked from now on. A client RST
- * forgets the flow; a FIN lets it expire soon. Returns 0, -MD_REASON_DROP_NO_BACKEND (no Maglev
- * table: no backend), -MD_REASON_DROP_NO_FLOW (a TCP packet other than a SYN of an untracked
- * flow), or -MD_REASON_DROP_CT_FULL (the flow cannot be tracked).
+ * The flow-pinning policy, the one both tables follow: the backend of flow `key` in `table` to
+ * service `svc`, into *out. While the flow lives (ct_alive) it keeps its tracked backend; a
+ * client RST forgets the flow, a FIN lets it expire soon, and last_seen is refreshed at most
+ * once a second. Otherwise the Maglev slot of the flow hash, tracked from now on with `port` as
+ * the backend's port (an expired flow's own packets may take it up again: an idle connection
+ * outliving the timeout; a flow never tracked must start: ct_may_start). Returns FLOW_FOLLOWED,
+ * FLOW_PINNED, -MD_REASON_DROP_NO_FLOW, -MD_REASON_DROP_NO_BACKEND (no Maglev table) or
+ * -MD_REASON_DROP_CT_FULL (fail closed: a flow that cannot be tracked would lose its replies).
  */
-md_inline int ct_pick_backend(struct __sk_buff *skb, const struct md_service *svc,
-			      const struct md_ct_key *ct, const struct l4 *l4, __u32 *backend)
+md_inline int flow_pin(struct __sk_buff *skb, void *table, enum flow_table_kind kind, const void *key,
+		       const struct md_service *svc, const struct l4 *l4, __u16 port, struct flow_backend *out)
 {
-	struct md_ct_val *tracked;
-	struct md_ct_val pinned = {};
+	void *tracked;
 	__u32 *chosen;
 	__u64 now = bpf_ktime_get_ns();
+	int err;
 
-	tracked = bpf_map_lookup_elem(&md_ct_v3, ct);
-	if (tracked && ct_alive(tracked->flags, tracked->last_seen, l4, now)) {
-		*backend = tracked->backend_ip;
-		if (l4->rst) {
-			bpf_map_delete_elem(&md_ct_v3, ct);
-		} else {
-			if (l4->fin)
-				tracked->flags |= MD_CT_FIN;
-			if (now - tracked->last_seen > CT_REFRESH_NS || l4->fin)
-				tracked->last_seen = now;
+	tracked = bpf_map_lookup_elem(table, key);
+	if (tracked) {
+		struct md_ct_val *ct = tracked;
+		struct md_flow *flow = tracked;
+		__u32 flags = kind == FLOW_TABLE_MESH ? ct->flags : flow->flags;
+		__u64 *last_seen = kind == FLOW_TABLE_MESH ? &ct->last_seen : &flow->last_seen;
+
+		if (ct_alive(flags, *last_seen, l4, now)) {
+			out->addr = kind == FLOW_TABLE_MESH ? ct->backend_ip : flow->addr;
+			out->port = kind == FLOW_TABLE_MESH ? 0 : flow->port;
+			if (l4->rst) {
+				bpf_map_delete_elem(table, key);
+				return FLOW_FOLLOWED;
+			}
+			if (l4->fin) {
+				if (kind == FLOW_TABLE_MESH)
+					ct->flags |= MD_CT_FIN;
+				else
+					flow->flags |= MD_CT_FIN;
+			}
+			if (now - *last_seen > CT_REFRESH_NS || l4->fin)
+				*last_seen = now;
+			return FLOW_FOLLOWED;
 		}
-		return 0;
 	}
-	/* An expired flow's own packets may take it up again (an idle connection outliving the
-	 * timeout); a flow never tracked must start with a SYN. */
 	if (!tracked && !ct_may_start(l4))
 		return -MD_REASON_DROP_NO_FLOW;
 	chosen = maglev_backend(svc, bpf_get_hash_recalc(skb));
 	if (!chosen)
 		return -MD_REASON_DROP_NO_BACKEND;
-	pinned.backend_ip = *chosen;
-	pinned.last_seen = now;
-	/* Fail closed: a flow that cannot be tracked would lose its replies. */
-	if (bpf_map_update_elem(&md_ct_v3, ct, &pinned, BPF_ANY) < 0)
+	out->addr = *chosen;
+	out->port = port;
+	if (kind == FLOW_TABLE_MESH) {
+		struct md_ct_val pinned = { .backend_ip = out->addr, .last_seen = now };
+
+		err = bpf_map_update_elem(table, key, &pinned, BPF_ANY);
+	} else {
+		struct md_flow pinned = { .addr = out->addr, .port = port, .last_seen = now };
+
+		err = bpf_map_update_elem(table, key, &pinned, BPF_ANY);
+	}
+	if (err < 0)
 		return -MD_REASON_DROP_CT_FULL;
-	event_flow(skb, ct->client_ip, ct->client_port, ct->vip, ct->port, ct->proto, pinned.backend_ip);
-	*backend = pinned.backend_ip;
-	return 0;
+	return FLOW_PINNED;
 }
 
 #endif /* MESHD_LIB_CONNTRACK_H */

@@ -169,9 +169,10 @@ md_inline void event_flow_seen(const struct flow_seen *flow)
 	bpf_ringbuf_submit(event, 0);
 }
 
-/* Reports a new balanced flow (called by ct_pick_backend(), lib/conntrack.h): the client, the
- * address and port it asked for, the protocol and the backend chosen. Addresses in network order.
- * For a container's own flows, see event_flow_from_packet() and event_flow_from_socket(). */
+/* Reports a new balanced flow (by mesh_to_backend(), lib/mesh.h, when flow_pin() pinned it): the
+ * client, the address and port it asked for, the protocol and the backend chosen. Addresses in
+ * network order. For a container's own flows, see event_flow_from_packet() and
+ * event_flow_from_socket(). */
 md_inline void event_flow(const struct __sk_buff *skb, __u32 client, __u16 client_port, __u32 addr,
 			  __u16 port, __u8 proto, __u32 backend)
 {
@@ -184,9 +185,9 @@ md_inline void event_flow(const struct __sk_buff *skb, __u32 client, __u16 clien
 	event_flow_seen(&flow);
 }
 
-/* Reports a new balanced flow from the packet that starts it, before any rewrite (called by
- * flow_pick_backend(), lib/flows.h: a container's flow to a VIP): client, VIP, ports and protocol
- * as the packet carries them, and the backend chosen. */
+/* Reports a new balanced flow from the packet that starts it, before any rewrite (by
+ * lb_balance(), lib/lb.h, when flow_pin() pinned a container's flow): client, VIP, ports and
+ * protocol as the packet carries them, and the backend chosen. */
 md_inline void event_flow_from_packet(const struct __sk_buff *skb, __u32 backend)
 {
 	struct md_event_bucket *bucket = event_admit(MD_EVENT_FLOW);

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Balancing at a container's veth: a client's packet to a VIP of its own network (or to a
- * published port of its own node: hairpin) gets a backend (lib/flows.h: the flow's tracked
- * backend, or a Maglev pick from lib/maglev.h), the way back is remembered in the container's
- * own flow table, and the destination is rewritten to the backend (lib/l4.h). A VIP keeps the
- * port; a published port becomes the service's target port. Types in abi/lb.h.
+ * published port of its own node: hairpin) gets a backend (flow_pin() of lib/conntrack.h on the
+ * container's flow table, lib/flows.h: the flow's tracked backend, or a Maglev pick), the way
+ * back is remembered there (lib/rnat.h), and the destination is rewritten to the backend
+ * (lib/l4.h). A VIP keeps the port; a published port becomes the service's target port. Types
+ * in abi/lb.h.
  *
  * Nothing is tracked for what cannot be delivered: a VIP of another network is dropped before
  * any state, and so is a flow without a backend or a TCP packet that starts nothing.
@@ -13,12 +14,15 @@
 #define MESHD_LIB_LB_H
 
 #include "common.h"
+#include "conntrack.h"
 #include "endpoint.h"
 #include "eth.h"
+#include "events.h"
 #include "flows.h"
 #include "l4.h"
 #include "maglev.h"
 #include "mesh.h"
+#include "rnat.h"
 #include "../abi/lb.h"
 
 /*
@@ -30,15 +34,17 @@ md_inline int lb_balance(struct __sk_buff *skb, struct l4 *l4, __u32 client, con
 			 const struct md_flow_key *fwd, __u32 to, __u16 to_port, __u16 port)
 {
 	struct md_flow_key rk = {};
-	struct md_flow backend = {};
+	struct flow_backend backend = {};
 	void *table = flow_table(client);
 	int ret;
 
 	if (!table)
 		return -MD_REASON_DROP_NO_FLOW_TABLE;
-	ret = flow_pick_backend(skb, table, svc, fwd, l4, port, &backend);
+	ret = flow_pin(skb, table, FLOW_TABLE_ENDPOINT, fwd, svc, l4, port, &backend);
 	if (ret < 0)
 		return ret;
+	if (ret == FLOW_PINNED)
+		event_flow_from_packet(skb, backend.addr);
 	flow_reply_key(&rk, backend.addr, backend.port, l4->sport, l4->proto);
 	ret = flow_remember_reply(table, &rk, l4, to, to_port);
 	if (ret < 0)

@@ -144,8 +144,9 @@ md_inline int mesh_to_backend(struct __sk_buff *skb, struct iphdr *ip, enum md_d
 	struct md_mesh_nat nat = {};
 	struct md_mesh_nat *known;
 	struct ethhdr *eth;
+	struct flow_backend pick = {};
 	struct l4 l4 = {};
-	__u32 backend = 0;
+	__u32 backend;
 	__u16 target_port;
 	int ret;
 
@@ -175,9 +176,12 @@ md_inline int mesh_to_backend(struct __sk_buff *skb, struct iphdr *ip, enum md_d
 	ct.client_port = l4.sport;
 	ct.port = l4.dport;
 	ct.proto = l4.proto;
-	ret = ct_pick_backend(skb, svc, &ct, &l4, &backend);
+	ret = flow_pin(skb, &md_ct_v3, FLOW_TABLE_MESH, &ct, svc, &l4, 0, &pick);
 	if (ret < 0)
 		return took(verdict, drop(skb, dir, -ret));
+	if (ret == FLOW_PINNED)
+		event_flow(skb, ct.client_ip, ct.client_port, ct.vip, ct.port, ct.proto, pick.addr);
+	backend = pick.addr;
 	ep = lookup_endpoint(backend);
 	if (!ep)
 		return took(verdict, drop(skb, dir, MD_REASON_DROP_NO_ENDPOINT));

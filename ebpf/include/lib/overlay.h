@@ -32,7 +32,7 @@
 #include "common.h"
 #include "endpoint.h"
 #include "eth.h"
-#include "flows.h"
+#include "deliver.h"
 #include "l4.h"
 #include "node.h"
 #include "tunnel.h"
@@ -263,9 +263,8 @@ md_inline int overlay_decap(struct __sk_buff *skb, int *verdict)
 	struct md_iface *iface;
 	struct ethhdr *eth;
 	struct iphdr *inner;
-	__u32 outer, vni, ifindex, local = node_ip();
+	__u32 outer, vni, local = node_ip();
 	void *end;
-	int ret;
 
 	if (!cfg || !local)
 		return 0;
@@ -297,8 +296,7 @@ md_inline int overlay_decap(struct __sk_buff *skb, int *verdict)
 	ep = lookup_endpoint(inner->daddr);
 	if (!ep || !(ep->flags & MD_EP_LOCAL) || ep->vni != vni)
 		return 0;
-	ifindex = ep->ifindex;
-	iface = lookup_iface(ifindex);
+	iface = lookup_iface(ep->ifindex);
 	if (!iface)
 		return 0;
 
@@ -314,26 +312,10 @@ md_inline int overlay_decap(struct __sk_buff *skb, int *verdict)
 		*verdict = drop(skb, MD_DIR_FROM_TUNNEL, MD_REASON_DROP_MALFORMED);
 		return 1;
 	}
-	/* A remote backend's reply to a flow balanced on this node: the source becomes the VIP. */
-	ret = lb_from_backend(skb, inner);
-	if (ret < 0) {
-		*verdict = drop(skb, MD_DIR_FROM_TUNNEL, -ret);
-		return 1;
-	}
-	if (ret != PKT_UNTOUCHED) {
-		count_verdict(skb, MD_DIR_FROM_TUNNEL,
-			      ret == PKT_ICMP_REWRITTEN ? MD_REASON_ICMP_RNAT : MD_REASON_LB_RNAT);
-		eth = parse_eth(skb);
-		if (!eth) {
-			*verdict = drop(skb, MD_DIR_FROM_TUNNEL, MD_REASON_DROP_MALFORMED);
-			return 1;
-		}
-	}
-	/* The outer Ethernet header is the one kept: addressed as if from the container's gateway. */
-	set_macs(eth, iface->mac, ep->mac);
-	eth->h_proto = bpf_htons(ETH_P_IP);
-	count_verdict(skb, MD_DIR_FROM_TUNNEL, MD_REASON_DELIVER_TUNNEL);
-	*verdict = bpf_redirect_peer(ifindex, 0);
+	/* A remote backend's reply to a flow balanced on this node: the source becomes the VIP. The
+	 * outer Ethernet header is the one kept (its type is IPv4, checked above), addressed as if
+	 * from the container's gateway. */
+	*verdict = deliver_local(skb, eth, inner, iface->mac, ep, MD_DIR_FROM_TUNNEL, MD_REASON_DELIVER_TUNNEL);
 	return 1;
 }
 

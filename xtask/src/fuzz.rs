@@ -86,7 +86,9 @@ fn parse(args: &[String]) -> Result<Options, String> {
 pub fn fuzz(args: &[String]) -> Result<(), String> {
     let options = parse(args)?;
     if options.properties {
-        properties(options.cases, if options.dev { "dev" } else { "release" })?;
+        // `cargo test` without a profile is the test command's build (the `test` profile), which
+        // `--profile dev` would not reuse.
+        properties(options.cases, if options.dev { &[] } else { &["--release"] })?;
     }
     if options.afl {
         afl(&options)?;
@@ -113,13 +115,16 @@ fn niced(program: &str) -> Command {
     command
 }
 
-fn properties(cases: u64, profile: &str) -> Result<(), String> {
+fn properties(cases: u64, profile: &[&str]) -> Result<(), String> {
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
     let share = cases.div_ceil(jobs).max(1);
-    println!("== properties: {cases} cases each, {jobs} processes of {share} ({profile} build)");
+    println!(
+        "== properties: {cases} cases each, {jobs} processes of {share} ({} build)",
+        if profile.is_empty() { "test" } else { "release" }
+    );
     for (package, selection, _) in PROPERTIES {
         let mut build = niced(&cargo());
-        build.args(["test", "--profile", profile, "--locked", "--no-run", "-p", package]).args(selection);
+        build.arg("test").args(profile).args(["--locked", "--no-run", "-p", package]).args(selection);
         run(build.current_dir(workspace_root()), "the release build of the property tests")?;
     }
     let mut failed = Vec::new();
@@ -131,7 +136,9 @@ fn properties(cases: u64, profile: &str) -> Result<(), String> {
             .map(|_| {
                 let mut command = niced(&cargo());
                 command
-                    .args(["test", "--profile", profile, "--locked", "--quiet", "-p", package])
+                    .arg("test")
+                    .args(profile)
+                    .args(["--locked", "--quiet", "-p", package])
                     .args(selection)
                     .arg("--")
                     .args((!filter.is_empty()).then_some(filter))

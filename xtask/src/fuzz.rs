@@ -214,6 +214,9 @@ fn afl(options: &Options) -> Result<(), String> {
             )?;
         }
         let out = fuzz_dir().join("out").join(target);
+        // afl-fuzz creates the output directory, not its parents.
+        std::fs::create_dir_all(fuzz_dir().join("out"))
+            .map_err(|e| format!("cannot create target/fuzz/out: {e}"))?;
         println!("== {target}: {} minutes or {} executions", options.minutes, options.cases);
         let mut command = niced(&cargo());
         command

@@ -218,6 +218,8 @@ fn afl(options: &Options) -> Result<(), String> {
         std::fs::create_dir_all(fuzz_dir().join("out"))
             .map_err(|e| format!("cannot create target/fuzz/out: {e}"))?;
         println!("== {target}: {} minutes or {} executions", options.minutes, options.cases);
+        // A resumed run counts the executions of the earlier ones in -E: add them.
+        let before: u64 = stat(&out, "execs_done").parse().unwrap_or(0);
         let mut command = niced(&cargo());
         command
             .args(["afl", "fuzz", "-i"])
@@ -228,7 +230,7 @@ fn afl(options: &Options) -> Result<(), String> {
                 "-V",
                 &(options.minutes * 60).to_string(),
                 "-E",
-                &options.cases.to_string(),
+                &(before + options.cases).to_string(),
                 "-t",
                 "2000",
                 "--",
@@ -242,15 +244,7 @@ fn afl(options: &Options) -> Result<(), String> {
             .env("AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES", "1")
             .stdout(std::process::Stdio::null());
         run(&mut command, &format!("afl-fuzz on {target}"))?;
-        let stats = std::fs::read_to_string(out.join("default/fuzzer_stats")).unwrap_or_default();
-        let field = |name: &str| {
-            stats
-                .lines()
-                .find_map(|l| {
-                    l.split_once(':').filter(|(k, _)| k.trim() == name).map(|(_, v)| v.trim().to_string())
-                })
-                .unwrap_or_else(|| "?".into())
-        };
+        let field = |name: &str| stat(&out, name);
         for crash in files(&out.join("default/crashes")) {
             // AFL's names (id:000000,sig:06,...) without the characters some file systems refuse.
             let name = crash.file_name().expect("a file").to_string_lossy().replace([':', ','], "_");
@@ -259,9 +253,10 @@ fn afl(options: &Options) -> Result<(), String> {
             std::fs::copy(&crash, &kept).map_err(|e| format!("cannot keep {}: {e}", crash.display()))?;
             findings.push(kept);
         }
+        let done: u64 = field("execs_done").parse().unwrap_or(0);
         rows.push(format!(
-            "| {target} | {} | {} | {} | {} / {} ({}) | {} | {} |",
-            field("execs_done"),
+            "| {target} | {} (all runs: {done}) | {} | {} | {} / {} ({}) | {} | {} |",
+            done.saturating_sub(before),
             field("run_time"),
             field("execs_per_sec"),
             field("edges_found"),
@@ -286,6 +281,15 @@ fn afl(options: &Options) -> Result<(), String> {
             list.join("\n  ")
         ))
     }
+}
+
+/// One field of AFL's `fuzzer_stats` in `out` ("?" when there is none yet).
+fn stat(out: &Path, name: &str) -> String {
+    let stats = std::fs::read_to_string(out.join("default/fuzzer_stats")).unwrap_or_default();
+    stats
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(k, _)| k.trim() == name).map(|(_, v)| v.trim().to_string()))
+        .unwrap_or_else(|| "?".into())
 }
 
 /// The regular files of `dir` (none if it does not exist), sorted; AFL's README is not an input.

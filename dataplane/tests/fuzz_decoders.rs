@@ -34,6 +34,9 @@ use meshd::gossip::broadcast::{self, lock, DeltaHandler, Shared};
 use meshd::gossip::stats::Stats;
 use proptest::prelude::*;
 
+#[path = "../../tests/src/depth.rs"]
+mod depth;
+
 fn secret(n: u8) -> Secret {
     serde_json::from_str(&format!("\"{}\"", format!("{n:02x}").repeat(32))).unwrap()
 }
@@ -43,7 +46,7 @@ fn node(n: u8) -> NodeId {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(depth::cases(2000)))]
 
     #[test]
     fn tcp_messages_never_panic_on_garbage(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
@@ -142,7 +145,7 @@ fn arb_delta() -> impl Strategy<Value = Delta> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(depth::cases(1000)))]
 
     #[test]
     fn merge_converges_whatever_the_order_and_duplicates(
@@ -314,7 +317,7 @@ fn arb_written() -> impl Strategy<Value = Written> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(depth::cases(300)))]
 
     #[test]
     fn a_gossiped_item_that_is_not_a_delta_changes_nothing_and_is_counted(
@@ -385,7 +388,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(depth::cases(3000)))]
 
     /// Names come from the API and, merged, from other nodes: any text gets a decision, and what
     /// is accepted keeps the naming rules' promises (one label for networks and services; no

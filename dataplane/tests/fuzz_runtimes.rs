@@ -11,6 +11,9 @@ use meshd::docker::protocol;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
+#[path = "../../tests/src/depth.rs"]
+mod depth;
+
 /// Every call path of the driver protocol.
 const PATHS: [&str; 17] = [
     "/Plugin.Activate",
@@ -63,7 +66,7 @@ fn mutated(base: Value, keys: &'static [&'static str]) -> impl Strategy<Value = 
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(depth::cases(2000)))]
 
     #[test]
     fn cni_stdin_gets_a_decision(bytes in proptest::collection::vec(any::<u8>(), 0..1024)) {

@@ -24,6 +24,9 @@ use meshd_dns::fast::{respond, Verdict, MAX_ANSWER};
 use meshd_dns::{Forwarder, MeshHandler, Registry};
 use proptest::prelude::*;
 
+#[path = "../../tests/src/depth.rs"]
+mod depth;
+
 fn registry() -> Registry {
     let mut registry = Registry::default();
     registry.add("front", "web", Ipv4Addr::new(10, 0, 0, 100));
@@ -199,7 +202,7 @@ fn scopes() -> impl Strategy<Value = &'static [&'static str]> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(depth::cases(2000)))]
 
     #[test]
     fn random_bytes_never_panic_and_get_no_answer_unless_a_valid_query(

@@ -24,6 +24,9 @@ use meshd_dns::handler::Answer;
 use meshd_dns::{Forwarder, MeshHandler, Registry};
 use proptest::prelude::*;
 
+#[path = "../../tests/src/depth.rs"]
+mod depth;
+
 fn handler(scope: Vec<String>) -> MeshHandler {
     let mut registry = Registry::default();
     registry.add("front", "web", Ipv4Addr::new(10, 0, 0, 100));
@@ -43,7 +46,7 @@ fn handler(scope: Vec<String>) -> MeshHandler {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::with_cases(depth::cases(3000)))]
 
     #[test]
     fn any_name_and_type_gets_a_decision(

@@ -13,6 +13,7 @@ pub mod browser;
 pub mod cluster;
 pub mod cni;
 pub mod command;
+pub mod depth;
 pub mod http;
 pub mod load;
 pub mod monitor;

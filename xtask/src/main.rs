@@ -4,32 +4,40 @@
 //!   the `meshd-ebpf` build script does for the objects embedded in meshd.
 //! - `bench <suite>...`: build everything in release mode and run the benchmark suites
 //!   (`tests/src/bin/bench/`), which print their figures as Markdown tables. Needs root.
+//! - `fuzz`: the property tests at depth, then the AFL targets of `tests/fuzz` (see `fuzz.rs`).
 
 #[path = "../../ebpf/compile.rs"]
 mod compile;
+mod fuzz;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <task>
+const TASKS: &str = "usage: cargo xtask <task>
 
 tasks:
   build-ebpf              compile ebpf/*.bpf.c into target/bpf/ (clang-19 -O2 -g -target bpf)
   bench [--quick] SUITE   release build, then run a benchmark suite (gossip, gossip-sim, overlay,
                           mesh, lb-scale, dns, managers, runtimes, events, map-walk, scale,
-                          soak); root";
+                          soak); root
+";
+
+fn usage() -> String {
+    format!("{TASKS}{}", fuzz::USAGE)
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("build-ebpf") => build_ebpf(),
         Some("bench") => bench(&args[1..]),
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("-h" | "--help" | "help") => {
-            println!("{USAGE}");
+            println!("{}", usage());
             Ok(())
         }
-        Some(other) => Err(format!("unknown task {other:?}\n\n{USAGE}")),
-        None => Err(USAGE.to_string()),
+        Some(other) => Err(format!("unknown task {other:?}\n\n{}", usage())),
+        None => Err(usage()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -199,7 +199,7 @@ fn run(ops: Vec<Op>) -> Vec<Round> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig::default())]
 
     #[test]
     fn incremental_equals_full(ops in proptest::collection::vec(op(), 1..40)) {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use foca::{Codec, Header, Message, PostcardCodec};
 use meshd::gossip::crypto::{Keyring, Purpose};
-use meshd::gossip::key_material::HeldKeys;
+use meshd::gossip::held_keys::HeldKeys;
 use meshd::gossip::member::MemberId;
 use meshd::identity::NodeId;
 use meshd_tests::Cluster;

@@ -28,6 +28,7 @@ pub mod config;
 pub mod credentials;
 pub mod crypto;
 pub mod handle;
+pub mod held_keys;
 pub mod join;
 pub mod key_material;
 pub mod member;

@@ -65,6 +65,6 @@ pub fn forget_ca_key(dir: &StateDir) -> Result<(), StateDirError> {
 pub fn forget_cluster(dir: &StateDir) -> Result<(), StateDirError> {
     dir.remove(CLUSTER_FILE)?;
     dir.remove(CA_KEY_FILE)?;
-    super::key_material::HeldKeys::forget(dir)?;
+    super::held_keys::HeldKeys::forget(dir)?;
     dir.remove(STATE_FILE)
 }

@@ -18,7 +18,6 @@ use foca::Member;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::key_material::SaltedKey;
 use super::member::MemberId;
 use crate::hex::Bytes;
 use crate::identity::Secret;
@@ -46,6 +45,14 @@ pub const MAX_JOIN_FRAME: usize = 16 * 1024;
 
 /// How long one frame may take to arrive or leave.
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One gossip key and the salt that names it in the `secrets` record: what a manager hands a
+/// member over mutual TLS (`key_material`), never gossiped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaltedKey {
+    pub salt: Secret,
+    pub key: Secret,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TcpMessage {

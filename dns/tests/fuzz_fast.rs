@@ -6,161 +6,20 @@
 //! (both shuffle), and an answer too long for the asker is TC without records on the fast path
 //! where the slow path cuts the list at a record boundary (both TC).
 
-use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
 
-use arc_swap::ArcSwap;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::{Name, RData, Record, RecordType};
-use hickory_server::net::runtime::TokioTime;
-use hickory_server::net::xfer::Protocol;
-use hickory_server::net::NetError;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponse;
-use meshd_dns::fast::answers::Answers;
-use meshd_dns::fast::{respond, Verdict, MAX_ANSWER};
-use meshd_dns::{Forwarder, MeshHandler, Registry};
+use hickory_proto::rr::{Name, RecordType};
+use meshd_dns::fast::differential::{compare, fast};
+use meshd_dns::fast::Verdict;
 use proptest::prelude::*;
 
 #[path = "../../tests/src/depth.rs"]
 mod depth;
 
-fn registry() -> Registry {
-    let mut registry = Registry::default();
-    registry.add("front", "web", Ipv4Addr::new(10, 0, 0, 100));
-    for i in 2..6 {
-        registry.add("front", "tasks.web", Ipv4Addr::new(10, 0, 0, i));
-    }
-    for i in 0..40 {
-        registry.add("front", "tasks.big", Ipv4Addr::new(10, 0, 1, i));
-    }
-    registry.add("front", "web.1", Ipv4Addr::new(10, 0, 0, 2));
-    registry.add("back", "db", Ipv4Addr::new(10, 1, 0, 5));
-    // On two networks of the scope: the slow path merges them.
-    registry.add("back", "web", Ipv4Addr::new(10, 1, 0, 100));
-    registry.add_reverse("front", Ipv4Addr::new(10, 0, 0, 2), "web.1");
-    registry
-}
-
-fn handler(registry: Registry, scope: &[&str]) -> MeshHandler {
-    MeshHandler {
-        registry: Arc::new(ArcSwap::from_pointee(registry)),
-        scope: Arc::new(ArcSwap::from_pointee(scope.iter().map(|s| s.to_string()).collect())),
-        forwarder: Arc::new(Forwarder::new(Vec::new())),
-        ttl: 5,
-        limits: meshd_dns::limits::NodeLimits::new().namespace(),
-    }
-}
-
-/// The fast path's verdict and bytes for `datagram` from a namespace on `scope`.
-fn fast(datagram: &[u8], scope: &[&str]) -> (Verdict, Vec<u8>) {
-    let answers = Answers::build(&registry(), 5);
-    let scope: Vec<String> = scope.iter().map(|s| s.to_string()).collect();
-    let tables = answers.tables(&scope);
-    let mut out = [0xa5; MAX_ANSWER];
-    let verdict = respond(datagram, Some(&tables), &mut out, &mut rand::rng());
-    let bytes = match verdict {
-        Verdict::Answer(n) => out[..n].to_vec(),
-        _ => Vec::new(),
-    };
-    (verdict, bytes)
-}
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Option<Vec<u8>>>>);
-
-#[async_trait::async_trait]
-impl ResponseHandler for Capture {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        let (info, bytes) = meshd_dns::fast::slow::encode(response)?;
-        *self.0.lock().unwrap() = Some(bytes);
-        Ok(info)
-    }
-}
-
-/// The slow path's answer to `datagram`, as the UDP listener sends it.
-fn slow(datagram: &[u8], scope: &[&str]) -> Option<Vec<u8>> {
-    let src: SocketAddr = "127.0.0.1:5353".parse().unwrap();
-    let request = Request::from_bytes(datagram.to_vec(), src, Protocol::Udp).ok()?;
-    let capture = Capture::default();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    runtime.block_on(handler(registry(), scope).handle_request::<_, TokioTime>(&request, capture.clone()));
-    let written = capture.0.lock().unwrap().take();
-    written
-}
-
-fn addresses(message: &Message) -> BTreeSet<Ipv4Addr> {
-    message
-        .answers
-        .iter()
-        .filter_map(|r| match &r.data {
-            RData::A(a) => Some(a.0),
-            _ => None,
-        })
-        .collect()
-}
-
 /// A fast answer must be the slow path's answer.
 fn check(datagram: &[u8], scope: &[&str]) -> Result<(), TestCaseError> {
-    let (verdict, bytes) = fast(datagram, scope);
-    if verdict == Verdict::Drop {
-        prop_assert!(datagram.len() < 12, "only what is shorter than a header is dropped");
-    }
-    let Verdict::Answer(_) = verdict else { return Ok(()) };
-    let query = Message::from_vec(datagram)
-        .map_err(|e| TestCaseError::fail(format!("answered a datagram hickory cannot parse: {e}")))?;
-    prop_assert_eq!(query.metadata.message_type, MessageType::Query);
-    prop_assert_eq!(query.metadata.op_code, OpCode::Query);
-    prop_assert_eq!(query.queries.len(), 1);
-    let answer = Message::from_vec(&bytes)
-        .map_err(|e| TestCaseError::fail(format!("unparseable fast answer: {e}")))?;
-    let reference = slow(datagram, scope).expect("the slow path answers what the fast path answers");
-    let reference = Message::from_vec(&reference).unwrap();
-    let (a, r) = (&answer.metadata, &reference.metadata);
-    prop_assert_eq!(a.id, query.metadata.id);
-    prop_assert_eq!(
-        (a.id, a.message_type, a.op_code, a.authoritative, a.recursion_desired, a.recursion_available),
-        (r.id, r.message_type, r.op_code, r.authoritative, r.recursion_desired, r.recursion_available)
-    );
-    prop_assert_eq!(
-        (a.checking_disabled, a.authentic_data, a.response_code),
-        (r.checking_disabled, r.authentic_data, r.response_code)
-    );
-    prop_assert_eq!(a.truncation, r.truncation, "TC on both or neither");
-    // The question byte for byte as asked (case preserved).
-    let question_len = datagram.len() - 12 - if query.edns.is_some() { 11 } else { 0 };
-    prop_assert_eq!(&bytes[12..12 + question_len], &datagram[12..12 + question_len]);
-    prop_assert_eq!(&answer.queries, &reference.queries);
-    if a.truncation {
-        prop_assert!(answer.answers.is_empty(), "a fast TC answer has no records");
-    } else {
-        prop_assert_eq!(addresses(&answer), addresses(&reference));
-        prop_assert_eq!(answer.answers.len(), reference.answers.len());
-        for (x, y) in answer.answers.iter().zip(&reference.answers) {
-            prop_assert_eq!((&x.name, x.ttl, x.record_type()), (&y.name, y.ttl, y.record_type()));
-        }
-    }
-    let (ae, re) = (answer.edns.as_ref(), reference.edns.as_ref());
-    prop_assert_eq!(ae.is_some(), re.is_some(), "OPT on both or neither");
-    if let (Some(ae), Some(re)) = (ae, re) {
-        prop_assert_eq!(
-            (ae.max_payload(), ae.version(), ae.flags().dnssec_ok),
-            (re.max_payload(), re.version(), re.flags().dnssec_ok)
-        );
-    }
-    Ok(())
+    compare(datagram, scope).map_err(TestCaseError::fail)
 }
 
 /// A query for `name` of `rtype`, with an OPT record of `edns` (payload, DO) when given.

@@ -32,6 +32,9 @@
 
 pub mod answer;
 pub mod answers;
+/// Test support: the fast path checked against the slow one (property tests and fuzzing).
+#[doc(hidden)]
+pub mod differential;
 pub mod query;
 pub mod slow;
 pub mod worker;

@@ -161,7 +161,9 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
     };
 
     let shared: SharedState =
-        Arc::new(Mutex::new(Shared::new(Admission::new(creds.anchor.clone(), node_id))));
+        Arc::new(Mutex::new(Shared::new(
+        Admission::new(creds.anchor.clone(), node_id).with_data_path_port(creds.settings.data_path_port),
+    )));
     {
         let mut guard = lock(&shared);
         for signed in known {

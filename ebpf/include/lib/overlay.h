@@ -228,7 +228,7 @@ md_inline int overlay_encap(struct __sk_buff *skb, const struct md_endpoint *ep,
 	__builtin_memcpy(&f->ip, &ip, sizeof(ip));
 
 	f->udp.source = bpf_htons(sport);
-	f->udp.dest = MD_VXLAN_PORT;
+	f->udp.dest = vxlan_port();
 	f->udp.len = bpf_htons(tot - sizeof(struct iphdr));
 	f->udp.check = 0;
 
@@ -282,7 +282,7 @@ md_inline int overlay_decap(struct __sk_buff *skb, int *verdict)
 	inner = (void *)(f + 1);
 	if (f->eth.h_proto != bpf_htons(ETH_P_IP) || f->ip.version != 4 || f->ip.ihl != 5 ||
 	    f->ip.protocol != IPPROTO_UDP || (f->ip.frag_off & bpf_htons(IP_MF | IP_OFFSET)) ||
-	    f->ip.daddr != local || f->udp.dest != MD_VXLAN_PORT || f->vx.flags != MD_VXLAN_FLAGS_VNI)
+	    f->ip.daddr != local || f->udp.dest != vxlan_port() || f->vx.flags != MD_VXLAN_FLAGS_VNI)
 		return 0;
 	if (f->inner.h_proto != bpf_htons(ETH_P_IP) || inner->version != 4)
 		return 0;

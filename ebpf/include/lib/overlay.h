@@ -18,7 +18,7 @@
  * routing mesh's flows from outside the overlay, every packet the device path drops and counts)
  * goes on to the VXLAN device and vxlan_ingress, which decide and count it as before.
  *
- * The VXLAN device stays: its UDP socket on port 4789 is what lets the kernel's GRO merge the
+ * The VXLAN device stays: its UDP socket on the data path port is what lets the kernel's GRO merge the
  * tunnel packets on the underlay (without it, tc sees only single frames), and it remains the
  * path for everything above and for the node's own traffic (vxlan_to_tunnel).
  */
@@ -161,7 +161,7 @@ md_inline __u16 ipv4_csum(const struct iphdr *ip)
 
 /*
  * Encapsulates a container's packet for remote endpoint `ep` and sends it out of the underlay
- * interface, as the VXLAN device would have: from the node's advertise address, UDP to 4789 with
+ * interface, as the VXLAN device would have: from the node's advertise address, UDP to vxlan_port() with
  * a source port from the inner flow's hash (one per flow, so the receiver's RSS and the
  * underlay's ECMP spread them), no UDP checksum (as BPF_F_ZERO_CSUM_TX on the device path), DF
  * set, TTL 64. Returns 1 with the redirect in *verdict, or 0 (untouched: take the device).

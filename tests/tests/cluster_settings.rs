@@ -187,7 +187,8 @@ fn the_data_path_port_is_learnt_by_joiners_and_carries_the_overlay() {
     let mut cluster = Cluster::new("dpport", 3);
     // Only the founder says 4790; n2 joins without the flag and learns it.
     let founder_args: Vec<String> =
-        [cluster.node(1).base_args(), vec!["--data-path-port".into(), "4790".into()]].concat();
+        [cluster.node(1).base_args(), ["--data-path-port", "4790", "--metrics-addr", "127.0.0.1:9646"].map(String::from).to_vec()]
+            .concat();
     cluster.node_mut(1).start_with(&founder_args);
     let token = cluster.node(1).meshctl_ok(&["join-token", "worker"]).trim().to_string();
     let seed = cluster.node(1).addr.to_string();
@@ -195,6 +196,12 @@ fn the_data_path_port_is_learnt_by_joiners_and_carries_the_overlay() {
     let n2_args = [n2.base_args(), n2.join_args(&seed, &token)].concat();
     cluster.node_mut(2).start_with(&n2_args);
     cluster.wait_for("both nodes alive", Duration::from_secs(20), |c| c.node(1).count_status("alive") == 2);
+
+    // The metrics say it.
+    let metrics = cluster.node(1).ns.exec("curl", ["-sf", "http://127.0.0.1:9646/metrics"]);
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    assert!(metrics.contains("meshd_data_path_port 4790"), "{metrics}");
+    assert!(metrics.contains("meshd_default_addr_pools{pool=\"10.0.0.0/8\",mask_length=\"24\"} 1"), "{metrics}");
 
     // The VXLAN device of the joiner listens on the cluster's port.
     let link = cluster.node(2).ns.exec("ip", ["-d", "link", "show", "md-vxlan"]);

@@ -186,9 +186,11 @@ fn capture_udp(cluster: &Cluster, port: u16, during: impl FnOnce()) -> String {
 fn the_data_path_port_is_learnt_by_joiners_and_carries_the_overlay() {
     let mut cluster = Cluster::new("dpport", 3);
     // Only the founder says 4790; n2 joins without the flag and learns it.
-    let founder_args: Vec<String> =
-        [cluster.node(1).base_args(), ["--data-path-port", "4790", "--metrics-addr", "127.0.0.1:9646"].map(String::from).to_vec()]
-            .concat();
+    let founder_args: Vec<String> = [
+        cluster.node(1).base_args(),
+        ["--data-path-port", "4790", "--metrics-addr", "127.0.0.1:9646"].map(String::from).to_vec(),
+    ]
+    .concat();
     cluster.node_mut(1).start_with(&founder_args);
     let token = cluster.node(1).meshctl_ok(&["join-token", "worker"]).trim().to_string();
     let seed = cluster.node(1).addr.to_string();
@@ -201,7 +203,10 @@ fn the_data_path_port_is_learnt_by_joiners_and_carries_the_overlay() {
     let metrics = cluster.node(1).ns.exec("curl", ["-sf", "http://127.0.0.1:9646/metrics"]);
     let metrics = String::from_utf8_lossy(&metrics.stdout);
     assert!(metrics.contains("meshd_data_path_port 4790"), "{metrics}");
-    assert!(metrics.contains("meshd_default_addr_pools{pool=\"10.0.0.0/8\",mask_length=\"24\"} 1"), "{metrics}");
+    assert!(
+        metrics.contains("meshd_default_addr_pools{pool=\"10.0.0.0/8\",mask_length=\"24\"} 1"),
+        "{metrics}"
+    );
 
     // The VXLAN device of the joiner listens on the cluster's port.
     let link = cluster.node(2).ns.exec("ip", ["-d", "link", "show", "md-vxlan"]);

@@ -232,7 +232,9 @@ pub enum ConfigError {
     MetricsPort(SocketAddr),
     #[error(transparent)]
     Settings(#[from] SettingsError),
-    #[error("--data-path-port {0} is also --listen-port: the VXLAN and gossip sockets cannot share a UDP port")]
+    #[error(
+        "--data-path-port {0} is also --listen-port: the VXLAN and gossip sockets cannot share a UDP port"
+    )]
     DataPathIsGossipPort(u16),
 }
 

@@ -160,8 +160,7 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
         }
     };
 
-    let shared: SharedState =
-        Arc::new(Mutex::new(Shared::new(
+    let shared: SharedState = Arc::new(Mutex::new(Shared::new(
         Admission::new(creds.anchor.clone(), node_id).with_data_path_port(creds.settings.data_path_port),
     )));
     {

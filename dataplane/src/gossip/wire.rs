@@ -60,7 +60,13 @@ pub enum TcpMessage {
     /// key's signature over the request (see `join::proof_message`): the joiner holds it.
     /// `settings`: the cluster-wide settings this node's flags ask for; a manager refuses a
     /// joiner whose flags differ from the cluster's (`identity::settings`).
-    JoinRequest { member: MemberId, name: String, key: PublicKey, proof: Signature, settings: RequestedSettings },
+    JoinRequest {
+        member: MemberId,
+        name: String,
+        key: PublicKey,
+        proof: Signature,
+        settings: RequestedSettings,
+    },
     /// Manager -> joiner, sealed with the join key: the CA's certificate (the joiner checks it
     /// against its token's fingerprint), the joiner's certificate, the CA key for a manager,
     /// every entry of the state and the members to announce to.

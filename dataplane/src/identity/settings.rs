@@ -134,8 +134,11 @@ impl RequestedSettings {
             }
             Some(pools.iter().map(|p| parse_pool(p)).collect::<Result<Vec<_>, _>>()?)
         };
-        let requested =
-            RequestedSettings { default_addr_pools: pools, default_addr_pool_mask_length: mask_length, data_path_port };
+        let requested = RequestedSettings {
+            default_addr_pools: pools,
+            default_addr_pool_mask_length: mask_length,
+            data_path_port,
+        };
         requested.founding().validate()?;
         Ok(requested)
     }

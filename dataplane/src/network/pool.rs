@@ -50,9 +50,9 @@ pub fn next_free(settings: &ClusterSettings, used: &[Ipv4Net]) -> Option<Ipv4Net
 mod tests {
     use super::*;
 
-fn overlap(a: &Ipv4Net, b: &Ipv4Net) -> bool {
-    a.contains(&b.network()) || b.contains(&a.network())
-}
+    fn overlap(a: &Ipv4Net, b: &Ipv4Net) -> bool {
+        a.contains(&b.network()) || b.contains(&a.network())
+    }
 
     fn settings(pools: &[&str], mask: u8) -> ClusterSettings {
         ClusterSettings {

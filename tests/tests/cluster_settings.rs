@@ -279,3 +279,58 @@ fn bad_settings_flags_are_refused_before_anything_is_created() {
         assert!(!node.socket().exists(), "{flags:?} left a socket");
     }
 }
+
+#[test]
+fn a_docker_network_without_a_subnet_gets_one_from_the_clusters_pools() {
+    // Dropped in reverse: dockerd, the cluster (meshd removes its plugin socket), the global
+    // paths.
+    let _global = meshd_tests::runtimes::global::GlobalFiles::new();
+    let mut cluster = Cluster::new("dockpool", 1);
+    let driver = format!("{}-meshd", cluster.prefix());
+    let docker_dir = cluster.work_dir().join("docker1");
+    std::fs::create_dir_all(&docker_dir).unwrap();
+    let docker_host = format!("unix://{}", docker_dir.join("docker.sock").display());
+    let args: Vec<String> = [
+        cluster.node(1).base_args(),
+        [
+            "--default-addr-pool",
+            "10.160.0.0/24",
+            "--default-addr-pool-mask-length",
+            "25",
+            "--docker-plugin",
+            "--docker-plugin-socket",
+            &format!("/run/docker/plugins/{driver}.sock"),
+            "--docker-host",
+            &docker_host,
+        ]
+        .map(String::from)
+        .to_vec(),
+    ]
+    .concat();
+    cluster.node_mut(1).start_with(&args);
+    let dockerd = meshd_tests::runtimes::docker::Dockerd::start(&docker_dir, &cluster.node(1).ns.path());
+    // meshctl takes the pool's first /25, Docker the next.
+    cluster.node(1).meshctl_ok(&["network", "create", "first"]);
+    dockerd.ok(&["network", "create", "-d", &driver, "--ipam-driver", &driver, "second"]);
+    cluster.wait_for("the Docker network's meshd network", Duration::from_secs(10), |c| {
+        subnets(c.node(1)).iter().any(|(name, _)| name == "second")
+    });
+    let view: Vec<(String, String)> =
+        subnets(cluster.node(1)).into_iter().map(|(name, subnet)| (name, subnet.to_string())).collect();
+    assert_eq!(
+        view,
+        [
+            ("first".to_string(), "10.160.0.0/25".to_string()),
+            ("second".to_string(), "10.160.0.128/25".to_string())
+        ]
+    );
+    let inspect =
+        dockerd.ok(&["network", "inspect", "second", "--format", "{{range .IPAM.Config}}{{.Subnet}}{{end}}"]);
+    assert_eq!(inspect.trim(), "10.160.0.128/25");
+    // The pool is full now: Docker gets meshd's reason.
+    let full = dockerd.docker(&["network", "create", "-d", &driver, "--ipam-driver", &driver, "third"]);
+    let err = String::from_utf8_lossy(&full.stderr);
+    assert!(!full.status.success(), "a third /25 fit in a /24");
+    assert!(err.contains("have no free /25 left: pass --subnet"), "{err}");
+    drop(dockerd);
+}

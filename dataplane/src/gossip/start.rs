@@ -160,6 +160,14 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
         }
     };
 
+    // A restart with a --listen-port that is the cluster's data path port: the VXLAN and gossip
+    // sockets would want the same UDP port (a founder and a joiner were checked already).
+    if creds.settings.data_path_port == advertise.port() {
+        return Err(StartError::Settings(format!(
+            "--listen-port {} is the cluster's data path (VXLAN) port: choose another",
+            advertise.port()
+        )));
+    }
     let shared: SharedState = Arc::new(Mutex::new(Shared::new(
         Admission::new(creds.anchor.clone(), node_id).with_data_path_port(creds.settings.data_path_port),
     )));

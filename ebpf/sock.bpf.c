@@ -11,7 +11,7 @@
  *     namespace not known yet, more networks than MD_SOCK_CLIENT_NETS, raw sockets).
  * The programs are attached to the root of the cgroup v2 hierarchy, so they run for every
  * process of the machine: each one acts only in the network namespaces of the node that loaded
- * it (md_config_v3.netns_cookie, md_sock_clients_v1), and remembers what it translated in that
+ * it (md_config_v4.netns_cookie, md_sock_clients_v1), and remembers what it translated in that
  * namespace's own table (md_sock_rnat_v3): no namespace can push another's entries out.
  *
  *   connect4    TCP connect() / UDP connect() to a published port or a VIP -> to a backend's

@@ -8,7 +8,7 @@
  * program's business: it goes on to the next program or the stack, uncounted, so the underlay's
  * hot path pays one hash lookup per TCP/UDP packet and nothing more.
  *
- * VXLAN (UDP 4789) is the exception: it is checked here, before the kernel's VXLAN socket
+ * VXLAN (UDP to the data path port, vxlan_port()) is the exception: it is checked here, before the kernel's VXLAN socket
  * decapsulates it, because only here is the outer frame still there. Its outer source must be a
  * cluster node (md_nodes_v1), and the frame must come from the L2 hop the node would send a
  * reply to that address through (the node's own MAC on a shared segment, its router's

@@ -19,7 +19,7 @@
  *   a published flow's reply -> back to the client from the published address (this node was
  *                           the ingress), or through the tunnel to the ingress node
  *   IPv4 elsewhere       -> outside the network's subnet: up the node's stack (masquerade);
- *                           inside it with no endpoint: dropped; UDP to the VXLAN port (4789)
+ *                           inside it with no endpoint: dropped; UDP to the VXLAN port (vxlan_port())
  *                           anywhere: dropped (it would be decapsulated by a node as if that
  *                           node sent it). What the stack may take for the node itself is
  *                           decided by meshd's nftables table (replies only).

@@ -1,7 +1,7 @@
 //! Rust mirror of `include/abi/node.h`: the node-wide settings map.
 
 /// Node-wide settings, an array of one.
-pub const CONFIG_MAP: &str = "md_config_v3";
+pub const CONFIG_MAP: &str = "md_config_v4";
 /// `MD_CONFIG_MAX`: [`CONFIG_MAP`] has one entry, key 0.
 pub const CONFIG_MAX: u32 = 1;
 
@@ -46,6 +46,11 @@ pub struct NodeConfig {
     pub ct_idle_ns: u64,
     /// The node's network namespace cookie: the socket programs act only inside it.
     pub netns_cookie: u64,
+    /// The cluster's data path (VXLAN) port in network order ([`crate::net_order::port`]); 0
+    /// reads as 4789.
+    pub vxlan_port: u16,
+    pub pad16: u16,
+    pub pad: u32,
 }
 
 // SAFETY: repr(C), integers only, no implicit padding: every bit pattern is valid.

@@ -94,7 +94,7 @@ pub enum Reason {
     DropTunnelSpoofed,
     /// A container opening a connection to the node itself (meshd's nftables table counts it).
     DropToNode,
-    /// A container sending to UDP 4789 (VXLAN).
+    /// A container sending to the cluster's VXLAN data path port (4789 by default).
     DropTunnelPort,
     /// A TCP packet other than a SYN of an untracked balanced flow: no state for it.
     DropNoFlow,

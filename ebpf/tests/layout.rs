@@ -162,6 +162,7 @@ fn node_types_match_the_header() {
     let facts = c_facts(
         "SIZE(md_node_config); OFF(md_node_config, vxlan_ifindex); OFF(md_node_config, node_ip);\n\
          OFF(md_node_config, ct_idle_ns); OFF(md_node_config, netns_cookie);\n\
+         OFF(md_node_config, vxlan_port); OFF(md_node_config, pad16); OFF(md_node_config, pad);\n\
          SIZE(md_node); OFF(md_node, flags); OFF(md_node, pad);\n\
          SIZE(md_node_hop); OFF(md_node_hop, mac); OFF(md_node_hop, pad);\n\
          ENUM(MD_CONFIG_MAX); ENUM(MD_NODES_MAX); ENUM(MD_NODE_HOPS_MAX); ENUM(MD_NODE_MEMBER);",
@@ -172,6 +173,9 @@ fn node_types_match_the_header() {
         ("offsetof md_node_config.node_ip", offset_of!(NodeConfig, node_ip)),
         ("offsetof md_node_config.ct_idle_ns", offset_of!(NodeConfig, ct_idle_ns)),
         ("offsetof md_node_config.netns_cookie", offset_of!(NodeConfig, netns_cookie)),
+        ("offsetof md_node_config.vxlan_port", offset_of!(NodeConfig, vxlan_port)),
+        ("offsetof md_node_config.pad16", offset_of!(NodeConfig, pad16)),
+        ("offsetof md_node_config.pad", offset_of!(NodeConfig, pad)),
         ("enum MD_CONFIG_MAX", CONFIG_MAX as usize),
         ("sizeof md_node", size_of::<Node>()),
         ("offsetof md_node.flags", offset_of!(Node, flags)),

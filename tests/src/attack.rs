@@ -20,6 +20,8 @@ pub const NOBODY: &str = "65534";
 pub const CRAFT_VXLAN: &str = r#"
 import socket, struct, sys
 mode, outer_src, target, vni, inner_src, inner_dst, marker = sys.argv[1:8]
+# The cluster's data path port: the 8th argument, the default cluster's (IANA's 4789) without.
+port = int(sys.argv[8]) if len(sys.argv) > 8 else 4789
 vni = int(vni)
 marker = marker.encode()
 def csum(b):
@@ -37,10 +39,10 @@ vxlan = struct.pack('!II', 0x08000000, vni << 8) + frame
 for _ in range(3):
     if mode == 'udp':
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.sendto(vxlan, (target, 4789))
+        s.sendto(vxlan, (target, port))
     else:
         s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-        udp = struct.pack('!HHHH', 40000, 4789, 8 + len(vxlan), 0) + vxlan
+        udp = struct.pack('!HHHH', 40000, port, 8 + len(vxlan), 0) + vxlan
         s.sendto(ipv4(outer_src, target, 17, udp), (target, 0))
 "#;
 

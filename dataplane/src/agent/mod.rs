@@ -124,6 +124,11 @@ impl Agent {
         self.gossip.snapshot()
     }
 
+    /// What the cluster was created with (address pools, data path port).
+    pub fn cluster_settings(&self) -> &crate::identity::ClusterSettings {
+        self.gossip.settings()
+    }
+
     /// The MTU of the interfaces this node makes (the underlay's, minus VXLAN's overhead).
     pub fn mtu(&self) -> u32 {
         self.mtu

@@ -1,18 +1,34 @@
 //! `network create` and `network rm`: validated against the state here, decided by the managers.
 
 use super::{Agent, AgentError};
-use crate::manager::Action;
+use ipnet::Ipv4Net;
+
+use crate::manager::{Action, Decision, ManagerError};
 use crate::network::plan;
 
 impl Agent {
-    pub async fn network_create(&self, name: &str, subnet: &str) -> Result<(), AgentError> {
+    /// Creates a network on `subnet`, or (None) on the next free subnet of the cluster's
+    /// default address pools, which the managers pick. Returns the subnet.
+    pub async fn network_create(&self, name: &str, subnet: Option<&str>) -> Result<Ipv4Net, AgentError> {
         self.managers.require_manager("create or remove networks")?;
         let _serial = self.inner.lock().await;
-        let record = plan::plan_create(&self.gossip.snapshot().state, name, subnet)?;
+        let state = &self.gossip.snapshot().state;
+        let Some(subnet) = subnet else {
+            let record = plan::plan_create_from_pool(state, name)?;
+            let action = Action::CreateNetworkFromPool { name: name.to_string(), record };
+            return match self.managers.decide("create networks", action).await? {
+                Decision::Subnet(subnet) => Ok(subnet),
+                other => Err(AgentError::Managers(ManagerError::Internal(format!(
+                    "a network from the pools came to {other}"
+                )))),
+            };
+        };
+        let record = plan::plan_create(state, name, subnet)?;
+        let subnet = record.subnet;
         self.managers
             .decide("create networks", Action::CreateNetwork { name: name.to_string(), record })
             .await?;
-        Ok(())
+        Ok(subnet)
     }
 
     pub async fn network_rm(&self, name: &str) -> Result<(), AgentError> {

@@ -108,6 +108,7 @@ impl Agent {
             node_dns,
             nodes,
             published: owners.keys().copied().collect(),
+            data_path_port: self.cluster_settings().data_path_port,
         };
         if inner.masqueraded.as_ref() != Some(&table) {
             nftables::apply(&table).map_err(|e| AgentError::Kernel(e.to_string()))?;

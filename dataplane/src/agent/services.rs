@@ -22,7 +22,8 @@ impl Agent {
         self.managers.require_manager("create or remove services")?;
         let mut inner = self.inner.lock().await;
         let snapshot = self.gossip.snapshot();
-        let ports = plan::plan_create(&snapshot.state, name, network, mode, publish)?;
+        let data_path_port = self.cluster_settings().data_path_port;
+        let ports = plan::plan_create(&snapshot.state, name, network, mode, publish, data_path_port)?;
         let vip = match mode {
             EndpointMode::Dnsrr => None,
             EndpointMode::Vip => {

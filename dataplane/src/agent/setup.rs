@@ -47,7 +47,9 @@ impl Agent {
             .await?
             .ok_or_else(|| anyhow::anyhow!("no interface holds the advertise address {advertise}"))?;
         let mtu = underlay.mtu - vxlan::OVERHEAD;
-        let vxlan_ifindex = vxlan::ensure_device(&node).await?;
+        // The cluster's data path port (`--data-path-port` of the founder), the same everywhere.
+        let data_path_port = gossip.settings().data_path_port;
+        let vxlan_ifindex = vxlan::ensure_device(&node, data_path_port).await?;
         datapath.attach_vxlan(vxlan::DEVICE)?;
         let netns_cookie = cgroup::netns_cookie()
             .map_err(|e| anyhow::anyhow!("cannot read the network namespace cookie: {e}"))?;
@@ -56,6 +58,9 @@ impl Agent {
             node_ip: net_order::ipv4(advertise_v4),
             ct_idle_ns: settings.lb_idle_timeout.as_nanos().min(u128::from(u64::MAX)) as u64,
             netns_cookie,
+            vxlan_port: net_order::port(data_path_port),
+            pad16: 0,
+            pad: 0,
         })?;
         // The overlay fast path (docs/overlay.md): written before the underlay program is
         // attached, and written again (on or off) at every start.

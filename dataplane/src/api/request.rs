@@ -54,7 +54,9 @@ pub enum Request {
     Stats {},
     NetworkCreate {
         name: String,
-        subnet: String,
+        /// None: the next free subnet of the cluster's default address pools.
+        #[serde(default)]
+        subnet: Option<String>,
     },
     NetworkLs {},
     /// A network's address blocks (which node each was granted to) and endpoints, as this

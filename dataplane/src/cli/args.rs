@@ -187,9 +187,10 @@ pub enum NetworkCommand {
     /// Create an overlay network (replicated cluster-wide)
     Create {
         name: String,
-        /// IPv4 subnet, e.g. 10.10.0.0/24 (/8 to /28)
+        /// IPv4 subnet, e.g. 10.10.0.0/24 (/8 to /28); default: the next free subnet of the
+        /// cluster's default address pools (meshd --default-addr-pool, as in Swarm)
         #[arg(long, value_name = "CIDR")]
-        subnet: String,
+        subnet: Option<String>,
     },
     /// List networks: NAME, SUBNET, VNI, GATEWAY, ENDPOINTS
     #[command(visible_alias = "list")]

@@ -12,7 +12,7 @@ use crate::api::DEFAULT_SOCKET;
 use crate::discovery::serve::DnsSettings;
 use crate::duration::within;
 use crate::gossip::GossipConfig;
-use crate::identity::{JoinToken, ParseTokenError};
+use crate::identity::{JoinToken, ParseTokenError, RequestedSettings, SettingsError};
 
 /// The gossip port (UDP + TCP), as in Docker Swarm.
 pub const DEFAULT_GOSSIP_PORT: u16 = 7946;
@@ -125,6 +125,20 @@ pub struct DaemonArgs {
     pub gossip_reap_after: Duration,
     #[command(flatten)]
     pub docker: DockerArgs,
+    /// Cluster creation only (Swarm's `swarm init --default-addr-pool`): a pool that networks
+    /// created without --subnet get theirs from, e.g. 10.20.0.0/16; repeat for more pools
+    /// (default: 10.0.0.0/8). A joining node takes the cluster's; given there with another
+    /// value, it is refused
+    #[arg(long, value_name = "CIDR", action = clap::ArgAction::Append)]
+    pub default_addr_pool: Vec<String>,
+    /// Cluster creation only (Swarm's `--default-addr-pool-mask-length`): the prefix length of
+    /// the subnets cut from the pools, 8 to 28 (default: 24)
+    #[arg(long, value_name = "N")]
+    pub default_addr_pool_mask_length: Option<u8>,
+    /// Cluster creation only (Swarm's `--data-path-port`): the overlay's VXLAN UDP port on every
+    /// node, 1024 to 49151 (default: 4789)
+    #[arg(long, value_name = "PORT")]
+    pub data_path_port: Option<u16>,
 }
 
 /// `--cgroup-root`: checked before anything is changed in the kernel.
@@ -186,6 +200,8 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// Monitor events per second per CPU and type.
     pub monitor_rate: u32,
+    /// The cluster-wide settings the flags give (a new cluster's; checked when joining).
+    pub settings: RequestedSettings,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -214,6 +230,12 @@ pub enum ConfigError {
     Docker(#[from] DockerConfigError),
     #[error("--metrics-addr {0} needs a port other than 0")]
     MetricsPort(SocketAddr),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(
+        "--data-path-port {0} is also --listen-port: the VXLAN and gossip sockets cannot share a UDP port"
+    )]
+    DataPathIsGossipPort(u16),
 }
 
 impl Config {
@@ -261,6 +283,14 @@ impl Config {
                 return Err(ConfigError::MetricsPort(addr));
             }
         }
+        let settings = RequestedSettings::parse(
+            &args.default_addr_pool,
+            args.default_addr_pool_mask_length,
+            args.data_path_port,
+        )?;
+        if settings.data_path_port == Some(args.listen_port) {
+            return Err(ConfigError::DataPathIsGossipPort(args.listen_port));
+        }
         let gossip = GossipConfig {
             probe_interval: args.gossip_probe_interval,
             probe_timeout: args.gossip_probe_timeout,
@@ -291,6 +321,7 @@ impl Config {
             docker: args.docker.settings()?,
             metrics_addr: args.metrics_addr,
             monitor_rate: args.monitor_rate,
+            settings,
         })
     }
 }
@@ -397,6 +428,35 @@ mod tests {
         assert!(parse(&["--gossip-suspect-timeout", "soon"])
             .unwrap_err()
             .contains("--gossip-suspect-timeout"));
+    }
+
+    #[test]
+    fn cluster_settings_flags() {
+        let config = parse(&[]).unwrap();
+        assert!(config.settings.is_empty(), "no flag: nothing asked, the cluster's (or the defaults) apply");
+        let config = parse(&[
+            "--default-addr-pool",
+            "10.20.0.0/16",
+            "--default-addr-pool",
+            "10.30.0.0/16",
+            "--default-addr-pool-mask-length",
+            "26",
+            "--data-path-port",
+            "4790",
+        ])
+        .unwrap();
+        let founded = config.settings.founding();
+        assert_eq!(founded.default_addr_pools.len(), 2, "the flag repeats");
+        assert_eq!((founded.default_addr_pool_mask_length, founded.data_path_port), (26, 4790));
+        let err = parse(&["--default-addr-pool", "10.20.0.0"]).unwrap_err();
+        assert!(err.contains("--default-addr-pool \"10.20.0.0\" is not an IPv4 CIDR"), "{err}");
+        let err = parse(&["--default-addr-pool", "10.20.0.0/16", "--default-addr-pool-mask-length", "12"])
+            .unwrap_err();
+        assert!(err.contains("shorter than pool 10.20.0.0/16"), "{err}");
+        assert!(parse(&["--data-path-port", "99999"]).unwrap_err().contains("--data-path-port"));
+        assert!(parse(&["--data-path-port", "1000"]).unwrap_err().contains("between 1024 and 49151"));
+        let err = parse(&["--data-path-port", "7946"]).unwrap_err();
+        assert!(err.contains("also --listen-port"), "{err}");
     }
 
     #[test]

@@ -95,6 +95,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         join: config.join.clone(),
         state_dir: state.clone(),
         cert_validity: config.cert_expiry,
+        settings: config.settings.clone(),
     })
     .await?;
     tracing::info!(port = config.listen_port, "gossip running");

@@ -80,11 +80,23 @@ pub struct Admission {
     me: NodeId,
     /// Writer -> (its certificate, the key it certifies, when it was checked).
     certified: HashMap<NodeId, (Vec<u8>, PublicKey, Instant)>,
+    /// The cluster's data path port: no service may publish it.
+    data_path_port: u16,
 }
 
 impl Admission {
     pub fn new(anchor: CaAnchor, me: NodeId) -> Admission {
-        Admission { anchor, me, certified: HashMap::new() }
+        Admission {
+            anchor,
+            me,
+            certified: HashMap::new(),
+            data_path_port: crate::identity::settings::DEFAULT_DATA_PATH_PORT,
+        }
+    }
+
+    /// The cluster's data path port, when it is not the default.
+    pub fn with_data_path_port(self, data_path_port: u16) -> Admission {
+        Admission { data_path_port, ..self }
     }
 
     pub fn anchor(&self) -> &CaAnchor {
@@ -137,7 +149,7 @@ impl Admission {
         if !record::verify(&key, signed) {
             return Err((Rejection::BadSignature, format!("a delta claiming to be {writer}'s")));
         }
-        authorize(state, &delta.change, writer, delta.version)?;
+        authorize(state, &delta.change, writer, delta.version, self.data_path_port)?;
         if let Change::Endpoint { owner, id, record } = &delta.change {
             let claim = match record {
                 Some(record) => claims::endpoint(state, owner, id, record),
@@ -184,6 +196,7 @@ fn authorize(
     change: &Change,
     writer: NodeId,
     version: Version,
+    data_path_port: u16,
 ) -> Result<(), (Rejection, String)> {
     let owner = |owner: &NodeId| {
         if *owner == writer {
@@ -219,7 +232,7 @@ fn authorize(
         }
         Change::Service { name, record } => {
             manager()?;
-            record.as_ref().map_or(Ok(()), |r| valid(validate::service(state, name, r)))
+            record.as_ref().map_or(Ok(()), |r| valid(validate::service(state, name, r, data_path_port)))
         }
         Change::Secrets { value } => {
             manager()?;

@@ -237,6 +237,12 @@ impl Agent {
     fn handle_inbound(&mut self, request: Inbound) {
         match request {
             Inbound::Join { message, role, peer, reply } => {
+                if let Some(reason) = join::settings_conflict(&self.creds.settings, &message) {
+                    tracing::warn!(%peer, reason, "join refused");
+                    Stats::bump(&self.stats.joins_refused);
+                    let _ = reply.send(Some(TcpMessage::Refused { reason }));
+                    return;
+                }
                 let state = lock(&self.shared).state.clone();
                 match join::admit(&self.creds, &state, message, role, peer, self.cert_validity) {
                     Ok(admitted) if admitted.ca_key.is_some() => self.approve_manager(admitted, peer, reply),

@@ -17,6 +17,8 @@ pub struct Credentials {
     pub cert: IssuedCert,
     /// The CA, on managers.
     pub ca: Option<Arc<ClusterCa>>,
+    /// What the cluster was created with: told to joiners with their certificate.
+    pub settings: crate::identity::ClusterSettings,
 }
 
 impl Credentials {

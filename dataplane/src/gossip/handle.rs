@@ -64,9 +64,16 @@ pub struct GossipHandle {
     pub(super) tls: SharedTls,
     pub(super) channels: HandlerSlot,
     pub(super) join_gate: GateSlot,
+    /// What the cluster was created with; fixed for the cluster's life.
+    pub(super) settings: Arc<crate::identity::ClusterSettings>,
 }
 
 impl GossipHandle {
+    /// The cluster-wide settings (pools, data path port), the same on every node.
+    pub fn settings(&self) -> &crate::identity::ClusterSettings {
+        &self.settings
+    }
+
     /// The latest snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot.borrow().clone()

@@ -21,7 +21,7 @@ use super::member::MemberId;
 use super::tcp::{self, ExchangeError, SharedGuard};
 use super::wire::TcpMessage;
 use crate::hex::Bytes;
-use crate::identity::{Fingerprint, JoinToken, NodeId, Secret};
+use crate::identity::{ClusterSettings, Fingerprint, JoinToken, NodeId, RequestedSettings, Secret};
 use crate::state::{ClusterState, Signature, SignedDelta};
 use crate::trust::ca::{IssuedCert, JoinRole};
 use crate::trust::keys::{NodeKey, PublicKey};
@@ -42,6 +42,8 @@ fn fingerprint_bytes(fingerprint: &Fingerprint) -> Vec<u8> {
 /// What a successful join brings back.
 pub struct Joined {
     pub ca_cert: Vec<u8>,
+    /// The settings the cluster was created with.
+    pub settings: ClusterSettings,
     pub cert: IssuedCert,
     pub ca_key: Option<Vec<u8>>,
     pub state: Vec<SignedDelta>,
@@ -60,6 +62,8 @@ pub enum JoinError {
     Protocol { addr: SocketAddr },
     #[error("the manager at {addr} could not admit this node: {reason}")]
     Refused { addr: SocketAddr, reason: String },
+    #[error("the cluster at {addr} sent unusable settings: {reason}")]
+    Settings { addr: SocketAddr, reason: String },
 }
 
 /// What approves a node joining as a manager before it is admitted: the managers' Raft group,
@@ -81,11 +85,17 @@ pub async fn request(
     key: &NodeKey,
     member: &MemberId,
     name: &str,
+    settings: &RequestedSettings,
     guard: &SharedGuard,
 ) -> Result<Joined, JoinError> {
     let proof = Signature(key.sign(JOIN_DOMAIN, &proof_message(&token.fingerprint, member, &key.public())));
-    let request =
-        TcpMessage::JoinRequest { member: member.clone(), name: name.to_string(), key: key.public(), proof };
+    let request = TcpMessage::JoinRequest {
+        member: member.clone(),
+        name: name.to_string(),
+        key: key.public(),
+        proof,
+        settings: settings.clone(),
+    };
     let ring = Keyring::new(Purpose::Join, std::slice::from_ref(&token.secret));
     const ATTEMPTS: u32 = 6;
     let mut delay = Duration::from_millis(200);
@@ -105,9 +115,9 @@ pub async fn request(
             Err(error) => return Err(JoinError::Exchange(error)),
         }
     };
-    let (ca_cert, cert, ca_key, state, members) = match answer {
-        TcpMessage::JoinAccept { ca_cert, cert, ca_key, state, members } => {
-            (ca_cert, cert, ca_key, state, members)
+    let (ca_cert, cert, ca_key, state, members, cluster_settings) = match answer {
+        TcpMessage::JoinAccept { ca_cert, cert, ca_key, state, members, settings } => {
+            (ca_cert, cert, ca_key, state, members, settings)
         }
         TcpMessage::Refused { reason } => return Err(JoinError::Refused { addr, reason }),
         _ => return Err(JoinError::Protocol { addr }),
@@ -120,7 +130,22 @@ pub async fn request(
         Ok((id, certified)) if id == key.node_id() && certified == key.public() => {}
         _ => return Err(JoinError::WrongCertificate { addr }),
     }
-    Ok(Joined { ca_cert: ca_cert.0, cert, ca_key: ca_key.map(|k| k.0), state, members })
+    // The manager checked the flags already; a settings record that does not hold up is refused
+    // here before anything is saved.
+    if let Err(error) = cluster_settings.validate() {
+        return Err(JoinError::Settings { addr, reason: error.to_string() });
+    }
+    if let Some(reason) = settings.conflict(&cluster_settings) {
+        return Err(JoinError::Settings { addr, reason });
+    }
+    Ok(Joined {
+        ca_cert: ca_cert.0,
+        settings: cluster_settings,
+        cert,
+        ca_key: ca_key.map(|k| k.0),
+        state,
+        members,
+    })
 }
 
 /// What a manager grants a joiner it admits.
@@ -141,7 +166,7 @@ pub fn admit(
     peer: SocketAddr,
     cert_validity: Duration,
 ) -> Result<Admitted, String> {
-    let TcpMessage::JoinRequest { member, name, key, proof } = message else {
+    let TcpMessage::JoinRequest { member, name, key, proof, .. } = message else {
         return Err("not a join request".into());
     };
     let ca = creds.ca.as_ref().ok_or("this node does not hold the CA")?;
@@ -163,6 +188,25 @@ pub fn admit(
     Ok(Admitted { node: id, cert, ca_key: (role == JoinRole::Manager).then(|| ca.key_pkcs8().to_vec()) })
 }
 
+/// Why a joiner's flags cannot join this cluster, told to it (the request opened with a join
+/// secret, so the asker holds a token): a cluster-wide setting it gives with another value
+/// than the cluster's, or a gossip port that is the cluster's data path port (the VXLAN socket
+/// and the gossip socket would both want it).
+pub fn settings_conflict(settings: &ClusterSettings, message: &TcpMessage) -> Option<String> {
+    let TcpMessage::JoinRequest { member, settings: requested, .. } = message else {
+        return None;
+    };
+    if let Some(reason) = requested.conflict(settings) {
+        return Some(reason);
+    }
+    (member.addr.port() == settings.data_path_port).then(|| {
+        format!(
+            "this node's gossip port {} is the cluster's data path (VXLAN) port: start it with another --listen-port",
+            member.addr.port()
+        )
+    })
+}
+
 /// The answer to an admitted joiner: the CA's certificate, its own, the state and the members.
 pub fn accept(
     creds: &Credentials,
@@ -176,6 +220,7 @@ pub fn accept(
         ca_key: admitted.ca_key.map(Bytes),
         state,
         members,
+        settings: creds.settings.clone(),
     }
 }
 

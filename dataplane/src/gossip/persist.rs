@@ -1,8 +1,9 @@
 //! What a member keeps in its state directory so a restart (or a whole-cluster restart) loses
 //! nothing:
 //!
-//! - `cluster.json`: the cluster CA's certificate and this node's certificate. Present exactly
-//!   while the node is a member; removed on leave.
+//! - `cluster.json`: the cluster CA's certificate, this node's certificate and the cluster-wide
+//!   settings the cluster was created with (`identity::settings`). Present exactly while the
+//!   node is a member; removed on leave.
 //! - `ca.key`: the CA's key, on managers only (mode 0600).
 //! - `gossip-keys.json`: the gossip keys this node holds (mode 0600; see `key_material`).
 //! - `state.json`: every state entry with its writer's signature. Checked again on load like any
@@ -13,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::hex::Bytes;
+use crate::identity::ClusterSettings;
 use crate::state::SignedDelta;
 use crate::state_dir::{StateDir, StateDirError};
 use crate::trust::ca::IssuedCert;
@@ -25,6 +27,9 @@ const CA_KEY_FILE: &str = "ca.key";
 pub struct ClusterFile {
     pub ca_cert: Bytes,
     pub cert: IssuedCert,
+    /// Absent in a file written before settings existed: such a cluster runs on the defaults.
+    #[serde(default)]
+    pub settings: ClusterSettings,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -29,7 +29,7 @@ use super::persist::{self, ClusterFile};
 use super::stats::Stats;
 use super::tcp::{self, JoinRings, Keyrings, SharedGuard};
 use crate::hex::Bytes;
-use crate::identity::{JoinToken, NodeId, Secret};
+use crate::identity::{JoinToken, NodeId, RequestedSettings, Secret};
 use crate::state::version::unix_millis;
 use crate::state::{Change, ClusterSecrets, ClusterState, Delta, JoinEpochs, Liveness, Snapshot};
 use crate::state_dir::{StateDir, StateDirError};
@@ -49,6 +49,9 @@ pub struct StartParams {
     pub state_dir: Arc<StateDir>,
     /// How long the certificates this node issues (as a manager) are valid.
     pub cert_validity: Duration,
+    /// The cluster-wide settings this node's flags give: a new cluster's, or checked against
+    /// the cluster's when joining or rejoining.
+    pub settings: RequestedSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +68,8 @@ pub enum StartError {
     Certificate(String),
     #[error("this node's certificate expired {0} s ago, and it holds no CA to renew it: it was away longer than certificates last; remove cluster.json, ca.key and state.json from the state directory and join again with a current token")]
     Expired(u64),
+    #[error("{0}")]
+    Settings(String),
     #[error("cannot create the cluster CA: {0}")]
     Ca(String),
     #[error(transparent)]
@@ -77,7 +82,7 @@ pub enum StartError {
 
 /// Binds the gossip sockets, creates, joins or rejoins the cluster, and starts the agent.
 pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit>), StartError> {
-    let StartParams { config, key, name, advertise, join, state_dir, cert_validity } = params;
+    let StartParams { config, key, name, advertise, join, state_dir, cert_validity, settings } = params;
     let bind_err = |proto| move |source| StartError::Bind { proto, addr: advertise, source };
     let udp = UdpSocket::bind(advertise).await.map_err(bind_err("UDP"))?;
     let listener = TcpListener::bind(advertise).await.map_err(bind_err("TCP"))?;
@@ -98,11 +103,12 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
     let fresh_join = cluster_file.is_none() && join.is_some();
     let (creds, known, founder) = match (cluster_file, &join) {
         (Some(file), join) => {
-            let creds = rejoin(&state_dir, &key, file, join.as_ref().map(|(_, t)| t), cert_validity)?;
+            let creds =
+                rejoin(&state_dir, &key, file, join.as_ref().map(|(_, t)| t), &settings, cert_validity)?;
             (creds, persist::load_state(&state_dir)?.deltas, None)
         }
         (None, Some((addr, token))) => {
-            let joined = join::request(*addr, token, &key, &identity, &name, &guard).await?;
+            let joined = join::request(*addr, token, &key, &identity, &name, &settings, &guard).await?;
             let anchor =
                 CaAnchor::new(&joined.ca_cert).map_err(|e| StartError::Certificate(e.to_string()))?;
             let ca = match &joined.ca_key {
@@ -112,14 +118,28 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
                 )),
                 None => None,
             };
-            let creds =
-                Credentials { key: key.clone(), ca_cert: joined.ca_cert, anchor, cert: joined.cert, ca };
+            let creds = Credentials {
+                key: key.clone(),
+                ca_cert: joined.ca_cert,
+                anchor,
+                cert: joined.cert,
+                ca,
+                settings: joined.settings,
+            };
             save_credentials(&state_dir, &creds)?;
             seeds = joined.members;
-            tracing::info!(%addr, members = seeds.len(), manager = creds.ca.is_some(), "joined the cluster");
+            tracing::info!(%addr, members = seeds.len(), manager = creds.ca.is_some(), settings = %creds.settings, "joined the cluster");
             (creds, joined.state, None)
         }
         (None, None) => {
+            let founding = settings.founding();
+            founding.validate().map_err(|e| StartError::Settings(e.to_string()))?;
+            if founding.data_path_port == advertise.port() {
+                return Err(StartError::Settings(format!(
+                    "--data-path-port {} is this node's gossip port (--listen-port): choose another",
+                    founding.data_path_port
+                )));
+            }
             let ca = ClusterCa::create().map_err(|e| StartError::Ca(e.to_string()))?;
             let cert = ca
                 .issue(&key.public(), cert_validity.as_secs().max(1))
@@ -132,15 +152,25 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
                 anchor,
                 cert,
                 ca: Some(Arc::new(ca)),
+                settings: founding,
             };
             save_credentials(&state_dir, &creds)?;
-            tracing::info!(fingerprint = %creds.fingerprint(), "created a new cluster and its CA");
+            tracing::info!(fingerprint = %creds.fingerprint(), settings = %creds.settings, "created a new cluster and its CA");
             (creds, Vec::new(), Some(grant))
         }
     };
 
-    let shared: SharedState =
-        Arc::new(Mutex::new(Shared::new(Admission::new(creds.anchor.clone(), node_id))));
+    // A restart with a --listen-port that is the cluster's data path port: the VXLAN and gossip
+    // sockets would want the same UDP port (a founder and a joiner were checked already).
+    if creds.settings.data_path_port == advertise.port() {
+        return Err(StartError::Settings(format!(
+            "--listen-port {} is the cluster's data path (VXLAN) port: choose another",
+            advertise.port()
+        )));
+    }
+    let shared: SharedState = Arc::new(Mutex::new(Shared::new(
+        Admission::new(creds.anchor.clone(), node_id).with_data_path_port(creds.settings.data_path_port),
+    )));
     {
         let mut guard = lock(&shared);
         for signed in known {
@@ -296,6 +326,7 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
     agent.publish();
 
     let handle = GossipHandle {
+        settings: Arc::new(agent.creds.settings.clone()),
         snapshot: snapshot_rx,
         commands: command_tx,
         stats,
@@ -317,11 +348,19 @@ fn rejoin(
     key: &Arc<NodeKey>,
     file: ClusterFile,
     token: Option<&JoinToken>,
+    requested: &RequestedSettings,
     cert_validity: Duration,
 ) -> Result<Credentials, StartError> {
     let fingerprint = crate::trust::ca::fingerprint(&file.ca_cert.0);
     if token.is_some_and(|t| t.fingerprint != fingerprint) {
         return Err(StartError::StateOfAnotherCluster);
+    }
+    // Before anything is touched: the saved settings hold, and the flags (if any) agree.
+    file.settings
+        .validate()
+        .map_err(|e| StartError::Settings(format!("cluster.json holds unusable settings: {e}")))?;
+    if let Some(reason) = requested.conflict(&file.settings) {
+        return Err(StartError::Settings(reason));
     }
     let anchor = CaAnchor::new(&file.ca_cert.0).map_err(|e| StartError::Certificate(e.to_string()))?;
     let ca = match persist::load_ca_key(state_dir)? {
@@ -346,7 +385,8 @@ fn rejoin(
         }
         Err(e) => return Err(StartError::Certificate(e.to_string())),
     }
-    let creds = Credentials { key: key.clone(), ca_cert: file.ca_cert.0, anchor, cert, ca };
+    let creds =
+        Credentials { key: key.clone(), ca_cert: file.ca_cert.0, anchor, cert, ca, settings: file.settings };
     save_credentials(state_dir, &creds)?;
     tracing::info!(fingerprint = %fingerprint, manager = creds.ca.is_some(), "rejoining with the saved cluster state");
     Ok(creds)
@@ -359,7 +399,11 @@ pub(super) fn save_credentials(state_dir: &StateDir, creds: &Credentials) -> Res
     }
     persist::save_cluster(
         state_dir,
-        &ClusterFile { ca_cert: Bytes(creds.ca_cert.clone()), cert: creds.cert.clone() },
+        &ClusterFile {
+            ca_cert: Bytes(creds.ca_cert.clone()),
+            cert: creds.cert.clone(),
+            settings: creds.settings.clone(),
+        },
     )
 }
 

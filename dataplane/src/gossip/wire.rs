@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::member::MemberId;
 use crate::hex::Bytes;
-use crate::identity::Secret;
+use crate::identity::{ClusterSettings, RequestedSettings, Secret};
 use crate::state::{Signature, SignedDelta};
 use crate::trust::ca::IssuedCert;
 use crate::trust::keys::PublicKey;
@@ -58,7 +58,15 @@ pub struct SaltedKey {
 pub enum TcpMessage {
     /// Joiner -> manager, sealed with the join key: "admit me, with this key". `proof` is the
     /// key's signature over the request (see `join::proof_message`): the joiner holds it.
-    JoinRequest { member: MemberId, name: String, key: PublicKey, proof: Signature },
+    /// `settings`: the cluster-wide settings this node's flags ask for; a manager refuses a
+    /// joiner whose flags differ from the cluster's (`identity::settings`).
+    JoinRequest {
+        member: MemberId,
+        name: String,
+        key: PublicKey,
+        proof: Signature,
+        settings: RequestedSettings,
+    },
     /// Manager -> joiner, sealed with the join key: the CA's certificate (the joiner checks it
     /// against its token's fingerprint), the joiner's certificate, the CA key for a manager,
     /// every entry of the state and the members to announce to.
@@ -68,6 +76,8 @@ pub enum TcpMessage {
         ca_key: Option<Bytes>,
         state: Vec<SignedDelta>,
         members: Vec<MemberId>,
+        /// The settings the cluster was created with (pools, data path port).
+        settings: ClusterSettings,
     },
     /// Either way between members (TLS): full state and membership, for anti-entropy.
     PushPull { from: MemberId, state: Vec<SignedDelta>, members: Vec<Member<MemberId>> },
@@ -189,6 +199,7 @@ mod tests {
                 name: "n7".into(),
                 key: PublicKey([3; 32]),
                 proof: Signature([4; 64]),
+                settings: RequestedSettings { data_path_port: Some(4790), ..Default::default() },
             },
             TcpMessage::PushPull {
                 from: member(),

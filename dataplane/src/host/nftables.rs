@@ -2,7 +2,6 @@
 
 use std::net::Ipv4Addr;
 
-use crate::netlink::vxlan::PORT as VXLAN_PORT;
 use crate::state::Protocol;
 
 /// The named counter of the packets a container sent to the node itself, or to another node of
@@ -21,10 +20,12 @@ pub struct Table {
     pub nodes: Vec<Ipv4Addr>,
     /// The published ports, which a container may still reach on any node's address.
     pub published: Vec<(u16, Protocol)>,
+    /// The cluster's data path (VXLAN) port.
+    pub data_path_port: u16,
 }
 
 /// Replaces meshd's nftables table, atomically (`nft -f`):
-/// - the VXLAN packets themselves (UDP 4789, in and out) skip connection tracking: they are
+/// - the VXLAN packets themselves (UDP to the cluster's data path port, 4789 by default; in and out) skip connection tracking: they are
 ///   never translated, and tracking every encapsulated packet costs a conntrack lookup (and an
 ///   entry per peer) on the overlay's hot path;
 /// - traffic from overlay subnets leaving for anywhere that is not an overlay subnet is
@@ -64,12 +65,12 @@ pub fn apply(table: &Table) -> std::io::Result<()> {
 
 /// The table's text for `nft -f`.
 fn render(table: &Table) -> String {
-    let Table { subnets, node_dns, nodes, published } = table;
+    let Table { subnets, node_dns, nodes, published, data_path_port } = table;
     let mut rules = String::from("table ip meshd {}\ndelete table ip meshd\ntable ip meshd {\n");
     rules.push_str(&format!(
         "  chain raw_prerouting {{\n    type filter hook prerouting priority raw; policy accept;\n    \
-         udp dport {VXLAN_PORT} notrack\n  }}\n  chain raw_output {{\n    type filter hook output priority raw; policy accept;\n    \
-         udp dport {VXLAN_PORT} notrack\n  }}\n"
+         udp dport {data_path_port} notrack\n  }}\n  chain raw_output {{\n    type filter hook output priority raw; policy accept;\n    \
+         udp dport {data_path_port} notrack\n  }}\n"
     ));
     rules.push_str(&format!("  counter {TO_NODE_COUNTER} {{ }}\n"));
     if !subnets.is_empty() {
@@ -148,8 +149,12 @@ mod tests {
             node_dns: None,
             nodes: vec![Ipv4Addr::new(10, 77, 0, 1), Ipv4Addr::new(10, 77, 0, 2)],
             published: vec![(8080, Protocol::Tcp), (5353, Protocol::Udp)],
+            data_path_port: 4790,
         };
         let rules = render(&table);
+        // The tunnel's packets skip conntrack on the cluster's port, and only there.
+        assert_eq!(rules.matches("udp dport 4790 notrack").count(), 2, "{rules}");
+        assert!(!rules.contains("4789"), "{rules}");
         let forward = &rules[rules.find("chain forward").unwrap()..];
         let accept = forward.find("meta l4proto . th dport { tcp . 8080, udp . 5353 } accept").unwrap();
         let drop = forward

@@ -178,7 +178,8 @@ impl Managers {
             tracing::debug!(%error, "not founding the managers' group");
             return;
         }
-        let imported = Decided::from_state(&snapshot.state);
+        let mut imported = Decided::from_state(&snapshot.state);
+        imported.settings = self.gossip().settings().clone();
         tracing::info!(
             networks = imported.networks.len(),
             services = imported.services.len(),

@@ -13,8 +13,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::identity::NodeId;
-use crate::network::ipam;
+use crate::identity::{ClusterSettings, NodeId};
+use crate::network::{ipam, pool};
 use crate::state::{
     validate, Availability, ClusterSecrets, ClusterState, EndpointMode, NetworkRecord, Role, RoleRecord,
     ServiceRecord,
@@ -69,6 +69,14 @@ pub enum Action {
         node: NodeId,
     },
     SetSecrets(ClusterSecrets),
+    /// `network create` without `--subnet`: the machine gives `record` the first subnet of the
+    /// cluster's default address pools that overlaps no network (`network::pool`), here at the
+    /// command's place in the log, so two creations racing (or retried across a leader change)
+    /// never get the same one. `record.subnet` is not read.
+    CreateNetworkFromPool {
+        name: String,
+        record: NetworkRecord,
+    },
 }
 
 /// What a command came to.
@@ -80,6 +88,8 @@ pub enum Decision {
     Block(u32),
     /// Refused, and why (nothing changed).
     Refused(String),
+    /// The subnet a network created from the default address pools got.
+    Subnet(ipnet::Ipv4Net),
 }
 
 /// The managers' state.
@@ -98,6 +108,9 @@ pub struct Decided {
     /// The commands applied last and what they came to: a command retried after an unknown
     /// outcome (a timeout, a leader change) is applied once and answered the same again.
     pub recent: VecDeque<(NodeId, u64, Decision)>,
+    /// What the cluster was created with (the default address pools): set by the founder's
+    /// import, the same on every manager.
+    pub settings: ClusterSettings,
 }
 
 /// How many request ids are remembered for de-duplication.
@@ -135,6 +148,7 @@ impl Decided {
             secrets: state.secrets.get(&()).cloned(),
             imported: true,
             recent: VecDeque::new(),
+            settings: ClusterSettings::default(),
         }
     }
 
@@ -282,6 +296,27 @@ impl Decided {
                 self.secrets = Some(secrets);
                 Decision::Done
             }
+            Action::CreateNetworkFromPool { name, mut record } => {
+                if self.networks.contains_key(&name) {
+                    return refuse(format!("a network named {name:?} already exists"));
+                }
+                let used: Vec<ipnet::Ipv4Net> = self.networks.values().map(|n| n.subnet).collect();
+                let Some(subnet) = pool::next_free(&self.settings, &used) else {
+                    let pools: Vec<String> =
+                        self.settings.default_addr_pools.iter().map(|p| p.to_string()).collect();
+                    return refuse(format!(
+                        "the default address pools ({}) have no free /{} left: pass --subnet",
+                        pools.join(", "),
+                        self.settings.default_addr_pool_mask_length
+                    ));
+                };
+                record.subnet = subnet;
+                if let Err(why) = validate::network_among(self.networks.iter(), &name, &record) {
+                    return refuse(why);
+                }
+                self.networks.insert(name, record);
+                Decision::Subnet(subnet)
+            }
         }
     }
 }
@@ -368,6 +403,37 @@ mod tests {
         d.apply(command(9, Action::Remove { node: id(3) }));
         assert!(matches!(d.apply(grant(10, 3)), Decision::Refused(_)), "a removed node gets nothing");
         assert!(!d.blocks.values().any(|owner| *owner == id(3)));
+    }
+
+    #[test]
+    fn networks_from_the_pools_get_distinct_subnets_until_the_pools_run_out() {
+        let mut d = founded();
+        d.settings = ClusterSettings {
+            default_addr_pools: vec!["10.9.0.0/24".parse().unwrap()],
+            default_addr_pool_mask_length: 26,
+            data_path_port: 4789,
+        };
+        let from_pool = |name: &str| Action::CreateNetworkFromPool {
+            name: name.into(),
+            record: NetworkRecord { subnet: Default::default(), vni: vni_for(name) },
+        };
+        d.apply(command(1, network("fixed", "10.9.0.64/26")));
+        assert_eq!(d.apply(command(2, from_pool("a"))), Decision::Subnet("10.9.0.0/26".parse().unwrap()));
+        assert_eq!(d.apply(command(3, from_pool("b"))), Decision::Subnet("10.9.0.128/26".parse().unwrap()));
+        // A retry answers the same and takes nothing more.
+        assert_eq!(d.apply(command(3, from_pool("b"))), Decision::Subnet("10.9.0.128/26".parse().unwrap()));
+        assert!(matches!(d.apply(command(4, from_pool("a"))), Decision::Refused(r) if r.contains("exists")));
+        assert_eq!(d.apply(command(5, from_pool("c"))), Decision::Subnet("10.9.0.192/26".parse().unwrap()));
+        let full = d.apply(command(6, from_pool("d")));
+        assert!(
+            matches!(&full, Decision::Refused(r) if r.contains("10.9.0.0/24") && r.contains("no free /26")),
+            "{full:?}"
+        );
+        assert_eq!(d.networks.len(), 4);
+        assert_eq!(d.networks["b"].subnet.to_string(), "10.9.0.128/26");
+        // Removing one frees its subnet for the next.
+        d.apply(command(7, Action::RemoveNetwork { name: "a".into() }));
+        assert_eq!(d.apply(command(8, from_pool("d"))), Decision::Subnet("10.9.0.0/26".parse().unwrap()));
     }
 
     #[test]

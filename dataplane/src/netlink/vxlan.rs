@@ -1,5 +1,6 @@
-//! The node's one VXLAN device, in collect-metadata ("external") mode on UDP 4789, and the
-//! underlay interface it runs over (the one holding the advertise address).
+//! The node's one VXLAN device, in collect-metadata ("external") mode on the cluster's data path
+//! port (UDP 4789 unless the cluster was created with `--data-path-port`), and the underlay
+//! interface it runs over (the one holding the advertise address).
 
 use std::net::IpAddr;
 
@@ -11,16 +12,22 @@ use rtnetlink::{Handle, LinkUnspec, LinkVxlan};
 use super::links::{self, netlink_err, LinkError};
 
 pub const DEVICE: &str = "md-vxlan";
-pub const PORT: u16 = 4789;
 /// VXLAN over IPv4 adds 50 bytes (outer Ethernet is not counted in the MTU: IP 20 + UDP 8 +
 /// VXLAN 8 + inner Ethernet 14).
 pub const OVERHEAD: u32 = 50;
 
-/// Creates the VXLAN device if it is missing (an existing one is reused: restarts keep it) and
-/// brings it up. Returns its ifindex.
-pub async fn ensure_device(handle: &Handle) -> Result<u32, LinkError> {
+/// Creates the VXLAN device on UDP `port` if it is missing (an existing one on that port is
+/// reused: restarts keep it; one on another port, left by a cluster this node was in before, is
+/// replaced) and brings it up. Returns its ifindex.
+pub async fn ensure_device(handle: &Handle, port: u16) -> Result<u32, LinkError> {
+    if let Some(existing) = links::find(handle, DEVICE).await? {
+        if device_port(&existing) != Some(port) {
+            tracing::info!(port, "replacing the VXLAN device of another data path port");
+            links::delete(handle, DEVICE).await?;
+        }
+    }
     if links::find(handle, DEVICE).await?.is_none() {
-        let device = LinkVxlan::new(DEVICE, 0).collect_metadata(true).port(PORT).learning(false).build();
+        let device = LinkVxlan::new(DEVICE, 0).collect_metadata(true).port(port).learning(false).build();
         handle.link().add(device).execute().await.map_err(netlink_err("create vxlan", DEVICE))?;
     }
     let link = links::find(handle, DEVICE).await?.ok_or_else(|| LinkError::Missing(DEVICE.to_string()))?;
@@ -33,6 +40,20 @@ pub async fn ensure_device(handle: &Handle) -> Result<u32, LinkError> {
         .await
         .map_err(netlink_err("bring up", DEVICE))?;
     Ok(link.header.index)
+}
+
+/// The UDP port a VXLAN device listens on, as the kernel reports it.
+fn device_port(link: &netlink_packet_route::link::LinkMessage) -> Option<u16> {
+    use netlink_packet_route::link::{InfoData, InfoVxlan, LinkInfo};
+    link.attributes.iter().find_map(|a| match a {
+        LinkAttribute::LinkInfo(infos) => infos.iter().find_map(|info| match info {
+            LinkInfo::Data(InfoData::Vxlan(data)) => {
+                data.iter().find_map(|d| if let InfoVxlan::Port(p) = d { Some(*p) } else { None })
+            }
+            _ => None,
+        }),
+        _ => None,
+    })
 }
 
 /// The interface that holds the node's underlay address.

@@ -3,6 +3,7 @@
 //! - [`plan`]: names, subnets and VNIs, validated before anything is written.
 //! - [`ipam`]: per-node address blocks claimed through the cluster state, and which address a
 //!   node hands out next.
+//! - [`pool`]: the next free subnet of the cluster's default address pools.
 //! - [`attachment`]: a namespace this node attached (the local facts the maps need).
 //! - [`ifname`]: interface names a runtime may ask for.
 //!
@@ -13,6 +14,7 @@ pub mod attachment;
 pub mod ifname;
 pub mod ipam;
 pub mod plan;
+pub mod pool;
 
 pub use attachment::LocalAttachment;
 pub use plan::NetworkError;

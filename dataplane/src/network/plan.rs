@@ -71,6 +71,21 @@ pub fn plan_create(state: &ClusterState, name: &str, subnet: &str) -> Result<Net
     Ok(NetworkRecord { subnet, vni })
 }
 
+/// Validates a new network without a subnet (the managers give it one from the cluster's
+/// default address pools, `network::pool`): the name, and its VNI against the state. The
+/// record's subnet is left unspecified for the managers to fill in.
+pub fn plan_create_from_pool(state: &ClusterState, name: &str) -> Result<NetworkRecord, NetworkError> {
+    validate_name(name)?;
+    if state.networks.get(&name.to_string()).is_some() {
+        return Err(NetworkError::Exists(name.to_string()));
+    }
+    let vni = vni_for(name);
+    if let Some((other, _)) = state.networks.live().find(|(_, record)| record.vni == vni) {
+        return Err(NetworkError::VniCollision { name: name.to_string(), vni, other: other.clone() });
+    }
+    Ok(NetworkRecord { subnet: Ipv4Net::default(), vni })
+}
+
 /// Checks that a network exists and has no endpoints left, anywhere.
 pub fn plan_remove(state: &ClusterState, name: &str) -> Result<(), NetworkError> {
     if state.networks.get(&name.to_string()).is_none() {
@@ -132,6 +147,14 @@ mod tests {
         assert!(matches!(plan_create(&state, "inner", "10.10.5.0/24"), Err(NetworkError::Overlap { .. })));
         assert!(matches!(plan_create(&state, "outer", "10.0.0.0/8"), Err(NetworkError::Overlap { .. })));
         assert!(plan_create(&state, "back", "10.11.0.0/16").is_ok());
+    }
+
+    #[test]
+    fn a_network_from_the_pools_is_checked_but_for_its_subnet() {
+        let state = with_network("front", "10.10.0.0/16");
+        assert_eq!(plan_create_from_pool(&state, "front"), Err(NetworkError::Exists("front".into())));
+        assert!(matches!(plan_create_from_pool(&state, "a b"), Err(NetworkError::Name(_))));
+        assert_eq!(plan_create_from_pool(&state, "back").unwrap().vni, vni_for("back"));
     }
 
     #[test]

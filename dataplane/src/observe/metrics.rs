@@ -277,6 +277,21 @@ impl Sources {
             "Nodes this node knows, by state",
             members.into_iter().map(|(s, n)| (labels(&[("state", &s)]), n as f64)).collect(),
         ));
+        // What the cluster was created with: the same on every node (a differing value would be
+        // a node of another cluster scraped by mistake).
+        let settings = self.gossip.settings();
+        let pools: Vec<String> = settings.default_addr_pools.iter().map(|p| p.to_string()).collect();
+        let mask = settings.default_addr_pool_mask_length.to_string();
+        families.push(Family::Gauge(
+            "meshd_data_path_port",
+            "The cluster's VXLAN UDP port (--data-path-port at cluster creation)",
+            vec![(Vec::new(), f64::from(settings.data_path_port))],
+        ));
+        families.push(Family::Gauge(
+            "meshd_default_addr_pools",
+            "The cluster's default address pools, one sample per pool, with the mask length of the subnets cut from them",
+            pools.iter().map(|p| (labels(&[("pool", p), ("mask_length", &mask)]), 1.0)).collect(),
+        ));
         // The managers' group, as this node (a manager) sees it; absent on workers.
         if let Some(status) = snapshot.state.managers.get(&snapshot.self_id) {
             families.push(Family::Gauge(

@@ -18,7 +18,7 @@ pub enum ServiceError {
     PublishSyntax(String),
     #[error("port {0} is published by service {1:?} already")]
     PortTaken(PublishedPort, String),
-    #[error("port {0} is meshd's own (VXLAN 4789/udp, or a node's gossip port)")]
+    #[error("port {0} is meshd's own (the cluster's VXLAN data path port, or a node's gossip port)")]
     PortReserved(PublishedPort),
     #[error("service {service:?} is on network {service_network:?}, not {network:?}")]
     WrongNetwork { service: String, service_network: String, network: String },

@@ -18,6 +18,7 @@ pub fn plan_create(
     network: &str,
     mode: EndpointMode,
     publish: &[String],
+    data_path_port: u16,
 ) -> Result<Vec<PublishedPort>, ServiceError> {
     validate_name(name)?;
     if state.services.get(&name.to_string()).is_some() {
@@ -30,7 +31,7 @@ pub fn plan_create(
         return Err(ServiceError::DnsrrPublish);
     }
     let owners = port_owners(state);
-    let reserved = meshd_ports(state);
+    let reserved = meshd_ports(state, data_path_port);
     let mut ports: Vec<PublishedPort> = Vec::with_capacity(publish.len());
     for text in publish {
         let port = parse_publish(text)?;
@@ -106,27 +107,27 @@ mod tests {
     fn creation_is_validated() {
         let state = state();
         assert!(matches!(
-            plan_create(&state, "bad name", "front", EndpointMode::Vip, &[]),
+            plan_create(&state, "bad name", "front", EndpointMode::Vip, &[], 4789),
             Err(ServiceError::Name(_))
         ));
         assert!(matches!(
-            plan_create(&state, "web", "front", EndpointMode::Vip, &[]),
+            plan_create(&state, "web", "front", EndpointMode::Vip, &[], 4789),
             Err(ServiceError::Exists(_))
         ));
         assert!(matches!(
-            plan_create(&state, "api", "nope", EndpointMode::Vip, &[]),
+            plan_create(&state, "api", "nope", EndpointMode::Vip, &[], 4789),
             Err(ServiceError::NoNetwork(_))
         ));
         let publish = vec!["8081:80".to_string()];
         assert_eq!(
-            plan_create(&state, "api", "front", EndpointMode::Dnsrr, &publish),
+            plan_create(&state, "api", "front", EndpointMode::Dnsrr, &publish, 4789),
             Err(ServiceError::DnsrrPublish)
         );
         assert_eq!(
-            plan_create(&state, "api", "front", EndpointMode::Vip, &publish),
+            plan_create(&state, "api", "front", EndpointMode::Vip, &publish, 4789),
             Ok(vec![PublishedPort { published: 8081, target: 80, protocol: Protocol::Tcp }])
         );
-        assert_eq!(plan_create(&state, "api", "front", EndpointMode::Dnsrr, &[]), Ok(vec![]));
+        assert_eq!(plan_create(&state, "api", "front", EndpointMode::Dnsrr, &[], 4789), Ok(vec![]));
     }
 
     #[test]
@@ -134,7 +135,7 @@ mod tests {
         let state = state();
         let plan = |p: &[&str]| {
             let p: Vec<String> = p.iter().map(|s| s.to_string()).collect();
-            plan_create(&state, "api", "front", EndpointMode::Vip, &p)
+            plan_create(&state, "api", "front", EndpointMode::Vip, &p, 4789)
         };
         assert!(matches!(plan(&["8080:80"]), Err(ServiceError::PortTaken(_, owner)) if owner == "web"));
         // The same number over UDP is another port.

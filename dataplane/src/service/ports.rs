@@ -76,7 +76,7 @@ mod tests {
             state.apply(delta, Instant::now()).unwrap();
         }
         assert_eq!(
-            meshd_ports(&state),
+            meshd_ports(&state, 4789),
             [
                 (4789, Protocol::Udp),
                 (7946, Protocol::Tcp),

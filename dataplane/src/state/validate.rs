@@ -13,7 +13,6 @@ use super::records::{
     ServiceRecord,
 };
 use crate::hash::fnv1a_32;
-use crate::netlink::vxlan::PORT as VXLAN_PORT;
 
 /// VNIs below this are left to other VXLAN users on the same hosts.
 pub const VNI_BASE: u32 = 4096;
@@ -87,11 +86,12 @@ pub fn network_among<'a>(
     Ok(())
 }
 
-/// The ports meshd itself uses on every node: VXLAN on UDP 4789 and each node's gossip port
-/// (UDP and TCP; 7946 unless `--listen-port` says otherwise). A published port there would
-/// capture the cluster's own traffic.
-pub fn meshd_ports(state: &ClusterState) -> Vec<(u16, Protocol)> {
-    let mut ports = vec![(VXLAN_PORT, Protocol::Udp)];
+/// The ports meshd itself uses on every node: VXLAN on the cluster's data path port (UDP; 4789
+/// unless the cluster was created with `--data-path-port`) and each node's gossip port (UDP
+/// and TCP; 7946 unless `--listen-port` says otherwise). A published port there would capture
+/// the cluster's own traffic.
+pub fn meshd_ports(state: &ClusterState, data_path_port: u16) -> Vec<(u16, Protocol)> {
+    let mut ports = vec![(data_path_port, Protocol::Udp)];
     for (_, node) in state.nodes.live() {
         let port = node.gossip_addr.port();
         ports.extend([(port, Protocol::Udp), (port, Protocol::Tcp)]);
@@ -103,7 +103,12 @@ pub fn meshd_ports(state: &ClusterState) -> Vec<(u16, Protocol)> {
 
 /// A service record: a valid name, a VIP exactly in vip mode (inside its network's subnet when
 /// the network is known), ports only in vip mode, each valid, once, and not meshd's own.
-pub fn service(state: &ClusterState, name: &str, record: &ServiceRecord) -> Result<(), String> {
+pub fn service(
+    state: &ClusterState,
+    name: &str,
+    record: &ServiceRecord,
+    data_path_port: u16,
+) -> Result<(), String> {
     if !is_service_name(name) {
         return Err(format!("invalid service name {:?}", shown(name)));
     }
@@ -130,7 +135,7 @@ pub fn service(state: &ClusterState, name: &str, record: &ServiceRecord) -> Resu
     if record.ports.len() > MAX_PUBLISHED_PORTS {
         return Err(format!("service {name:?}: more than {MAX_PUBLISHED_PORTS} published ports"));
     }
-    let own = meshd_ports(state);
+    let own = meshd_ports(state, data_path_port);
     let mut seen = HashSet::new();
     for port in &record.ports {
         if port.published == 0 || port.target == 0 || !seen.insert((port.published, port.protocol)) {
@@ -255,21 +260,25 @@ mod tests {
             vip: Some(ip.parse().unwrap()),
             ports,
         };
-        assert!(service(&state, "web", &vip("10.1.0.9", vec![port(8080, Protocol::Tcp)])).is_ok());
-        assert!(service(&state, "web", &vip("10.9.0.9", vec![])).is_err(), "VIP outside the network");
-        assert!(service(&state, "web", &vip("10.1.0.9", vec![port(4789, Protocol::Udp)])).is_err());
+        assert!(service(&state, "web", &vip("10.1.0.9", vec![port(8080, Protocol::Tcp)]), 4789).is_ok());
+        assert!(service(&state, "web", &vip("10.9.0.9", vec![]), 4789).is_err(), "VIP outside the network");
+        assert!(service(&state, "web", &vip("10.1.0.9", vec![port(4789, Protocol::Udp)]), 4789).is_err());
+        // A cluster on another data path port reserves that one, and 4789 is free to publish.
+        assert!(service(&state, "web", &vip("10.1.0.9", vec![port(4790, Protocol::Udp)]), 4790).is_err());
+        assert!(service(&state, "web", &vip("10.1.0.9", vec![port(4789, Protocol::Udp)]), 4790).is_ok());
         let twice = vec![port(8080, Protocol::Tcp), port(8080, Protocol::Tcp)];
-        assert!(service(&state, "web", &vip("10.1.0.9", twice)).is_err());
+        assert!(service(&state, "web", &vip("10.1.0.9", twice), 4789).is_err());
         let dnsrr =
             ServiceRecord { network: "front".into(), mode: EndpointMode::Dnsrr, vip: None, ports: vec![] };
-        assert!(service(&state, "db", &dnsrr).is_ok());
+        assert!(service(&state, "db", &dnsrr, 4789).is_ok());
         assert!(service(
             &state,
             "db",
-            &ServiceRecord { vip: Some("10.1.0.3".parse().unwrap()), ..dnsrr.clone() }
+            &ServiceRecord { vip: Some("10.1.0.3".parse().unwrap()), ..dnsrr.clone() },
+            4789
         )
         .is_err());
-        assert!(service(&state, "-db", &dnsrr).is_err());
+        assert!(service(&state, "-db", &dnsrr, 4789).is_err());
     }
 
     #[test]

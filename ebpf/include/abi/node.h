@@ -13,7 +13,7 @@
 
 /* Map sizes (max_entries). */
 enum md_node_limits {
-	MD_CONFIG_MAX = 1, /* md_config_v3: one entry, key 0 */
+	MD_CONFIG_MAX = 1, /* md_config_v4: one entry, key 0 */
 	MD_NODES_MAX = 16384, /* md_nodes_v1: the cluster's nodes, by underlay address */
 	MD_NODE_HOPS_MAX = 16384, /* md_node_hops_v1: the L2 hop each node's tunnel packets came through */
 };
@@ -22,12 +22,16 @@ enum md_node_flags {
 	MD_NODE_MEMBER = 1, /* a current member of the cluster: its tunnel packets are accepted */
 };
 
-/* Value of md_config_v3 (an array of one, key 0): node-wide settings. */
+/* Value of md_config_v4 (an array of one, key 0): node-wide settings. */
 struct md_node_config {
 	__u32 vxlan_ifindex; /* the node's collect-metadata VXLAN device; 0 until it exists */
 	__u32 node_ip;       /* the node's underlay (advertise) address */
 	__u64 ct_idle_ns;    /* a tracked flow idle for longer is balanced afresh; 0: never */
 	__u64 netns_cookie;  /* the node's network namespace: socket programs act only inside it */
+	__u16 vxlan_port;    /* the cluster's data path (VXLAN) port, network order; 0 until
+			      * written, read as 4789 (meshd --data-path-port) */
+	__u16 pad16;         /* always 0 */
+	__u32 pad;           /* always 0 */
 };
 
 /* Value of md_nodes_v1, keyed by a node's underlay (advertise) address (__u32, network order).

@@ -52,7 +52,7 @@ enum md_reason {
 	                                        * endpoint of another node or network, or ours */
 	MD_REASON_DROP_TO_NODE = 142,          /* a container opening a connection to the node itself
 	                                        * (counted by meshd's nftables table, not a program) */
-	MD_REASON_DROP_TUNNEL_PORT = 143,      /* a container sending to UDP 4789 (VXLAN) anywhere */
+	MD_REASON_DROP_TUNNEL_PORT = 143,      /* a container sending to the VXLAN data path port anywhere */
 	MD_REASON_DROP_NO_FLOW = 144,          /* a TCP packet other than a SYN, of a balanced flow that
 	                                        * is not tracked: it creates no state */
 	MD_REASON_DROP_NO_FLOW_TABLE = 145,    /* a container without a flow table (not attached yet) */

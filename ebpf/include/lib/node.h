@@ -4,6 +4,7 @@
 #ifndef MESHD_LIB_NODE_H
 #define MESHD_LIB_NODE_H
 
+#include <bpf/bpf_endian.h>
 #include "common.h"
 #include "../abi/node.h"
 
@@ -14,7 +15,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct md_node_config);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} md_config_v3 SEC(".maps");
+} md_config_v4 SEC(".maps");
 
 /* The cluster's nodes by underlay address (abi/node.h): who may send us tunnel packets. */
 struct {
@@ -39,7 +40,7 @@ md_inline struct md_node_config *node_config(void)
 {
 	__u32 zero = 0;
 
-	return bpf_map_lookup_elem(&md_config_v3, &zero);
+	return bpf_map_lookup_elem(&md_config_v4, &zero);
 }
 
 /* The node's underlay address (network order); 0 until the agent set it. */
@@ -48,6 +49,16 @@ md_inline __u32 node_ip(void)
 	struct md_node_config *config = node_config();
 
 	return config ? config->node_ip : 0;
+}
+
+/* The VXLAN port (network order): the cluster's --data-path-port as the agent wrote it, the
+ * IANA port before that (nothing is attached before the agent writes the settings, so this
+ * is only ever read by a test that leaves them out). */
+md_inline __u16 vxlan_port(void)
+{
+	struct md_node_config *config = node_config();
+
+	return config && config->vxlan_port ? config->vxlan_port : bpf_htons(4789);
 }
 
 #endif /* MESHD_LIB_NODE_H */

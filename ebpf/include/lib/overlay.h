@@ -18,7 +18,7 @@
  * routing mesh's flows from outside the overlay, every packet the device path drops and counts)
  * goes on to the VXLAN device and vxlan_ingress, which decide and count it as before.
  *
- * The VXLAN device stays: its UDP socket on port 4789 is what lets the kernel's GRO merge the
+ * The VXLAN device stays: its UDP socket on the data path port is what lets the kernel's GRO merge the
  * tunnel packets on the underlay (without it, tc sees only single frames), and it remains the
  * path for everything above and for the node's own traffic (vxlan_to_tunnel).
  */
@@ -161,7 +161,7 @@ md_inline __u16 ipv4_csum(const struct iphdr *ip)
 
 /*
  * Encapsulates a container's packet for remote endpoint `ep` and sends it out of the underlay
- * interface, as the VXLAN device would have: from the node's advertise address, UDP to 4789 with
+ * interface, as the VXLAN device would have: from the node's advertise address, UDP to vxlan_port() with
  * a source port from the inner flow's hash (one per flow, so the receiver's RSS and the
  * underlay's ECMP spread them), no UDP checksum (as BPF_F_ZERO_CSUM_TX on the device path), DF
  * set, TTL 64. Returns 1 with the redirect in *verdict, or 0 (untouched: take the device).
@@ -228,7 +228,7 @@ md_inline int overlay_encap(struct __sk_buff *skb, const struct md_endpoint *ep,
 	__builtin_memcpy(&f->ip, &ip, sizeof(ip));
 
 	f->udp.source = bpf_htons(sport);
-	f->udp.dest = MD_VXLAN_PORT;
+	f->udp.dest = vxlan_port();
 	f->udp.len = bpf_htons(tot - sizeof(struct iphdr));
 	f->udp.check = 0;
 
@@ -282,7 +282,7 @@ md_inline int overlay_decap(struct __sk_buff *skb, int *verdict)
 	inner = (void *)(f + 1);
 	if (f->eth.h_proto != bpf_htons(ETH_P_IP) || f->ip.version != 4 || f->ip.ihl != 5 ||
 	    f->ip.protocol != IPPROTO_UDP || (f->ip.frag_off & bpf_htons(IP_MF | IP_OFFSET)) ||
-	    f->ip.daddr != local || f->udp.dest != MD_VXLAN_PORT || f->vx.flags != MD_VXLAN_FLAGS_VNI)
+	    f->ip.daddr != local || f->udp.dest != vxlan_port() || f->vx.flags != MD_VXLAN_FLAGS_VNI)
 		return 0;
 	if (f->inner.h_proto != bpf_htons(ETH_P_IP) || inner->version != 4)
 		return 0;

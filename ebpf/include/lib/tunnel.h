@@ -13,11 +13,8 @@
 #include "node.h"
 #include "../abi/verdict.h"
 
-/* The VXLAN port (network order): the node's VXLAN device listens on it, and no container may
- * send to it (see veth.bpf.c). */
-#define MD_VXLAN_PORT bpf_htons(4789)
-
-/* Whether the packet is UDP to the VXLAN port (an IPv4 header with options too). A later fragment
+/* Whether the packet is UDP to the VXLAN port (the cluster's data path port, `vxlan_port()`: the
+ * node's VXLAN device listens on it, and no container may send to it, see veth.bpf.c) (an IPv4 header with options too). A later fragment
  * has no port to check: the first one decides (dropped, the datagram never reassembles). A UDP
  * header cut short counts as one to the port: the callers then check or drop it. */
 md_inline int to_vxlan_port(struct __sk_buff *skb, struct iphdr *ip)
@@ -33,7 +30,7 @@ md_inline int to_vxlan_port(struct __sk_buff *skb, struct iphdr *ip)
 	udp = (void *)ip + ihl * 4;
 	if ((void *)(udp + 1) > (void *)(long)skb->data_end)
 		return 1;
-	return udp->dest == MD_VXLAN_PORT;
+	return udp->dest == vxlan_port();
 }
 
 /* Sets the tunnel key: the VXLAN device will encapsulate the packet for node `node_ip` (network

@@ -126,7 +126,7 @@ pub enum Put {
     MeshReturn(RnatKey, MeshReturn),
     /// `md_ct_v3` (last_seen: now).
     Ct(CtKey, CtVal),
-    /// `md_config_v3`.
+    /// `md_config_v4`.
     Config(NodeConfig),
     /// `md_nodes_v1`: a member node.
     Node(Ipv4Addr),

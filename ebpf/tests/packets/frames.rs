@@ -253,7 +253,12 @@ pub fn arp_reply_is(
     }
 }
 
-/// A row's check for a VXLAN encapsulation of `inner`: outer MACs, addresses, UDP to 4789 from
+/// The data path port of the rows' world: its node settings leave `vxlan_port` 0, which the
+/// programs read as the default cluster's (IANA's) port.
+pub const WORLD_VXLAN_PORT: u16 = 4789;
+
+/// A row's check for a VXLAN encapsulation of `inner`: outer MACs, addresses, UDP to
+/// [`WORLD_VXLAN_PORT`] from
 /// the flow-hash port range, no UDP checksum, DF and TTL 64, the VNI, and the inner frame intact.
 pub fn vxlan_is(
     src_mac: Mac,
@@ -276,7 +281,7 @@ pub fn vxlan_is(
         ensure(ip.dont_frag() && ip.hop_limit() == 64, || "outer DF and TTL 64".into())?;
         ensure(ip.next_header() == IpProtocol::Udp, || "outer UDP".into())?;
         let udp = UdpPacket::new_checked(ip.payload()).map_err(|e| format!("outer udp: {e}"))?;
-        ensure(udp.dst_port() == 4789 && udp.src_port() >= 0xc000, || {
+        ensure(udp.dst_port() == WORLD_VXLAN_PORT && udp.src_port() >= 0xc000, || {
             format!("UDP {} -> {}", udp.src_port(), udp.dst_port())
         })?;
         ensure(udp.checksum() == 0, || "a UDP checksum on the tunnel (the device path sends none)".into())?;
@@ -289,7 +294,7 @@ pub fn vxlan_is(
 }
 
 /// A VXLAN packet as a node sends it: outer Ethernet, IPv4 (DF, TTL 64, checksum filled), UDP
-/// to 4789 without a checksum, the VXLAN header with `vni`, then the `inner` frame.
+/// to [`WORLD_VXLAN_PORT`] without a checksum, the VXLAN header with `vni`, then the `inner` frame.
 pub fn vxlan(src_mac: Mac, dst_mac: Mac, src: Ipv4Addr, dst: Ipv4Addr, vni: u32, inner: &[u8]) -> Vec<u8> {
     let udp_len = 8 + 8 + inner.len();
     let mut buf = frame_with_ip(src_mac, dst_mac, src, dst, IpProtocol::Udp, udp_len);
@@ -300,7 +305,7 @@ pub fn vxlan(src_mac: Mac, dst_mac: Mac, src: Ipv4Addr, dst: Ipv4Addr, vni: u32,
     }
     let mut udp = UdpPacket::new_unchecked(&mut buf[14 + 20..]);
     udp.set_src_port(0xc123);
-    udp.set_dst_port(4789);
+    udp.set_dst_port(WORLD_VXLAN_PORT);
     udp.set_len(udp_len as u16);
     udp.set_checksum(0);
     let vx = udp.payload_mut();

@@ -288,7 +288,7 @@ pub fn rows() -> Vec<Row> {
                 vxlan_ifindex: VXLAN_IFINDEX,
                 node_ip: be(NODE),
                 ct_idle_ns: 1,
-                netns_cookie: 0,
+                ..NodeConfig::default()
             }),
         ])
         .expect(

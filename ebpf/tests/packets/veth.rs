@@ -109,6 +109,15 @@ pub fn rows() -> Vec<Row> {
         Row::new("UDP to the VXLAN port outside the overlay", FROM_CONTAINER, from_a(INTERNET, 4789, L4::Udp))
             .maps(w())
             .expect(Verdict::Shot, &[(From, DropTunnelPort)]),
+        // A cluster created with --data-path-port 4790: that port is the one kept from the
+        // containers, and 4789 is a port like any other.
+        Row::new("UDP to the cluster's data path port 4790", FROM_CONTAINER, from_a(INTERNET, 4790, L4::Udp))
+            .maps(w().into_iter().chain([data_path_port(4790)]))
+            .expect(Verdict::Shot, &[(From, DropTunnelPort)]),
+        Row::new("UDP to 4789 when the data path port is 4790", FROM_CONTAINER, from_a(INTERNET, 4789, L4::Udp))
+            .maps(w().into_iter().chain([data_path_port(4790)]))
+            .expect(Verdict::Ok, &[(From, PassStack)])
+            .out(Out::Unchanged),
         Row::new(
             "to a remote endpoint: into the VXLAN device with its node's key",
             FROM_CONTAINER,
@@ -215,7 +224,7 @@ pub fn rows() -> Vec<Row> {
         .maps(service(&[B]))
         .maps([
             tracked_to(C),
-            Put::Config(NodeConfig { vxlan_ifindex: VXLAN_IFINDEX, node_ip: be(NODE), ct_idle_ns: 1, netns_cookie: 0 }),
+            Put::Config(NodeConfig { vxlan_ifindex: VXLAN_IFINDEX, node_ip: be(NODE), ct_idle_ns: 1, ..NodeConfig::default() }),
         ])
         .expect(redirect_peer(B_IFINDEX), &[(From, LbDnat), (From, ForwardLocal)])
         .check(frames::l4_is(to_b_at(TARGET)))
@@ -337,4 +346,14 @@ fn veth_packets() {
     let mut fixture =
         Fixture::load(crate::VETH_TEST.name, crate::VETH_TEST.bytes, &[FROM_CONTAINER, TO_CONTAINER]);
     fixture.run_table("veth", rows());
+}
+
+/// The node settings of [`world`] with the cluster's data path port at `value`.
+fn data_path_port(value: u16) -> Put {
+    Put::Config(NodeConfig {
+        vxlan_ifindex: VXLAN_IFINDEX,
+        node_ip: be(NODE),
+        vxlan_port: port(value),
+        ..NodeConfig::default()
+    })
 }

@@ -102,7 +102,7 @@ pub fn world(owner: Ipv4Addr) -> Vec<Put> {
             vxlan_ifindex: VXLAN_IFINDEX,
             node_ip: be(NODE),
             ct_idle_ns: 0,
-            netns_cookie: 0,
+            ..NodeConfig::default()
         }),
         Put::Node(NODE),
         Put::Node(PEER),

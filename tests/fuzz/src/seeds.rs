@@ -103,7 +103,13 @@ fn gossip_tcp() -> Vec<Vec<u8>> {
             state: u.records.clone(),
             members: vec![Member::alive(universe::member(1)), Member::alive(universe::member(2))],
         }),
-        framed(&TcpMessage::JoinRequest { member: joiner, name: "n2".into(), key, proof: Signature(proof) }),
+        framed(&TcpMessage::JoinRequest {
+            member: joiner,
+            name: "n2".into(),
+            key,
+            proof: Signature(proof),
+            settings: Default::default(),
+        }),
         framed(&TcpMessage::RenewRequest),
         framed(&TcpMessage::Channel {
             payload: meshd::hex::Bytes(transport::encode(&Request::Propose(command(1)))),

@@ -65,6 +65,7 @@ pub fn universe() -> &'static Universe {
             anchor: anchor.clone(),
             cert: ca.issue(&keys[0].public(), 3600).expect("a certificate"),
             ca: Some(Arc::new(ca)),
+            settings: Default::default(),
         };
         Universe { anchor, keys, records, founder }
     })

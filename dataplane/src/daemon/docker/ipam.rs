@@ -2,9 +2,12 @@
 //! node's blocks), reserved for the container until Docker releases them.
 //!
 //! `--subnet` picks the meshd network: the one with that subnet, or a new one (named after the
-//! Docker network once its name is known). Without `--subnet` a free /24 of
-//! [`DEFAULT_POOL`] is chosen for a new network: to use an existing meshd network, pass its
-//! subnet (Docker does not tell the IPAM driver the network's name).
+//! Docker network once its name is known). Without `--subnet` a new network gets the next free
+//! subnet of the cluster's default address pools (`meshd --default-addr-pool`, as `meshctl
+//! network create` without `--subnet` does; `network::pool`), free of every meshd network and
+//! of this node's other Docker pools: to use an existing meshd network, pass its subnet
+//! (Docker does not tell the IPAM driver the network's name). The pick is this node's; the
+//! managers still refuse the meshd network if another node created an overlapping one first.
 
 use std::net::Ipv4Addr;
 
@@ -14,10 +17,7 @@ use serde_json::{json, Value};
 use super::DockerDriver;
 use crate::docker::error::DriverError;
 use crate::docker::protocol::{AddressRequest, PoolRequest};
-use crate::network::ipam;
-
-/// Where new networks created without `--subnet` get their /24.
-pub const DEFAULT_POOL: &str = "10.231.0.0/16";
+use crate::network::{ipam, pool};
 
 impl DockerDriver {
     pub(super) async fn request_pool(&self, request: PoolRequest) -> Result<Value, DriverError> {
@@ -37,17 +37,18 @@ impl DockerDriver {
                 subnet
             }
             None => {
-                let default: Ipv4Net = DEFAULT_POOL.parse().expect("a subnet");
-                default
-                    .subnets(24)
-                    .expect("a /16 has /24s")
-                    .find(|candidate| {
-                        !networks.iter().any(|(_, s)| overlap(s, candidate))
-                            && !state.pools.values().any(|s| overlap(s, candidate))
-                    })
-                    .ok_or_else(|| {
-                        DriverError::bad(format!("no free /24 left in {DEFAULT_POOL}: pass --subnet"))
-                    })?
+                let settings = self.agent.cluster_settings();
+                let used: Vec<Ipv4Net> =
+                    networks.iter().map(|(_, s)| *s).chain(state.pools.values().copied()).collect();
+                pool::next_free(settings, &used).ok_or_else(|| {
+                    let pools: Vec<String> =
+                        settings.default_addr_pools.iter().map(|p| p.to_string()).collect();
+                    DriverError::bad(format!(
+                        "the default address pools ({}) have no free /{} left: pass --subnet",
+                        pools.join(", "),
+                        settings.default_addr_pool_mask_length
+                    ))
+                })?
             }
         };
         if let Some(used) = state.pools.values().find(|s| overlap(s, &subnet)) {

@@ -193,7 +193,7 @@ fn wire_lengths(node_ns: &str, iface: &str, port: &str, path: &Path) -> (usize, 
     std::thread::sleep(Duration::from_millis(500));
     tcp_once(&path.client, &path.ip, 2);
     let out = capture.wait_with_output().expect("tcpdump");
-    // "IP 10.77.0.1.52349 > 10.77.0.2.4789: UDP, length 64308": the largest length on a line is
+    // "IP 10.77.0.1.52349 > 10.77.0.2.PORT: UDP, length 64308": the largest length on a line is
     // the outer one.
     let mut lengths: Vec<f64> = String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -344,9 +344,11 @@ pub fn run_suite(quick: bool) {
     println!("\n## Overlay: GSO and GRO on the way (one TCP stream for 2 s per path)\n");
     println!("- offloads, n1's underlay eth0: {}", offloads(fast.node(1).ns.name(), "eth0"));
     println!("- offloads, a container's eth0: {}", offloads(&a, "eth0"));
+    // The clusters run on the default data path port.
+    let vxlan = meshd::identity::settings::DEFAULT_DATA_PATH_PORT.to_string();
     for (path, node_ns, port) in [
-        (&paths[2], fast.node(1).ns.name(), "4789"),
-        (&paths[3], slow.node(1).ns.name(), "4789"),
+        (&paths[2], fast.node(1).ns.name(), vxlan.as_str()),
+        (&paths[3], slow.node(1).ns.name(), vxlan.as_str()),
         (&paths[1], fast.node(1).ns.name(), "4790"),
     ] {
         let (n, median, max) = wire_lengths(node_ns, "eth0", port, path);

@@ -158,8 +158,9 @@ md_inline const struct md_sock_net *sock_client_net(const struct md_sock_client 
 /* A container's socket to a VIP of one of its networks: to a backend, same port, reported as a
  * new flow (meshctl monitor). A VIP of another network is left alone: the veth program drops
  * its packets (drop-network-mismatch), counted and shown where every isolation drop is. No
- * backend: left alone too, and dropped there (drop-no-backend). */
-md_inline void vip_to_backend(struct bpf_sock_addr *ctx, void *table, const struct md_sock_client *client,
+ * backend: left alone too, and dropped there (drop-no-backend). Returns 0 when the address is no
+ * VIP at all, else 1. */
+md_inline int vip_to_backend(struct bpf_sock_addr *ctx, void *table, const struct md_sock_client *client,
 			      __u8 proto)
 {
 	const struct md_sock_net *net;
@@ -171,16 +172,53 @@ md_inline void vip_to_backend(struct bpf_sock_addr *ctx, void *table, const stru
 
 	svc = bpf_map_lookup_elem(&md_services_v1, &vip);
 	if (!svc)
-		return;
+		return 0;
 	net = sock_client_net(client, vip);
 	if (!net)
+		return 1;
+	cookie = bpf_get_socket_cookie(ctx);
+	backend = maglev_backend(svc, sock_hash(cookie));
+	if (!backend)
+		return 1;
+	if (sock_translate(ctx, table, cookie, *backend, port, vip, port))
+		event_flow_from_socket(net->ifindex, net->addr, vip, port, proto, *backend);
+	return 1;
+}
+
+/* Hairpin at the socket: a container's socket to a published port of this node, for a service on
+ * one of the container's networks, goes to a backend and the target port, as the veth program's
+ * lb_to_frontend() does per packet. At the socket it also works when the backend is the
+ * container itself (the kernel then delivers over its loopback), where a packet from the
+ * container to itself through its veth would be refused as a martian by its own stack. */
+md_inline void frontend_to_backend(struct bpf_sock_addr *ctx, void *table, const struct md_sock_client *client,
+				   __u8 proto)
+{
+	struct md_frontend_key fk = {};
+	const struct md_sock_net *net;
+	struct md_frontend *fe;
+	struct md_service *svc;
+	__u32 *backend;
+	__u64 cookie;
+
+	fk.addr = ctx->user_ip4;
+	fk.port = (__u16)ctx->user_port;
+	fk.proto = proto;
+	fe = bpf_map_lookup_elem(&md_frontends_v1, &fk);
+	if (!fe)
+		return;
+	/* A service of another network stays the node's stack's business (see lb_to_frontend). */
+	net = sock_client_net(client, fe->vip);
+	if (!net)
+		return;
+	svc = bpf_map_lookup_elem(&md_services_v1, &fe->vip);
+	if (!svc)
 		return;
 	cookie = bpf_get_socket_cookie(ctx);
 	backend = maglev_backend(svc, sock_hash(cookie));
 	if (!backend)
 		return;
-	if (sock_translate(ctx, table, cookie, *backend, port, vip, port))
-		event_flow_from_socket(net->ifindex, net->addr, vip, port, proto, *backend);
+	if (sock_translate(ctx, table, cookie, *backend, fe->target_port, fk.addr, fk.port))
+		event_flow_from_socket(net->ifindex, net->addr, fe->vip, fe->target_port, proto, *backend);
 }
 
 /* Whether the socket may be balanced for a container: a TCP or UDP connect(). An unconnected
@@ -214,8 +252,10 @@ md_inline void to_backend(struct bpf_sock_addr *ctx, __u8 proto, enum sock_call 
 	if (!client)
 		return;
 	table = sock_table(netns);
-	if (table)
-		vip_to_backend(ctx, table, client, proto);
+	if (!table)
+		return;
+	if (!vip_to_backend(ctx, table, client, proto))
+		frontend_to_backend(ctx, table, client, proto);
 }
 
 /* The reverse: a backend's address as seen by the socket becomes the one it asked for. Only a

@@ -48,6 +48,7 @@ pub fn snapshot() -> Snapshot {
             task: Some(format!("web.{name}")),
             terminating: false,
             aliases: Vec::new(),
+            health: Default::default(),
         };
         apply(
             &mut state,

@@ -137,6 +137,7 @@ fn arb_delta() -> impl Strategy<Value = Delta> {
                         task: None,
                         terminating: false,
                         aliases: Vec::new(),
+                        health: Default::default(),
                     }),
                 },
             }
@@ -284,6 +285,7 @@ fn arb_written() -> impl Strategy<Value = Written> {
             task: None,
             terminating: false,
             aliases: Vec::new(),
+            health: Default::default(),
         };
         let (change, forbidden) = match kind {
             0 => {

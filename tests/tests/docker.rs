@@ -290,9 +290,10 @@ fn a_rolling_replacement_with_docker_stop_and_run_loses_no_request() {
         c.clients()[outside].ns.exec("curl", ["-s", "--max-time", "2", &url]).status.success()
     });
 
-    // The new tasks first: each is in the tables from its network join, before its server
-    // listens (meshd has no readiness signal from Docker; Swarm without a HEALTHCHECK has the
-    // same start race), so they start before the load. Then wrk through n1's published port (a
+    // The new tasks first: without a HEALTHCHECK each is in the tables once Docker has started
+    // it, which may be before its server listens (Swarm without a HEALTHCHECK has the same start
+    // race; a_docker_task_with_a_healthcheck_takes_flows_only_once_healthy has none), so they
+    // start before the load. Then wrk through n1's published port (a
     // new connection per request) while every old task is stopped: the drain is meshd's part.
     for i in 1..=2 {
         let new = format!("web-v2-{i}");
@@ -331,4 +332,84 @@ fn exec(container: &str, command: &[String]) -> Vec<String> {
     let mut args = vec!["exec".to_string(), container.to_string()];
     args.extend_from_slice(command);
     args
+}
+
+/// `docker run -d` of a task of web whose server listens only after `delay` seconds, with a
+/// HEALTHCHECK that asks it (every second, unhealthy at the first failure).
+fn run_checked_task(dockerd: &Dockerd, name: &str, delay: u32) {
+    dockerd.ok(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        "name=front,driver-opt=meshd.service=web",
+        "--dns",
+        DNS,
+        "--health-cmd",
+        "wget -q -O /dev/null http://127.0.0.1/",
+        "--health-interval",
+        "1s",
+        "--health-retries",
+        "1",
+        "local/busybox",
+        "sh",
+        "-c",
+        &format!("sleep {delay}; {}", draining_server(name, ROLLING_DRAIN)),
+    ]);
+}
+
+/// The state `service ps web` shows for `task` on n1.
+fn task_state(cluster: &Cluster, task: &str) -> String {
+    let ps = cluster.node(1).meshctl_ok(&["--format", "json", "service", "ps", "web"]);
+    let ps: serde_json::Value = serde_json::from_str(&ps).unwrap();
+    ps.as_array()
+        .and_then(|all| all.iter().find(|t| t["task"] == task))
+        .and_then(|t| t["state"].as_str())
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_docker_task_with_a_healthcheck_takes_flows_only_once_healthy() {
+    let Setup { _global, mut cluster, podman: _podman, dockerd, .. } = setup("dockhlth");
+    // The old task has no health check: healthy once Docker has started it.
+    run_task(&dockerd, "web-v1", "web", &draining_server("web-v1", ROLLING_DRAIN));
+    let backends = |c: &Cluster| -> usize {
+        let inspect = c.node(1).meshctl_ok(&["--format", "json", "service", "inspect", "web"]);
+        let inspect: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+        inspect["backends"]
+            .as_array()
+            .map_or(0, |all| all.iter().filter(|b| b["slots"].as_u64() > Some(0)).count())
+    };
+    cluster.wait_for("web-v1 in n1's tables", Duration::from_secs(15), |c| backends(c) == 1);
+    let outside = cluster.add_underlay_client();
+    let client_ns = cluster.clients()[outside].ns.name().to_string();
+    let url = format!("http://{}:8093/", cluster.node(1).addr);
+    cluster.wait_for("the published port answering", Duration::from_secs(10), |c| {
+        c.clients()[outside].ns.exec("curl", ["-s", "--max-time", "2", &url]).status.success()
+    });
+
+    // A rolling replacement under load with no warm-up: the new task's server listens only 4 s
+    // after it starts, and gets no flow before its HEALTHCHECK passes.
+    let load = std::thread::spawn({
+        let (ns, url) = (client_ns.clone(), url.clone());
+        move || wrk(&ns, &url, 20, true)
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    run_checked_task(&dockerd, "web-v2", 4);
+    cluster.wait_for("web-v2 starting", Duration::from_secs(10), |c| task_state(c, "web-v2") == "starting");
+    assert_eq!(backends(&cluster), 1, "a starting task is no backend");
+    cluster.wait_for("web-v2 healthy and in n1's tables", Duration::from_secs(20), |c| backends(c) == 2);
+    assert_eq!(task_state(&cluster, "web-v2"), "running");
+    dockerd.ok(&["stop", "-t", "10", "web-v1"]);
+    cluster.wait_for("web-v1 gone from n1's tables", Duration::from_secs(15), |c| backends(c) == 1);
+    let run = load.join().unwrap();
+    assert!(run.requests > 100, "{}", run.report);
+    assert_eq!(run.errors, 0, "requests lost during the replacement:\n{}", run.report);
+
+    // Its check failing: out of the tables (no new flow), shown unhealthy.
+    dockerd.ok(&["exec", "web-v2", "rm", "/www/index.html"]);
+    cluster.wait_for("web-v2 unhealthy", Duration::from_secs(15), |c| task_state(c, "web-v2") == "unhealthy");
+    cluster.wait_for("web-v2 out of n1's tables", Duration::from_secs(10), |c| backends(c) == 0);
 }

@@ -28,6 +28,7 @@ fn endpoint(address: Ipv4Addr, service: Option<&str>, task: &str) -> EndpointRec
         task: Some(task.into()),
         terminating: false,
         aliases: Vec::new(),
+        health: Default::default(),
     }
 }
 

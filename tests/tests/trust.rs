@@ -69,6 +69,7 @@ fn a_member_cannot_forge_what_is_not_its_own_and_the_future_is_refused() {
         task: Some("evil".into()),
         terminating: false,
         aliases: Vec::new(),
+        health: Default::default(),
     };
     let forged = vec![
         // n2's endpoint, written by n3: not its owner.

@@ -20,7 +20,7 @@ use crate::netlink::veth::{self, VethSpec};
 use crate::network::attachment::DnsPlacement;
 use crate::network::{ifname, ipam, LocalAttachment};
 use crate::service::plan;
-use crate::state::{claims, Change, EndpointRecord};
+use crate::state::{claims, Change, EndpointRecord, Health};
 use crate::state_dir::{StateDir, StateDirError};
 
 const ATTACHMENTS_FILE: &str = "attachments.json";
@@ -56,6 +56,9 @@ pub struct AttachOptions {
     pub owner: Option<String>,
     /// More names of the endpoint on its network (`--alias`, `--network-alias`).
     pub aliases: Vec<String>,
+    /// The task's health from its attach (`--health starting`: no new flows until it is
+    /// marked healthy).
+    pub health: Health,
 }
 
 impl Agent {
@@ -177,6 +180,7 @@ impl Agent {
             task: options.task,
             terminating: false,
             aliases: options.aliases,
+            health: options.health,
         };
         let written = self
             .gossip

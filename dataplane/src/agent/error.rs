@@ -33,6 +33,8 @@ pub enum AgentError {
     /// A request that makes no sense (a bad interface name, owner key, address).
     #[error("{0}")]
     BadRequest(String),
+    #[error("no task {0:?} is attached on this node (set a task's health on its own node)")]
+    NoTask(String),
     #[error("no attachment is owned by {0:?}")]
     NotOwned(String),
     /// CHECK found the attachment different from what was made.

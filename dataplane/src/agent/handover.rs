@@ -12,7 +12,7 @@ use crate::netlink::handover;
 use crate::network::attachment::DnsPlacement;
 use crate::network::LocalAttachment;
 use crate::service::plan;
-use crate::state::{Change, EndpointRecord};
+use crate::state::{Change, EndpointRecord, Health};
 
 /// What a runtime asks for.
 #[derive(Debug, Clone)]
@@ -28,6 +28,9 @@ pub struct Handover {
     pub task: Option<String>,
     /// A MAC the container must have (the runtime keeps the peer's).
     pub mac: Option<[u8; 6]>,
+    /// The task's health from the start (the Docker driver: `starting` until it has read the
+    /// container's health check, or its absence, from Docker).
+    pub health: Health,
 }
 
 impl Agent {
@@ -93,6 +96,7 @@ impl Agent {
             task: request.task,
             terminating: false,
             aliases: Vec::new(),
+            health: request.health,
         };
         let written = self
             .gossip

@@ -13,6 +13,7 @@
 //! - [`owners`]: attachments a runtime owns (CNI, Docker): found, checked and released by their
 //!   owner key, and addresses reserved before the attachment exists.
 //! - [`handover`]: attachments whose veth the runtime moves into the container itself (Docker).
+//! - [`health`]: a task's readiness (`task health`), which decides whether it takes new flows.
 //! - [`reaper`]: attachments whose namespace or veth vanished without a detach.
 //! - [`node_dns`]: the node's DNS address for containers whose 127.0.0.11 is not meshd's.
 //! - [`counters`]: the datapath's verdict counters by interface name.
@@ -23,6 +24,7 @@ pub mod attachments;
 pub mod counters;
 pub mod error;
 pub mod handover;
+pub mod health;
 pub mod netns;
 pub mod networks;
 pub mod node_dns;

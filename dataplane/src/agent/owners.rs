@@ -123,7 +123,7 @@ impl Agent {
 
     /// Rewrites the endpoint records of `owner`'s attachments with `change` (which says whether
     /// it changed anything); writes those that changed. Returns how many.
-    async fn rewrite_endpoints(
+    pub(super) async fn rewrite_endpoints(
         &self,
         owner: &str,
         change: impl Fn(&mut EndpointRecord) -> bool,

@@ -53,6 +53,10 @@ pub enum Reply {
     Detached {
         count: usize,
     },
+    /// `task health`: how many endpoints of the task changed.
+    HealthSet {
+        count: usize,
+    },
     Services(Vec<ServiceInfo>),
     Tasks(Vec<TaskInfo>),
     Inspect(ServiceInspect),

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ErrorKind};
 use crate::monitor::{EventKind, Filter};
-use crate::state::{Availability, EndpointMode, Role};
+use crate::state::{Availability, EndpointMode, Health, Role};
 
 /// Largest request line the server reads; a longer one is refused and the connection closed.
 pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
@@ -89,6 +89,14 @@ pub enum Request {
         /// More names of the endpoint on the network, resolvable like its task name.
         #[serde(default)]
         aliases: Vec<String>,
+        /// The task's health from its attach (default healthy).
+        #[serde(default)]
+        health: Option<Health>,
+    },
+    /// Sets the health of this node's task `task` (every endpoint of it).
+    TaskHealth {
+        task: String,
+        health: Health,
     },
     ServiceCreate {
         name: String,

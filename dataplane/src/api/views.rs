@@ -16,7 +16,7 @@ use crate::identity::NodeId;
 use crate::network::{ipam, LocalAttachment};
 use crate::service::backends::{healthy_backends, node_health, NodeHealth};
 use crate::service::ports::port_owners;
-use crate::state::{Liveness, Role, Snapshot};
+use crate::state::{Health, Liveness, Role, Snapshot};
 
 /// `node ls`: every node the state knows, sorted by name then ID. The leader is the one the
 /// live managers' reports name in the highest term; the voters are the ones it reports.
@@ -173,6 +173,13 @@ pub fn tasks(snapshot: &Snapshot, name: &str) -> Option<Vec<TaskInfo>> {
             node: snapshot.state.nodes.get(owner).map(|n| n.name.clone()).unwrap_or_else(|| owner.short()),
             state: match node_health(snapshot, owner) {
                 NodeHealth::Up if e.terminating => "terminating",
+                NodeHealth::Up if e.health != Health::Healthy => {
+                    if e.health == Health::Starting {
+                        "starting"
+                    } else {
+                        "unhealthy"
+                    }
+                }
                 NodeHealth::Up => "running",
                 NodeHealth::Down => "node-down",
                 NodeHealth::Drained => "node-drained",

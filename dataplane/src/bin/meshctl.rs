@@ -9,7 +9,7 @@ use meshd::api::reply::StreamLine;
 use meshd::api::request::Request;
 use meshd::cli::args::{
     AttachmentCommand, Command, CompletionShell, CtlArgs, EventType, Format, KeyCommand, NetworkCommand,
-    NodeCommand, ServiceCommand,
+    NodeCommand, ServiceCommand, TaskCommand,
 };
 use meshd::cli::progress::wait_with_progress;
 use meshd::cli::render::{event_line, render};
@@ -56,16 +56,22 @@ fn main() -> ExitCode {
         Command::Network { command: NetworkCommand::Ls } => Request::NetworkLs {},
         Command::Network { command: NetworkCommand::Inspect { name } } => Request::NetworkInspect { name },
         Command::Network { command: NetworkCommand::Rm { name } } => Request::NetworkRm { name },
-        Command::Attach { netns, network, service, name, aliases, no_resolv_conf } => Request::Attach {
-            netns,
-            network,
-            service,
-            name,
-            no_resolv_conf,
-            interface: None,
-            owner: None,
-            aliases,
-        },
+        Command::Task { command: TaskCommand::Health { task, health } } => {
+            Request::TaskHealth { task, health }
+        }
+        Command::Attach { netns, network, service, name, aliases, no_resolv_conf, health } => {
+            Request::Attach {
+                netns,
+                network,
+                service,
+                name,
+                no_resolv_conf,
+                interface: None,
+                owner: None,
+                aliases,
+                health,
+            }
+        }
         Command::Detach { netns, network, grace } => {
             Request::Detach { netns, network, grace_ms: grace.map_or(0, |g| g.as_millis() as u64) }
         }

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use clap::builder::PossibleValuesParser;
 
 use crate::api::DEFAULT_SOCKET;
-use crate::state::{Availability, EndpointMode, Role};
+use crate::state::{Availability, EndpointMode, Health, Role};
 
 #[derive(Debug, Parser)]
 #[command(name = "meshctl", version, about = "Control the meshd agent on this node", long_about = None)]
@@ -102,9 +102,18 @@ pub enum Command {
         /// holding it, as Docker's --network-alias)
         #[arg(long = "alias", value_name = "NAME")]
         aliases: Vec<String>,
+        /// The task's health from the start: `starting` takes no new flows and is in no service
+        /// name until `meshctl task health TASK healthy`
+        #[arg(long, value_name = "STATE", value_parser = one_of::<Health>(&["healthy", "starting", "unhealthy"]))]
+        health: Option<Health>,
         /// Do not write /etc/netns/NAME/resolv.conf (the DNS at 127.0.0.11 still answers)
         #[arg(long)]
         no_resolv_conf: bool,
+    },
+    /// Tasks on this node: their health
+    Task {
+        #[command(subcommand)]
+        command: TaskCommand,
     },
     /// This node's attachments, also those made by runtimes (meshd-cni, the Docker driver)
     Attachment {
@@ -135,6 +144,19 @@ pub enum EventType {
     Drop,
     Flow,
     All,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TaskCommand {
+    /// Set the health of a task on this node (the runtime's health check, for a runtime meshd
+    /// does not read): only healthy tasks take new flows and are in their service's names;
+    /// open connections are kept
+    Health {
+        /// The task's name (`attach --name`)
+        task: String,
+        #[arg(value_parser = one_of::<Health>(&["healthy", "starting", "unhealthy"]))]
+        health: Health,
+    },
 }
 
 #[derive(Debug, Subcommand)]

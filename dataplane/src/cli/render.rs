@@ -25,6 +25,7 @@ pub fn render(reply: &Reply, format: Format) -> String {
                     Ok(serde_json::json!({ "address": address, "interface": interface }))
                 }
                 Reply::Detached { count } => Ok(serde_json::json!({ "detached": count })),
+                Reply::HealthSet { count } => Ok(serde_json::json!({ "changed": count })),
                 Reply::Services(services) => serde_json::to_value(services),
                 Reply::Tasks(tasks) => serde_json::to_value(tasks),
                 Reply::Inspect(inspect) => serde_json::to_value(inspect),
@@ -120,6 +121,7 @@ pub fn render(reply: &Reply, format: Format) -> String {
             Reply::Removed {} => String::new(),
             Reply::Attached { address, .. } => format!("{address}\n"),
             Reply::Detached { count } => format!("detached from {count} network(s)\n"),
+            Reply::HealthSet { count } => format!("health set on {count} endpoint(s)\n"),
             Reply::Services(services) => {
                 let rows: Vec<Vec<String>> = services
                     .iter()

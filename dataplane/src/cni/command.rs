@@ -69,6 +69,8 @@ pub fn add(meshd: &dyn Meshd, inv: &Invocation, args: &CniArgs, conf: &NetConf) 
         interface: Some(ifname.to_string()),
         owner: Some(owner(&conf.name, container_id, ifname)),
         aliases,
+        // CNI has no health of its own: the runtime or operator reports it with `task_health`.
+        health: None,
     };
     match call(meshd, conf, &request, Duration::ZERO)? {
         Reply::Attached { attachment: Some(attachment), .. } => {

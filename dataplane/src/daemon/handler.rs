@@ -128,7 +128,17 @@ impl ApiHandler {
             Request::NetworkRm { name } => {
                 agent.network_rm(&name).await.map(|()| Reply::Removed {}).map_err(agent_error)
             }
-            Request::Attach { netns, network, service, name, no_resolv_conf, interface, owner, aliases } => {
+            Request::Attach {
+                netns,
+                network,
+                service,
+                name,
+                no_resolv_conf,
+                interface,
+                owner,
+                aliases,
+                health,
+            } => {
                 let options = AttachOptions {
                     service,
                     task: name,
@@ -136,6 +146,7 @@ impl ApiHandler {
                     interface,
                     owner,
                     aliases,
+                    health: health.unwrap_or_default(),
                 };
                 let attached = agent.attach_with(&netns, &network, options).await.map_err(agent_error)?;
                 Ok(Reply::Attached {
@@ -169,6 +180,11 @@ impl ApiHandler {
             }
             // Streams are served by `monitor` above; the server never hands one to `handle`.
             Request::Monitor { .. } => Err(ApiError::new(ErrorKind::BadRequest, "monitor is a stream")),
+            Request::TaskHealth { task, health } => agent
+                .set_task_health(&task, health)
+                .await
+                .map(|count| Reply::HealthSet { count })
+                .map_err(agent_error),
             Request::Detach { netns, network, grace_ms } => agent
                 .detach(&netns, network.as_deref(), Duration::from_millis(grace_ms))
                 .await
@@ -213,7 +229,7 @@ fn agent_error(error: AgentError) -> ApiError {
         AgentError::Managers(error) => return manager_error(error.clone()),
         AgentError::Kernel(_) => ErrorKind::Internal,
         AgentError::BadRequest(_) => ErrorKind::BadRequest,
-        AgentError::NotOwned(_) => ErrorKind::NotFound,
+        AgentError::NotOwned(_) | AgentError::NoTask(_) => ErrorKind::NotFound,
         AgentError::Check { .. } => ErrorKind::Conflict,
     };
     ApiError::new(kind, error.to_string())

@@ -123,6 +123,7 @@ mod tests {
                 task: Some(task.into()),
                 terminating: false,
                 aliases: Vec::new(),
+                health: Default::default(),
             };
             let change = Change::Endpoint { owner: id(2), id: id_.into(), record: Some(record) };
             snapshot
@@ -155,6 +156,7 @@ mod tests {
                 task: None,
                 terminating: false,
                 aliases: aliases.into_iter().map(String::from).collect(),
+                health: Default::default(),
             };
             let change = Change::Endpoint { owner: id(2), id: id_.into(), record: Some(record) };
             let delta = Delta { version: Version { lamport: 30, node: id(2) }, change };

@@ -95,6 +95,7 @@ mod tests {
             task: None,
             terminating: false,
             aliases: Vec::new(),
+            health: Default::default(),
         };
         let owner = NodeId::from_bytes([writer; 16]);
         SignedDelta {

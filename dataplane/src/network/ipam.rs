@@ -184,6 +184,7 @@ mod tests {
             task: None,
             terminating: false,
             aliases: Vec::new(),
+            health: Default::default(),
         };
         let delta = Delta {
             version: Version { lamport: 7, node: id(1) },
@@ -213,6 +214,7 @@ mod tests {
                 task: None,
                 terminating: false,
                 aliases: Vec::new(),
+                health: Default::default(),
             };
             let delta = Delta {
                 version: Version { lamport: 10 + u64::from(n), node: id(1) },

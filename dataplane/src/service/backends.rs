@@ -1,5 +1,8 @@
-//! Which tasks of a service take new flows: its endpoints on its network that are not
-//! terminating, on a node that is up (alive, or only suspect) and not drained.
+//! Which tasks of a service take new flows: its endpoints on its network that are healthy and
+//! not terminating, on a node that is up (alive, or only suspect) and not drained. When none
+//! is, the service has no backend, as with no task at all (Swarm's behaviour, and Kubernetes'
+//! for unready endpoints): a new connection to its VIP is refused and counted, `tasks.SVC` is
+//! empty. Open connections stay with the task they were balanced to.
 //!
 //! This is the one answer to "is this task a backend": the load balancer builds its Maglev
 //! tables from it (`reconcile`), DNS answers `tasks.SVC` and dnsrr names from it (`discovery`),
@@ -9,7 +12,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
 use crate::identity::NodeId;
-use crate::state::{Availability, EndpointRecord, ServiceRecord, Snapshot};
+use crate::state::{Availability, EndpointRecord, Health, ServiceRecord, Snapshot};
 
 /// What a node's state means for the tasks on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,9 +36,9 @@ pub fn node_health(snapshot: &Snapshot, node: &NodeId) -> NodeHealth {
 }
 
 /// Whether `endpoint` (a task of `service`) may take its new flows, its node's health aside: on
-/// the service's network and not terminating.
+/// the service's network, healthy (see [`Health`]) and not terminating.
 pub fn may_serve(service: &ServiceRecord, endpoint: &EndpointRecord) -> bool {
-    endpoint.network == service.network && !endpoint.terminating
+    endpoint.network == service.network && !endpoint.terminating && endpoint.health == Health::Healthy
 }
 
 /// The healthy backends of every service, each list sorted (every node must build the same
@@ -111,14 +114,16 @@ mod tests {
         };
         apply(&mut state, 1, 3, Change::Service { name: "web".into(), record: Some(web) });
         let tasks = [
-            (1u8, "a", "front", 10u8, false),
-            (1, "b", "front", 11, true),
-            (1, "c", "back", 12, false),
-            (2, "d", "front", 13, false),
-            (3, "e", "front", 14, false),
-            (4, "f", "front", 15, false),
+            (1u8, "a", "front", 10u8, false, Health::Healthy),
+            (1, "b", "front", 11, true, Health::Healthy),
+            (1, "c", "back", 12, false, Health::Healthy),
+            (2, "d", "front", 13, false, Health::Healthy),
+            (3, "e", "front", 14, false, Health::Healthy),
+            (4, "f", "front", 15, false, Health::Healthy),
+            (1, "g", "front", 16, false, Health::Starting),
+            (4, "h", "front", 17, false, Health::Unhealthy),
         ];
-        for (owner, task, network, last, terminating) in tasks {
+        for (owner, task, network, last, terminating, health) in tasks {
             let record = EndpointRecord {
                 network: network.into(),
                 address: Ipv4Addr::new(10, 1, 0, last),
@@ -126,6 +131,7 @@ mod tests {
                 task: Some(task.into()),
                 terminating,
                 aliases: Vec::new(),
+                health,
             };
             apply(
                 &mut state,
@@ -149,7 +155,7 @@ mod tests {
     }
 
     #[test]
-    fn only_active_up_non_terminating_tasks_on_the_services_network_are_backends() {
+    fn only_healthy_active_up_non_terminating_tasks_on_the_services_network_are_backends() {
         let snapshot = snapshot();
         let backends = healthy_backends(&snapshot);
         assert_eq!(backends["web"], [Ipv4Addr::new(10, 1, 0, 10), Ipv4Addr::new(10, 1, 0, 15)]);

@@ -141,6 +141,7 @@ mod tests {
             task: None,
             terminating: false,
             aliases: Vec::new(),
+            health: Default::default(),
         }
     }
 

@@ -403,6 +403,7 @@ mod tests {
                     task: Some(name.into()),
                     terminating: false,
                     aliases: Vec::new(),
+                    health: Default::default(),
                 }),
             },
         }

@@ -31,9 +31,9 @@ pub mod version;
 pub use cluster::ClusterState;
 pub use delta::{Change, Delta, DeltaError, DeltaKey, SignedDelta};
 pub use records::{
-    Availability, BlockClaim, ClusterSecrets, EndpointMode, EndpointRecord, JoinEpochs, KeyringStatus,
-    Liveness, ManagerStatus, NetworkRecord, NodeRecord, Protocol, PublishedPort, Revocation, Role,
-    RoleRecord, ServiceRecord,
+    Availability, BlockClaim, ClusterSecrets, EndpointMode, EndpointRecord, Health, JoinEpochs,
+    KeyringStatus, Liveness, ManagerStatus, NetworkRecord, NodeRecord, Protocol, PublishedPort, Revocation,
+    Role, RoleRecord, ServiceRecord,
 };
 pub use signature::Signature;
 pub use snapshot::Snapshot;

@@ -77,6 +77,47 @@ pub struct EndpointRecord {
     /// `--network-alias`): each resolves to every endpoint holding it, scoped like task names.
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// Whether the task is ready for new flows (see [`Health`]).
+    #[serde(default)]
+    pub health: Health,
+}
+
+/// A task's readiness, as its runtime (Docker's HEALTHCHECK), an operator (`meshctl task
+/// health`) or a probe says. Only a healthy task takes new flows and is in its service's DNS
+/// answers; open connections to a task that turns unhealthy are kept (as for a terminating
+/// task). With no source, a task is healthy from its attach, as before health existed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    #[default]
+    Healthy,
+    /// Not yet ready (attached with `--health starting`, or a Docker container whose health
+    /// check has not passed yet).
+    Starting,
+    Unhealthy,
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Health::Healthy => "healthy",
+            Health::Starting => "starting",
+            Health::Unhealthy => "unhealthy",
+        })
+    }
+}
+
+impl FromStr for Health {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "healthy" => Ok(Health::Healthy),
+            "starting" => Ok(Health::Starting),
+            "unhealthy" => Ok(Health::Unhealthy),
+            other => Err(format!("unknown health {other:?} (healthy, starting or unhealthy)")),
+        }
+    }
 }
 
 /// An overlay network.

@@ -21,7 +21,7 @@ use crate::docker::protocol::{
 };
 use crate::network::ipam;
 use crate::service::plan;
-use crate::state::Protocol;
+use crate::state::{Health, Protocol};
 
 /// The driver options `--driver-opt` takes.
 const ENDPOINT_OPTIONS: [&str; 2] = ["meshd.service", "meshd.task"];
@@ -130,6 +130,11 @@ impl DockerDriver {
                 service: endpoint.service.clone(),
                 task: endpoint.task.clone(),
                 mac: endpoint.mac,
+                // A task takes no flow before the driver has read from Docker whether the
+                // container has a health check and passed it (`events`): a container's process
+                // starts after the join, so "healthy at join" would send flows to a server that
+                // does not listen yet.
+                health: if endpoint.service.is_some() { Health::Starting } else { Health::Healthy },
             })
             .await
             .map_err(|e| DriverError::bad(e.to_string()))?;

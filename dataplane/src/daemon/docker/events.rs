@@ -2,8 +2,11 @@
 //! event), a container's name (its task name) and its network aliases (`--network-alias`,
 //! compose's service name; the `connect` event, then a look-up of the container), and that a container is being stopped (the `kill` event with a stop signal: its
 //! tasks stop getting new flows at once, while the container finishes what it has, which is
-//! the graceful half of `docker stop`). One long-lived event stream; on start and after every
-//! reconnect the state is compared with Docker's (names, endpoints Docker no longer has).
+//! the graceful half of `docker stop`), and a container's health (its HEALTHCHECK: a task is
+//! `starting` from its join until the look-up finds no health check or a passing one, then
+//! follows the `health_status` events). One long-lived event stream; on start and after every
+//! reconnect the state is compared with Docker's (names, health, endpoints Docker no longer
+//! has).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -15,12 +18,16 @@ use tokio::sync::watch;
 use super::endpoints::owner;
 use super::DockerDriver;
 use crate::docker::client::{DockerApi, DockerApiError};
+use crate::state::Health;
 
 /// Signals `docker stop`/`kill` send to end a container: INT, QUIT, KILL, TERM.
 const STOP_SIGNALS: [&str; 4] = ["2", "3", "9", "15"];
 /// Longest wait between reconnects to Docker's API (short: names are needed within seconds of
 /// `docker network create`; a call of Docker's on the plugin socket also cuts the wait).
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How long a container's `starting` is followed by looking it up (once a second) besides its
+/// events: Docker's own start period is rarely longer.
+const MAX_STARTING_POLLS: u32 = 600;
 
 /// Follows Docker's events until `shutdown`; reconnects with backoff when Docker goes away.
 pub async fn watch(driver: Arc<DockerDriver>, api: DockerApi, mut shutdown: watch::Receiver<bool>) {
@@ -90,6 +97,10 @@ async fn sync(driver: &DockerDriver, api: &DockerApi) -> Result<(), DockerApiErr
                     driver.name_container(endpoint, container, name).await;
                 }
             }
+            // Health from the container itself: it may have changed while the stream was down.
+            for container in containers.keys() {
+                name_from_container(driver, api, container).await;
+            }
         }
         driver.forget_endpoints_except(id, &docker_endpoints).await;
     }
@@ -112,7 +123,27 @@ async fn on_event(driver: &Arc<DockerDriver>, api: &DockerApi, event: &Value) {
             // stop event behind it must not wait for that.
             if let Some(container) = attributes["container"].as_str() {
                 let (driver, api, container) = (driver.clone(), api.clone(), container.to_string());
-                tokio::spawn(async move { name_from_container(&driver, &api, &container).await });
+                tokio::spawn(async move {
+                    // Until the container leaves `starting`, looked up again each second: the
+                    // `health_status` event of a check that passed while this look-up was on
+                    // its way would otherwise be overwritten by the older `starting`.
+                    for _ in 0..MAX_STARTING_POLLS {
+                        if name_from_container(&driver, &api, &container).await != Some(Health::Starting) {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                });
+            }
+        }
+        ("container", action) if action.starts_with("health_status") => {
+            // "health_status: healthy" (Docker 20.10 puts the status in the action).
+            if let Some(health) =
+                health_of(action.trim_start_matches("health_status").trim_start_matches(':').trim())
+            {
+                for endpoint in driver.endpoints_of(actor).await {
+                    driver.set_health(&endpoint, health).await;
+                }
             }
         }
         ("container", "kill") => {
@@ -138,18 +169,24 @@ async fn on_event(driver: &Arc<DockerDriver>, api: &DockerApi, event: &Value) {
     }
 }
 
-/// Looks the container up and names its endpoints of this driver.
-async fn name_from_container(driver: &DockerDriver, api: &DockerApi, container: &str) {
+/// Looks the container up and gives its endpoints of this driver their names, aliases and
+/// health. Returns the health, None when the look-up failed.
+async fn name_from_container(driver: &DockerDriver, api: &DockerApi, container: &str) -> Option<Health> {
     if !container.bytes().all(|b| b.is_ascii_alphanumeric()) || container.is_empty() || container.len() > 128
     {
-        return;
+        return None;
     }
     let detail = match api.get(&format!("/containers/{container}/json")).await {
         Ok(detail) => detail,
         Err(error) => {
             tracing::debug!(%error, container, "cannot look up a container");
-            return;
+            return None;
         }
+    };
+    // No health check: healthy once Docker has started it.
+    let health = match detail["State"]["Health"]["Status"].as_str() {
+        Some(status) => health_of(status).unwrap_or(Health::Starting),
+        None => Health::Healthy,
     };
     let name = detail["Name"].as_str().unwrap_or_default().trim_start_matches('/');
     if let Some(networks) = detail["NetworkSettings"]["Networks"].as_object() {
@@ -161,7 +198,19 @@ async fn name_from_container(driver: &DockerDriver, api: &DockerApi, container: 
                     .map(|all| all.iter().filter_map(|a| a.as_str().map(str::to_string)).collect())
                     .unwrap_or_default();
                 driver.alias_container(endpoint, &aliases).await;
+                driver.set_health(endpoint, health).await;
             }
         }
+    }
+    Some(health)
+}
+
+/// Docker's health status, as meshd's (Docker's `none` is a container without a check).
+fn health_of(status: &str) -> Option<Health> {
+    match status {
+        "healthy" | "none" => Some(Health::Healthy),
+        "starting" => Some(Health::Starting),
+        "unhealthy" => Some(Health::Unhealthy),
+        _ => None,
     }
 }

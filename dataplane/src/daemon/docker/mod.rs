@@ -34,6 +34,7 @@ use crate::agent::Agent;
 use crate::docker::error::DriverError;
 use crate::docker::protocol::{Call, ADDRESS_SPACE};
 use crate::docker::server::Driver;
+use crate::state::Health;
 use crate::state_dir::{StateDir, StateDirError};
 
 pub struct DockerDriver {
@@ -86,6 +87,15 @@ impl DockerDriver {
     async fn alias_container(&self, endpoint: &str, aliases: &[String]) {
         if let Err(error) = self.agent.set_aliases(&endpoints::owner(endpoint), aliases).await {
             tracing::warn!(%error, endpoint, "cannot give a container's task its aliases");
+        }
+    }
+
+    /// Gives `endpoint`'s task the container's health (see `events`).
+    async fn set_health(&self, endpoint: &str, health: Health) {
+        match self.agent.set_owner_health(&endpoints::owner(endpoint), health).await {
+            Ok(n) if n > 0 => tracing::info!(endpoint, %health, "container health"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, endpoint, "cannot give a container's task its health"),
         }
     }
 

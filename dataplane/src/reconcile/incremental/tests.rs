@@ -136,6 +136,7 @@ fn step(
                 task: None,
                 terminating,
                 aliases: Vec::new(),
+                health: Default::default(),
             });
             let change = Change::Endpoint { owner: fixture::id(owner), id: format!("e{id}"), record };
             apply(snapshot, owner, lamport, change);

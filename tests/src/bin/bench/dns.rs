@@ -338,6 +338,7 @@ pub fn registry_memory() {
                 task: Some(format!("svc{s}.{t}")),
                 terminating: false,
                 aliases: Vec::new(),
+                health: Default::default(),
             };
             apply(
                 &mut state,

@@ -278,6 +278,7 @@ fn trust_costs(rounds: usize) {
                 task: Some(format!("web.{n}")),
                 terminating: false,
                 aliases: Vec::new(),
+                health: Default::default(),
             }),
         },
     };

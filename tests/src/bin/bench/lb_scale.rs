@@ -93,6 +93,7 @@ fn big_snapshot(services: u32, per_service: u32) -> meshd::state::Snapshot {
                 task: Some(format!("svc{s}.{t}")),
                 terminating: false,
                 aliases: Vec::new(),
+                health: Default::default(),
             };
             apply(
                 &mut state,

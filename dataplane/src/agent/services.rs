@@ -39,6 +39,40 @@ impl Agent {
         self.reconcile().await
     }
 
+    /// `service update`: ports added and removed, the endpoint mode switched, in place (the
+    /// same VIP while the service stays in vip mode, so open connections and the ports that
+    /// stay are untouched), decided by the managers. Returns the new record.
+    pub async fn service_update(
+        &self,
+        name: &str,
+        update: &plan::Update,
+    ) -> Result<ServiceRecord, AgentError> {
+        self.managers.require_manager("update services")?;
+        let mut inner = self.inner.lock().await;
+        let snapshot = self.gossip.snapshot();
+        let data_path_port = self.cluster_settings().data_path_port;
+        let (mode, ports) = plan::plan_update(&snapshot.state, name, update, data_path_port)?;
+        let old = snapshot.state.services.get(&name.to_string()).cloned().expect("checked");
+        let vip = match (mode, old.vip) {
+            (EndpointMode::Dnsrr, _) => None,
+            (EndpointMode::Vip, Some(vip)) => Some(vip),
+            (EndpointMode::Vip, None) => {
+                let record = snapshot.state.networks.get(&old.network).cloned().expect("a service's network");
+                Some(self.allocate(&mut inner, &old.network, &record.subnet).await?)
+            }
+        };
+        let record = ServiceRecord { mode, vip, ports, ..old };
+        drop(inner);
+        self.managers
+            .decide(
+                "update services",
+                Action::UpdateService { name: name.to_string(), record: record.clone() },
+            )
+            .await?;
+        self.reconcile().await?;
+        Ok(record)
+    }
+
     pub async fn service_rm(&self, name: &str) -> Result<(), AgentError> {
         self.managers.require_manager("create or remove services")?;
         let _serial = self.inner.lock().await;

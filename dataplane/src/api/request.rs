@@ -105,6 +105,16 @@ pub enum Request {
         publish: Vec<String>,
         endpoint_mode: EndpointMode,
     },
+    /// Changes a service in place (Swarm's `service update`).
+    ServiceUpdate {
+        name: String,
+        #[serde(default)]
+        publish_add: Vec<String>,
+        #[serde(default)]
+        publish_rm: Vec<String>,
+        #[serde(default)]
+        endpoint_mode: Option<EndpointMode>,
+    },
     ServiceLs {},
     ServicePs {
         name: String,

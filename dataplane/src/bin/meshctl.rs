@@ -78,6 +78,9 @@ fn main() -> ExitCode {
         Command::Service { command: ServiceCommand::Create { name, network, publish, endpoint_mode } } => {
             Request::ServiceCreate { name, network, publish, endpoint_mode }
         }
+        Command::Service {
+            command: ServiceCommand::Update { name, publish_add, publish_rm, endpoint_mode },
+        } => Request::ServiceUpdate { name, publish_add, publish_rm, endpoint_mode },
         Command::Service { command: ServiceCommand::Ls } => Request::ServiceLs {},
         Command::Service { command: ServiceCommand::Ps { name } } => Request::ServicePs { name },
         Command::Service { command: ServiceCommand::Inspect { name } } => Request::ServiceInspect { name },

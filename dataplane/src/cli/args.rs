@@ -192,6 +192,20 @@ pub enum ServiceCommand {
         #[arg(long, default_value = "vip", value_parser = one_of::<EndpointMode>(&["vip", "dnsrr"]))]
         endpoint_mode: EndpointMode,
     },
+    /// Change a service in place: open connections and the ports that stay are kept
+    Update {
+        name: String,
+        /// Publish another port, PUBLISHED:TARGET[/tcp|/udp] (repeatable)
+        #[arg(long, value_name = "PUBLISHED:TARGET")]
+        publish_add: Vec<String>,
+        /// Stop publishing a port, PUBLISHED[:TARGET][/tcp|/udp] (repeatable; applied before
+        /// --publish-add)
+        #[arg(long, value_name = "PUBLISHED")]
+        publish_rm: Vec<String>,
+        /// Switch between a VIP and DNS round robin
+        #[arg(long, value_parser = one_of::<EndpointMode>(&["vip", "dnsrr"]))]
+        endpoint_mode: Option<EndpointMode>,
+    },
     /// List services: NAME, NETWORK, MODE, VIP, BACKENDS (healthy/all), PORTS
     #[command(visible_alias = "list")]
     Ls,

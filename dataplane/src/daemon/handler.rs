@@ -161,6 +161,13 @@ impl ApiHandler {
                     views::services(&agent.snapshot()).into_iter().filter(|s| s.name == name).collect();
                 Ok(Reply::Services(created))
             }
+            Request::ServiceUpdate { name, publish_add, publish_rm, endpoint_mode } => {
+                let update = crate::service::plan::Update { publish_add, publish_rm, mode: endpoint_mode };
+                agent.service_update(&name, &update).await.map_err(agent_error)?;
+                let updated =
+                    views::services(&agent.snapshot()).into_iter().filter(|s| s.name == name).collect();
+                Ok(Reply::Services(updated))
+            }
             Request::ServiceLs {} => Ok(Reply::Services(views::services(&agent.snapshot()))),
             Request::ServiceInspect { name } => {
                 let record = agent.snapshot().state.services.get(&name).cloned();

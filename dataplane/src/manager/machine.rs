@@ -77,6 +77,12 @@ pub enum Action {
         name: String,
         record: NetworkRecord,
     },
+    /// `service update`: the service's new record (same network; ports, mode and VIP may
+    /// change), checked as a creation is against every other service.
+    UpdateService {
+        name: String,
+        record: ServiceRecord,
+    },
 }
 
 /// What a command came to.
@@ -177,6 +183,33 @@ impl Decided {
         decision
     }
 
+    /// Whether service `name` may hold `record` beside every other service: its network exists,
+    /// its VIP is inside it and nobody else's, its ports are published by no other service.
+    fn service_fits(&self, name: &str, record: &ServiceRecord) -> Result<(), String> {
+        let Some(network) = self.networks.get(&record.network) else {
+            return Err(format!("no network named {:?}", record.network));
+        };
+        if record.vip.is_some_and(|vip| !network.subnet.contains(&vip)) {
+            return Err(format!("the VIP is outside network {:?}", record.network));
+        }
+        let others = self.services.iter().filter(|(other, _)| other.as_str() != name);
+        for port in &record.ports {
+            let holder = others.clone().find(|(_, s)| {
+                s.mode == EndpointMode::Vip
+                    && s.ports.iter().any(|p| (p.published, p.protocol) == (port.published, port.protocol))
+            });
+            if let Some((other, _)) = holder {
+                return Err(format!("port {port} is published by service {other:?} already"));
+            }
+        }
+        if let Some(vip) = record.vip {
+            if others.clone().any(|(_, s)| s.vip == Some(vip)) {
+                return Err(format!("VIP {vip} is another service's"));
+            }
+        }
+        Ok(())
+    }
+
     fn decide(&mut self, action: Action) -> Decision {
         let refuse = |why: String| Decision::Refused(why);
         match action {
@@ -209,27 +242,21 @@ impl Decided {
                 if self.services.contains_key(&name) {
                     return refuse(format!("a service named {name:?} already exists"));
                 }
-                let Some(network) = self.networks.get(&record.network) else {
-                    return refuse(format!("no network named {:?}", record.network));
+                if let Err(why) = self.service_fits(&name, &record) {
+                    return refuse(why);
+                }
+                self.services.insert(name, record);
+                Decision::Done
+            }
+            Action::UpdateService { name, record } => {
+                let Some(old) = self.services.get(&name) else {
+                    return refuse(format!("no service named {name:?}"));
                 };
-                if record.vip.is_some_and(|vip| !network.subnet.contains(&vip)) {
-                    return refuse(format!("the VIP is outside network {:?}", record.network));
+                if old.network != record.network {
+                    return refuse(format!("service {name:?} stays on network {:?}", old.network));
                 }
-                for port in &record.ports {
-                    let holder = self.services.iter().find(|(_, s)| {
-                        s.mode == EndpointMode::Vip
-                            && s.ports
-                                .iter()
-                                .any(|p| (p.published, p.protocol) == (port.published, port.protocol))
-                    });
-                    if let Some((other, _)) = holder {
-                        return refuse(format!("port {port} is published by service {other:?} already"));
-                    }
-                }
-                if let Some(vip) = record.vip {
-                    if self.services.values().any(|s| s.vip == Some(vip)) {
-                        return refuse(format!("VIP {vip} is another service's"));
-                    }
+                if let Err(why) = self.service_fits(&name, &record) {
+                    return refuse(why);
                 }
                 self.services.insert(name, record);
                 Decision::Done

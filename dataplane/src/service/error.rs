@@ -20,6 +20,12 @@ pub enum ServiceError {
     PortTaken(PublishedPort, String),
     #[error("port {0} is meshd's own (the cluster's VXLAN data path port, or a node's gossip port)")]
     PortReserved(PublishedPort),
+    #[error("invalid --publish-rm {0:?}: use PUBLISHED[:TARGET][/tcp|/udp]")]
+    UnpublishSyntax(String),
+    #[error("service {0:?} does not publish {1}")]
+    NotPublished(String, String),
+    #[error("service update {0:?} changes nothing: give --publish-add, --publish-rm or --endpoint-mode")]
+    NothingToUpdate(String),
     #[error("service {service:?} is on network {service_network:?}, not {network:?}")]
     WrongNetwork { service: String, service_network: String, network: String },
 }

@@ -3,7 +3,7 @@
 
 use super::error::ServiceError;
 use super::ports::{meshd_ports, parse_publish, port_owners};
-use crate::state::{ClusterState, EndpointMode, PublishedPort};
+use crate::state::{ClusterState, EndpointMode, Protocol, PublishedPort};
 
 /// A service name must be a DNS label: it will be resolvable by name (`crate::names`).
 pub fn validate_name(name: &str) -> Result<(), ServiceError> {
@@ -50,6 +50,83 @@ pub fn plan_create(
     Ok(ports)
 }
 
+/// What `service update` asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Update {
+    /// Ports to publish, as `--publish` writes them.
+    pub publish_add: Vec<String>,
+    /// Ports to stop publishing: `PUBLISHED[:TARGET][/tcp|/udp]` (the target, when given, must
+    /// match).
+    pub publish_rm: Vec<String>,
+    pub mode: Option<EndpointMode>,
+}
+
+/// Checks an update of service `name` against the state; returns its new mode and ports (the
+/// caller keeps the VIP, allocates one when the service becomes vip, drops it for dnsrr).
+/// Removals apply before additions, so `--publish-rm 80 --publish-add 80:8080` retargets a
+/// port in one step (Docker's order).
+pub fn plan_update(
+    state: &ClusterState,
+    name: &str,
+    update: &Update,
+    data_path_port: u16,
+) -> Result<(EndpointMode, Vec<PublishedPort>), ServiceError> {
+    let record =
+        state.services.get(&name.to_string()).ok_or_else(|| ServiceError::NotFound(name.to_string()))?;
+    if update.publish_add.is_empty() && update.publish_rm.is_empty() && update.mode.is_none() {
+        return Err(ServiceError::NothingToUpdate(name.to_string()));
+    }
+    let mode = update.mode.unwrap_or(record.mode);
+    let mut ports = record.ports.clone();
+    for text in &update.publish_rm {
+        let (published, target, protocol) = parse_unpublish(text)?;
+        let before = ports.len();
+        ports.retain(|p| {
+            !(p.published == published && p.protocol == protocol && target.is_none_or(|t| t == p.target))
+        });
+        if ports.len() == before {
+            return Err(ServiceError::NotPublished(name.to_string(), text.chars().take(80).collect()));
+        }
+    }
+    let owners = port_owners(state);
+    let reserved = meshd_ports(state, data_path_port);
+    for text in &update.publish_add {
+        let port = parse_publish(text)?;
+        if reserved.contains(&(port.published, port.protocol)) {
+            return Err(ServiceError::PortReserved(port));
+        }
+        match owners.get(&(port.published, port.protocol)) {
+            Some(owner) if owner != name => return Err(ServiceError::PortTaken(port, owner.clone())),
+            _ => {}
+        }
+        if ports.iter().any(|p| (p.published, p.protocol) == (port.published, port.protocol)) {
+            return Err(ServiceError::PortTaken(port, name.to_string()));
+        }
+        ports.push(port);
+    }
+    if !ports.is_empty() && mode == EndpointMode::Dnsrr {
+        return Err(ServiceError::DnsrrPublish);
+    }
+    ports.sort();
+    Ok((mode, ports))
+}
+
+/// `--publish-rm`'s `PUBLISHED[:TARGET][/tcp|/udp]`.
+fn parse_unpublish(text: &str) -> Result<(u16, Option<u16>, Protocol), ServiceError> {
+    let bad = || ServiceError::UnpublishSyntax(text.chars().take(80).collect());
+    let (ports, protocol) = match text.split_once('/') {
+        None => (text, Protocol::Tcp),
+        Some((ports, "tcp")) => (ports, Protocol::Tcp),
+        Some((ports, "udp")) => (ports, Protocol::Udp),
+        Some(_) => return Err(bad()),
+    };
+    let port = |p: &str| p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad);
+    match ports.split_once(':') {
+        None => Ok((port(ports)?, None, protocol)),
+        Some((published, target)) => Ok((port(published)?, Some(port(target)?), protocol)),
+    }
+}
+
 /// Checks that a task may join `service` on `network`.
 pub fn check_task(state: &ClusterState, service: &str, network: &str) -> Result<(), ServiceError> {
     let record = state
@@ -73,7 +150,7 @@ mod tests {
     use super::*;
     use crate::identity::NodeId;
     use crate::network::plan as network;
-    use crate::state::{Change, Delta, Protocol, ServiceRecord, Version};
+    use crate::state::{Change, Delta, ServiceRecord, Version};
 
     fn state() -> ClusterState {
         let mut state = ClusterState::default();
@@ -101,6 +178,54 @@ mod tests {
             )
             .unwrap();
         state
+    }
+
+    fn update(add: &[&str], rm: &[&str], mode: Option<EndpointMode>) -> Update {
+        Update {
+            publish_add: add.iter().map(|s| s.to_string()).collect(),
+            publish_rm: rm.iter().map(|s| s.to_string()).collect(),
+            mode,
+        }
+    }
+
+    #[test]
+    fn updates_add_remove_and_retarget_ports_and_switch_modes() {
+        let state = state();
+        let plan = |u: Update| plan_update(&state, "web", &u, 4789);
+        let (mode, ports) = plan(update(&["9090:90/udp"], &[], None)).unwrap();
+        assert_eq!(mode, EndpointMode::Vip);
+        assert_eq!(ports, [parse_publish("8080:80").unwrap(), parse_publish("9090:90/udp").unwrap()]);
+        // Removal first, so a port may be retargeted in one update; TARGET is optional.
+        let (_, ports) = plan(update(&["8080:81"], &["8080"], None)).unwrap();
+        assert_eq!(ports, [parse_publish("8080:81").unwrap()]);
+        let (_, ports) = plan(update(&[], &["8080:80/tcp"], None)).unwrap();
+        assert!(ports.is_empty());
+        // dnsrr needs the ports gone, in the same update or before.
+        assert!(matches!(plan(update(&[], &[], Some(EndpointMode::Dnsrr))), Err(ServiceError::DnsrrPublish)));
+        let (mode, ports) = plan(update(&[], &["8080"], Some(EndpointMode::Dnsrr))).unwrap();
+        assert_eq!((mode, ports.len()), (EndpointMode::Dnsrr, 0));
+    }
+
+    #[test]
+    fn bad_updates_say_why() {
+        let state = state();
+        let plan = |u: Update| plan_update(&state, "web", &u, 4789);
+        assert!(matches!(plan(update(&[], &[], None)), Err(ServiceError::NothingToUpdate(_))));
+        assert!(matches!(plan(update(&[], &["8081"], None)), Err(ServiceError::NotPublished(..))));
+        assert!(matches!(plan(update(&[], &["8080:81"], None)), Err(ServiceError::NotPublished(..))));
+        assert!(matches!(plan(update(&[], &["8080/udp"], None)), Err(ServiceError::NotPublished(..))));
+        for text in ["", "x", "0", "8080:", "8080/sctp", "1:2:3"] {
+            assert!(
+                matches!(plan(update(&[], &[text], None)), Err(ServiceError::UnpublishSyntax(_))),
+                "{text}"
+            );
+        }
+        assert!(matches!(plan(update(&["8080:90"], &[], None)), Err(ServiceError::PortTaken(..))));
+        assert!(matches!(plan(update(&["4789:80/udp"], &[], None)), Err(ServiceError::PortReserved(_))));
+        assert!(matches!(
+            plan_update(&state, "nope", &update(&["1:1"], &[], None), 4789),
+            Err(ServiceError::NotFound(_))
+        ));
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub mod reaper;
 pub mod reconcile_loop;
 pub mod services;
 pub mod setup;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;

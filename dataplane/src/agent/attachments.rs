@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{netns, Agent, AgentError, Inner};
 use crate::netlink::links::LinkError;
-use crate::netlink::veth::{self, VethSpec};
+use crate::netlink::veth::VethSpec;
 use crate::network::attachment::DnsPlacement;
 use crate::network::{ifname, ipam, LocalAttachment};
 use crate::service::plan;
@@ -133,7 +133,7 @@ impl Agent {
         if claims::live_endpoints_of(&snapshot.state, &self.node_id) >= claims::MAX_ENDPOINTS_PER_NODE {
             return Err(AgentError::NodeFull(claims::MAX_ENDPOINTS_PER_NODE));
         }
-        let address = self.allocate(&mut inner, network_name, &record.subnet).await?;
+        let address = self.choose_address(&mut inner, network_name, &record.subnet).await?;
 
         let id = random_id();
         let spec = VethSpec {
@@ -145,18 +145,13 @@ impl Agent {
             mtu: self.mtu,
             container_ifname: options.interface.clone(),
         };
-        let attached = veth::wire(&self.node, &spec).await.map_err(|error| match error {
+        let attached = self.links.wire(&spec).await.map_err(|error| match error {
             // The runtime's name is taken: not the kernel's fault, and not transient.
             LinkError::Taken { .. } => AgentError::BadRequest(error.to_string()),
             other => other.into(),
         })?;
-        if let Err(error) = inner.datapath.attach_veth(&spec.host_ifname) {
-            let _ = inner.datapath.forget_links(&spec.host_ifname);
-            let _ = veth::unwire(&self.node, &spec.host_ifname).await;
-            return Err(error.into());
-        }
         let attachment = LocalAttachment {
-            id: id.clone(),
+            id,
             netns: path,
             network: network_name.to_string(),
             address,
@@ -172,7 +167,6 @@ impl Agent {
             dns: DnsPlacement::Namespace,
             netns_cookie: None,
         };
-        inner.attachments.push(attachment.clone());
         let endpoint = EndpointRecord {
             network: network_name.to_string(),
             address,
@@ -182,17 +176,20 @@ impl Agent {
             aliases: options.aliases,
             health: options.health,
         };
-        let written = self
-            .gossip
-            .write(vec![Change::Endpoint { owner: self.node_id, id, record: Some(endpoint) }])
-            .await;
-        inner.save(&self.state_dir);
-        drop(inner);
-        written.map_err(AgentError::Gossip)?;
-        self.reconcile().await?;
-        self.serve_dns(&spec.netns).await;
+        self.commit(inner, attachment.clone(), endpoint).await?;
         tracing::info!(%address, network = network_name, netns, "attached");
         Ok(attachment)
+    }
+
+    /// The address a new attachment on `network` gets. A step of its own: how an address is
+    /// chosen (a dynamic one from this node's blocks today) is policy apart from the wiring.
+    async fn choose_address(
+        &self,
+        inner: &mut Inner,
+        network: &str,
+        subnet: &ipnet::Ipv4Net,
+    ) -> Result<Ipv4Addr, AgentError> {
+        self.allocate(inner, network, subnet).await
     }
 
     /// Detaches the namespace from `network`, or from every network. Returns how many. With a
@@ -240,10 +237,10 @@ impl Agent {
         for attachment in &gone {
             // Every one is removed from the state even if the kernel refuses one: a stale
             // endpoint would keep receiving flows.
-            if let Err(error) = inner.datapath.forget_links(&attachment.host_ifname) {
+            if let Err(error) = inner.maps.forget_links(&attachment.host_ifname) {
                 failed = Some(AgentError::from(error));
             }
-            if let Err(error) = veth::unwire(&self.node, &attachment.host_ifname).await {
+            if let Err(error) = self.links.remove(&attachment.host_ifname).await {
                 failed = Some(AgentError::from(error));
             }
             changes.push(Change::Endpoint { owner: self.node_id, id: attachment.id.clone(), record: None });
@@ -308,7 +305,7 @@ impl Agent {
                 .collect();
             (mine.iter().map(|a| a.network.clone()).collect::<Vec<_>>(), mine.iter().all(|a| a.resolv_conf))
         };
-        if let Err(error) = self.discovery.serve(netns, networks, resolv_conf).await {
+        if let Err(error) = self.dns.serve(netns, networks, resolv_conf).await {
             tracing::warn!(%error, netns = %netns.display(), "cannot serve DNS in the namespace");
         }
     }

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use meshd_ebpf::verdict::{Direction, Reason};
 
 use super::{Agent, AgentError};
-use crate::host::nftables;
 use crate::netlink::vxlan;
 
 /// One counter: packets and bytes with one verdict, on one interface, in one direction.
@@ -22,7 +21,7 @@ pub struct VerdictRow {
 impl Agent {
     pub async fn counters(&self) -> Result<Vec<VerdictRow>, AgentError> {
         let inner = self.inner.lock().await;
-        let counters = inner.datapath.verdicts()?;
+        let counters = inner.maps.verdicts()?;
         let mut names: HashMap<u32, String> =
             inner.attachments.iter().map(|a| (a.host_ifindex, a.host_ifname.clone())).collect();
         names.insert(self.vxlan_ifindex, vxlan::DEVICE.to_string());
@@ -41,7 +40,7 @@ impl Agent {
             })
             .collect();
         // The one drop that nftables decides (it needs conntrack): containers to the node.
-        match nftables::to_node_dropped() {
+        match self.host.to_node_dropped() {
             Ok((packets, bytes)) if packets > 0 => rows.push(VerdictRow {
                 interface: "nftables".to_string(),
                 direction: Direction::FromContainer,

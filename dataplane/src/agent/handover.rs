@@ -8,11 +8,10 @@ use std::path::PathBuf;
 
 use super::attachments::random_id;
 use super::{netns, Agent, AgentError};
-use crate::netlink::handover;
 use crate::network::attachment::DnsPlacement;
 use crate::network::LocalAttachment;
 use crate::service::plan;
-use crate::state::{Change, EndpointRecord, Health};
+use crate::state::{EndpointRecord, Health};
 
 /// What a runtime asks for.
 #[derive(Debug, Clone)]
@@ -38,7 +37,7 @@ impl Agent {
     /// gets its attachment back (a runtime retrying a call).
     pub async fn attach_handover(&self, request: Handover) -> Result<LocalAttachment, AgentError> {
         super::owner_key::validate(&request.owner)?;
-        let mut inner = self.inner.lock().await;
+        let inner = self.inner.lock().await;
         if let Some(existing) = inner.attachments.iter().find(|a| a.owner.as_ref() == Some(&request.owner)) {
             return Ok(existing.clone());
         }
@@ -63,16 +62,12 @@ impl Agent {
         let id = random_id();
         let host_ifname = format!("md{}", &id[..8]);
         let peer_ifname = format!("p{host_ifname}");
-        let pair =
-            handover::create(&self.node, &host_ifname, &peer_ifname, self.mtu, request.address, request.mac)
-                .await?;
-        if let Err(error) = inner.datapath.attach_veth(&host_ifname) {
-            let _ = inner.datapath.forget_links(&host_ifname);
-            let _ = crate::netlink::links::delete(&self.node, &host_ifname).await;
-            return Err(error.into());
-        }
+        let pair = self
+            .links
+            .create_handover(&host_ifname, &peer_ifname, self.mtu, request.address, request.mac)
+            .await?;
         let attachment = LocalAttachment {
-            id: id.clone(),
+            id,
             netns: request.netns.clone(),
             network: request.network.clone(),
             address: request.address,
@@ -88,7 +83,6 @@ impl Agent {
             dns: DnsPlacement::Node,
             netns_cookie: None,
         };
-        inner.attachments.push(attachment.clone());
         let endpoint = EndpointRecord {
             network: request.network.clone(),
             address: request.address,
@@ -98,15 +92,7 @@ impl Agent {
             aliases: Vec::new(),
             health: request.health,
         };
-        let written = self
-            .gossip
-            .write(vec![Change::Endpoint { owner: self.node_id, id, record: Some(endpoint) }])
-            .await;
-        inner.save(&self.state_dir);
-        drop(inner);
-        written.map_err(AgentError::Gossip)?;
-        self.reconcile().await?;
-        self.refresh_node_dns().await;
+        self.commit(inner, attachment.clone(), endpoint).await?;
         tracing::info!(address = %request.address, network = request.network, owner = request.owner, "attached (handed over)");
         Ok(attachment)
     }

@@ -12,15 +12,18 @@
 //!   address they get.
 //! - [`owners`]: attachments a runtime owns (CNI, Docker): found, checked and released by their
 //!   owner key, and addresses reserved before the attachment exists.
+//! - [`commit`]: the steps that make a wired pair an attachment, shared by both.
 //! - [`handover`]: attachments whose veth the runtime moves into the container itself (Docker).
 //! - [`health`]: a task's readiness (`task health`), which decides whether it takes new flows.
 //! - [`reaper`]: attachments whose namespace or veth vanished without a detach.
 //! - [`node_dns`]: the node's DNS address for containers whose 127.0.0.11 is not meshd's.
 //! - [`counters`]: the datapath's verdict counters by interface name.
 //! - [`observe`]: what the metrics read: reconcile timing, map fill, DNS counters.
+//! - [`ports`]: the kernel and the cluster as the agent sees them (fakes in unit tests).
 
 pub mod allocate;
 pub mod attachments;
+mod commit;
 pub mod counters;
 pub mod error;
 pub mod handover;
@@ -31,32 +34,32 @@ pub mod node_dns;
 pub mod observe;
 pub mod owner_key;
 pub mod owners;
+pub mod ports;
 pub mod reaper;
 pub mod reconcile_loop;
 pub mod services;
 pub mod setup;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use rtnetlink::Handle;
 use tokio::sync::Mutex;
 
 pub use error::AgentError;
 
-use crate::bpf::Datapath;
 use crate::discovery::node::NodeDns;
 use crate::discovery::serve::DnsSettings;
 use crate::discovery::Discovery;
-use crate::gossip::GossipHandle;
 use crate::identity::NodeId;
-use crate::manager::Managers;
 use crate::network::LocalAttachment;
 use crate::reconcile::Reconciler;
 use crate::state::Snapshot;
 use crate::state_dir::StateDir;
+use ports::{ClusterState, Decisions, Host, Links, Maps, NamespaceDns};
 
 /// What the agent is told at start.
 #[derive(Debug, Clone)]
@@ -75,7 +78,7 @@ pub struct AgentSettings {
 
 /// What the agent changes under its lock.
 struct Inner {
-    datapath: Datapath,
+    maps: Box<dyn Maps>,
     attachments: Vec<LocalAttachment>,
     /// The desired forwarding state, kept between rounds (see `reconcile::incremental`).
     reconciler: Reconciler,
@@ -98,11 +101,13 @@ struct Inner {
 
 pub struct Agent {
     inner: Mutex<Inner>,
-    discovery: Discovery,
-    /// rtnetlink in the node's own namespace.
-    node: Handle,
-    gossip: GossipHandle,
-    managers: Managers,
+    discovery: Arc<Discovery>,
+    /// The kernel and the cluster, behind the ports of [`ports`].
+    dns: Box<dyn NamespaceDns>,
+    links: Box<dyn Links>,
+    host: Box<dyn Host>,
+    gossip: Box<dyn ClusterState>,
+    managers: Box<dyn Decisions>,
     node_id: NodeId,
     state_dir: Arc<StateDir>,
     /// How long reconciling takes, and how far the kernel lags the state.

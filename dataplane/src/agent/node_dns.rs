@@ -6,13 +6,12 @@ use std::net::Ipv4Addr;
 
 use super::{Agent, AgentError};
 use crate::discovery::node::NodeDns;
-use crate::netlink::local_address;
 use crate::network::attachment::DnsPlacement;
 
 impl Agent {
     /// Puts `address` on the node and serves DNS there for handed-over attachments.
     pub async fn enable_node_dns(&self, address: Ipv4Addr) -> Result<(), AgentError> {
-        local_address::ensure_on_loopback(&self.node, address).await?;
+        self.host.ensure_on_loopback(address).await?;
         let dns = NodeDns::serve(&self.discovery, address)
             .map_err(|e| AgentError::Kernel(format!("cannot serve DNS on {address}:53: {e}")))?;
         if self.node_dns.set(dns).is_err() {

@@ -81,7 +81,7 @@ impl Agent {
             }
         }
         // The walk opens the pins itself: the agent's lock is held only to read where they are.
-        let pin_dir = self.inner.lock().await.datapath.pin_dir().to_path_buf();
+        let pin_dir = self.inner.lock().await.maps.pin_dir().to_path_buf();
         let usage = tokio::task::spawn_blocking(move || crate::bpf::pressure::usage(&pin_dir))
             .await
             .map_err(|e| AgentError::Kernel(format!("map walk: {e}")))??;

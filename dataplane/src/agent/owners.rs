@@ -12,7 +12,6 @@ use std::time::Duration;
 use super::attachments::Reservation;
 use super::owner_key::validate;
 use super::{netns, Agent, AgentError};
-use crate::netlink::{addresses, links};
 use crate::network::LocalAttachment;
 use crate::state::{Change, EndpointRecord};
 
@@ -71,15 +70,14 @@ impl Agent {
         if netns::is_gone(&attachment.netns, attachment.netns_id) {
             return Err(problem(format!("network namespace {} is gone", attachment.netns.display())));
         }
-        match links::find(&self.node, &attachment.host_ifname).await? {
-            Some(link) if link.header.index == attachment.host_ifindex => {}
+        match self.links.ifindex(&attachment.host_ifname).await? {
+            Some(index) if index == attachment.host_ifindex => {}
             _ => return Err(problem(format!("the node's veth {} is gone", attachment.host_ifname))),
         }
-        let inside = links::handle_in(&attachment.netns).await?;
-        let Some(link) = links::find(&inside, &attachment.container_ifname).await? else {
+        let Some(assigned) = self.links.addresses_in(&attachment.netns, &attachment.container_ifname).await?
+        else {
             return Err(problem(format!("no interface {} in the namespace", attachment.container_ifname)));
         };
-        let assigned = addresses::of_link(&inside, link.header.index).await?;
         if !assigned.contains(&IpAddr::V4(attachment.address)) {
             return Err(problem(format!(
                 "interface {} does not have its address {}",

@@ -6,7 +6,6 @@
 use std::collections::HashSet;
 
 use super::{netns, Agent, AgentError};
-use crate::netlink::links;
 use crate::network::LocalAttachment;
 
 impl Agent {
@@ -28,7 +27,7 @@ impl Agent {
             if identified {
                 inner.save(&self.state_dir);
             }
-            let names: HashSet<String> = links::names(&self.node).await?.into_iter().collect();
+            let names: HashSet<String> = self.links.names().await?.into_iter().collect();
             inner
                 .attachments
                 .iter()

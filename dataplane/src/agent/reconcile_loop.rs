@@ -7,10 +7,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::ports::Host;
 use super::{netns, Agent, AgentError};
 use crate::bpf::cgroup;
-use crate::host::{nftables, sysctl};
-use crate::netlink::{addresses, routes};
+use crate::host::nftables;
 use crate::network::LocalAttachment;
 use crate::service::ports::port_owners;
 
@@ -72,7 +72,7 @@ impl Agent {
     pub async fn reconcile(&self) -> Result<(), AgentError> {
         let snapshot = self.gossip.snapshot();
         self.discovery.update(&snapshot);
-        let node_addrs = node_ipv4_addresses().await;
+        let node_addrs = node_ipv4_addresses(self.host.as_ref()).await;
         let mut guard = self.inner.lock().await;
         let inner = &mut *guard;
         if let Some(addrs) = node_addrs {
@@ -83,7 +83,7 @@ impl Agent {
         }
         let round = inner.reconciler.update(&snapshot, &inner.attachments, &inner.node_addrs);
         let (written, deleted) =
-            inner.datapath.sync_forwarding_touched(inner.reconciler.desired(), &round.touched)?;
+            inner.maps.sync_forwarding_touched(inner.reconciler.desired(), &round.touched)?;
         if written + deleted > 0 {
             tracing::debug!(written, deleted, "forwarding maps updated");
         }
@@ -111,19 +111,19 @@ impl Agent {
             data_path_port: self.cluster_settings().data_path_port,
         };
         if inner.masqueraded.as_ref() != Some(&table) {
-            nftables::apply(&table).map_err(|e| AgentError::Kernel(e.to_string()))?;
+            self.host.apply_nftables(&table).map_err(|e| AgentError::Kernel(e.to_string()))?;
             inner.masqueraded = Some(table);
         }
         let mut published: Vec<u16> = owners.keys().map(|(port, _)| *port).collect();
         published.dedup();
         if inner.reserved.as_ref() != Some(&published) {
-            sysctl::reserve_ports(&inner.reserved_base, &published)
+            self.host
+                .reserve_ports(&inner.reserved_base, &published)
                 .map_err(|e| AgentError::Kernel(format!("cannot reserve the published ports: {e}")))?;
             inner.reserved = Some(published);
         }
         if subnets != inner.routed {
-            routes::sync_routes(&self.node, self.vxlan_ifindex, self.advertise, &subnets, &inner.routed)
-                .await?;
+            self.host.sync_routes(self.vxlan_ifindex, self.advertise, &subnets, &inner.routed).await?;
             inner.routed = subnets;
         }
         Ok(())
@@ -133,15 +133,15 @@ impl Agent {
     /// the node no longer answers published ports.
     pub async fn withdraw_published_ports(&self) -> Result<(), AgentError> {
         let mut inner = self.inner.lock().await;
-        inner.datapath.detach_mesh(&self.underlay_ifname)?;
+        inner.maps.detach_mesh(&self.underlay_ifname)?;
         Ok(())
     }
 }
 
 /// The node's IPv4 addresses (published ports answer on each). None when they cannot be read
 /// (logged): the caller keeps the last list, and the next reconcile tries again.
-async fn node_ipv4_addresses() -> Option<Vec<Ipv4Addr>> {
-    match addresses::local_addresses().await {
+async fn node_ipv4_addresses(host: &dyn Host) -> Option<Vec<Ipv4Addr>> {
+    match host.node_addresses().await {
         Ok(addrs) => Some(
             addrs
                 .into_iter()

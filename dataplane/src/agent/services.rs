@@ -85,6 +85,6 @@ impl Agent {
 
     /// What this node's kernel holds for the VIP `vip`.
     pub async fn lb_view(&self, vip: Ipv4Addr) -> Result<LbView, AgentError> {
-        Ok(self.inner.lock().await.datapath.lb_view(net_order::ipv4(vip))?)
+        Ok(self.inner.lock().await.maps.lb_view(net_order::ipv4(vip))?)
     }
 }

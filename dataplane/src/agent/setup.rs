@@ -12,6 +12,8 @@ use meshd_ebpf::overlay::{self, OverlayConfig};
 use tokio::sync::Mutex;
 
 use super::attachments::{load_attachments, save_attachments, scopes};
+use super::ports::host::NodeHost;
+use super::ports::links::NodeLinks;
 use super::{Agent, AgentSettings, Inner};
 use crate::bpf::{cgroup, Datapath};
 use crate::discovery::Discovery;
@@ -107,7 +109,7 @@ impl Agent {
         remove_stray_veths(&node, &attachments).await?;
         tracing::info!(mtu, attachments = attachments.len(), "overlay ready");
 
-        let discovery = Discovery::new(settings.dns);
+        let discovery = Arc::new(Discovery::new(settings.dns));
         discovery.update(&gossip.snapshot());
         for (netns, networks, resolv_conf) in scopes(&attachments) {
             if let Err(error) = discovery.serve(&netns, networks, resolv_conf).await {
@@ -117,7 +119,7 @@ impl Agent {
         save_attachments(&state_dir, &attachments, &reservations);
         let agent = Arc::new(Agent {
             inner: Mutex::new(Inner {
-                datapath,
+                maps: Box::new(datapath),
                 attachments,
                 reconciler: Reconciler::default(),
                 masqueraded: None,
@@ -128,10 +130,12 @@ impl Agent {
                 granted: BTreeSet::new(),
                 reservations,
             }),
+            dns: Box::new(discovery.clone()),
             discovery,
-            node,
-            gossip,
-            managers,
+            links: Box::new(NodeLinks { node: node.clone() }),
+            host: Box::new(NodeHost { node }),
+            gossip: Box::new(gossip),
+            managers: Box::new(managers),
             node_id,
             state_dir,
             timing: Default::default(),

@@ -27,7 +27,7 @@ impl Agent {
             EndpointMode::Dnsrr => None,
             EndpointMode::Vip => {
                 let record = snapshot.state.networks.get(&network.to_string()).cloned().expect("checked");
-                Some(self.allocate(&mut inner, network, &record.subnet).await?)
+                Some(self.allocate(&mut inner, network, &record).await?)
             }
         };
         let record = ServiceRecord { network: network.to_string(), mode, vip, ports };

@@ -231,8 +231,11 @@ impl Decided {
                 let Some(record) = self.networks.get(&network) else {
                     return refuse(format!("no network named {network:?}"));
                 };
-                let free = (0..ipam::block_count(&record.subnet))
-                    .find(|i| !self.blocks.contains_key(&(network.clone(), *i)));
+                // Only blocks holding dynamic addresses (inside `--ip-range`, say).
+                let free = (0..ipam::block_count(&record.subnet)).find(|i| {
+                    crate::state::blocks::grantable(record, *i)
+                        && !self.blocks.contains_key(&(network.clone(), *i))
+                });
                 match free {
                     Some(index) => {
                         self.blocks.insert((network, index), node);
@@ -303,7 +306,11 @@ mod tests {
     fn network(name: &str, subnet: &str) -> Action {
         Action::CreateNetwork {
             name: name.into(),
-            record: NetworkRecord { subnet: subnet.parse().unwrap(), vni: vni_for(name) },
+            record: NetworkRecord {
+                subnet: subnet.parse().unwrap(),
+                vni: vni_for(name),
+                options: Default::default(),
+            },
         }
     }
 

@@ -245,6 +245,7 @@ fn handler() -> DeltaHandler {
     let network = NetworkRecord {
         subnet: "10.1.0.0/16".parse().unwrap(),
         vni: meshd::state::validate::vni_for("front"),
+        options: Default::default(),
     };
     let change = Change::Network { name: "front".into(), record: Some(network) };
     assert!(broadcast::merge(
@@ -301,6 +302,7 @@ fn arb_written() -> impl Strategy<Value = Written> {
                 let record = NetworkRecord {
                     subnet: "10.1.0.0/16".parse().unwrap(),
                     vni: meshd::state::validate::vni_for("front"),
+                    options: Default::default(),
                 };
                 (Change::Network { name: "front".into(), record: Some(record) }, writer != 0)
             }

@@ -80,6 +80,26 @@ md_inline int answer_arp(struct __sk_buff *skb, struct ethhdr *eth, const struct
 	return bpf_redirect(skb->ifindex, 0);
 }
 
+/* Whether `ip` goes to port 53 (UDP or TCP) of a link-local address: the node's DNS address
+ * for Docker containers (daemon/docker/config.rs) is one, and link-local is never routed past
+ * the node. Both headers start with the ports, so the UDP header's layout reads either. */
+md_inline int to_link_local_dns(struct __sk_buff *skb, struct iphdr *ip)
+{
+	struct udphdr *l4;
+	__u32 ihl = ip->ihl;
+
+	if ((ip->daddr & bpf_htonl(0xffff0000)) != bpf_htonl(0xa9fe0000))
+		return 0;
+	if (ip->protocol != IPPROTO_UDP && ip->protocol != IPPROTO_TCP)
+		return 0;
+	if ((ip->frag_off & bpf_htons(IP_OFFSET)) || ihl < 5 || ihl > 15)
+		return 0;
+	l4 = (void *)ip + ihl * 4;
+	if ((void *)(l4 + 1) > (void *)(long)skb->data_end)
+		return 0;
+	return l4->dest == bpf_htons(53);
+}
+
 /* Sends the packet to a remote endpoint's node: encapsulated here and straight out of the
  * underlay interface (the fast path, lib/overlay.h), else through the VXLAN device. */
 md_inline int to_tunnel(struct __sk_buff *skb, const struct md_endpoint *ep)
@@ -161,6 +181,10 @@ int veth_from_container(struct __sk_buff *skb)
 			return drop(skb, DIR, MD_REASON_DROP_NO_ENDPOINT);
 		if (to_vxlan_port(skb, ip))
 			return drop(skb, DIR, MD_REASON_DROP_TUNNEL_PORT);
+		/* An --internal network has no way off the overlay, but the node's DNS address
+		 * (link-local, never routed past the node) stays reachable on port 53. */
+		if ((iface->flags & MD_IFACE_INTERNAL) && !to_link_local_dns(skb, ip))
+			return drop(skb, DIR, MD_REASON_DROP_INTERNAL);
 		/* Outside the overlay: the node routes (and masquerades) it. */
 		count_verdict(skb, DIR, MD_REASON_PASS_STACK);
 		return TC_ACT_OK;

@@ -38,7 +38,8 @@ pub fn snapshot() -> Snapshot {
         };
         apply(&mut state, n, 1, Change::Node { id: id(n), record: Some(record) });
     }
-    let front = NetworkRecord { subnet: "10.1.0.0/24".parse().unwrap(), vni: 5000 };
+    let front =
+        NetworkRecord { subnet: "10.1.0.0/24".parse().unwrap(), vni: 5000, options: Default::default() };
     apply(&mut state, 1, 2, Change::Network { name: "front".into(), record: Some(front) });
     for (owner, name, last) in [(1u8, "a", 2u8), (2, "b", 3), (2, "c", 4)] {
         let record = EndpointRecord {

@@ -246,6 +246,7 @@ fn handler() -> DeltaHandler {
     let network = NetworkRecord {
         subnet: "10.1.0.0/16".parse().unwrap(),
         vni: meshd::state::validate::vni_for("front"),
+        options: Default::default(),
     };
     let change = Change::Network { name: "front".into(), record: Some(network) };
     assert!(broadcast::merge(
@@ -303,6 +304,7 @@ fn arb_written() -> impl Strategy<Value = Written> {
                 let record = NetworkRecord {
                     subnet: "10.1.0.0/16".parse().unwrap(),
                     vni: meshd::state::validate::vni_for("front"),
+                    options: Default::default(),
                 };
                 (Change::Network { name: "front".into(), record: Some(record) }, writer != 0)
             }

@@ -12,6 +12,9 @@ pub const IFACES_MAX: u32 = 4096;
 /// `MD_EP_LOCAL`: the endpoint is on this node.
 pub const FLAG_LOCAL: u8 = 1;
 
+/// `MD_IFACE_INTERNAL`: the veth's network is `--internal`: nothing leaves the overlay.
+pub const IFACE_INTERNAL: u8 = 1;
+
 /// Mirrors `struct md_endpoint`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -35,7 +38,9 @@ pub struct Iface {
     pub subnet: u32,
     pub mask: u32,
     pub mac: [u8; 6],
-    pub pad: [u8; 2],
+    /// `IFACE_INTERNAL` or 0.
+    pub flags: u8,
+    pub pad: u8,
 }
 
 // SAFETY: repr(C), integers and byte arrays only, explicit padding: every bit pattern is valid.

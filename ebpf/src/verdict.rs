@@ -100,6 +100,8 @@ pub enum Reason {
     DropNoFlow,
     /// A container without a flow table (not attached yet).
     DropNoFlowTable,
+    /// A container of an `--internal` network sending outside the overlay.
+    DropInternal,
     /// A code this build does not know (a newer program wrote it); kept so nothing is hidden.
     Unknown(u16),
 }
@@ -139,6 +141,7 @@ impl Reason {
         Reason::DropTunnelPort,
         Reason::DropNoFlow,
         Reason::DropNoFlowTable,
+        Reason::DropInternal,
     ];
 
     /// (code, C enumerator, name shown to people) of every known reason: the one table both
@@ -176,6 +179,7 @@ impl Reason {
         (143, "MD_REASON_DROP_TUNNEL_PORT", "drop-tunnel-port"),
         (144, "MD_REASON_DROP_NO_FLOW", "drop-no-flow"),
         (145, "MD_REASON_DROP_NO_FLOW_TABLE", "drop-no-flow-table"),
+        (146, "MD_REASON_DROP_INTERNAL", "drop-internal"),
     ];
 
     fn index(self) -> Option<usize> {

@@ -9,7 +9,7 @@ use std::mem::{offset_of, size_of};
 use std::path::PathBuf;
 use std::process::Command;
 
-use meshd_ebpf::endpoint::{Endpoint, Iface, ENDPOINTS_MAX, FLAG_LOCAL, IFACES_MAX};
+use meshd_ebpf::endpoint::{Endpoint, Iface, ENDPOINTS_MAX, FLAG_LOCAL, IFACES_MAX, IFACE_INTERNAL};
 use meshd_ebpf::events::{
     Event, EventBucket, EventConfig, BUCKETS_MAX, CONFIG_MAX as EVENT_CONFIG_MAX, DIR_UNKNOWN, FLOW_PACKET,
     FLOW_SOCKET, RING_BYTES, TYPE_DROP, TYPE_FLOW,
@@ -129,8 +129,8 @@ fn endpoint_types_match_the_header() {
         "SIZE(md_endpoint); OFF(md_endpoint, vni); OFF(md_endpoint, node_ip); OFF(md_endpoint, ifindex);\n\
          OFF(md_endpoint, mac); OFF(md_endpoint, flags); OFF(md_endpoint, pad);\n\
          SIZE(md_iface); OFF(md_iface, vni); OFF(md_iface, ip); OFF(md_iface, subnet); OFF(md_iface, mask);\n\
-         OFF(md_iface, mac); OFF(md_iface, pad);\n\
-         ENUM(MD_EP_LOCAL); ENUM(MD_ENDPOINTS_MAX); ENUM(MD_IFACES_MAX);",
+         OFF(md_iface, mac); OFF(md_iface, flags); OFF(md_iface, pad);\n\
+         ENUM(MD_EP_LOCAL); ENUM(MD_IFACE_INTERNAL); ENUM(MD_ENDPOINTS_MAX); ENUM(MD_IFACES_MAX);",
     );
     let rust: HashMap<&str, usize> = HashMap::from([
         ("sizeof md_endpoint", size_of::<Endpoint>()),
@@ -146,15 +146,20 @@ fn endpoint_types_match_the_header() {
         ("offsetof md_iface.subnet", offset_of!(Iface, subnet)),
         ("offsetof md_iface.mask", offset_of!(Iface, mask)),
         ("offsetof md_iface.mac", offset_of!(Iface, mac)),
+        ("offsetof md_iface.flags", offset_of!(Iface, flags)),
         ("offsetof md_iface.pad", offset_of!(Iface, pad)),
         ("enum MD_EP_LOCAL", usize::from(FLAG_LOCAL)),
+        ("enum MD_IFACE_INTERNAL", usize::from(IFACE_INTERNAL)),
         ("enum MD_ENDPOINTS_MAX", ENDPOINTS_MAX as usize),
         ("enum MD_IFACES_MAX", IFACES_MAX as usize),
     ]);
     for (name, rust_value) in &rust {
         assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
     }
-    assert_eq!(header_enumerators("abi/endpoint.h"), ["MD_ENDPOINTS_MAX", "MD_IFACES_MAX", "MD_EP_LOCAL"]);
+    assert_eq!(
+        header_enumerators("abi/endpoint.h"),
+        ["MD_ENDPOINTS_MAX", "MD_IFACES_MAX", "MD_EP_LOCAL", "MD_IFACE_INTERNAL"]
+    );
 }
 
 #[test]

@@ -94,6 +94,7 @@ fn a_member_cannot_forge_what_is_not_its_own_and_the_future_is_refused() {
                 record: Some(NetworkRecord {
                     subnet: "10.92.0.0/24".parse().unwrap(),
                     vni: meshd::state::validate::vni_for("evil"),
+                    options: Default::default(),
                 }),
             },
         ),

@@ -18,7 +18,7 @@ impl Agent {
         &self,
         inner: &mut Inner,
         network: &str,
-        subnet: &ipnet::Ipv4Net,
+        record: &crate::state::NetworkRecord,
     ) -> Result<Ipv4Addr, AgentError> {
         // Addresses attached here or reserved for an owner (the state may not show them yet).
         let pending: HashSet<Ipv4Addr> = inner.pending_addresses();
@@ -29,7 +29,7 @@ impl Agent {
             inner.granted.retain(|key| snapshot.state.blocks.entry(key).is_none());
             let granted: BTreeSet<u32> =
                 inner.granted.iter().filter(|(net, _)| net == network).map(|(_, index)| *index).collect();
-            match ipam::plan(&snapshot.state, self.node_id, network, subnet, &pending, &granted) {
+            match ipam::plan(&snapshot.state, self.node_id, network, record, &pending, &granted) {
                 Plan::Use(address) => return Ok(address),
                 Plan::NeedBlock => match self.managers.grant_block(network).await {
                     Ok(index) => {

@@ -18,7 +18,7 @@ use super::{netns, Agent, AgentError, Inner};
 use crate::netlink::links::LinkError;
 use crate::netlink::veth::VethSpec;
 use crate::network::attachment::DnsPlacement;
-use crate::network::{ifname, ipam, LocalAttachment};
+use crate::network::{ifname, LocalAttachment};
 use crate::service::plan;
 use crate::state::{claims, Change, EndpointRecord, Health};
 use crate::state_dir::{StateDir, StateDirError};
@@ -133,7 +133,7 @@ impl Agent {
         if claims::live_endpoints_of(&snapshot.state, &self.node_id) >= claims::MAX_ENDPOINTS_PER_NODE {
             return Err(AgentError::NodeFull(claims::MAX_ENDPOINTS_PER_NODE));
         }
-        let address = self.choose_address(&mut inner, network_name, &record.subnet).await?;
+        let address = self.choose_address(&mut inner, network_name, &record).await?;
 
         let id = random_id();
         let spec = VethSpec {
@@ -141,8 +141,10 @@ impl Agent {
             host_ifname: format!("md{}", &id[..8]),
             address,
             prefix_len: record.subnet.prefix_len(),
-            gateway: ipam::gateway(&record.subnet),
-            mtu: self.mtu,
+            gateway: record.gateway(),
+            // A network's MTU above this node's overlay MTU (a node with a smaller underlay than
+            // the one that created it) is clamped: the packet must fit the node's VXLAN.
+            mtu: record.container_mtu(self.mtu),
             container_ifname: options.interface.clone(),
         };
         let attached = self.links.wire(&spec).await.map_err(|error| match error {
@@ -187,9 +189,9 @@ impl Agent {
         &self,
         inner: &mut Inner,
         network: &str,
-        subnet: &ipnet::Ipv4Net,
+        record: &crate::state::NetworkRecord,
     ) -> Result<Ipv4Addr, AgentError> {
-        self.allocate(inner, network, subnet).await
+        self.allocate(inner, network, record).await
     }
 
     /// Detaches the namespace from `network`, or from every network. Returns how many. With a

@@ -53,19 +53,18 @@ impl Agent {
             return Err(AgentError::BadRequest(format!("{} is attached already", request.address)));
         }
         let snapshot = self.gossip.snapshot();
-        if snapshot.state.networks.get(&request.network).is_none() {
+        let Some(record) = snapshot.state.networks.get(&request.network) else {
             return Err(crate::network::NetworkError::NotFound(request.network.clone()).into());
-        }
+        };
+        let mtu = record.container_mtu(self.mtu);
         if let Some(service) = &request.service {
             plan::check_task(&snapshot.state, service, &request.network)?;
         }
         let id = random_id();
         let host_ifname = format!("md{}", &id[..8]);
         let peer_ifname = format!("p{host_ifname}");
-        let pair = self
-            .links
-            .create_handover(&host_ifname, &peer_ifname, self.mtu, request.address, request.mac)
-            .await?;
+        let pair =
+            self.links.create_handover(&host_ifname, &peer_ifname, mtu, request.address, request.mac).await?;
         let attachment = LocalAttachment {
             id,
             netns: request.netns.clone(),

@@ -171,7 +171,7 @@ impl Agent {
             .get(&network.to_string())
             .cloned()
             .ok_or_else(|| crate::network::NetworkError::NotFound(network.to_string()))?;
-        let address = self.allocate(&mut inner, network, &record.subnet).await?;
+        let address = self.allocate(&mut inner, network, &record).await?;
         let reservation = Reservation { network: network.to_string(), address };
         inner.reservations.insert(owner.to_string(), reservation.clone());
         inner.save(&self.state_dir);

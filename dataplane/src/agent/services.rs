@@ -28,7 +28,7 @@ impl Agent {
             EndpointMode::Dnsrr => None,
             EndpointMode::Vip => {
                 let record = snapshot.state.networks.get(&network.to_string()).cloned().expect("checked");
-                Some(self.allocate(&mut inner, network, &record.subnet).await?)
+                Some(self.allocate(&mut inner, network, &record).await?)
             }
         };
         let record = ServiceRecord { network: network.to_string(), mode, vip, ports };
@@ -58,7 +58,7 @@ impl Agent {
             (EndpointMode::Vip, Some(vip)) => Some(vip),
             (EndpointMode::Vip, None) => {
                 let record = snapshot.state.networks.get(&old.network).cloned().expect("a service's network");
-                Some(self.allocate(&mut inner, &old.network, &record.subnet).await?)
+                Some(self.allocate(&mut inner, &old.network, &record).await?)
             }
         };
         let record = ServiceRecord { mode, vip, ports, ..old };

@@ -168,6 +168,9 @@ pub struct NetworkDetail {
     pub gateway: Ipv4Addr,
     pub blocks: Vec<BlockInfo>,
     pub endpoints: Vec<EndpointInfo>,
+    /// `--ip-range`, `--aux-address`, `--internal`, `--opt mtu`, `--label` (and `--gateway`).
+    #[serde(default)]
+    pub options: crate::state::network_options::NetworkOptions,
 }
 
 /// An address block granted to a node.
@@ -248,6 +251,8 @@ pub struct NetworkInfo {
     pub vni: u32,
     pub gateway: Ipv4Addr,
     pub endpoints: usize,
+    #[serde(default)]
+    pub options: crate::state::network_options::NetworkOptions,
 }
 
 impl fmt::Display for NodeStatus {

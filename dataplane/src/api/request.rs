@@ -57,6 +57,10 @@ pub enum Request {
         /// None: the next free subnet of the cluster's default address pools.
         #[serde(default)]
         subnet: Option<String>,
+        /// `--gateway`, `--ip-range`, `--aux-address`, `--internal`, `--opt mtu`, `--label`,
+        /// typed (an address that does not parse is refused with the request).
+        #[serde(default)]
+        options: crate::state::network_options::NetworkOptions,
     },
     NetworkLs {},
     /// A network's address blocks (which node each was granted to) and endpoints, as this

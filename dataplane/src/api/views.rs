@@ -78,8 +78,9 @@ pub fn networks(snapshot: &Snapshot) -> Vec<NetworkInfo> {
             name: name.clone(),
             subnet: record.subnet.to_string(),
             vni: record.vni,
-            gateway: ipam::gateway(&record.subnet),
+            gateway: record.gateway(),
             endpoints: endpoints.get(name.as_str()).copied().unwrap_or(0),
+            options: record.options.clone(),
         })
         .collect()
 }
@@ -119,9 +120,10 @@ pub fn network_detail(snapshot: &Snapshot, name: &str) -> Option<NetworkDetail> 
         name: name.to_string(),
         subnet: record.subnet.to_string(),
         vni: record.vni,
-        gateway: ipam::gateway(&record.subnet),
+        gateway: record.gateway(),
         blocks,
         endpoints,
+        options: record.options.clone(),
     })
 }
 
@@ -225,18 +227,19 @@ pub fn inspect(name: &str, vip: Option<Ipv4Addr>, view: &LbView) -> ServiceInspe
 }
 
 /// A local attachment as a runtime reports it, with its endpoint's service and task from the
-/// state. `mtu` is the node's overlay MTU.
+/// state. `mtu` is the node's overlay MTU (the network's own is at most that).
 pub fn attachment(snapshot: &Snapshot, attachment: &LocalAttachment, mtu: u32) -> AttachmentInfo {
     let endpoint = snapshot.state.endpoints.get(&(snapshot.self_id, attachment.id.clone()));
-    let subnet = snapshot.state.networks.get(&attachment.network).map(|n| n.subnet);
+    let record = snapshot.state.networks.get(&attachment.network);
+    let subnet = record.map(|n| n.subnet);
     AttachmentInfo {
         owner: attachment.owner.clone(),
         netns: attachment.netns.display().to_string(),
         network: attachment.network.clone(),
         address: attachment.address,
         prefix_len: subnet.map_or(32, |s| s.prefix_len()),
-        gateway: subnet.map_or(Ipv4Addr::UNSPECIFIED, |s| ipam::gateway(&s)),
-        mtu,
+        gateway: record.map_or(Ipv4Addr::UNSPECIFIED, |n| n.gateway()),
+        mtu: record.map_or(mtu, |n| n.container_mtu(mtu)),
         interface: attachment.container_ifname.clone(),
         mac: mac_text(&attachment.container_mac),
         host_interface: attachment.host_ifname.clone(),

@@ -14,6 +14,7 @@ use meshd::cli::args::{
 use meshd::cli::progress::wait_with_progress;
 use meshd::cli::render::{event_line, render};
 use meshd::monitor::EventKind;
+use meshd::state::network_options::{apply_opt, NetworkOptions};
 
 fn main() -> ExitCode {
     let args = CtlArgs::parse();
@@ -50,8 +51,25 @@ fn main() -> ExitCode {
         Command::Node { command: NodeCommand::Rm { force, node } } => Request::NodeRm { node, force },
         Command::Leave => Request::Leave {},
         Command::Stats => Request::Stats {},
-        Command::Network { command: NetworkCommand::Create { name, subnet } } => {
-            Request::NetworkCreate { name, subnet }
+        Command::Network {
+            command:
+                NetworkCommand::Create { name, subnet, gateway, ip_range, aux_addresses, internal, opts, labels },
+        } => {
+            let mut options = NetworkOptions {
+                gateway,
+                ip_range,
+                aux_addresses: aux_addresses.into_iter().collect(),
+                internal,
+                mtu: None,
+                labels: labels.into_iter().collect(),
+            };
+            for (key, value) in &opts {
+                if let Err(error) = apply_opt(&mut options, key, value) {
+                    eprintln!("meshctl: error: {error}");
+                    return ExitCode::FAILURE;
+                }
+            }
+            Request::NetworkCreate { name, subnet, options }
         }
         Command::Network { command: NetworkCommand::Ls } => Request::NetworkLs {},
         Command::Network { command: NetworkCommand::Inspect { name } } => Request::NetworkInspect { name },

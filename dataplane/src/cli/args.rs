@@ -227,6 +227,24 @@ pub enum NetworkCommand {
         /// cluster's default address pools (meshd --default-addr-pool, as in Swarm)
         #[arg(long, value_name = "CIDR")]
         subnet: Option<String>,
+        /// The containers' gateway (default: the subnet's first address)
+        #[arg(long, value_name = "IP")]
+        gateway: Option<std::net::Ipv4Addr>,
+        /// Hand out addresses only from this range inside the subnet
+        #[arg(long = "ip-range", value_name = "CIDR")]
+        ip_range: Option<ipnet::Ipv4Net>,
+        /// An address never handed out (repeatable)
+        #[arg(long = "aux-address", value_name = "NAME=IP", value_parser = parse_aux)]
+        aux_addresses: Vec<(String, std::net::Ipv4Addr)>,
+        /// No route off the overlay: containers reach only the network's peers; no published ports
+        #[arg(long)]
+        internal: bool,
+        /// A driver option: mtu=N (or com.docker.network.driver.mtu=N), the containers' MTU
+        #[arg(long = "opt", short = 'o', value_name = "KEY=VALUE", value_parser = parse_pair_opt)]
+        opts: Vec<(String, String)>,
+        /// A label shown by network inspect (repeatable)
+        #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_pair_label)]
+        labels: Vec<(String, String)>,
     },
     /// List networks: NAME, SUBNET, VNI, GATEWAY, ENDPOINTS
     #[command(visible_alias = "list")]
@@ -288,4 +306,19 @@ where
 {
     use clap::builder::TypedValueParser;
     PossibleValuesParser::new(names).try_map(|name| name.parse::<T>().map_err(|e| e.to_string()))
+}
+
+fn parse_aux(text: &str) -> Result<(String, std::net::Ipv4Addr), String> {
+    let (name, address) = crate::state::network_options::split_pair("--aux-address", text)?;
+    let address =
+        address.parse().map_err(|_| format!("--aux-address {name}={address:?}: not an IPv4 address"))?;
+    Ok((name, address))
+}
+
+fn parse_pair_opt(text: &str) -> Result<(String, String), String> {
+    crate::state::network_options::split_pair("--opt", text)
+}
+
+fn parse_pair_label(text: &str) -> Result<(String, String), String> {
+    crate::state::network_options::split_pair("--label", text)
 }

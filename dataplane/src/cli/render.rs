@@ -2,6 +2,7 @@
 
 use crate::api::reply::{NodeInfo, Reply};
 use crate::monitor::{EventKind, MonitorEvent, Peer};
+use crate::state::network_options::NetworkOptions;
 
 use super::args::Format;
 
@@ -43,9 +44,13 @@ pub fn render(reply: &Reply, format: Format) -> String {
             Reply::Nodes(nodes) => nodes_table(nodes),
             Reply::NetworkDetail(detail) => {
                 let mut out = format!(
-                    "network {}: subnet {}, VNI {}, gateway {}\n\n",
+                    "network {}: subnet {}, VNI {}, gateway {}\n",
                     detail.name, detail.subnet, detail.vni, detail.gateway
                 );
+                for line in option_lines(&detail.options) {
+                    out.push_str(&format!("  {line}\n"));
+                }
+                out.push('\n');
                 let blocks: Vec<Vec<String>> = detail
                     .blocks
                     .iter()
@@ -113,10 +118,11 @@ pub fn render(reply: &Reply, format: Format) -> String {
                             n.vni.to_string(),
                             n.gateway.to_string(),
                             n.endpoints.to_string(),
+                            option_summary(&n.options),
                         ]
                     })
                     .collect();
-                table(&["NAME", "SUBNET", "VNI", "GATEWAY", "ENDPOINTS"], &rows)
+                table(&["NAME", "SUBNET", "VNI", "GATEWAY", "ENDPOINTS", "OPTIONS"], &rows)
             }
             Reply::Removed {} => String::new(),
             Reply::Attached { address, .. } => format!("{address}\n"),
@@ -360,4 +366,50 @@ mod tests {
         assert_eq!(json[0]["manager_status"], "leader");
         assert_eq!(json[0]["id"], "12".repeat(16));
     }
+}
+
+/// `network ls`'s OPTIONS column: the options set, comma-separated (labels only by count).
+fn option_summary(options: &NetworkOptions) -> String {
+    let mut parts = Vec::new();
+    if let Some(range) = options.ip_range {
+        parts.push(format!("ip-range={range}"));
+    }
+    if !options.aux_addresses.is_empty() {
+        parts.push(format!("aux={}", options.aux_addresses.len()));
+    }
+    if options.internal {
+        parts.push("internal".to_string());
+    }
+    if let Some(mtu) = options.mtu {
+        parts.push(format!("mtu={mtu}"));
+    }
+    if !options.labels.is_empty() {
+        parts.push(format!("labels={}", options.labels.len()));
+    }
+    if parts.is_empty() {
+        "-".to_string()
+    } else {
+        parts.join(",")
+    }
+}
+
+/// `network inspect`'s option lines, one per option set.
+fn option_lines(options: &NetworkOptions) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(range) = options.ip_range {
+        lines.push(format!("ip-range {range}"));
+    }
+    for (name, address) in &options.aux_addresses {
+        lines.push(format!("aux-address {name}={address}"));
+    }
+    if options.internal {
+        lines.push("internal".to_string());
+    }
+    if let Some(mtu) = options.mtu {
+        lines.push(format!("mtu {mtu}"));
+    }
+    for (key, value) in &options.labels {
+        lines.push(format!("label {key}={value}"));
+    }
+    lines
 }

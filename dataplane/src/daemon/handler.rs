@@ -115,8 +115,8 @@ impl ApiHandler {
                         .collect(),
                 })
             }
-            Request::NetworkCreate { name, subnet } => {
-                agent.network_create(&name, subnet.as_deref()).await.map_err(agent_error)?;
+            Request::NetworkCreate { name, subnet, options } => {
+                agent.network_create(&name, subnet.as_deref(), options).await.map_err(agent_error)?;
                 let created =
                     views::networks(&agent.snapshot()).into_iter().filter(|n| n.name == name).collect();
                 Ok(Reply::Networks(created))

@@ -56,6 +56,8 @@ pub enum Call {
 pub struct PoolRequest {
     /// `--subnet`, if given.
     pub pool: Option<Ipv4Net>,
+    /// `--ip-range`, if given (checked against the subnet when the network is created).
+    pub sub_pool: Option<Ipv4Net>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +75,12 @@ pub struct NetworkRequest {
     pub subnet: Ipv4Net,
     /// `-o KEY=VALUE` of `docker network create`.
     pub options: BTreeMap<String, String>,
+    /// `--gateway` (Docker sends the gateway the IPAM driver answered).
+    pub gateway: Option<Ipv4Addr>,
+    /// `--aux-address NAME=IP`.
+    pub aux_addresses: BTreeMap<String, Ipv4Addr>,
+    /// `--internal`.
+    pub internal: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,9 +204,13 @@ fn pool_request(v: &Value) -> Result<Call, DriverError> {
     if v.get("V6").and_then(Value::as_bool).unwrap_or(false) {
         return Err(DriverError::bad("meshd networks are IPv4 only (leave out --ipv6)"));
     }
-    if !optional_text(v, "SubPool")?.is_empty() {
-        return Err(DriverError::bad("--ip-range is not supported: meshd hands out the whole subnet"));
-    }
+    let sub_pool =
+        match optional_text(v, "SubPool")?.as_str() {
+            "" => None,
+            text => Some(text.parse::<Ipv4Net>().map_err(|_| {
+                DriverError::bad(format!("--ip-range {:?} is not an IPv4 subnet", shown(text)))
+            })?),
+        };
     let pool = optional_text(v, "Pool")?;
     let pool = if pool.is_empty() {
         None
@@ -214,7 +226,7 @@ fn pool_request(v: &Value) -> Result<Call, DriverError> {
         }
         Some(net)
     };
-    Ok(Call::RequestPool(PoolRequest { pool }))
+    Ok(Call::RequestPool(PoolRequest { pool, sub_pool }))
 }
 
 fn address_request(v: &Value) -> Result<Call, DriverError> {
@@ -242,11 +254,8 @@ fn network_request(v: &Value) -> Result<Call, DriverError> {
     {
         return Err(DriverError::bad("meshd networks are IPv4 only (leave out --ipv6)"));
     }
-    if options.and_then(|o| o.get("com.docker.network.internal")).and_then(Value::as_bool).unwrap_or(false) {
-        return Err(DriverError::bad(
-            "--internal is not supported: meshd networks reach outside through the node",
-        ));
-    }
+    let internal =
+        options.and_then(|o| o.get("com.docker.network.internal")).and_then(Value::as_bool).unwrap_or(false);
     if v.get("IPv6Data").and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
         return Err(DriverError::bad("meshd networks are IPv4 only"));
     }
@@ -263,10 +272,29 @@ fn network_request(v: &Value) -> Result<Call, DriverError> {
     let subnet = pool
         .parse()
         .map_err(|_| DriverError::bad(format!("IPv4Data Pool {:?} is not a subnet", shown(&pool))))?;
+    // Docker sends the gateway and aux addresses as ADDRESS/PREFIX.
+    let host = |what: &str, text: &str| -> Result<Ipv4Addr, DriverError> {
+        text.parse::<Ipv4Net>()
+            .map(|n| n.addr())
+            .or_else(|_| text.parse::<Ipv4Addr>())
+            .map_err(|_| DriverError::bad(format!("{what} {:?} is not an IPv4 address", shown(text))))
+    };
+    let gateway = match optional_text(data, "Gateway")?.as_str() {
+        "" => None,
+        text => Some(host("IPv4Data Gateway", text)?),
+    };
+    let mut aux_addresses = BTreeMap::new();
+    for (name, text) in string_map(data.get("AuxAddresses"), "--aux-address")? {
+        let address = host(&format!("--aux-address {name}"), &text)?;
+        aux_addresses.insert(name, address);
+    }
     Ok(Call::CreateNetwork(NetworkRequest {
         network_id,
         subnet,
         options: string_map(options.and_then(|o| o.get("com.docker.network.generic")), "-o")?,
+        gateway,
+        aux_addresses,
+        internal,
     }))
 }
 
@@ -411,7 +439,15 @@ mod tests {
             "/IpamDriver.RequestPool",
             r#"{"AddressSpace":"meshd","Pool":"10.97.0.0/24","SubPool":"","Options":{"x":"y"},"V6":false}"#,
         );
-        assert_eq!(pool, Ok(Call::RequestPool(PoolRequest { pool: Some("10.97.0.0/24".parse().unwrap()) })));
+        assert_eq!(
+            pool,
+            Ok(Call::RequestPool(PoolRequest {
+                pool: Some("10.97.0.0/24".parse().unwrap()),
+                sub_pool: None
+            }))
+        );
+        let ranged = call("/IpamDriver.RequestPool", r#"{"Pool":"10.97.0.0/24","SubPool":"10.97.0.128/25"}"#);
+        assert!(matches!(ranged, Ok(Call::RequestPool(PoolRequest { sub_pool: Some(_), .. }))));
         let gateway = call(
             "/IpamDriver.RequestAddress",
             r#"{"PoolID":"meshd:10.97.0.0/24","Address":"","Options":{"RequestAddressType":"com.docker.network.gateway"}}"#,
@@ -429,6 +465,19 @@ mod tests {
         .unwrap();
         let Call::CreateNetwork(network) = network else { panic!() };
         assert_eq!(network.options.get("meshd.network").map(String::as_str), Some("front"));
+        assert_eq!(network.gateway, Some(Ipv4Addr::new(10, 97, 0, 1)));
+        let optioned = call(
+            "/NetworkDriver.CreateNetwork",
+            r#"{"NetworkID":"adfb49","Options":{"com.docker.network.internal":true,
+                "com.docker.network.generic":{"com.docker.network.driver.mtu":"1400"}},
+                "IPv4Data":[{"AddressSpace":"meshd","Gateway":"10.97.0.254/24","Pool":"10.97.0.0/24",
+                  "AuxAddresses":{"printer":"10.97.0.9/24"}}],"IPv6Data":[]}"#,
+        )
+        .unwrap();
+        let Call::CreateNetwork(optioned) = optioned else { panic!() };
+        assert!(optioned.internal);
+        assert_eq!(optioned.gateway, Some(Ipv4Addr::new(10, 97, 0, 254)));
+        assert_eq!(optioned.aux_addresses.get("printer"), Some(&Ipv4Addr::new(10, 97, 0, 9)));
         let endpoint = call(
             "/NetworkDriver.CreateEndpoint",
             r#"{"NetworkID":"adfb","EndpointID":"f8b4d2",
@@ -458,7 +507,7 @@ mod tests {
             ("/IpamDriver.RequestPool", r#"{"Pool":"10.0.0.1/24"}"#, "host bits"),
             ("/IpamDriver.RequestPool", r#"{"Pool":"nope"}"#, "not an IPv4 subnet"),
             ("/IpamDriver.RequestPool", r#"{"V6":true}"#, "IPv4 only"),
-            ("/IpamDriver.RequestPool", r#"{"SubPool":"10.0.0.0/25"}"#, "--ip-range"),
+            ("/IpamDriver.RequestPool", r#"{"SubPool":"nope"}"#, "--ip-range"),
             ("/IpamDriver.RequestAddress", r#"{"PoolID":"p","Address":"x"}"#, "not an IPv4 address"),
             (
                 "/NetworkDriver.CreateNetwork",
@@ -467,8 +516,8 @@ mod tests {
             ),
             (
                 "/NetworkDriver.CreateNetwork",
-                r#"{"NetworkID":"n","Options":{"com.docker.network.internal":true}}"#,
-                "--internal",
+                r#"{"NetworkID":"n","IPv4Data":[{"AddressSpace":"meshd","Pool":"10.0.0.0/24","Gateway":"x"}]}"#,
+                "Gateway",
             ),
             (
                 "/NetworkDriver.CreateEndpoint",

@@ -192,6 +192,9 @@ impl Decided {
         if record.vip.is_some_and(|vip| !network.subnet.contains(&vip)) {
             return Err(format!("the VIP is outside network {:?}", record.network));
         }
+        if network.options.internal && !record.ports.is_empty() {
+            return Err(format!("network {:?} is internal: it cannot publish ports", record.network));
+        }
         let others = self.services.iter().filter(|(other, _)| other.as_str() != name);
         for port in &record.ports {
             let holder = others.clone().find(|(_, s)| {
@@ -272,8 +275,11 @@ impl Decided {
                 let Some(record) = self.networks.get(&network) else {
                     return refuse(format!("no network named {network:?}"));
                 };
-                let free = (0..ipam::block_count(&record.subnet))
-                    .find(|i| !self.blocks.contains_key(&(network.clone(), *i)));
+                // Only blocks holding dynamic addresses (inside `--ip-range`, say).
+                let free = (0..ipam::block_count(&record.subnet)).find(|i| {
+                    crate::state::blocks::grantable(record, *i)
+                        && !self.blocks.contains_key(&(network.clone(), *i))
+                });
                 match free {
                     Some(index) => {
                         self.blocks.insert((network, index), node);
@@ -365,7 +371,11 @@ mod tests {
     fn network(name: &str, subnet: &str) -> Action {
         Action::CreateNetwork {
             name: name.into(),
-            record: NetworkRecord { subnet: subnet.parse().unwrap(), vni: vni_for(name) },
+            record: NetworkRecord {
+                subnet: subnet.parse().unwrap(),
+                vni: vni_for(name),
+                options: Default::default(),
+            },
         }
     }
 
@@ -442,7 +452,11 @@ mod tests {
         };
         let from_pool = |name: &str| Action::CreateNetworkFromPool {
             name: name.into(),
-            record: NetworkRecord { subnet: Default::default(), vni: vni_for(name) },
+            record: NetworkRecord {
+                subnet: Default::default(),
+                vni: vni_for(name),
+                options: Default::default(),
+            },
         };
         d.apply(command(1, network("fixed", "10.9.0.64/26")));
         assert_eq!(d.apply(command(2, from_pool("a"))), Decision::Subnet("10.9.0.0/26".parse().unwrap()));

@@ -124,7 +124,7 @@ mod tests {
     }
 
     fn network(subnet: &str, name: &str) -> NetworkRecord {
-        NetworkRecord { subnet: subnet.parse().unwrap(), vni: vni_for(name) }
+        NetworkRecord { subnet: subnet.parse().unwrap(), vni: vni_for(name), options: Default::default() }
     }
 
     fn apply_all(state: &mut ClusterState, writer: u8, lamport: &mut u64, changes: Vec<Change>) {

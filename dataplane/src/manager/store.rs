@@ -255,8 +255,11 @@ mod tests {
     use crate::trust::tls;
 
     fn network(name: &str, octet: u8) -> Action {
-        let record =
-            NetworkRecord { subnet: format!("10.{octet}.0.0/24").parse().unwrap(), vni: vni_for(name) };
+        let record = NetworkRecord {
+            subnet: format!("10.{octet}.0.0/24").parse().unwrap(),
+            vni: vni_for(name),
+            options: Default::default(),
+        };
         Action::CreateNetwork { name: name.into(), record }
     }
 

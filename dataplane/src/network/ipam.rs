@@ -7,8 +7,10 @@
 //! A node's blocks are the grants gossip carries (`blocks` table, written by the managers'
 //! leader) plus any grant it has just received and gossip has not brought back yet.
 //!
-//! Reserved in every network: the network address, the gateway (network + 1, answered by the eBPF
-//! ARP responder) and the broadcast address.
+//! Which addresses are handed out is `state::network_options::address_use`'s answer: never the
+//! network, broadcast, gateway (network + 1 unless `--gateway`, answered by the eBPF ARP
+//! responder) or `--aux-address` addresses, and only addresses inside `--ip-range` when there is
+//! one. The managers grant only blocks holding such an address (`state::blocks::grantable`).
 
 use std::collections::{BTreeSet, HashSet};
 use std::net::Ipv4Addr;
@@ -16,9 +18,10 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use crate::identity::NodeId;
-use crate::state::ClusterState;
+use crate::state::network_options::AddressUse;
+use crate::state::{ClusterState, NetworkRecord};
 
-pub use crate::state::blocks::{block_count, gateway, BLOCK_BITS};
+pub use crate::state::blocks::{block_count, BLOCK_BITS};
 
 /// What the caller should do to get an address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,14 +38,11 @@ pub fn block_range(subnet: &Ipv4Net, index: u32) -> Ipv4Net {
     Ipv4Net::new(Ipv4Addr::from(base), 32 - BLOCK_BITS).expect("a prefix of 28 is valid")
 }
 
-/// The usable addresses of block `index`.
-pub fn block_addresses(subnet: &Ipv4Net, index: u32) -> impl Iterator<Item = Ipv4Addr> {
-    let base = u32::from(subnet.network()) + (index << BLOCK_BITS);
-    let (network, gateway, broadcast) =
-        (u32::from(subnet.network()), u32::from(gateway(subnet)), u32::from(subnet.broadcast()));
-    (base..base + (1 << BLOCK_BITS))
-        .filter(move |a| *a != network && *a != gateway && *a != broadcast)
+/// The addresses of block `index` IPAM may hand out (the dynamic ones).
+pub fn block_addresses(record: &NetworkRecord, index: u32) -> impl Iterator<Item = Ipv4Addr> + '_ {
+    crate::state::blocks::block_span(&record.subnet, index)
         .map(Ipv4Addr::from)
+        .filter(move |a| record.address_use(*a) == AddressUse::Dynamic)
 }
 
 /// Blocks of one network a node may hold beyond those its endpoints fill: room for the attaches
@@ -76,7 +76,7 @@ pub fn plan(
     state: &ClusterState,
     me: NodeId,
     network: &str,
-    subnet: &Ipv4Net,
+    record: &NetworkRecord,
     pending: &HashSet<Ipv4Addr>,
     granted: &BTreeSet<u32>,
 ) -> Plan {
@@ -94,10 +94,10 @@ pub fn plan(
         .filter(|((net, _), claim)| net == network && claim.owner == me)
         .map(|((_, index), _)| *index)
         .chain(granted.iter().copied())
-        .filter(|index| *index < block_count(subnet))
+        .filter(|index| *index < block_count(&record.subnet))
         .collect();
     for index in own {
-        if let Some(address) = block_addresses(subnet, index).find(|a| !used.contains(a)) {
+        if let Some(address) = block_addresses(record, index).find(|a| !used.contains(a)) {
             return Plan::Use(address);
         }
     }
@@ -149,23 +149,46 @@ mod tests {
         state.apply(delta, Instant::now()).unwrap();
     }
 
+    fn record(text: &str) -> NetworkRecord {
+        NetworkRecord { subnet: subnet(text), vni: 5000, options: Default::default() }
+    }
+
     #[test]
     fn reserved_addresses_are_never_handed_out() {
-        let net = subnet("10.1.0.0/24");
-        assert_eq!(block_count(&net), 16);
+        let net = record("10.1.0.0/24");
+        assert_eq!(block_count(&net.subnet), 16);
         let first: Vec<Ipv4Addr> = block_addresses(&net, 0).collect();
         assert_eq!(first.first(), Some(&Ipv4Addr::new(10, 1, 0, 2)), "network and gateway skipped");
         assert_eq!(first.len(), 14);
         let last: Vec<Ipv4Addr> = block_addresses(&net, 15).collect();
         assert_eq!(last.last(), Some(&Ipv4Addr::new(10, 1, 0, 254)), "broadcast skipped");
-        assert_eq!(gateway(&net), Ipv4Addr::new(10, 1, 0, 1));
+        assert_eq!(net.gateway(), Ipv4Addr::new(10, 1, 0, 1));
         assert_eq!(block_count(&subnet("10.0.0.0/16")), 4096);
         assert_eq!(block_count(&subnet("10.0.0.0/28")), 1);
     }
 
     #[test]
+    fn options_move_the_gateway_and_keep_aux_and_out_of_range_addresses() {
+        let mut net = record("10.1.0.0/24");
+        net.options.gateway = Some(Ipv4Addr::new(10, 1, 0, 40));
+        net.options.aux_addresses.insert("router".into(), Ipv4Addr::new(10, 1, 0, 41));
+        let block0: Vec<Ipv4Addr> = block_addresses(&net, 0).collect();
+        assert_eq!(block0.first(), Some(&Ipv4Addr::new(10, 1, 0, 1)), "network + 1 is free again");
+        let block2: Vec<Ipv4Addr> = block_addresses(&net, 2).collect();
+        assert_eq!(block2.len(), 14, "gateway and aux address skipped");
+        assert!(
+            !block2.contains(&Ipv4Addr::new(10, 1, 0, 40)) && !block2.contains(&Ipv4Addr::new(10, 1, 0, 41))
+        );
+        // A range not aligned to blocks: block 2 (.32-.47) hands out .36-.39 only.
+        net.options.ip_range = Some("10.1.0.36/30".parse().unwrap());
+        let inside: Vec<Ipv4Addr> = block_addresses(&net, 2).collect();
+        assert_eq!(inside, (36..=39).map(|n| Ipv4Addr::new(10, 1, 0, n)).collect::<Vec<_>>());
+        assert_eq!(block_addresses(&net, 0).count(), 0);
+    }
+
+    #[test]
     fn a_node_uses_its_own_blocks_only_and_asks_for_more_when_full() {
-        let net = subnet("10.1.0.0/24");
+        let net = record("10.1.0.0/24");
         let mut state = ClusterState::default();
         node(&mut state, 1, false, 1);
         node(&mut state, 2, false, 1);

@@ -9,6 +9,7 @@ use std::str::FromStr;
 
 use ipnet::Ipv4Net;
 
+use crate::state::network_options::NetworkOptions;
 use crate::state::{ClusterState, NetworkRecord};
 
 pub use crate::state::validate::{vni_for, MAX_PREFIX, MIN_PREFIX, VNI_BASE};
@@ -33,6 +34,14 @@ pub enum NetworkError {
     NotFound(String),
     #[error("network {name:?} still has {count} attached endpoint(s); detach them first")]
     InUse { name: String, count: usize },
+    #[error("{0}")]
+    Options(String),
+    #[error(
+        "mtu {mtu} is above this node's limit of {limit} (its underlay's MTU {underlay} less {overhead} bytes of VXLAN)",
+        underlay = limit + crate::netlink::vxlan::OVERHEAD,
+        overhead = crate::netlink::vxlan::OVERHEAD
+    )]
+    MtuTooLarge { mtu: u32, limit: u32 },
 }
 
 /// A network name is one DNS label (`crate::names`).
@@ -52,10 +61,21 @@ pub fn parse_subnet(text: &str) -> Result<Ipv4Net, NetworkError> {
     Ok(net)
 }
 
-/// Validates a new network against the state; returns its record.
-pub fn plan_create(state: &ClusterState, name: &str, subnet: &str) -> Result<NetworkRecord, NetworkError> {
+/// Validates a new network against the state; returns its record. `overlay_mtu` is the largest
+/// MTU this node's underlay carries through VXLAN.
+pub fn plan_create(
+    state: &ClusterState,
+    name: &str,
+    subnet: &str,
+    options: NetworkOptions,
+    overlay_mtu: u32,
+) -> Result<NetworkRecord, NetworkError> {
     validate_name(name)?;
     let subnet = parse_subnet(subnet)?;
+    options.check(&subnet).map_err(NetworkError::Options)?;
+    if let Some(mtu) = options.mtu.filter(|mtu| *mtu > overlay_mtu) {
+        return Err(NetworkError::MtuTooLarge { mtu, limit: overlay_mtu });
+    }
     if state.networks.get(&name.to_string()).is_some() {
         return Err(NetworkError::Exists(name.to_string()));
     }
@@ -68,14 +88,28 @@ pub fn plan_create(state: &ClusterState, name: &str, subnet: &str) -> Result<Net
             return Err(NetworkError::VniCollision { name: name.to_string(), vni, other: other.clone() });
         }
     }
-    Ok(NetworkRecord { subnet, vni })
+    Ok(NetworkRecord { subnet, vni, options })
 }
 
 /// Validates a new network without a subnet (the managers give it one from the cluster's
 /// default address pools, `network::pool`): the name, and its VNI against the state. The
 /// record's subnet is left unspecified for the managers to fill in.
-pub fn plan_create_from_pool(state: &ClusterState, name: &str) -> Result<NetworkRecord, NetworkError> {
+pub fn plan_create_from_pool(
+    state: &ClusterState,
+    name: &str,
+    options: NetworkOptions,
+    overlay_mtu: u32,
+) -> Result<NetworkRecord, NetworkError> {
     validate_name(name)?;
+    // Addresses inside a subnet not chosen yet cannot be checked (Docker refuses them too).
+    if options.gateway.is_some() || options.ip_range.is_some() || !options.aux_addresses.is_empty() {
+        return Err(NetworkError::Options(
+            "--gateway, --ip-range and --aux-address need --subnet (as in Docker)".into(),
+        ));
+    }
+    if let Some(mtu) = options.mtu.filter(|mtu| *mtu > overlay_mtu) {
+        return Err(NetworkError::MtuTooLarge { mtu, limit: overlay_mtu });
+    }
     if state.networks.get(&name.to_string()).is_some() {
         return Err(NetworkError::Exists(name.to_string()));
     }
@@ -83,7 +117,7 @@ pub fn plan_create_from_pool(state: &ClusterState, name: &str) -> Result<Network
     if let Some((other, _)) = state.networks.live().find(|(_, record)| record.vni == vni) {
         return Err(NetworkError::VniCollision { name: name.to_string(), vni, other: other.clone() });
     }
-    Ok(NetworkRecord { subnet: Ipv4Net::default(), vni })
+    Ok(NetworkRecord { subnet: Ipv4Net::default(), vni, options })
 }
 
 /// Checks that a network exists and has no endpoints left, anywhere.
@@ -108,7 +142,7 @@ mod tests {
 
     fn with_network(name: &str, subnet: &str) -> ClusterState {
         let mut state = ClusterState::default();
-        let record = plan_create(&state, name, subnet).unwrap();
+        let record = plan_create(&state, name, subnet, NetworkOptions::default(), 1450).unwrap();
         let version = Version { lamport: 1, node: NodeId::from_bytes([1; 16]) };
         state
             .apply(
@@ -122,20 +156,50 @@ mod tests {
     #[test]
     fn names_and_subnets_are_validated() {
         let state = ClusterState::default();
-        assert!(matches!(plan_create(&state, "", "10.0.0.0/24"), Err(NetworkError::Name(_))));
-        assert!(matches!(plan_create(&state, "-x", "10.0.0.0/24"), Err(NetworkError::Name(_))));
-        assert!(matches!(plan_create(&state, "a b", "10.0.0.0/24"), Err(NetworkError::Name(_))));
+        assert!(matches!(
+            plan_create(&state, "", "10.0.0.0/24", NetworkOptions::default(), 1450),
+            Err(NetworkError::Name(_))
+        ));
+        assert!(matches!(
+            plan_create(&state, "-x", "10.0.0.0/24", NetworkOptions::default(), 1450),
+            Err(NetworkError::Name(_))
+        ));
+        assert!(matches!(
+            plan_create(&state, "a b", "10.0.0.0/24", NetworkOptions::default(), 1450),
+            Err(NetworkError::Name(_))
+        ));
         // NAME.NETWORK must be two labels.
-        assert!(matches!(plan_create(&state, "front.v2", "10.0.0.0/24"), Err(NetworkError::Name(_))));
-        assert!(matches!(plan_create(&state, "ok", "10.0.0.0"), Err(NetworkError::Subnet(_))));
-        assert!(matches!(plan_create(&state, "ok", "300.0.0.0/24"), Err(NetworkError::Subnet(_))));
-        assert!(matches!(plan_create(&state, "ok", "fd00::/64"), Err(NetworkError::Subnet(_))));
-        let err = plan_create(&state, "ok", "10.0.0.5/24").unwrap_err();
+        assert!(matches!(
+            plan_create(&state, "front.v2", "10.0.0.0/24", NetworkOptions::default(), 1450),
+            Err(NetworkError::Name(_))
+        ));
+        assert!(matches!(
+            plan_create(&state, "ok", "10.0.0.0", NetworkOptions::default(), 1450),
+            Err(NetworkError::Subnet(_))
+        ));
+        assert!(matches!(
+            plan_create(&state, "ok", "300.0.0.0/24", NetworkOptions::default(), 1450),
+            Err(NetworkError::Subnet(_))
+        ));
+        assert!(matches!(
+            plan_create(&state, "ok", "fd00::/64", NetworkOptions::default(), 1450),
+            Err(NetworkError::Subnet(_))
+        ));
+        let err = plan_create(&state, "ok", "10.0.0.5/24", NetworkOptions::default(), 1450).unwrap_err();
         assert_eq!(err.to_string(), "subnet 10.0.0.5/24 has host bits set; did you mean 10.0.0.0/24?");
-        assert!(matches!(plan_create(&state, "ok", "10.0.0.0/30"), Err(NetworkError::Prefix(_))));
-        assert!(matches!(plan_create(&state, "ok", "0.0.0.0/4"), Err(NetworkError::Prefix(_))));
+        assert!(matches!(
+            plan_create(&state, "ok", "10.0.0.0/30", NetworkOptions::default(), 1450),
+            Err(NetworkError::Prefix(_))
+        ));
+        assert!(matches!(
+            plan_create(&state, "ok", "0.0.0.0/4", NetworkOptions::default(), 1450),
+            Err(NetworkError::Prefix(_))
+        ));
         assert_eq!(
-            plan_create(&state, "front-end_v2", "10.0.0.0/24").unwrap().subnet.to_string(),
+            plan_create(&state, "front-end_v2", "10.0.0.0/24", NetworkOptions::default(), 1450)
+                .unwrap()
+                .subnet
+                .to_string(),
             "10.0.0.0/24"
         );
     }
@@ -143,18 +207,36 @@ mod tests {
     #[test]
     fn duplicates_and_overlaps_are_refused() {
         let state = with_network("front", "10.10.0.0/16");
-        assert_eq!(plan_create(&state, "front", "10.20.0.0/24"), Err(NetworkError::Exists("front".into())));
-        assert!(matches!(plan_create(&state, "inner", "10.10.5.0/24"), Err(NetworkError::Overlap { .. })));
-        assert!(matches!(plan_create(&state, "outer", "10.0.0.0/8"), Err(NetworkError::Overlap { .. })));
-        assert!(plan_create(&state, "back", "10.11.0.0/16").is_ok());
+        assert_eq!(
+            plan_create(&state, "front", "10.20.0.0/24", NetworkOptions::default(), 1450),
+            Err(NetworkError::Exists("front".into()))
+        );
+        assert!(matches!(
+            plan_create(&state, "inner", "10.10.5.0/24", NetworkOptions::default(), 1450),
+            Err(NetworkError::Overlap { .. })
+        ));
+        assert!(matches!(
+            plan_create(&state, "outer", "10.0.0.0/8", NetworkOptions::default(), 1450),
+            Err(NetworkError::Overlap { .. })
+        ));
+        assert!(plan_create(&state, "back", "10.11.0.0/16", NetworkOptions::default(), 1450).is_ok());
     }
 
     #[test]
     fn a_network_from_the_pools_is_checked_but_for_its_subnet() {
         let state = with_network("front", "10.10.0.0/16");
-        assert_eq!(plan_create_from_pool(&state, "front"), Err(NetworkError::Exists("front".into())));
-        assert!(matches!(plan_create_from_pool(&state, "a b"), Err(NetworkError::Name(_))));
-        assert_eq!(plan_create_from_pool(&state, "back").unwrap().vni, vni_for("back"));
+        assert_eq!(
+            plan_create_from_pool(&state, "front", NetworkOptions::default(), 1450),
+            Err(NetworkError::Exists("front".into()))
+        );
+        assert!(matches!(
+            plan_create_from_pool(&state, "a b", NetworkOptions::default(), 1450),
+            Err(NetworkError::Name(_))
+        ));
+        assert_eq!(
+            plan_create_from_pool(&state, "back", NetworkOptions::default(), 1450).unwrap().vni,
+            vni_for("back")
+        );
     }
 
     #[test]
@@ -172,5 +254,22 @@ mod tests {
         let state = with_network("front", "10.10.0.0/24");
         assert_eq!(plan_remove(&state, "nope"), Err(NetworkError::NotFound("nope".into())));
         assert_eq!(plan_remove(&state, "front"), Ok(()));
+    }
+
+    #[test]
+    fn options_are_checked_before_anything_is_created() {
+        let state = ClusterState::default();
+        let gateway = |ip: &str| NetworkOptions { gateway: Some(ip.parse().unwrap()), ..Default::default() };
+        let created = plan_create(&state, "a", "10.0.0.0/24", gateway("10.0.0.254"), 1450).unwrap();
+        assert_eq!(created.gateway(), "10.0.0.254".parse::<std::net::Ipv4Addr>().unwrap());
+        let error = plan_create(&state, "a", "10.0.0.0/24", gateway("10.0.1.1"), 1450).unwrap_err();
+        assert!(error.to_string().contains("outside subnet 10.0.0.0/24"), "{error}");
+        let mtu = |mtu| NetworkOptions { mtu: Some(mtu), ..Default::default() };
+        assert!(plan_create(&state, "a", "10.0.0.0/24", mtu(1450), 1450).is_ok());
+        let error = plan_create(&state, "a", "10.0.0.0/24", mtu(1451), 1450).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "mtu 1451 is above this node's limit of 1450 (its underlay's MTU 1500 less 50 bytes of VXLAN)"
+        );
     }
 }

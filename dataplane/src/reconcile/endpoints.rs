@@ -76,7 +76,8 @@ pub fn ifaces(snapshot: &Snapshot, local: &[LocalAttachment]) -> BTreeMap<u32, I
                 subnet: net_order::ipv4(network.subnet.network()),
                 mask: net_order::ipv4(network.subnet.netmask()),
                 mac: attachment.host_mac,
-                pad: [0; 2],
+                flags: if network.options.internal { meshd_ebpf::endpoint::IFACE_INTERNAL } else { 0 },
+                pad: 0,
             },
         );
     }

@@ -103,7 +103,7 @@ mod tests {
         }
         apply(&mut state, 1, 2, Change::Availability { id: id(2), value: Some(Availability::Drain) });
         for (name, subnet, vni) in [("front", "10.1.0.0/24", 5000), ("back", "10.2.0.0/24", 5001)] {
-            let record = NetworkRecord { subnet: subnet.parse().unwrap(), vni };
+            let record = NetworkRecord { subnet: subnet.parse().unwrap(), vni, options: Default::default() };
             apply(&mut state, 1, 2, Change::Network { name: name.into(), record: Some(record) });
         }
         let web = ServiceRecord {

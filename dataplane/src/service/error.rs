@@ -14,6 +14,8 @@ pub enum ServiceError {
     NotFound(String),
     #[error("services in dnsrr mode have no VIP and cannot publish ports (as in Swarm)")]
     DnsrrPublish,
+    #[error("network {0:?} is internal (--internal): nothing outside the overlay reaches it, so it cannot publish ports")]
+    InternalPublish(String),
     #[error("invalid --publish {0:?}: use PUBLISHED:TARGET[/tcp|/udp] with ports 1-65535")]
     PublishSyntax(String),
     #[error("port {0} is published by service {1:?} already")]

@@ -24,11 +24,14 @@ pub fn plan_create(
     if state.services.get(&name.to_string()).is_some() {
         return Err(ServiceError::Exists(name.to_string()));
     }
-    if state.networks.get(&network.to_string()).is_none() {
+    let Some(record) = state.networks.get(&network.to_string()) else {
         return Err(ServiceError::NoNetwork(network.to_string()));
-    }
+    };
     if !publish.is_empty() && mode == EndpointMode::Dnsrr {
         return Err(ServiceError::DnsrrPublish);
+    }
+    if !publish.is_empty() && record.options.internal {
+        return Err(ServiceError::InternalPublish(network.to_string()));
     }
     let owners = port_owners(state);
     let reserved = meshd_ports(state, data_path_port);
@@ -107,6 +110,10 @@ pub fn plan_update(
     if !ports.is_empty() && mode == EndpointMode::Dnsrr {
         return Err(ServiceError::DnsrrPublish);
     }
+    let internal = state.networks.get(&record.network).is_some_and(|n| n.options.internal);
+    if !update.publish_add.is_empty() && internal {
+        return Err(ServiceError::InternalPublish(record.network.clone()));
+    }
     ports.sort();
     Ok((mode, ports))
 }
@@ -154,7 +161,7 @@ mod tests {
 
     fn state() -> ClusterState {
         let mut state = ClusterState::default();
-        let record = network::plan_create(&state, "front", "10.1.0.0/24").unwrap();
+        let record = network::plan_create(&state, "front", "10.1.0.0/24", Default::default(), 1450).unwrap();
         let v = |l| Version { lamport: l, node: NodeId::from_bytes([1; 16]) };
         state
             .apply(

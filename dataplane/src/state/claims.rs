@@ -15,6 +15,7 @@ use std::fmt;
 
 use super::blocks;
 use super::cluster::ClusterState;
+use super::network_options::AddressUse;
 use super::records::EndpointRecord;
 use crate::identity::NodeId;
 
@@ -46,7 +47,7 @@ pub enum Claim {
 pub enum ClaimError {
     /// The address is not in the network's subnet.
     OutsideSubnet,
-    /// The network address, the gateway or the broadcast address.
+    /// The network address, the gateway, the broadcast address or an `--aux-address`.
     Reserved,
     /// The address's block is granted to another node.
     OthersBlock(NodeId),
@@ -58,7 +59,9 @@ impl fmt::Display for ClaimError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ClaimError::OutsideSubnet => f.write_str("the address is outside the network's subnet"),
-            ClaimError::Reserved => f.write_str("the address is reserved (network, gateway or broadcast)"),
+            ClaimError::Reserved => {
+                f.write_str("the address is reserved (network, gateway, broadcast or aux address)")
+            }
             ClaimError::OthersBlock(holder) => write!(f, "the address is in a block granted to {holder}"),
             ClaimError::TooMany => write!(f, "the node holds {MAX_ENDPOINTS_PER_NODE} endpoints already"),
         }
@@ -76,7 +79,9 @@ pub fn endpoint(state: &ClusterState, owner: &NodeId, id: &str, record: &Endpoin
     let Some(index) = blocks::block_of(&network.subnet, record.address) else {
         return Claim::Refused(ClaimError::OutsideSubnet);
     };
-    if blocks::is_reserved(&network.subnet, record.address) {
+    // An address outside `--ip-range` is not refused here: a static address may be anywhere in
+    // the subnet; dynamic ones come only from blocks granted inside the range.
+    if let AddressUse::Reserved(_) = network.address_use(record.address) {
         return Claim::Refused(ClaimError::Reserved);
     }
     match state.blocks.get(&(record.network.clone(), index)) {
@@ -124,7 +129,8 @@ mod tests {
     /// Network "n" (10.1.0.0/24) with block 0 granted to node 1 and block 1 to node 2.
     fn granted() -> ClusterState {
         let mut state = ClusterState::default();
-        let network = NetworkRecord { subnet: "10.1.0.0/24".parse().unwrap(), vni: 5000 };
+        let network =
+            NetworkRecord { subnet: "10.1.0.0/24".parse().unwrap(), vni: 5000, options: Default::default() };
         apply(&mut state, 1, 9, Change::Network { name: "n".into(), record: Some(network) });
         for (index, owner) in [(0, 1), (1, 2)] {
             let claim = Some(BlockClaim { owner: id(owner) });

@@ -8,6 +8,7 @@
 //! - [`cluster`]: the tables and the rules that merge deltas into them (node-owned entries are
 //!   hidden while their node is down and removed when it leaves).
 //! - [`blocks`]: a subnet's address blocks, the unit the managers grant to nodes.
+//! - [`network_options`]: a network's options and the one rule of what each address is for.
 //! - [`claims`]: what a node may claim for itself (endpoint addresses from its own blocks, a
 //!   bounded number of endpoints), checked at receipt.
 //! - [`validate`]: what a well-formed record is, for local creates and merged records alike.
@@ -21,6 +22,7 @@ pub mod blocks;
 pub mod claims;
 pub mod cluster;
 pub mod delta;
+pub mod network_options;
 pub mod records;
 pub mod signature;
 pub mod snapshot;

@@ -126,6 +126,9 @@ pub struct NetworkRecord {
     pub subnet: ipnet::Ipv4Net,
     /// VXLAN network identifier, derived from the name (see `network::plan`).
     pub vni: u32,
+    /// `--gateway`, `--ip-range`, `--aux-address`, `--internal`, `--opt mtu`, `--label`.
+    #[serde(default)]
+    pub options: super::network_options::NetworkOptions,
 }
 
 /// A node's claim on a block of a network's addresses; it hands out addresses from its own

@@ -76,6 +76,7 @@ pub fn network_among<'a>(
     if record.vni != vni_for(name) {
         return Err(format!("network {name:?}: VNI {} is not its name's ({})", record.vni, vni_for(name)));
     }
+    record.options.check(&subnet).map_err(|e| format!("network {name:?}: {e}"))?;
     for (other, existing) in existing.filter(|(other, _)| other.as_str() != name) {
         let overlap =
             existing.subnet.contains(&subnet.network()) || subnet.contains(&existing.subnet.network());
@@ -226,7 +227,11 @@ mod tests {
 
     fn with_network(name: &str, subnet: &str) -> ClusterState {
         let mut state = ClusterState::default();
-        let record = NetworkRecord { subnet: subnet.parse().unwrap(), vni: vni_for(name) };
+        let record = NetworkRecord {
+            subnet: subnet.parse().unwrap(),
+            vni: vni_for(name),
+            options: Default::default(),
+        };
         let version = Version { lamport: 1, node: NodeId::from_bytes([1; 16]) };
         state
             .apply(
@@ -240,7 +245,11 @@ mod tests {
     #[test]
     fn networks_need_their_vni_a_sane_subnet_and_no_overlap() {
         let state = with_network("front", "10.1.0.0/24");
-        let record = |subnet: &str, vni| NetworkRecord { subnet: subnet.parse().unwrap(), vni };
+        let record = |subnet: &str, vni| NetworkRecord {
+            subnet: subnet.parse().unwrap(),
+            vni,
+            options: Default::default(),
+        };
         assert!(network(&state, "back", &record("10.2.0.0/24", vni_for("back"))).is_ok());
         assert!(network(&state, "front", &record("10.1.0.0/24", vni_for("front"))).is_ok(), "itself");
         assert!(network(&state, "back", &record("10.2.0.0/24", 4096)).is_err(), "someone else's VNI");

@@ -21,6 +21,10 @@ enum md_endpoint_flags {
 	MD_EP_LOCAL = 1, /* the endpoint is on this node: deliver to ifindex */
 };
 
+enum md_iface_flags {
+	MD_IFACE_INTERNAL = 1, /* the veth's network is --internal: nothing leaves the overlay */
+};
+
 /* Value of md_endpoints_v2, keyed by the endpoint's IPv4 address (__u32, network order). Overlay
  * subnets never overlap, so the address alone identifies the endpoint cluster-wide. */
 struct md_endpoint {
@@ -39,7 +43,8 @@ struct md_iface {
 	__u32 subnet; /* the network's address */
 	__u32 mask;   /* the network's netmask */
 	__u8 mac[6];  /* this host-side veth's MAC: the answer to every ARP request from the container */
-	__u8 pad[2];  /* always 0 */
+	__u8 flags;   /* enum md_iface_flags */
+	__u8 pad;     /* always 0 */
 };
 
 #endif /* MESHD_ABI_ENDPOINT_H */

@@ -56,6 +56,8 @@ enum md_reason {
 	MD_REASON_DROP_NO_FLOW = 144,          /* a TCP packet other than a SYN, of a balanced flow that
 	                                        * is not tracked: it creates no state */
 	MD_REASON_DROP_NO_FLOW_TABLE = 145,    /* a container without a flow table (not attached yet) */
+	MD_REASON_DROP_INTERNAL = 146,         /* a container of an --internal network sending outside
+	                                        * the overlay */
 };
 
 /* Which way the packet was going, seen from the container. */

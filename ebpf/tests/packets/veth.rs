@@ -118,6 +118,36 @@ pub fn rows() -> Vec<Row> {
             .maps(w().into_iter().chain([data_path_port(4790)]))
             .expect(Verdict::Ok, &[(From, PassStack)])
             .out(Out::Unchanged),
+        Row::new("an --internal network: outside the overlay", FROM_CONTAINER, from_a(INTERNET, 80, syn))
+            .maps(w())
+            .maps([internal_a()])
+            .expect(Verdict::Shot, &[(From, DropInternal)]),
+        Row::new("an --internal network: to the node's underlay address", FROM_CONTAINER, from_a(NODE, 22, syn))
+            .maps(w())
+            .maps([internal_a()])
+            .expect(Verdict::Shot, &[(From, DropInternal)]),
+        Row::new(
+            "an --internal network: a link-local address, not port 53",
+            FROM_CONTAINER,
+            from_a(NODE_DNS, 80, syn),
+        )
+        .maps(w())
+        .maps([internal_a()])
+        .expect(Verdict::Shot, &[(From, DropInternal)]),
+        Row::new(
+            "an --internal network: DNS to the node's link-local address, up the stack",
+            FROM_CONTAINER,
+            from_a(NODE_DNS, 53, L4::Udp),
+        )
+        .maps(w())
+        .maps([internal_a()])
+        .expect(Verdict::Ok, &[(From, PassStack)])
+        .out(Out::Unchanged),
+        Row::new("an --internal network: to a local endpoint of its network", FROM_CONTAINER, from_a(B, 53, L4::Udp))
+            .maps(w())
+            .maps([internal_a()])
+            .expect(redirect_peer(B_IFINDEX), &[(From, ForwardLocal)])
+            .check(frames::l4_is(to_b_at(53))),
         Row::new(
             "to a remote endpoint: into the VXLAN device with its node's key",
             FROM_CONTAINER,

@@ -4,7 +4,7 @@
 
 use std::net::Ipv4Addr;
 
-use meshd_ebpf::endpoint::{Endpoint, Iface, FLAG_LOCAL};
+use meshd_ebpf::endpoint::{Endpoint, Iface, FLAG_LOCAL, IFACE_INTERNAL};
 use meshd_ebpf::lb::{FlowKey, RnatKey, FLOW_REPLY, FLOW_TO_SERVICE};
 use meshd_ebpf::mesh::{FrontendKey, PROTO_TCP};
 use meshd_ebpf::node::NodeConfig;
@@ -44,6 +44,8 @@ pub const TARGET: u16 = 80;
 pub const CLIENT: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 7);
 pub const CLIENT_PORT: u16 = 5555;
 pub const INTERNET: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 9);
+/// The node's link-local DNS address for Docker containers.
+pub const NODE_DNS: Ipv4Addr = Ipv4Addr::new(169, 254, 53, 53);
 /// The port a container's client connections come from.
 pub const EPHEMERAL: u16 = 40000;
 
@@ -74,7 +76,7 @@ pub fn veth_mac(ifindex: u32) -> Mac {
 
 fn iface(ip: Ipv4Addr, vni: u32, ifindex: u32) -> Iface {
     let subnet = if vni == VNI { SUBNET } else { OTHER_SUBNET };
-    Iface { vni, ip: be(ip), subnet: be(subnet), mask: be(MASK), mac: veth_mac(ifindex), pad: [0; 2] }
+    Iface { vni, ip: be(ip), subnet: be(subnet), mask: be(MASK), mac: veth_mac(ifindex), flags: 0, pad: 0 }
 }
 
 pub fn local(vni: u32, ifindex: u32, mac: Mac) -> Endpoint {
@@ -108,6 +110,11 @@ pub fn world(owner: Ipv4Addr) -> Vec<Put> {
         Put::Node(PEER),
         Put::Node(THIRD),
     ]
+}
+
+/// A's veth (the one under test) as one of an `--internal` network.
+pub fn internal_a() -> Put {
+    Put::Iface(IFINDEX, Iface { flags: IFACE_INTERNAL, ..iface(A, VNI, IFINDEX) })
 }
 
 /// The service VIP with a Maglev table of `backends`.

@@ -125,6 +125,7 @@ fn command(id: u64) -> Command {
             record: NetworkRecord {
                 subnet: "10.1.0.0/16".parse().unwrap(),
                 vni: meshd::state::validate::vni_for("front"),
+                options: Default::default(),
             },
         },
         2 => Action::GrantBlock { network: "front".into(), node: universe().keys[1].node_id() },

@@ -101,7 +101,7 @@ pub fn handler() -> DeltaHandler {
         let founder = &u.keys[0];
         let version = |lamport| Version { lamport, node: founder.node_id() };
         let network =
-            NetworkRecord { subnet: "10.1.0.0/16".parse().unwrap(), vni: validate::vni_for("front") };
+            NetworkRecord { subnet: "10.1.0.0/16".parse().unwrap(), vni: validate::vni_for("front"), options: Default::default() };
         let change = Change::Network { name: "front".into(), record: Some(network) };
         merge(record::sign(founder, Delta { version: version(1), change }));
         for (n, key) in u.keys.iter().enumerate() {

@@ -19,7 +19,6 @@ use crate::docker::error::DriverError;
 use crate::docker::protocol::{
     EndpointRef, EndpointRequest, InterfaceName, JoinReply, JoinRequest, StaticRoute,
 };
-use crate::network::ipam;
 use crate::service::plan;
 use crate::state::{Health, Protocol};
 
@@ -124,7 +123,7 @@ impl DockerDriver {
             .agent
             .attach_handover(Handover {
                 owner: owner(&request.endpoint.endpoint_id),
-                network,
+                network: network.clone(),
                 address: endpoint.address,
                 netns: sandbox,
                 service: endpoint.service.clone(),
@@ -138,7 +137,15 @@ impl DockerDriver {
             })
             .await
             .map_err(|e| DriverError::bad(e.to_string()))?;
-        let gateway = ipam::gateway(&subnet).to_string();
+        let gateway = self
+            .agent
+            .snapshot()
+            .state
+            .networks
+            .get(&network)
+            .map(|n| n.gateway())
+            .ok_or_else(|| DriverError::bad(format!("meshd network {network} is gone")))?
+            .to_string();
         let static_routes = if routed {
             Vec::new()
         } else {

@@ -17,7 +17,8 @@ use serde_json::{json, Value};
 use super::DockerDriver;
 use crate::docker::error::DriverError;
 use crate::docker::protocol::{AddressRequest, PoolRequest};
-use crate::network::{ipam, pool};
+use crate::network::pool;
+use crate::state::network_options;
 
 impl DockerDriver {
     pub(super) async fn request_pool(&self, request: PoolRequest) -> Result<Value, DriverError> {
@@ -56,14 +57,24 @@ impl DockerDriver {
                 "a Docker network on this node already uses meshd subnet {used} (one Docker network per meshd network)"
             )));
         }
+        if let Some(range) = request.sub_pool.filter(|r| !subnet.contains(r) || *r != r.trunc()) {
+            return Err(DriverError::bad(format!(
+                "--ip-range {range} is not a range inside subnet {subnet}"
+            )));
+        }
         let pool_id = format!("meshd:{subnet}");
         state.pools.insert(pool_id.clone(), subnet);
+        match request.sub_pool {
+            Some(range) => state.ranges.insert(pool_id.clone(), range),
+            None => state.ranges.remove(&pool_id),
+        };
         state.save(&self.state_dir);
         Ok(json!({ "PoolID": pool_id, "Pool": subnet.to_string(), "Data": {} }))
     }
 
     pub(super) async fn release_pool(&self, pool_id: &str) -> Result<Value, DriverError> {
         let mut state = self.state.lock().await;
+        state.ranges.remove(pool_id);
         if state.pools.remove(pool_id).is_some() {
             state.save(&self.state_dir);
         }
@@ -72,14 +83,26 @@ impl DockerDriver {
 
     pub(super) async fn request_address(&self, request: AddressRequest) -> Result<Value, DriverError> {
         let subnet = self.pool(&request.pool_id).await?;
-        let gateway = ipam::gateway(&subnet);
+        let default = network_options::gateway(&subnet, &Default::default());
         if request.gateway {
-            if let Some(asked) = request.address.filter(|a| *a != gateway) {
+            // `--gateway`, or meshd's default (the subnet's first address); CreateNetwork
+            // brings it back and the whole set of options is checked there.
+            let gateway = request.address.unwrap_or(default);
+            if !subnet.contains(&gateway) || gateway == subnet.network() || gateway == subnet.broadcast() {
                 return Err(DriverError::bad(format!(
-                    "--gateway {asked}: a meshd network's gateway is its first address, {gateway}"
+                    "--gateway {gateway} is not a host address of subnet {subnet}"
                 )));
             }
             return Ok(json!({ "Address": format!("{gateway}/{}", subnet.prefix_len()), "Data": {} }));
+        }
+        // Docker asks for each `--aux-address` before it creates the network: an address asked
+        // for on a pool with no network yet is one, kept out by the network's options.
+        let created = self.state.lock().await.network_on(&subnet).is_some();
+        if let (Some(asked), false) = (request.address, created) {
+            if !subnet.contains(&asked) {
+                return Err(DriverError::bad(format!("--aux-address {asked} is outside subnet {subnet}")));
+            }
+            return Ok(json!({ "Address": format!("{asked}/{}", subnet.prefix_len()), "Data": {} }));
         }
         if let Some(asked) = request.address {
             return Err(DriverError::bad(format!(

@@ -13,13 +13,40 @@ use super::state::DockerNetwork;
 use super::DockerDriver;
 use crate::docker::error::DriverError;
 use crate::docker::protocol::NetworkRequest;
+use crate::state::network_options::{self, NetworkOptions};
 
 /// How long a call waits for a network's name (it arrives in Docker's event a few
 /// milliseconds after `docker network create` returns).
 const NAME_WAIT: Duration = Duration::from_secs(5);
 
-/// The driver options `docker network create -o` takes.
+/// The driver options `docker network create -o` takes (besides Docker's MTU option,
+/// `com.docker.network.driver.mtu`).
 const NETWORK_OPTIONS: [&str; 1] = ["meshd.network"];
+
+/// The meshd network options of a `docker network create`: `--gateway` (None when it is meshd's
+/// default, so the network matches one created without it), `--ip-range` (from the pool),
+/// `--aux-address`, `--internal` and `-o com.docker.network.driver.mtu`, checked as
+/// `meshctl network create` checks them. Docker keeps `--label` to itself: drivers never see it.
+fn network_options(
+    request: &NetworkRequest,
+    ip_range: Option<Ipv4Net>,
+) -> Result<NetworkOptions, DriverError> {
+    let default = network_options::gateway(&request.subnet, &NetworkOptions::default());
+    let mut options = NetworkOptions {
+        gateway: request.gateway.filter(|g| *g != default),
+        ip_range,
+        aux_addresses: request.aux_addresses.clone(),
+        internal: request.internal,
+        ..Default::default()
+    };
+    for (key, value) in
+        request.options.iter().filter(|(k, _)| network_options::MTU_OPTIONS.contains(&k.as_str()))
+    {
+        network_options::apply_opt(&mut options, key, value).map_err(DriverError::bad)?;
+    }
+    options.check(&request.subnet).map_err(DriverError::bad)?;
+    Ok(options)
+}
 
 impl DockerDriver {
     pub(super) async fn create_network(&self, request: NetworkRequest) -> Result<Value, DriverError> {
@@ -34,13 +61,16 @@ impl DockerDriver {
         let explicit = request.options.get("meshd.network").cloned();
         {
             let mut state = self.state.lock().await;
-            if !state.pools.values().any(|s| *s == request.subnet) {
+            let Some(pool_id) =
+                state.pools.iter().find(|(_, s)| **s == request.subnet).map(|(id, _)| id.clone())
+            else {
                 return Err(DriverError::bad(format!(
                     "subnet {} did not come from meshd's IPAM",
                     request.subnet
                 )));
-            }
-            let network = DockerNetwork { subnet: request.subnet, name: None, problem: None };
+            };
+            let options = network_options(&request, state.ranges.get(&pool_id).copied())?;
+            let network = DockerNetwork { subnet: request.subnet, name: None, problem: None, options };
             state.networks.insert(request.network_id.clone(), network);
             state.save(&self.state_dir);
         }
@@ -68,10 +98,10 @@ impl DockerDriver {
     /// Gives Docker network `network_id` its meshd network `name` (created if missing). A
     /// network already named keeps its name. Problems are recorded for the calls that need it.
     pub(super) async fn bind(&self, network_id: &str, name: &str) {
-        let subnet = {
+        let (subnet, options) = {
             let state = self.state.lock().await;
             match state.networks.get(network_id) {
-                Some(network) if network.name.is_none() => network.subnet,
+                Some(network) if network.name.is_none() => (network.subnet, network.options.clone()),
                 _ => return,
             }
         };
@@ -81,7 +111,7 @@ impl DockerDriver {
             Some(s) => Some(format!(
                 "meshd network {name} has subnet {s}, this Docker network {subnet}: create it with --subnet {s}"
             )),
-            None => match self.agent.network_create(name, Some(&subnet.to_string())).await {
+            None => match self.agent.network_create(name, Some(&subnet.to_string()), options).await {
                 Ok(_) => {
                     tracing::info!(name, %subnet, "created the meshd network of a Docker network");
                     None

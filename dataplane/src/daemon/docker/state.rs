@@ -23,6 +23,9 @@ pub struct DriverState {
     pub endpoints: BTreeMap<String, DockerEndpoint>,
     /// Addresses handed out by RequestAddress -> the agent's reservation owner.
     pub addresses: BTreeMap<Ipv4Addr, String>,
+    /// Pool ID -> its `--ip-range` (RequestPool's SubPool), for the network created on it.
+    #[serde(default)]
+    pub ranges: BTreeMap<String, Ipv4Net>,
 }
 
 /// A Docker network of this driver.
@@ -35,6 +38,10 @@ pub struct DockerNetwork {
     /// Why the network cannot be used (a meshd network of that name with another subnet).
     #[serde(default)]
     pub problem: Option<String>,
+    /// The options the meshd network is created with (`--gateway`, `--ip-range`,
+    /// `--aux-address`, `--internal`, `-o com.docker.network.driver.mtu`).
+    #[serde(default)]
+    pub options: crate::state::network_options::NetworkOptions,
 }
 
 /// A Docker endpoint (one container on one network).

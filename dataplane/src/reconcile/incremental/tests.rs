@@ -60,7 +60,11 @@ const NETWORKS: [&str; 3] = ["front", "back", "unknown"];
 fn start() -> Snapshot {
     let mut snapshot = fixture::snapshot();
     snapshot.state.endpoints = Default::default();
-    let back = crate::state::NetworkRecord { subnet: "10.2.0.0/24".parse().unwrap(), vni: 5001 };
+    let back = crate::state::NetworkRecord {
+        subnet: "10.2.0.0/24".parse().unwrap(),
+        vni: 5001,
+        options: Default::default(),
+    };
     apply(&mut snapshot, 1, 10, Change::Network { name: "back".into(), record: Some(back) });
     let node3 = crate::state::NodeRecord {
         name: "n3".into(),

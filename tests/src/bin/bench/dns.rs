@@ -318,7 +318,11 @@ pub fn registry_memory() {
         &mut state,
         Change::Network {
             name: "big".into(),
-            record: Some(NetworkRecord { subnet: "10.0.0.0/8".parse().unwrap(), vni: 9000 }),
+            record: Some(NetworkRecord {
+                subnet: "10.0.0.0/8".parse().unwrap(),
+                vni: 9000,
+                options: Default::default(),
+            }),
         },
     );
     for s in 0..10_000u32 {

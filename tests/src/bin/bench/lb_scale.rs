@@ -72,7 +72,8 @@ fn big_snapshot(services: u32, per_service: u32) -> meshd::state::Snapshot {
         apply(&mut state, *id, Change::Node { id: *id, record: Some(record) });
         liveness.insert(*id, Liveness::Alive);
     }
-    let network = NetworkRecord { subnet: "10.0.0.0/8".parse().unwrap(), vni: 9000 };
+    let network =
+        NetworkRecord { subnet: "10.0.0.0/8".parse().unwrap(), vni: 9000, options: Default::default() };
     apply(&mut state, me, Change::Network { name: "big".into(), record: Some(network) });
     let stride = per_service + 1;
     for s in 0..services {

@@ -9,21 +9,21 @@ use std::sync::Arc;
 use foca::Member;
 use rustls::pki_types::UnixTime;
 
-use super::agent::{Agent, Background};
 use super::broadcast::lock;
 use super::crypto::{key_id, Purpose};
+use super::engine::{Agent, Background};
 use super::key_material::current_salts;
 use super::member::MemberId;
 use super::persist;
 use super::start::{keyrings, save_credentials};
 use super::tcp::ExchangeError;
 use super::wire::TcpMessage;
-use crate::hex::Bytes;
 use crate::identity::NodeId;
 use crate::state::version::unix_millis;
 use crate::state::{Change, KeyringStatus, Role};
 use crate::trust::ca::{ClusterCa, IssuedCert};
 use crate::trust::keys::PublicKey;
+use crate::util::hex::Bytes;
 
 impl Agent {
     /// Once a second: renew a certificate that is two thirds through its life, ask for gossip

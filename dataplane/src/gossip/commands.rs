@@ -4,8 +4,8 @@
 
 use std::net::SocketAddr;
 
-use super::agent::Agent;
 use super::broadcast::lock;
+use super::engine::Agent;
 use super::handle::{Command, GossipError};
 use super::persist;
 use super::tcp;

@@ -29,13 +29,13 @@ use super::member::MemberId;
 use super::stats::Stats;
 use super::tcp::{self, ExchangeError, Inbound, Keyrings, SharedGuard, SharedTls};
 use super::wire::TcpMessage;
-use crate::hex::Bytes;
 use crate::identity::NodeId;
 use crate::state::version::unix_millis;
 use crate::state::{Change, Delta, Liveness, Role, SignedDelta, Snapshot};
 use crate::state_dir::StateDir;
 use crate::trust::record;
 use crate::trust::tls::Revoked;
+use crate::util::hex::Bytes;
 
 pub(super) type Swim = Foca<MemberId, PostcardCodec, StdRng, DeltaHandler>;
 

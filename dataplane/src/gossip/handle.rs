@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::channel::{ChannelHandler, HandlerSlot};
 use super::join::{GateSlot, JoinGate};
 use super::stats::Stats;
 use super::tcp::SharedTls;
 use crate::identity::JoinToken;
 use crate::state::{Change, Snapshot};
+use crate::tls_channel::server::{ChannelHandler, HandlerSlot};
 use crate::trust::ca::JoinRole;
 use crate::trust::tls::TlsConfigs;
 

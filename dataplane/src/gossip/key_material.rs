@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use rand::seq::IndexedRandom;
 
-use super::agent::{Agent, Background};
 use super::broadcast::lock;
+use super::engine::{Agent, Background};
 use super::held_keys::HeldKeys;
 use super::tcp::{self, ExchangeError};
 use super::wire::{SaltedKey, TcpMessage};

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use foca::{OwnedNotification, State};
 
-use super::agent::Agent;
 use super::broadcast::lock;
+use super::engine::Agent;
 use super::member::MemberId;
 use super::stats::Stats;
 use crate::identity::NodeId;

@@ -18,15 +18,13 @@
 //!   cluster; [`persist`] keeps it across restarts.
 
 pub mod admission;
-pub mod agent;
 pub mod broadcast;
 pub mod certificates;
-pub mod channel;
-pub mod channel_client;
 pub mod commands;
 pub mod config;
 pub mod credentials;
 pub mod crypto;
+pub mod engine;
 pub mod handle;
 pub mod held_keys;
 pub mod join;

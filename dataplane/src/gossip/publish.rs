@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use super::agent::Agent;
 use super::broadcast::lock;
+use super::engine::Agent;
 use super::persist::{self, StateFile};
 use crate::state::{Liveness, Snapshot};
 

@@ -34,13 +34,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use super::channel::{self, HandlerSlot};
 use super::crypto::{Keyring, OpenError, Opened, ReplayGuard};
 use super::stats::Stats;
 use super::wire::{self, TcpMessage, WireError, MAX_JOIN_FRAME};
 use crate::identity::NodeId;
 use crate::state::version::unix_millis;
 use crate::state::Snapshot;
+use crate::tls_channel::server::{self as channel, HandlerSlot};
 use crate::trust::ca::JoinRole;
 use crate::trust::keys::PublicKey;
 use crate::trust::tls::{self, TlsConfigs};
@@ -391,7 +391,7 @@ pub enum ExchangeError {
     Open { addr: SocketAddr, source: OpenError },
 }
 
-pub(super) async fn connect(addr: SocketAddr) -> Result<TcpStream, ExchangeError> {
+pub async fn connect(addr: SocketAddr) -> Result<TcpStream, ExchangeError> {
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| ExchangeError::Connect { addr, source: std::io::ErrorKind::TimedOut.into() })?

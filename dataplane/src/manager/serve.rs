@@ -8,16 +8,16 @@ use std::sync::Arc;
 
 use openraft::alias::SnapshotOf;
 
-use super::machine::Action;
+use super::decisions::Action;
 use super::propose::PROPOSE_TIMEOUT;
 use super::transport::{self, Request, Response};
 use super::types::RaftTypes;
 use super::Managers;
-use crate::gossip::channel::ChannelHandler;
 use crate::gossip::join::JoinGate;
 use crate::identity::NodeId;
 use crate::network::ipam;
 use crate::state::Role;
+use crate::tls_channel::server::ChannelHandler;
 
 /// The managers' side of this node's channels and join gate.
 pub struct Endpoint(pub Managers);

@@ -12,8 +12,8 @@ use super::records::{
     ClusterSecrets, EndpointMode, EndpointRecord, ManagerStatus, NetworkRecord, NodeRecord, Protocol,
     ServiceRecord,
 };
-use crate::hash::fnv1a_32;
 use crate::netlink::vxlan::PORT as VXLAN_PORT;
+use crate::util::hash::fnv1a_32;
 
 /// VNIs below this are left to other VXLAN users on the same hosts.
 pub const VNI_BASE: u32 = 4096;

@@ -18,10 +18,10 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::stats::Stats;
-use super::wire::{self, TcpMessage, WireError, MAX_FRAME};
-use crate::hex::Bytes;
+use crate::gossip::stats::Stats;
+use crate::gossip::wire::{self, TcpMessage, WireError, MAX_FRAME};
 use crate::identity::NodeId;
+use crate::util::hex::Bytes;
 
 /// How long a channel may stay silent before the server closes it.
 pub const IDLE: Duration = Duration::from_secs(30);
@@ -37,7 +37,7 @@ pub type HandlerSlot = Arc<OnceLock<Arc<dyn ChannelHandler>>>;
 
 /// Serves a channel whose first request is `first`, until the peer closes it, goes idle, or
 /// sends something else.
-pub(super) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     peer: NodeId,
     first: Vec<u8>,

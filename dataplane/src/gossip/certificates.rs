@@ -11,7 +11,7 @@ use rustls::pki_types::UnixTime;
 
 use super::broadcast::lock;
 use super::crypto::{key_id, Purpose};
-use super::engine::{Agent, Background};
+use super::engine::{Background, Engine};
 use super::key_material::current_salts;
 use super::member::MemberId;
 use super::persist;
@@ -25,7 +25,7 @@ use crate::trust::ca::{ClusterCa, IssuedCert};
 use crate::trust::keys::PublicKey;
 use crate::util::hex::Bytes;
 
-impl Agent {
+impl Engine {
     /// Once a second: renew a certificate that is two thirds through its life, ask for gossip
     /// keys still missing, and follow a change of this node's role with the CA key.
     pub(super) fn maintain_credentials(&mut self) {

@@ -1,4 +1,4 @@
-//! The gossip agent: one task that owns foca, the sockets' receive side, the state and this
+//! The gossip engine: one task that owns foca, the sockets' receive side, the state and this
 //! node's credentials, and publishes a [`Snapshot`] after every change.
 //!
 //! Everything that changes cluster state funnels through this task (datagrams, TCP requests,
@@ -58,7 +58,7 @@ pub(super) enum Background {
     },
 }
 
-pub(super) struct Agent {
+pub(super) struct Engine {
     pub(super) config: GossipConfig,
     pub(super) node_id: NodeId,
     pub(super) identity: MemberId,
@@ -97,7 +97,7 @@ pub(super) struct Agent {
     pub(super) fetching_keys: bool,
 }
 
-impl Agent {
+impl Engine {
     pub(super) async fn run(
         &mut self,
         mut commands: mpsc::Receiver<Command>,

@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use super::broadcast::lock;
-use super::engine::Agent;
+use super::engine::Engine;
 use super::persist::{self, StateFile};
 use crate::state::{Liveness, Snapshot};
 
-impl Agent {
+impl Engine {
     pub(super) fn publish_if_changed(&mut self) {
         let dirty = std::mem::take(&mut lock(&self.shared).dirty);
         if dirty {

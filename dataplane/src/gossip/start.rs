@@ -19,7 +19,7 @@ use super::broadcast::{self, lock, DeltaHandler, Shared, SharedState};
 use super::config::GossipConfig;
 use super::credentials::Credentials;
 use super::crypto::{Keyring, Purpose, ReplayGuard, REPLAY_PER_SOURCE, REPLAY_TOTAL};
-use super::engine::Agent;
+use super::engine::Engine;
 use super::handle::{Exit, GossipHandle};
 use super::held_keys::HeldKeys;
 use super::join::{self, JoinError};
@@ -240,7 +240,7 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
     let (timer_tx, timer_rx) = mpsc::unbounded_channel();
     let (background_tx, background_rx) = mpsc::channel(16);
 
-    let channels: crate::tls_channel::server::HandlerSlot = Default::default();
+    let channels: tcp::ChannelSlot = Default::default();
     let join_gate: join::GateSlot = Default::default();
     let tcp_task = tokio::spawn(tcp::serve(
         listener,
@@ -253,7 +253,7 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
         snapshot_rx.clone(),
     ));
 
-    let mut agent = Agent {
+    let mut agent = Engine {
         config,
         node_id,
         identity,

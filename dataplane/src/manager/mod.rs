@@ -42,8 +42,8 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-pub use error::ManagerError;
 pub use decisions::{Action, Decided, Decision};
+pub use error::ManagerError;
 
 use crate::gossip::GossipHandle;
 use crate::identity::NodeId;

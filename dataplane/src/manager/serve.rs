@@ -17,7 +17,7 @@ use crate::gossip::join::JoinGate;
 use crate::identity::NodeId;
 use crate::network::ipam;
 use crate::state::Role;
-use crate::tls_channel::server::ChannelHandler;
+use crate::tls_channel::server::{ChannelHandler, Server};
 
 /// The managers' side of this node's channels and join gate.
 pub struct Endpoint(pub Managers);
@@ -101,6 +101,6 @@ impl Managers {
 /// Installs this node's endpoint on gossip's channels and join gate.
 pub fn install(managers: &Managers) {
     let endpoint = Arc::new(Endpoint(managers.clone()));
-    managers.gossip().set_channel_handler(endpoint.clone());
+    managers.gossip().set_channel_server(Server::new(endpoint.clone()));
     managers.gossip().set_join_gate(endpoint);
 }

@@ -16,7 +16,6 @@ use meshd::gossip::admission::Admission;
 use meshd::gossip::crypto::{Keyring, Purpose};
 use meshd::gossip::member::MemberId;
 use meshd::gossip::wire::{self, TcpMessage};
-use meshd::hex::Bytes;
 use meshd::identity::NodeId;
 use meshd::identity::{JoinToken, Secret};
 use meshd::state::{
@@ -27,6 +26,7 @@ use meshd::trust::ca::ClusterCa;
 use meshd::trust::certs::CaAnchor;
 use meshd::trust::keys::NodeKey;
 use meshd::trust::record;
+use meshd::util::hex::Bytes;
 use std::sync::{Arc, Mutex};
 
 use foca::BroadcastHandler;
@@ -399,7 +399,7 @@ proptest! {
     /// task name that hides a public one).
     #[test]
     fn any_name_gets_a_decision_that_keeps_the_rules(name in "[a-zA-Z0-9._ -]{0,80}|.{0,300}") {
-        use meshd::names::{check, NameKind};
+        use meshd::name_rules::{check, NameKind};
         for kind in [NameKind::Network, NameKind::Service] {
             if check(kind, &name).is_ok() {
                 prop_assert!(!name.contains('.') && (1..=63).contains(&name.len()), "{}", name);

@@ -6,15 +6,15 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use meshd::gossip::channel_client::Channel;
 use meshd::gossip::member::MemberId;
 use meshd::gossip::persist::ClusterFile;
 use meshd::gossip::tcp;
 use meshd::gossip::wire::TcpMessage;
 use meshd::identity::NodeId;
-use meshd::manager::machine::{Action, Command};
+use meshd::manager::decisions::{Action, Command};
 use meshd::manager::transport::{self, Request, Response};
 use meshd::state::{Change, Delta, SignedDelta, Version};
+use meshd::tls_channel::client::Channel;
 use meshd::trust::certs::CaAnchor;
 use meshd::trust::keys::NodeKey;
 use meshd::trust::record;

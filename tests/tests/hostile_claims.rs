@@ -7,7 +7,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use meshd::manager::machine::{Action, Decision};
+use meshd::manager::decisions::{Action, Decision};
 use meshd::manager::transport::Response;
 use meshd::state::{Change, EndpointRecord, SignedDelta};
 use meshd_tests::command::stdout;

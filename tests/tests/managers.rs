@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use meshd::manager::machine::Action;
+use meshd::manager::decisions::Action;
 use meshd::manager::transport::{Request, Response};
 use meshd::state::Role;
 use meshd_tests::cluster::{Cluster, Node};

@@ -87,10 +87,10 @@ impl Agent {
         options: AttachOptions,
     ) -> Result<LocalAttachment, AgentError> {
         if let Some(task) = &options.task {
-            crate::names::check(crate::names::NameKind::Task, task)?;
+            crate::name_rules::check(crate::name_rules::NameKind::Task, task)?;
         }
         for alias in &options.aliases {
-            crate::names::check(crate::names::NameKind::Task, alias)?;
+            crate::name_rules::check(crate::name_rules::NameKind::Task, alias)?;
         }
         if options.aliases.len() > crate::state::validate::MAX_ALIASES {
             return Err(AgentError::BadRequest(format!(
@@ -368,5 +368,5 @@ pub fn scopes(attachments: &[LocalAttachment]) -> Vec<(PathBuf, Vec<String>, boo
 pub(super) fn random_id() -> String {
     let mut bytes = [0u8; 6];
     getrandom::fill(&mut bytes).expect("the OS random source failed");
-    crate::hex::encode(&bytes)
+    crate::util::hex::encode(&bytes)
 }

@@ -12,7 +12,7 @@ pub enum AgentError {
     #[error(transparent)]
     Service(#[from] ServiceError),
     #[error(transparent)]
-    Name(#[from] crate::names::NameError),
+    Name(#[from] crate::name_rules::NameError),
     #[error("network namespace {0}: {1}")]
     Netns(String, String),
     #[error("{0} is already attached to network {1:?}")]

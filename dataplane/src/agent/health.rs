@@ -5,7 +5,7 @@
 //! terminating one.
 
 use super::{Agent, AgentError};
-use crate::names::{check, NameKind};
+use crate::name_rules::{check, NameKind};
 use crate::state::{Change, Health};
 
 impl Agent {

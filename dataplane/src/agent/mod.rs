@@ -18,7 +18,7 @@
 //! - [`reaper`]: attachments whose namespace or veth vanished without a detach.
 //! - [`node_dns`]: the node's DNS address for containers whose 127.0.0.11 is not meshd's.
 //! - [`counters`]: the datapath's verdict counters by interface name.
-//! - [`observe`]: what the metrics read: reconcile timing, map fill, DNS counters.
+//! - [`telemetry`]: what the metrics read: reconcile timing, map fill, DNS counters.
 //! - [`ports`]: the kernel and the cluster as the agent sees them (fakes in unit tests).
 
 pub mod allocate;
@@ -31,7 +31,6 @@ pub mod health;
 pub mod netns;
 pub mod networks;
 pub mod node_dns;
-pub mod observe;
 pub mod owner_key;
 pub mod owners;
 pub mod ports;
@@ -39,6 +38,8 @@ pub mod reaper;
 pub mod reconcile_loop;
 pub mod services;
 pub mod setup;
+pub mod telemetry;
+
 #[cfg(test)]
 mod tests;
 
@@ -111,7 +112,7 @@ pub struct Agent {
     node_id: NodeId,
     state_dir: Arc<StateDir>,
     /// How long reconciling takes, and how far the kernel lags the state.
-    timing: observe::ReconcileTiming,
+    timing: telemetry::ReconcileTiming,
     /// The MTU of overlay interfaces: the underlay's, minus VXLAN's overhead.
     mtu: u32,
     vxlan_ifindex: u32,

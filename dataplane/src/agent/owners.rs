@@ -107,7 +107,7 @@ impl Agent {
             let mut kept: Vec<String> = Vec::new();
             for alias in aliases {
                 let fresh = record.task.as_ref() != Some(alias) && !kept.contains(alias);
-                if fresh && crate::names::check(crate::names::NameKind::Task, alias).is_ok() {
+                if fresh && crate::name_rules::check(crate::name_rules::NameKind::Task, alias).is_ok() {
                     kept.push(alias.clone());
                 }
             }

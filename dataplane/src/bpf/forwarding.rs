@@ -32,7 +32,7 @@ use std::os::fd::AsFd;
 
 use super::sock_tables::{sock_namespaces, Phase};
 use super::{batch, BpfError, Datapath};
-use crate::hash::fnv1a_32;
+use crate::util::hash::fnv1a_32;
 
 /// Service id -> its Maglev table as the kernel array holds it ([`maglev_array`]), shared.
 pub type MaglevTables = BTreeMap<u32, Arc<Vec<u32>>>;

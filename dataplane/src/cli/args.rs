@@ -133,7 +133,7 @@ pub enum Command {
         network: Option<String>,
         /// Keep the tasks terminating this long first (at most 1h): no new flows, open ones
         /// finish
-        #[arg(long, value_name = "DURATION", value_parser = crate::duration::within(std::time::Duration::from_millis(1), std::time::Duration::from_secs(3600)))]
+        #[arg(long, value_name = "DURATION", value_parser = crate::util::duration::within(std::time::Duration::from_millis(1), std::time::Duration::from_secs(3600)))]
         grace: Option<std::time::Duration>,
     },
 }

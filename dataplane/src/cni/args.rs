@@ -47,7 +47,7 @@ pub fn parse(text: &str) -> Result<CniArgs, CniError> {
             "MESHD_SERVICE" => args.service = Some(value.to_string()).filter(|v| !v.is_empty()),
             "MESHD_TASK" => args.task = Some(value.to_string()).filter(|v| !v.is_empty()),
             "MESHD_GRACE" => {
-                let grace = crate::duration::within(Duration::from_millis(1), MAX_GRACE)(value)
+                let grace = crate::util::duration::within(Duration::from_millis(1), MAX_GRACE)(value)
                     .map_err(|why| unsupported(&format!("CNI_ARGS MESHD_GRACE={}: {why}", shown(value))))?;
                 args.grace = Some(grace);
             }

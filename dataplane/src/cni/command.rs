@@ -181,7 +181,7 @@ fn dns_aliases(conf: &NetConf, service: Option<&str>, task: &str) -> Vec<String>
     let mut aliases: Vec<String> = Vec::new();
     for alias in &conf.aliases {
         let own = Some(alias.as_str()) != service && alias != task && !aliases.contains(alias);
-        if own && crate::names::check(crate::names::NameKind::Task, alias).is_ok() {
+        if own && crate::name_rules::check(crate::name_rules::NameKind::Task, alias).is_ok() {
             aliases.push(alias.clone());
         }
     }

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use super::docker::config::{DockerArgs, DockerConfigError, DockerSettings};
 use crate::api::DEFAULT_SOCKET;
 use crate::discovery::serve::DnsSettings;
-use crate::duration::within;
+use crate::docker::driver::config::{DockerArgs, DockerConfigError, DockerSettings};
 use crate::gossip::GossipConfig;
 use crate::identity::{JoinToken, ParseTokenError, RequestedSettings, SettingsError};
+use crate::util::duration::within;
 
 /// The gossip port (UDP + TCP), as in Docker Swarm.
 pub const DEFAULT_GOSSIP_PORT: u16 = 7946;

@@ -19,12 +19,12 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
 use self::config::{Config, OnOff};
-use self::docker::DockerDriver;
 use self::handler::ApiHandler;
 use crate::agent::{Agent, AgentSettings};
 use crate::api::server::ApiServer;
 use crate::bpf::{bpffs, Datapath};
 use crate::docker::client::DockerApi;
+use crate::docker::driver::{self, DockerDriver};
 use crate::docker::server::PluginServer;
 use crate::gossip::{self, Exit, StartParams};
 use crate::manager::Managers;
@@ -35,7 +35,6 @@ use crate::state_dir::StateDir;
 
 pub mod config;
 pub mod config_file;
-pub mod docker;
 pub mod handler;
 pub mod logging;
 
@@ -134,7 +133,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             Arc::new(DockerDriver::load(agent.clone(), state.clone(), docker.dns_addr, &docker.docker_host)?);
         tracing::info!(socket = %plugin.path().display(), dns = %docker.dns_addr, "Docker network driver listening");
         plugin_task = Some(tokio::spawn(plugin.serve(driver.clone(), stop_rx.clone())));
-        tokio::spawn(docker::events::watch(driver, DockerApi::new(&docker.docker_host), stop_rx.clone()));
+        tokio::spawn(driver::events::watch(driver, DockerApi::new(&docker.docker_host), stop_rx.clone()));
     }
     let metrics = metrics.map(|listener| {
         if let Ok(addr) = listener.local_addr() {

@@ -9,14 +9,14 @@
 //!
 //! each also as `NAME.NETWORK`, and PTR records for tasks and VIPs. Which namespace sees which
 //! network is decided when it asks (`meshd_dns::Registry::lookup`). A record whose network,
-//! service or task name breaks the naming rules (`crate::names`; one merged from a node that
+//! service or task name breaks the naming rules (`crate::name_rules`; one merged from a node that
 //! did not check them) gives no name at all.
 
 use std::collections::HashSet;
 
 use meshd_dns::Registry;
 
-use crate::names::{check, NameKind};
+use crate::name_rules::{check, NameKind};
 use crate::service::backends::healthy_backends;
 use crate::state::{EndpointMode, Snapshot};
 

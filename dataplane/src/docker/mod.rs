@@ -1,13 +1,20 @@
-//! Docker's remote network and IPAM driver protocol, and a client of the Docker Engine API:
-//! what meshd needs to be a Docker network driver. Like [`crate::api`], this floor knows
-//! nothing of the agent; the daemon's Docker driver (`daemon::docker`) joins the two.
+//! Everything Docker: meshd as Docker's remote network and IPAM driver (`meshd --docker-plugin`).
 //!
-//! - [`protocol`]: Docker's calls, parsed and validated into [`protocol::Call`]s.
-//! - [`server`]: the plugin socket, served with axum; the [`server::Driver`] trait.
-//! - [`client`]: the Docker API (events, names) over its socket.
-//! - [`error`]: a refused call.
+//! Two halves, kept apart so the protocol can be tested (and fuzzed) without an agent:
+//!
+//! - The protocol, which knows nothing of the agent (like [`crate::api`]):
+//!   - [`protocol`]: Docker's calls, parsed and validated into [`protocol::Call`]s.
+//!   - [`server`]: the plugin socket, served with axum; the [`server::Driver`] trait.
+//!   - [`client`]: the Docker API (events, names) over its socket.
+//!   - [`error`]: a refused call.
+//! - [`driver`]: the driver itself, which carries the calls out with the agent (networks, IPAM,
+//!   endpoints, Docker's events, the state kept across restarts, the flags).
+//!
+//! The daemon binds the plugin socket ([`server::PluginServer`]) and serves it with a
+//! [`driver::DockerDriver`].
 
 pub mod client;
+pub mod driver;
 pub mod error;
 pub mod protocol;
 pub mod server;

@@ -9,23 +9,23 @@ use std::sync::Arc;
 use foca::Member;
 use rustls::pki_types::UnixTime;
 
-use super::agent::{Agent, Background};
 use super::broadcast::lock;
 use super::crypto::{key_id, Purpose};
+use super::engine::{Background, Engine};
 use super::key_material::current_salts;
 use super::member::MemberId;
 use super::persist;
 use super::start::{keyrings, save_credentials};
 use super::tcp::ExchangeError;
 use super::wire::TcpMessage;
-use crate::hex::Bytes;
 use crate::identity::NodeId;
 use crate::state::version::unix_millis;
 use crate::state::{Change, KeyringStatus, Role};
 use crate::trust::ca::{ClusterCa, IssuedCert};
 use crate::trust::keys::PublicKey;
+use crate::util::hex::Bytes;
 
-impl Agent {
+impl Engine {
     /// Once a second: renew a certificate that is two thirds through its life, ask for gossip
     /// keys still missing, and follow a change of this node's role with the CA key.
     pub(super) fn maintain_credentials(&mut self) {

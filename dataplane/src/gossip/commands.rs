@@ -4,8 +4,8 @@
 
 use std::net::SocketAddr;
 
-use super::agent::Agent;
 use super::broadcast::lock;
+use super::engine::Engine;
 use super::handle::{Command, GossipError};
 use super::persist;
 use super::tcp;
@@ -13,7 +13,7 @@ use crate::identity::{JoinToken, NodeId, Secret};
 use crate::state::{Change, Role};
 use crate::trust::ca::JoinRole;
 
-impl Agent {
+impl Engine {
     pub(super) fn handle_command(&mut self, command: Command) {
         match command {
             Command::JoinToken { role, reply } => {

@@ -5,10 +5,9 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::channel::{ChannelHandler, HandlerSlot};
 use super::join::{GateSlot, JoinGate};
 use super::stats::Stats;
-use super::tcp::SharedTls;
+use super::tcp::{ChannelServer, ChannelSlot, SharedTls};
 use crate::identity::JoinToken;
 use crate::state::{Change, Snapshot};
 use crate::trust::ca::JoinRole;
@@ -62,7 +61,7 @@ pub struct GossipHandle {
     pub(super) commands: mpsc::Sender<Command>,
     pub(super) stats: Arc<Stats>,
     pub(super) tls: SharedTls,
-    pub(super) channels: HandlerSlot,
+    pub(super) channels: ChannelSlot,
     pub(super) join_gate: GateSlot,
     /// What the cluster was created with; fixed for the cluster's life.
     pub(super) settings: Arc<crate::identity::ClusterSettings>,
@@ -93,7 +92,7 @@ impl GossipHandle {
         self.ask(|reply| Command::JoinToken { role, reply }).await
     }
 
-    /// This node's TLS configuration, for channels to other members (`channel::Channel`).
+    /// This node's TLS configuration, for channels to other members (`tls_channel::client::Channel`).
     pub fn tls(&self) -> Arc<TlsConfigs> {
         self.tls.load_full()
     }
@@ -103,9 +102,9 @@ impl GossipHandle {
         self.tls.clone()
     }
 
-    /// Installs what answers channels opened to this node (once; later calls are ignored).
-    pub fn set_channel_handler(&self, handler: Arc<dyn ChannelHandler>) {
-        let _ = self.channels.set(handler);
+    /// Installs what serves channels opened to this node (once; later calls are ignored).
+    pub fn set_channel_server(&self, server: Arc<dyn ChannelServer>) {
+        let _ = self.channels.set(server);
     }
 
     /// Installs what approves a node joining as a manager (once).

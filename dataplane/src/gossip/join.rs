@@ -20,11 +20,11 @@ use super::crypto::{Keyring, Purpose};
 use super::member::MemberId;
 use super::tcp::{self, ExchangeError, SharedGuard};
 use super::wire::TcpMessage;
-use crate::hex::Bytes;
 use crate::identity::{ClusterSettings, Fingerprint, JoinToken, NodeId, RequestedSettings, Secret};
 use crate::state::{ClusterState, Signature, SignedDelta};
 use crate::trust::ca::{IssuedCert, JoinRole};
 use crate::trust::keys::{NodeKey, PublicKey};
+use crate::util::hex::Bytes;
 
 /// What a join proof signs, before the message.
 const JOIN_DOMAIN: &[u8] = b"meshd-join-v1";

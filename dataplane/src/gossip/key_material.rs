@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use rand::seq::IndexedRandom;
 
-use super::agent::{Agent, Background};
 use super::broadcast::lock;
+use super::engine::{Background, Engine};
 use super::held_keys::HeldKeys;
 use super::tcp::{self, ExchangeError};
 use super::wire::{SaltedKey, TcpMessage};
@@ -72,7 +72,7 @@ pub(super) async fn fetch_now(
     }
 }
 
-impl Agent {
+impl Engine {
     /// Follows the `secrets` record: derives its keys (a manager), forgets retired ones, and
     /// asks a manager for those still missing. Whether the keys held changed.
     pub(super) fn follow_gossip_keys(&mut self, salts: &[Secret]) -> bool {

@@ -7,15 +7,15 @@ use std::time::Instant;
 
 use foca::{OwnedNotification, State};
 
-use super::agent::Agent;
 use super::broadcast::lock;
+use super::engine::Engine;
 use super::member::MemberId;
 use super::stats::Stats;
 use crate::identity::NodeId;
 use crate::state::version::unix_millis;
 use crate::state::Liveness;
 
-impl Agent {
+impl Engine {
     /// With no live member (after a restart, or on the small side of a partition), announce to
     /// every node the state knows; whoever answers brings the rest.
     pub(super) fn rejoin_if_alone(&mut self) {

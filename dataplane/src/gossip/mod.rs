@@ -7,26 +7,25 @@
 //! - TCP 7946 carries mutual TLS between members (push-pull anti-entropy, certificate renewal,
 //!   the CA key for a promoted manager) and the sealed join handshake ([`tcp`], [`wire`],
 //!   [`join`]).
-//! - Layers above talk over lasting mutual-TLS [`channel`]s on the same port (the managers'
-//!   Raft group).
+//! - Layers above talk over lasting mutual-TLS channels on the same port (the managers' Raft
+//!   group): gossip accepts the connection and proves the peer, then hands it to the
+//!   [`tcp::ChannelServer`] installed from above (`crate::tls_channel`).
 //! - Every delta passes [`admission`] before it is merged: signature, writer's certificate and
 //!   role, removal, clock skew, and content; refusals are counted by reason ([`stats`]).
-//! - One task owns foca, the state and this node's [`credentials`] ([`agent`], with
+//! - One task owns foca, the state and this node's [`credentials`] ([`engine`], with
 //!   [`commands`], [`membership`] housekeeping, [`certificates`] renewal and [`publish`]ing); it
 //!   publishes an immutable `state::Snapshot` on a `watch` channel for everyone else, who talk
 //!   to it through a [`GossipHandle`] ([`handle`]). [`start`] creates, joins or rejoins the
 //!   cluster; [`persist`] keeps it across restarts.
 
 pub mod admission;
-pub mod agent;
 pub mod broadcast;
 pub mod certificates;
-pub mod channel;
-pub mod channel_client;
 pub mod commands;
 pub mod config;
 pub mod credentials;
 pub mod crypto;
+pub mod engine;
 pub mod handle;
 pub mod held_keys;
 pub mod join;

@@ -13,11 +13,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::hex::Bytes;
 use crate::identity::ClusterSettings;
 use crate::state::SignedDelta;
 use crate::state_dir::{StateDir, StateDirError};
 use crate::trust::ca::IssuedCert;
+use crate::util::hex::Bytes;
 
 const CLUSTER_FILE: &str = "cluster.json";
 const STATE_FILE: &str = "state.json";

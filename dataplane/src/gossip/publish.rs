@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use super::agent::Agent;
 use super::broadcast::lock;
+use super::engine::Engine;
 use super::persist::{self, StateFile};
 use crate::state::{Liveness, Snapshot};
 
-impl Agent {
+impl Engine {
     pub(super) fn publish_if_changed(&mut self) {
         let dirty = std::mem::take(&mut lock(&self.shared).dirty);
         if dirty {

@@ -15,11 +15,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::admission::Admission;
-use super::agent::Agent;
 use super::broadcast::{self, lock, DeltaHandler, Shared, SharedState};
 use super::config::GossipConfig;
 use super::credentials::Credentials;
 use super::crypto::{Keyring, Purpose, ReplayGuard, REPLAY_PER_SOURCE, REPLAY_TOTAL};
+use super::engine::Engine;
 use super::handle::{Exit, GossipHandle};
 use super::held_keys::HeldKeys;
 use super::join::{self, JoinError};
@@ -28,7 +28,6 @@ use super::member::MemberId;
 use super::persist::{self, ClusterFile};
 use super::stats::Stats;
 use super::tcp::{self, JoinRings, Keyrings, SharedGuard};
-use crate::hex::Bytes;
 use crate::identity::{JoinToken, NodeId, RequestedSettings, Secret};
 use crate::state::version::unix_millis;
 use crate::state::{Change, ClusterSecrets, ClusterState, Delta, JoinEpochs, Liveness, Snapshot};
@@ -37,6 +36,7 @@ use crate::trust::ca::{ClusterCa, IssuedCert};
 use crate::trust::certs::CaAnchor;
 use crate::trust::keys::NodeKey;
 use crate::trust::record;
+use crate::util::hex::Bytes;
 
 /// Everything the agent needs to start.
 pub struct StartParams {
@@ -270,7 +270,7 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
     let (timer_tx, timer_rx) = mpsc::unbounded_channel();
     let (background_tx, background_rx) = mpsc::channel(16);
 
-    let channels: super::channel::HandlerSlot = Default::default();
+    let channels: tcp::ChannelSlot = Default::default();
     let join_gate: join::GateSlot = Default::default();
     let tcp_task = tokio::spawn(tcp::serve(
         listener,
@@ -283,7 +283,7 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
         snapshot_rx.clone(),
     ));
 
-    let mut agent = Agent {
+    let mut agent = Engine {
         config,
         node_id,
         identity,

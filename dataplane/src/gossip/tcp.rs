@@ -25,8 +25,10 @@
 //! containers cannot open connections to any node's gossip port (`host::nftables`).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -34,7 +36,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use super::channel::{self, HandlerSlot};
 use super::crypto::{Keyring, OpenError, Opened, ReplayGuard};
 use super::stats::Stats;
 use super::wire::{self, TcpMessage, WireError, MAX_JOIN_FRAME};
@@ -95,6 +96,26 @@ pub enum Inbound {
 }
 
 pub type SharedGuard = Arc<Mutex<ReplayGuard>>;
+
+/// A member's connection as the server accepted it (after the TLS handshake).
+pub type MemberStream = tokio_rustls::server::TlsStream<TcpStream>;
+
+/// What takes over a member connection whose first frame opens a lasting channel
+/// (`TcpMessage::Channel`): the `tls_channel` layer above gossip, installed once gossip runs.
+/// Gossip owns the port, the connection's slot and the peer's proven identity; the channel
+/// layer owns the frames that follow. A trait, so that gossip does not import the layer above.
+pub trait ChannelServer: Send + Sync + 'static {
+    fn serve<'a>(
+        &'a self,
+        stream: &'a mut MemberStream,
+        peer: NodeId,
+        first: Vec<u8>,
+        stats: &'a Stats,
+    ) -> Pin<Box<dyn Future<Output = Result<(), &'static str>> + Send + 'a>>;
+}
+
+/// Where the channel server is installed, once, after gossip started.
+pub type ChannelSlot = Arc<OnceLock<Arc<dyn ChannelServer>>>;
 pub type SharedTls = Arc<ArcSwap<TlsConfigs>>;
 
 /// Checks a frame's timestamp and nonce against the shared replay guard, in `source`'s share.
@@ -115,7 +136,7 @@ struct Server {
     inbound: mpsc::Sender<Inbound>,
     stats: Arc<Stats>,
     sources: Mutex<HashMap<IpAddr, usize>>,
-    channels: HandlerSlot,
+    channels: ChannelSlot,
     pools: Pools,
 }
 
@@ -205,7 +226,7 @@ pub async fn serve(
     guard: SharedGuard,
     inbound: mpsc::Sender<Inbound>,
     stats: Arc<Stats>,
-    channels: HandlerSlot,
+    channels: ChannelSlot,
     snapshot: watch::Receiver<Arc<Snapshot>>,
 ) {
     let server = Arc::new(Server {
@@ -307,7 +328,8 @@ async fn serve_member(server: &Server, stream: TcpStream, peer: SocketAddr) -> R
         return Err("a join message over TLS");
     }
     if let TcpMessage::Channel { payload } = message {
-        return channel::serve(&mut stream, node, payload.0, &server.channels, &server.stats).await;
+        let channels = server.channels.get().ok_or("no channel handler on this node")?.clone();
+        return channels.serve(&mut stream, node, payload.0, &server.stats).await;
     }
     let (reply, answer) = oneshot::channel();
     let request = Inbound::Member { message, peer, node, key, reply };
@@ -391,7 +413,7 @@ pub enum ExchangeError {
     Open { addr: SocketAddr, source: OpenError },
 }
 
-pub(super) async fn connect(addr: SocketAddr) -> Result<TcpStream, ExchangeError> {
+pub async fn connect(addr: SocketAddr) -> Result<TcpStream, ExchangeError> {
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
         .await
         .map_err(|_| ExchangeError::Connect { addr, source: std::io::ErrorKind::TimedOut.into() })?

@@ -19,11 +19,11 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::member::MemberId;
-use crate::hex::Bytes;
 use crate::identity::{ClusterSettings, RequestedSettings, Secret};
 use crate::state::{Signature, SignedDelta};
 use crate::trust::ca::IssuedCert;
 use crate::trust::keys::PublicKey;
+use crate::util::hex::Bytes;
 
 /// Largest frame accepted from a member. The largest message a member legitimately sends is
 /// the whole state (a push-pull, or a Raft snapshot on a managers' channel). Every entry of it

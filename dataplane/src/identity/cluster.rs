@@ -14,7 +14,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::hex;
+use crate::util::hex;
 
 const TOKEN_PREFIX: &str = "MESHTKN";
 const TOKEN_VERSION: &str = "1";

@@ -40,7 +40,7 @@ impl NodeId {
 
 impl fmt::Display for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::hex::encode(&self.0))
+        f.write_str(&crate::util::hex::encode(&self.0))
     }
 }
 
@@ -58,7 +58,7 @@ impl FromStr for NodeId {
     type Err = ParseNodeIdError;
 
     fn from_str(s: &str) -> Result<NodeId, ParseNodeIdError> {
-        crate::hex::decode_array::<16>(s.trim())
+        crate::util::hex::decode_array::<16>(s.trim())
             .map(NodeId)
             .ok_or_else(|| ParseNodeIdError(s.chars().take(64).collect()))
     }

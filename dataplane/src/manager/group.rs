@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use openraft::type_config::async_runtime::watch::WatchReceiver;
 use openraft::ChangeMembers;
 
-use super::machine::Action;
-use super::state_machine::Raft;
+use super::decisions::Action;
+use super::raft_state_machine::Raft;
 use super::types::ManagerNode;
 use super::Managers;
 use crate::identity::NodeId;

@@ -22,12 +22,12 @@ use openraft::type_config::async_runtime::watch::WatchReceiver;
 use openraft::{Instant as _, ServerState};
 use tokio::sync::watch;
 
-use super::machine::{Action, Decided};
+use super::decisions::{Action, Decided};
 use super::mirror;
+use super::raft_log::LogStore;
+use super::raft_state_machine::Raft;
+use super::raft_state_machine::StateMachine;
 use super::serve;
-use super::state_machine::Raft;
-use super::state_machine::StateMachine;
-use super::store::LogStore;
 use super::transport::Network;
 use super::types::{self, ManagerNode, ELECTION_TIMEOUT_MIN_MS};
 use super::{Inner, ManagerError, Managers};

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use super::machine::Decided;
+use super::decisions::Decided;
 use crate::identity::NodeId;
 use crate::state::table::Table;
 use crate::state::{BlockClaim, Change, ClusterState, Revocation};

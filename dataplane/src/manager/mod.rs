@@ -21,18 +21,18 @@
 //! leader that lost its majority (the minority's error is immediate) and has pre-vote (a manager
 //! cut off does not depose the leader when it comes back); docs/consistency.md says more.
 
+pub mod decisions;
 pub mod error;
 pub mod files;
 pub mod group;
 pub mod key_rotation;
 pub mod lifecycle;
-pub mod machine;
 pub mod mirror;
 pub mod operations;
 pub mod propose;
+pub mod raft_log;
+pub mod raft_state_machine;
 pub mod serve;
-pub mod state_machine;
-pub mod store;
 pub mod transport;
 pub mod types;
 
@@ -42,14 +42,14 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
+pub use decisions::{Action, Decided, Decision};
 pub use error::ManagerError;
-pub use machine::{Action, Decided, Decision};
 
-use crate::gossip::channel_client::Channel;
 use crate::gossip::GossipHandle;
 use crate::identity::NodeId;
 use crate::state_dir::StateDir;
-use state_machine::Raft;
+use crate::tls_channel::client::Channel;
+use raft_state_machine::Raft;
 
 /// This node's part in the managers' group: a Raft member while it is a manager, a client of
 /// the group always. Cheap to clone.

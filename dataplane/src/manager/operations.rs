@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::machine::{Action, Decision};
+use super::decisions::{Action, Decision};
 use super::{ManagerError, Managers};
 use crate::identity::{JoinToken, NodeId, Secret};
 use crate::state::{Availability, ClusterSecrets, Role, Snapshot};

@@ -17,14 +17,14 @@ use openraft::errors::{ClientWriteError, RaftError};
 use rand::seq::IndexedRandom;
 use tokio::time::Instant;
 
-use super::machine::{Action, Command, Decision};
-use super::state_machine::Raft;
+use super::decisions::{Action, Command, Decision};
+use super::raft_state_machine::Raft;
 use super::transport::{self, ProposeFailure, Request, Response};
 use super::types::ManagerNode;
 use super::{ManagerError, Managers};
-use crate::gossip::channel_client::Channel;
 use crate::identity::NodeId;
 use crate::state::{Role, Snapshot};
+use crate::tls_channel::client::Channel;
 
 /// How long a proposal may take, retries included: several elections' worth.
 pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -8,16 +8,16 @@ use std::sync::Arc;
 
 use openraft::alias::SnapshotOf;
 
-use super::machine::Action;
+use super::decisions::Action;
 use super::propose::PROPOSE_TIMEOUT;
 use super::transport::{self, Request, Response};
 use super::types::RaftTypes;
 use super::Managers;
-use crate::gossip::channel::ChannelHandler;
 use crate::gossip::join::JoinGate;
 use crate::identity::NodeId;
 use crate::network::ipam;
 use crate::state::Role;
+use crate::tls_channel::server::{ChannelHandler, Server};
 
 /// The managers' side of this node's channels and join gate.
 pub struct Endpoint(pub Managers);
@@ -101,6 +101,6 @@ impl Managers {
 /// Installs this node's endpoint on gossip's channels and join gate.
 pub fn install(managers: &Managers) {
     let endpoint = Arc::new(Endpoint(managers.clone()));
-    managers.gossip().set_channel_handler(endpoint.clone());
+    managers.gossip().set_channel_server(Server::new(endpoint.clone()));
     managers.gossip().set_join_gate(endpoint);
 }

@@ -1,4 +1,4 @@
-//! Raft's messages between managers, over gossip's mutual-TLS channels (`gossip::channel`): the
+//! Raft's messages between managers, over gossip's mutual-TLS channels (`tls_channel::server`): the
 //! certificate proves which node sends, and the channel stays open for the heartbeats.
 //!
 //! openraft drives one client per peer, one RPC at a time; each holds one [`Channel`]. Errors
@@ -19,11 +19,11 @@ use openraft::raft::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::machine::{Command, Decision};
+use super::decisions::{Command, Decision};
 use super::types::{ManagerNode, RaftTypes};
-use crate::gossip::channel_client::Channel;
 use crate::gossip::tcp::{ExchangeError, SharedTls};
 use crate::identity::NodeId;
+use crate::tls_channel::client::Channel;
 
 /// A request on a managers' channel.
 #[derive(Debug, Serialize, Deserialize)]

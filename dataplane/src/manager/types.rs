@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::machine::{Command, Decision};
+use super::decisions::{Command, Decision};
 use crate::identity::NodeId;
 
 /// A member of the Raft group: where to reach it (its gossip address: Raft runs over the same

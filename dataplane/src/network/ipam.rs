@@ -1,5 +1,5 @@
 //! Address management in two levels, as in Swarm: blocks of 16 addresses granted to nodes by
-//! the managers' Raft group (`manager::machine`: a block goes to one node, once, however the
+//! the managers' Raft group (`manager::decisions`: a block goes to one node, once, however the
 //! cluster is partitioned), and addresses handed out by each node from its own blocks without
 //! asking anyone. So attaching stays local and fast, keeps working on a side of a partition
 //! while the node's blocks last, and two nodes can never hand out the same address.

@@ -17,7 +17,7 @@ pub use crate::state::validate::{vni_for, MAX_PREFIX, MIN_PREFIX, VNI_BASE};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NetworkError {
     #[error(transparent)]
-    Name(#[from] crate::names::NameError),
+    Name(#[from] crate::name_rules::NameError),
     #[error("invalid subnet {0:?}: expected an IPv4 CIDR such as 10.10.0.0/24")]
     Subnet(String),
     #[error("subnet {given} has host bits set; did you mean {network}?")]
@@ -44,9 +44,9 @@ pub enum NetworkError {
     MtuTooLarge { mtu: u32, limit: u32 },
 }
 
-/// A network name is one DNS label (`crate::names`).
+/// A network name is one DNS label (`crate::name_rules`).
 pub fn validate_name(name: &str) -> Result<(), NetworkError> {
-    Ok(crate::names::check(crate::names::NameKind::Network, name)?)
+    Ok(crate::name_rules::check(crate::name_rules::NameKind::Network, name)?)
 }
 
 pub fn parse_subnet(text: &str) -> Result<Ipv4Net, NetworkError> {

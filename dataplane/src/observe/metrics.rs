@@ -22,8 +22,8 @@ use prometheus_client::registry::Registry;
 
 use super::Sources;
 use crate::api::views;
-use crate::histogram::HistogramSnapshot;
 use crate::state::Protocol;
+use crate::util::histogram::HistogramSnapshot;
 
 type Labels = Vec<(&'static str, String)>;
 

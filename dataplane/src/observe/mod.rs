@@ -12,7 +12,7 @@ pub mod metrics;
 
 use std::sync::{Arc, Mutex};
 
-use crate::agent::observe::UsageCache;
+use crate::agent::telemetry::UsageCache;
 use crate::agent::Agent;
 use crate::gossip::GossipHandle;
 use crate::monitor::Monitor;

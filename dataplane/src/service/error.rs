@@ -5,7 +5,7 @@ use crate::state::PublishedPort;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ServiceError {
     #[error(transparent)]
-    Name(#[from] crate::names::NameError),
+    Name(#[from] crate::name_rules::NameError),
     #[error("a service named {0:?} already exists")]
     Exists(String),
     #[error("no network named {0:?}")]

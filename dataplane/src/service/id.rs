@@ -1,7 +1,7 @@
 //! A service's id in the maps (its key in md_maglev_v3): the same on every node and across
 //! restarts, because it is a hash of the service's name.
 
-use crate::hash::fnv1a_32;
+use crate::util::hash::fnv1a_32;
 
 pub fn service_id(name: &str) -> u32 {
     fnv1a_32(name.bytes())

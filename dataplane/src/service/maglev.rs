@@ -5,7 +5,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::hash::fnv1a_64;
+use crate::util::hash::fnv1a_64;
 
 /// The table size M for `backends` backends: the largest prime below a power of two (127, 251,
 /// 509, 1021, 2039, ...), the smallest such that M >= 100 x backends, which keeps each backend's

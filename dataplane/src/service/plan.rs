@@ -5,9 +5,9 @@ use super::error::ServiceError;
 use super::ports::{meshd_ports, parse_publish, port_owners};
 use crate::state::{ClusterState, EndpointMode, Protocol, PublishedPort};
 
-/// A service name must be a DNS label: it will be resolvable by name (`crate::names`).
+/// A service name must be a DNS label: it will be resolvable by name (`crate::name_rules`).
 pub fn validate_name(name: &str) -> Result<(), ServiceError> {
-    Ok(crate::names::check(crate::names::NameKind::Service, name)?)
+    Ok(crate::name_rules::check(crate::name_rules::NameKind::Service, name)?)
 }
 
 /// Checks a new service against the state (the VIP is allocated by the caller); returns its

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::signature::Signature;
 use super::version::Version;
-use crate::hex::Bytes;
 use crate::identity::{NodeId, Secret};
+use crate::util::hex::Bytes;
 
 /// What a node says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -23,19 +23,19 @@ impl Default for Signature {
 
 impl fmt::Debug for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Signature({}..)", crate::hex::encode(&self.0[..6]))
+        write!(f, "Signature({}..)", crate::util::hex::encode(&self.0[..6]))
     }
 }
 
 impl Serialize for Signature {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        crate::hex::Bytes(self.0.to_vec()).serialize(serializer)
+        crate::util::hex::Bytes(self.0.to_vec()).serialize(serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for Signature {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Signature, D::Error> {
-        let bytes = crate::hex::Bytes::deserialize(deserializer)?;
+        let bytes = crate::util::hex::Bytes::deserialize(deserializer)?;
         let array: [u8; 64] =
             bytes.0.try_into().map_err(|_| serde::de::Error::custom("a signature is 64 bytes"))?;
         Ok(Signature(array))

@@ -12,7 +12,7 @@ use super::records::{
     ClusterSecrets, EndpointMode, EndpointRecord, ManagerStatus, NetworkRecord, NodeRecord, Protocol,
     ServiceRecord,
 };
-use crate::hash::fnv1a_32;
+use crate::util::hash::fnv1a_32;
 
 /// VNIs below this are left to other VXLAN users on the same hosts.
 pub const VNI_BASE: u32 = 4096;

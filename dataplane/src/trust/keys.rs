@@ -33,7 +33,7 @@ pub struct PublicKey(pub [u8; 32]);
 
 impl std::fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PublicKey({})", crate::hex::encode(&self.0[..8]))
+        write!(f, "PublicKey({})", crate::util::hex::encode(&self.0[..8]))
     }
 }
 

@@ -12,7 +12,7 @@ use meshd::gossip::broadcast;
 use meshd::gossip::config::GossipConfig;
 use meshd::gossip::join;
 use meshd::gossip::wire::{self, TcpMessage};
-use meshd::manager::machine::{Action, Command, Decided};
+use meshd::manager::decisions::{Action, Command, Decided};
 use meshd::manager::transport::{self, ProposeFailure, Request, Response};
 use meshd::state::{NetworkRecord, Signature};
 use rand::rngs::StdRng;
@@ -112,7 +112,7 @@ fn gossip_tcp() -> Vec<Vec<u8>> {
         }),
         framed(&TcpMessage::RenewRequest),
         framed(&TcpMessage::Channel {
-            payload: meshd::hex::Bytes(transport::encode(&Request::Propose(command(1)))),
+            payload: meshd::util::hex::Bytes(transport::encode(&Request::Propose(command(1)))),
         }),
     ]
 }

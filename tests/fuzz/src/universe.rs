@@ -11,7 +11,7 @@ use meshd::gossip::broadcast::{self, lock, DeltaHandler, Shared};
 use meshd::gossip::credentials::Credentials;
 use meshd::gossip::member::MemberId;
 use meshd::gossip::stats::Stats;
-use meshd::hex::Bytes;
+use meshd::util::hex::Bytes;
 use meshd::identity::NodeId;
 use meshd::state::{
     validate, BlockClaim, Change, ClusterState, Delta, NetworkRecord, NodeRecord, Signature, SignedDelta,

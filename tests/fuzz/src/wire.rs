@@ -12,7 +12,7 @@ use meshd::gossip::join;
 use meshd::gossip::member::MemberId;
 use meshd::gossip::wire::{self, TcpMessage, MAX_JOIN_FRAME};
 use meshd::identity::Secret;
-use meshd::manager::machine::Decided;
+use meshd::manager::decisions::Decided;
 use meshd::manager::transport::{self, Request, Response};
 use meshd::state::SignedDelta;
 use meshd::trust::ca::JoinRole;

@@ -239,9 +239,9 @@ fn idle_cost(cluster: &Cluster) -> (u64, f64) {
 /// against a cached certificate), and joining a node (key proof, certificate, TLS), in turns.
 fn trust_costs(rounds: usize) {
     use meshd::gossip::admission::Admission;
-    use meshd::hex::Bytes;
     use meshd::state::{Change, ClusterState, Delta, EndpointRecord, NodeRecord, Signature, Version};
     use meshd::trust::{ca::ClusterCa, certs::CaAnchor, keys::NodeKey, record};
+    use meshd::util::hex::Bytes;
 
     let ca = ClusterCa::create().expect("a CA");
     let key = NodeKey::generate().expect("a key");

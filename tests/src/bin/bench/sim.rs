@@ -16,13 +16,13 @@ use meshd::gossip::broadcast::{self, lock, DeltaHandler, Shared, SharedState};
 use meshd::gossip::member::MemberId;
 use meshd::gossip::stats::Stats;
 use meshd::gossip::GossipConfig;
-use meshd::hex::Bytes;
 use meshd::identity::NodeId;
 use meshd::state::{Availability, Change, Delta, NodeRecord, Signature, SignedDelta, Version};
 use meshd::trust::ca::ClusterCa;
 use meshd::trust::certs::CaAnchor;
 use meshd::trust::keys::NodeKey;
 use meshd::trust::record;
+use meshd::util::hex::Bytes;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 

@@ -9,19 +9,20 @@
 //!
 //! Bounded like any member connection (it holds one of the server's connection slots and its
 //! source's share), plus an idle limit: a channel that carries nothing for [`IDLE`] closes.
-//! The client end is `channel_client::Channel`.
+//! The client end is `client::Channel`.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::stats::Stats;
-use super::wire::{self, TcpMessage, WireError, MAX_FRAME};
-use crate::hex::Bytes;
+use crate::gossip::stats::Stats;
+use crate::gossip::tcp::{ChannelServer, MemberStream};
+use crate::gossip::wire::{self, TcpMessage, WireError, MAX_FRAME};
 use crate::identity::NodeId;
+use crate::util::hex::Bytes;
 
 /// How long a channel may stay silent before the server closes it.
 pub const IDLE: Duration = Duration::from_secs(30);
@@ -32,19 +33,40 @@ pub trait ChannelHandler: Send + Sync + 'static {
     fn handle(&self, peer: NodeId, request: Vec<u8>) -> Pin<Box<dyn Future<Output = Vec<u8>> + Send>>;
 }
 
-/// Where the handler is installed, once, after gossip started.
-pub type HandlerSlot = Arc<OnceLock<Arc<dyn ChannelHandler>>>;
+/// Serves channels with a [`ChannelHandler`]: what gossip's TCP server hands a member
+/// connection to once its first frame opens a channel (installed with
+/// `GossipHandle::set_channel_server`, so gossip never imports this layer).
+pub struct Server {
+    handler: Arc<dyn ChannelHandler>,
+}
+
+impl Server {
+    pub fn new(handler: Arc<dyn ChannelHandler>) -> Arc<Server> {
+        Arc::new(Server { handler })
+    }
+}
+
+impl ChannelServer for Server {
+    fn serve<'a>(
+        &'a self,
+        stream: &'a mut MemberStream,
+        peer: NodeId,
+        first: Vec<u8>,
+        stats: &'a Stats,
+    ) -> Pin<Box<dyn Future<Output = Result<(), &'static str>> + Send + 'a>> {
+        Box::pin(serve(stream, peer, first, self.handler.as_ref(), stats))
+    }
+}
 
 /// Serves a channel whose first request is `first`, until the peer closes it, goes idle, or
 /// sends something else.
-pub(super) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     peer: NodeId,
     first: Vec<u8>,
-    slot: &HandlerSlot,
+    handler: &dyn ChannelHandler,
     stats: &Stats,
 ) -> Result<(), &'static str> {
-    let handler = slot.get().ok_or("no channel handler on this node")?.clone();
     let mut request = first;
     loop {
         let reply = handler.handle(peer, request).await;

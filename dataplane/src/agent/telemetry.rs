@@ -9,7 +9,7 @@ use meshd_dns::DnsStats;
 
 use super::{Agent, AgentError};
 use crate::bpf::pressure::{Usage, MIN_INTERVAL};
-use crate::histogram::{DurationHistogram, HistogramSnapshot};
+use crate::util::histogram::{DurationHistogram, HistogramSnapshot};
 
 /// Reconcile rounds, timed.
 #[derive(Debug, Default)]

@@ -1,4 +1,4 @@
-//! The gossip agent: one task that owns foca, the sockets' receive side, the state and this
+//! The gossip engine: one task that owns foca, the sockets' receive side, the state and this
 //! node's credentials, and publishes a [`Snapshot`] after every change.
 //!
 //! Everything that changes cluster state funnels through this task (datagrams, TCP requests,
@@ -29,13 +29,13 @@ use super::member::MemberId;
 use super::stats::Stats;
 use super::tcp::{self, ExchangeError, Inbound, Keyrings, SharedGuard, SharedTls};
 use super::wire::TcpMessage;
-use crate::hex::Bytes;
 use crate::identity::NodeId;
 use crate::state::version::unix_millis;
 use crate::state::{Change, Delta, Liveness, Role, SignedDelta, Snapshot};
 use crate::state_dir::StateDir;
 use crate::trust::record;
 use crate::trust::tls::Revoked;
+use crate::util::hex::Bytes;
 
 pub(super) type Swim = Foca<MemberId, PostcardCodec, StdRng, DeltaHandler>;
 
@@ -58,7 +58,7 @@ pub(super) enum Background {
     },
 }
 
-pub(super) struct Agent {
+pub(super) struct Engine {
     pub(super) config: GossipConfig,
     pub(super) node_id: NodeId,
     pub(super) identity: MemberId,
@@ -97,7 +97,7 @@ pub(super) struct Agent {
     pub(super) fetching_keys: bool,
 }
 
-impl Agent {
+impl Engine {
     pub(super) async fn run(
         &mut self,
         mut commands: mpsc::Receiver<Command>,

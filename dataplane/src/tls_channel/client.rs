@@ -8,11 +8,11 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use super::tcp::{connect, ExchangeError, HANDSHAKE_DEADLINE};
-use super::wire::{self, TcpMessage, WireError};
-use crate::hex::Bytes;
+use crate::gossip::tcp::{connect, ExchangeError, HANDSHAKE_DEADLINE};
+use crate::gossip::wire::{self, TcpMessage, WireError};
 use crate::identity::NodeId;
 use crate::trust::tls::{self, TlsConfigs};
+use crate::util::hex::Bytes;
 
 /// The client end of a channel to one member: connected on first use, and again after any
 /// failure. One request at a time (`&mut self`).

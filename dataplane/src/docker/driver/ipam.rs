@@ -159,5 +159,5 @@ fn overlap(a: &Ipv4Net, b: &Ipv4Net) -> bool {
 fn random_hex() -> String {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).expect("the OS random source failed");
-    crate::hex::encode(&bytes)
+    crate::util::hex::encode(&bytes)
 }

@@ -13,8 +13,8 @@ use openraft::{EntryPayload, RaftSnapshotBuilder};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::decisions::{Decided, Decision};
 use super::files::{read_value, write_value};
-use super::machine::{Decided, Decision};
 use super::types::RaftTypes;
 use crate::state_dir::StateDir;
 

@@ -242,9 +242,9 @@ mod tests {
     use tokio::sync::watch;
 
     use super::*;
-    use crate::manager::machine::{Action, Command, Decided, Decision};
-    use crate::manager::state_machine::Raft;
-    use crate::manager::state_machine::StateMachine;
+    use crate::manager::decisions::{Action, Command, Decided, Decision};
+    use crate::manager::raft_state_machine::Raft;
+    use crate::manager::raft_state_machine::StateMachine;
     use crate::manager::transport::Network;
     use crate::manager::types::{self, ManagerNode};
     use crate::state::validate::vni_for;

@@ -6,12 +6,10 @@
 
 use std::future::Future;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use nix::sys::stat::{umask, Mode};
 use nix::unistd::Uid;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -21,6 +19,7 @@ use super::error::{ApiError, ErrorKind};
 use super::reply::{Reply, Response, StreamLine};
 use super::request::{parse_request, Request, MAX_REQUEST_BYTES};
 use crate::monitor::{Filter, Subscription};
+use crate::util::private_socket::{self, BindFailure};
 
 /// How long a connection may sit idle between requests before it is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -51,6 +50,17 @@ pub enum BindError {
     Bind { path: PathBuf, source: io::Error },
 }
 
+impl From<BindFailure> for BindError {
+    fn from(failure: BindFailure) -> BindError {
+        match failure {
+            BindFailure::Directory { path, source } => BindError::Directory { path, source },
+            BindFailure::InUse { path } => BindError::InUse { path },
+            BindFailure::NotASocket { path } => BindError::NotASocket { path },
+            BindFailure::Bind { path, source } => BindError::Bind { path, source },
+        }
+    }
+}
+
 /// A bound API socket; the socket file is removed when this is dropped.
 #[derive(Debug)]
 pub struct ApiServer {
@@ -62,34 +72,8 @@ impl ApiServer {
     /// Binds `path` with mode 0600. A stale socket (nobody listening) is replaced; a live one is
     /// an error, so two agents never fight over one socket.
     pub fn bind(path: &Path) -> Result<ApiServer, BindError> {
-        let path = path.to_path_buf();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|source| BindError::Directory { path: dir.to_path_buf(), source })?;
-        }
-        match std::fs::symlink_metadata(&path) {
-            Ok(meta) if !meta.file_type().is_socket() => return Err(BindError::NotASocket { path }),
-            Ok(_) => {
-                if std::os::unix::net::UnixStream::connect(&path).is_ok() {
-                    return Err(BindError::InUse { path });
-                }
-                std::fs::remove_file(&path)
-                    .map_err(|source| BindError::Bind { path: path.clone(), source })?;
-            }
-            Err(_) => {}
-        }
-        // The socket file takes its mode from the umask at bind time; setting it first means the
-        // socket is never reachable by others, not even between bind and chmod.
-        let old_mask = umask(Mode::from_bits_truncate(0o177));
-        let bound = UnixListener::bind(&path);
-        umask(old_mask);
-        let listener = bound.map_err(|source| BindError::Bind { path: path.clone(), source })?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|source| BindError::Bind { path: path.clone(), source })?;
-        Ok(ApiServer { listener, path })
+        let listener = private_socket::bind(path)?;
+        Ok(ApiServer { listener, path: path.to_path_buf() })
     }
 
     pub fn path(&self) -> &Path {
@@ -264,6 +248,8 @@ async fn send(write: &mut tokio::net::unix::OwnedWriteHalf, response: &Response)
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
     use super::*;
     use crate::api::reply::Reply;
     use tokio::io::AsyncBufReadExt;

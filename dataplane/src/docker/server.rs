@@ -9,7 +9,6 @@
 
 use std::future::Future;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,13 +21,13 @@ use axum::routing::post;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use nix::sys::stat::{umask, Mode};
 use serde_json::{json, Value};
 use tokio::net::UnixListener;
 use tokio::sync::{watch, Semaphore};
 
 use super::error::DriverError;
 use super::protocol::{self, Call};
+use crate::util::private_socket::{self, BindFailure};
 
 /// Connections served at once (Docker keeps a few).
 pub const MAX_CONNECTIONS: usize = 64;
@@ -81,6 +80,17 @@ pub enum BindError {
     Bind { path: PathBuf, source: io::Error },
 }
 
+impl From<BindFailure> for BindError {
+    fn from(failure: BindFailure) -> BindError {
+        match failure {
+            BindFailure::Directory { path, source } => BindError::Directory { path, source },
+            BindFailure::InUse { path } => BindError::InUse { path },
+            BindFailure::NotASocket { path } => BindError::NotASocket { path },
+            BindFailure::Bind { path, source } => BindError::Bind { path, source },
+        }
+    }
+}
+
 /// The bound plugin socket; the file is removed when this is dropped (Docker then sees the
 /// plugin gone rather than a dead socket).
 pub struct PluginServer {
@@ -91,33 +101,8 @@ pub struct PluginServer {
 impl PluginServer {
     /// Binds `path` (mode 0600; a stale socket is replaced, a live one refused).
     pub fn bind(path: &Path) -> Result<PluginServer, BindError> {
-        let path = path.to_path_buf();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|source| BindError::Directory { path: dir.to_path_buf(), source })?;
-        }
-        match std::fs::symlink_metadata(&path) {
-            Ok(meta) if !meta.file_type().is_socket() => return Err(BindError::NotASocket { path }),
-            Ok(_) => {
-                if std::os::unix::net::UnixStream::connect(&path).is_ok() {
-                    return Err(BindError::InUse { path });
-                }
-                std::fs::remove_file(&path)
-                    .map_err(|source| BindError::Bind { path: path.clone(), source })?;
-            }
-            Err(_) => {}
-        }
-        let old_mask = umask(Mode::from_bits_truncate(0o177));
-        let bound = std::os::unix::net::UnixListener::bind(&path);
-        umask(old_mask);
-        let listener = bound.map_err(|source| BindError::Bind { path: path.clone(), source })?;
-        listener.set_nonblocking(true).map_err(|source| BindError::Bind { path: path.clone(), source })?;
-        let listener = UnixListener::from_std(listener)
-            .map_err(|source| BindError::Bind { path: path.clone(), source })?;
-        Ok(PluginServer { listener, path })
+        let listener = private_socket::bind(path)?;
+        Ok(PluginServer { listener, path: path.to_path_buf() })
     }
 
     pub fn path(&self) -> &Path {

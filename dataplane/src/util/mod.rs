@@ -5,8 +5,10 @@
 //! - [`hex`]: lower-case hex, and binary data that is hex in JSON and raw in postcard.
 //! - [`duration`]: durations on the command line (`500ms`, `5m`, `90d`).
 //! - [`histogram`]: a lock-free histogram of durations, read as Prometheus buckets.
+//! - [`private_socket`]: binding a Unix socket only its owner may use (API, Docker plugin).
 
 pub mod duration;
 pub mod hash;
 pub mod hex;
 pub mod histogram;
+pub mod private_socket;

@@ -291,6 +291,52 @@ fn peer(peer: &Peer) -> String {
     out
 }
 
+/// `network ls`'s OPTIONS column: the options set, comma-separated (labels only by count).
+fn option_summary(options: &NetworkOptions) -> String {
+    let mut parts = Vec::new();
+    if let Some(range) = options.ip_range {
+        parts.push(format!("ip-range={range}"));
+    }
+    if !options.aux_addresses.is_empty() {
+        parts.push(format!("aux={}", options.aux_addresses.len()));
+    }
+    if options.internal {
+        parts.push("internal".to_string());
+    }
+    if let Some(mtu) = options.mtu {
+        parts.push(format!("mtu={mtu}"));
+    }
+    if !options.labels.is_empty() {
+        parts.push(format!("labels={}", options.labels.len()));
+    }
+    if parts.is_empty() {
+        "-".to_string()
+    } else {
+        parts.join(",")
+    }
+}
+
+/// `network inspect`'s option lines, one per option set.
+fn option_lines(options: &NetworkOptions) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(range) = options.ip_range {
+        lines.push(format!("ip-range {range}"));
+    }
+    for (name, address) in &options.aux_addresses {
+        lines.push(format!("aux-address {name}={address}"));
+    }
+    if options.internal {
+        lines.push("internal".to_string());
+    }
+    if let Some(mtu) = options.mtu {
+        lines.push(format!("mtu {mtu}"));
+    }
+    for (key, value) in &options.labels {
+        lines.push(format!("label {key}={value}"));
+    }
+    lines
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -366,50 +412,4 @@ mod tests {
         assert_eq!(json[0]["manager_status"], "leader");
         assert_eq!(json[0]["id"], "12".repeat(16));
     }
-}
-
-/// `network ls`'s OPTIONS column: the options set, comma-separated (labels only by count).
-fn option_summary(options: &NetworkOptions) -> String {
-    let mut parts = Vec::new();
-    if let Some(range) = options.ip_range {
-        parts.push(format!("ip-range={range}"));
-    }
-    if !options.aux_addresses.is_empty() {
-        parts.push(format!("aux={}", options.aux_addresses.len()));
-    }
-    if options.internal {
-        parts.push("internal".to_string());
-    }
-    if let Some(mtu) = options.mtu {
-        parts.push(format!("mtu={mtu}"));
-    }
-    if !options.labels.is_empty() {
-        parts.push(format!("labels={}", options.labels.len()));
-    }
-    if parts.is_empty() {
-        "-".to_string()
-    } else {
-        parts.join(",")
-    }
-}
-
-/// `network inspect`'s option lines, one per option set.
-fn option_lines(options: &NetworkOptions) -> Vec<String> {
-    let mut lines = Vec::new();
-    if let Some(range) = options.ip_range {
-        lines.push(format!("ip-range {range}"));
-    }
-    for (name, address) in &options.aux_addresses {
-        lines.push(format!("aux-address {name}={address}"));
-    }
-    if options.internal {
-        lines.push("internal".to_string());
-    }
-    if let Some(mtu) = options.mtu {
-        lines.push(format!("mtu {mtu}"));
-    }
-    for (key, value) in &options.labels {
-        lines.push(format!("label {key}={value}"));
-    }
-    lines
 }

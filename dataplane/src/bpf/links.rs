@@ -1,5 +1,5 @@
 //! Where the programs run: TCX links on the container veths, the VXLAN device and the underlay
-//! interface, and cgroup links on the cgroup v2 root. Every link is pinned under
+//! interface, and cgroup links on the cgroup v2 root or `--cgroup-root`. Every link is pinned under
 //! `<pin dir>/links/`, so it outlives the agent; removing the pin releases it.
 
 use std::path::{Path, PathBuf};

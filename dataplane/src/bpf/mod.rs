@@ -5,7 +5,7 @@
 //!   0.14 has no call for.
 //! - [`bpffs`]: mounting bpffs and the node's pin directory.
 //! - [`datapath`]: loading (and verifying) every object, the node-wide settings map.
-//! - [`links`]: attaching programs to interfaces and to the cgroup v2 root, pinned.
+//! - [`links`]: attaching programs to interfaces and to a cgroup (the v2 root, or `--cgroup-root`), pinned.
 //! - [`forwarding`]: the forwarding maps as one value, diffed and written.
 //! - [`maglev_tables`]: the per-service Maglev arrays in the hash of maps.
 //! - [`flow_tables`]: the containers' flow tables, one per local endpoint.

@@ -7,7 +7,7 @@
 //! sockets touched, and the cluster created, joined or rejoined.
 //!
 //! SIGTERM and SIGINT are a restart, not a leave: the gossip state is saved, the socket removed,
-//! and pinned maps (later: attached programs, links, routes) stay, so traffic never notices the
+//! pinned maps, attached programs and their links, and routes stay, so traffic never notices the
 //! agent going away and coming back. `meshctl leave` is the way out of a cluster.
 
 use std::net::{IpAddr, SocketAddr};

@@ -13,7 +13,7 @@ use meshd_tests::Cluster;
 
 #[test]
 fn a_single_task_reaches_itself_through_its_vip_and_its_published_port() {
-    single_task_asks_itself("hairpin", &[]);
+    single_task_asks_itself("selfpin", &[]);
 }
 
 fn single_task_asks_itself(tag: &str, extra: &[&str]) {

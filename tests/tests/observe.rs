@@ -90,10 +90,7 @@ fn metrics_pass_promtool_and_monitor_shows_drops_as_they_happen() {
     let ip_d = attach(cluster.node(2), &d, "back", None);
     cluster.wait_for("n1 to know d's endpoint", Duration::from_secs(10), |c| {
         c.node(1).meshctl_ok(&["service", "ps", "web"]).contains(&ip_a)
-            && c.node(1)
-                .meshctl_ok(&["network", "ls"])
-                .lines()
-                .any(|l| l.starts_with("back") && l.ends_with('1'))
+            && endpoints_on(c.node(1), "back") == 1
     });
 
     // A drop monitor on n1, subscribed before the ping.
@@ -192,9 +189,7 @@ fn a_flood_of_drops_does_not_grow_the_agent() {
     let d = cluster.add_namespace("d");
     attach(cluster.node(1), &a, "front", None);
     let ip_d = attach(cluster.node(2), &d, "back", None);
-    cluster.wait_for("n1 to know d", Duration::from_secs(10), |c| {
-        c.node(1).meshctl_ok(&["network", "ls"]).lines().any(|l| l.starts_with("back") && l.ends_with('1'))
-    });
+    cluster.wait_for("n1 to know d", Duration::from_secs(10), |c| endpoints_on(c.node(1), "back") == 1);
     let pid = cluster.node(1).pid().unwrap();
     // A follower that reads everything, so events flow all the way out.
     let monitor = Monitor::start(cluster.node(1), &["--type", "drop", "--format", "json", "--follow"]);
@@ -304,4 +299,14 @@ fn the_web_view_shows_every_node_and_service_and_follows_a_node_going_down() {
         Some(1),
         "no reload"
     );
+}
+
+/// How many endpoints `node` knows on `network` (`network ls` as JSON: the table's columns grow).
+fn endpoints_on(node: &meshd_tests::Node, network: &str) -> u64 {
+    let ls = node.meshctl_ok(&["--format", "json", "network", "ls"]);
+    let ls: serde_json::Value = serde_json::from_str(&ls).expect("network ls JSON");
+    ls.as_array()
+        .and_then(|all| all.iter().find(|n| n["name"] == network))
+        .and_then(|n| n["endpoints"].as_u64())
+        .unwrap_or(0)
 }

@@ -14,7 +14,11 @@ use std::fmt;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
-use crate::state::validate::{MAX_PREFIX, MIN_PREFIX};
+/// Smallest and largest prefix a network may have: at least one address block of 16. Here,
+/// beside the pools' mask length they bound, so that the state's rules (`state::validate`, which
+/// re-exports them) and the cluster's settings read one definition from below both.
+pub const MIN_PREFIX: u8 = 8;
+pub const MAX_PREFIX: u8 = 28;
 
 /// Swarm's default pool and mask length: 10.0.0.0/8 cut into /24s.
 pub const DEFAULT_POOL: &str = "10.0.0.0/8";

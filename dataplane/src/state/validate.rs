@@ -17,9 +17,7 @@ use crate::util::hash::fnv1a_32;
 /// VNIs below this are left to other VXLAN users on the same hosts.
 pub const VNI_BASE: u32 = 4096;
 const VNI_SPACE: u32 = (1 << 24) - VNI_BASE;
-/// Smallest and largest prefix a network may have: at least one address block of 16.
-pub const MIN_PREFIX: u8 = 8;
-pub const MAX_PREFIX: u8 = 28;
+pub use crate::identity::settings::{MAX_PREFIX, MIN_PREFIX};
 /// Limits on what a node may put in its own records.
 const MAX_NODE_NAME: usize = 64;
 const MAX_CERT_BYTES: usize = 4096;

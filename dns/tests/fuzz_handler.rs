@@ -9,17 +9,13 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::Record;
 use hickory_proto::rr::{Name, RecordType};
-use hickory_proto::serialize::binary::BinEncoder;
 use hickory_server::net::runtime::TokioTime;
 use hickory_server::net::xfer::Protocol;
-use hickory_server::net::NetError;
-use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
-use hickory_server::zone_handler::MessageResponse;
+use hickory_server::server::{Request, RequestHandler};
+use meshd_dns::fast::differential::Capture;
 use meshd_dns::handler::Answer;
 use meshd_dns::{Forwarder, MeshHandler, Registry};
 use proptest::prelude::*;
@@ -97,30 +93,6 @@ proptest! {
     }
 }
 
-/// A response handler that keeps the bytes meshd's handler wrote.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Option<Vec<u8>>>>);
-
-#[async_trait::async_trait]
-impl ResponseHandler for Capture {
-    async fn send_response<'a>(
-        &mut self,
-        response: MessageResponse<
-            '_,
-            'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-            impl Iterator<Item = &'a Record> + Send + 'a,
-        >,
-    ) -> Result<ResponseInfo, NetError> {
-        let mut bytes = Vec::with_capacity(512);
-        let info = response.destructive_emit(&mut BinEncoder::new(&mut bytes))?;
-        *self.0.lock().unwrap() = Some(bytes);
-        Ok(info)
-    }
-}
-
 /// Runs `bytes` through the request path as the UDP listener would, and checks the answer.
 fn check_request(bytes: Vec<u8>) -> Result<(), TestCaseError> {
     let Ok(request) =
@@ -134,7 +106,7 @@ fn check_request(bytes: Vec<u8>) -> Result<(), TestCaseError> {
     runtime.block_on(
         handler(vec!["front".to_string()]).handle_request::<_, TokioTime>(&request, capture.clone()),
     );
-    let Some(written) = capture.0.lock().unwrap().take() else { return Ok(()) };
+    let Some(written) = capture.take() else { return Ok(()) };
     let answer =
         Message::from_vec(&written).map_err(|e| TestCaseError::fail(format!("unparseable answer: {e}")))?;
     let asked = &request.metadata;

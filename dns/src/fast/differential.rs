@@ -74,9 +74,17 @@ pub fn fast(datagram: &[u8], scope: &[&str]) -> (Verdict, Vec<u8>) {
     (verdict, bytes)
 }
 
-/// Keeps what the slow path would send.
+/// A response handler that keeps what the slow path would send (encoded as the UDP listener
+/// encodes it, for the asker's UDP size).
 #[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Option<Vec<u8>>>>);
+pub struct Capture(Arc<Mutex<Option<Vec<u8>>>>);
+
+impl Capture {
+    /// The bytes written, once.
+    pub fn take(&self) -> Option<Vec<u8>> {
+        self.0.lock().unwrap().take()
+    }
+}
 
 #[async_trait::async_trait]
 impl ResponseHandler for Capture {
@@ -104,8 +112,7 @@ pub fn slow(datagram: &[u8], scope: &[&str]) -> Option<Vec<u8>> {
     let capture = Capture::default();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(handler(scope).handle_request::<_, TokioTime>(&request, capture.clone()));
-    let written = capture.0.lock().unwrap().take();
-    written
+    capture.take()
 }
 
 fn addresses(message: &Message) -> BTreeSet<Ipv4Addr> {

@@ -115,30 +115,44 @@ md_inline int sock_translate(struct bpf_sock_addr *ctx, void *table, __u64 cooki
 	return 1;
 }
 
-/* The node's own socket to a published port of this node: to a backend and the target port. */
-md_inline void published_to_backend(struct bpf_sock_addr *ctx, void *table, __u8 proto)
+/* The published port the socket asks for (one of this node's addresses and a port), or NULL. */
+md_inline struct md_frontend *asked_frontend(const struct bpf_sock_addr *ctx, __u8 proto)
 {
 	struct md_frontend_key fk = {};
-	struct md_frontend *fe;
-	struct md_service *svc;
-	__u32 *backend;
-	__u64 cookie;
 
 	fk.addr = ctx->user_ip4;
 	fk.port = (__u16)ctx->user_port;
 	fk.proto = proto;
-	fe = bpf_map_lookup_elem(&md_frontends_v1, &fk);
+	return bpf_map_lookup_elem(&md_frontends_v1, &fk);
+}
+
+/* The backend the service behind `vip` gives the socket `cookie`, or NULL (no such service, or
+ * no backend: the address is then left alone and the connection refused as it would be). */
+md_inline __u32 *service_backend(__u32 vip, __u64 cookie)
+{
+	struct md_service *svc = bpf_map_lookup_elem(&md_services_v1, &vip);
+
+	if (!svc)
+		return NULL;
+	return maglev_backend(svc, sock_hash(cookie));
+}
+
+/* The node's own socket to a published port of this node: to a backend and the target port. */
+md_inline void published_to_backend(struct bpf_sock_addr *ctx, void *table, __u8 proto)
+{
+	struct md_frontend *fe = asked_frontend(ctx, proto);
+	__u32 addr = ctx->user_ip4;
+	__u16 port = (__u16)ctx->user_port;
+	__u32 *backend;
+	__u64 cookie;
+
 	if (!fe)
 		return;
-	svc = bpf_map_lookup_elem(&md_services_v1, &fe->vip);
-	if (!svc)
-		return;
 	cookie = bpf_get_socket_cookie(ctx);
-	backend = maglev_backend(svc, sock_hash(cookie));
-	/* No backend: leave the address alone; the connection is refused as it would be anyway. */
+	backend = service_backend(fe->vip, cookie);
 	if (!backend)
 		return;
-	sock_translate(ctx, table, cookie, *backend, fe->target_port, fk.addr, fk.port);
+	sock_translate(ctx, table, cookie, *backend, fe->target_port, addr, port);
 }
 
 /* The client's network `vip` is in (a VIP comes from its network's subnet), or NULL. */
@@ -193,31 +207,24 @@ md_inline int vip_to_backend(struct bpf_sock_addr *ctx, void *table, const struc
 md_inline void frontend_to_backend(struct bpf_sock_addr *ctx, void *table, const struct md_sock_client *client,
 				   __u8 proto)
 {
-	struct md_frontend_key fk = {};
+	struct md_frontend *fe = asked_frontend(ctx, proto);
+	__u32 addr = ctx->user_ip4;
+	__u16 port = (__u16)ctx->user_port;
 	const struct md_sock_net *net;
-	struct md_frontend *fe;
-	struct md_service *svc;
 	__u32 *backend;
 	__u64 cookie;
 
-	fk.addr = ctx->user_ip4;
-	fk.port = (__u16)ctx->user_port;
-	fk.proto = proto;
-	fe = bpf_map_lookup_elem(&md_frontends_v1, &fk);
 	if (!fe)
 		return;
 	/* A service of another network stays the node's stack's business (see lb_to_frontend). */
 	net = sock_client_net(client, fe->vip);
 	if (!net)
 		return;
-	svc = bpf_map_lookup_elem(&md_services_v1, &fe->vip);
-	if (!svc)
-		return;
 	cookie = bpf_get_socket_cookie(ctx);
-	backend = maglev_backend(svc, sock_hash(cookie));
+	backend = service_backend(fe->vip, cookie);
 	if (!backend)
 		return;
-	if (sock_translate(ctx, table, cookie, *backend, fe->target_port, fk.addr, fk.port))
+	if (sock_translate(ctx, table, cookie, *backend, fe->target_port, addr, port))
 		event_flow_from_socket(net->ifindex, net->addr, fe->vip, fe->target_port, proto, *backend);
 }
 

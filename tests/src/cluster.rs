@@ -566,6 +566,17 @@ impl Node {
         self.statuses().get(name).cloned()
     }
 
+    /// How many backends of `service` hold Maglev slots in this node's kernel (`service inspect`
+    /// reads the map back; a drained backend is listed with its flows but owns no slot). Wait
+    /// on this rather than on the cluster state, which is ahead of the maps by one reconcile.
+    pub fn backends_in_table(&self, service: &str) -> usize {
+        let inspect = self.meshctl_ok(&["--format", "json", "service", "inspect", service]);
+        let inspect: Value = serde_json::from_str(&inspect).expect("service inspect JSON");
+        inspect["backends"]
+            .as_array()
+            .map_or(0, |all| all.iter().filter(|b| b["slots"].as_u64() > Some(0)).count())
+    }
+
     /// A gossip counter of `meshctl stats` on this node.
     pub fn gossip_stat(&self, counter: &str) -> u64 {
         let json: Value =

@@ -273,16 +273,9 @@ fn a_rolling_replacement_with_docker_stop_and_run_loses_no_request() {
             &draining_server(&format!("web-v1-{i}"), ROLLING_DRAIN),
         );
     }
-    // The backends of web in n1's Maglev table (n1 is the clients' ingress node); a drained
-    // one is listed with its tracked flows but owns no slot.
-    let backends = |c: &Cluster| -> usize {
-        let inspect = c.node(1).meshctl_ok(&["--format", "json", "service", "inspect", "web"]);
-        let inspect: serde_json::Value = serde_json::from_str(&inspect).unwrap();
-        inspect["backends"]
-            .as_array()
-            .map_or(0, |all| all.iter().filter(|b| b["slots"].as_u64() > Some(0)).count())
-    };
-    cluster.wait_for("two backends in n1's tables", Duration::from_secs(15), |c| backends(c) == 2);
+    cluster.wait_for("two backends in n1's tables", Duration::from_secs(15), |c| {
+        c.node(1).backends_in_table("web") == 2
+    });
     let outside = cluster.add_underlay_client();
     let client_ns = cluster.clients()[outside].ns.name().to_string();
     let url = format!("http://{}:8093/", cluster.node(1).addr);
@@ -298,7 +291,9 @@ fn a_rolling_replacement_with_docker_stop_and_run_loses_no_request() {
     for i in 1..=2 {
         let new = format!("web-v2-{i}");
         run_task(&dockerd, &new, "web", &draining_server(&new, ROLLING_DRAIN));
-        cluster.wait_for("the new task in n1's tables", Duration::from_secs(15), |c| backends(c) == 2 + i);
+        cluster.wait_for("the new task in n1's tables", Duration::from_secs(15), |c| {
+            c.node(1).backends_in_table("web") == 2 + i
+        });
     }
     cluster.wait_for("every task answering", Duration::from_secs(10), |c| {
         let answers: std::collections::BTreeSet<String> = (0..20)
@@ -317,7 +312,7 @@ fn a_rolling_replacement_with_docker_stop_and_run_loses_no_request() {
     for i in 1..=2 {
         dockerd.ok(&["stop", "-t", "10", &format!("web-v1-{i}")]);
         cluster.wait_for("the old task gone from n1's tables", Duration::from_secs(15), |c| {
-            backends(c) == 4 - i
+            c.node(1).backends_in_table("web") == 4 - i
         });
     }
     let run = load.join().unwrap();
@@ -375,14 +370,9 @@ fn a_docker_task_with_a_healthcheck_takes_flows_only_once_healthy() {
     let Setup { _global, mut cluster, podman: _podman, dockerd, .. } = setup("dockhlth");
     // The old task has no health check: healthy once Docker has started it.
     run_task(&dockerd, "web-v1", "web", &draining_server("web-v1", ROLLING_DRAIN));
-    let backends = |c: &Cluster| -> usize {
-        let inspect = c.node(1).meshctl_ok(&["--format", "json", "service", "inspect", "web"]);
-        let inspect: serde_json::Value = serde_json::from_str(&inspect).unwrap();
-        inspect["backends"]
-            .as_array()
-            .map_or(0, |all| all.iter().filter(|b| b["slots"].as_u64() > Some(0)).count())
-    };
-    cluster.wait_for("web-v1 in n1's tables", Duration::from_secs(15), |c| backends(c) == 1);
+    cluster.wait_for("web-v1 in n1's tables", Duration::from_secs(15), |c| {
+        c.node(1).backends_in_table("web") == 1
+    });
     let outside = cluster.add_underlay_client();
     let client_ns = cluster.clients()[outside].ns.name().to_string();
     let url = format!("http://{}:8093/", cluster.node(1).addr);
@@ -399,11 +389,15 @@ fn a_docker_task_with_a_healthcheck_takes_flows_only_once_healthy() {
     std::thread::sleep(Duration::from_secs(1));
     run_checked_task(&dockerd, "web-v2", 4);
     cluster.wait_for("web-v2 starting", Duration::from_secs(10), |c| task_state(c, "web-v2") == "starting");
-    assert_eq!(backends(&cluster), 1, "a starting task is no backend");
-    cluster.wait_for("web-v2 healthy and in n1's tables", Duration::from_secs(20), |c| backends(c) == 2);
+    assert_eq!(cluster.node(1).backends_in_table("web"), 1, "a starting task is no backend");
+    cluster.wait_for("web-v2 healthy and in n1's tables", Duration::from_secs(20), |c| {
+        c.node(1).backends_in_table("web") == 2
+    });
     assert_eq!(task_state(&cluster, "web-v2"), "running");
     dockerd.ok(&["stop", "-t", "10", "web-v1"]);
-    cluster.wait_for("web-v1 gone from n1's tables", Duration::from_secs(15), |c| backends(c) == 1);
+    cluster.wait_for("web-v1 gone from n1's tables", Duration::from_secs(15), |c| {
+        c.node(1).backends_in_table("web") == 1
+    });
     let run = load.join().unwrap();
     assert!(run.requests > 100, "{}", run.report);
     assert_eq!(run.errors, 0, "requests lost during the replacement:\n{}", run.report);
@@ -411,5 +405,7 @@ fn a_docker_task_with_a_healthcheck_takes_flows_only_once_healthy() {
     // Its check failing: out of the tables (no new flow), shown unhealthy.
     dockerd.ok(&["exec", "web-v2", "rm", "/www/index.html"]);
     cluster.wait_for("web-v2 unhealthy", Duration::from_secs(15), |c| task_state(c, "web-v2") == "unhealthy");
-    cluster.wait_for("web-v2 out of n1's tables", Duration::from_secs(10), |c| backends(c) == 0);
+    cluster.wait_for("web-v2 out of n1's tables", Duration::from_secs(10), |c| {
+        c.node(1).backends_in_table("web") == 0
+    });
 }

@@ -17,18 +17,10 @@ fn answers(ns: &Netns, url: &str, count: usize) -> Vec<String> {
     spread(ns, url, count).into_keys().collect()
 }
 
-/// How many of web's backends hold Maglev slots in `node`'s kernel (`service inspect` reads the
-/// map back): the kernel, not the cluster state, which is ahead of it by one reconcile.
-fn backends_in_table(cluster: &Cluster, node: usize) -> usize {
-    let inspect = cluster.node(node).meshctl_ok(&["--format", "json", "service", "inspect", "web"]);
-    let inspect: serde_json::Value = serde_json::from_str(&inspect).expect("inspect JSON");
-    inspect["backends"].as_array().map_or(0, |b| b.iter().filter(|b| b["slots"] != 0).count())
-}
-
 /// Waits until every node's kernel balances web over `count` backends.
 fn wait_backends(cluster: &Cluster, count: usize) -> Duration {
     cluster.wait_for(&format!("{count} backends in every node's table"), Duration::from_secs(10), |c| {
-        (1..=3).all(|i| backends_in_table(c, i) == count)
+        (1..=3).all(|i| c.node(i).backends_in_table("web") == count)
     })
 }
 

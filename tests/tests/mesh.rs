@@ -138,15 +138,6 @@ fn a_published_port_answers_from_the_node_itself() {
     }
 }
 
-/// How many of web's backends hold Maglev slots in node `node`'s kernel (`service inspect` reads
-/// the map back): waiting on this rather than on the cluster state, which is ahead of the maps
-/// by one reconcile.
-fn backends_in_table(cluster: &meshd_tests::Cluster, node: usize) -> usize {
-    let inspect = cluster.node(node).meshctl_ok(&["--format", "json", "service", "inspect", "web"]);
-    let inspect: serde_json::Value = serde_json::from_str(&inspect).expect("inspect JSON");
-    inspect["backends"].as_array().map_or(0, |b| b.iter().filter(|b| b["slots"] != 0).count())
-}
-
 #[test]
 fn published_flows_follow_backend_health_and_open_connections_finish() {
     let mut f = fixture("meshlife");
@@ -165,7 +156,7 @@ fn published_flows_follow_backend_health_and_open_connections_finish() {
     // node's own address included: it keeps answering), the open connection goes on.
     f.cluster.node(1).meshctl_ok(&["node", "update", "--availability", "drain", &format!("n{drained}")]);
     f.cluster.wait_for("the drain on every node", Duration::from_secs(10), |c| {
-        (1..=3).all(|i| backends_in_table(c, i) == 1)
+        (1..=3).all(|i| c.node(i).backends_in_table("web") == 1)
     });
     assert_eq!(request(&mut stream), first, "the open connection keeps its backend through the drain");
     for node in 1..=3 {
@@ -179,7 +170,7 @@ fn published_flows_follow_backend_health_and_open_connections_finish() {
     drop(stream);
     f.cluster.node(1).meshctl_ok(&["node", "update", "--availability", "active", &format!("n{drained}")]);
     f.cluster.wait_for("both back everywhere", Duration::from_secs(10), |c| {
-        (1..=3).all(|i| backends_in_table(c, i) == 2)
+        (1..=3).all(|i| c.node(i).backends_in_table("web") == 2)
     });
 
     // A dead node's task leaves the tables of the others within the detection time.

@@ -33,24 +33,38 @@ pub fn plan_create(
     if !publish.is_empty() && record.options.internal {
         return Err(ServiceError::InternalPublish(network.to_string()));
     }
+    let mut ports: Vec<PublishedPort> = Vec::with_capacity(publish.len());
+    add_ports(state, name, publish, &mut ports, data_path_port)?;
+    ports.sort();
+    Ok(ports)
+}
+
+/// Parses `publish` and adds the ports to `ports` (service `name`'s): each must be free of
+/// meshd's own ports, of every other service's, and of those already in `ports`.
+fn add_ports(
+    state: &ClusterState,
+    name: &str,
+    publish: &[String],
+    ports: &mut Vec<PublishedPort>,
+    data_path_port: u16,
+) -> Result<(), ServiceError> {
     let owners = port_owners(state);
     let reserved = meshd_ports(state, data_path_port);
-    let mut ports: Vec<PublishedPort> = Vec::with_capacity(publish.len());
     for text in publish {
         let port = parse_publish(text)?;
         if reserved.contains(&(port.published, port.protocol)) {
             return Err(ServiceError::PortReserved(port));
         }
-        if let Some(owner) = owners.get(&(port.published, port.protocol)) {
-            return Err(ServiceError::PortTaken(port, owner.clone()));
+        match owners.get(&(port.published, port.protocol)) {
+            Some(owner) if owner != name => return Err(ServiceError::PortTaken(port, owner.clone())),
+            _ => {}
         }
         if ports.iter().any(|p| (p.published, p.protocol) == (port.published, port.protocol)) {
             return Err(ServiceError::PortTaken(port, name.to_string()));
         }
         ports.push(port);
     }
-    ports.sort();
-    Ok(ports)
+    Ok(())
 }
 
 /// What `service update` asks for.
@@ -91,22 +105,7 @@ pub fn plan_update(
             return Err(ServiceError::NotPublished(name.to_string(), text.chars().take(80).collect()));
         }
     }
-    let owners = port_owners(state);
-    let reserved = meshd_ports(state, data_path_port);
-    for text in &update.publish_add {
-        let port = parse_publish(text)?;
-        if reserved.contains(&(port.published, port.protocol)) {
-            return Err(ServiceError::PortReserved(port));
-        }
-        match owners.get(&(port.published, port.protocol)) {
-            Some(owner) if owner != name => return Err(ServiceError::PortTaken(port, owner.clone())),
-            _ => {}
-        }
-        if ports.iter().any(|p| (p.published, p.protocol) == (port.published, port.protocol)) {
-            return Err(ServiceError::PortTaken(port, name.to_string()));
-        }
-        ports.push(port);
-    }
+    add_ports(state, name, &update.publish_add, &mut ports, data_path_port)?;
     if !ports.is_empty() && mode == EndpointMode::Dnsrr {
         return Err(ServiceError::DnsrrPublish);
     }

@@ -123,18 +123,20 @@ fn network_commands_validate_and_replicate() {
     cluster.form();
     let n1 = cluster.node(1);
     n1.meshctl_ok(&["network", "create", "front", "--subnet", "10.30.0.0/24"]);
-    for (args, expected) in [
-        (&["network", "create", "front", "--subnet", "10.31.0.0/24"][..], "already exists"),
-        (&["network", "create", "other", "--subnet", "10.30.0.128/25"], "overlaps network \"front\""),
-        (&["network", "create", "bad", "--subnet", "10.32.0.0"], "invalid subnet"),
-        (&["network", "create", "bad", "--subnet", "10.32.0.1/24"], "has host bits set"),
-        (&["network", "create", "bad name", "--subnet", "10.33.0.0/24"], "invalid network name"),
-        (&["network", "rm", "nope"], "no network named"),
-        (&["attach", "--netns", "no-such-ns", "--network", "front"], "no-such-ns"),
-        (&["attach", "--netns", "/proc/self/ns/net", "--network", "nope"], "no network named"),
+    // Exit 1: refused by the cluster's rules; exit 2: refused by meshctl as a bad argument value,
+    // before any request is sent (subnets are typed where requests enter).
+    for (args, code, expected) in [
+        (&["network", "create", "front", "--subnet", "10.31.0.0/24"][..], 1, "already exists"),
+        (&["network", "create", "other", "--subnet", "10.30.0.128/25"], 1, "overlaps network \"front\""),
+        (&["network", "create", "bad", "--subnet", "10.32.0.0"], 2, "invalid subnet"),
+        (&["network", "create", "bad", "--subnet", "10.32.0.1/24"], 2, "has host bits set"),
+        (&["network", "create", "bad name", "--subnet", "10.33.0.0/24"], 1, "invalid network name"),
+        (&["network", "rm", "nope"], 1, "no network named"),
+        (&["attach", "--netns", "no-such-ns", "--network", "front"], 1, "no-such-ns"),
+        (&["attach", "--netns", "/proc/self/ns/net", "--network", "nope"], 1, "no network named"),
     ] {
         let out = n1.meshctl(args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(out.status.code(), Some(code), "{args:?}");
         assert!(stderr(&out).contains(expected), "{args:?}: {}", stderr(&out));
     }
     wait_network_everywhere(&cluster, "front");

@@ -16,7 +16,7 @@ impl Agent {
     pub async fn network_create(
         &self,
         name: &str,
-        subnet: Option<&str>,
+        subnet: Option<Ipv4Net>,
         options: NetworkOptions,
     ) -> Result<Ipv4Net, AgentError> {
         self.managers.require_manager("create or remove networks")?;

@@ -54,9 +54,11 @@ pub enum Request {
     Stats {},
     NetworkCreate {
         name: String,
-        /// None: the next free subnet of the cluster's default address pools.
-        #[serde(default)]
-        subnet: Option<String>,
+        /// None: the next free subnet of the cluster's default address pools. Checked as it is
+        /// decoded (`network::plan::parse_subnet`): host bits or a prefix meshd does not serve
+        /// refuse the request with the same words meshctl prints.
+        #[serde(default, deserialize_with = "checked_subnet")]
+        subnet: Option<ipnet::Ipv4Net>,
         /// `--gateway`, `--ip-range`, `--aux-address`, `--internal`, `--opt mtu`, `--label`,
         /// typed (an address that does not parse is refused with the request).
         #[serde(default)]
@@ -184,6 +186,18 @@ impl Request {
     }
 }
 
+/// Decodes `network_create`'s subnet with meshd's own check, so a bad one is refused where the
+/// request enters and names the problem (host bits, prefix) as meshctl would.
+fn checked_subnet<'de, D>(decoder: D) -> Result<Option<ipnet::Ipv4Net>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    match Option::<String>::deserialize(decoder)? {
+        None => Ok(None),
+        Some(text) => crate::network::plan::parse_subnet(&text).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
 /// Parses one request line; the error is ready to send back.
 pub fn parse_request(line: &[u8]) -> Result<Request, ApiError> {
     serde_json::from_slice(line)
@@ -230,6 +244,11 @@ mod tests {
             (br#"{"op":"node_ls","extra":1}"#, "unknown field `extra`"),
             (b"[1,2,3]", "invalid type"),
             (&[0xff, 0xfe, 0x00], "expected value"),
+            // Typed where the request enters: the agent never sees an unchecked subnet.
+            (br#"{"op":"network_create","name":"a","subnet":"10.0.0.5/24"}"#, "did you mean 10.0.0.0/24"),
+            (br#"{"op":"network_create","name":"a","subnet":"10.0.0.0/30"}"#, "between /8 and /28"),
+            (br#"{"op":"network_create","name":"a","subnet":"fd00::/64"}"#, "expected an IPv4 CIDR"),
+            (br#"{"op":"network_create","name":"a","subnet":7}"#, "invalid type"),
         ];
         for (line, expected) in cases {
             let err = parse_request(line).unwrap_err();

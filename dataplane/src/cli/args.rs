@@ -225,8 +225,8 @@ pub enum NetworkCommand {
         name: String,
         /// IPv4 subnet, e.g. 10.10.0.0/24 (/8 to /28); default: the next free subnet of the
         /// cluster's default address pools (meshd --default-addr-pool, as in Swarm)
-        #[arg(long, value_name = "CIDR")]
-        subnet: Option<String>,
+        #[arg(long, value_name = "CIDR", value_parser = parse_subnet)]
+        subnet: Option<ipnet::Ipv4Net>,
         /// The containers' gateway (default: the subnet's first address)
         #[arg(long, value_name = "IP")]
         gateway: Option<std::net::Ipv4Addr>,
@@ -306,6 +306,10 @@ where
 {
     use clap::builder::TypedValueParser;
     PossibleValuesParser::new(names).try_map(|name| name.parse::<T>().map_err(|e| e.to_string()))
+}
+
+fn parse_subnet(text: &str) -> Result<ipnet::Ipv4Net, String> {
+    crate::network::plan::parse_subnet(text).map_err(|e| e.to_string())
 }
 
 fn parse_aux(text: &str) -> Result<(String, std::net::Ipv4Addr), String> {

@@ -116,7 +116,7 @@ impl ApiHandler {
                 })
             }
             Request::NetworkCreate { name, subnet, options } => {
-                agent.network_create(&name, subnet.as_deref(), options).await.map_err(agent_error)?;
+                agent.network_create(&name, subnet, options).await.map_err(agent_error)?;
                 let created =
                     views::networks(&agent.snapshot()).into_iter().filter(|n| n.name == name).collect();
                 Ok(Reply::Networks(created))

@@ -49,11 +49,18 @@ pub fn validate_name(name: &str) -> Result<(), NetworkError> {
     Ok(crate::name_rules::check(crate::name_rules::NameKind::Network, name)?)
 }
 
+/// Reads a subnet as users type it (`10.10.0.0/24`) and checks it (`check_subnet`). Used where
+/// requests enter (meshctl's arguments, the API's decoding), so the agent only sees checked values.
 pub fn parse_subnet(text: &str) -> Result<Ipv4Net, NetworkError> {
     let net =
         Ipv4Net::from_str(text.trim()).map_err(|_| NetworkError::Subnet(text.chars().take(80).collect()))?;
+    check_subnet(net)
+}
+
+/// A network's subnet has no host bits set and a prefix meshd serves (/8 to /28).
+pub fn check_subnet(net: Ipv4Net) -> Result<Ipv4Net, NetworkError> {
     if net.trunc() != net {
-        return Err(NetworkError::HostBits { given: text.to_string(), network: net.trunc() });
+        return Err(NetworkError::HostBits { given: net.to_string(), network: net.trunc() });
     }
     if !(MIN_PREFIX..=MAX_PREFIX).contains(&net.prefix_len()) {
         return Err(NetworkError::Prefix(net));
@@ -66,12 +73,13 @@ pub fn parse_subnet(text: &str) -> Result<Ipv4Net, NetworkError> {
 pub fn plan_create(
     state: &ClusterState,
     name: &str,
-    subnet: &str,
+    subnet: Ipv4Net,
     options: NetworkOptions,
     overlay_mtu: u32,
 ) -> Result<NetworkRecord, NetworkError> {
     validate_name(name)?;
-    let subnet = parse_subnet(subnet)?;
+    // Checked again: the API decodes only checked subnets, but the agent is also called directly.
+    let subnet = check_subnet(subnet)?;
     options.check(&subnet).map_err(NetworkError::Options)?;
     if let Some(mtu) = options.mtu.filter(|mtu| *mtu > overlay_mtu) {
         return Err(NetworkError::MtuTooLarge { mtu, limit: overlay_mtu });
@@ -140,9 +148,20 @@ mod tests {
     use crate::identity::NodeId;
     use crate::state::{Change, Delta, Version};
 
+    /// A network created as a user types it: the subnet read from text, then planned.
+    fn create(
+        state: &ClusterState,
+        name: &str,
+        subnet: &str,
+        options: NetworkOptions,
+        overlay_mtu: u32,
+    ) -> Result<NetworkRecord, NetworkError> {
+        plan_create(state, name, parse_subnet(subnet)?, options, overlay_mtu)
+    }
+
     fn with_network(name: &str, subnet: &str) -> ClusterState {
         let mut state = ClusterState::default();
-        let record = plan_create(&state, name, subnet, NetworkOptions::default(), 1450).unwrap();
+        let record = create(&state, name, subnet, NetworkOptions::default(), 1450).unwrap();
         let version = Version { lamport: 1, node: NodeId::from_bytes([1; 16]) };
         state
             .apply(
@@ -157,46 +176,46 @@ mod tests {
     fn names_and_subnets_are_validated() {
         let state = ClusterState::default();
         assert!(matches!(
-            plan_create(&state, "", "10.0.0.0/24", NetworkOptions::default(), 1450),
+            create(&state, "", "10.0.0.0/24", NetworkOptions::default(), 1450),
             Err(NetworkError::Name(_))
         ));
         assert!(matches!(
-            plan_create(&state, "-x", "10.0.0.0/24", NetworkOptions::default(), 1450),
+            create(&state, "-x", "10.0.0.0/24", NetworkOptions::default(), 1450),
             Err(NetworkError::Name(_))
         ));
         assert!(matches!(
-            plan_create(&state, "a b", "10.0.0.0/24", NetworkOptions::default(), 1450),
+            create(&state, "a b", "10.0.0.0/24", NetworkOptions::default(), 1450),
             Err(NetworkError::Name(_))
         ));
         // NAME.NETWORK must be two labels.
         assert!(matches!(
-            plan_create(&state, "front.v2", "10.0.0.0/24", NetworkOptions::default(), 1450),
+            create(&state, "front.v2", "10.0.0.0/24", NetworkOptions::default(), 1450),
             Err(NetworkError::Name(_))
         ));
         assert!(matches!(
-            plan_create(&state, "ok", "10.0.0.0", NetworkOptions::default(), 1450),
+            create(&state, "ok", "10.0.0.0", NetworkOptions::default(), 1450),
             Err(NetworkError::Subnet(_))
         ));
         assert!(matches!(
-            plan_create(&state, "ok", "300.0.0.0/24", NetworkOptions::default(), 1450),
+            create(&state, "ok", "300.0.0.0/24", NetworkOptions::default(), 1450),
             Err(NetworkError::Subnet(_))
         ));
         assert!(matches!(
-            plan_create(&state, "ok", "fd00::/64", NetworkOptions::default(), 1450),
+            create(&state, "ok", "fd00::/64", NetworkOptions::default(), 1450),
             Err(NetworkError::Subnet(_))
         ));
-        let err = plan_create(&state, "ok", "10.0.0.5/24", NetworkOptions::default(), 1450).unwrap_err();
+        let err = create(&state, "ok", "10.0.0.5/24", NetworkOptions::default(), 1450).unwrap_err();
         assert_eq!(err.to_string(), "subnet 10.0.0.5/24 has host bits set; did you mean 10.0.0.0/24?");
         assert!(matches!(
-            plan_create(&state, "ok", "10.0.0.0/30", NetworkOptions::default(), 1450),
+            create(&state, "ok", "10.0.0.0/30", NetworkOptions::default(), 1450),
             Err(NetworkError::Prefix(_))
         ));
         assert!(matches!(
-            plan_create(&state, "ok", "0.0.0.0/4", NetworkOptions::default(), 1450),
+            create(&state, "ok", "0.0.0.0/4", NetworkOptions::default(), 1450),
             Err(NetworkError::Prefix(_))
         ));
         assert_eq!(
-            plan_create(&state, "front-end_v2", "10.0.0.0/24", NetworkOptions::default(), 1450)
+            create(&state, "front-end_v2", "10.0.0.0/24", NetworkOptions::default(), 1450)
                 .unwrap()
                 .subnet
                 .to_string(),
@@ -208,18 +227,18 @@ mod tests {
     fn duplicates_and_overlaps_are_refused() {
         let state = with_network("front", "10.10.0.0/16");
         assert_eq!(
-            plan_create(&state, "front", "10.20.0.0/24", NetworkOptions::default(), 1450),
+            create(&state, "front", "10.20.0.0/24", NetworkOptions::default(), 1450),
             Err(NetworkError::Exists("front".into()))
         );
         assert!(matches!(
-            plan_create(&state, "inner", "10.10.5.0/24", NetworkOptions::default(), 1450),
+            create(&state, "inner", "10.10.5.0/24", NetworkOptions::default(), 1450),
             Err(NetworkError::Overlap { .. })
         ));
         assert!(matches!(
-            plan_create(&state, "outer", "10.0.0.0/8", NetworkOptions::default(), 1450),
+            create(&state, "outer", "10.0.0.0/8", NetworkOptions::default(), 1450),
             Err(NetworkError::Overlap { .. })
         ));
-        assert!(plan_create(&state, "back", "10.11.0.0/16", NetworkOptions::default(), 1450).is_ok());
+        assert!(create(&state, "back", "10.11.0.0/16", NetworkOptions::default(), 1450).is_ok());
     }
 
     #[test]
@@ -260,13 +279,13 @@ mod tests {
     fn options_are_checked_before_anything_is_created() {
         let state = ClusterState::default();
         let gateway = |ip: &str| NetworkOptions { gateway: Some(ip.parse().unwrap()), ..Default::default() };
-        let created = plan_create(&state, "a", "10.0.0.0/24", gateway("10.0.0.254"), 1450).unwrap();
+        let created = create(&state, "a", "10.0.0.0/24", gateway("10.0.0.254"), 1450).unwrap();
         assert_eq!(created.gateway(), "10.0.0.254".parse::<std::net::Ipv4Addr>().unwrap());
-        let error = plan_create(&state, "a", "10.0.0.0/24", gateway("10.0.1.1"), 1450).unwrap_err();
+        let error = create(&state, "a", "10.0.0.0/24", gateway("10.0.1.1"), 1450).unwrap_err();
         assert!(error.to_string().contains("outside subnet 10.0.0.0/24"), "{error}");
         let mtu = |mtu| NetworkOptions { mtu: Some(mtu), ..Default::default() };
-        assert!(plan_create(&state, "a", "10.0.0.0/24", mtu(1450), 1450).is_ok());
-        let error = plan_create(&state, "a", "10.0.0.0/24", mtu(1451), 1450).unwrap_err();
+        assert!(create(&state, "a", "10.0.0.0/24", mtu(1450), 1450).is_ok());
+        let error = create(&state, "a", "10.0.0.0/24", mtu(1451), 1450).unwrap_err();
         assert_eq!(
             error.to_string(),
             "mtu 1451 is above this node's limit of 1450 (its underlay's MTU 1500 less 50 bytes of VXLAN)"

@@ -160,7 +160,9 @@ mod tests {
 
     fn state() -> ClusterState {
         let mut state = ClusterState::default();
-        let record = network::plan_create(&state, "front", "10.1.0.0/24", Default::default(), 1450).unwrap();
+        let record =
+            network::plan_create(&state, "front", "10.1.0.0/24".parse().unwrap(), Default::default(), 1450)
+                .unwrap();
         let v = |l| Version { lamport: l, node: NodeId::from_bytes([1; 16]) };
         state
             .apply(

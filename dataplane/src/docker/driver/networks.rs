@@ -111,7 +111,7 @@ impl DockerDriver {
             Some(s) => Some(format!(
                 "meshd network {name} has subnet {s}, this Docker network {subnet}: create it with --subnet {s}"
             )),
-            None => match self.agent.network_create(name, Some(&subnet.to_string()), options).await {
+            None => match self.agent.network_create(name, Some(subnet), options).await {
                 Ok(_) => {
                     tracing::info!(name, %subnet, "created the meshd network of a Docker network");
                     None

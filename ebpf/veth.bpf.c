@@ -10,7 +10,9 @@
  *                           in the container's own flow table), then as below; of another
  *                           network: dropped before any state
  *   to a published port of this node (hairpin), for a service of its network: the same, the
- *                           port becoming the target port
+ *                           port becoming the target port; a flow balanced onto the container
+ *                           itself gets the gateway as its source, and the container's answer to
+ *                           the gateway is turned back into the service's answer (lib/lb.h)
  *   IPv4 to an endpoint  -> same network: straight into the target container on this node
  *                           (redirect_peer), or to the target's node: encapsulated here and sent
  *                           out of the underlay (lib/overlay.h), or, when that cannot be done,
@@ -25,7 +27,7 @@
  *                           decided by meshd's nftables table (replies only).
  *   IPv4 from another source than the container's own address -> dropped (spoofed)
  *   anything else        -> dropped (IPv6 is not supported yet)
- * A veth not in md_ifaces_v1 (not attached by meshd) passes through untouched.
+ * A veth not in md_ifaces_v2 (not attached by meshd) passes through untouched.
  *
  * to_container (tc egress of the host-side veth) sees what the node's stack delivers to the
  * container (replies to masqueraded traffic) and counts it.
@@ -157,6 +159,14 @@ int veth_from_container(struct __sk_buff *skb)
 			return drop(skb, DIR, -ret);
 		if (ret == PKT_REWRITTEN)
 			count_verdict(skb, DIR, MD_REASON_HAIRPIN);
+	}
+	if (ret == PKT_UNTOUCHED) {
+		/* Its answer to its own flow balanced back onto itself. */
+		ret = lb_to_self_reply(skb, ip, iface);
+		if (ret < 0)
+			return drop(skb, DIR, -ret);
+		if (ret == PKT_REWRITTEN)
+			count_verdict(skb, DIR, MD_REASON_LB_RNAT);
 	}
 	if (ret == PKT_UNTOUCHED) {
 		lb_direct_flow(skb, ip);

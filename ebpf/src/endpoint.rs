@@ -3,7 +3,7 @@
 /// Every endpoint the node knows, keyed by its IPv4 address in network order.
 pub const ENDPOINTS_MAP: &str = "md_endpoints_v2";
 /// Every attached veth of the node, keyed by the host side's ifindex.
-pub const IFACES_MAP: &str = "md_ifaces_v1";
+pub const IFACES_MAP: &str = "md_ifaces_v2";
 /// `MD_ENDPOINTS_MAX`: capacity of [`ENDPOINTS_MAP`] (every endpoint the node knows, cluster-wide).
 pub const ENDPOINTS_MAX: u32 = 262144;
 /// `MD_IFACES_MAX`: capacity of [`IFACES_MAP`] (attached veths on this node).
@@ -41,6 +41,9 @@ pub struct Iface {
     /// `IFACE_INTERNAL` or 0.
     pub flags: u8,
     pub pad: u8,
+    /// The network's gateway (network order): the source of a task's flow balanced back onto
+    /// itself (0: no such rewrite).
+    pub gateway: u32,
 }
 
 // SAFETY: repr(C), integers and byte arrays only, explicit padding: every bit pattern is valid.

@@ -129,7 +129,7 @@ fn endpoint_types_match_the_header() {
         "SIZE(md_endpoint); OFF(md_endpoint, vni); OFF(md_endpoint, node_ip); OFF(md_endpoint, ifindex);\n\
          OFF(md_endpoint, mac); OFF(md_endpoint, flags); OFF(md_endpoint, pad);\n\
          SIZE(md_iface); OFF(md_iface, vni); OFF(md_iface, ip); OFF(md_iface, subnet); OFF(md_iface, mask);\n\
-         OFF(md_iface, mac); OFF(md_iface, flags); OFF(md_iface, pad);\n\
+         OFF(md_iface, mac); OFF(md_iface, flags); OFF(md_iface, pad); OFF(md_iface, gateway);\n\
          ENUM(MD_EP_LOCAL); ENUM(MD_IFACE_INTERNAL); ENUM(MD_ENDPOINTS_MAX); ENUM(MD_IFACES_MAX);",
     );
     let rust: HashMap<&str, usize> = HashMap::from([
@@ -148,6 +148,7 @@ fn endpoint_types_match_the_header() {
         ("offsetof md_iface.mac", offset_of!(Iface, mac)),
         ("offsetof md_iface.flags", offset_of!(Iface, flags)),
         ("offsetof md_iface.pad", offset_of!(Iface, pad)),
+        ("offsetof md_iface.gateway", offset_of!(Iface, gateway)),
         ("enum MD_EP_LOCAL", usize::from(FLAG_LOCAL)),
         ("enum MD_IFACE_INTERNAL", usize::from(IFACE_INTERNAL)),
         ("enum MD_ENDPOINTS_MAX", ENDPOINTS_MAX as usize),

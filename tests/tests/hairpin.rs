@@ -1,8 +1,9 @@
 //! Hairpin (issue 22, item 4): a task asking its own service, through the VIP and through a
 //! published port, gets an answer, also from itself when it is the only task (Swarm fixed this
-//! in moby#24377). Real meshd in namespaces, real curl. Balanced at the socket (the default):
-//! with `--socket-lb off` a task's packet balanced back to itself is still refused by its own
-//! stack (a martian: its own address as the source), see docs/services.md.
+//! in moby#24377). Real meshd in namespaces, real curl. Balanced at the socket (the default), and
+//! per packet with `--socket-lb off`: there a flow balanced back onto the task itself gets the
+//! network's gateway as its source (else the task's stack drops its own address as a martian),
+//! and the answer to the gateway is turned back at the veth (lib/lb.h, lib/rnat.h).
 
 use std::time::Duration;
 
@@ -14,6 +15,11 @@ use meshd_tests::Cluster;
 #[test]
 fn a_single_task_reaches_itself_through_its_vip_and_its_published_port() {
     single_task_asks_itself("selfpin", &[]);
+}
+
+#[test]
+fn a_single_task_reaches_itself_per_packet_without_the_socket_lb() {
+    single_task_asks_itself("selfpkt", &["--socket-lb", "off"]);
 }
 
 fn single_task_asks_itself(tag: &str, extra: &[&str]) {

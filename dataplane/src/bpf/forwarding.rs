@@ -3,7 +3,7 @@
 //!
 //! | field | map | key |
 //! |---|---|---|
-//! | `ifaces` | md_ifaces_v1 | host-side ifindex of an attached veth |
+//! | `ifaces` | md_ifaces_v2 | host-side ifindex of an attached veth |
 //! | `endpoints` | md_endpoints_v2 | endpoint address |
 //! | `services` | md_services_v1 | VIP |
 //! | `maglev` | md_maglev_v3 (hash of maps) | service id |

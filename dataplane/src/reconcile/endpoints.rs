@@ -1,4 +1,4 @@
-//! Where every endpoint is (md_endpoints_v2) and what every local veth belongs to (md_ifaces_v1).
+//! Where every endpoint is (md_endpoints_v2) and what every local veth belongs to (md_ifaces_v2).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -78,6 +78,7 @@ pub fn ifaces(snapshot: &Snapshot, local: &[LocalAttachment]) -> BTreeMap<u32, I
                 mac: attachment.host_mac,
                 flags: if network.options.internal { meshd_ebpf::endpoint::IFACE_INTERNAL } else { 0 },
                 pad: 0,
+                gateway: net_order::ipv4(network.gateway()),
             },
         );
     }

@@ -4,7 +4,7 @@
 //! Run after every new snapshot and after every attach or detach; running it twice changes
 //! nothing.
 //!
-//! - [`endpoints`](mod@endpoints): md_endpoints_v2 and md_ifaces_v1.
+//! - [`endpoints`](mod@endpoints): md_endpoints_v2 and md_ifaces_v2.
 //! - [`services`](mod@services): md_services_v1 and md_maglev_v3.
 //! - [`frontends`](mod@frontends): md_frontends_v1.
 //! - [`nodes`](mod@nodes): md_nodes_v1.

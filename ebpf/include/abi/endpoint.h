@@ -14,7 +14,7 @@
 /* Map sizes (max_entries). */
 enum md_endpoint_limits {
 	MD_ENDPOINTS_MAX = 262144, /* md_endpoints_v2: every endpoint the node knows, cluster-wide */
-	MD_IFACES_MAX = 4096,      /* md_ifaces_v1: attached veths on this node */
+	MD_IFACES_MAX = 4096,      /* md_ifaces_v2: attached veths on this node */
 };
 
 enum md_endpoint_flags {
@@ -36,7 +36,7 @@ struct md_endpoint {
 	__u8 pad;      /* always 0 */
 };
 
-/* Value of md_ifaces_v1, keyed by the ifindex (__u32) of the host side of an attached veth. */
+/* Value of md_ifaces_v2, keyed by the ifindex (__u32) of the host side of an attached veth. */
 struct md_iface {
 	__u32 vni;    /* the network this veth is attached to */
 	__u32 ip;     /* the endpoint's own address */
@@ -45,6 +45,7 @@ struct md_iface {
 	__u8 mac[6];  /* this host-side veth's MAC: the answer to every ARP request from the container */
 	__u8 flags;   /* enum md_iface_flags */
 	__u8 pad;     /* always 0 */
+	__u32 gateway; /* the network's gateway: the source of a task's flow balanced back to itself */
 };
 
 #endif /* MESHD_ABI_ENDPOINT_H */

@@ -25,7 +25,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct md_iface);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} md_ifaces_v1 SEC(".maps");
+} md_ifaces_v2 SEC(".maps");
 
 md_inline struct md_endpoint *lookup_endpoint(__u32 ip)
 {
@@ -34,7 +34,7 @@ md_inline struct md_endpoint *lookup_endpoint(__u32 ip)
 
 md_inline struct md_iface *lookup_iface(__u32 ifindex)
 {
-	return bpf_map_lookup_elem(&md_ifaces_v1, &ifindex);
+	return bpf_map_lookup_elem(&md_ifaces_v2, &ifindex);
 }
 
 #endif /* MESHD_LIB_ENDPOINT_H */

@@ -9,6 +9,13 @@
  *
  * Nothing is tracked for what cannot be delivered: a VIP of another network is dropped before
  * any state, and so is a flow without a backend or a TCP packet that starts nothing.
+ *
+ * A task balanced onto itself (it asked its own service, and it is the backend picked) would get
+ * its own packet back with its own address as the source, which its stack drops as a martian,
+ * and its answer would go over its loopback, past the reverse NAT. So such a flow's source
+ * becomes the network's gateway (Cilium rewrites to a loopback address for the same reason):
+ * the answer goes back out of the task's veth, where lb_to_self_reply() (lib/rnat.h) turns it
+ * back. The socket LB never gets here for connected sockets: it picks before any packet.
  */
 #ifndef MESHD_LIB_LB_H
 #define MESHD_LIB_LB_H
@@ -26,13 +33,16 @@
 #include "../abi/lb.h"
 
 /*
- * Balances the flow `fwd` (TO_SERVICE, filled by the caller) of the client `client` to service
- * `svc`, sent to `to:to_port`, onto a backend listening on `port`; rewrites the destination.
- * Returns PKT_REWRITTEN or a negative -MD_REASON_....
+ * Balances the flow `fwd` (TO_SERVICE, filled by the caller) of the container behind `iface` to
+ * service `svc`, sent to `to:to_port`, onto a backend listening on `port`; rewrites the
+ * destination, and the source too when the backend is the client itself (see above). Returns
+ * PKT_REWRITTEN or a negative -MD_REASON_....
  */
-md_inline int lb_balance(struct __sk_buff *skb, struct l4 *l4, __u32 client, const struct md_service *svc,
-			 const struct md_flow_key *fwd, __u32 to, __u16 to_port, __u16 port)
+md_inline int lb_balance(struct __sk_buff *skb, struct l4 *l4, const struct md_iface *iface,
+			 const struct md_service *svc, const struct md_flow_key *fwd, __u32 to, __u16 to_port,
+			 __u16 port)
 {
+	__u32 client = iface->ip;
 	struct md_flow_key rk = {};
 	struct flow_backend backend = {};
 	void *table = flow_table(client);
@@ -52,6 +62,8 @@ md_inline int lb_balance(struct __sk_buff *skb, struct l4 *l4, __u32 client, con
 	ret = rewrite_addr(skb, l4, IP_DST_OFF, to, backend.addr);
 	if (ret == 0)
 		ret = rewrite_port(skb, l4, L4_DPORT_OFF, to_port, backend.port);
+	if (ret == 0 && backend.addr == client && iface->gateway)
+		ret = rewrite_addr(skb, l4, IP_SRC_OFF, client, iface->gateway);
 	if (ret < 0)
 		return ret;
 	return PKT_REWRITTEN;
@@ -83,7 +95,7 @@ md_inline int lb_to_vip(struct __sk_buff *skb, struct iphdr *ip, const struct md
 	fwd.client_port = l4.sport;
 	fwd.proto = l4.proto;
 	fwd.dir = MD_FLOW_TO_SERVICE;
-	return lb_balance(skb, &l4, ip->saddr, svc, &fwd, ip->daddr, l4.dport, l4.dport);
+	return lb_balance(skb, &l4, iface, svc, &fwd, ip->daddr, l4.dport, l4.dport);
 }
 
 /*
@@ -122,7 +134,7 @@ md_inline int lb_to_frontend(struct __sk_buff *skb, struct iphdr *ip, const stru
 	fwd.client_port = l4.sport;
 	fwd.proto = l4.proto;
 	fwd.dir = MD_FLOW_TO_SERVICE;
-	return lb_balance(skb, &l4, ip->saddr, svc, &fwd, ip->daddr, l4.dport, fe->target_port);
+	return lb_balance(skb, &l4, iface, svc, &fwd, ip->daddr, l4.dport, fe->target_port);
 }
 
 #endif /* MESHD_LIB_LB_H */

@@ -4,8 +4,9 @@
  * hairpin to a published port of its node): the source to put back on a backend's replies is
  * remembered in the client's flow table when the flow is balanced (flow_remember_reply, called by
  * lib/lb.h), put back on each reply and ICMP error (lb_from_backend), and given up when a direct
- * flow reuses the ports (lb_direct_flow). The routing mesh's own reverse NAT (published flows
- * from outside) is lib/mesh.h's mesh_reply.
+ * flow reuses the ports (lb_direct_flow). A task's answer to its own flow balanced onto itself
+ * comes back addressed to its gateway and is turned back here too (lb_to_self_reply). The
+ * routing mesh's own reverse NAT (published flows from outside) is lib/mesh.h's mesh_reply.
  */
 #ifndef MESHD_LIB_RNAT_H
 #define MESHD_LIB_RNAT_H
@@ -139,6 +140,47 @@ md_inline int lb_from_backend(struct __sk_buff *skb, struct iphdr *ip)
 	ret = rewrite_addr(skb, &l4, IP_SRC_OFF, backend, addr);
 	if (ret == 0)
 		ret = rewrite_port(skb, &l4, L4_SPORT_OFF, l4.sport, port);
+	if (ret < 0)
+		return ret;
+	return PKT_REWRITTEN;
+}
+
+/*
+ * A task's answer to a flow it balanced onto itself (lib/lb.h gave that flow the gateway as its
+ * source): from the task's own address to its gateway. The reply entry lb_balance() remembered
+ * names what the task asked for; the source becomes that again and the destination the task, so
+ * the packet goes back into it as the answer of its own service. Anything else to the gateway
+ * is left alone (and dropped later: no endpoint has that address). Returns PKT_REWRITTEN,
+ * PKT_UNTOUCHED or -MD_REASON_DROP_REWRITE.
+ */
+md_inline int lb_to_self_reply(struct __sk_buff *skb, struct iphdr *ip, const struct md_iface *iface)
+{
+	struct md_flow_key rk = {};
+	struct md_flow *rv;
+	struct l4 l4 = {};
+	__u32 addr;
+	__u16 port;
+	void *table;
+	int ret;
+
+	if (!iface->gateway || ip->daddr != iface->gateway)
+		return PKT_UNTOUCHED;
+	if (!parse_l4(skb, ip, &l4))
+		return PKT_UNTOUCHED;
+	table = flow_table(iface->ip);
+	if (!table)
+		return PKT_UNTOUCHED;
+	flow_reply_key(&rk, iface->ip, l4.sport, l4.dport, l4.proto);
+	rv = bpf_map_lookup_elem(table, &rk);
+	if (!rv || rv->addr == MD_REPLY_DIRECT)
+		return PKT_UNTOUCHED;
+	addr = rv->addr;
+	port = rv->port;
+	ret = rewrite_addr(skb, &l4, IP_SRC_OFF, iface->ip, addr);
+	if (ret == 0)
+		ret = rewrite_port(skb, &l4, L4_SPORT_OFF, l4.sport, port);
+	if (ret == 0)
+		ret = rewrite_addr(skb, &l4, IP_DST_OFF, iface->gateway, iface->ip);
 	if (ret < 0)
 		return ret;
 	return PKT_REWRITTEN;

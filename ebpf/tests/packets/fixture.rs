@@ -24,7 +24,7 @@ use meshd_ebpf::verdict::{self, Direction, Reason, VerdictCounter, VerdictKey};
 use crate::test_run;
 
 /// The interface every program runs on: a test run without an `ifindex` in its context runs on
-/// the loopback device, which is 1 in every namespace. Rows key `md_ifaces_v1` with it.
+/// the loopback device, which is 1 in every namespace. Rows key `md_ifaces_v2` with it.
 pub const IFINDEX: u32 = 1;
 
 /// `TC_ACT_*` (linux/pkt_cls.h).
@@ -106,7 +106,7 @@ pub fn now_ns() -> u64 {
 /// One map entry a row puts before its packet runs.
 #[derive(Debug, Clone)]
 pub enum Put {
-    /// `md_ifaces_v1`: an attached veth.
+    /// `md_ifaces_v2`: an attached veth.
     Iface(u32, Iface),
     /// `md_endpoints_v2`.
     Endpoint(Ipv4Addr, Endpoint),

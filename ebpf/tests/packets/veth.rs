@@ -290,6 +290,38 @@ pub fn rows() -> Vec<Row> {
         .expect(redirect_peer(B_IFINDEX), &[(From, Hairpin), (From, ForwardLocal)])
         .check(frames::l4_is(to_b_at(TARGET))),
         Row::new(
+            "a VIP flow balanced onto the client itself: its source becomes the gateway",
+            FROM_CONTAINER,
+            from_a(VIP, TARGET, syn),
+        )
+        .maps(w())
+        .maps(service(&[A]))
+        .maps([Put::FlowTable(A)])
+        .expect(redirect_peer(IFINDEX), &[(From, LbDnat), (From, ForwardLocal)])
+        .check(frames::l4_is(Expect {
+            src_mac: veth_mac(IFINDEX),
+            dst_mac: A_MAC,
+            src: (GATEWAY, EPHEMERAL),
+            dst: (A, TARGET),
+        })),
+        Row::new(
+            "its answer to that flow (to its gateway): back into it from the VIP",
+            FROM_CONTAINER,
+            ipv4(A_MAC, veth_mac(IFINDEX), (A, TARGET), (GATEWAY, EPHEMERAL), ack),
+        )
+        .maps(w())
+        .maps([Put::Flow(A, reply_of(A, TARGET), Flow { addr: be(VIP), port: port(TARGET), flags: 0, last_seen: 0 })])
+        .expect(redirect_peer(IFINDEX), &[(From, LbRnat), (From, ForwardLocal)])
+        .check(frames::l4_is(Expect {
+            src_mac: veth_mac(IFINDEX),
+            dst_mac: A_MAC,
+            src: (VIP, TARGET),
+            dst: (A, EPHEMERAL),
+        })),
+        Row::new("to its gateway with no flow of its own behind it", FROM_CONTAINER, from_a(GATEWAY, TARGET, ack))
+            .maps(w())
+            .expect(Verdict::Shot, &[(From, DropNoEndpoint)]),
+        Row::new(
             "a direct flow takes over a stale VIP reply translation of the same ports",
             FROM_CONTAINER,
             from_a(B, TARGET, syn),

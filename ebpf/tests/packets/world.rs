@@ -18,6 +18,7 @@ pub const SUBNET: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 0);
 pub const OTHER_SUBNET: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 0);
 pub const MASK: Ipv4Addr = Ipv4Addr::new(255, 255, 255, 0);
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 0, 1, 1);
+pub const OTHER_GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 0, 2, 1);
 
 /// This node, a peer node, a third node, and a host that is no node.
 pub const NODE: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 1);
@@ -76,7 +77,17 @@ pub fn veth_mac(ifindex: u32) -> Mac {
 
 fn iface(ip: Ipv4Addr, vni: u32, ifindex: u32) -> Iface {
     let subnet = if vni == VNI { SUBNET } else { OTHER_SUBNET };
-    Iface { vni, ip: be(ip), subnet: be(subnet), mask: be(MASK), mac: veth_mac(ifindex), flags: 0, pad: 0 }
+    let gateway = if vni == VNI { GATEWAY } else { OTHER_GATEWAY };
+    Iface {
+        vni,
+        ip: be(ip),
+        subnet: be(subnet),
+        mask: be(MASK),
+        mac: veth_mac(ifindex),
+        flags: 0,
+        pad: 0,
+        gateway: be(gateway),
+    }
 }
 
 pub fn local(vni: u32, ifindex: u32, mac: Mac) -> Endpoint {

@@ -62,6 +62,27 @@ fn every_object_passes_the_verifier_in_a_namespace() {
     }
 }
 
+/// A map pinned by an older build under a name the objects no longer use (a layout change gave
+/// it a new versioned name) is removed when the datapath loads; the current pins stay.
+#[test]
+fn a_map_pin_an_older_build_left_is_removed_at_load() {
+    let pins = PinDir::new("retired");
+    let old = pins.0.join("md_ifaces_v1");
+    let created = std::process::Command::new("bpftool")
+        .args(["map", "create"])
+        .arg(&old)
+        .args(["type", "hash", "key", "4", "value", "24", "entries", "16", "name", "md_ifaces_v1"])
+        .output()
+        .expect("bpftool");
+    assert!(created.status.success(), "{}", describe_failure("bpftool map create", &created));
+    assert!(old.exists());
+    let ns = Netns::new(&unique_prefix("retired"));
+    let dir = pins.0.clone();
+    ns.run_inside(move || Datapath::load(&dir).map(|_| ()).map_err(|e| format!("{e}"))).expect("load");
+    assert!(!old.exists(), "the retired pin md_ifaces_v1 is still there");
+    assert!(pins.0.join(meshd_ebpf::endpoint::IFACES_MAP).exists(), "the current pin is kept");
+}
+
 #[test]
 fn the_veth_programs_count_real_packets() {
     let pins = PinDir::new("count");

@@ -69,6 +69,11 @@ impl Datapath {
             program: sock::RELEASE,
             source: Box::new(source),
         })?;
+        let in_use: std::collections::BTreeSet<&str> = [&veth, &vxlan, &underlay, &sock]
+            .into_iter()
+            .flat_map(|o| o.maps().map(|(name, _)| name))
+            .collect();
+        super::retired_pins::remove(pin_dir, &in_use);
         Ok(Datapath {
             veth,
             vxlan,

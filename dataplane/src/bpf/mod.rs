@@ -12,6 +12,7 @@
 //! - [`sock_tables`]: the socket programs' tables, one per network namespace.
 //! - [`inspect`]: a VIP's load balancing read back from the kernel.
 //! - [`pressure`]: how full each map is (a walk of its keys), and conntrack's flows per VIP.
+//! - [`retired_pins`]: removing map pins an older build left (a map renamed for a new layout).
 //! - [`verdicts`]: the per-CPU verdict counters.
 //! - [`events`]: the monitor's ring buffer of drop and flow events, its switch and rate limit.
 //! - [`cgroup`]: where the socket programs attach, and the netns cookie that scopes them.
@@ -29,6 +30,7 @@ pub mod links;
 pub mod maglev_tables;
 pub mod mapped_array;
 pub mod pressure;
+pub mod retired_pins;
 pub mod sock_tables;
 pub mod verdicts;
 

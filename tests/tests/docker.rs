@@ -409,3 +409,111 @@ fn a_docker_task_with_a_healthcheck_takes_flows_only_once_healthy() {
         c.node(1).backends_in_table("web") == 0
     });
 }
+
+/// `docker network create` with every option Docker has for a network: the meshd network made
+/// from it carries them, and a Docker container on it sees them (`ip addr`, `ip route`,
+/// `ip link`) and is held by `--internal`. A Docker network bound to an existing meshd network
+/// with other options is refused with the difference named.
+#[test]
+fn a_docker_network_with_every_option_makes_a_meshd_network_with_them() {
+    let Setup { _global, cluster, podman: _podman, dockerd, .. } = setup("dockopts");
+    let driver = format!("{}-meshd", cluster.prefix());
+    dockerd.ok(&[
+        "network",
+        "create",
+        "-d",
+        &driver,
+        "--ipam-driver",
+        &driver,
+        "--subnet",
+        "10.94.0.0/24",
+        "--ip-range",
+        "10.94.0.128/25",
+        "--gateway",
+        "10.94.0.254",
+        "--aux-address",
+        "printer=10.94.0.130",
+        "--internal",
+        "-o",
+        "com.docker.network.driver.mtu=1400",
+        "opts",
+    ]);
+    cluster.wait_for("network opts on n1", Duration::from_secs(15), |c| {
+        c.node(1).meshctl_ok(&["network", "ls"]).contains("10.94.0.0/24")
+    });
+    let ls = cluster.node(1).meshctl_ok(&["--format", "json", "network", "ls"]);
+    let ls: serde_json::Value = serde_json::from_str(&ls).unwrap();
+    let opts = ls.as_array().unwrap().iter().find(|n| n["name"] == "opts").expect("opts listed").clone();
+    assert_eq!(opts["gateway"], "10.94.0.254", "{opts}");
+    assert_eq!(opts["options"]["ip_range"], "10.94.0.128/25", "{opts}");
+    assert_eq!(opts["options"]["aux_addresses"]["printer"], "10.94.0.130", "{opts}");
+    assert_eq!(opts["options"]["internal"], true, "{opts}");
+    assert_eq!(opts["options"]["mtu"], 1400, "{opts}");
+
+    for name in ["o1", "o2"] {
+        dockerd.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            "opts",
+            "local/busybox",
+            "sh",
+            "-c",
+            &http_server(name),
+        ]);
+    }
+    let o1 = dockerd.address("o1", "opts");
+    let o2 = dockerd.address("o2", "opts");
+    for address in [&o1, &o2] {
+        let last: u8 = address.strip_prefix("10.94.0.").and_then(|l| l.parse().ok()).expect(address);
+        assert!(
+            last >= 128 && last != 130 && last != 254,
+            "{address}: inside --ip-range, not aux nor gateway"
+        );
+    }
+    let addr = dockerd.ok(&["exec", "o1", "ip", "-4", "addr", "show", "eth0"]);
+    assert!(addr.contains(&format!("inet {o1}/24")), "{addr}");
+    let link = dockerd.ok(&["exec", "o1", "ip", "link", "show", "eth0"]);
+    assert!(link.contains("mtu 1400"), "{link}");
+    // Docker gives a container of an internal network no default route; any route it has goes
+    // through the network's gateway or is on-link.
+    let routes = dockerd.ok(&["exec", "o1", "ip", "route"]);
+    for line in routes.lines().filter(|l| l.contains(" via ")) {
+        assert!(line.contains("via 10.94.0.254"), "{routes}");
+    }
+    // Its peer answers; the node and the underlay do not (internal: nothing leaves the overlay).
+    let answer = dockerd.ok(&exec("o1", &http_get(&format!("http://{o2}/"))));
+    assert_eq!(answer.trim(), "o2");
+    for outside in [cluster.node(2).addr.to_string(), cluster.node(1).addr.to_string()] {
+        let out = dockerd.docker(&["exec", "o1", "ping", "-c", "1", "-W", "1", &outside]);
+        assert!(!out.status.success(), "o1 reached {outside} from an internal network");
+    }
+    dockerd.ok(&["rm", "--force", "o1", "o2"]);
+
+    // An existing meshd network, and a Docker network over it with other options: refused,
+    // the difference named, and the meshd network unchanged.
+    cluster.node(1).meshctl_ok(&["network", "create", "plain", "--subnet", "10.95.0.0/24"]);
+    cluster.wait_for("network plain on n2", Duration::from_secs(10), |c| {
+        c.node(2).meshctl_ok(&["network", "ls"]).contains("10.95.0.0/24")
+    });
+    let out = dockerd.docker(&[
+        "network",
+        "create",
+        "-d",
+        &driver,
+        "--ipam-driver",
+        &driver,
+        "--subnet",
+        "10.95.0.0/24",
+        "--internal",
+        "-o",
+        "meshd.network=plain",
+        "plainx",
+    ]);
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success() && said.contains("internal (meshd: false, Docker: true)"), "{said}");
+    let inspect = cluster.node(1).meshctl_ok(&["network", "inspect", "plain"]);
+    assert!(!inspect.contains("internal"), "{inspect}");
+}

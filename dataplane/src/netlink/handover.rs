@@ -35,7 +35,7 @@ pub async fn create(
         .execute()
         .await
         .map_err(netlink_err("create veth", host_ifname))?;
-    let result = configure(node, host_ifname, peer_ifname, address, mac).await;
+    let result = configure(node, host_ifname, peer_ifname, mtu, address, mac).await;
     if result.is_err() {
         let _ = links::delete(node, host_ifname).await;
     }
@@ -46,17 +46,23 @@ async fn configure(
     node: &Handle,
     host_ifname: &str,
     peer_ifname: &str,
+    mtu: u32,
     address: Ipv4Addr,
     mac: Option<[u8; 6]>,
 ) -> Result<HandoverVeth, LinkError> {
     let peer = links::find(node, peer_ifname).await?.ok_or_else(|| LinkError::Missing(peer_ifname.into()))?;
+    // The MTU given at creation is the node side's only: the kernel gives the peer 1500 unless
+    // told, and the runtime keeps the MTU of the interface it moves (Docker does), so without
+    // this a container would send frames the overlay cannot carry.
+    let mut peer_settings = LinkUnspec::new_with_index(peer.header.index).mtu(mtu);
     if let Some(mac) = mac {
-        node.link()
-            .set(LinkUnspec::new_with_index(peer.header.index).address(mac.to_vec()).build())
-            .execute()
-            .await
-            .map_err(netlink_err("set MAC", peer_ifname))?;
+        peer_settings = peer_settings.address(mac.to_vec());
     }
+    node.link()
+        .set(peer_settings.build())
+        .execute()
+        .await
+        .map_err(netlink_err("set MTU and MAC", peer_ifname))?;
     let peer = links::find(node, peer_ifname).await?.ok_or_else(|| LinkError::Missing(peer_ifname.into()))?;
     let host = links::find(node, host_ifname).await?.ok_or_else(|| LinkError::Missing(host_ifname.into()))?;
     let host_ifindex = host.header.index;

@@ -48,6 +48,37 @@ fn network_options(
     Ok(options)
 }
 
+/// How a Docker network's options differ from those of the meshd network it would bind to
+/// (None: alike). Labels are left out: Docker keeps them to itself. A Docker network that says
+/// `--internal` over a meshd network that is not would give its containers a way out they were
+/// promised not to have; every other option would be silently other than what the user asked.
+fn option_mismatch(meshd: &NetworkOptions, docker: &NetworkOptions) -> Option<String> {
+    fn or<T: std::fmt::Display>(value: Option<T>, unset: &str) -> String {
+        value.map_or(unset.to_string(), |v| v.to_string())
+    }
+    fn aux(options: &NetworkOptions) -> String {
+        let all: Vec<String> =
+            options.aux_addresses.iter().map(|(name, ip)| format!("{name}={ip}")).collect();
+        if all.is_empty() {
+            "none".to_string()
+        } else {
+            all.join(" ")
+        }
+    }
+    let mut differ = Vec::new();
+    let mut field = |what: &str, m: String, d: String| {
+        if m != d {
+            differ.push(format!("{what} (meshd: {m}, Docker: {d})"));
+        }
+    };
+    field("gateway", or(meshd.gateway, "the first address"), or(docker.gateway, "the first address"));
+    field("ip-range", or(meshd.ip_range, "the whole subnet"), or(docker.ip_range, "the whole subnet"));
+    field("aux-address", aux(meshd), aux(docker));
+    field("internal", meshd.internal.to_string(), docker.internal.to_string());
+    field("mtu", or(meshd.mtu, "the node's"), or(docker.mtu, "the node's"));
+    (!differ.is_empty()).then(|| differ.join(", "))
+}
+
 impl DockerDriver {
     pub(super) async fn create_network(&self, request: NetworkRequest) -> Result<Value, DriverError> {
         for key in request.options.keys().filter(|k| k.starts_with("meshd.")) {
@@ -105,10 +136,21 @@ impl DockerDriver {
                 _ => return,
             }
         };
-        let existing = self.agent.snapshot().state.networks.get(&name.to_string()).map(|n| n.subnet);
+        let existing = self
+            .agent
+            .snapshot()
+            .state
+            .networks
+            .get(&name.to_string())
+            .map(|n| (n.subnet, n.options.clone()));
         let problem = match existing {
-            Some(s) if s == subnet => None,
-            Some(s) => Some(format!(
+            Some((s, meshd)) if s == subnet => option_mismatch(&meshd, &options).map(|what| {
+                format!(
+                    "meshd network {name} differs from this Docker network in {what}: \
+                     create the Docker network with the meshd network's options (meshctl network inspect {name})"
+                )
+            }),
+            Some((s, _)) => Some(format!(
                 "meshd network {name} has subnet {s}, this Docker network {subnet}: create it with --subnet {s}"
             )),
             None => match self.agent.network_create(name, Some(subnet), options).await {
@@ -159,5 +201,24 @@ impl DockerDriver {
                 )));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_compared_but_for_labels() {
+        let meshd = NetworkOptions { internal: true, mtu: Some(1400), ..Default::default() };
+        let mut docker = meshd.clone();
+        docker.labels.insert("team".into(), "a".into());
+        assert_eq!(option_mismatch(&meshd, &docker), None);
+        docker.internal = false;
+        docker.gateway = Some("10.0.0.254".parse().unwrap());
+        assert_eq!(
+            option_mismatch(&meshd, &docker).unwrap(),
+            "gateway (meshd: the first address, Docker: 10.0.0.254), internal (meshd: true, Docker: false)"
+        );
     }
 }

@@ -16,6 +16,7 @@
 use std::fmt;
 
 use meshd_dns::public::is_public_tld;
+use serde::{Deserialize, Serialize};
 
 /// What a name names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +74,75 @@ pub fn check(kind: NameKind, name: &str) -> Result<(), NameError> {
     }
     Ok(())
 }
+
+/// A name of one kind, checked where it enters (the API's decoding, meshctl's arguments): a value
+/// of this type passed [`check`], so a request that names something new carries no unchecked
+/// string past the API. Names that only refer to something (`network rm NAME`) stay strings:
+/// looking them up is their check.
+macro_rules! checked_name {
+    ($(#[$doc:meta])* $name:ident, $kind:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl TryFrom<String> for $name {
+            type Error = NameError;
+            fn try_from(name: String) -> Result<Self, NameError> {
+                check($kind, &name)?;
+                Ok(Self(name))
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = NameError;
+            fn from_str(name: &str) -> Result<Self, NameError> {
+                Self::try_from(name.to_string())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(name: $name) -> String {
+                name.0
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl PartialEq<$name> for String {
+            fn eq(&self, other: &$name) -> bool {
+                *self == other.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+checked_name!(
+    /// A new network's name (`network create`).
+    NetworkName,
+    NameKind::Network
+);
+checked_name!(
+    /// A new service's name (`service create`).
+    ServiceName,
+    NameKind::Service
+);
+checked_name!(
+    /// A task's name or alias (`attach --name`, `--alias`).
+    TaskName,
+    NameKind::Task
+);
 
 /// Whether `label` is one DNS label as meshd allows it.
 pub fn is_label(label: &str) -> bool {

@@ -53,7 +53,7 @@ pub enum Request {
     /// Counters of the gossip layer and the datapath.
     Stats {},
     NetworkCreate {
-        name: String,
+        name: crate::name_rules::NetworkName,
         /// None: the next free subnet of the cluster's default address pools. Checked as it is
         /// decoded (`network::plan::parse_subnet`): host bits or a prefix meshd does not serve
         /// refuse the request with the same words meshctl prints.
@@ -80,7 +80,7 @@ pub enum Request {
         #[serde(default)]
         service: Option<String>,
         #[serde(default)]
-        name: Option<String>,
+        name: Option<crate::name_rules::TaskName>,
         /// Do not write /etc/netns/NAME/resolv.conf.
         #[serde(default)]
         no_resolv_conf: bool,
@@ -94,7 +94,7 @@ pub enum Request {
         owner: Option<String>,
         /// More names of the endpoint on the network, resolvable like its task name.
         #[serde(default)]
-        aliases: Vec<String>,
+        aliases: Vec<crate::name_rules::TaskName>,
         /// The task's health from its attach (default healthy).
         #[serde(default)]
         health: Option<Health>,
@@ -105,7 +105,7 @@ pub enum Request {
         health: Health,
     },
     ServiceCreate {
-        name: String,
+        name: crate::name_rules::ServiceName,
         network: String,
         #[serde(default)]
         publish: Vec<String>,
@@ -249,6 +249,17 @@ mod tests {
             (br#"{"op":"network_create","name":"a","subnet":"10.0.0.0/30"}"#, "between /8 and /28"),
             (br#"{"op":"network_create","name":"a","subnet":"fd00::/64"}"#, "expected an IPv4 CIDR"),
             (br#"{"op":"network_create","name":"a","subnet":7}"#, "invalid type"),
+            // New names are checked as they are decoded, by the rules DNS names follow.
+            (br#"{"op":"network_create","name":"front.v2"}"#, "invalid network name \"front.v2\""),
+            (
+                br#"{"op":"service_create","name":"-web","network":"front","endpoint_mode":"vip"}"#,
+                "invalid service name",
+            ),
+            (br#"{"op":"attach","netns":"x","network":"front","name":"tasks.web"}"#, "invalid task name"),
+            (
+                br#"{"op":"attach","netns":"x","network":"front","aliases":["ok","a b"]}"#,
+                "invalid task name \"a b\"",
+            ),
         ];
         for (line, expected) in cases {
             let err = parse_request(line).unwrap_err();

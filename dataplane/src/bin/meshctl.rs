@@ -69,7 +69,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             }
-            Request::NetworkCreate { name, subnet, options }
+            Request::NetworkCreate { name: checked(name), subnet, options }
         }
         Command::Network { command: NetworkCommand::Ls } => Request::NetworkLs {},
         Command::Network { command: NetworkCommand::Inspect { name } } => Request::NetworkInspect { name },
@@ -82,11 +82,11 @@ fn main() -> ExitCode {
                 netns,
                 network,
                 service,
-                name,
+                name: name.map(checked),
                 no_resolv_conf,
                 interface: None,
                 owner: None,
-                aliases,
+                aliases: aliases.into_iter().map(checked).collect(),
                 health,
             }
         }
@@ -94,7 +94,7 @@ fn main() -> ExitCode {
             Request::Detach { netns, network, grace_ms: grace.map_or(0, |g| g.as_millis() as u64) }
         }
         Command::Service { command: ServiceCommand::Create { name, network, publish, endpoint_mode } } => {
-            Request::ServiceCreate { name, network, publish, endpoint_mode }
+            Request::ServiceCreate { name: checked(name), network, publish, endpoint_mode }
         }
         Command::Service {
             command: ServiceCommand::Update { name, publish_add, publish_rm, endpoint_mode },
@@ -135,6 +135,15 @@ fn main() -> ExitCode {
 }
 
 /// `meshctl monitor`: prints each event as it comes (flushed at once, so a pipe sees it too).
+/// A new name, checked before any request is sent (the API would refuse it the same way); a bad
+/// one ends meshctl with the rule it breaks, as the cluster's own refusals do (exit 1).
+fn checked<T: TryFrom<String, Error = meshd::name_rules::NameError>>(name: String) -> T {
+    T::try_from(name).unwrap_or_else(|error| {
+        eprintln!("meshctl: error: {error}");
+        std::process::exit(1)
+    })
+}
+
 fn monitor(socket: &std::path::Path, format: Format, request: Request) -> ExitCode {
     let mut stdout = std::io::stdout().lock();
     let result = client::stream(socket, &request, |line| match line {

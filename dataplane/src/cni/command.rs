@@ -4,6 +4,7 @@
 //! so DEL, CHECK and GC find it without the namespace (ctr's DEL has none), and GC of one
 //! configuration never touches another's.
 
+use crate::name_rules::TaskName;
 use std::path::Path;
 use std::time::Duration;
 
@@ -58,6 +59,8 @@ pub fn add(meshd: &dyn Meshd, inv: &Invocation, args: &CniArgs, conf: &NetConf) 
     let service = choose_service(meshd, args, conf)?;
     let task = task_name(args, container_id);
     let aliases = dns_aliases(conf, service.as_deref(), &task);
+    let task = TaskName::try_from(task)
+        .map_err(|error| CniError::new(code::UNSUPPORTED_FIELD, "invalid MESHD_TASK", error.to_string()))?;
     let request = Request::Attach {
         netns: netns.clone(),
         network: conf.network.clone(),
@@ -177,12 +180,12 @@ pub fn gc(meshd: &dyn Meshd, conf: &NetConf) -> Result<(), CniError> {
 /// task of (that name is the service's), not its task name, each valid as a DNS name (podman
 /// also passes the container's short ID: it resolves as Docker's does), at most
 /// `MAX_ALIASES`. An alias that is no valid name is left out rather than failing the container.
-fn dns_aliases(conf: &NetConf, service: Option<&str>, task: &str) -> Vec<String> {
-    let mut aliases: Vec<String> = Vec::new();
+fn dns_aliases(conf: &NetConf, service: Option<&str>, task: &str) -> Vec<TaskName> {
+    let mut aliases: Vec<TaskName> = Vec::new();
     for alias in &conf.aliases {
-        let own = Some(alias.as_str()) != service && alias != task && !aliases.contains(alias);
-        if own && crate::name_rules::check(crate::name_rules::NameKind::Task, alias).is_ok() {
-            aliases.push(alias.clone());
+        let own = Some(alias.as_str()) != service && alias != task && !aliases.iter().any(|a| **a == **alias);
+        if let Some(alias) = own.then(|| TaskName::try_from(alias.clone()).ok()).flatten() {
+            aliases.push(alias);
         }
     }
     aliases.truncate(crate::state::validate::MAX_ALIASES);

@@ -141,11 +141,11 @@ impl ApiHandler {
             } => {
                 let options = AttachOptions {
                     service,
-                    task: name,
+                    task: name.map(String::from),
                     resolv_conf: !no_resolv_conf,
                     interface,
                     owner,
-                    aliases,
+                    aliases: aliases.into_iter().map(String::from).collect(),
                     health: health.unwrap_or_default(),
                 };
                 let attached = agent.attach_with(&netns, &network, options).await.map_err(agent_error)?;

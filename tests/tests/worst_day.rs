@@ -204,3 +204,107 @@ fn force_new_cluster_on_a_survivor_keeps_everything_and_traffic_never_stops() {
         assert_nothing_held_twice(cluster.node(i));
     }
 }
+
+/// `meshd` args for a start of `node`'s namespace with another state directory and node name.
+fn args_with_state_dir(node: &Node, dir: &std::path::Path, name: &str) -> Vec<String> {
+    let mut args = node.base_args();
+    let at = args.iter().position(|a| a == "--state-dir").expect("--state-dir") + 1;
+    args[at] = dir.display().to_string();
+    let at = args.iter().position(|a| a == "--node-name").expect("--node-name") + 1;
+    args[at] = name.to_string();
+    args
+}
+
+#[test]
+fn a_backup_restored_on_a_fresh_state_dir_brings_back_the_cluster_and_damaged_ones_are_refused() {
+    let mut cluster = Cluster::new("restore", 4);
+    cluster.form_roles(2, &[] as &[&str]); // n1 n2 managers, n3 n4 workers
+    let n1 = cluster.node(1);
+    n1.meshctl_ok(&["network", "create", "front", "--subnet", "10.94.0.0/24"]);
+    n1.meshctl_ok(&["network", "create", "pooled"]);
+    n1.meshctl_ok(&["service", "create", "web", "--network", "front", "--publish", "8080:80"]);
+    wait_listed_on(&cluster, &[1, 2, 3, 4], &["service", "ls"], "8080:80");
+    let mut servers = Vec::new();
+    for i in [3, 4] {
+        let task = format!("web.{i}");
+        let (ns, _) = cluster.attach_task(i, &format!("web{i}"), "front", "web", &task);
+        servers.push(NamedServer::start(cluster.namespace(&ns), 80, &task));
+    }
+    let outside = cluster.add_underlay_client();
+    let url = format!("http://{}:8080/", node_underlay_addr(3));
+    cluster.wait_for("the published port answering", Duration::from_secs(20), |c| {
+        c.clients()[outside].ns.exec("curl", ["-s", "--max-time", "2", &url]).status.success()
+    });
+
+    // A backup on a running manager (not the founder).
+    let file = cluster.work_dir().join("n2.backup");
+    let out = json(cluster.node(2), &["backup", file.to_str().unwrap()]);
+    assert_eq!((out["networks"].as_u64(), out["services"].as_u64()), (Some(2), Some(1)), "{out}");
+    let before = holdings(cluster.node(3));
+    let taken = std::fs::read(&file).expect("the backup file");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let again = cluster.node(2).meshctl(&["backup", file.to_str().unwrap()]);
+    assert!(!again.status.success(), "a backup overwrote an existing file");
+
+    // The managers are lost for good; the workers keep serving.
+    let load = {
+        let (ns, url) = (cluster.clients()[outside].ns.name().to_string(), url.clone());
+        std::thread::spawn(move || wrk(&ns, &url, 40, false))
+    };
+    cluster.node_mut(1).kill();
+    cluster.node_mut(2).kill();
+
+    // Damaged copies are refused with a clear word, and the fresh directory stays untouched.
+    let fresh = cluster.work_dir().join("fresh-state");
+    let truncated = cluster.work_dir().join("truncated.backup");
+    std::fs::write(&truncated, &taken[..taken.len() / 2]).unwrap();
+    let corrupted = cluster.work_dir().join("corrupted.backup");
+    let mut bytes = taken.clone();
+    bytes[taken.len() / 2] ^= 0x40;
+    std::fs::write(&corrupted, &bytes).unwrap();
+    for (path, words) in [(&truncated, "the backup is truncated"), (&corrupted, "checksum does not match")] {
+        let mut args = args_with_state_dir(cluster.node(1), &fresh, "restored");
+        args.extend(["--restore".into(), path.display().to_string(), "--force-new-cluster".into()]);
+        let (status, err) = {
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            let node = cluster.node(1);
+            let mut child =
+                node.meshd_command(&refs).stderr(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+            let status = child.wait().unwrap();
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).ok();
+            (status, err)
+        };
+        assert!(!status.success(), "a damaged backup was restored");
+        assert!(err.contains(words) && err.contains("nothing was restored"), "{err}");
+        assert!(!fresh.exists(), "a refused restore created {}", fresh.display());
+    }
+
+    // Restored on a fresh state directory (a new disk in n1's place), forced: the same cluster.
+    let mut args = args_with_state_dir(cluster.node(1), &fresh, "restored");
+    args.extend(["--restore".into(), file.display().to_string(), "--force-new-cluster".into()]);
+    cluster.node_mut(1).start_with(&args);
+    let restored = cluster.node(1);
+    let took = cluster.wait_for("the restored manager to decide", Duration::from_secs(30), |c| {
+        c.node(1).meshctl(&["network", "create", "later", "--subnet", "10.95.0.0/24"]).status.success()
+            || c.node(1).meshctl_ok(&["network", "ls"]).contains("later")
+    });
+    eprintln!("the restored manager decided {took:?} after it answered");
+    assert_eq!(voters(restored), BTreeSet::from(["restored".to_string()]));
+    let after = holdings(restored);
+    for (what, holders) in &before {
+        assert_eq!(after.get(what), Some(holders), "{what} changed in the backup and restore");
+    }
+    // The workers follow the restored manager: a block of the new network for n4.
+    wait_listed_on(&cluster, &[1, 3, 4], &["network", "ls"], "later");
+    let ns = cluster.add_namespace("late");
+    cluster.node(4).meshctl_ok(&["attach", "--netns", &ns, "--network", "later"]);
+    let run = load.join().unwrap();
+    assert!(run.requests > 100, "{}", run.report);
+    assert_eq!(run.errors, 0, "requests failed while the managers were lost:\n{}", run.report);
+    eprintln!("wrk: {} requests, {} errors", run.requests, run.errors);
+    for i in [1, 3, 4] {
+        assert_nothing_held_twice(cluster.node(i));
+    }
+}

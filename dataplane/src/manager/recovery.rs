@@ -28,8 +28,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::alias::{EntryOf, LogIdOf, SnapshotMetaOf, StoredMembershipOf};
+use openraft::alias::{EntryOf, LeaderIdOf, LogIdOf, SnapshotMetaOf, StoredMembershipOf, VoteOf};
 use openraft::storage::RaftLogStorage;
+use openraft::vote::{RaftLeaderId, RaftVote};
 use openraft::{EntryPayload, Membership, RaftLogReader};
 
 use super::decisions::Decided;
@@ -154,6 +155,15 @@ pub async fn write(me: NodeId, dir: &Arc<StateDir>, forced: &Forced) -> Result<(
     let mut log = LogStore::open(dir.clone()).map_err(storage)?;
     log.save_committed(Some(forced.last)).await.map_err(storage)?;
     log.purge(forced.last).await.map_err(storage)?;
+    // The vote must be newer than the last entry's leader: a restored directory has no vote at
+    // all, and openraft refuses (panics) to lead in a term whose entries another leader wrote.
+    // An uncommitted vote for this node one term later: its election takes the term after.
+    let term = forced.last.leader_id.term + 1;
+    let newer = log.read_vote().await.map_err(storage)?.is_none_or(|v| v.leader_id().term < term);
+    if newer {
+        let vote = VoteOf::<RaftTypes>::from_leader_id(LeaderIdOf::<RaftTypes>::new(term, me), false);
+        log.save_vote(&vote).await.map_err(storage)?;
+    }
     Ok(())
 }
 

@@ -236,3 +236,89 @@ pub async fn force_new_cluster(
     );
     Ok(forced)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use arc_swap::ArcSwap;
+    use tokio::sync::watch;
+
+    use super::*;
+    use crate::manager::decisions::{Action, Command};
+    use crate::manager::raft_state_machine::Raft;
+    use crate::manager::transport::Network;
+    use crate::manager::types;
+    use crate::state::validate::vni_for;
+    use crate::state::NetworkRecord;
+    use crate::trust::ca::ClusterCa;
+    use crate::trust::certs::CaAnchor;
+    use crate::trust::keys::NodeKey;
+    use crate::trust::tls;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_forced_state_keeps_every_record_makes_this_node_the_only_voter_and_decides_again() {
+        let path = std::env::temp_dir().join(format!(
+            "meshd-force-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        let ca = ClusterCa::create().unwrap();
+        let key = NodeKey::generate().unwrap();
+        let cert = ca.issue(&key.public(), 3600).unwrap();
+        let revoked = Arc::new(ArcSwap::from_pointee(HashSet::new()));
+        let configs = tls::configs(&CaAnchor::new(ca.cert()).unwrap(), &key, &cert.der, revoked).unwrap();
+        let tls = Arc::new(ArcSwap::from_pointee(configs));
+        let me = key.node_id();
+        let other = NodeKey::generate().unwrap().node_id();
+        let dir = Arc::new(StateDir::open(&path).unwrap());
+        let start = || async {
+            let (tx, decided) = watch::channel(Arc::new(Decided::default()));
+            let log = LogStore::open(dir.clone()).unwrap();
+            let machine = StateMachine::open(dir.clone(), tx).unwrap();
+            let network = Network { tls: tls.clone() };
+            (Raft::new(me, types::config(), network, log, machine).await.unwrap(), decided)
+        };
+        let wait = Some(Duration::from_secs(5));
+
+        let (raft, _) = start().await;
+        let node = ManagerNode { addr: "127.0.0.1:7946".parse().unwrap() };
+        raft.initialize(BTreeMap::from([(me, node)])).await.unwrap();
+        raft.wait(wait).current_leader(me, "leader").await.unwrap();
+        let record = NetworkRecord {
+            subnet: "10.9.0.0/24".parse().unwrap(),
+            vni: vni_for("a"),
+            options: Default::default(),
+        };
+        for (id, action) in [
+            (1, Action::SetRole { node: me, role: Role::Manager }),
+            (2, Action::SetRole { node: other, role: Role::Manager }),
+            (3, Action::CreateNetwork { name: "a".into(), record }),
+        ] {
+            raft.client_write(Command { id, by: me, action }).await.unwrap();
+        }
+        raft.shutdown().await.unwrap();
+
+        // Another node cannot force from this directory: it is not a voter of it.
+        assert!(matches!(read(other, &dir).await, Err(RecoveryError::NotAVoter { .. })));
+        let forced = read(me, &dir).await.unwrap();
+        assert_eq!(forced.decided.networks.keys().collect::<Vec<_>>(), ["a"]);
+        assert_eq!(forced.decided.roles[&other], RoleRecord { role: Role::Worker, previously_manager: true });
+        assert_eq!(forced.decided.managers(), BTreeSet::from([me]));
+        write(me, &dir, &forced).await.unwrap();
+        // Read back the same (running it twice is harmless).
+        assert_eq!(read(me, &dir).await.unwrap().decided, forced.decided);
+
+        let (raft, decided) = start().await;
+        raft.wait(wait).current_leader(me, "the forced member leads").await.unwrap();
+        assert_eq!(decided.borrow().networks.keys().collect::<Vec<_>>(), ["a"]);
+        let answer = raft
+            .client_write(Command { id: 4, by: me, action: Action::RemoveNetwork { name: "a".into() } })
+            .await
+            .unwrap();
+        assert_eq!(answer.data, crate::manager::Decision::Done);
+        raft.shutdown().await.unwrap();
+        drop(dir);
+        std::fs::remove_dir_all(&path).unwrap();
+    }
+}

@@ -64,6 +64,14 @@ pub enum Reply {
     Attachments(Vec<AttachmentInfo>),
     /// The first line of a monitor stream: events follow as [`StreamLine`]s.
     Monitoring {},
+    /// `backup`: where it was written, its size, the Raft index of its snapshot.
+    BackupWritten {
+        path: String,
+        bytes: u64,
+        index: u64,
+        networks: usize,
+        services: usize,
+    },
 }
 
 /// One attachment of this node, as a runtime reports it (a CNI result, a Docker join).

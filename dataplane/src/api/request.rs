@@ -171,6 +171,12 @@ pub enum Request {
         #[serde(default)]
         follow: bool,
     },
+    /// `meshctl backup FILE`: this manager writes a consistent backup of the managers' state
+    /// and its identity to `path` (absolute; a new file, mode 0600; never overwritten).
+    /// Managers only (`manager::backup`).
+    Backup {
+        path: String,
+    },
 }
 
 impl Request {

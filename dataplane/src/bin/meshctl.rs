@@ -51,6 +51,14 @@ fn main() -> ExitCode {
         Command::Node { command: NodeCommand::Rm { force, node } } => Request::NodeRm { node, force },
         Command::Leave => Request::Leave {},
         Command::Stats => Request::Stats {},
+        Command::Backup { file } => match std::path::absolute(&file) {
+            // meshd writes it: the path must mean the same file to meshd as here.
+            Ok(path) => Request::Backup { path: path.display().to_string() },
+            Err(error) => {
+                eprintln!("meshctl: error: {}: {error}", file.display());
+                return ExitCode::FAILURE;
+            }
+        },
         Command::Network {
             command:
                 NetworkCommand::Create { name, subnet, gateway, ip_range, aux_addresses, internal, opts, labels },

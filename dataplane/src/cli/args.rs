@@ -136,6 +136,13 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", value_parser = crate::util::duration::within(std::time::Duration::from_millis(1), std::time::Duration::from_secs(3600)))]
         grace: Option<std::time::Duration>,
     },
+    /// Write a consistent backup of the managers' state and this manager's identity and CA to
+    /// FILE (a new file, mode 0600; on a manager). It holds the CA key: keep it offline.
+    /// Restore with `meshd --restore FILE --force-new-cluster` on an empty state directory
+    Backup {
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+    },
 }
 
 /// `monitor --type`.

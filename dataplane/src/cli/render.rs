@@ -33,6 +33,9 @@ pub fn render(reply: &Reply, format: Format) -> String {
                 Reply::KeyRotated {} => Ok(serde_json::json!({ "rotated": true })),
                 Reply::Attachments(attachments) => serde_json::to_value(attachments),
                 Reply::Monitoring {} => Ok(serde_json::json!({ "monitoring": true })),
+                Reply::BackupWritten { path, bytes, index, networks, services } => Ok(serde_json::json!({
+                    "path": path, "bytes": bytes, "index": index, "networks": networks, "services": services
+                })),
             };
             let mut text = value
                 .and_then(|v| serde_json::to_string_pretty(&v))
@@ -83,6 +86,9 @@ pub fn render(reply: &Reply, format: Format) -> String {
             Reply::NodeUpdated { id } => format!("{id}\n"),
             Reply::Left {} => "left the cluster\n".to_string(),
             Reply::KeyRotated {} => "gossip key rotated on every node\n".to_string(),
+            Reply::BackupWritten { path, bytes, index, networks, services } => format!(
+                "backup written to {path}: {bytes} bytes, {networks} networks, {services} services, as of Raft index {index}\n"
+            ),
             Reply::Stats { gossip, datapath, dns } => {
                 let rows: Vec<Vec<String>> = gossip
                     .iter()

@@ -139,6 +139,16 @@ pub struct DaemonArgs {
     /// node, 1024 to 49151 (default: 4789)
     #[arg(long, value_name = "PORT")]
     pub data_path_port: Option<u16>,
+    /// Worst day only (Swarm's `swarm init --force-new-cluster`): on a surviving manager when
+    /// most managers are lost for good, restart the managers' group with this node as its only
+    /// manager, keeping every network, service, address and the CA. Refused while a majority of
+    /// the managers still answer. Promote managers again afterwards (docs/consistency.md)
+    #[arg(long, conflicts_with = "join")]
+    pub force_new_cluster: bool,
+    /// Worst day only: before starting, fill an empty --state-dir from FILE, a backup written by
+    /// `meshctl backup` (its checksum checked first); start with --force-new-cluster with it
+    #[arg(long, value_name = "FILE", conflicts_with = "join", requires = "force_new_cluster")]
+    pub restore: Option<PathBuf>,
 }
 
 /// `--cgroup-root`: checked before anything is changed in the kernel.
@@ -202,6 +212,10 @@ pub struct Config {
     pub monitor_rate: u32,
     /// The cluster-wide settings the flags give (a new cluster's; checked when joining).
     pub settings: RequestedSettings,
+    /// `--force-new-cluster`: this manager restarts the managers' group alone.
+    pub force_new_cluster: bool,
+    /// `--restore FILE`: a backup to fill the empty state directory from first.
+    pub restore: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -322,6 +336,8 @@ impl Config {
             metrics_addr: args.metrics_addr,
             monitor_rate: args.monitor_rate,
             settings,
+            force_new_cluster: args.force_new_cluster,
+            restore: args.restore,
         })
     }
 }

@@ -208,6 +208,19 @@ impl ApiHandler {
                 let attachment = agent.check(&owner).await.map_err(agent_error)?;
                 Ok(Reply::Attachments(vec![views::attachment(&agent.snapshot(), &attachment, agent.mtu())]))
             }
+            Request::Backup { path } => {
+                let taken = self.managers.backup().await.map_err(manager_error)?;
+                write_new_file(&path, &taken.bytes)
+                    .map_err(|e| ApiError::new(ErrorKind::BadRequest, format!("backup {path}: {e}")))?;
+                tracing::info!(%path, bytes = taken.bytes.len(), index = taken.index, "backup written");
+                Ok(Reply::BackupWritten {
+                    path,
+                    bytes: taken.bytes.len() as u64,
+                    index: taken.index,
+                    networks: taken.networks,
+                    services: taken.services,
+                })
+            }
             Request::Release { owner, grace_ms } => agent
                 .release(&owner, Duration::from_millis(grace_ms))
                 .await
@@ -240,6 +253,19 @@ fn agent_error(error: AgentError) -> ApiError {
         AgentError::Check { .. } => ErrorKind::Conflict,
     };
     ApiError::new(kind, error.to_string())
+}
+
+/// Writes a new file (never an existing one: a backup does not replace another by mistake),
+/// mode 0600, synced; an absolute path only.
+fn write_new_file(path: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if !std::path::Path::new(path).is_absolute() {
+        return Err(std::io::Error::other("the path must be absolute"));
+    }
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 fn manager_error(error: ManagerError) -> ApiError {

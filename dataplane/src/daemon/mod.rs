@@ -42,7 +42,19 @@ pub mod logging;
 pub async fn run(config: Config) -> anyhow::Result<()> {
     check_advertise_is_local(config.advertise_addr).await?;
 
+    // A backup is checked whole before the state directory is touched: a damaged one changes
+    // nothing.
+    let restore = config
+        .restore
+        .as_deref()
+        .map(crate::manager::backup::read)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
     let state = Arc::new(StateDir::open(&config.state_dir)?);
+    if let Some(backup) = &restore {
+        backup.restore_into(&state).map_err(anyhow::Error::msg)?;
+        tracing::warn!(node = %backup.node, index = backup.index, "restored the state directory from a backup");
+    }
     let (key, new_node) = state.node_key()?;
     let node_id = key.node_id();
     tracing::info!(
@@ -98,6 +110,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     })
     .await?;
     tracing::info!(port = config.listen_port, "gossip running");
+    if config.force_new_cluster {
+        // Before this node's Raft member starts: it then starts as the only member.
+        crate::manager::recovery::force_new_cluster(node_id, &gossip, &state).await?;
+    }
     let managers = Managers::start(node_id, gossip.clone(), state.clone()).await?;
     let agent = Agent::start(
         datapath,

@@ -21,6 +21,7 @@
 //! leader that lost its majority (the minority's error is immediate) and has pre-vote (a manager
 //! cut off does not depose the leader when it comes back); docs/consistency.md says more.
 
+pub mod backup;
 pub mod decisions;
 pub mod error;
 pub mod files;
@@ -32,6 +33,7 @@ pub mod operations;
 pub mod propose;
 pub mod raft_log;
 pub mod raft_state_machine;
+pub mod recovery;
 pub mod serve;
 pub mod transport;
 pub mod types;

@@ -75,6 +75,19 @@ impl StateMachine {
         dir.remove(SNAPSHOT_FILE).map_err(io::Error::other)
     }
 
+    /// The snapshot saved in `dir`, read without starting anything (recovery and backup).
+    pub fn read_saved(dir: &StateDir) -> io::Result<Option<(Meta, Decided)>> {
+        let saved: Option<SnapshotFile> = read_value(dir, SNAPSHOT_FILE)?;
+        saved.map(|file| Ok((file.meta, decode(&file.data)?))).transpose()
+    }
+
+    /// Replaces the saved snapshot with `decided` as of `meta` (recovery and restore write the
+    /// state a member starts from; nothing may run on `dir` meanwhile).
+    pub fn save(dir: &StateDir, meta: Meta, decided: &Decided) -> io::Result<()> {
+        let data = postcard::to_allocvec(decided).map_err(io::Error::other)?;
+        write_value(dir, SNAPSHOT_FILE, &SnapshotFile { meta, data })
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -54,6 +54,10 @@ impl Managers {
     async fn answer(&self, peer: NodeId, request: Request) -> Response {
         let snapshot = self.gossip().snapshot();
         let state = &snapshot.state;
+        if let Request::Probe = request {
+            // Any authenticated node may ask: the answer says only that this one is up.
+            return Response::Probe { member: self.raft().is_some() };
+        }
         let is_manager = !state.is_revoked(&peer)
             && (state.role_of(&peer) == Role::Manager || self.decided().managers().contains(&peer));
         if let Request::Propose(command) = request {
@@ -93,7 +97,7 @@ impl Managers {
                 let snapshot = SnapshotOf::<RaftTypes, Vec<u8>> { meta, snapshot: data };
                 Response::Snapshot(raft.install_full_snapshot(vote, snapshot).await)
             }
-            Request::Propose(_) => unreachable!("answered above"),
+            Request::Propose(_) | Request::Probe => unreachable!("answered above"),
         }
     }
 }

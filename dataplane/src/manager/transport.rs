@@ -40,6 +40,11 @@ pub enum Request {
     /// A command for the leader: from a manager that is not the leader, or a worker that needs
     /// an address block.
     Propose(Command),
+    /// Whether this node answers at all, and runs a member of the group: what
+    /// `meshd --force-new-cluster` asks every other member before it forks the group (an old
+    /// meshd that cannot decode it answers `Refused`, which says as much). Added last: the
+    /// variants before keep their numbers.
+    Probe,
 }
 
 /// The answer to a [`Request`].
@@ -52,6 +57,10 @@ pub enum Response {
     Proposed(Result<(Decision, u64), ProposeFailure>),
     /// Not a request this peer may make here (not a manager, or no group here).
     Refused(String),
+    /// The answer to [`Request::Probe`]: whether this node runs a member of the group.
+    Probe {
+        member: bool,
+    },
 }
 
 /// Why a proposal sent to another manager did not come back decided.

@@ -185,23 +185,25 @@ pub enum ServiceCommand {
         name: String,
         #[arg(long, value_name = "NET")]
         network: String,
-        /// PUBLISHED:TARGET[/tcp|/udp]: every node answers on PUBLISHED and forwards to TARGET
-        /// on a task (repeatable)
+        /// PUBLISHED[-END]:TARGET[-END][/tcp|/udp], or Docker's long syntax
+        /// published=..,target=..[,protocol=tcp|udp][,mode=ingress|host][,address=IP|CIDR]:
+        /// the nodes answer on PUBLISHED and forward to TARGET on a task (repeatable)
         #[arg(long, value_name = "PUBLISHED:TARGET")]
-        publish: Vec<String>,
+        publish: Vec<crate::service::ports::PublishSpec>,
         #[arg(long, default_value = "vip", value_parser = one_of::<EndpointMode>(&["vip", "dnsrr"]))]
         endpoint_mode: EndpointMode,
     },
     /// Change a service in place: open connections and the ports that stay are kept
     Update {
         name: String,
-        /// Publish another port, PUBLISHED:TARGET[/tcp|/udp] (repeatable)
+        /// Publish another port or range, as service create's --publish (repeatable)
         #[arg(long, value_name = "PUBLISHED:TARGET")]
-        publish_add: Vec<String>,
-        /// Stop publishing a port, PUBLISHED[:TARGET][/tcp|/udp] (repeatable; applied before
+        publish_add: Vec<crate::service::ports::PublishSpec>,
+        /// Stop publishing a port or range, PUBLISHED[-END][:TARGET[-END]][/tcp|/udp] or
+        /// published=..[,target=..][,protocol=..][,address=..] (repeatable; applied before
         /// --publish-add)
         #[arg(long, value_name = "PUBLISHED")]
-        publish_rm: Vec<String>,
+        publish_rm: Vec<crate::service::ports::UnpublishSpec>,
         /// Switch between a VIP and DNS round robin
         #[arg(long, value_parser = one_of::<EndpointMode>(&["vip", "dnsrr"]))]
         endpoint_mode: Option<EndpointMode>,

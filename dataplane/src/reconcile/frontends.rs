@@ -1,35 +1,57 @@
-//! Published ports on this node's addresses (md_frontends_v1): the routing mesh's front doors.
+//! Published ports on this node's addresses (md_frontends_v2): the routing mesh's front doors.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use meshd_ebpf::mesh::{Frontend, FrontendKey, PROTO_TCP, PROTO_UDP};
+use meshd_ebpf::mesh::{Frontend, FrontendKey, FRONTEND_LOCAL, PROTO_TCP, PROTO_UDP};
 use meshd_ebpf::net_order;
 
-use crate::service::ports::port_owners;
-use crate::state::{Protocol, Snapshot};
+use super::services::local_backends;
+use crate::service::id::{local_table_id, service_id};
+use crate::service::ports::port_claims;
+use crate::state::{Protocol, PublishMode, Snapshot};
 
-/// Every port of every vip service that holds it (see [`port_owners`]), on each of `node_addrs`
-/// (the node's IPv4 addresses, loopback included so that the node's own `localhost:PORT` works).
+/// Every port of every vip service that holds it (see [`port_claims`]; a range is each of its
+/// ports), on each of `node_addrs` it answers on (the node's IPv4 addresses, loopback included
+/// so that the node's own `localhost:PORT` works; `address=` narrows them). A mode=host port
+/// answers only while the service has a healthy task on this node, and picks from those tasks'
+/// table.
 pub fn frontends(snapshot: &Snapshot, node_addrs: &[Ipv4Addr]) -> BTreeMap<FrontendKey, Frontend> {
     let state = &snapshot.state;
+    let local = local_backends(snapshot);
     let mut out = BTreeMap::new();
-    for ((published, protocol), name) in port_owners(state) {
-        let Some(service) = state.services.get(&name) else { continue };
-        let (Some(vip), Some(port)) =
-            (service.vip, service.ports.iter().find(|p| (p.published, p.protocol) == (published, protocol)))
-        else {
-            continue;
+    for claim in port_claims(state).into_iter().filter(|c| c.held_by.is_none()) {
+        let Some(service) = state.services.get(&claim.service) else { continue };
+        let Some(vip) = service.vip else { continue };
+        let port = claim.port;
+        let (flags, table) = match port.mode {
+            PublishMode::Ingress => (0, service_id(&claim.service)),
+            PublishMode::Host if local.contains_key(&claim.service) => {
+                (FRONTEND_LOCAL, local_table_id(&claim.service))
+            }
+            PublishMode::Host => continue,
         };
-        let proto = match protocol {
+        let proto = match port.protocol {
             Protocol::Tcp => PROTO_TCP,
             Protocol::Udp => PROTO_UDP,
         };
-        for addr in node_addrs {
-            out.insert(
-                FrontendKey { addr: net_order::ipv4(*addr), port: net_order::port(published), proto, pad: 0 },
-                Frontend { vip: net_order::ipv4(vip), target_port: net_order::port(port.target), pad: 0 },
-            );
+        for addr in node_addrs.iter().filter(|addr| port.answers_on(**addr)) {
+            for (published, target) in port.pairs() {
+                let key = FrontendKey {
+                    addr: net_order::ipv4(*addr),
+                    port: net_order::port(published),
+                    proto,
+                    pad: 0,
+                };
+                let value = Frontend {
+                    vip: net_order::ipv4(vip),
+                    target_port: net_order::port(target),
+                    flags,
+                    table,
+                };
+                // Served claims do not overlap; the first stays if a stale state says otherwise.
+                out.entry(key).or_insert(value);
+            }
         }
     }
     out
@@ -55,7 +77,12 @@ mod tests {
             };
             assert_eq!(
                 frontends[&key],
-                Frontend { vip: net_order::ipv4(WEB_VIP), target_port: net_order::port(80), pad: 0 },
+                Frontend {
+                    vip: net_order::ipv4(WEB_VIP),
+                    target_port: net_order::port(80),
+                    flags: 0,
+                    table: service_id("web")
+                },
                 "the earliest claim holds the port"
             );
             let udp = FrontendKey {

@@ -189,7 +189,7 @@ pub enum ServiceCommand {
         /// published=..,target=..[,protocol=tcp|udp][,mode=ingress|host][,address=IP|CIDR]:
         /// the nodes answer on PUBLISHED and forward to TARGET on a task (repeatable)
         #[arg(long, value_name = "PUBLISHED:TARGET")]
-        publish: Vec<crate::service::ports::PublishSpec>,
+        publish: Vec<String>,
         #[arg(long, default_value = "vip", value_parser = one_of::<EndpointMode>(&["vip", "dnsrr"]))]
         endpoint_mode: EndpointMode,
     },
@@ -198,12 +198,12 @@ pub enum ServiceCommand {
         name: String,
         /// Publish another port or range, as service create's --publish (repeatable)
         #[arg(long, value_name = "PUBLISHED:TARGET")]
-        publish_add: Vec<crate::service::ports::PublishSpec>,
+        publish_add: Vec<String>,
         /// Stop publishing a port or range, PUBLISHED[-END][:TARGET[-END]][/tcp|/udp] or
         /// published=..[,target=..][,protocol=..][,address=..] (repeatable; applied before
         /// --publish-add)
         #[arg(long, value_name = "PUBLISHED")]
-        publish_rm: Vec<crate::service::ports::UnpublishSpec>,
+        publish_rm: Vec<String>,
         /// Switch between a VIP and DNS round robin
         #[arg(long, value_parser = one_of::<EndpointMode>(&["vip", "dnsrr"]))]
         endpoint_mode: Option<EndpointMode>,

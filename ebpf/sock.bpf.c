@@ -123,18 +123,21 @@ md_inline struct md_frontend *asked_frontend(const struct bpf_sock_addr *ctx, __
 	fk.addr = ctx->user_ip4;
 	fk.port = (__u16)ctx->user_port;
 	fk.proto = proto;
-	return bpf_map_lookup_elem(&md_frontends_v1, &fk);
+	return bpf_map_lookup_elem(&md_frontends_v2, &fk);
 }
 
-/* The backend the service behind `vip` gives the socket `cookie`, or NULL (no such service, or
- * no backend: the address is then left alone and the connection refused as it would be). */
-md_inline __u32 *service_backend(__u32 vip, __u64 cookie)
+/* The backend the published port `fe` gives the socket `cookie`, from the frontend's table (the
+ * service's own, or in host mode this node's tasks), or NULL (no such service, or no backend:
+ * the address is then left alone and the connection refused as it would be). */
+md_inline __u32 *frontend_backend(const struct md_frontend *fe, __u64 cookie)
 {
-	struct md_service *svc = bpf_map_lookup_elem(&md_services_v1, &vip);
+	struct md_service *svc = bpf_map_lookup_elem(&md_services_v1, &fe->vip);
+	struct md_service from;
 
 	if (!svc)
 		return NULL;
-	return maglev_backend(svc, sock_hash(cookie));
+	from = frontend_service(svc, fe);
+	return maglev_backend(&from, sock_hash(cookie));
 }
 
 /* The node's own socket to a published port of this node: to a backend and the target port. */
@@ -149,7 +152,7 @@ md_inline void published_to_backend(struct bpf_sock_addr *ctx, void *table, __u8
 	if (!fe)
 		return;
 	cookie = bpf_get_socket_cookie(ctx);
-	backend = service_backend(fe->vip, cookie);
+	backend = frontend_backend(fe, cookie);
 	if (!backend)
 		return;
 	sock_translate(ctx, table, cookie, *backend, fe->target_port, addr, port);
@@ -221,7 +224,7 @@ md_inline void frontend_to_backend(struct bpf_sock_addr *ctx, void *table, const
 	if (!net)
 		return;
 	cookie = bpf_get_socket_cookie(ctx);
-	backend = service_backend(fe->vip, cookie);
+	backend = frontend_backend(fe, cookie);
 	if (!backend)
 		return;
 	if (sock_translate(ctx, table, cookie, *backend, fe->target_port, addr, port))

@@ -2,7 +2,7 @@
 /*
  * The program on the node's underlay interface (tc ingress): the routing mesh's front door.
  *
- * A TCP or UDP packet to a published port on one of this node's addresses (md_frontends_v1) goes
+ * A TCP or UDP packet to a published port on one of this node's addresses (md_frontends_v2) goes
  * to a backend of the service anywhere in the cluster, with the client's address kept (see
  * lib/mesh.h). Everything else (gossip, VXLAN, the node's own traffic) is none of this
  * program's business: it goes on to the next program or the stack, uncounted, so the underlay's

@@ -20,7 +20,7 @@ pub fn id(n: u8) -> NodeId {
     NodeId::from_bytes([n; 16])
 }
 
-fn apply(state: &mut ClusterState, writer: u8, lamport: u64, change: Change) {
+pub fn apply(state: &mut ClusterState, writer: u8, lamport: u64, change: Change) {
     state.apply(Delta { version: Version { lamport, node: id(writer) }, change }, Instant::now()).unwrap();
 }
 

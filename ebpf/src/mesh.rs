@@ -1,7 +1,7 @@
 //! Rust mirror of `include/abi/mesh.h`: published ports and the routing mesh's reply tables.
 
 /// Published ports on this node's addresses.
-pub const FRONTENDS_MAP: &str = "md_frontends_v1";
+pub const FRONTENDS_MAP: &str = "md_frontends_v2";
 /// Ingress node: the published address of each flow, by its reply.
 pub const MESH_RNAT_MAP: &str = "md_mesh_rnat_v2";
 /// Backend's node: the ingress node of each flow that came through the tunnel.
@@ -43,6 +43,9 @@ pub struct FrontendKey {
     pub pad: u8,
 }
 
+/// `MD_FRONTEND_LOCAL` ([`Frontend::flags`]): mode=host, only this node's tasks serve the port.
+pub const FRONTEND_LOCAL: u16 = 1;
+
 /// Mirrors `struct md_frontend`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -50,7 +53,11 @@ pub struct Frontend {
     pub vip: u32,
     /// Network byte order.
     pub target_port: u16,
-    pub pad: u16,
+    /// `FRONTEND_LOCAL` or 0.
+    pub flags: u16,
+    /// The md_maglev_v3 key to pick a backend from: the service's id, or (host mode) the id of
+    /// its table of this node's tasks.
+    pub table: u32,
 }
 
 /// Mirrors `struct md_mesh_nat`.

@@ -20,8 +20,8 @@ use meshd_ebpf::lb::{
     MAGLEV_TEMPLATE_MAX, SERVICES_MAX,
 };
 use meshd_ebpf::mesh::{
-    Frontend, FrontendKey, MeshNat, MeshReturn, SockKey, SockNat, FRONTENDS_MAX, MESH_RETURN_MAX,
-    MESH_RNAT_MAX, SOCK_LAST, SOCK_RNAT_PER_NETNS, SOCK_TABLES_MAX, SOCK_TRANSLATION,
+    Frontend, FrontendKey, MeshNat, MeshReturn, SockKey, SockNat, FRONTENDS_MAX, FRONTEND_LOCAL,
+    MESH_RETURN_MAX, MESH_RNAT_MAX, SOCK_LAST, SOCK_RNAT_PER_NETNS, SOCK_TABLES_MAX, SOCK_TRANSLATION,
 };
 use meshd_ebpf::node::{Node, NodeConfig, NodeHop, CONFIG_MAX, NODES_MAX, NODE_HOPS_MAX, NODE_MEMBER};
 use meshd_ebpf::overlay::{OverlayConfig, OverlayHop, CONFIG_MAX as OVERLAY_MAX, FAST_PATH, HOPS_MAX};
@@ -327,7 +327,7 @@ fn mesh_types_match_the_header() {
     let facts = c_facts(
         "SIZE(md_frontend_key); OFF(md_frontend_key, addr); OFF(md_frontend_key, port);\n\
          OFF(md_frontend_key, proto); OFF(md_frontend_key, pad);\n\
-         SIZE(md_frontend); OFF(md_frontend, vip); OFF(md_frontend, target_port); OFF(md_frontend, pad);\n\
+         SIZE(md_frontend); OFF(md_frontend, vip); OFF(md_frontend, target_port); OFF(md_frontend, flags); OFF(md_frontend, table); ENUM(MD_FRONTEND_LOCAL);\n\
          SIZE(md_mesh_nat); OFF(md_mesh_nat, addr); OFF(md_mesh_nat, ifindex); OFF(md_mesh_nat, port);\n\
          OFF(md_mesh_nat, peer_mac); OFF(md_mesh_nat, local_mac); OFF(md_mesh_nat, pad); OFF(md_mesh_nat, last_seen);\n\
          SIZE(md_mesh_return); OFF(md_mesh_return, node_ip); OFF(md_mesh_return, vni); OFF(md_mesh_return, last_seen);\n\
@@ -346,7 +346,8 @@ fn mesh_types_match_the_header() {
         ("sizeof md_frontend", size_of::<Frontend>()),
         ("offsetof md_frontend.vip", offset_of!(Frontend, vip)),
         ("offsetof md_frontend.target_port", offset_of!(Frontend, target_port)),
-        ("offsetof md_frontend.pad", offset_of!(Frontend, pad)),
+        ("offsetof md_frontend.flags", offset_of!(Frontend, flags)),
+        ("offsetof md_frontend.table", offset_of!(Frontend, table)),
         ("sizeof md_mesh_nat", size_of::<MeshNat>()),
         ("offsetof md_mesh_nat.addr", offset_of!(MeshNat, addr)),
         ("offsetof md_mesh_nat.ifindex", offset_of!(MeshNat, ifindex)),
@@ -375,6 +376,7 @@ fn mesh_types_match_the_header() {
         ("enum MD_SOCK_RNAT_PER_NETNS", SOCK_RNAT_PER_NETNS as usize),
         ("enum MD_SOCK_TRANSLATION", SOCK_TRANSLATION as usize),
         ("enum MD_SOCK_LAST", SOCK_LAST as usize),
+        ("enum MD_FRONTEND_LOCAL", FRONTEND_LOCAL as usize),
     ]);
     for (name, rust_value) in &rust {
         assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
@@ -387,6 +389,7 @@ fn mesh_types_match_the_header() {
             "MD_MESH_RETURN_MAX",
             "MD_SOCK_TABLES_MAX",
             "MD_SOCK_RNAT_PER_NETNS",
+            "MD_FRONTEND_LOCAL",
             "MD_SOCK_TRANSLATION",
             "MD_SOCK_LAST"
         ]

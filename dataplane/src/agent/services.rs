@@ -17,7 +17,7 @@ impl Agent {
         name: &str,
         network: &str,
         mode: EndpointMode,
-        publish: &[String],
+        publish: &[crate::state::PublishedPort],
     ) -> Result<(), AgentError> {
         self.managers.require_manager("create or remove services")?;
         let mut inner = self.inner.lock().await;

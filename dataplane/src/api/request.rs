@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ErrorKind};
 use crate::monitor::{EventKind, Filter};
+use crate::service::ports::{PublishSpec, UnpublishSpec};
 use crate::state::{Availability, EndpointMode, Health, Role};
 
 /// Largest request line the server reads; a longer one is refused and the connection closed.
@@ -107,17 +108,18 @@ pub enum Request {
     ServiceCreate {
         name: crate::name_rules::ServiceName,
         network: String,
+        /// Decoded (and so checked) as it enters: `service::ports::PublishSpec`.
         #[serde(default)]
-        publish: Vec<String>,
+        publish: Vec<PublishSpec>,
         endpoint_mode: EndpointMode,
     },
     /// Changes a service in place (Swarm's `service update`).
     ServiceUpdate {
         name: String,
         #[serde(default)]
-        publish_add: Vec<String>,
+        publish_add: Vec<PublishSpec>,
         #[serde(default)]
-        publish_rm: Vec<String>,
+        publish_rm: Vec<UnpublishSpec>,
         #[serde(default)]
         endpoint_mode: Option<EndpointMode>,
     },
@@ -266,6 +268,13 @@ mod tests {
                 br#"{"op":"attach","netns":"x","network":"front","aliases":["ok","a b"]}"#,
                 "invalid task name \"a b\"",
             ),
+            // And a published port: the agent gets a PublishedPort, never text.
+            (br#"{"op":"service_create","name":"a","network":"n","endpoint_mode":"vip","publish":["80"]}"#, "PUBLISHED:TARGET"),
+            (
+                br#"{"op":"service_create","name":"a","network":"n","endpoint_mode":"vip","publish":["1-9:1-5"]}"#,
+                "must match",
+            ),
+            (br#"{"op":"service_update","name":"a","publish_rm":["80/sctp"]}"#, "tcp and udp"),
         ];
         for (line, expected) in cases {
             let err = parse_request(line).unwrap_err();

@@ -15,8 +15,8 @@ use crate::bpf::LbView;
 use crate::identity::NodeId;
 use crate::network::{ipam, LocalAttachment};
 use crate::service::backends::{healthy_backends, node_health, NodeHealth};
-use crate::service::ports::port_owners;
-use crate::state::{Health, Liveness, Role, Snapshot};
+use crate::service::ports::port_claims;
+use crate::state::{Health, Liveness, PublishedPort, Role, Snapshot};
 
 /// `node ls`: every node the state knows, sorted by name then ID. The leader is the one the
 /// live managers' reports name in the highest term; the voters are the ones it reports.
@@ -129,7 +129,10 @@ pub fn network_detail(snapshot: &Snapshot, name: &str) -> Option<NetworkDetail> 
 
 /// `service ls`: one pass over the endpoints for all services.
 pub fn services(snapshot: &Snapshot) -> Vec<ServiceInfo> {
-    let owners = port_owners(&snapshot.state);
+    let held: HashMap<(String, PublishedPort), String> = port_claims(&snapshot.state)
+        .into_iter()
+        .filter_map(|c| Some(((c.service, c.port), c.held_by?)))
+        .collect();
     let healthy = healthy_backends(snapshot);
     let mut tasks: HashMap<&str, usize> = HashMap::new();
     for (_, endpoint) in snapshot.state.endpoints.live() {
@@ -151,9 +154,9 @@ pub fn services(snapshot: &Snapshot) -> Vec<ServiceInfo> {
             ports: record
                 .ports
                 .iter()
-                .map(|p| match owners.get(&(p.published, p.protocol)) {
-                    Some(owner) if owner != name => format!("{p} (held by {owner})"),
-                    _ => p.to_string(),
+                .map(|p| match held.get(&(name.clone(), *p)) {
+                    Some(owner) => format!("{p} (held by {owner})"),
+                    None => p.to_string(),
                 })
                 .collect(),
         })

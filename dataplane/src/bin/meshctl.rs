@@ -101,12 +101,20 @@ fn main() -> ExitCode {
         Command::Detach { netns, network, grace } => {
             Request::Detach { netns, network, grace_ms: grace.map_or(0, |g| g.as_millis() as u64) }
         }
+        // Published ports are typed here, where the request enters (the API's decoder checks
+        // the same text again for other clients); a bad one exits 1 as a refused request does.
         Command::Service { command: ServiceCommand::Create { name, network, publish, endpoint_mode } } => {
+            let Some(publish) = typed(&publish) else { return ExitCode::FAILURE };
             Request::ServiceCreate { name: checked(name), network, publish, endpoint_mode }
         }
         Command::Service {
             command: ServiceCommand::Update { name, publish_add, publish_rm, endpoint_mode },
-        } => Request::ServiceUpdate { name, publish_add, publish_rm, endpoint_mode },
+        } => {
+            let (Some(publish_add), Some(publish_rm)) = (typed(&publish_add), typed(&publish_rm)) else {
+                return ExitCode::FAILURE;
+            };
+            Request::ServiceUpdate { name, publish_add, publish_rm, endpoint_mode }
+        }
         Command::Service { command: ServiceCommand::Ls } => Request::ServiceLs {},
         Command::Service { command: ServiceCommand::Ps { name } } => Request::ServicePs { name },
         Command::Service { command: ServiceCommand::Inspect { name } } => Request::ServiceInspect { name },
@@ -171,4 +179,16 @@ fn monitor(socket: &std::path::Path, format: Format, request: Request) -> ExitCo
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--publish`-style arguments parsed into their typed values (`PublishSpec`, `UnpublishSpec`);
+/// None after saying which one is wrong and why.
+fn typed<T: std::str::FromStr>(texts: &[String]) -> Option<Vec<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    texts
+        .iter()
+        .map(|text| text.parse::<T>().map_err(|error| eprintln!("meshctl: error: {error}")).ok())
+        .collect()
 }

@@ -7,7 +7,7 @@
 //! | `endpoints` | md_endpoints_v2 | endpoint address |
 //! | `services` | md_services_v1 | VIP |
 //! | `maglev` | md_maglev_v3 (hash of maps) | service id |
-//! | `frontends` | md_frontends_v1 | (node address, published port, protocol) |
+//! | `frontends` | md_frontends_v2 | (node address, published port, protocol) |
 //! | `nodes` | md_nodes_v1 | a cluster node's underlay address |
 //! | `flow_tables` | md_flows_v1 (hash of maps) | a local endpoint's address: its own flow table |
 //! | `sock_clients` | md_sock_clients_v1 (socket programs) | an attached namespace's cookie |

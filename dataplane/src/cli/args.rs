@@ -192,8 +192,9 @@ pub enum ServiceCommand {
         name: String,
         #[arg(long, value_name = "NET")]
         network: String,
-        /// PUBLISHED:TARGET[/tcp|/udp]: every node answers on PUBLISHED and forwards to TARGET
-        /// on a task (repeatable)
+        /// PUBLISHED[-END]:TARGET[-END][/tcp|/udp], or Docker's long syntax
+        /// published=..,target=..[,protocol=tcp|udp][,mode=ingress|host][,address=IP|CIDR]:
+        /// the nodes answer on PUBLISHED and forward to TARGET on a task (repeatable)
         #[arg(long, value_name = "PUBLISHED:TARGET")]
         publish: Vec<String>,
         #[arg(long, default_value = "vip", value_parser = one_of::<EndpointMode>(&["vip", "dnsrr"]))]
@@ -202,10 +203,11 @@ pub enum ServiceCommand {
     /// Change a service in place: open connections and the ports that stay are kept
     Update {
         name: String,
-        /// Publish another port, PUBLISHED:TARGET[/tcp|/udp] (repeatable)
+        /// Publish another port or range, as service create's --publish (repeatable)
         #[arg(long, value_name = "PUBLISHED:TARGET")]
         publish_add: Vec<String>,
-        /// Stop publishing a port, PUBLISHED[:TARGET][/tcp|/udp] (repeatable; applied before
+        /// Stop publishing a port or range, PUBLISHED[-END][:TARGET[-END]][/tcp|/udp] or
+        /// published=..[,target=..][,protocol=..][,address=..] (repeatable; applied before
         /// --publish-add)
         #[arg(long, value_name = "PUBLISHED")]
         publish_rm: Vec<String>,

@@ -156,12 +156,14 @@ impl ApiHandler {
                 })
             }
             Request::ServiceCreate { name, network, publish, endpoint_mode } => {
+                let publish: Vec<_> = publish.into_iter().map(|spec| spec.0).collect();
                 agent.service_create(&name, &network, endpoint_mode, &publish).await.map_err(agent_error)?;
                 let created =
                     views::services(&agent.snapshot()).into_iter().filter(|s| s.name == name).collect();
                 Ok(Reply::Services(created))
             }
             Request::ServiceUpdate { name, publish_add, publish_rm, endpoint_mode } => {
+                let publish_add = publish_add.into_iter().map(|spec| spec.0).collect();
                 let update = crate::service::plan::Update { publish_add, publish_rm, mode: endpoint_mode };
                 agent.service_update(&name, &update).await.map_err(agent_error)?;
                 let updated =

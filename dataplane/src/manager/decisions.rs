@@ -184,7 +184,9 @@ impl Decided {
     }
 
     /// Whether service `name` may hold `record` beside every other service: its network exists,
-    /// its VIP is inside it and nobody else's, its ports are published by no other service.
+    /// its VIP is inside it and nobody else's, its ports are published by no other service on
+    /// addresses that may overlap (`PublishedPort::conflicts`: services share a port only on
+    /// distinct addresses or disjoint networks).
     fn service_fits(&self, name: &str, record: &ServiceRecord) -> Result<(), String> {
         let Some(network) = self.networks.get(&record.network) else {
             return Err(format!("no network named {:?}", record.network));
@@ -197,12 +199,14 @@ impl Decided {
         }
         let others = self.services.iter().filter(|(other, _)| other.as_str() != name);
         for port in &record.ports {
-            let holder = others.clone().find(|(_, s)| {
-                s.mode == EndpointMode::Vip
-                    && s.ports.iter().any(|p| (p.published, p.protocol) == (port.published, port.protocol))
+            let holder = others.clone().find_map(|(other, s)| {
+                let theirs = s.ports.iter().find(|p| p.conflicts(port))?;
+                (s.mode == EndpointMode::Vip).then_some((other, theirs))
             });
-            if let Some((other, _)) = holder {
-                return Err(format!("port {port} is published by service {other:?} already"));
+            if let Some((other, theirs)) = holder {
+                return Err(format!(
+                    "port {port} is published by service {other:?} already, on addresses that overlap ({theirs})"
+                ));
             }
         }
         if let Some(vip) = record.vip {
@@ -422,6 +426,22 @@ mod tests {
             b.apply(command(n, action));
         }
         assert_eq!(a, b);
+        // Another address of the node, or a disjoint network, shares the port; an overlap does not.
+        let on =
+            |vip: &str, address: &str| service(vip, &format!("published=7000,target=80,address={address}"));
+        assert_eq!(a.apply(command(20, create("a1", on("10.1.0.20", "192.0.2.1")))), Decision::Done);
+        assert_eq!(a.apply(command(21, create("a2", on("10.1.0.21", "192.0.2.2")))), Decision::Done);
+        assert_eq!(a.apply(command(22, create("a3", on("10.1.0.22", "198.51.100.0/25")))), Decision::Done);
+        for (n, address) in [(23, "192.0.2.0/24"), (24, "198.51.100.9"), (25, "192.0.2.1")] {
+            assert!(
+                matches!(a.apply(command(n, create("a4", on("10.1.0.23", address)))), Decision::Refused(r) if r.contains("overlap")),
+                "{address}"
+            );
+        }
+        assert!(matches!(
+            a.apply(command(26, create("a4", service("10.1.0.23", "6990-7010:6990-7010")))),
+            Decision::Refused(r) if r.contains("a1")
+        ));
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //! - the small maps (interfaces, flow tables, nodes, published ports) whole when their inputs
 //!   changed.
 //!
-//! Anything that can change many entries at once rebuilds from scratch: another node id, a
+//! Anything that can change many entries at once rebuilds from scratch: a service with a
+//! mode=host port among the changed (its table of this node's tasks), another node id, a
 //! changed network or node record, a node's health (liveness, availability), and the rare
 //! ambiguous cases the full build settles by key order (two endpoint records with one address,
 //! two services with one VIP or one id) when not all of their records are among the changed.
@@ -33,7 +34,7 @@ use meshd_ebpf::lb::Service;
 use meshd_ebpf::net_order;
 
 use super::endpoints::endpoint_of;
-use super::services::table_of;
+use super::services::{has_host_port, table_of};
 use super::{endpoints, frontends};
 use crate::bpf::forwarding::Touched;
 use crate::bpf::Forwarding;
@@ -137,6 +138,14 @@ impl Reconciler {
                     self.members.entry(service.clone()).or_default().insert(key.clone());
                 }
             }
+        }
+        // A service with a mode=host port has a table of this node's tasks and front doors
+        // that come and go with them: rare enough that the full build does it.
+        let host_port = |name: &String| {
+            [old.services.get(name), new.services.get(name)].into_iter().flatten().any(has_host_port)
+        };
+        if dirty_services.iter().any(host_port) {
+            return self.rebuild(snapshot, local, node_addrs);
         }
         let endpoints_ok = self.update_endpoints(snapshot, local, &changed, &addrs);
         let services =

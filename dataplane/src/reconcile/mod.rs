@@ -6,7 +6,7 @@
 //!
 //! - [`endpoints`](mod@endpoints): md_endpoints_v2 and md_ifaces_v2.
 //! - [`services`](mod@services): md_services_v1 and md_maglev_v3.
-//! - [`frontends`](mod@frontends): md_frontends_v1.
+//! - [`frontends`](mod@frontends): md_frontends_v2.
 //! - [`nodes`](mod@nodes): md_nodes_v1.
 //! - [`sock_clients`](mod@sock_clients): md_sock_clients_v1.
 //!

@@ -1,4 +1,6 @@
-//! Service VIPs (md_services_v1) and their Maglev tables (md_maglev_v3).
+//! Service VIPs (md_services_v1) and their Maglev tables (md_maglev_v3): one per VIP service
+//! over its healthy backends, and for a service with a mode=host port one more over its healthy
+//! tasks on this node ([`local_backends`], keyed by `service::id::local_table_id`).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -8,11 +10,11 @@ use meshd_ebpf::lb::Service;
 use meshd_ebpf::net_order;
 
 use crate::bpf::forwarding::{maglev_array, MaglevTables};
-use crate::service::backends::healthy_backends;
-use crate::service::id::service_id;
+use crate::service::backends::{healthy_backends, may_serve, node_health, NodeHealth};
+use crate::service::id::{local_table_id, service_id};
 use crate::service::maglev;
 use crate::service::MaglevCache;
-use crate::state::{EndpointMode, Snapshot};
+use crate::state::{EndpointMode, PublishMode, ServiceRecord, Snapshot};
 
 /// Every VIP, and each VIP service's Maglev table over its healthy backends (none when it has
 /// no backend: packets to it are then dropped as `drop-no-backend`). The table's size M comes
@@ -45,7 +47,50 @@ pub fn services(snapshot: &Snapshot, cache: &mut MaglevCache) -> (BTreeMap<u32, 
             tables.insert(*id, table);
         }
     }
+    // Host-mode tables after the services' own; an id a service's table took already (a hash
+    // collision) stays the service's: that service's VIP is worth more than one host port.
+    for (name, backends) in local_backends(snapshot) {
+        let id = local_table_id(&name);
+        if tables.contains_key(&id) {
+            continue;
+        }
+        if let Some(table) = table_of(&backends, |m| Arc::new(maglev::build(&backends, m))) {
+            tables.insert(id, table);
+        }
+    }
     (services, tables)
+}
+
+/// Whether a service publishes a port in host mode (then it has a table of this node's tasks).
+pub fn has_host_port(record: &ServiceRecord) -> bool {
+    record.mode == EndpointMode::Vip && record.ports.iter().any(|p| p.mode == PublishMode::Host)
+}
+
+/// For every vip service with a mode=host port, its healthy tasks on this node, sorted (none
+/// when this node is down or drained): what its host-mode ports send to here. A service with
+/// none is absent, and its host-mode ports do not answer on this node.
+pub fn local_backends(snapshot: &Snapshot) -> BTreeMap<String, Vec<Ipv4Addr>> {
+    let state = &snapshot.state;
+    let mut out: BTreeMap<String, Vec<Ipv4Addr>> = BTreeMap::new();
+    if !state.services.live().any(|(_, s)| has_host_port(s))
+        || node_health(snapshot, &snapshot.self_id) != NodeHealth::Up
+    {
+        return out;
+    }
+    for ((owner, _), endpoint) in state.endpoints.live() {
+        if *owner != snapshot.self_id {
+            continue;
+        }
+        let Some(name) = endpoint.service.as_deref() else { continue };
+        let Some(service) = state.services.get(&name.to_string()) else { continue };
+        if has_host_port(service) && may_serve(service, endpoint) {
+            out.entry(name.to_string()).or_default().push(endpoint.address);
+        }
+    }
+    for list in out.values_mut() {
+        list.sort();
+    }
+    out
 }
 
 /// The md_maglev_v3 array over `backends` (sorted), None without backends; `build` makes the

@@ -16,14 +16,16 @@ pub enum ServiceError {
     DnsrrPublish,
     #[error("network {0:?} is internal (--internal): nothing outside the overlay reaches it, so it cannot publish ports")]
     InternalPublish(String),
-    #[error("invalid --publish {0:?}: use PUBLISHED:TARGET[/tcp|/udp] with ports 1-65535")]
-    PublishSyntax(String),
-    #[error("port {0} is published by service {1:?} already")]
-    PortTaken(PublishedPort, String),
+    #[error("invalid --publish {0:?}: {1} (use PUBLISHED[-END]:TARGET[-END][/tcp|/udp] or published=..,target=..[,protocol=tcp|udp][,mode=ingress|host][,address=IP|CIDR])")]
+    PublishSyntax(String, String),
+    #[error("port {0} is published by service {1:?} already, on addresses that overlap ({2}); two services share a port only on addresses that cannot overlap")]
+    PortTaken(PublishedPort, String, PublishedPort),
     #[error("port {0} is meshd's own (the cluster's VXLAN data path port, or a node's gossip port)")]
     PortReserved(PublishedPort),
-    #[error("invalid --publish-rm {0:?}: use PUBLISHED[:TARGET][/tcp|/udp]")]
-    UnpublishSyntax(String),
+    #[error("invalid --publish-rm {0:?}: {1} (use PUBLISHED[-END][:TARGET[-END]][/tcp|/udp] or published=..[,target=..][,protocol=..][,address=..])")]
+    UnpublishSyntax(String, String),
+    #[error("service {service:?} would publish {entries} entries and {ports} ports: at most {max_entries} entries (a range is one) and {max_ports} ports")]
+    TooManyPorts { service: String, entries: usize, ports: usize, max_entries: usize, max_ports: usize },
     #[error("service {0:?} does not publish {1}")]
     NotPublished(String, String),
     #[error("service update {0:?} changes nothing: give --publish-add, --publish-rm or --endpoint-mode")]

@@ -2,8 +2,8 @@
 //! cluster state before anything is written.
 
 use super::error::ServiceError;
-use super::ports::{meshd_ports, parse_publish, port_owners};
-use crate::state::{ClusterState, EndpointMode, Protocol, PublishedPort};
+use super::ports::{meshd_ports, UnpublishSpec};
+use crate::state::{ClusterState, EndpointMode, PublishedPort, MAX_PUBLISHED_PORTS, MAX_PUBLISH_ENTRIES};
 
 /// A service name must be a DNS label: it will be resolvable by name (`crate::name_rules`).
 pub fn validate_name(name: &str) -> Result<(), ServiceError> {
@@ -11,13 +11,13 @@ pub fn validate_name(name: &str) -> Result<(), ServiceError> {
 }
 
 /// Checks a new service against the state (the VIP is allocated by the caller); returns its
-/// published ports.
+/// published ports. `publish` was parsed where the request entered (`ports::PublishSpec`).
 pub fn plan_create(
     state: &ClusterState,
     name: &str,
     network: &str,
     mode: EndpointMode,
-    publish: &[String],
+    publish: &[PublishedPort],
     data_path_port: u16,
 ) -> Result<Vec<PublishedPort>, ServiceError> {
     validate_name(name)?;
@@ -39,42 +39,56 @@ pub fn plan_create(
     Ok(ports)
 }
 
-/// Parses `publish` and adds the ports to `ports` (service `name`'s): each must be free of
-/// meshd's own ports, of every other service's, and of those already in `ports`.
+/// Adds `publish` to `ports` (service `name`'s): each must be free of meshd's own ports, and
+/// overlap no other service's entry nor one already in `ports` (the same port and protocol
+/// on addresses that may overlap: see `PublishedPort::conflicts`); the service's entries and
+/// ports stay within their bounds.
 fn add_ports(
     state: &ClusterState,
     name: &str,
-    publish: &[String],
+    publish: &[PublishedPort],
     ports: &mut Vec<PublishedPort>,
     data_path_port: u16,
 ) -> Result<(), ServiceError> {
-    let owners = port_owners(state);
     let reserved = meshd_ports(state, data_path_port);
-    for text in publish {
-        let port = parse_publish(text)?;
-        if reserved.contains(&(port.published, port.protocol)) {
-            return Err(ServiceError::PortReserved(port));
+    let others: Vec<(&String, &PublishedPort)> = state
+        .services
+        .live()
+        .filter(|(other, record)| other.as_str() != name && record.mode == EndpointMode::Vip)
+        .flat_map(|(other, record)| record.ports.iter().map(move |p| (other, p)))
+        .collect();
+    for port in publish {
+        if reserved.iter().any(|(p, proto)| port.publishes(*p, *proto)) {
+            return Err(ServiceError::PortReserved(*port));
         }
-        match owners.get(&(port.published, port.protocol)) {
-            Some(owner) if owner != name => return Err(ServiceError::PortTaken(port, owner.clone())),
-            _ => {}
+        if let Some((owner, theirs)) = others.iter().find(|(_, theirs)| theirs.conflicts(port)) {
+            return Err(ServiceError::PortTaken(*port, owner.to_string(), **theirs));
         }
-        if ports.iter().any(|p| (p.published, p.protocol) == (port.published, port.protocol)) {
-            return Err(ServiceError::PortTaken(port, name.to_string()));
+        if let Some(mine) = ports.iter().find(|p| p.conflicts(port)) {
+            return Err(ServiceError::PortTaken(*port, name.to_string(), *mine));
         }
-        ports.push(port);
+        ports.push(*port);
+    }
+    let total: usize = ports.iter().map(|p| usize::from(p.count)).sum();
+    if ports.len() > MAX_PUBLISH_ENTRIES || total > MAX_PUBLISHED_PORTS {
+        return Err(ServiceError::TooManyPorts {
+            service: name.to_string(),
+            entries: ports.len(),
+            ports: total,
+            max_entries: MAX_PUBLISH_ENTRIES,
+            max_ports: MAX_PUBLISHED_PORTS,
+        });
     }
     Ok(())
 }
 
-/// What `service update` asks for.
+/// What `service update` asks for, parsed where the request entered.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Update {
     /// Ports to publish, as `--publish` writes them.
-    pub publish_add: Vec<String>,
-    /// Ports to stop publishing: `PUBLISHED[:TARGET][/tcp|/udp]` (the target, when given, must
-    /// match).
-    pub publish_rm: Vec<String>,
+    pub publish_add: Vec<PublishedPort>,
+    /// Ports to stop publishing (the target and address, when given, must match).
+    pub publish_rm: Vec<UnpublishSpec>,
     pub mode: Option<EndpointMode>,
 }
 
@@ -95,14 +109,11 @@ pub fn plan_update(
     }
     let mode = update.mode.unwrap_or(record.mode);
     let mut ports = record.ports.clone();
-    for text in &update.publish_rm {
-        let (published, target, protocol) = parse_unpublish(text)?;
+    for rm in &update.publish_rm {
         let before = ports.len();
-        ports.retain(|p| {
-            !(p.published == published && p.protocol == protocol && target.is_none_or(|t| t == p.target))
-        });
+        ports.retain(|p| !rm.matches(p));
         if ports.len() == before {
-            return Err(ServiceError::NotPublished(name.to_string(), text.chars().take(80).collect()));
+            return Err(ServiceError::NotPublished(name.to_string(), rm.to_string()));
         }
     }
     add_ports(state, name, &update.publish_add, &mut ports, data_path_port)?;
@@ -115,22 +126,6 @@ pub fn plan_update(
     }
     ports.sort();
     Ok((mode, ports))
-}
-
-/// `--publish-rm`'s `PUBLISHED[:TARGET][/tcp|/udp]`.
-fn parse_unpublish(text: &str) -> Result<(u16, Option<u16>, Protocol), ServiceError> {
-    let bad = || ServiceError::UnpublishSyntax(text.chars().take(80).collect());
-    let (ports, protocol) = match text.split_once('/') {
-        None => (text, Protocol::Tcp),
-        Some((ports, "tcp")) => (ports, Protocol::Tcp),
-        Some((ports, "udp")) => (ports, Protocol::Udp),
-        Some(_) => return Err(bad()),
-    };
-    let port = |p: &str| p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad);
-    match ports.split_once(':') {
-        None => Ok((port(ports)?, None, protocol)),
-        Some((published, target)) => Ok((port(published)?, Some(port(target)?), protocol)),
-    }
 }
 
 /// Checks that a task may join `service` on `network`.
@@ -156,6 +151,8 @@ mod tests {
     use super::*;
     use crate::identity::NodeId;
     use crate::network::plan as network;
+    use crate::service::ports::{parse_publish, port_claims};
+    use crate::state::Protocol;
     use crate::state::{Change, Delta, ServiceRecord, Version};
 
     fn state() -> ClusterState {
@@ -190,8 +187,8 @@ mod tests {
 
     fn update(add: &[&str], rm: &[&str], mode: Option<EndpointMode>) -> Update {
         Update {
-            publish_add: add.iter().map(|s| s.to_string()).collect(),
-            publish_rm: rm.iter().map(|s| s.to_string()).collect(),
+            publish_add: add.iter().map(|s| parse_publish(s).unwrap()).collect(),
+            publish_rm: rm.iter().map(|s| s.parse().unwrap()).collect(),
             mode,
         }
     }
@@ -222,12 +219,6 @@ mod tests {
         assert!(matches!(plan(update(&[], &["8081"], None)), Err(ServiceError::NotPublished(..))));
         assert!(matches!(plan(update(&[], &["8080:81"], None)), Err(ServiceError::NotPublished(..))));
         assert!(matches!(plan(update(&[], &["8080/udp"], None)), Err(ServiceError::NotPublished(..))));
-        for text in ["", "x", "0", "8080:", "8080/sctp", "1:2:3"] {
-            assert!(
-                matches!(plan(update(&[], &[text], None)), Err(ServiceError::UnpublishSyntax(_))),
-                "{text}"
-            );
-        }
         assert!(matches!(plan(update(&["8080:90"], &[], None)), Err(ServiceError::PortTaken(..))));
         assert!(matches!(plan(update(&["4789:80/udp"], &[], None)), Err(ServiceError::PortReserved(_))));
         assert!(matches!(
@@ -251,33 +242,92 @@ mod tests {
             plan_create(&state, "api", "nope", EndpointMode::Vip, &[], 4789),
             Err(ServiceError::NoNetwork(_))
         ));
-        let publish = vec!["8081:80".to_string()];
+        let publish = vec![parse_publish("8081:80").unwrap()];
         assert_eq!(
             plan_create(&state, "api", "front", EndpointMode::Dnsrr, &publish, 4789),
             Err(ServiceError::DnsrrPublish)
         );
         assert_eq!(
             plan_create(&state, "api", "front", EndpointMode::Vip, &publish, 4789),
-            Ok(vec![PublishedPort { published: 8081, target: 80, protocol: Protocol::Tcp }])
+            Ok(vec![PublishedPort::single(8081, 80, Protocol::Tcp)])
         );
         assert_eq!(plan_create(&state, "api", "front", EndpointMode::Dnsrr, &[], 4789), Ok(vec![]));
     }
 
     #[test]
-    fn published_ports_are_parsed_and_unique() {
+    fn published_ports_are_unique_where_addresses_overlap() {
         let state = state();
         let plan = |p: &[&str]| {
-            let p: Vec<String> = p.iter().map(|s| s.to_string()).collect();
+            let p: Vec<PublishedPort> = p.iter().map(|s| parse_publish(s).unwrap()).collect();
             plan_create(&state, "api", "front", EndpointMode::Vip, &p, 4789)
         };
-        assert!(matches!(plan(&["8080:80"]), Err(ServiceError::PortTaken(_, owner)) if owner == "web"));
+        assert!(matches!(plan(&["8080:80"]), Err(ServiceError::PortTaken(_, owner, _)) if owner == "web"));
         // The same number over UDP is another port.
         assert_eq!(plan(&["8080:53/udp"]).unwrap()[0].protocol, Protocol::Udp);
         assert!(matches!(plan(&["9000:80", "9000:81/tcp"]), Err(ServiceError::PortTaken(..))));
         assert!(matches!(plan(&["4789:4789/udp"]), Err(ServiceError::PortReserved(_))));
-        for bad in ["80", "0:80", "80:0", "x:80", "80:80/sctp", "70000:80", ":80", "80:", "80:80/"] {
-            assert!(matches!(plan(&[bad]), Err(ServiceError::PublishSyntax(_))), "{bad}");
+        // A range over a held port, over meshd's own, or over another of its own ranges.
+        assert!(matches!(plan(&["8000-8099:8000-8099"]), Err(ServiceError::PortTaken(..))));
+        assert!(matches!(plan(&["4780-4799:4780-4799/udp"]), Err(ServiceError::PortReserved(_))));
+        assert!(matches!(
+            plan(&["30000-30010:30000-30010", "30010-30020:1-11"]),
+            Err(ServiceError::PortTaken(..))
+        ));
+        // web holds 8080 on every address: an address does not help.
+        assert!(matches!(
+            plan(&["published=8080,target=80,address=10.0.0.1"]),
+            Err(ServiceError::PortTaken(..))
+        ));
+        assert_eq!(plan(&["30000-30019:30000-30019"]).unwrap()[0].count, 20);
+        // Bounds: entries (a range is one) and ports.
+        let many: Vec<String> = (1..=33).map(|i| format!("{}:80", 10000 + i)).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert!(matches!(plan(&many), Err(ServiceError::TooManyPorts { .. })));
+        assert!(matches!(
+            plan(&["20000-20999:20000-20999", "21000-21100:21000-21100"]),
+            Err(ServiceError::TooManyPorts { ports: 1101, .. })
+        ));
+    }
+
+    #[test]
+    fn two_services_share_a_port_on_addresses_that_cannot_overlap() {
+        let mut state = state();
+        let add = |state: &mut ClusterState, name: &str, lamport, publish: &[&str]| {
+            let p: Vec<PublishedPort> = publish.iter().map(|s| parse_publish(s).unwrap()).collect();
+            let ports = plan_create(state, name, "front", EndpointMode::Vip, &p, 4789)?;
+            let record = ServiceRecord {
+                network: "front".into(),
+                mode: EndpointMode::Vip,
+                vip: Some(format!("10.1.0.{}", 20 + lamport).parse().unwrap()),
+                ports,
+            };
+            let v = Version { lamport, node: NodeId::from_bytes([1; 16]) };
+            state
+                .apply(
+                    Delta { version: v, change: Change::Service { name: name.into(), record: Some(record) } },
+                    Instant::now(),
+                )
+                .unwrap();
+            Ok::<(), ServiceError>(())
+        };
+        add(&mut state, "a", 10, &["published=7000,target=80,address=192.0.2.1"]).unwrap();
+        add(&mut state, "b", 11, &["published=7000,target=80,address=192.0.2.2,mode=host"]).unwrap();
+        add(&mut state, "c", 12, &["published=7000,target=80,address=198.51.100.0/25"]).unwrap();
+        add(&mut state, "d", 13, &["published=7000,target=80,address=198.51.100.128/25"]).unwrap();
+        for clash in [
+            "published=7000,target=80,address=192.0.2.1",
+            "published=7000,target=80,address=192.0.2.0/24",
+            "published=7000,target=80,address=198.51.100.7",
+            "7000:80",
+            "6990-7010:6990-7010",
+        ] {
+            assert!(
+                matches!(add(&mut state, "e", 14, &[clash]), Err(ServiceError::PortTaken(..))),
+                "{clash}"
+            );
         }
+        add(&mut state, "e", 14, &["7000:80/udp"]).unwrap();
+        assert!(port_claims(&state).iter().all(|c| c.held_by.is_none()));
     }
 
     #[test]
@@ -297,7 +347,10 @@ mod tests {
                 Instant::now(),
             )
             .unwrap();
-        assert_eq!(port_owners(&state)[&(8080, Protocol::Tcp)], "web");
+        let claims = port_claims(&state);
+        let claim = |service: &str| claims.iter().find(|c| c.service == service).unwrap().held_by.clone();
+        assert_eq!(claim("web"), None);
+        assert_eq!(claim("aaa"), Some("web".to_string()));
     }
 
     #[test]

@@ -34,8 +34,8 @@ pub use cluster::ClusterState;
 pub use delta::{Change, Delta, DeltaError, DeltaKey, SignedDelta};
 pub use records::{
     Availability, BlockClaim, ClusterSecrets, EndpointMode, EndpointRecord, Health, JoinEpochs,
-    KeyringStatus, Liveness, ManagerStatus, NetworkRecord, NodeRecord, Protocol, PublishedPort, Revocation,
-    Role, RoleRecord, ServiceRecord,
+    KeyringStatus, Liveness, ManagerStatus, NetworkRecord, NodeRecord, Protocol, PublishMode, PublishedPort,
+    Revocation, Role, RoleRecord, ServiceRecord, MAX_PUBLISHED_PORTS, MAX_PUBLISH_ENTRIES,
 };
 pub use signature::Signature;
 pub use snapshot::Snapshot;

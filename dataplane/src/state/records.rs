@@ -172,18 +172,131 @@ impl fmt::Display for Protocol {
     }
 }
 
-/// A port published on every node's addresses (the routing mesh), forwarded to `target` on the
-/// service's tasks. Written `PUBLISHED:TARGET/PROTOCOL`, as Swarm does.
+/// Where a published port answers (Docker's `mode=`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PublishMode {
+    /// The routing mesh: every node answers and sends to a task anywhere.
+    #[default]
+    Ingress,
+    /// Only the nodes that run a task answer, and each sends only to its own tasks.
+    Host,
+}
+
+impl fmt::Display for PublishMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PublishMode::Ingress => "ingress",
+            PublishMode::Host => "host",
+        })
+    }
+}
+
+/// A port, or a range of ports, published on the nodes' addresses and forwarded to `target` on
+/// the service's tasks. Written `PUBLISHED:TARGET/PROTOCOL` (as Swarm does) when it answers on
+/// every address in ingress mode, else in Docker's long syntax; `service::ports` parses both.
+/// A range is one record (`count` ports from `published`, to `count` ports from `target`), so
+/// a service's record stays small enough to gossip.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct PublishedPort {
     pub published: u16,
     pub target: u16,
     pub protocol: Protocol,
+    /// How many ports from `published` (and from `target`): 1 for a single port.
+    #[serde(default = "one")]
+    pub count: u16,
+    /// Ingress (the routing mesh) or host (only where a task runs, to it).
+    #[serde(default)]
+    pub mode: PublishMode,
+    /// Only the node addresses inside this network answer (an exact address is a /32;
+    /// 127.0.0.1 is the node's own clients only). None: every address of the node.
+    #[serde(default)]
+    pub address: Option<ipnet::Ipv4Net>,
+}
+
+fn one() -> u16 {
+    1
+}
+
+/// At most this many ports per service (a range counts each of its ports): each is a kernel map
+/// entry per node address it answers on (md_frontends_v2 holds MD_FRONTENDS_MAX = 16384 for all
+/// services together) and a reserved local port on every node, so one service cannot take a
+/// node's whole table or its port space. Docker sets no limit; 1024 covers the ranges people
+/// publish (RTP, passive FTP) with room to spare.
+pub const MAX_PUBLISHED_PORTS: usize = 1024;
+/// At most this many `--publish` entries (ports or ranges) per service: the record rides in a
+/// gossip datagram (1400 bytes), and an entry with an address takes up to 17 bytes there.
+pub const MAX_PUBLISH_ENTRIES: usize = 32;
+
+impl PublishedPort {
+    /// A single ingress port on every address (the short syntax without a range).
+    pub fn single(published: u16, target: u16, protocol: Protocol) -> PublishedPort {
+        PublishedPort { published, target, protocol, count: 1, mode: PublishMode::Ingress, address: None }
+    }
+
+    /// The last published port of the range.
+    pub fn last(&self) -> u32 {
+        u32::from(self.published) + u32::from(self.count.max(1)) - 1
+    }
+
+    /// Every (published, target) pair of the range.
+    pub fn pairs(&self) -> impl Iterator<Item = (u16, u16)> + '_ {
+        (0..self.count.max(1)).map(|i| (self.published.wrapping_add(i), self.target.wrapping_add(i)))
+    }
+
+    /// Whether `port`/`protocol` is one of this range's published ports.
+    pub fn publishes(&self, port: u16, protocol: Protocol) -> bool {
+        self.protocol == protocol && self.published <= port && u32::from(port) <= self.last()
+    }
+
+    /// The target of published port `port` (one of this range's).
+    pub fn target_of(&self, port: u16) -> u16 {
+        self.target.wrapping_add(port.wrapping_sub(self.published))
+    }
+
+    /// Whether two entries cannot both be served: a port in common, the same protocol, on
+    /// addresses that may overlap (no address is every address).
+    pub fn conflicts(&self, other: &PublishedPort) -> bool {
+        self.protocol == other.protocol
+            && u32::from(self.published) <= other.last()
+            && u32::from(other.published) <= self.last()
+            && match (self.address, other.address) {
+                (Some(a), Some(b)) => a.contains(&b.network()) || b.contains(&a.network()),
+                _ => true,
+            }
+    }
+
+    /// Whether node address `addr` answers on this port.
+    pub fn answers_on(&self, addr: Ipv4Addr) -> bool {
+        self.address.is_none_or(|net| net.contains(&addr))
+    }
 }
 
 impl fmt::Display for PublishedPort {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}/{}", self.published, self.target, self.protocol)
+        let range = |f: &mut fmt::Formatter<'_>, first: u16| {
+            if self.count > 1 {
+                write!(f, "{first}-{}", u32::from(first) + u32::from(self.count) - 1)
+            } else {
+                write!(f, "{first}")
+            }
+        };
+        if self.mode == PublishMode::Ingress && self.address.is_none() {
+            range(f, self.published)?;
+            f.write_str(":")?;
+            range(f, self.target)?;
+            return write!(f, "/{}", self.protocol);
+        }
+        f.write_str("published=")?;
+        range(f, self.published)?;
+        f.write_str(",target=")?;
+        range(f, self.target)?;
+        write!(f, ",protocol={},mode={}", self.protocol, self.mode)?;
+        match self.address {
+            Some(net) if net.prefix_len() == 32 => write!(f, ",address={}", net.addr()),
+            Some(net) => write!(f, ",address={net}"),
+            None => Ok(()),
+        }
     }
 }
 

@@ -5,12 +5,10 @@
 //! Checks that need only the record (and, for ports and overlaps, the rest of the state) live
 //! here; who may write a record is `gossip::admission`'s business.
 
-use std::collections::HashSet;
-
 use super::cluster::ClusterState;
 use super::records::{
     ClusterSecrets, EndpointMode, EndpointRecord, ManagerStatus, NetworkRecord, NodeRecord, Protocol,
-    ServiceRecord,
+    ServiceRecord, MAX_PUBLISHED_PORTS, MAX_PUBLISH_ENTRIES,
 };
 use crate::util::hash::fnv1a_32;
 
@@ -23,7 +21,6 @@ const MAX_NODE_NAME: usize = 64;
 const MAX_CERT_BYTES: usize = 4096;
 const MAX_TASK_NAME: usize = 253;
 const MAX_GOSSIP_KEYS: usize = 3;
-const MAX_PUBLISHED_PORTS: usize = 64;
 /// Aliases one endpoint may have (Docker sets a few: the service's name, the container's short
 /// ID, what `--network-alias` adds).
 pub const MAX_ALIASES: usize = 16;
@@ -131,16 +128,23 @@ pub fn service(
     if record.mode == EndpointMode::Dnsrr && !record.ports.is_empty() {
         return Err(format!("service {name:?}: dnsrr services publish no ports"));
     }
-    if record.ports.len() > MAX_PUBLISHED_PORTS {
+    if record.ports.len() > MAX_PUBLISH_ENTRIES {
+        return Err(format!("service {name:?}: more than {MAX_PUBLISH_ENTRIES} published entries"));
+    }
+    let total: usize = record.ports.iter().map(|p| usize::from(p.count)).sum();
+    if total > MAX_PUBLISHED_PORTS {
         return Err(format!("service {name:?}: more than {MAX_PUBLISHED_PORTS} published ports"));
     }
     let own = meshd_ports(state, data_path_port);
-    let mut seen = HashSet::new();
-    for port in &record.ports {
-        if port.published == 0 || port.target == 0 || !seen.insert((port.published, port.protocol)) {
-            return Err(format!("service {name:?}: invalid or repeated port {port}"));
+    for (i, port) in record.ports.iter().enumerate() {
+        let fits = |first: u16| first != 0 && u32::from(first) + u32::from(port.count) - 1 <= 65535;
+        if port.count == 0 || !fits(port.published) || !fits(port.target) {
+            return Err(format!("service {name:?}: invalid port {port}"));
         }
-        if own.contains(&(port.published, port.protocol)) {
+        if record.ports[..i].iter().any(|other| other.conflicts(port)) {
+            return Err(format!("service {name:?}: port {port} overlaps another of its ports"));
+        }
+        if own.iter().any(|(p, proto)| port.publishes(*p, *proto)) {
             return Err(format!("service {name:?}: port {port} is meshd's own"));
         }
     }
@@ -260,7 +264,7 @@ mod tests {
     #[test]
     fn services_keep_to_their_mode_network_and_ports() {
         let state = with_network("front", "10.1.0.0/24");
-        let port = |published, protocol| PublishedPort { published, target: 80, protocol };
+        let port = |published, protocol| PublishedPort::single(published, 80, protocol);
         let vip = |ip: &str, ports| ServiceRecord {
             network: "front".into(),
             mode: EndpointMode::Vip,

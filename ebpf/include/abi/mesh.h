@@ -21,14 +21,16 @@
 
 /* Map sizes (max_entries). */
 enum md_mesh_limits {
-	MD_FRONTENDS_MAX = 16384,    /* md_frontends_v1: published ports on this node's addresses */
+	MD_FRONTENDS_MAX = 16384,    /* md_frontends_v2: published ports on this node's addresses */
 	MD_MESH_RNAT_MAX = 131072,   /* md_mesh_rnat_v2: flows that entered here (LRU, idle timeout) */
 	MD_MESH_RETURN_MAX = 131072, /* md_mesh_return_v2: flows brought in by other nodes (LRU, idle timeout) */
 	MD_SOCK_TABLES_MAX = 4097,   /* md_sock_rnat_v3: a socket table per namespace (MD_SOCK_CLIENTS_MAX, and the node's own) */
 	MD_SOCK_RNAT_PER_NETNS = 8192, /* one namespace's socket table (LRU): two entries per socket */
 };
 
-/* Key of md_frontends_v1: a published port on one of this node's addresses. */
+/* Key of md_frontends_v2: a published port on one of this node's addresses. A port published
+ * with address= has entries only for the node addresses it names (127.0.0.1: the node's own
+ * clients only); the others have none, and their packets go on to the stack untouched. */
 struct md_frontend_key {
 	__u32 addr;  /* a local address of the node (also 127.0.0.1 for the node's own clients) */
 	__u16 port;  /* the published port */
@@ -36,11 +38,19 @@ struct md_frontend_key {
 	__u8 pad;    /* always 0 */
 };
 
-/* Value of md_frontends_v1: the service behind the port. */
+enum md_frontend_flags {
+	/* mode=host: only this node's own tasks serve the port (`table` holds only them), never a
+	 * task behind the tunnel. The agent writes the entry only while a local task is healthy. */
+	MD_FRONTEND_LOCAL = 1,
+};
+
+/* Value of md_frontends_v2: the service behind the port, and the Maglev table to pick from. */
 struct md_frontend {
-	__u32 vip;          /* the service's VIP: its key in md_services_v1 (Maglev table) */
+	__u32 vip;          /* the service's VIP: its key in md_services_v1 (the service exists) */
 	__u16 target_port;  /* the port the backends listen on */
-	__u16 pad;          /* always 0 */
+	__u16 flags;        /* enum md_frontend_flags */
+	__u32 table;        /* key in md_maglev_v3: the service's id (ingress), or the id of its
+			     * table of this node's tasks (MD_FRONTEND_LOCAL) */
 };
 
 /* Value of md_mesh_rnat_v2 (on the ingress node): what the client sent to, and the way back. */

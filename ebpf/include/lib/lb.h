@@ -99,7 +99,7 @@ md_inline int lb_to_vip(struct __sk_buff *skb, struct iphdr *ip, const struct md
 }
 
 /*
- * Hairpin: a container's packet to a published port of its own node (md_frontends_v1), for a
+ * Hairpin: a container's packet to a published port of its own node (md_frontends_v2), for a
  * service on the container's own network, is balanced here like a VIP flow, the port becoming
  * the target port. (A service on another network would need the node's address as the source
  * to keep the networks apart; that packet goes on to the node's stack, which refuses it.)
@@ -111,6 +111,7 @@ md_inline int lb_to_frontend(struct __sk_buff *skb, struct iphdr *ip, const stru
 	struct md_flow_key fwd = {};
 	struct md_frontend *fe;
 	struct md_service *svc;
+	struct md_service from;
 	struct l4 l4 = {};
 
 	/* Published ports are on the node's addresses, never in the overlay: the overlay's own
@@ -122,19 +123,21 @@ md_inline int lb_to_frontend(struct __sk_buff *skb, struct iphdr *ip, const stru
 	fk.addr = ip->daddr;
 	fk.port = l4.dport;
 	fk.proto = l4.proto;
-	fe = bpf_map_lookup_elem(&md_frontends_v1, &fk);
+	fe = bpf_map_lookup_elem(&md_frontends_v2, &fk);
 	if (!fe || !in_subnet(fe->vip, iface->subnet, iface->mask))
 		return PKT_UNTOUCHED;
 	svc = bpf_map_lookup_elem(&md_services_v1, &fe->vip);
 	if (!svc)
 		return -MD_REASON_DROP_NO_BACKEND;
+	/* The frontend's table: the service's own, or in host mode this node's tasks. */
+	from = frontend_service(svc, fe);
 	fwd.addr = ip->daddr;
-	fwd.svc = svc->id;
+	fwd.svc = from.id;
 	fwd.port = l4.dport;
 	fwd.client_port = l4.sport;
 	fwd.proto = l4.proto;
 	fwd.dir = MD_FLOW_TO_SERVICE;
-	return lb_balance(skb, &l4, iface, svc, &fwd, ip->daddr, l4.dport, fe->target_port);
+	return lb_balance(skb, &l4, iface, &from, &fwd, ip->daddr, l4.dport, fe->target_port);
 }
 
 #endif /* MESHD_LIB_LB_H */

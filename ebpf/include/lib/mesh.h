@@ -43,7 +43,7 @@ struct {
 	__type(key, struct md_frontend_key);
 	__type(value, struct md_frontend);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} md_frontends_v1 SEC(".maps");
+} md_frontends_v2 SEC(".maps");
 
 /* On the ingress node: the published address of each flow, by its reply. LRU: the flows of
  * clients long gone age out; an entry idle past the flow timeout is not used. */
@@ -119,6 +119,17 @@ md_inline int mesh_reply_key(struct __sk_buff *skb, struct iphdr *ip, struct l4 
 	return 0;
 }
 
+/* The service a published port picks its backend with: `svc` (its md_services_v1 entry) with
+ * the frontend's Maglev table, which is the service's own in ingress mode and the table of this
+ * node's tasks in host mode (MD_FRONTEND_LOCAL). The rest of `svc` is kept as it is. */
+md_inline struct md_service frontend_service(const struct md_service *svc, const struct md_frontend *fe)
+{
+	struct md_service from = *svc;
+
+	from.id = fe->table;
+	return from;
+}
+
 /* Records the verdict of a packet a helper took. */
 md_inline int took(int *verdict, int value)
 {
@@ -137,6 +148,7 @@ md_inline int mesh_to_backend(struct __sk_buff *skb, struct iphdr *ip, enum md_d
 	struct md_frontend_key fk = {};
 	struct md_frontend *fe;
 	struct md_service *svc;
+	struct md_service from;
 	struct md_endpoint *ep;
 	struct md_iface *iface;
 	struct md_ct_key ct = {};
@@ -147,7 +159,7 @@ md_inline int mesh_to_backend(struct __sk_buff *skb, struct iphdr *ip, enum md_d
 	struct flow_backend pick = {};
 	struct l4 l4 = {};
 	__u32 backend;
-	__u16 target_port;
+	__u16 target_port, fe_flags;
 	int ret;
 
 	if (!parse_l4(skb, ip, &l4))
@@ -155,10 +167,11 @@ md_inline int mesh_to_backend(struct __sk_buff *skb, struct iphdr *ip, enum md_d
 	fk.addr = ip->daddr;
 	fk.port = l4.dport;
 	fk.proto = l4.proto;
-	fe = bpf_map_lookup_elem(&md_frontends_v1, &fk);
+	fe = bpf_map_lookup_elem(&md_frontends_v2, &fk);
 	if (!fe)
 		return 0;
 	target_port = fe->target_port;
+	fe_flags = fe->flags;
 	/* A client must be outside: a source that is this node, loopback, "this network",
 	 * multicast, an overlay endpoint or a VIP would let the replies (or the request) stand in
 	 * for traffic that is not the client's. And only frames addressed to this host: the
@@ -168,15 +181,17 @@ md_inline int mesh_to_backend(struct __sk_buff *skb, struct iphdr *ip, enum md_d
 	svc = bpf_map_lookup_elem(&md_services_v1, &fe->vip);
 	if (!svc)
 		return took(verdict, drop(skb, dir, MD_REASON_DROP_NO_BACKEND));
+	from = frontend_service(svc, fe);
 
-	/* The node address stands in for the VIP in the flow's conntrack key. */
+	/* The node address stands in for the VIP in the flow's conntrack key; the table's id
+	 * stands for the service (a port switched between ingress and host starts afresh). */
 	ct.client_ip = ip->saddr;
 	ct.vip = ip->daddr;
-	ct.svc = svc->id;
+	ct.svc = from.id;
 	ct.client_port = l4.sport;
 	ct.port = l4.dport;
 	ct.proto = l4.proto;
-	ret = flow_pin(skb, &md_ct_v3, FLOW_TABLE_MESH, &ct, svc, &l4, 0, &pick);
+	ret = flow_pin(skb, &md_ct_v3, FLOW_TABLE_MESH, &ct, &from, &l4, 0, &pick);
 	if (ret < 0)
 		return took(verdict, drop(skb, dir, -ret));
 	if (ret == FLOW_PINNED)
@@ -185,6 +200,10 @@ md_inline int mesh_to_backend(struct __sk_buff *skb, struct iphdr *ip, enum md_d
 	ep = lookup_endpoint(backend);
 	if (!ep)
 		return took(verdict, drop(skb, dir, MD_REASON_DROP_NO_ENDPOINT));
+	/* mode=host never crosses the tunnel: a table that still names a task gone elsewhere (or a
+	 * flow pinned before the port became host-mode) has no backend here. */
+	if ((fe_flags & MD_FRONTEND_LOCAL) && !(ep->flags & MD_EP_LOCAL))
+		return took(verdict, drop(skb, dir, MD_REASON_DROP_NO_BACKEND));
 
 	/* Remember the published address for the replies; write only when it changes (a map write
 	 * per packet would cost more than the lookup). */

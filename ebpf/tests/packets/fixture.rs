@@ -118,7 +118,7 @@ pub enum Put {
     FlowTable(Ipv4Addr),
     /// An entry in the flow table of the endpoint (made if missing).
     Flow(Ipv4Addr, FlowKey, Flow),
-    /// `md_frontends_v1`.
+    /// `md_frontends_v2`.
     Frontend(FrontendKey, Frontend),
     /// `md_mesh_rnat_v2` (last_seen: now).
     MeshNat(RnatKey, MeshNat),

@@ -309,6 +309,48 @@ pub fn rows() -> Vec<Row> {
         .maps(service(&[NOBODY]))
         .maps([published()])
         .expect(Verdict::Shot, &[(From, DropNoEndpoint)]),
+        Row::new(
+            "mode=host: balanced from this node's table only, onto its local task, the client's address kept",
+            INGRESS,
+            from_client((NODE, PUBLISHED), syn),
+        )
+        .maps(w())
+        // The service's own table would send it through the tunnel to C.
+        .maps(service(&[C]))
+        .maps(published_host(&[B]))
+        .expect(
+            Verdict::Redirect { ifindex: B_IFINDEX, peer: true },
+            &[(From, MeshDnat), (From, ForwardLocal)],
+        )
+        .check(frames::l4_is(to_b))
+        .after(|f| {
+            match f.lookup::<_, CtVal>(meshd_ebpf::lb::CT_MAP, &CtKey { svc: LOCAL_TABLE, ..client_flow() }) {
+                Some(v) if v.backend_ip == be(B) => Ok(()),
+                other => Err(format!("md_ct_v3 holds {other:?} under the local table's id")),
+            }
+        }),
+        Row::new(
+            "mode=host: a table (or a tracked flow) naming a task on another node never crosses the tunnel",
+            INGRESS,
+            from_client((NODE, PUBLISHED), syn),
+        )
+        .maps(w())
+        .maps(service(&[C]))
+        .maps(published_host(&[C]))
+        .expect(Verdict::Shot, &[(From, DropNoBackend)]),
+        Row::new(
+            "address=: a published port on another of the node's addresses, none on this one",
+            INGRESS,
+            from_client((NODE, PUBLISHED), syn),
+        )
+        .maps(w())
+        .maps(service(&[B]))
+        .maps([Put::Frontend(
+            meshd_ebpf::mesh::FrontendKey { addr: be(PEER), port: port(PUBLISHED), proto: PROTO_TCP, pad: 0 },
+            meshd_ebpf::mesh::Frontend { vip: be(VIP), target_port: port(TARGET), flags: 0, table: SERVICE },
+        )])
+        .expect(Verdict::Unspec, &[])
+        .out(Out::Unchanged),
     ]
 }
 

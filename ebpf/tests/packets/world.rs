@@ -133,12 +133,31 @@ pub fn service(backends: &[Ipv4Addr]) -> Vec<Put> {
     vec![Put::Service(VIP, SERVICE), Put::Maglev(SERVICE, backends.to_vec())]
 }
 
-/// The published port of the node for the service.
+/// The published port of the node for the service (ingress: the service's own table).
 pub fn published() -> Put {
     Put::Frontend(
         FrontendKey { addr: be(NODE), port: port(PUBLISHED), proto: PROTO_TCP, pad: 0 },
-        meshd_ebpf::mesh::Frontend { vip: be(VIP), target_port: port(TARGET), pad: 0 },
+        meshd_ebpf::mesh::Frontend { vip: be(VIP), target_port: port(TARGET), flags: 0, table: SERVICE },
     )
+}
+
+/// The id of the service's table of this node's tasks (mode=host).
+pub const LOCAL_TABLE: u32 = 0x0005_0002;
+
+/// The published port in mode=host, picking from the table [`LOCAL_TABLE`] of `backends`.
+pub fn published_host(backends: &[Ipv4Addr]) -> Vec<Put> {
+    vec![
+        Put::Frontend(
+            FrontendKey { addr: be(NODE), port: port(PUBLISHED), proto: PROTO_TCP, pad: 0 },
+            meshd_ebpf::mesh::Frontend {
+                vip: be(VIP),
+                target_port: port(TARGET),
+                flags: meshd_ebpf::mesh::FRONTEND_LOCAL,
+                table: LOCAL_TABLE,
+            },
+        ),
+        Put::Maglev(LOCAL_TABLE, backends.to_vec()),
+    ]
 }
 
 /// A container's TCP flow to `to:to_port` of the service (TO_SERVICE key).

@@ -68,12 +68,10 @@ impl DockerDriver {
             let published =
                 service.as_ref().and_then(|s| snapshot.state.services.get(s)).is_some_and(|record| {
                     record.ports.iter().any(|p| {
-                        p.published == map.host_port
-                            && p.target == map.container_port
-                            && matches!(
-                                (p.protocol, map.protocol),
-                                (Protocol::Tcp, "tcp") | (Protocol::Udp, "udp")
-                            )
+                        let protocol = if map.protocol == "udp" { Protocol::Udp } else { Protocol::Tcp };
+                        matches!(map.protocol, "tcp" | "udp")
+                            && p.publishes(map.host_port, protocol)
+                            && p.target_of(map.host_port) == map.container_port
                     })
                 });
             if !published {

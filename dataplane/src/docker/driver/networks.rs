@@ -39,9 +39,9 @@ fn network_options(
         internal: request.internal,
         ..Default::default()
     };
-    for (key, value) in
-        request.options.iter().filter(|(k, _)| network_options::MTU_OPTIONS.contains(&k.as_str()))
-    {
+    for (key, value) in request.options.iter().filter(|(k, _)| {
+        network_options::MTU_OPTIONS.contains(&k.as_str()) || k.as_str() == network_options::ENCRYPTED_OPTION
+    }) {
         network_options::apply_opt(&mut options, key, value).map_err(DriverError::bad)?;
     }
     options.check(&request.subnet).map_err(DriverError::bad)?;

@@ -129,17 +129,6 @@ fn encrypted_networks_cross_the_underlay_only_inside_wireguard() {
     let link = cluster.namespace(&c).exec("ip", ["-o", "link", "show", "eth0"]);
     assert!(stdout(&link).contains("mtu 1450"), "{}", stdout(&link));
 
-    if std::env::var("WG_DEBUG").is_ok() {
-        std::thread::sleep(Duration::from_secs(3));
-        for _ in 0..3 { ping(&cluster, &a, &ip_b); }
-        for n in cluster.nodes() {
-            for args in [&["nstat", "-az"][..], &["sh", "-c", "grep . /proc/sys/net/ipv4/conf/*/rp_filter"], &["timeout", "3", "tcpdump", "-n", "-i", "any", "-c", "8", "not", "port", "7946"]] {
-                let out = n.ns.exec(args[0], &args[1..]);
-                eprintln!("=== {} {:?}\n{}{}", n.name, args, stdout(&out), meshd_tests::command::stderr(&out));
-            }
-            eprintln!("=== stats {}", n.meshctl_ok(&["stats"]));
-        }
-    }
     cluster.wait_for("a reaches b encrypted", Duration::from_secs(15), |cl| ping(cl, &a, &ip_b));
     cluster.wait_for("c reaches d in clear", Duration::from_secs(15), |cl| ping(cl, &c, &ip_d));
     // A full-size packet with DF fits the encrypted network's MTU.

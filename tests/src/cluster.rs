@@ -508,7 +508,8 @@ impl Node {
             .split_whitespace()
             .filter_map(|pid| pid.parse::<u32>().ok())
             .filter(|pid| {
-                std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim() == "wireguard-go")
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|comm| comm.trim() == "wireguard-go")
             })
             .collect()
     }

@@ -87,17 +87,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let monitor = Monitor::new(Some(control), config.monitor_rate)?;
 
     // Encrypted networks: the node's WireGuard key and engine, before the record that names them.
-    let (encryption, wireguard) =
-        match crate::encryption::prepare(&state, &node_id, &pin_dir, config.advertise_addr).await {
-            Ok((task, published)) => {
-                tracing::info!(engine = %published.engine, port = published.port, "WireGuard ready for encrypted networks");
-                (Some(task), Some(published))
-            }
-            Err(error) => {
-                tracing::warn!(%error, "no WireGuard engine: encrypted networks cannot reach this node (their packets are dropped, never sent in clear)");
-                (None, None)
-            }
-        };
+    let (encryption, wireguard) = match crate::encryption::prepare(
+        &state,
+        &node_id,
+        &pin_dir,
+        config.advertise_addr,
+    )
+    .await
+    {
+        Ok((task, published)) => {
+            tracing::info!(engine = %published.engine, port = published.port, "WireGuard ready for encrypted networks");
+            (Some(task), Some(published))
+        }
+        Err(error) => {
+            tracing::warn!(%error, "no WireGuard engine: encrypted networks cannot reach this node (their packets are dropped, never sent in clear)");
+            (None, None)
+        }
+    };
 
     let (gossip, mut gossip_task) = gossip::start(StartParams {
         config: config.gossip.clone(),

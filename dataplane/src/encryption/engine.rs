@@ -105,7 +105,8 @@ fn spawn_userspace(iface: &str, state_dir: &Path) -> Result<(), EncryptionError>
 /// `unreachable default` (so marked packets never fall back to the main table's routes).
 /// Returns the interface's ifindex.
 pub async fn wire(handle: &Handle, iface: &str, mtu: u32) -> Result<u32, EncryptionError> {
-    let link = links::find(handle, iface).await?.ok_or_else(|| links::LinkError::Missing(iface.to_string()))?;
+    let link =
+        links::find(handle, iface).await?.ok_or_else(|| links::LinkError::Missing(iface.to_string()))?;
     let index = link.header.index;
     handle
         .link()
@@ -116,7 +117,8 @@ pub async fn wire(handle: &Handle, iface: &str, mtu: u32) -> Result<u32, Encrypt
     // The reverse-path filter refuses every packet arriving on an interface without an IPv4
     // address, loose mode too: the interface gets one, link-local, never routed anywhere (the
     // tunnel's packets keep the underlay addresses).
-    let has_address = crate::netlink::addresses::of_link(handle, index).await?.contains(&IpAddr::V4(LINK_ADDRESS));
+    let has_address =
+        crate::netlink::addresses::of_link(handle, index).await?.contains(&IpAddr::V4(LINK_ADDRESS));
     if !has_address {
         handle
             .address()
@@ -134,7 +136,13 @@ pub async fn wire(handle: &Handle, iface: &str, mtu: u32) -> Result<u32, Encrypt
         .kind(RouteType::Unreachable)
         .priority(u32::MAX)
         .build();
-    handle.route().add(unreachable).replace().execute().await.map_err(netlink_err("add unreachable route", iface))?;
+    handle
+        .route()
+        .add(unreachable)
+        .replace()
+        .execute()
+        .await
+        .map_err(netlink_err("add unreachable route", iface))?;
     let into_engine =
         RouteMessageBuilder::<Ipv4Addr>::new().table_id(TABLE).output_interface(index).priority(0).build();
     handle.route().add(into_engine).replace().execute().await.map_err(netlink_err("add route", iface))?;

@@ -3,7 +3,7 @@
 //! `wg pubkey`. The private key only ever travels through files and pipes, never argv or logs.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use super::EncryptionError;
@@ -52,13 +52,16 @@ fn looks_like_key(key: &[u8]) -> bool {
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {
-    let text = bytes.trim_ascii();
-    text
+    bytes.trim_ascii()
 }
 
 /// Runs `wg ARGS` with `input` on stdin; returns its stdout. The input (a private key) and the
 /// output are never logged.
-pub(super) fn wg(args: &[&str], input: Option<&[u8]>, what: &'static str) -> Result<Vec<u8>, EncryptionError> {
+pub(super) fn wg(
+    args: &[&str],
+    input: Option<&[u8]>,
+    what: &'static str,
+) -> Result<Vec<u8>, EncryptionError> {
     let mut child = Command::new("wg")
         .args(args)
         .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
@@ -81,7 +84,16 @@ pub(super) fn wg(args: &[&str], input: Option<&[u8]>, what: &'static str) -> Res
     Ok(output.stdout)
 }
 
-/// The path of the private key, for `wg set private-key FILE`.
-pub fn private_key_path(keys: &NodeKeys) -> &Path {
-    &keys.private_key_file
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_base64_keys_of_32_bytes_pass() {
+        assert!(looks_like_key(b"bqezk6yA7NSNhtpRFg3FnovCEzCYyOEIibE0XEkFjwo="));
+        assert!(!looks_like_key(b"bqezk6yA7NSNhtpRFg3FnovCEzCYyOEIibE0XEkFjwo"));
+        assert!(!looks_like_key(b"bqezk6yA7NSNhtpRFg3Fnov EzCYyOEIibE0XEkFjwo="));
+        assert!(!looks_like_key(b"bqezk6yA7NSNhtpRFg3FnovCEzCYyOEIibE0XEkFjwo=\n--"));
+        assert!(!looks_like_key(b""));
+    }
 }

@@ -30,7 +30,8 @@ impl EncryptMaps {
     /// Opens the pinned maps (the programs' loading pinned them).
     pub fn open(pin_dir: &Path) -> Result<EncryptMaps, EncryptionError> {
         Ok(EncryptMaps {
-            config: Array::try_from(open(pin_dir, encrypt::CONFIG_MAP)?).map_err(map_err(encrypt::CONFIG_MAP))?,
+            config: Array::try_from(open(pin_dir, encrypt::CONFIG_MAP)?)
+                .map_err(map_err(encrypt::CONFIG_MAP))?,
             nets: HashMap::try_from(open(pin_dir, encrypt::NETS_MAP)?).map_err(map_err(encrypt::NETS_MAP))?,
             tunnels: HashMap::try_from(open(pin_dir, encrypt::TUNNELS_MAP)?)
                 .map_err(map_err(encrypt::TUNNELS_MAP))?,

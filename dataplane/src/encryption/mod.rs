@@ -98,8 +98,11 @@ pub async fn prepare(
     advertise: std::net::IpAddr,
 ) -> Result<(supervisor::Supervisor, crate::state::records::WireguardPeer), EncryptionError> {
     let keys = keys::load_or_create(state)?;
-    let (connection, handle, _) =
-        rtnetlink::new_connection().map_err(|source| EncryptionError::Spawn { program: "rtnetlink", what: "connect", source })?;
+    let (connection, handle, _) = rtnetlink::new_connection().map_err(|source| EncryptionError::Spawn {
+        program: "rtnetlink",
+        what: "connect",
+        source,
+    })?;
     tokio::spawn(connection);
     let iface = interface_name(node);
     let underlay = crate::netlink::vxlan::underlay(&handle, advertise)

@@ -40,7 +40,11 @@ pub struct Supervisor {
 
 /// Brings the engine up at start (before the node's record is published, which names it):
 /// adopts a running one, else starts one. Returns which.
-pub async fn start_engine(handle: &Handle, iface: &str, state_dir: &std::path::Path) -> Result<EngineKind, EncryptionError> {
+pub async fn start_engine(
+    handle: &Handle,
+    iface: &str,
+    state_dir: &std::path::Path,
+) -> Result<EngineKind, EncryptionError> {
     if let Some(kind) = engine::running(handle, iface).await? {
         if wg::public_key(iface).await?.is_some() {
             tracing::info!(iface, engine = %kind, "adopted the running WireGuard engine");
@@ -146,12 +150,68 @@ impl Supervisor {
             tracing::info!(peer = %key, "removed a WireGuard peer");
         }
         for (key, peer) in &desired {
-            if !present.get(key).is_some_and(|ips| *ips == format!("{}/32", peer.allowed)) {
+            if present.get(key).is_none_or(|ips| *ips != format!("{}/32", peer.allowed)) {
                 wg::set_peer(&self.iface, peer).await?;
                 tracing::info!(peer = %key, endpoint = %peer.endpoint, "configured a WireGuard peer");
                 ready.insert(net_order::ipv4(peer.allowed));
             }
         }
         self.maps.sync_tunnels(&ready)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::time::Instant;
+
+    use super::*;
+    use crate::fixture::{id, snapshot};
+    use crate::state::records::WireguardPeer;
+    use crate::state::{Change, Delta, NodeRecord, Version};
+
+    fn node(n: u8, key: Option<&str>, left: bool) -> Change {
+        Change::Node {
+            id: id(n),
+            record: Some(NodeRecord {
+                name: format!("w{n}"),
+                gossip_addr: SocketAddr::new(Ipv4Addr::new(192, 0, 2, n).into(), 7946),
+                left,
+                departed: None,
+                cert: Default::default(),
+                founder: None,
+                keyring: Default::default(),
+                wireguard: key.map(|k| WireguardPeer {
+                    public_key: k.into(),
+                    port: 51820,
+                    engine: "userspace".into(),
+                }),
+            }),
+        }
+    }
+
+    #[test]
+    fn peers_are_the_other_members_with_a_valid_key() {
+        let mut snapshot = snapshot();
+        let good = "bqezk6yA7NSNhtpRFg3FnovCEzCYyOEIibE0XEkFjwo=";
+        let other = "rFI3EanmxLS+zJLf5qTFnolpjzZ1FZuwEjVoRDbLWiU=";
+        for (n, change) in [
+            (101, node(101, Some(good), false)),
+            (102, node(102, Some("not a key\nendpoint 1.2.3.4"), false)),
+            (103, node(103, None, false)),
+            (104, node(104, Some(other), true)),
+        ] {
+            let version = Version { lamport: 50, node: id(n) };
+            snapshot.state.apply(Delta { version, change }, Instant::now()).unwrap();
+        }
+        let peers = desired_peers(&snapshot);
+        assert_eq!(
+            peers.keys().collect::<Vec<_>>(),
+            [good],
+            "a malformed key, no key and a leaver are not peers"
+        );
+        let peer = &peers[good];
+        assert_eq!(peer.endpoint, "192.0.2.101:51820".parse().unwrap());
+        assert_eq!(peer.allowed, Ipv4Addr::new(192, 0, 2, 101));
     }
 }

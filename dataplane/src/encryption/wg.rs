@@ -7,7 +7,6 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::Path;
 use std::process::Stdio;
 
-
 use super::EncryptionError;
 
 /// A peer as the engine should have it.
@@ -73,13 +72,10 @@ pub async fn set_device(iface: &str, key_file: &Path, port: u16) -> Result<(), E
 pub async fn set_peer(iface: &str, peer: &Peer) -> Result<(), EncryptionError> {
     let endpoint = peer.endpoint.to_string();
     let allowed = format!("{}/32", peer.allowed);
-    run(
-        &["set", iface, "peer", &peer.public_key, "endpoint", &endpoint, "allowed-ips", &allowed],
-        "set peer",
-    )
-    .await?
-    .map(|_| ())
-    .ok_or(EncryptionError::Tool { program: "wg", what: "set peer", message: "no such device".into() })
+    run(&["set", iface, "peer", &peer.public_key, "endpoint", &endpoint, "allowed-ips", &allowed], "set peer")
+        .await?
+        .map(|_| ())
+        .ok_or(EncryptionError::Tool { program: "wg", what: "set peer", message: "no such device".into() })
 }
 
 /// Removes a peer by public key.

@@ -84,7 +84,8 @@ pub enum StartError {
 
 /// Binds the gossip sockets, creates, joins or rejoins the cluster, and starts the agent.
 pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit>), StartError> {
-    let StartParams { config, key, name, advertise, join, state_dir, cert_validity, settings, wireguard } = params;
+    let StartParams { config, key, name, advertise, join, state_dir, cert_validity, settings, wireguard } =
+        params;
     let bind_err = |proto| move |source| StartError::Bind { proto, addr: advertise, source };
     let udp = UdpSocket::bind(advertise).await.map_err(bind_err("UDP"))?;
     let listener = TcpListener::bind(advertise).await.map_err(bind_err("TCP"))?;

@@ -17,9 +17,11 @@
  * node's address in the neighbour table (ARP spoofing) or sit on the path; see docs/security.md.
  * A VXLAN packet that passes and is for a local container is decapsulated right here and handed
  * to it (the overlay fast path, lib/overlay.h), with vxlan_ingress's checks; the rest goes on to
- * the VXLAN device.
+ * the VXLAN device. VXLAN of an encrypted network (lib/encrypt.h) is dropped here: it comes out
+ * of the node's WireGuard interface, never in clear from the wire.
  */
 #include "lib/common.h"
+#include "lib/encrypt.h"
 #include "lib/eth.h"
 #include "lib/mesh.h"
 #include "lib/node.h"
@@ -96,6 +98,9 @@ int underlay_ingress(struct __sk_buff *skb)
 
 		if (ret < 0)
 			return drop(skb, DIR, -ret);
+		/* An encrypted network's VXLAN only ever arrives out of WireGuard, never here. */
+		if (vxlan_clear_of_encrypted(skb, ip))
+			return drop(skb, DIR, MD_REASON_DROP_CLEAR_ENCRYPTED);
 		/* The overlay fast path: straight into a local container (lib/overlay.h). */
 		if (overlay_decap(skb, &verdict))
 			return verdict;

@@ -10,6 +10,9 @@ packages=(
   gcc libc6-dev linux-libc-dev
   # Namespaces, links and the real clients the tests drive.
   iproute2 util-linux iputils-ping curl dnsutils iperf3 nftables tcpdump procps
+  # Encrypted overlay networks: wg configures the WireGuard engine (kernel or userspace);
+  # wireguard-go is the engine where the kernel has no WireGuard module.
+  wireguard-tools wireguard-go
   # Packet crafting and floods run as an unprivileged user inside container namespaces.
   python3
   # Real servers and load generators for the tests and benchmarks.

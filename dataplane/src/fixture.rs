@@ -35,6 +35,7 @@ pub fn snapshot() -> Snapshot {
             cert: Default::default(),
             founder: None,
             keyring: Default::default(),
+            wireguard: None,
         };
         apply(&mut state, n, 1, Change::Node { id: id(n), record: Some(record) });
     }

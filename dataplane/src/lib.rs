@@ -38,6 +38,7 @@ pub mod cni;
 pub mod daemon;
 pub mod discovery;
 pub mod docker;
+pub mod encryption;
 pub mod gossip;
 pub mod host;
 pub mod identity;

@@ -111,6 +111,7 @@ fn arb_delta() -> impl Strategy<Value = Delta> {
                         cert: Default::default(),
                         founder: None,
                         keyring: Default::default(),
+                        wireguard: None,
                     }),
                 },
             }
@@ -216,6 +217,7 @@ fn universe() -> &'static Universe {
                     cert: Bytes(ca.issue(&key.public(), 3600).unwrap().der),
                     founder: (i == 0).then(|| Signature(ca.founder_grant(&id))),
                     keyring: Default::default(),
+                    wireguard: None,
                 };
                 record::sign(
                     key,

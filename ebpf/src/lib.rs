@@ -10,6 +10,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod encrypt;
 pub mod endpoint;
 pub mod events;
 pub mod lb;

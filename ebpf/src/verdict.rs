@@ -102,6 +102,10 @@ pub enum Reason {
     DropNoFlowTable,
     /// A container of an `--internal` network sending outside the overlay.
     DropInternal,
+    /// A packet of an encrypted network to a node with no WireGuard tunnel up (or no engine).
+    DropNoTunnel,
+    /// VXLAN of an encrypted network arriving in clear on the underlay.
+    DropClearEncrypted,
     /// A code this build does not know (a newer program wrote it); kept so nothing is hidden.
     Unknown(u16),
 }
@@ -142,6 +146,8 @@ impl Reason {
         Reason::DropNoFlow,
         Reason::DropNoFlowTable,
         Reason::DropInternal,
+        Reason::DropNoTunnel,
+        Reason::DropClearEncrypted,
     ];
 
     /// (code, C enumerator, name shown to people) of every known reason: the one table both
@@ -180,6 +186,8 @@ impl Reason {
         (144, "MD_REASON_DROP_NO_FLOW", "drop-no-flow"),
         (145, "MD_REASON_DROP_NO_FLOW_TABLE", "drop-no-flow-table"),
         (146, "MD_REASON_DROP_INTERNAL", "drop-internal"),
+        (147, "MD_REASON_DROP_NO_TUNNEL", "drop-no-tunnel"),
+        (148, "MD_REASON_DROP_CLEAR_ENCRYPTED", "drop-clear-encrypted"),
     ];
 
     fn index(self) -> Option<usize> {

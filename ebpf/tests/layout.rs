@@ -38,7 +38,7 @@ fn c_facts(probe_body: &str) -> HashMap<String, u64> {
     let src = dir.join("probe.c");
     let exe = dir.join("probe");
     let program = format!(
-        "#include <stdio.h>\n#include <stddef.h>\n#include \"abi/verdict.h\"\n#include \"abi/endpoint.h\"\n#include \"abi/node.h\"\n#include \"abi/lb.h\"\n#include \"abi/mesh.h\"\n#include \"abi/events.h\"\n#include \"abi/overlay.h\"\n#include \"abi/sock.h\"\n\
+        "#include <stdio.h>\n#include <stddef.h>\n#include \"abi/verdict.h\"\n#include \"abi/endpoint.h\"\n#include \"abi/node.h\"\n#include \"abi/lb.h\"\n#include \"abi/mesh.h\"\n#include \"abi/events.h\"\n#include \"abi/overlay.h\"\n#include \"abi/sock.h\"\n#include \"abi/encrypt.h\"\n\
          #define SIZE(t) printf(\"sizeof %s %zu\\n\", #t, sizeof(struct t))\n\
          #define OFF(t, f) printf(\"offsetof %s.%s %zu\\n\", #t, #f, offsetof(struct t, f))\n\
          #define ENUM(e) printf(\"enum %s %d\\n\", #e, (int)(e))\n\
@@ -232,6 +232,42 @@ fn overlay_types_match_the_header() {
     assert_eq!(
         header_enumerators("abi/overlay.h"),
         ["MD_OVERLAY_MAX", "MD_OVERLAY_HOPS_MAX", "MD_OVERLAY_FAST_PATH"]
+    );
+}
+
+#[test]
+fn encrypt_types_match_the_header() {
+    use meshd_ebpf::encrypt::{self, EncryptConfig, EncryptedNet, Tunnel};
+    let facts = c_facts(
+        "SIZE(md_encrypt_config); OFF(md_encrypt_config, wg_ifindex); OFF(md_encrypt_config, table);\n\
+         OFF(md_encrypt_config, mark); OFF(md_encrypt_config, pad);\n\
+         SIZE(md_encrypted_net); OFF(md_encrypted_net, flags); OFF(md_encrypted_net, pad);\n\
+         SIZE(md_tunnel); OFF(md_tunnel, flags); OFF(md_tunnel, pad);\n\
+         ENUM(MD_ENCRYPT_MAX); ENUM(MD_ENCRYPTED_NETS_MAX); ENUM(MD_TUNNELS_MAX); ENUM(MD_TUNNEL_READY);",
+    );
+    let rust: HashMap<&str, usize> = HashMap::from([
+        ("sizeof md_encrypt_config", size_of::<EncryptConfig>()),
+        ("offsetof md_encrypt_config.wg_ifindex", offset_of!(EncryptConfig, wg_ifindex)),
+        ("offsetof md_encrypt_config.table", offset_of!(EncryptConfig, table)),
+        ("offsetof md_encrypt_config.mark", offset_of!(EncryptConfig, mark)),
+        ("offsetof md_encrypt_config.pad", offset_of!(EncryptConfig, pad)),
+        ("sizeof md_encrypted_net", size_of::<EncryptedNet>()),
+        ("offsetof md_encrypted_net.flags", offset_of!(EncryptedNet, flags)),
+        ("offsetof md_encrypted_net.pad", offset_of!(EncryptedNet, pad)),
+        ("sizeof md_tunnel", size_of::<Tunnel>()),
+        ("offsetof md_tunnel.flags", offset_of!(Tunnel, flags)),
+        ("offsetof md_tunnel.pad", offset_of!(Tunnel, pad)),
+        ("enum MD_ENCRYPT_MAX", encrypt::CONFIG_MAX as usize),
+        ("enum MD_ENCRYPTED_NETS_MAX", encrypt::NETS_MAX as usize),
+        ("enum MD_TUNNELS_MAX", encrypt::TUNNELS_MAX as usize),
+        ("enum MD_TUNNEL_READY", encrypt::TUNNEL_READY as usize),
+    ]);
+    for (name, rust_value) in &rust {
+        assert_eq!(facts.get(*name).copied(), Some(*rust_value as u64), "{name}");
+    }
+    assert_eq!(
+        header_enumerators("abi/encrypt.h"),
+        ["MD_ENCRYPT_MAX", "MD_ENCRYPTED_NETS_MAX", "MD_TUNNELS_MAX", "MD_TUNNEL_READY"]
     );
 }
 

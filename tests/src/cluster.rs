@@ -500,6 +500,20 @@ impl Node {
         self.daemon.take().and_then(|mut d| d.kill())
     }
 
+    /// The processes named `wireguard-go` in this node's namespace: the engine meshd started for
+    /// encrypted networks (a process of its own that outlives meshd).
+    pub fn wireguard_pids(&self) -> Vec<u32> {
+        let out = try_run("ip", ["netns", "pids", self.ns.name()]);
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .filter_map(|pid| pid.parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|comm| comm.trim() == "wireguard-go")
+            })
+            .collect()
+    }
+
     /// meshd's process ID (nsenter execs it, so this is meshd itself).
     pub fn pid(&self) -> Option<u32> {
         self.daemon.as_ref().and_then(|d| d.pid())
@@ -608,7 +622,13 @@ impl Node {
 
 impl Drop for Node {
     fn drop(&mut self) {
+        let engines = self.wireguard_pids();
         self.stop();
+        // The WireGuard engine meshd started for encrypted networks outlives meshd by design; it
+        // would keep the node's namespace alive.
+        for pid in engines {
+            let _ = try_run("kill", ["-TERM", &pid.to_string()]);
+        }
         if let Some(pins) = self.pin_dir() {
             let _ = std::fs::remove_dir_all(pins);
         }

@@ -61,6 +61,7 @@ fn a_member_cannot_forge_what_is_not_its_own_and_the_future_is_refused() {
         cert: Default::default(),
         founder: None,
         keyring: Default::default(),
+        wireguard: None,
     };
     let endpoint = EndpointRecord {
         network: "front".into(),

@@ -144,6 +144,10 @@ pub struct NodeInfo {
     /// True for the node that answered the request.
     #[serde(rename = "self")]
     pub is_self: bool,
+    /// The node's WireGuard engine for encrypted networks ("kernel", "userspace"), as its record
+    /// says; None: it has none.
+    #[serde(default)]
+    pub encryption: Option<String>,
 }
 
 /// MANAGER STATUS in `node ls`.

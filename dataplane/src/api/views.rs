@@ -58,6 +58,7 @@ pub fn nodes(snapshot: &Snapshot) -> Vec<NodeInfo> {
             manager_status: manager_status(id),
             voter: leader.as_ref().is_some_and(|(_, voters)| voters.contains(id)),
             is_self: *id == snapshot.self_id,
+            encryption: record.wireguard.as_ref().map(|w| w.engine.clone()),
         })
         .collect();
     nodes.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));

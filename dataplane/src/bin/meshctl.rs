@@ -70,6 +70,7 @@ fn main() -> ExitCode {
                 internal,
                 mtu: None,
                 labels: labels.into_iter().collect(),
+                encrypted: false,
             };
             for (key, value) in &opts {
                 if let Err(error) = apply_opt(&mut options, key, value) {

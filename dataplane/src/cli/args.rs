@@ -248,8 +248,9 @@ pub enum NetworkCommand {
         /// No route off the overlay: containers reach only the network's peers; no published ports
         #[arg(long)]
         internal: bool,
-        /// A driver option: mtu=N (or com.docker.network.driver.mtu=N), the containers' MTU
-        #[arg(long = "opt", short = 'o', value_name = "KEY=VALUE", value_parser = parse_pair_opt)]
+        /// A driver option: mtu=N (or com.docker.network.driver.mtu=N), the containers' MTU;
+        /// encrypted: WireGuard between nodes for this network's packets
+        #[arg(long = "opt", short = 'o', value_name = "KEY[=VALUE]", value_parser = parse_pair_opt)]
         opts: Vec<(String, String)>,
         /// A label shown by network inspect (repeatable)
         #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_pair_label)]
@@ -329,6 +330,10 @@ fn parse_aux(text: &str) -> Result<(String, std::net::Ipv4Addr), String> {
 }
 
 fn parse_pair_opt(text: &str) -> Result<(String, String), String> {
+    // `--opt encrypted` is a flag with no value, as in Docker.
+    if text == crate::state::network_options::ENCRYPTED_OPTION {
+        return Ok((text.to_string(), String::new()));
+    }
     crate::state::network_options::split_pair("--opt", text)
 }
 

@@ -217,10 +217,11 @@ fn nodes_table(nodes: &[NodeInfo]) -> String {
                 node.availability.to_string(),
                 node.role.to_string(),
                 node.manager_status.map(|s| s.to_string()).unwrap_or_default(),
+                node.encryption.clone().unwrap_or_else(|| "-".to_string()),
             ]
         })
         .collect::<Vec<_>>();
-    table(&["ID", "NAME", "ADDRESS", "STATUS", "AVAILABILITY", "ROLE", "MANAGER STATUS"], &rows)
+    table(&["ID", "NAME", "ADDRESS", "STATUS", "AVAILABILITY", "ROLE", "MANAGER STATUS", "ENCRYPTION"], &rows)
 }
 
 /// Left-aligned columns separated by three spaces; the last column is not padded.
@@ -309,6 +310,9 @@ fn option_summary(options: &NetworkOptions) -> String {
     if options.internal {
         parts.push("internal".to_string());
     }
+    if options.encrypted {
+        parts.push("encrypted".to_string());
+    }
     if let Some(mtu) = options.mtu {
         parts.push(format!("mtu={mtu}"));
     }
@@ -333,6 +337,9 @@ fn option_lines(options: &NetworkOptions) -> Vec<String> {
     }
     if options.internal {
         lines.push("internal".to_string());
+    }
+    if options.encrypted {
+        lines.push("encrypted".to_string());
     }
     if let Some(mtu) = options.mtu {
         lines.push(format!("mtu {mtu}"));
@@ -400,13 +407,14 @@ mod tests {
             manager_status: Some(ManagerState::Leader),
             voter: true,
             is_self: true,
+            encryption: Some("userspace".into()),
         };
         let reply = Reply::Nodes(vec![node]);
         let text = render(&reply, Format::Table);
         let row: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();
         assert_eq!(
             row,
-            ["121212121212", "*", "n1", "10.0.0.1", "alive", "active", "manager", "leader"],
+            ["121212121212", "*", "n1", "10.0.0.1", "alive", "active", "manager", "leader", "userspace"],
             "{text}"
         );
         assert_eq!(

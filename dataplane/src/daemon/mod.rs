@@ -98,6 +98,25 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let (ring, control) = datapath.take_events()?;
     let monitor = Monitor::new(Some(control), config.monitor_rate)?;
 
+    // Encrypted networks: the node's WireGuard key and engine, before the record that names them.
+    let (encryption, wireguard) = match crate::encryption::prepare(
+        &state,
+        &node_id,
+        &pin_dir,
+        config.advertise_addr,
+    )
+    .await
+    {
+        Ok((task, published)) => {
+            tracing::info!(engine = %published.engine, port = published.port, "WireGuard ready for encrypted networks");
+            (Some(task), Some(published))
+        }
+        Err(error) => {
+            tracing::warn!(%error, "no WireGuard engine: encrypted networks cannot reach this node (their packets are dropped, never sent in clear)");
+            (None, None)
+        }
+    };
+
     let (gossip, mut gossip_task) = gossip::start(StartParams {
         config: config.gossip.clone(),
         key,
@@ -107,12 +126,16 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         state_dir: state.clone(),
         cert_validity: config.cert_expiry,
         settings: config.settings.clone(),
+        wireguard,
     })
     .await?;
     tracing::info!(port = config.listen_port, "gossip running");
     if config.force_new_cluster {
         // Before this node's Raft member starts: it then starts as the only member.
         crate::manager::recovery::force_new_cluster(node_id, &gossip, &state).await?;
+    }
+    if let Some(task) = encryption {
+        tokio::spawn(task.run(gossip.subscribe()));
     }
     let managers = Managers::start(node_id, gossip.clone(), state.clone()).await?;
     let agent = Agent::start(

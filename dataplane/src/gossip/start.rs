@@ -52,6 +52,8 @@ pub struct StartParams {
     /// The cluster-wide settings this node's flags give: a new cluster's, or checked against
     /// the cluster's when joining or rejoining.
     pub settings: RequestedSettings,
+    /// This node's WireGuard public key and port (`encryption/`), published in its record.
+    pub wireguard: Option<crate::state::records::WireguardPeer>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +84,8 @@ pub enum StartError {
 
 /// Binds the gossip sockets, creates, joins or rejoins the cluster, and starts the agent.
 pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit>), StartError> {
-    let StartParams { config, key, name, advertise, join, state_dir, cert_validity, settings } = params;
+    let StartParams { config, key, name, advertise, join, state_dir, cert_validity, settings, wireguard } =
+        params;
     let bind_err = |proto| move |source| StartError::Bind { proto, addr: advertise, source };
     let udp = UdpSocket::bind(advertise).await.map_err(bind_err("UDP"))?;
     let listener = TcpListener::bind(advertise).await.map_err(bind_err("TCP"))?;
@@ -194,6 +197,7 @@ pub async fn start(params: StartParams) -> Result<(GossipHandle, JoinHandle<Exit
             cert: Bytes(creds.cert.der.clone()),
             founder: founder.map(crate::state::Signature).or(previous.and_then(|p| p.founder)),
             keyring: Default::default(),
+            wireguard,
         };
         let version = guard.clock.tick(node_id);
         let signed =

@@ -191,6 +191,7 @@ mod tests {
             cert: Default::default(),
             founder: Some(crate::state::Signature([1; 64])),
             keyring: Default::default(),
+            wireguard: None,
         };
         apply_all(
             &mut state,

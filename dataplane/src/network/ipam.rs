@@ -141,6 +141,7 @@ mod tests {
             cert: Default::default(),
             founder: None,
             keyring: Default::default(),
+            wireguard: None,
         };
         let delta = Delta {
             version: Version { lamport, node: id(n) },

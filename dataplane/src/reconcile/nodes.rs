@@ -47,6 +47,7 @@ mod tests {
             cert: Default::default(),
             founder: None,
             keyring: Default::default(),
+            wireguard: None,
         };
         let delta = Delta {
             version: Version { lamport: 50, node: id(2) },

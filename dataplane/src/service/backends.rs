@@ -98,6 +98,7 @@ mod tests {
                 cert: Default::default(),
                 founder: None,
                 keyring: Default::default(),
+                wireguard: None,
             };
             apply(&mut state, n, 1, Change::Node { id: id(n), record: Some(record) });
         }

@@ -468,6 +468,7 @@ mod tests {
                 cert: Default::default(),
                 founder: None,
                 keyring: Default::default(),
+                wireguard: None,
             };
             let delta = Delta {
                 version: Version { lamport: 1, node: id },

@@ -385,6 +385,7 @@ mod tests {
                     cert: Default::default(),
                     founder: None,
                     keyring: Default::default(),
+                    wireguard: None,
                 }),
             },
         }

@@ -48,6 +48,11 @@ pub struct NetworkOptions {
     /// `--label KEY=VALUE`, shown by `network inspect`.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// `--opt encrypted` (Docker's `-o encrypted`): every packet of the network that leaves a
+    /// node travels inside WireGuard to the peer node, or is dropped (`encryption/`). Always
+    /// written: the managers' log and gossip use postcard, which has no field names to skip by.
+    #[serde(default)]
+    pub encrypted: bool,
 }
 
 /// Why an address of a network is not for dynamic handing out.
@@ -98,6 +103,12 @@ impl super::NetworkRecord {
     /// `--opt mtu`, clamped to what the node's VXLAN carries (a node with a smaller underlay than
     /// the creating node's), or the node's overlay MTU.
     pub fn container_mtu(&self, overlay_mtu: u32) -> u32 {
+        // An encrypted network's VXLAN packets cross WireGuard too: its header comes off.
+        let overlay_mtu = if self.options.encrypted {
+            overlay_mtu.saturating_sub(crate::encryption::WIREGUARD_OVERHEAD).max(MIN_MTU)
+        } else {
+            overlay_mtu
+        };
         self.options.mtu.map_or(overlay_mtu, |mtu| mtu.min(overlay_mtu))
     }
 
@@ -223,9 +234,26 @@ fn check_key(flag: &str, key: &str) -> Result<(), String> {
 /// The `--opt`/`-o` keys meshd knows: its own `mtu` and Docker's name for it.
 pub const MTU_OPTIONS: [&str; 2] = ["mtu", "com.docker.network.driver.mtu"];
 
+/// The `--opt` key that encrypts a network (`--opt encrypted`, Docker's `-o encrypted`): no
+/// value, or `true`/`false`.
+pub const ENCRYPTED_OPTION: &str = "encrypted";
+
 /// Reads one `--opt KEY=VALUE` into `options`; an unknown key is refused (a typo must not be
 /// silently ignored).
 pub fn apply_opt(options: &mut NetworkOptions, key: &str, value: &str) -> Result<(), String> {
+    if key == ENCRYPTED_OPTION {
+        options.encrypted = match value.trim() {
+            "" | "true" => true,
+            "false" => false,
+            other => {
+                return Err(format!(
+                    "--opt encrypted={:?}: expected no value, true or false",
+                    other.chars().take(20).collect::<String>()
+                ))
+            }
+        };
+        return Ok(());
+    }
     if MTU_OPTIONS.contains(&key) {
         let mtu = value.trim().parse::<u32>().map_err(|_| {
             format!(
@@ -237,7 +265,7 @@ pub fn apply_opt(options: &mut NetworkOptions, key: &str, value: &str) -> Result
         return Ok(());
     }
     Err(format!(
-        "unknown option --opt {:?} (known: {})",
+        "unknown option --opt {:?} (known: {}, {ENCRYPTED_OPTION})",
         key.chars().take(60).collect::<String>(),
         MTU_OPTIONS.join(", ")
     ))
@@ -326,5 +354,9 @@ mod tests {
         assert_eq!(options.mtu, Some(1400));
         assert!(apply_opt(&mut options, "mtu", "big").unwrap_err().contains("number"));
         assert!(apply_opt(&mut options, "color", "red").unwrap_err().contains("unknown option"));
+        assert!(!options.encrypted);
+        apply_opt(&mut options, "encrypted", "").unwrap();
+        assert!(options.encrypted);
+        assert!(apply_opt(&mut options, "encrypted", "maybe").unwrap_err().contains("true or false"));
     }
 }

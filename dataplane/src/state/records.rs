@@ -34,6 +34,33 @@ pub struct NodeRecord {
     /// The gossip keys this node holds and the one it seals with: what a key rotation waits on.
     #[serde(default)]
     pub keyring: KeyringStatus,
+    /// The node's WireGuard public key and port: how peers reach it on encrypted networks
+    /// (`encryption/`). Signed with the record, so only the node itself can say it.
+    #[serde(default)]
+    pub wireguard: Option<WireguardPeer>,
+}
+
+/// What a node publishes about its WireGuard engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireguardPeer {
+    /// Curve25519 public key, base64 as `wg` writes it (44 characters).
+    pub public_key: String,
+    /// The UDP port the engine listens on, on the node's underlay address.
+    pub port: u16,
+    /// Which engine the node runs: "kernel" or "userspace" (`node ls`).
+    pub engine: String,
+}
+
+impl WireguardPeer {
+    /// Whether the key has the shape of a WireGuard key (32 bytes in base64) and the port is
+    /// one: what a peer says is checked here before it reaches `wg` or a config line.
+    pub fn is_valid(&self) -> bool {
+        let key = self.public_key.as_bytes();
+        key.len() == 44
+            && key[43] == b'='
+            && key[..43].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+            && self.port != 0
+    }
 }
 
 /// The gossip keys a node holds, by key id (see `gossip::crypto`), and the one it seals with.

@@ -91,6 +91,10 @@ pub fn meshd_ports(state: &ClusterState, data_path_port: u16) -> Vec<(u16, Proto
     for (_, node) in state.nodes.live() {
         let port = node.gossip_addr.port();
         ports.extend([(port, Protocol::Udp), (port, Protocol::Tcp)]);
+        // The node's WireGuard engine (encrypted networks).
+        if let Some(wireguard) = &node.wireguard {
+            ports.push((wireguard.port, Protocol::Udp));
+        }
     }
     ports.sort();
     ports.dedup();

@@ -58,6 +58,10 @@ enum md_reason {
 	MD_REASON_DROP_NO_FLOW_TABLE = 145,    /* a container without a flow table (not attached yet) */
 	MD_REASON_DROP_INTERNAL = 146,         /* a container of an --internal network sending outside
 	                                        * the overlay */
+	MD_REASON_DROP_NO_TUNNEL = 147,        /* a packet of an encrypted network to a node with no
+	                                        * WireGuard tunnel up (or no engine): never in clear */
+	MD_REASON_DROP_CLEAR_ENCRYPTED = 148,  /* VXLAN of an encrypted network arriving in clear on
+	                                        * the underlay (it only ever comes through WireGuard) */
 };
 
 /* Which way the packet was going, seen from the container. */

@@ -33,6 +33,7 @@
 #include "endpoint.h"
 #include "eth.h"
 #include "deliver.h"
+#include "encrypt.h"
 #include "l4.h"
 #include "node.h"
 #include "tunnel.h"
@@ -180,6 +181,10 @@ md_inline int overlay_encap(struct __sk_buff *skb, const struct md_endpoint *ep,
 	void *end;
 
 	if (!cfg || !node || !node->node_ip || skb->protocol != bpf_htons(ETH_P_IP))
+		return 0;
+	/* An encrypted network's packets must go through WireGuard: the device path routes them
+	 * there (lib/encrypt.h), the fast path would put them on the wire. */
+	if (vni_encrypted(vni))
 		return 0;
 	local = node->node_ip;
 	/* The outer IPv4 length is 16 bits (a BIG TCP super-packet would not fit). */

@@ -9,6 +9,7 @@
 #include <linux/udp.h>
 #include <bpf/bpf_endian.h>
 #include "common.h"
+#include "encrypt.h"
 #include "l4.h"
 #include "node.h"
 #include "../abi/verdict.h"
@@ -36,11 +37,17 @@ md_inline int to_vxlan_port(struct __sk_buff *skb, struct iphdr *ip)
 /* Sets the tunnel key: the VXLAN device will encapsulate the packet for node `node_ip` (network
  * byte order) with VNI `vni`, from this node's advertise address `local_ip` (network order; 0:
  * the kernel's choice), which is the address every other node accepts tunnel packets from
- * (md_nodes_v1), whichever interface or address the route would pick. Returns 0, or
+ * (md_nodes_v1), whichever interface or address the route would pick. A packet of an encrypted
+ * network is marked for the WireGuard route first (lib/encrypt.h). Returns 0, or
+ * -MD_REASON_DROP_NO_TUNNEL (encrypted, and no tunnel to that node), or
  * -MD_REASON_DROP_NO_VXLAN when the key cannot be set (the packet cannot enter the tunnel). */
 md_inline int tunnel_set_key(struct __sk_buff *skb, __u32 node_ip, __u32 vni, __u32 local_ip)
 {
 	struct bpf_tunnel_key key = {};
+	int ret = encrypt_prepare(skb, node_ip, vni, local_ip);
+
+	if (ret < 0)
+		return ret;
 
 	key.remote_ipv4 = bpf_ntohl(node_ip);
 	key.local_ipv4 = bpf_ntohl(local_ip);
@@ -54,7 +61,7 @@ md_inline int tunnel_set_key(struct __sk_buff *skb, __u32 node_ip, __u32 vni, __
 
 /* Sets the tunnel key and redirects the packet into the node's VXLAN device. Returns the redirect
  * verdict, or -MD_REASON_DROP_NO_VXLAN when there is no VXLAN device (yet) or the key cannot be
- * set: the caller drops and counts that. */
+ * set, or -MD_REASON_DROP_NO_TUNNEL (tunnel_set_key): the caller drops and counts that. */
 md_inline int tunnel_redirect(struct __sk_buff *skb, __u32 node_ip, __u32 vni)
 {
 	struct md_node_config *config = node_config();

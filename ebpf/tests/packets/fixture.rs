@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use aya::maps::{Array, HashMap, HashOfMaps, Map, MapData, PerCpuHashMap};
 use aya::programs::SchedClassifier;
 use aya::{Ebpf, EbpfLoader, Pod};
+use meshd_ebpf::encrypt::{self, EncryptConfig, EncryptedNet, Tunnel};
 use meshd_ebpf::endpoint::{self, Endpoint, Iface};
 use meshd_ebpf::lb::{self, CtKey, CtVal, Flow, FlowKey, RnatKey, Service};
 use meshd_ebpf::mesh::{self, Frontend, FrontendKey, MeshNat, MeshReturn};
@@ -140,6 +141,12 @@ pub enum Put {
     TunnelKey(Ipv4Addr, u32),
     /// Test hook: the answer of `bpf_fib_lookup`.
     Fib(TestFib),
+    /// `md_encrypted_nets_v1`: the network of this VNI is encrypted.
+    EncryptedNet(u32),
+    /// `md_tunnels_v1`: a WireGuard tunnel to this node is up.
+    Tunnel(Ipv4Addr),
+    /// `md_encrypt_v1`: the engine's interface, table and mark.
+    Encrypt(EncryptConfig),
 }
 
 /// What the program must return.
@@ -289,6 +296,9 @@ const STATE: &[(&str, Clear)] = &[
     (overlay::HOPS_MAP, clear_hash::<u32, OverlayHop>),
     (node::CONFIG_MAP, clear_array::<NodeConfig>),
     (overlay::CONFIG_MAP, clear_array::<OverlayConfig>),
+    (encrypt::NETS_MAP, clear_hash::<u32, EncryptedNet>),
+    (encrypt::TUNNELS_MAP, clear_hash::<u32, Tunnel>),
+    (encrypt::CONFIG_MAP, clear_array::<EncryptConfig>),
     ("md_t_redirect", clear_array::<TestRedirect>),
     ("md_t_set_key", clear_array::<TestSetKey>),
     ("md_t_tunnel", clear_array::<TestTunnel>),
@@ -462,6 +472,11 @@ impl Fixture {
                 TestTunnel { set: 1, remote_ipv4: u32::from(remote), tunnel_id: vni, pad: 0 },
             ),
             Put::Fib(fib) => self.set_array("md_t_fib", TestFib { set: 1, ..fib }),
+            Put::EncryptedNet(vni) => self.insert(encrypt::NETS_MAP, vni, EncryptedNet::default()),
+            Put::Tunnel(addr) => {
+                self.insert(encrypt::TUNNELS_MAP, be(addr), Tunnel { flags: encrypt::TUNNEL_READY, pad: 0 })
+            }
+            Put::Encrypt(config) => self.set_array(encrypt::CONFIG_MAP, config),
         }
     }
 

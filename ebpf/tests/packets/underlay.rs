@@ -113,6 +113,14 @@ pub fn rows() -> Vec<Row> {
             other => Err(format!("md_node_hops_v1 holds {other:?}")),
         }),
         Row::new(
+            "VXLAN of an encrypted network in clear from a node: dropped (it only comes out of WireGuard)",
+            INGRESS,
+            tunnel_from(PEER_MAC, PEER),
+        )
+        .maps(w())
+        .maps([Put::NodeHop(PEER, PEER_MAC), fast_path(), Put::EncryptedNet(VNI)])
+        .expect(Verdict::Shot, &[(From, DropClearEncrypted)]),
+        Row::new(
             "VXLAN through a node's known hop, overlay fast path: decapsulated into the container",
             INGRESS,
             tunnel_from(PEER_MAC, PEER),

@@ -1,6 +1,7 @@
 //! `veth.bpf.c`: what a container sends (veth_from_container, tc ingress of its host-side veth)
 //! and what the node's stack delivers to it (veth_to_container).
 
+use meshd_ebpf::encrypt::EncryptConfig;
 use meshd_ebpf::lb::{Flow, CT_FIN};
 use meshd_ebpf::mesh::{MeshNat, MeshReturn};
 use meshd_ebpf::node::NodeConfig;
@@ -9,7 +10,7 @@ use meshd_ebpf::verdict::{Direction::FromContainer as From, Direction::ToContain
 use meshd_ebpf::veth::{FROM_CONTAINER, TO_CONTAINER};
 use smoltcp::wire::ArpOperation;
 
-use crate::fixture::{be, port, Fixture, Out, Put, Row, Verdict, IFINDEX};
+use crate::fixture::{be, port, Fixture, Out, Put, Row, TestFib, Verdict, FIB_SUCCESS, IFINDEX};
 use crate::frames::{self, arp, icmp_unreachable, ipv4, raw, Expect, Tcp, L4};
 use crate::world::*;
 
@@ -157,6 +158,61 @@ pub fn rows() -> Vec<Row> {
         .expect(redirect(VXLAN_IFINDEX), &[(From, ForwardTunnel)])
         .set_key(PEER, VNI, NODE)
         .out(Out::Unchanged),
+        Row::new(
+            "to a remote endpoint of an encrypted network, no tunnel to its node: dropped, never in clear",
+            FROM_CONTAINER,
+            from_a(C, TARGET, syn),
+        )
+        .maps(w())
+        .maps([Put::EncryptedNet(VNI), engine()])
+        .expect(Verdict::Shot, &[(From, DropNoTunnel)]),
+        Row::new(
+            "encrypted, no engine at all (md_encrypt_v1 still zero): dropped",
+            FROM_CONTAINER,
+            from_a(C, TARGET, syn),
+        )
+        .maps(w())
+        .maps([Put::EncryptedNet(VNI), Put::Tunnel(PEER)])
+        .expect(Verdict::Shot, &[(From, DropNoTunnel)]),
+        Row::new(
+            "encrypted, the tunnel up but the route into the engine gone (engine killed): dropped",
+            FROM_CONTAINER,
+            from_a(C, TARGET, syn),
+        )
+        .maps(w())
+        .maps([Put::EncryptedNet(VNI), Put::Tunnel(PEER), engine(), engine_route(-19)])
+        .expect(Verdict::Shot, &[(From, DropNoTunnel)]),
+        Row::new(
+            "encrypted, the tunnel and the engine's route up: into the VXLAN device, marked for WireGuard",
+            FROM_CONTAINER,
+            from_a(C, TARGET, syn),
+        )
+        .maps(w())
+        .maps([Put::EncryptedNet(VNI), Put::Tunnel(PEER), engine(), engine_route(FIB_SUCCESS)])
+        .expect(redirect(VXLAN_IFINDEX), &[(From, ForwardTunnel)])
+        .set_key(PEER, VNI, NODE)
+        .out(Out::Unchanged),
+        Row::new(
+            "encrypted with the overlay fast path on: never encapsulated onto the wire, dropped without a tunnel",
+            FROM_CONTAINER,
+            from_a(C, TARGET, syn),
+        )
+        .maps(w())
+        .maps([
+            Put::EncryptedNet(VNI),
+            engine(),
+            Put::Overlay(OverlayConfig {
+                flags: FAST_PATH,
+                underlay_ifindex: UNDERLAY_IFINDEX,
+                underlay_mtu: 1500,
+                pad: 0,
+            }),
+            Put::OverlayHop(
+                PEER,
+                OverlayHop { dmac: PEER_MAC, smac: UNDERLAY_MAC, ifindex: UNDERLAY_IFINDEX, checked_ns: 0 },
+            ),
+        ])
+        .expect(Verdict::Shot, &[(From, DropNoTunnel)]),
         Row::new("to a remote endpoint, no VXLAN device yet", FROM_CONTAINER, from_a(C, TARGET, syn))
             .maps(w())
             .maps([Put::Config(NodeConfig { node_ip: be(NODE), ..NodeConfig::default() })])
@@ -418,4 +474,17 @@ fn data_path_port(value: u16) -> Put {
         vxlan_port: port(value),
         ..NodeConfig::default()
     })
+}
+
+/// The WireGuard engine's interface in the encrypted rows.
+const WG_IFINDEX: u32 = 77;
+
+/// md_encrypt_v1 with an engine.
+fn engine() -> Put {
+    Put::Encrypt(EncryptConfig { wg_ifindex: WG_IFINDEX, table: 0x6d64, mark: 0x6d64_0e00, pad: 0 })
+}
+
+/// The route lookup into the engine's table: `ret` (0: the engine's interface answers).
+fn engine_route(ret: i32) -> Put {
+    Put::Fib(TestFib { set: 1, ret, ifindex: WG_IFINDEX, dmac: [0; 6], smac: [0; 6] })
 }

@@ -39,9 +39,9 @@ fn network_options(
         internal: request.internal,
         ..Default::default()
     };
-    for (key, value) in
-        request.options.iter().filter(|(k, _)| network_options::MTU_OPTIONS.contains(&k.as_str()))
-    {
+    for (key, value) in request.options.iter().filter(|(k, _)| {
+        network_options::MTU_OPTIONS.contains(&k.as_str()) || k.as_str() == network_options::ENCRYPTED_OPTION
+    }) {
         network_options::apply_opt(&mut options, key, value).map_err(DriverError::bad)?;
     }
     options.check(&request.subnet).map_err(DriverError::bad)?;
@@ -76,6 +76,7 @@ fn option_mismatch(meshd: &NetworkOptions, docker: &NetworkOptions) -> Option<St
     field("aux-address", aux(meshd), aux(docker));
     field("internal", meshd.internal.to_string(), docker.internal.to_string());
     field("mtu", or(meshd.mtu, "the node's"), or(docker.mtu, "the node's"));
+    field("encrypted", meshd.encrypted.to_string(), docker.encrypted.to_string());
     (!differ.is_empty()).then(|| differ.join(", "))
 }
 

@@ -74,6 +74,7 @@ fn start() -> Snapshot {
         cert: Default::default(),
         founder: None,
         keyring: Default::default(),
+        wireguard: None,
     };
     apply(&mut snapshot, 3, 10, Change::Node { id: fixture::id(3), record: Some(node3) });
     snapshot.liveness.insert(fixture::id(3), Liveness::Alive);

@@ -312,6 +312,7 @@ pub fn registry_memory() {
         cert: Default::default(),
         founder: None,
         keyring: Default::default(),
+        wireguard: None,
     };
     apply(&mut state, Change::Node { id: node, record: Some(record) });
     apply(

@@ -255,6 +255,7 @@ fn trust_costs(rounds: usize) {
         cert: Bytes(ca.issue(&key.public(), 3600).unwrap().der),
         founder: Some(Signature(ca.founder_grant(&id))),
         keyring: Default::default(),
+        wireguard: None,
     };
     let own = record::sign(
         &key,

@@ -68,6 +68,7 @@ fn big_snapshot(services: u32, per_service: u32) -> meshd::state::Snapshot {
             cert: Default::default(),
             founder: None,
             keyring: Default::default(),
+            wireguard: None,
         };
         apply(&mut state, *id, Change::Node { id: *id, record: Some(record) });
         liveness.insert(*id, Liveness::Alive);

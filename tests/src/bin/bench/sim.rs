@@ -88,6 +88,7 @@ impl Writer {
             cert: Bytes(cert.der),
             founder: Some(Signature(ca.founder_grant(&id))),
             keyring: Default::default(),
+            wireguard: None,
         };
         let version = Version { lamport: 1, node: id };
         let record = record::sign(&key, Delta { version, change: Change::Node { id, record: Some(record) } });

@@ -33,9 +33,8 @@ use std::fmt;
 
 use crate::identity::NodeId;
 
-/// Bytes WireGuard adds over an IPv4 underlay: IPv4 20 + UDP 8 + WireGuard header 16 + tag 16.
-/// An encrypted network's containers get the overlay MTU less this.
-pub const WIREGUARD_OVERHEAD: u32 = 60;
+/// Defined with the network options, whose MTU rule (below every user of it) needs it.
+pub use crate::state::network_options::WIREGUARD_OVERHEAD;
 /// The UDP port of the node's engine on its underlay address (WireGuard's usual one).
 pub const PORT: u16 = 51820;
 /// The mark the programs put on an encrypted network's packets (`md_encrypt_v1`), and the table

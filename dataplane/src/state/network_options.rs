@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 
 /// Smallest container MTU: IPv4's minimum datagram every host must accept (RFC 791).
 pub const MIN_MTU: u32 = 576;
+/// Bytes WireGuard adds over an IPv4 underlay: IPv4 20 + UDP 8 + WireGuard header 16 + tag 16.
+/// An encrypted network's containers get the overlay MTU less this (`encryption/`).
+pub const WIREGUARD_OVERHEAD: u32 = 60;
 /// Bounds on what a record may carry (options come from a manager, but a record is checked by
 /// every node as it merges: a bound keeps every table small).
 pub const MAX_AUX_ADDRESSES: usize = 64;
@@ -105,7 +108,7 @@ impl super::NetworkRecord {
     pub fn container_mtu(&self, overlay_mtu: u32) -> u32 {
         // An encrypted network's VXLAN packets cross WireGuard too: its header comes off.
         let overlay_mtu = if self.options.encrypted {
-            overlay_mtu.saturating_sub(crate::encryption::WIREGUARD_OVERHEAD).max(MIN_MTU)
+            overlay_mtu.saturating_sub(WIREGUARD_OVERHEAD).max(MIN_MTU)
         } else {
             overlay_mtu
         };

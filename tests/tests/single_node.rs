@@ -13,10 +13,18 @@ fn a_node_lists_itself_alive_in_table_and_json() {
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 2, "{table}");
     let header: Vec<&str> = lines[0].split_whitespace().collect();
-    assert_eq!(header, ["ID", "NAME", "ADDRESS", "STATUS", "AVAILABILITY", "ROLE", "MANAGER", "STATUS"]);
+    assert_eq!(
+        header,
+        ["ID", "NAME", "ADDRESS", "STATUS", "AVAILABILITY", "ROLE", "MANAGER", "STATUS", "ENCRYPTION"]
+    );
     let row: Vec<&str> = lines[1].split_whitespace().collect();
     let id = node.node_id().expect("node.json written");
-    assert_eq!(row, [&id[..12], "*", "n1", "10.77.0.1", "alive", "active", "manager", "leader"], "{table}");
+    assert_eq!(
+        row[..8],
+        [&id[..12], "*", "n1", "10.77.0.1", "alive", "active", "manager", "leader"],
+        "{table}"
+    );
+    assert_eq!(row.len(), 9, "the encryption engine column: {table}");
 
     let nodes = node.nodes_json();
     assert_eq!(nodes.len(), 1);
